@@ -1,0 +1,142 @@
+"""Strict JSON in, RFC 8785 canonical JSON out.
+
+Everything that is signed or hashed is parsed here first. The parser refuses the inputs on which
+JSON implementations disagree (duplicate keys, NaN/Infinity, integers beyond the I-JSON range,
+non-integral numbers, lone surrogates, a byte-order mark, invalid UTF-8, excessive nesting), and
+``parse_canonical`` additionally refuses any bytes that are not their own RFC 8785 form. Error
+messages never quote the input: it may be personal data.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import rfc8785
+
+from domain.errors import MalformedInputError
+
+MAX_SAFE_INTEGER = 2**53 - 1
+MAX_DEPTH = 64
+_RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
+
+
+class _Reject(ValueError):
+    pass
+
+
+def _no_constants(name: str) -> Any:
+    raise _Reject(f"{name} is not allowed")
+
+
+def _no_floats(_text: str) -> Any:
+    raise _Reject("non-integral numbers are not allowed")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > 17:
+        raise _Reject("integer out of range")
+    value = int(text)
+    if abs(value) > MAX_SAFE_INTEGER:
+        raise _Reject("integer out of range")
+    return value
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _Reject("duplicate object key")
+        out[key] = value
+    return out
+
+
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_unique_pairs,
+    parse_constant=_no_constants,
+    parse_float=_no_floats,
+    parse_int=_bounded_int,
+    strict=True,
+)
+
+
+def _check_tree(value: Any, depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise MalformedInputError("JSON nested too deeply", code="MALFORMED_JSON")
+    if isinstance(value, str):
+        _check_text(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key)
+            _check_tree(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_tree(item, depth + 1)
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MalformedInputError("lone surrogate in JSON string", code="MALFORMED_JSON") from None
+
+
+def parse_strict(raw: bytes) -> Any:
+    """Parse bytes as strict I-JSON (see module doc); raises MalformedInputError."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise MalformedInputError("byte-order mark is not allowed", code="MALFORMED_JSON")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedInputError("body is not valid UTF-8", code="MALFORMED_JSON") from None
+    try:
+        value = _DECODER.decode(text)
+    except _Reject as exc:
+        raise MalformedInputError(f"invalid JSON: {exc}", code="MALFORMED_JSON") from None
+    except RecursionError:
+        raise MalformedInputError("JSON nested too deeply", code="MALFORMED_JSON") from None
+    except json.JSONDecodeError as exc:
+        raise MalformedInputError(
+            f"invalid JSON: {exc.msg} at character {exc.pos}", code="MALFORMED_JSON"
+        ) from None
+    _check_tree(value)
+    return value
+
+
+def canonical(value: Any) -> bytes:
+    """RFC 8785 canonical bytes of a JSON value."""
+    try:
+        return rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, ValueError, TypeError) as exc:
+        raise MalformedInputError(f"value cannot be canonicalised: {exc}", code="NON_CANONICAL") from None
+
+
+def parse_canonical(raw: bytes, *, what: str = "document") -> Any:
+    """Parse strictly and insist the bytes are exactly their own RFC 8785 form."""
+    value = parse_strict(raw)
+    if canonical(value) != raw:
+        raise MalformedInputError(f"{what} is not in RFC 8785 canonical form", code="NON_CANONICAL")
+    return value
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 UTC with microseconds and a 'Z', the one form this project writes."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str, *, field: str = "timestamp") -> datetime:
+    """Parse an RFC 3339 UTC timestamp ending in 'Z' (fractions up to nanoseconds, truncated to µs)."""
+    if not isinstance(text, str) or not _RFC3339_UTC.match(text):
+        raise MalformedInputError(f"{field} must be an RFC 3339 UTC timestamp ending in 'Z'", code="BAD_TIME")
+    main, _, frac = text[:-1].partition(".")
+    try:
+        moment = datetime.fromisoformat(main).replace(tzinfo=UTC)
+    except ValueError:
+        raise MalformedInputError(f"{field} is not a valid date and time", code="BAD_TIME") from None
+    if frac:
+        moment = moment.replace(microsecond=int(frac[:6].ljust(6, "0")))
+    return moment

@@ -1,0 +1,123 @@
+"""Configuration from the environment (prefix ``EVIDENCE_LEDGER_``) and the data directory.
+
+The data directory holds what ``init`` creates: ``ledger.json`` (origin, key ids), ``keys/`` (the
+trust-root admin key, the log signing key, the server's service key; mode 0600), ``seal.key`` (the
+department key that wraps sealed personal data; mode 0600) and, by default, the SQLite database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.errors import LedgerError
+
+CONFIG_FILE = "ledger.json"
+
+
+class ConfigurationError(LedgerError):
+    """The service cannot run as configured (bad setting, missing data dir, unsafe durability)."""
+
+    code = "CONFIGURATION"
+
+
+class Settings(BaseSettings):
+    """Runtime settings; every field can be set as ``EVIDENCE_LEDGER_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="EVIDENCE_LEDGER_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("./data"), description="directory created by `init`")
+    database_url: str | None = Field(
+        default=None, description="postgresql://user:pass@host:port/db[?schema=S]; default SQLite in data dir"
+    )
+    authorities: tuple[str, ...] = ("middlesex_da", "massachusetts_ag")
+    checkpoint_interval: float = Field(default=1.0, gt=0, description="seconds between checkpoints")
+    postgres_pool_size: int = 8
+    postgres_lock_timeout: int = 5
+    max_json_body: int = 1024 * 1024
+    max_clock_skew_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class DatabaseTarget:
+    """Where the ledger lives: a SQLite file or a PostgreSQL database (+schema)."""
+
+    kind: str  # "sqlite" | "postgres"
+    sqlite_path: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 5432
+    dbname: str = ""
+    user: str = ""
+    password: str = ""
+    schema: str = "public"
+
+    def describe(self) -> str:
+        if self.kind == "sqlite":
+            return f"sqlite:{self.sqlite_path}"
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname} (schema {self.schema})"
+
+
+def database_target(settings: Settings) -> DatabaseTarget:
+    url = settings.database_url
+    if not url:
+        return DatabaseTarget(kind="sqlite", sqlite_path=settings.data_dir / "ledger.sqlite3")
+    return parse_database_url(url)
+
+
+def parse_database_url(url: str) -> DatabaseTarget:
+    parsed = urlparse(url)
+    if parsed.scheme in ("sqlite", "file"):
+        return DatabaseTarget(kind="sqlite", sqlite_path=Path(unquote(parsed.path)))
+    if parsed.scheme not in ("postgresql", "postgres"):
+        raise ConfigurationError("database URL must start with postgresql:// or sqlite://")
+    query = parse_qs(parsed.query)
+    dbname = unquote(parsed.path.lstrip("/"))
+    if not dbname:
+        raise ConfigurationError("database URL names no database")
+    return DatabaseTarget(
+        kind="postgres",
+        host=parsed.hostname or "127.0.0.1",
+        port=parsed.port or 5432,
+        dbname=dbname,
+        user=unquote(parsed.username or os.environ.get("USER", "postgres")),
+        password=unquote(parsed.password or ""),
+        schema=query.get("schema", ["public"])[0],
+    )
+
+
+@dataclass(frozen=True)
+class LedgerConfig:
+    """What `init` wrote to ``ledger.json``."""
+
+    origin: str
+    admin_key_id: str
+    log_key_name: str
+
+    @staticmethod
+    def load(data_dir: Path) -> LedgerConfig:
+        path = data_dir / CONFIG_FILE
+        try:
+            data = json.loads(path.read_text("utf-8"))
+        except FileNotFoundError:
+            raise ConfigurationError(
+                f"{data_dir} is not an initialised data dir (run `evidence-ledger init`)"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"cannot read {path}: {exc}") from None
+        return LedgerConfig(
+            origin=data["origin"], admin_key_id=data["admin_key_id"], log_key_name=data["log_key_name"]
+        )
+
+    def save(self, data_dir: Path) -> None:
+        payload = {"origin": self.origin, "admin_key_id": self.admin_key_id, "log_key_name": self.log_key_name}
+        (data_dir / CONFIG_FILE).write_text(json.dumps(payload, indent=2) + "\n", "utf-8")
+
+
+def key_path(data_dir: Path, name: str) -> Path:
+    return data_dir / "keys" / f"{name}.pem"

@@ -1,0 +1,238 @@
+"""Transactions and schema for the ledger's own tables, on the eventsourcing datastores.
+
+The ledger reuses the library's connection pools (and its SQLite WAL setup) and runs its own SQL
+in the same transactions as the library's event inserts. SQL is written with ``?`` placeholders;
+the PostgreSQL dialect rewrites them to ``%s``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+
+from domain.errors import ConflictError, LedgerError
+from ledger.settings import ConfigurationError
+
+
+class StorageError(LedgerError):
+    """The database failed or is unreachable (maps to 503)."""
+
+    code = "STORAGE_UNAVAILABLE"
+
+
+Row = tuple[Any, ...]
+
+
+class Tx:
+    """A cursor inside one transaction, with one placeholder style for both backends."""
+
+    def __init__(self, cursor: Any, *, postgres: bool) -> None:
+        self._cursor = cursor
+        self.postgres = postgres
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.postgres else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._cursor.execute(self._sql(sql), tuple(params))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._cursor.executemany(self._sql(sql), [tuple(r) for r in rows])
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        self._cursor.execute(self._sql(sql), tuple(params))
+        return [tuple(row.values()) if isinstance(row, dict) else tuple(row) for row in self._cursor.fetchall()]
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    @property
+    def raw(self) -> Any:
+        return self._cursor
+
+
+def _blob(value: Any) -> bytes:
+    return bytes(value) if value is not None else b""
+
+
+SCHEMA_VERSION = 1
+
+# One DDL list for both dialects; {blob} and {bigint} are substituted per backend.
+_DDL = [
+    """CREATE TABLE IF NOT EXISTS ledger_meta (
+        key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS log_entries (
+        leaf_index {bigint} PRIMARY KEY,
+        event_id TEXT NOT NULL UNIQUE,
+        case_id TEXT NOT NULL,
+        seq {bigint} NOT NULL,
+        event_type TEXT NOT NULL,
+        envelope_sha256 TEXT NOT NULL,
+        leaf {blob} NOT NULL,
+        integrated_at TEXT NOT NULL,
+        UNIQUE (case_id, seq))""",
+    """CREATE TABLE IF NOT EXISTS log_nodes (
+        level INTEGER NOT NULL, idx {bigint} NOT NULL, hash {blob} NOT NULL,
+        PRIMARY KEY (level, idx))""",
+    """CREATE TABLE IF NOT EXISTS log_checkpoints (
+        size {bigint} PRIMARY KEY, root {blob} NOT NULL, note TEXT NOT NULL, signed_at TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS log_cosignatures (
+        size {bigint} NOT NULL, witness TEXT NOT NULL, line TEXT NOT NULL, received_at TEXT NOT NULL,
+        PRIMARY KEY (size, witness))""",
+    """CREATE TABLE IF NOT EXISTS case_state (
+        case_id TEXT PRIMARY KEY, version {bigint} NOT NULL, head_sha256 TEXT NOT NULL,
+        status TEXT NOT NULL, category TEXT NOT NULL, updated_leaf {bigint} NOT NULL,
+        state TEXT NOT NULL, view TEXT NOT NULL)""",
+    """CREATE INDEX IF NOT EXISTS case_state_status ON case_state (status, category, case_id)""",
+    """CREATE TABLE IF NOT EXISTS case_timeline (
+        case_id TEXT NOT NULL, seq {bigint} NOT NULL, leaf_index {bigint} NOT NULL, entry TEXT NOT NULL,
+        PRIMARY KEY (case_id, seq))""",
+    """CREATE TABLE IF NOT EXISTS public_releases (
+        case_id TEXT NOT NULL, footage_id TEXT NOT NULL, status TEXT NOT NULL, entry TEXT NOT NULL,
+        PRIMARY KEY (case_id, footage_id))""",
+    """CREATE TABLE IF NOT EXISTS projection_tracking (
+        name TEXT PRIMARY KEY, position {bigint} NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS sealed_records (
+        sealed_ref TEXT PRIMARY KEY, kek_id TEXT NOT NULL, wrapped_key {blob} NOT NULL,
+        nonce {blob} NOT NULL, ciphertext {blob} NOT NULL, created_at TEXT NOT NULL)""",
+]
+
+
+class Database:
+    """The ledger's tables on one backend, sharing the eventsourcing recorder's pool."""
+
+    def __init__(self, recorder: Any) -> None:
+        self.recorder = recorder
+        self.postgres = isinstance(recorder, PostgresApplicationRecorder)
+        if not self.postgres and not isinstance(recorder, SQLiteApplicationRecorder):
+            raise ConfigurationError("unsupported eventsourcing recorder")
+        self.datastore: PostgresDatastore | SQLiteDatastore = recorder.datastore
+        self.events_table = recorder.events_table_name
+
+    # -- transactions -------------------------------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[Tx]:
+        """A serialised write transaction (PostgreSQL table lock / SQLite BEGIN IMMEDIATE)."""
+        try:
+            if self.postgres:
+                yield from self._pg_tx(lock=True)
+            else:
+                yield from self._sqlite_tx(immediate=True)
+        except (psycopg.errors.UniqueViolation, sqlite3.IntegrityError) as exc:
+            raise ConflictError("a concurrent writer stored the same position first", code="CONFLICT") from exc
+        except (psycopg.OperationalError, psycopg.InterfaceError, sqlite3.OperationalError) as exc:
+            raise StorageError(f"database unavailable: {type(exc).__name__}") from exc
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        try:
+            if self.postgres:
+                yield from self._pg_tx(lock=False)
+            else:
+                yield from self._sqlite_tx(immediate=False)
+        except (psycopg.OperationalError, psycopg.InterfaceError, sqlite3.OperationalError) as exc:
+            raise StorageError(f"database unavailable: {type(exc).__name__}") from exc
+
+    def _pg_tx(self, *, lock: bool) -> Iterator[Tx]:
+        datastore = self.datastore
+        assert isinstance(datastore, PostgresDatastore)
+        with datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            tx = Tx(curs, postgres=True)
+            if datastore.schema != "public":
+                tx.execute(f"SET LOCAL search_path TO {_quote_ident(datastore.schema)}")
+            if lock:
+                self.recorder._lock_table(curs)  # the library's own EXCLUSIVE lock: one writer at a time
+            yield tx
+
+    def _sqlite_tx(self, *, immediate: bool) -> Iterator[Tx]:
+        datastore = self.datastore
+        assert isinstance(datastore, SQLiteDatastore)
+        with datastore.get_connection(commit=immediate) as conn:
+            raw = conn._sqlite_conn
+            cursor = raw.cursor()
+            if immediate:
+                cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            try:
+                yield Tx(cursor, postgres=False)
+            except BaseException:
+                raw.rollback()
+                raise
+            else:
+                if immediate:
+                    raw.commit()
+                else:
+                    raw.rollback()
+            finally:
+                cursor.close()
+
+    def case_key_sql(self, column: str) -> str:
+        """SQL that turns a canonical case id column into the events table's originator_id form."""
+        return f"CAST({column} AS uuid)" if self.postgres else f"replace({column}, '-', '')"
+
+    # -- schema -------------------------------------------------------------------------------
+
+    def ddl(self) -> list[str]:
+        blob, bigint = ("BYTEA", "BIGINT") if self.postgres else ("BLOB", "INTEGER")
+        return [stmt.format(blob=blob, bigint=bigint) for stmt in _DDL]
+
+    def migrate(self) -> None:
+        """Create the ledger's tables (idempotent). Run by `init` and `db migrate` only."""
+        self.recorder.create_table()
+        with self.write() as tx:
+            for statement in self.ddl():
+                tx.execute(statement)
+            tx.execute(
+                "INSERT INTO ledger_meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
+                (str(SCHEMA_VERSION),),
+            )
+
+    def check_schema(self) -> None:
+        try:
+            with self.read() as tx:
+                row = tx.one("SELECT value FROM ledger_meta WHERE key = 'schema_version'")
+        except (psycopg.errors.UndefinedTable, sqlite3.OperationalError, StorageError) as exc:
+            raise ConfigurationError("ledger tables are missing: run `evidence-ledger db migrate`") from exc
+        if row is None or int(row[0]) != SCHEMA_VERSION:
+            raise ConfigurationError("ledger schema version mismatch: run `evidence-ledger db migrate`")
+
+    def durability_problems(self) -> list[str]:
+        """Settings that would let an acknowledged event be lost; empty when safe."""
+        problems: list[str] = []
+        with self.read() as tx:
+            if self.postgres:
+                expected = {
+                    "fsync": {"on"},
+                    "synchronous_commit": {"on", "remote_apply"},
+                    "full_page_writes": {"on"},
+                }
+                for name, allowed in expected.items():
+                    row = tx.one(f"SHOW {name}")
+                    value = str(row[0]) if row else "?"
+                    if value not in allowed:
+                        problems.append(
+                            f"PostgreSQL {name} is '{value}'; set {name} = {sorted(allowed)[0]} in postgresql.conf"
+                        )
+            else:
+                mode = tx.one("PRAGMA journal_mode")
+                if not mode or str(mode[0]).lower() != "wal":
+                    problems.append("SQLite journal_mode is not WAL; the ledger needs journal_mode=WAL")
+        if not self.postgres:
+            with self.write() as tx:
+                sync = tx.one("PRAGMA synchronous")
+                if not sync or int(sync[0]) < 2:
+                    problems.append("SQLite synchronous is below FULL; the ledger needs synchronous=FULL")
+        return problems
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

@@ -1,0 +1,229 @@
+"""The ledger as one object: open it, append to it, read it, sign checkpoints, rebuild projections."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from domain.context import DomainConfig
+from domain.errors import LedgerError, NotFoundError
+from ledger import tlog
+from ledger.append import Appender, Outcome, Receipt
+from ledger.envelope import REGISTRY_CASE_ID
+from ledger.keys import load_private_key
+from ledger.sealed import DepartmentKey, SealedStore
+from ledger.signing import build_envelope
+from ledger.settings import LedgerConfig, Settings, database_target, key_path
+from ledger.storage.app import LedgerApplication, application_env
+from ledger.storage.sql import Database
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    leaf_index: int
+    case_id: str
+    seq: int
+    event_type: str
+    envelope: bytes
+    leaf: bytes
+
+
+class Ledger:
+    """One ledger (data dir + database). Thread-safe; one instance per process."""
+
+    def __init__(self, settings: Settings, *, create_tables: bool = False, clock: Clock = utc_now) -> None:
+        self.settings = settings
+        self.data_dir = settings.data_dir
+        self.config = LedgerConfig.load(self.data_dir)
+        self.clock = clock
+        target = database_target(settings)
+        self.target = target
+        env = application_env(
+            target,
+            create_tables=create_tables,
+            pool_size=settings.postgres_pool_size,
+            lock_timeout=settings.postgres_lock_timeout,
+        )
+        self.app = LedgerApplication(env=env)
+        self.db = Database(self.app.recorder)
+        if create_tables:
+            self.db.migrate()
+        self.domain_config = DomainConfig(authorities=tuple(settings.authorities))
+        self.appender = Appender(self.db, origin=self.config.origin, config=self.domain_config)
+        self._log_key = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.app.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def origin(self) -> str:
+        return self.config.origin
+
+    @property
+    def log_key(self) -> Any:
+        if self._log_key is None:
+            self._log_key = load_private_key(key_path(self.data_dir, "log"))
+        return self._log_key
+
+    def sealed_store(self) -> SealedStore:
+        return SealedStore(self.db, DepartmentKey.load(self.data_dir / "seal.key"))
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def append(self, raws: Sequence[bytes]) -> list[Outcome]:
+        return self.appender.append(raws, now=self.clock())
+
+    def sign_and_append(self, key: Any, case_id: str, event_type: str, body: dict[str, Any]) -> Receipt:
+        """Sign an event for the next position of a stream and append it; raise if it is refused."""
+        version, prev = self.case_head(case_id)
+        raw = build_envelope(
+            origin=self.origin, case_id=case_id, event_type=event_type, body=body, key=key,
+            seq=version + 1, prev=prev, occurred_at=self.clock(),
+        )
+        (outcome,) = self.append([raw])
+        if isinstance(outcome, LedgerError):
+            raise outcome
+        return outcome
+
+    def checkpoint(self) -> tlog.StoredCheckpoint | None:
+        """A checkpoint covering every committed entry, signing a new one if needed."""
+        with self.db.write() as tx:
+            return tlog.sign_checkpoint(
+                tx, origin=self.origin, key_name=self.config.log_key_name, key=self.log_key, now=self.clock()
+            )
+
+    # -- reading cases ------------------------------------------------------------------------
+
+    def case_row(self, case_id: str) -> tuple[int, str, dict[str, Any]]:
+        """(version, head sha256, view) from the read model; never replays events."""
+        with self.db.read() as tx:
+            row = tx.one("SELECT version, head_sha256, view FROM case_state WHERE case_id = ?", (case_id,))
+        if row is None or case_id == REGISTRY_CASE_ID:
+            raise NotFoundError("no such case", code="CASE_NOT_FOUND")
+        return int(row[0]), str(row[1]), json.loads(row[2])
+
+    def case_view(self, case_id: str) -> dict[str, Any]:
+        version, head, view = self.case_row(case_id)
+        return {"case_id": case_id, "version": version, "head_sha256": head, **view}
+
+    def case_head(self, case_id: str) -> tuple[int, str | None]:
+        """(version, head hash) of a case or of the registry; (0, None) when it has no events."""
+        with self.db.read() as tx:
+            row = tx.one("SELECT version, head_sha256 FROM case_state WHERE case_id = ?", (case_id,))
+        return (0, None) if row is None else (int(row[0]), str(row[1]))
+
+    def case_envelopes(self, case_id: str, *, after: int = 0, limit: int | None = None) -> list[bytes]:
+        """The stored envelopes of a case in seq order, exactly as stored (via eventsourcing)."""
+        stored = self.app.recorder.select_events(uuid.UUID(case_id), gt=after or None, limit=limit)
+        return [bytes(s.state) for s in stored]
+
+    def timeline(self, case_id: str, *, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        with self.db.read() as tx:
+            rows = tx.query(
+                "SELECT entry FROM case_timeline WHERE case_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (case_id, after, limit),
+            )
+        return [json.loads(r[0]) for r in rows]
+
+    def list_cases(
+        self, *, status: str | None = None, category: str | None = None, after: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        sql = "SELECT case_id, version, view FROM case_state WHERE case_id <> ?"
+        params: list[Any] = [REGISTRY_CASE_ID]
+        for column, value in (("status", status), ("category", category)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        if after is not None:
+            sql += " AND case_id > ?"
+            params.append(after)
+        sql += " ORDER BY case_id LIMIT ?"
+        params.append(limit)
+        with self.db.read() as tx:
+            rows = tx.query(sql, params)
+        return [{"case_id": r[0], "version": int(r[1]), **json.loads(r[2])} for r in rows]
+
+    def registry_state(self) -> Any:
+        from ledger.append import _load_state
+
+        with self.db.read() as tx:
+            row = tx.one("SELECT state FROM case_state WHERE case_id = ?", (REGISTRY_CASE_ID,))
+        return None if row is None else _load_state(REGISTRY_CASE_ID, str(row[0]))
+
+    def public_releases(self) -> list[dict[str, Any]]:
+        with self.db.read() as tx:
+            rows = tx.query("SELECT entry FROM public_releases ORDER BY case_id, footage_id")
+        return [json.loads(r[0]) for r in rows]
+
+    # -- reading the log ----------------------------------------------------------------------
+
+    def log_size(self) -> int:
+        with self.db.read() as tx:
+            return tlog.log_size(tx)[0]
+
+    def entries(self, start: int = 0, limit: int = 500) -> list[StoredEntry]:
+        """Stored envelopes in log order (leaf index), joined from the log and the events table."""
+        with self.db.read() as tx:
+            rows = tx.query(
+                "SELECT e.leaf_index, e.case_id, e.seq, e.event_type, e.leaf, s.state FROM log_entries e"
+                f" LEFT JOIN {self.db.events_table} s ON s.originator_id = {self.db.case_key_sql('e.case_id')}"
+                " AND s.originator_version = e.seq WHERE e.leaf_index >= ? ORDER BY e.leaf_index LIMIT ?",
+                (start, limit),
+            )
+        return [
+            StoredEntry(int(i), c, int(q), k, b"" if env is None else bytes(env), bytes(leaf))
+            for i, c, q, k, leaf, env in rows
+        ]
+
+    def iter_entries(self, batch: int = 1000) -> Iterator[StoredEntry]:
+        start = 0
+        while True:
+            chunk = self.entries(start, batch)
+            if not chunk:
+                return
+            yield from chunk
+            start = chunk[-1].leaf_index + 1
+
+    def leaf(self, index: int) -> bytes:
+        with self.db.read() as tx:
+            return tlog.entry_leaf(tx, index)
+
+    def latest_checkpoint(self) -> tlog.StoredCheckpoint | None:
+        with self.db.read() as tx:
+            return tlog.latest_checkpoint(tx)
+
+    def checkpoint_at(self, size: int) -> tlog.StoredCheckpoint:
+        with self.db.read() as tx:
+            return tlog.checkpoint_at(tx, size)
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        with self.db.read() as tx:
+            return tlog.inclusion_proof(tx, index, size)
+
+    def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
+        with self.db.read() as tx:
+            return tlog.consistency_proof(tx, size1, size2)
+
+
+def open_ledger(data_dir: Path | None = None, **overrides: Any) -> Ledger:
+    settings = Settings(**({"data_dir": data_dir} if data_dir is not None else {}), **overrides)
+    return Ledger(settings)

@@ -1,0 +1,150 @@
+"""The transparency log inside the ledger's storage: leaves, tree nodes, checkpoints, proofs.
+
+Leaf ``n`` is the RFC 8785 commitment ``{"envelope_sha256", "index", "integrated_at", "v": 1}`` (no
+case content). Every complete perfect-subtree hash is stored in ``log_nodes`` as (level, index), so
+appending costs O(log n) hashes and inserts, and the root or any proof needs O(log n) node reads.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from domain.errors import NotFoundError
+from ledger import merkle, note
+from ledger.canonical import canonical, format_time
+from ledger.storage.sql import Tx
+
+LEAF_VERSION = 1
+
+
+def leaf_bytes(envelope_sha256: str, index: int, integrated_at: str) -> bytes:
+    return canonical(
+        {"envelope_sha256": envelope_sha256, "index": index, "integrated_at": integrated_at, "v": LEAF_VERSION}
+    )
+
+
+def log_size(tx: Tx) -> tuple[int, str | None]:
+    """(number of leaves, integrated_at of the last leaf)."""
+    row = tx.one("SELECT leaf_index, integrated_at FROM log_entries ORDER BY leaf_index DESC LIMIT 1")
+    return (0, None) if row is None else (int(row[0]) + 1, str(row[1]))
+
+
+def fetch_nodes(tx: Tx, coords: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """Read the given (level, index) nodes in one query."""
+    if not coords:
+        return {}
+    wanted = sorted(set(coords))
+    clause = " OR ".join(["(level = ? AND idx = ?)"] * len(wanted))
+    params = [value for coord in wanted for value in coord]
+    rows = tx.query(f"SELECT level, idx, hash FROM log_nodes WHERE {clause}", params)
+    found = {(int(level), int(idx)): bytes(h) for level, idx, h in rows}
+    missing = [c for c in wanted if c not in found]
+    if missing:
+        raise NotFoundError(f"log tree node {missing[0]} is missing from storage", code="MISSING_NODE")
+    return found
+
+
+def load_range(tx: Tx, size: int) -> merkle.CompactRange:
+    coords = merkle.frontier_coords(size)
+    return merkle.CompactRange(size, fetch_nodes(tx, coords))
+
+
+def store_nodes(tx: Tx, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+    tx.executemany("INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
+
+
+def root_at(tx: Tx, size: int) -> bytes:
+    return merkle.root_from_nodes(size, fetch_nodes(tx, merkle.root_coords(size)))
+
+
+def inclusion_proof(tx: Tx, index: int, size: int) -> list[bytes]:
+    return merkle.inclusion_proof(index, size, fetch_nodes(tx, merkle.inclusion_coords(index, size)))
+
+
+def consistency_proof(tx: Tx, size1: int, size2: int) -> list[bytes]:
+    return merkle.consistency_proof(size1, size2, fetch_nodes(tx, merkle.consistency_coords(size1, size2)))
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    size: int
+    root: bytes
+    note: bytes
+    signed_at: str
+    cosignatures: tuple[str, ...] = ()
+
+    def with_cosignatures(self) -> bytes:
+        """The signed note with every collected witness cosignature line appended."""
+        if not self.cosignatures:
+            return self.note
+        return self.note + "".join(self.cosignatures).encode("utf-8")
+
+    @property
+    def root_b64(self) -> str:
+        return base64.b64encode(self.root).decode("ascii")
+
+
+def _checkpoint_from_row(tx: Tx, row: Sequence[object]) -> StoredCheckpoint:
+    size = int(row[0])  # type: ignore[call-overload]
+    lines = tx.query("SELECT line FROM log_cosignatures WHERE size = ? ORDER BY witness", (size,))
+    return StoredCheckpoint(
+        size=size,
+        root=bytes(row[1]),  # type: ignore[arg-type]
+        note=str(row[2]).encode("utf-8"),
+        signed_at=str(row[3]),
+        cosignatures=tuple(str(r[0]) for r in lines),
+    )
+
+
+def latest_checkpoint(tx: Tx) -> StoredCheckpoint | None:
+    row = tx.one("SELECT size, root, note, signed_at FROM log_checkpoints ORDER BY size DESC LIMIT 1")
+    return None if row is None else _checkpoint_from_row(tx, row)
+
+
+def checkpoint_at(tx: Tx, size: int) -> StoredCheckpoint:
+    row = tx.one("SELECT size, root, note, signed_at FROM log_checkpoints WHERE size = ?", (size,))
+    if row is None:
+        raise NotFoundError(f"no checkpoint of size {size} was signed", code="NO_CHECKPOINT")
+    return _checkpoint_from_row(tx, row)
+
+
+def checkpoint_covering(tx: Tx, size: int) -> StoredCheckpoint | None:
+    row = tx.one(
+        "SELECT size, root, note, signed_at FROM log_checkpoints WHERE size >= ? ORDER BY size LIMIT 1", (size,)
+    )
+    return None if row is None else _checkpoint_from_row(tx, row)
+
+
+def sign_checkpoint(
+    tx: Tx, *, origin: str, key_name: str, key: Ed25519PrivateKey, now: datetime
+) -> StoredCheckpoint | None:
+    """Sign a checkpoint for the current size if none covers it yet (never one of size 0)."""
+    size, _ = log_size(tx)
+    latest = latest_checkpoint(tx)
+    if size == 0 or (latest is not None and latest.size >= size):
+        return latest
+    root = root_at(tx, size)
+    body = note.Checkpoint(origin=origin, size=size, root=root).body()
+    signed = note.sign_note(body, key_name, key)
+    signed_at = format_time(now)
+    if latest is not None and signed_at < latest.signed_at:
+        signed_at = latest.signed_at  # checkpoint time never goes backwards
+    tx.execute(
+        "INSERT INTO log_checkpoints (size, root, note, signed_at) VALUES (?, ?, ?, ?)",
+        (size, root, signed.decode("utf-8"), signed_at),
+    )
+    return StoredCheckpoint(size=size, root=root, note=signed, signed_at=signed_at)
+
+
+def entry_leaf(tx: Tx, index: int) -> bytes:
+    row = tx.one("SELECT leaf FROM log_entries WHERE leaf_index = ?", (index,))
+    if row is None:
+        raise NotFoundError(f"no log entry {index}", code="NO_ENTRY")
+    return bytes(row[0])
+
+

@@ -1,0 +1,114 @@
+"""Shared fixtures: throwaway ledgers on SQLite and on PostgreSQL.
+
+PostgreSQL tests create their own database (``el_test_<random>``) and drop it afterwards. Where no
+server is reachable they are skipped with a loud reason — except in CI (``CI`` set) or when
+``EVIDENCE_LEDGER_TEST_POSTGRES=required``, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import warnings
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from ledger.bootstrap import init_data_dir
+from ledger.settings import Settings
+from ledger.store import Ledger
+
+PG_ADMIN_URL = os.environ.get("EVIDENCE_LEDGER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
+ORIGIN = "test.cambridgema.gov/evidence-ledger"
+
+
+def postgres_required() -> bool:
+    return bool(os.environ.get("CI")) or os.environ.get("EVIDENCE_LEDGER_TEST_POSTGRES") == "required"
+
+
+def _admin_connect() -> psycopg.Connection:
+    return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """The admin URL of a reachable PostgreSQL server, or a skip (a failure in CI)."""
+    try:
+        with _admin_connect():
+            pass
+    except psycopg.OperationalError as exc:
+        reason = f"PostgreSQL not reachable at {PG_ADMIN_URL}: {str(exc).strip()[:200]}"
+        if postgres_required():
+            pytest.fail(f"{reason} — PostgreSQL tests must run here")
+        warnings.warn(f"SKIPPING POSTGRESQL TESTS: {reason}", stacklevel=1)
+        pytest.skip(f"SKIPPING POSTGRESQL TESTS: {reason}")
+    return PG_ADMIN_URL
+
+
+@pytest.fixture
+def pg_database(pg_server: str) -> Iterator[str]:
+    """A fresh database URL, dropped after the test."""
+    name = f"el_test_{secrets.token_hex(6)}"
+    with _admin_connect() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = pg_server.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with _admin_connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class FakeClock:
+    """A controllable UTC clock."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 2, 5, 17, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(milliseconds=1)
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest) -> str | None:
+    if backend == "sqlite":
+        return None
+    return str(request.getfixturevalue("pg_database"))
+
+
+@pytest.fixture
+def make_ledger(tmp_path: Path, database_url: str | None) -> Iterator[Callable[..., Ledger]]:
+    """Initialise a data dir (keys, tables, trust root) and open ledgers on it."""
+    opened: list[Ledger] = []
+    data_dir = tmp_path / "data"
+    clock = FakeClock()
+    settings = Settings(data_dir=data_dir, database_url=database_url)
+    init_data_dir(data_dir, ORIGIN, settings, now=clock())
+
+    def factory(**overrides: object) -> Ledger:
+        ledger = Ledger(settings.model_copy(update=overrides), clock=clock)
+        opened.append(ledger)
+        return ledger
+
+    factory.clock = clock  # type: ignore[attr-defined]
+    factory.settings = settings  # type: ignore[attr-defined]
+    yield factory
+    for ledger in opened:
+        ledger.close()
+
+
+@pytest.fixture
+def ledger(make_ledger: Callable[..., Ledger]) -> Ledger:
+    return make_ledger()
