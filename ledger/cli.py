@@ -38,7 +38,9 @@ DataDir = Annotated[
     typer.Option("--data-dir", envvar="EVIDENCE_LEDGER_DATA_DIR", help="data directory created by `init`"),
 ]
 
-USAGE_CODES = {"MALFORMED_JSON", "BAD_ARGUMENT", "BAD_KEY", "BAD_ORIGIN", "CONFIGURATION", "UNUSABLE_INPUT"}
+USAGE_CODES = {
+    "MALFORMED_JSON", "BAD_ARGUMENT", "BAD_KEY", "BAD_ORIGIN", "CONFIGURATION", "UNUSABLE_INPUT", "UNSAFE_DURABILITY"
+}
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -208,6 +210,10 @@ def append(
     event_type: Annotated[str, typer.Argument(metavar="TYPE", help="event type, e.g. CaseOpened")],
     key: Annotated[Path, typer.Option(help="signer's private key file")],
     body: Annotated[str, typer.Option(help="event body as JSON or @FILE")],
+    server: Annotated[str | None, typer.Option(help="append through a running server at this URL")] = None,
+    token: Annotated[
+        str | None, typer.Option(envvar="EVIDENCE_LEDGER_TOKEN", help="bearer token for --server")
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Sign an event for the next position of a case and append it; prints the receipt."""
@@ -217,6 +223,14 @@ def append(
     if not isinstance(body_data, dict):
         fail("body must be a JSON object", 2)
     signer = load_private_key(key)
+    if server is not None:
+        import importlib
+
+        if not token:
+            fail("--server needs --token (or EVIDENCE_LEDGER_TOKEN)", 2)
+        client = importlib.import_module("api.client")
+        print_json(client.append_remote(server, token, _case_uuid(case_id), event_type, body_data, signer))
+        return
     with open_ledger(data_dir) as ledger:
         receipt = ledger.sign_and_append(signer, _case_uuid(case_id), event_type, body_data)
         print_json(receipt.to_json())
@@ -301,9 +315,20 @@ def replay(
     typer.echo(f"replayed {applied} entries")
 
 
-def main() -> None:
-    from ledger import cli_log  # noqa: F401  (registers the `log` commands)
+def register_commands() -> None:
+    """Attach the command groups that live in other modules (imported for their side effect)."""
+    import importlib
 
+    for module in ("ledger.cli_log", "ledger.cli_witness", "api.cli"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # a real missing dependency inside the module, not an absent module
+                raise
+
+
+def main() -> None:
+    register_commands()
     app()
 
 

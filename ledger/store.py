@@ -18,7 +18,7 @@ from ledger.envelope import REGISTRY_CASE_ID
 from ledger.keys import load_private_key
 from ledger.sealed import DepartmentKey, SealedStore
 from ledger.signing import build_envelope
-from ledger.settings import LedgerConfig, Settings, database_target, key_path
+from ledger.settings import ConfigurationError, LedgerConfig, Settings, database_target, key_path
 from ledger.storage.app import LedgerApplication, application_env
 from ledger.storage.sql import Database
 
@@ -42,7 +42,9 @@ class StoredEntry:
 class Ledger:
     """One ledger (data dir + database). Thread-safe; one instance per process."""
 
-    def __init__(self, settings: Settings, *, create_tables: bool = False, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, settings: Settings, *, create_tables: bool = False, clock: Clock = utc_now, check: bool = True
+    ) -> None:
         self.settings = settings
         self.data_dir = settings.data_dir
         self.config = LedgerConfig.load(self.data_dir)
@@ -57,11 +59,24 @@ class Ledger:
         )
         self.app = LedgerApplication(env=env)
         self.db = Database(self.app.recorder)
-        if create_tables:
-            self.db.migrate()
+        try:
+            if create_tables:
+                self.db.migrate()
+            if check:
+                self.check_ready()
+        except BaseException:
+            self.app.close()
+            raise
         self.domain_config = DomainConfig(authorities=tuple(settings.authorities))
         self.appender = Appender(self.db, origin=self.config.origin, config=self.domain_config)
         self._log_key = None
+
+    def check_ready(self) -> None:
+        """Refuse to run on missing tables or on settings that could lose acknowledged events."""
+        self.db.check_schema()
+        problems = self.db.durability_problems()
+        if problems:
+            raise ConfigurationError("unsafe durability settings: " + "; ".join(problems), code="UNSAFE_DURABILITY")
 
     # -- lifecycle ----------------------------------------------------------------------------
 
