@@ -237,7 +237,7 @@ class Appender:
                 "prev does not match the hash of the case's last envelope", code="PREV_MISMATCH",
                 case_id=st.case_id, seq=st.seq,
             )
-        new_state, ctx = self._decide(envelope, verified, head, heads)
+        new_state, ctx, event = self._decide(envelope, verified, head, heads)
         leaf_index = tree.size
         leaf = tlog.leaf_bytes(envelope.sha256, leaf_index, integrated_at)
         leaf_hash = merkle.leaf_hash(leaf)
@@ -247,7 +247,7 @@ class Appender:
             (leaf_index, st.event_id, st.case_id, st.seq, st.type, envelope.sha256, leaf, integrated_at)
         )
         if st.case_id != REGISTRY_CASE_ID:
-            entry = projections.timeline_entry(self._event(envelope), ctx)
+            entry = projections.timeline_entry(event, ctx)
             batch.timeline.append((st.case_id, st.seq, leaf_index, json.dumps(entry, sort_keys=True)))
         heads[st.case_id] = CaseHead(st.seq, envelope.sha256, new_state)
         batch.touched[st.case_id] = leaf_index
@@ -286,7 +286,7 @@ class Appender:
 
     def _decide(
         self, envelope: UnverifiedEnvelope, verified: bool, head: CaseHead | None, heads: dict[str, CaseHead]
-    ) -> tuple[Any, EventContext]:
+    ) -> tuple[Any, EventContext, Any]:
         st = envelope.statement
         info = self._signer(envelope, verified, heads)
         event = self._event(envelope)
@@ -300,7 +300,7 @@ class Appender:
         )
         state = None if head is None else head.state
         if st.case_id == REGISTRY_CASE_ID:
-            return registry.apply_registry(state, event, ctx, self.config), ctx
+            return registry.apply_registry(state, event, ctx, self.config), ctx, event
         if type(event).__name__ in ("KeyRegistered", "KeyRevoked"):
             raise RuleViolation("key registry events belong to the registry stream", code="WRONG_STREAM")
         new_state = case_rules.apply(state, event, ctx, self.config)
@@ -310,7 +310,7 @@ class Appender:
                     "footage marked stored is not in the footage store", code="FOOTAGE_NOT_STORED",
                     footage_id=event.footage_id,
                 )
-        return new_state, ctx
+        return new_state, ctx, event
 
     # -- writing ------------------------------------------------------------------------------
 

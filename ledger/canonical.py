@@ -101,14 +101,39 @@ def parse_strict(raw: bytes) -> Any:
         raise MalformedInputError(
             f"invalid JSON: {exc.msg} at character {exc.pos}", code="MALFORMED_JSON"
         ) from None
-    _check_tree(value)
+    # Lone surrogates can only come from \u escapes (the text is valid UTF-8), and nesting deeper
+    # than MAX_DEPTH needs more than MAX_DEPTH openers: skip the tree walk when neither can occur.
+    if b"\\u" in raw or raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
+        _check_tree(value)
     return value
 
 
+def _plain(value: Any) -> bool:
+    """True when stdlib json with sorted keys produces exactly the RFC 8785 bytes.
+
+    That holds for strings, booleans, null, integers within the I-JSON range, and containers of
+    them whose keys are ASCII (UTF-16 and code-point orders agree; escaping rules are identical).
+    """
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+    if kind is dict:
+        return all(type(k) is str and k.isascii() and _plain(v) for k, v in value.items())
+    if kind is list:
+        return all(_plain(v) for v in value)
+    return False
+
+
 def canonical(value: Any) -> bytes:
-    """RFC 8785 canonical bytes of a JSON value."""
+    """RFC 8785 canonical bytes of a JSON value (C-accelerated where provably identical)."""
     try:
+        if _plain(value):
+            return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         return rfc8785.dumps(value)
+    except UnicodeEncodeError:
+        raise MalformedInputError("value holds a lone surrogate", code="NON_CANONICAL") from None
     except (rfc8785.CanonicalizationError, ValueError, TypeError) as exc:
         raise MalformedInputError(f"value cannot be canonicalised: {exc}", code="NON_CANONICAL") from None
 

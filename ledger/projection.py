@@ -58,11 +58,11 @@ def rebuild(db: Database, appender: Appender, *, from_zero: bool = True, progres
                 break
             for index, case_id, raw in chunk:
                 envelope = parse_envelope(raw)
-                state, ctx = appender._decide(envelope, False, heads.get(case_id), heads)
+                state, ctx, event = appender._decide(envelope, False, heads.get(case_id), heads)
                 heads[case_id] = CaseHead(envelope.statement.seq, envelope.sha256, state)
                 touched[case_id] = index
                 if case_id != REGISTRY_CASE_ID:
-                    entry = projections.timeline_entry(appender._event(envelope), ctx)
+                    entry = projections.timeline_entry(event, ctx)
                     timeline.append((case_id, envelope.statement.seq, index, json.dumps(entry, sort_keys=True)))
                 position = index
                 applied += 1

@@ -1,0 +1,1 @@
+"""Operations tooling: deployment notes, PostgreSQL setup, benchmarks, load and crash harnesses."""

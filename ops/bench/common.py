@@ -1,0 +1,90 @@
+"""Shared set-up for benchmarks: throwaway ledgers on SQLite or PostgreSQL, pre-signed envelopes."""
+
+from __future__ import annotations
+
+import secrets
+import statistics
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ledger.bootstrap import init_data_dir, register_key
+from ledger.keys import raw_public_key
+from ledger.settings import Settings, key_path
+from ledger.signing import build_envelope
+from ledger.store import Ledger
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+ORIGIN = "bench.cambridgema.gov/evidence-ledger"
+
+
+@contextmanager
+def database(backend: str) -> Iterator[str | None]:
+    if backend == "sqlite":
+        yield None
+        return
+    name = f"el_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class BenchLedger:
+    ledger: Ledger
+    investigator: Ed25519PrivateKey
+    settings: Settings
+
+
+@contextmanager
+def bench_ledger(backend: str) -> Iterator[BenchLedger]:
+    with tempfile.TemporaryDirectory(prefix="el-bench-") as tmp, database(backend) as url:
+        data_dir = Path(tmp) / "data"
+        settings = Settings(data_dir=data_dir, database_url=url)
+        init_data_dir(data_dir, ORIGIN, settings, now=datetime.now(UTC))
+        ledger = Ledger(settings)
+        key = Ed25519PrivateKey.generate()
+        register_key(
+            ledger, key_path(data_dir, "admin"), raw_public_key(key), actor="bench", role="investigator", authority=None
+        )
+        try:
+            yield BenchLedger(ledger, key, settings)
+        finally:
+            ledger.close()
+
+
+def case_opened_envelopes(key: Ed25519PrivateKey, count: int) -> list[bytes]:
+    """``count`` signed CaseOpened envelopes, each opening its own case (about 600 bytes each)."""
+    start = datetime.now(UTC)
+    return [
+        build_envelope(
+            origin=ORIGIN, case_id=str(uuid.uuid4()), event_type="CaseOpened",
+            body={"case_number": f"CPD-BENCH-{i:07d}", "category": "violence",
+                  "summary": "Benchmark case opened to measure the append path " + "x" * 200},
+            key=key, seq=1, prev=None, occurred_at=start + timedelta(microseconds=i),
+        )
+        for i in range(count)
+    ]
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[rank]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
