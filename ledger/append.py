@@ -29,6 +29,12 @@ from ledger.storage.app import EnvelopeMapper, RecordedEnvelope
 from ledger.storage.sql import Database, Tx
 
 TRACKING_NAME = "read_models"
+_KEY_REFUSALS = {
+    "unknown": ("UNKNOWN_KEY", "not registered"),
+    "not_yet_valid": ("KEY_NOT_YET_VALID", "not valid yet"),
+    "revoked": ("REVOKED_KEY", "revoked"),
+    "compromised": ("REVOKED_KEY", "marked compromised"),
+}
 
 
 @dataclass(frozen=True)
@@ -187,9 +193,14 @@ class Appender:
         )
         return {
             r[0]: Receipt(
-                event_id=r[0], case_id=r[1], seq=int(r[2]), leaf_index=int(r[3]),
-                leaf_hash=merkle.leaf_hash(bytes(r[4])).hex(), envelope_sha256=r[5],
-                integrated_at=r[6], duplicate=True,
+                event_id=r[0],
+                case_id=r[1],
+                seq=int(r[2]),
+                leaf_index=int(r[3]),
+                leaf_hash=merkle.leaf_hash(bytes(r[4])).hex(),
+                envelope_sha256=r[5],
+                integrated_at=r[6],
+                duplicate=True,
             )
             for r in rows
         }
@@ -204,7 +215,7 @@ class Appender:
         )
         return {r[0]: CaseHead(int(r[1]), str(r[2]), _load_state(r[0], str(r[3]))) for r in rows}
 
-    def _one(  # noqa: PLR0913
+    def _one(
         self,
         tx: Tx,
         envelope: UnverifiedEnvelope,
@@ -221,7 +232,8 @@ class Appender:
         if earlier is not None:
             if earlier.envelope_sha256 != envelope.sha256:
                 raise ConflictError(
-                    "event_id was already used for a different envelope", code="EVENT_ID_REUSED",
+                    "event_id was already used for a different envelope",
+                    code="EVENT_ID_REUSED",
                     event_id=st.event_id,
                 )
             return Receipt(**{**earlier.__dict__, "duplicate": True})
@@ -230,19 +242,25 @@ class Appender:
         if st.seq != expected_seq:
             raise ConflictError(
                 f"case is at version {expected_seq - 1}; expected seq {expected_seq}, got {st.seq}",
-                code="SEQ_CONFLICT", case_id=st.case_id, expected_seq=expected_seq,
+                code="SEQ_CONFLICT",
+                case_id=st.case_id,
+                expected_seq=expected_seq,
             )
         if head is not None and st.prev != head.head_sha256:
             raise ConflictError(
-                "prev does not match the hash of the case's last envelope", code="PREV_MISMATCH",
-                case_id=st.case_id, seq=st.seq,
+                "prev does not match the hash of the case's last envelope",
+                code="PREV_MISMATCH",
+                case_id=st.case_id,
+                seq=st.seq,
             )
-        new_state, ctx, event = self._decide(envelope, verified, head, heads)
+        new_state, ctx, event = self._decide(envelope, verified, head, heads, at=integrated_at)
         leaf_index = tree.size
         leaf = tlog.leaf_bytes(envelope.sha256, leaf_index, integrated_at)
         leaf_hash = merkle.leaf_hash(leaf)
         batch.nodes.extend(tree.append(leaf_hash))
-        batch.stored.append(RecordedEnvelope(st.case_id, st.seq, f"{st.type}/v{st.type_version}", envelope.raw))
+        batch.stored.append(
+            RecordedEnvelope(st.case_id, st.seq, f"{st.type}/v{st.type_version}", envelope.raw)
+        )
         batch.entries.append(
             (leaf_index, st.event_id, st.case_id, st.seq, st.type, envelope.sha256, leaf, integrated_at)
         )
@@ -252,8 +270,13 @@ class Appender:
         heads[st.case_id] = CaseHead(st.seq, envelope.sha256, new_state)
         batch.touched[st.case_id] = leaf_index
         receipt = Receipt(
-            event_id=st.event_id, case_id=st.case_id, seq=st.seq, leaf_index=leaf_index,
-            leaf_hash=leaf_hash.hex(), envelope_sha256=envelope.sha256, integrated_at=integrated_at,
+            event_id=st.event_id,
+            case_id=st.case_id,
+            seq=st.seq,
+            leaf_index=leaf_index,
+            leaf_hash=leaf_hash.hex(),
+            envelope_sha256=envelope.sha256,
+            integrated_at=integrated_at,
         )
         accepted[st.event_id] = receipt
         return receipt
@@ -263,40 +286,59 @@ class Appender:
         st = envelope.statement
         return parse_body(st.type, st.type_version, st.body)
 
-    def _signer(self, envelope: UnverifiedEnvelope, verified: bool, heads: dict[str, CaseHead]) -> Any:
-        """The signer's registry entry as of this position; the signature is checked here if not yet."""
+    def _signer(
+        self, envelope: UnverifiedEnvelope, verified: bool, heads: dict[str, CaseHead], at: str
+    ) -> Any:
+        """The signer's registry entry as of this position and time (the server's integration time,
+        never the signer's claimed time); the signature is checked here if not yet."""
         reg_head = heads.get(REGISTRY_CASE_ID)
         reg_state = None if reg_head is None else reg_head.state
         st = envelope.statement
         if reg_state is None:
             # The very first registry event is the self-signed trust root: its key is in its body.
-            if st.case_id != REGISTRY_CASE_ID or st.type != "KeyRegistered" or st.body.get("key_id") != st.signer:
+            if (
+                st.case_id != REGISTRY_CASE_ID
+                or st.type != "KeyRegistered"
+                or st.body.get("key_id") != st.signer
+            ):
                 raise AuthorizationError("the ledger has no key registry yet", code="UNKNOWN_KEY")
             public = base64.b64decode(str(st.body.get("public_key", "")), validate=True)
             verify_envelope(envelope, public_key_from_raw(public))
             return None
         info = reg_state.lookup(st.signer)
-        if info is None:
-            raise AuthorizationError("signer key is not registered", code="UNKNOWN_KEY", key_id=st.signer)
-        if info.revoked:
-            raise AuthorizationError("signer key is revoked", code="REVOKED_KEY", key_id=st.signer)
+        status = "unknown" if info is None else reg_state.key_status_at(st.signer, at)
+        if status != "active":
+            code, what = _KEY_REFUSALS[status]
+            raise AuthorizationError(f"signer key is {what}", code=code, key_id=st.signer)
         if not verified:  # a key id names exactly one public key, so an earlier check stands
             verify_envelope(envelope, public_key_from_raw(info.public_key))
         return info
 
     def _decide(
-        self, envelope: UnverifiedEnvelope, verified: bool, head: CaseHead | None, heads: dict[str, CaseHead]
+        self,
+        envelope: UnverifiedEnvelope,
+        verified: bool,
+        head: CaseHead | None,
+        heads: dict[str, CaseHead],
+        *,
+        at: str,
     ) -> tuple[Any, EventContext, Any]:
         st = envelope.statement
-        info = self._signer(envelope, verified, heads)
+        info = self._signer(envelope, verified, heads, at)
         event = self._event(envelope)
         if info is None:  # trust root bootstrap
             actor, role, authority = event.actor, event.role, event.authority
         else:
             actor, role, authority = info.actor, info.role, info.authority
         ctx = EventContext(
-            case_id=st.case_id, seq=st.seq, occurred_at=st.occurred_at, signer_key_id=st.signer,
-            actor=actor, role=role, authority=authority, leaf_index=None,
+            case_id=st.case_id,
+            seq=st.seq,
+            occurred_at=st.occurred_at,
+            signer_key_id=st.signer,
+            actor=actor,
+            role=role,
+            authority=authority,
+            leaf_index=None,
         )
         state = None if head is None else head.state
         if st.case_id == REGISTRY_CASE_ID:
@@ -304,12 +346,13 @@ class Appender:
         if type(event).__name__ in ("KeyRegistered", "KeyRevoked"):
             raise RuleViolation("key registry events belong to the registry stream", code="WRONG_STREAM")
         new_state = case_rules.apply(state, event, ctx, self.config)
-        if type(event).__name__ == "FootageCaptured" and event.stored and self.blob_exists is not None:
-            if not self.blob_exists(event.sha256):
-                raise RuleViolation(
-                    "footage marked stored is not in the footage store", code="FOOTAGE_NOT_STORED",
-                    footage_id=event.footage_id,
-                )
+        stored = type(event).__name__ == "FootageCaptured" and event.stored
+        if stored and self.blob_exists is not None and not self.blob_exists(event.sha256):
+            raise RuleViolation(
+                "footage marked stored is not in the footage store",
+                code="FOOTAGE_NOT_STORED",
+                footage_id=event.footage_id,
+            )
         return new_state, ctx, event
 
     # -- writing ------------------------------------------------------------------------------
@@ -355,7 +398,9 @@ def write_read_models(tx: Tx, heads: dict[str, CaseHead], leaf_of: dict[str, int
                 releases.append(
                     (case_id, entry["footage_id"], entry["status"], json.dumps(entry, sort_keys=True))
                 )
-        rows.append((case_id, head.version, head.head_sha256, status, category, leaf_of[case_id], state_json, view))
+        rows.append(
+            (case_id, head.version, head.head_sha256, status, category, leaf_of[case_id], state_json, view)
+        )
     tx.executemany(
         "INSERT INTO case_state (case_id, version, head_sha256, status, category, updated_leaf, state, view)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (case_id) DO UPDATE SET version = excluded.version,"

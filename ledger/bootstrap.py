@@ -20,7 +20,6 @@ from ledger.envelope import REGISTRY_CASE_ID
 from ledger.keys import generate_key_pair, key_id, load_private_key, raw_public_key
 from ledger.sealed import DepartmentKey
 from ledger.settings import CONFIG_FILE, ConfigurationError, LedgerConfig, Settings, key_path
-from ledger.signing import build_envelope
 from ledger.store import Ledger
 
 ORIGIN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,199}$")
@@ -72,7 +71,9 @@ def init_data_dir(data_dir: Path, origin: str, settings: Settings, *, now: datet
     config.save(data_dir)
     ledger = Ledger(settings.model_copy(update={"data_dir": data_dir}), create_tables=True, clock=lambda: now)
     try:
-        root = registry_body(raw_public_key(admin), actor="admin", role="admin", authority=None, valid_from=now)
+        root = registry_body(
+            raw_public_key(admin), actor="admin", role="admin", authority=None, valid_from=now
+        )
         ledger.sign_and_append(admin, REGISTRY_CASE_ID, "KeyRegistered", root)
         svc = registry_body(
             raw_public_key(service), actor=SERVICE_ACTOR, role="service", authority=None, valid_from=now

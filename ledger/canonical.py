@@ -35,13 +35,15 @@ def _no_floats(_text: str) -> Any:
     raise _Reject("non-integral numbers are not allowed")
 
 
-def _bounded_int(text: str) -> int:
-    if len(text) > 17:
-        raise _Reject("integer out of range")
-    value = int(text)
-    if abs(value) > MAX_SAFE_INTEGER:
-        raise _Reject("integer out of range")
-    return value
+def _int_parser(limit: int) -> Any:
+    digits = len(str(limit)) + 1
+
+    def parse(text: str) -> int:
+        if len(text) > digits or abs(value := int(text)) > limit:
+            raise _Reject("integer out of range")
+        return value
+
+    return parse
 
 
 def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -53,13 +55,17 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-_DECODER = json.JSONDecoder(
-    object_pairs_hook=_unique_pairs,
-    parse_constant=_no_constants,
-    parse_float=_no_floats,
-    parse_int=_bounded_int,
-    strict=True,
-)
+def _decoder(max_int: int) -> json.JSONDecoder:
+    return json.JSONDecoder(
+        object_pairs_hook=_unique_pairs,
+        parse_constant=_no_constants,
+        parse_float=_no_floats,
+        parse_int=_int_parser(max_int),
+        strict=True,
+    )
+
+
+_DECODERS = {MAX_SAFE_INTEGER: _decoder(MAX_SAFE_INTEGER)}
 
 
 def _check_tree(value: Any, depth: int = 0) -> None:
@@ -83,8 +89,12 @@ def _check_text(text: str) -> None:
         raise MalformedInputError("lone surrogate in JSON string", code="MALFORMED_JSON") from None
 
 
-def parse_strict(raw: bytes) -> Any:
-    """Parse bytes as strict I-JSON (see module doc); raises MalformedInputError."""
+def parse_strict(raw: bytes, *, max_int: int = MAX_SAFE_INTEGER) -> Any:
+    """Parse bytes as strict I-JSON (see module doc); raises MalformedInputError.
+
+    ``max_int`` widens the integer range for documents defined over int64 (Merkle proofs)."""
+    if not isinstance(raw, bytes):
+        raise MalformedInputError("JSON input must be bytes", code="MALFORMED_JSON")
     if raw.startswith(b"\xef\xbb\xbf"):
         raise MalformedInputError("byte-order mark is not allowed", code="MALFORMED_JSON")
     try:
@@ -92,7 +102,8 @@ def parse_strict(raw: bytes) -> Any:
     except UnicodeDecodeError:
         raise MalformedInputError("body is not valid UTF-8", code="MALFORMED_JSON") from None
     try:
-        value = _DECODER.decode(text)
+        decoder = _DECODERS.get(max_int) or _DECODERS.setdefault(max_int, _decoder(max_int))
+        value = decoder.decode(text)
     except _Reject as exc:
         raise MalformedInputError(f"invalid JSON: {exc}", code="MALFORMED_JSON") from None
     except RecursionError:
@@ -130,7 +141,9 @@ def canonical(value: Any) -> bytes:
     """RFC 8785 canonical bytes of a JSON value (C-accelerated where provably identical)."""
     try:
         if _plain(value):
-            return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+            return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+                "utf-8"
+            )
         return rfc8785.dumps(value)
     except UnicodeEncodeError:
         raise MalformedInputError("value holds a lone surrogate", code="NON_CANONICAL") from None

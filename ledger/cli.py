@@ -39,7 +39,13 @@ DataDir = Annotated[
 ]
 
 USAGE_CODES = {
-    "MALFORMED_JSON", "BAD_ARGUMENT", "BAD_KEY", "BAD_ORIGIN", "CONFIGURATION", "UNUSABLE_INPUT", "UNSAFE_DURABILITY"
+    "MALFORMED_JSON",
+    "BAD_ARGUMENT",
+    "BAD_KEY",
+    "BAD_ORIGIN",
+    "CONFIGURATION",
+    "UNUSABLE_INPUT",
+    "UNSAFE_DURABILITY",
 }
 
 
@@ -57,7 +63,9 @@ def cli_errors(func: F) -> F:
             return func(*args, **kwargs)
         except LedgerError as exc:
             refs = " ".join(f"{k}={v}" for k, v in exc.refs.items())
-            usage = exc.code in USAGE_CODES or (isinstance(exc, MalformedInputError) and exc.code == "BAD_ARGUMENT")
+            usage = exc.code in USAGE_CODES or (
+                isinstance(exc, MalformedInputError) and exc.code == "BAD_ARGUMENT"
+            )
             fail(f"{exc.code}: {exc.message}" + (f" ({refs})" if refs else ""), 2 if usage else 1)
         except OSError as exc:
             fail(f"{type(exc).__name__}: {exc.strerror or exc}", 2)
@@ -85,7 +93,9 @@ def read_json_arg(value: str, what: str) -> Any:
         try:
             raw = Path(value[1:]).read_bytes()
         except OSError as exc:
-            raise MalformedInputError(f"cannot read {what} file: {exc.strerror}", code="BAD_ARGUMENT") from None
+            raise MalformedInputError(
+                f"cannot read {what} file: {exc.strerror}", code="BAD_ARGUMENT"
+            ) from None
     else:
         raw = value.encode("utf-8")
     try:
@@ -104,7 +114,9 @@ def print_json(data: Any) -> None:
 @app.command()
 @cli_errors
 def init(
-    origin: Annotated[str, typer.Option(help="log origin and key name, e.g. cambridgema.gov/evidence-ledger")],
+    origin: Annotated[
+        str, typer.Option(help="log origin and key name, e.g. cambridgema.gov/evidence-ledger")
+    ],
     data_dir: DataDir = None,
 ) -> None:
     """Create a data dir: trust-root admin key, log key, service key, sealing key, tables."""
@@ -135,7 +147,9 @@ def db_migrate(data_dir: DataDir = None) -> None:
 @cli_errors
 def keys_new(
     name: Annotated[str, typer.Option(help="a label for the key holder")],
-    out: Annotated[Path, typer.Option(help="private key file (PEM PKCS#8, mode 0600); FILE.pub gets the public key")],
+    out: Annotated[
+        Path, typer.Option(help="private key file (PEM PKCS#8, mode 0600); FILE.pub gets the public key")
+    ],
 ) -> None:
     """Create an Ed25519 key pair."""
     from ledger.keys import generate_key_pair, key_id
@@ -151,9 +165,13 @@ def keys_new(
 def keys_register(
     public_key: Annotated[Path, typer.Option("--public-key", help="PEM public key file (FILE.pub)")],
     actor: Annotated[str, typer.Option(help="who holds the key")],
-    role: Annotated[str, typer.Option(help="investigator | supervisor | auditor | prosecutor | admin | service")],
+    role: Annotated[
+        str, typer.Option(help="investigator | supervisor | auditor | prosecutor | admin | service")
+    ],
     authority: Annotated[str | None, typer.Option(help="prosecutors: the authority they act for")] = None,
-    admin_key: Annotated[Path | None, typer.Option("--admin-key", help="admin private key (default: trust root)")] = None,
+    admin_key: Annotated[
+        Path | None, typer.Option("--admin-key", help="admin private key (default: trust root)")
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Register a public key in the key registry (a signed KeyRegistered event)."""
@@ -164,8 +182,12 @@ def keys_register(
     with open_ledger(data_dir) as ledger:
         public = raw_public_key(load_public_key(public_key))
         receipt = register_key(
-            ledger, admin_key or key_path(ledger.data_dir, "admin"), public,
-            actor=actor, role=role, authority=authority,
+            ledger,
+            admin_key or key_path(ledger.data_dir, "admin"),
+            public,
+            actor=actor,
+            role=role,
+            authority=authority,
         )
         print_json(receipt.to_json())
 
@@ -175,7 +197,9 @@ def keys_register(
 def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="id of the key to revoke")],
     reason: Annotated[str, typer.Option(help="why")],
-    compromised_since: Annotated[str | None, typer.Option(help="RFC 3339 time the key may have leaked")] = None,
+    compromised_since: Annotated[
+        str | None, typer.Option(help="RFC 3339 time the key may have leaked")
+    ] = None,
     admin_key: Annotated[Path | None, typer.Option("--admin-key")] = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -185,8 +209,11 @@ def keys_revoke(
 
     with open_ledger(data_dir) as ledger:
         receipt = revoke_key(
-            ledger, admin_key or key_path(ledger.data_dir, "admin"), key_id,
-            reason=reason, compromised_since=compromised_since,
+            ledger,
+            admin_key or key_path(ledger.data_dir, "admin"),
+            key_id,
+            reason=reason,
+            compromised_since=compromised_since,
         )
         print_json(receipt.to_json())
 

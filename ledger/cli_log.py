@@ -20,8 +20,12 @@ log_app = typer.Typer(no_args_is_help=True, help="Transparency log: checkpoints,
 app.add_typer(log_app, name="log")
 
 VKey = Annotated[str, typer.Option("--vkey", help="log verifier key: the key text or a file holding it")]
-Witness = Annotated[list[str] | None, typer.Option("--witness", help="witness verifier key (text or file); repeat")]
-MinWitnesses = Annotated[int | None, typer.Option("--min-witnesses", help="cosignatures required (default: all)")]
+Witness = Annotated[
+    list[str] | None, typer.Option("--witness", help="witness verifier key (text or file); repeat")
+]
+MinWitnesses = Annotated[
+    int | None, typer.Option("--min-witnesses", help="cosignatures required (default: all)")
+]
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -128,9 +132,7 @@ def prove_consistency(size1: int, size2: int, data_dir: DataDir = None) -> None:
 
     with open_ledger(data_dir) as ledger:
         _check_range(0 < size1 <= size2 <= ledger.log_size(), "need 0 < SIZE1 <= SIZE2 <= log size")
-        _print_json(
-            consistency_proof_json(ledger.consistency_proof(size1, size2), first=size1, second=size2)
-        )
+        _print_json(consistency_proof_json(ledger.consistency_proof(size1, size2), first=size1, second=size2))
 
 
 def _check_range(ok: bool, message: str) -> None:
@@ -192,7 +194,9 @@ def verify_inclusion(
     verified = _checkpoint(_read(checkpoint, "checkpoint"), vkey, None, None)
     size = verified.checkpoint.size
     index, path = parse_inclusion_proof(_read(proof, "proof"), tree_size=size)
-    merkle.verify_inclusion(merkle.leaf_hash(_read(leaf, "leaf")), index, size, path, verified.checkpoint.root)
+    merkle.verify_inclusion(
+        merkle.leaf_hash(_read(leaf, "leaf")), index, size, path, verified.checkpoint.root
+    )
     typer.echo(f"verified: leaf {index} is in {verified.checkpoint.origin} at size {size}")
 
 

@@ -14,7 +14,6 @@ signature over the exact bytes received and returns nothing.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import re
 import uuid
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from domain.errors import MalformedInputError, VerificationError
 from ledger.canonical import canonical, parse_canonical, parse_time
 from ledger.keys import key_id
+from ledger.strict_b64 import b64decode
 
 PAYLOAD_TYPE = "application/vnd.evidence-ledger.event.v1+json"
 REGISTRY_CASE_ID = "00000000-0000-0000-0000-000000000000"
@@ -50,15 +50,7 @@ def sha256_hex(data: bytes) -> str:
 
 def b64decode_strict(text: object, *, what: str) -> bytes:
     """Standard, padded, canonical base64 only."""
-    if not isinstance(text, str):
-        raise MalformedInputError(f"{what} must be a base64 string", code="MALFORMED_ENVELOPE")
-    try:
-        data = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise MalformedInputError(f"{what} is not standard padded base64", code="MALFORMED_ENVELOPE") from None
-    if base64.b64encode(data).decode("ascii") != text:
-        raise MalformedInputError(f"{what} is not canonical base64", code="MALFORMED_ENVELOPE")
-    return data
+    return b64decode(text, what=what, code="MALFORMED_ENVELOPE")
 
 
 @dataclass(frozen=True, slots=True)

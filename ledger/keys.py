@@ -73,7 +73,9 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise MalformedInputError(f"cannot read private key file {path}: {exc.strerror}", code="BAD_KEY") from None
+        raise MalformedInputError(
+            f"cannot read private key file {path}: {exc.strerror}", code="BAD_KEY"
+        ) from None
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm):
@@ -87,7 +89,9 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise MalformedInputError(f"cannot read public key file {path}: {exc.strerror}", code="BAD_KEY") from None
+        raise MalformedInputError(
+            f"cannot read public key file {path}: {exc.strerror}", code="BAD_KEY"
+        ) from None
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, TypeError, UnsupportedAlgorithm):

@@ -21,14 +21,14 @@ Progress = Callable[[int, int], None]
 PAGE = 2000
 
 
-def _entries(tx: Tx, db: Database, start: int) -> list[tuple[int, str, bytes]]:
+def _entries(tx: Tx, db: Database, start: int) -> list[tuple[int, str, bytes, str]]:
     rows = tx.query(
-        "SELECT e.leaf_index, e.case_id, s.state FROM log_entries e"
+        "SELECT e.leaf_index, e.case_id, s.state, e.integrated_at FROM log_entries e"
         f" JOIN {db.events_table} s ON s.originator_id = {db.case_key_sql('e.case_id')}"
         " AND s.originator_version = e.seq WHERE e.leaf_index >= ? ORDER BY e.leaf_index LIMIT ?",
         (start, PAGE),
     )
-    return [(int(r[0]), str(r[1]), bytes(r[2])) for r in rows]
+    return [(int(r[0]), str(r[1]), bytes(r[2]), str(r[3])) for r in rows]
 
 
 def _load_heads(tx: Tx) -> dict[str, CaseHead]:
@@ -36,13 +36,15 @@ def _load_heads(tx: Tx) -> dict[str, CaseHead]:
     return {r[0]: CaseHead(int(r[1]), str(r[2]), _load_state(r[0], str(r[3]))) for r in rows}
 
 
-def rebuild(db: Database, appender: Appender, *, from_zero: bool = True, progress: Progress | None = None) -> int:
+def rebuild(
+    db: Database, appender: Appender, *, from_zero: bool = True, progress: Progress | None = None
+) -> int:
     """Fold the log into fresh read models; returns the number of entries applied."""
     with db.write() as tx:
         total = int((tx.one("SELECT COUNT(*) FROM log_entries") or (0,))[0])
         if from_zero:
             for table in ("case_state", "case_timeline", "public_releases", "projection_tracking"):
-                tx.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+                tx.execute(f"DELETE FROM {table}")
             heads: dict[str, CaseHead] = {}
             position = -1
         else:
@@ -56,14 +58,18 @@ def rebuild(db: Database, appender: Appender, *, from_zero: bool = True, progres
             chunk = _entries(tx, db, position + 1)
             if not chunk:
                 break
-            for index, case_id, raw in chunk:
+            for index, case_id, raw, integrated_at in chunk:
                 envelope = parse_envelope(raw)
-                state, ctx, event = appender._decide(envelope, False, heads.get(case_id), heads)
+                state, ctx, event = appender._decide(
+                    envelope, False, heads.get(case_id), heads, at=integrated_at
+                )
                 heads[case_id] = CaseHead(envelope.statement.seq, envelope.sha256, state)
                 touched[case_id] = index
                 if case_id != REGISTRY_CASE_ID:
                     entry = projections.timeline_entry(event, ctx)
-                    timeline.append((case_id, envelope.statement.seq, index, json.dumps(entry, sort_keys=True)))
+                    timeline.append(
+                        (case_id, envelope.statement.seq, index, json.dumps(entry, sort_keys=True))
+                    )
                 position = index
                 applied += 1
             if progress is not None:

@@ -19,8 +19,11 @@ def render_case(view: dict[str, Any]) -> None:
         table = Table("footage", "source", "sha256", "custodian", "release status")
         for item in footage:
             table.add_row(
-                str(item.get("footage_id")), str(item.get("source")), str(item.get("sha256", ""))[:16] + "…",
-                str(item.get("custodian")), str(item.get("release_status")),
+                str(item.get("footage_id")),
+                str(item.get("source")),
+                str(item.get("sha256", ""))[:16] + "…",
+                str(item.get("custodian")),
+                str(item.get("release_status")),
             )
         console.print(table)
     for key in ("holds", "releases", "referrals"):

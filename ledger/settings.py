@@ -115,7 +115,11 @@ class LedgerConfig:
         )
 
     def save(self, data_dir: Path) -> None:
-        payload = {"origin": self.origin, "admin_key_id": self.admin_key_id, "log_key_name": self.log_key_name}
+        payload = {
+            "origin": self.origin,
+            "admin_key_id": self.admin_key_id,
+            "log_key_name": self.log_key_name,
+        }
         (data_dir / CONFIG_FILE).write_text(json.dumps(payload, indent=2) + "\n", "utf-8")
 
 

@@ -17,8 +17,8 @@ from ledger.append import Appender, Outcome, Receipt
 from ledger.envelope import REGISTRY_CASE_ID
 from ledger.keys import load_private_key
 from ledger.sealed import DepartmentKey, SealedStore
-from ledger.signing import build_envelope
 from ledger.settings import ConfigurationError, LedgerConfig, Settings, database_target, key_path
+from ledger.signing import build_envelope
 from ledger.storage.app import LedgerApplication, application_env
 from ledger.storage.sql import Database
 
@@ -76,7 +76,9 @@ class Ledger:
         self.db.check_schema()
         problems = self.db.durability_problems()
         if problems:
-            raise ConfigurationError("unsafe durability settings: " + "; ".join(problems), code="UNSAFE_DURABILITY")
+            raise ConfigurationError(
+                "unsafe durability settings: " + "; ".join(problems), code="UNSAFE_DURABILITY"
+            )
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -111,8 +113,14 @@ class Ledger:
         """Sign an event for the next position of a stream and append it; raise if it is refused."""
         version, prev = self.case_head(case_id)
         raw = build_envelope(
-            origin=self.origin, case_id=case_id, event_type=event_type, body=body, key=key,
-            seq=version + 1, prev=prev, occurred_at=self.clock(),
+            origin=self.origin,
+            case_id=case_id,
+            event_type=event_type,
+            body=body,
+            key=key,
+            seq=version + 1,
+            prev=prev,
+            occurred_at=self.clock(),
         )
         (outcome,) = self.append([raw])
         if isinstance(outcome, LedgerError):
@@ -160,7 +168,12 @@ class Ledger:
         return [json.loads(r[0]) for r in rows]
 
     def list_cases(
-        self, *, status: str | None = None, category: str | None = None, after: str | None = None, limit: int = 50
+        self,
+        *,
+        status: str | None = None,
+        category: str | None = None,
+        after: str | None = None,
+        limit: int = 50,
     ) -> list[dict[str, Any]]:
         sql = "SELECT case_id, version, view FROM case_state WHERE case_id <> ?"
         params: list[Any] = [REGISTRY_CASE_ID]

@@ -8,7 +8,7 @@ appending costs O(log n) hashes and inserts, and the root or any proof needs O(l
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,7 +24,12 @@ LEAF_VERSION = 1
 
 def leaf_bytes(envelope_sha256: str, index: int, integrated_at: str) -> bytes:
     return canonical(
-        {"envelope_sha256": envelope_sha256, "index": index, "integrated_at": integrated_at, "v": LEAF_VERSION}
+        {
+            "envelope_sha256": envelope_sha256,
+            "index": index,
+            "integrated_at": integrated_at,
+            "v": LEAF_VERSION,
+        }
     )
 
 
@@ -115,7 +120,8 @@ def checkpoint_at(tx: Tx, size: int) -> StoredCheckpoint:
 
 def checkpoint_covering(tx: Tx, size: int) -> StoredCheckpoint | None:
     row = tx.one(
-        "SELECT size, root, note, signed_at FROM log_checkpoints WHERE size >= ? ORDER BY size LIMIT 1", (size,)
+        "SELECT size, root, note, signed_at FROM log_checkpoints WHERE size >= ? ORDER BY size LIMIT 1",
+        (size,),
     )
     return None if row is None else _checkpoint_from_row(tx, row)
 
@@ -146,5 +152,3 @@ def entry_leaf(tx: Tx, index: int) -> bytes:
     if row is None:
         raise NotFoundError(f"no log entry {index}", code="NO_ENTRY")
     return bytes(row[0])
-
-

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -53,15 +52,20 @@ class Actors:
         body: dict[str, Any],
         *,
         seq: int | None = None,
-        prev: str | None | bool = False,
+        prev: str | bool | None = False,
         event_id: str | None = None,
     ) -> bytes:
         version, head = self.ledger.case_head(case_id)
         return build_envelope(
-            origin=self.ledger.origin, case_id=case_id, event_type=event_type, body=body,
-            key=self.keys[who], seq=version + 1 if seq is None else seq,
+            origin=self.ledger.origin,
+            case_id=case_id,
+            event_type=event_type,
+            body=body,
+            key=self.keys[who],
+            seq=version + 1 if seq is None else seq,
             prev=head if prev is False else prev,  # type: ignore[arg-type]
-            occurred_at=self.ledger.clock(), event_id=event_id,
+            occurred_at=self.ledger.clock(),
+            event_id=event_id,
         )
 
     def append(self, who: str, case_id: str, event_type: str, body: dict[str, Any], **kw: Any) -> Outcome:
@@ -74,7 +78,9 @@ class Actors:
             raise AssertionError(f"{event_type} refused: {outcome.code}: {outcome.message}")
         return outcome
 
-    def refused(self, who: str, case_id: str, event_type: str, body: dict[str, Any], **kw: Any) -> LedgerError:
+    def refused(
+        self, who: str, case_id: str, event_type: str, body: dict[str, Any], **kw: Any
+    ) -> LedgerError:
         outcome = self.append(who, case_id, event_type, body, **kw)
         assert isinstance(outcome, LedgerError), f"{event_type} was accepted"
         return outcome
@@ -94,53 +100,90 @@ REDACTED_SHA = hashlib.sha256(REDACTED_BYTES).hexdigest()
 
 
 def case_opened(number: str = "CPD-2026-0001") -> dict[str, Any]:
-    return {"case_number": number, "category": "property_damage", "summary": "Vehicle damaged during a federal operation"}
+    return {
+        "case_number": number,
+        "category": "property_damage",
+        "summary": "Vehicle damaged during a federal operation",
+    }
 
 
 def report_received(sealed: dict[str, str] | None) -> dict[str, Any]:
     return {
-        "report_id": "rpt-1", "channel": "911_call", "received_at": "2026-02-05T17:02:00Z",
-        "location": "Central Square (block level)", "observed_agency": "ICE",
-        "narrative": "Caller saw masked agents break a car window.", "reporter": sealed,
+        "report_id": "rpt-1",
+        "channel": "911_call",
+        "received_at": "2026-02-05T17:02:00Z",
+        "location": "Central Square (block level)",
+        "observed_agency": "ICE",
+        "narrative": "Caller saw masked agents break a car window.",
+        "reporter": sealed,
     }
 
 
 def incident_documented() -> dict[str, Any]:
     return {
-        "incident_id": "inc-1", "occurred_from": "2026-02-05T16:55:00Z", "occurred_to": "2026-02-05T17:10:00Z",
-        "location": "Massachusetts Ave at Prospect St", "narrative": "Officers documented the scene.",
+        "incident_id": "inc-1",
+        "occurred_from": "2026-02-05T16:55:00Z",
+        "occurred_to": "2026-02-05T17:10:00Z",
+        "location": "Massachusetts Ave at Prospect St",
+        "narrative": "Officers documented the scene.",
         "conduct": ["property_damage"],
         "federal_officials": [
-            {"agency": "ICE", "count": 4, "identifiable_uniform": False, "face_covered": True,
-             "body_camera_worn": False, "identified_themselves": False}
+            {
+                "agency": "ICE",
+                "count": 4,
+                "identifiable_uniform": False,
+                "face_covered": True,
+                "body_camera_worn": False,
+                "identified_themselves": False,
+            }
         ],
     }
 
 
-def footage_captured(footage_id: str = "ftg-1", *, stored: bool = False, sha: str = FOOTAGE_SHA) -> dict[str, Any]:
+def footage_captured(
+    footage_id: str = "ftg-1", *, stored: bool = False, sha: str = FOOTAGE_SHA
+) -> dict[str, Any]:
     return {
-        "footage_id": footage_id, "source": "body_worn_camera", "device_id": "BWC-0042",
-        "recorded_from": "2026-02-05T16:58:00Z", "recorded_to": "2026-02-05T17:06:00Z",
-        "sha256": sha, "size_bytes": len(FOOTAGE_BYTES), "media_type": "video/mp4",
-        "depicts": ["property_damage_by_federal_officials"], "custodian": "CPD Evidence Unit", "stored": stored,
+        "footage_id": footage_id,
+        "source": "body_worn_camera",
+        "device_id": "BWC-0042",
+        "recorded_from": "2026-02-05T16:58:00Z",
+        "recorded_to": "2026-02-05T17:06:00Z",
+        "sha256": sha,
+        "size_bytes": len(FOOTAGE_BYTES),
+        "media_type": "video/mp4",
+        "depicts": ["property_damage_by_federal_officials"],
+        "custodian": "CPD Evidence Unit",
+        "stored": stored,
     }
 
 
 def hold_placed(hold_id: str = "hold-1", scope: Any = "case") -> dict[str, Any]:
-    return {"hold_id": hold_id, "scope": scope, "authority": "middlesex_da", "reason": "Active DA investigation"}
+    return {
+        "hold_id": hold_id,
+        "scope": scope,
+        "authority": "middlesex_da",
+        "reason": "Active DA investigation",
+    }
 
 
 def derivative_created() -> dict[str, Any]:
     return {
-        "derivative_id": "ftg-1-redacted", "footage_id": "ftg-1", "sha256": REDACTED_SHA,
-        "size_bytes": len(REDACTED_BYTES), "kind": "redaction", "description": "Bystander faces blurred",
+        "derivative_id": "ftg-1-redacted",
+        "footage_id": "ftg-1",
+        "sha256": REDACTED_SHA,
+        "size_bytes": len(REDACTED_BYTES),
+        "kind": "redaction",
+        "description": "Bystander faces blurred",
     }
 
 
 def footage_released(derivative: bool = True) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "footage_id": "ftg-1", "sha256": REDACTED_SHA if derivative else FOOTAGE_SHA,
-        "basis": "executive_order", "channel": "city website",
+        "footage_id": "ftg-1",
+        "sha256": REDACTED_SHA if derivative else FOOTAGE_SHA,
+        "basis": "executive_order",
+        "channel": "city website",
         "url": "https://www.cambridgema.gov/police/releases/ftg-1",
     }
     if derivative:
@@ -149,7 +192,11 @@ def footage_released(derivative: bool = True) -> dict[str, Any]:
 
 
 def referral_made() -> dict[str, Any]:
-    return {"referral_id": "ref-1", "authority": "middlesex_da", "basis": "Property damage by federal officers"}
+    return {
+        "referral_id": "ref-1",
+        "authority": "middlesex_da",
+        "basis": "Property damage by federal officers",
+    }
 
 
 def run_cambridge_scenario(actors: Actors, case_id: str, sealed: dict[str, str] | None) -> list[Receipt]:
@@ -164,11 +211,15 @@ def run_cambridge_scenario(actors: Actors, case_id: str, sealed: dict[str, str] 
     refused = actors.refused("supervisor", case_id, "FootageReleased", footage_released(derivative=False))
     assert refused.code == "RELEASE_UNDER_HOLD" and refused.refs.get("hold_id") == "hold-1"
     receipts += [
-        actors.ok("supervisor", case_id, "InvestigationHoldLifted", {"hold_id": "hold-1", "reason": "DA cleared"}),
+        actors.ok(
+            "supervisor", case_id, "InvestigationHoldLifted", {"hold_id": "hold-1", "reason": "DA cleared"}
+        ),
         actors.ok("investigator", case_id, "FootageDerivativeCreated", derivative_created()),
         actors.ok("supervisor", case_id, "FootageReleased", footage_released()),
         actors.ok("investigator", case_id, "ReferralMade", referral_made()),
-        actors.ok("prosecutor", case_id, "ReferralAcknowledged", {"referral_id": "ref-1", "note": "Received"}),
+        actors.ok(
+            "prosecutor", case_id, "ReferralAcknowledged", {"referral_id": "ref-1", "note": "Received"}
+        ),
         actors.ok("supervisor", case_id, "CaseClosed", {"disposition": "referred"}),
     ]
     return receipts

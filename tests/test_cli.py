@@ -50,7 +50,9 @@ def cli(tmp_path: Path, database_url: str | None) -> Cli:
 def test_cambridge_scenario_through_the_cli(cli: Cli, tmp_path: Path) -> None:
     keys = {}
     for name, role, authority in [
-        ("inv", "investigator", None), ("sup", "supervisor", None), ("ada", "prosecutor", "middlesex_da")
+        ("inv", "investigator", None),
+        ("sup", "supervisor", None),
+        ("ada", "prosecutor", "middlesex_da"),
     ]:
         key = tmp_path / f"{name}.pem"
         cli.run("keys", "new", "--name", name, "--out", str(key))
@@ -78,7 +80,9 @@ def test_cambridge_scenario_through_the_cli(cli: Cli, tmp_path: Path) -> None:
     view = cli.json("case", "show", case_id, "--json")
     assert view["status"] == "closed" and view["footage"][0]["release_status"] == "released"
     lines = cli.run("case", "events", case_id).splitlines()
-    assert len(lines) == 11 and all(json.loads(line)["payloadType"].endswith("event.v1+json") for line in lines)
+    assert len(lines) == 11 and all(
+        json.loads(line)["payloadType"].endswith("event.v1+json") for line in lines
+    )
     assert "replayed" in cli.run("replay")
     assert cli.json("case", "show", case_id, "--json") == view
     assert "CANARY-CLI-5521" not in json.dumps(view) + "\n".join(lines)
@@ -87,11 +91,15 @@ def test_cambridge_scenario_through_the_cli(cli: Cli, tmp_path: Path) -> None:
 def test_cli_errors_are_one_line_and_non_zero(cli: Cli, tmp_path: Path) -> None:
     out = cli.run("case", "show", str(uuid.uuid4()), code=1)
     assert out.strip().startswith("error: CASE_NOT_FOUND") and len(out.strip().splitlines()) == 1
-    out = cli.run("append", "not-a-uuid", "CaseOpened", "--key", str(tmp_path / "none.pem"), "--body", "{}", code=2)
+    out = cli.run(
+        "append", "not-a-uuid", "CaseOpened", "--key", str(tmp_path / "none.pem"), "--body", "{}", code=2
+    )
     assert out.strip().startswith("error:")
     key = tmp_path / "k.pem"
     cli.run("keys", "new", "--name", "k", "--out", str(key))
-    out = cli.run("append", str(uuid.uuid4()), "CaseOpened", "--key", str(key), "--body", '{"a":1,"a":2}', code=2)
+    out = cli.run(
+        "append", str(uuid.uuid4()), "CaseOpened", "--key", str(key), "--body", '{"a":1,"a":2}', code=2
+    )
     assert "duplicate" in out
     out = cli.append(str(uuid.uuid4()), "CaseOpened", key, support.case_opened(), code=1)
     assert "UNKNOWN_KEY" in out
@@ -118,15 +126,42 @@ def test_log_commands_prove_and_verify_offline(cli: Cli, tmp_path: Path) -> None
     cproof.write_text(cli.run("log", "prove-consistency", str(size1), str(size2)))
     assert "verified" in cli.run("log", "verify-checkpoint", "--vkey", vkey, str(second))
     assert "verified" in cli.run(
-        "log", "verify-inclusion", "--vkey", vkey, "--checkpoint", str(second), "--leaf", str(leaf), "--proof", str(proof)
+        "log",
+        "verify-inclusion",
+        "--vkey",
+        vkey,
+        "--checkpoint",
+        str(second),
+        "--leaf",
+        str(leaf),
+        "--proof",
+        str(proof),
     )
     assert "verified" in cli.run(
-        "log", "verify-consistency", "--vkey", vkey, "--old", str(first), "--new", str(second), "--proof", str(cproof)
+        "log",
+        "verify-consistency",
+        "--vkey",
+        vkey,
+        "--old",
+        str(first),
+        "--new",
+        str(second),
+        "--proof",
+        str(cproof),
     )
     leaf.write_bytes(leaf.read_bytes().replace(b'"v":1', b'"v":2'))
     cli.run(
-        "log", "verify-inclusion", "--vkey", vkey, "--checkpoint", str(second), "--leaf", str(leaf),
-        "--proof", str(proof), code=1,
+        "log",
+        "verify-inclusion",
+        "--vkey",
+        vkey,
+        "--checkpoint",
+        str(second),
+        "--leaf",
+        str(leaf),
+        "--proof",
+        str(proof),
+        code=1,
     )
     cli.run("log", "verify-checkpoint", "--vkey", "not a key", str(second), code=2)
 
@@ -145,7 +180,10 @@ def test_unsafe_postgres_durability_is_refused(pg_database: str, tmp_path: Path)
 def test_console_script_runs_in_a_real_process(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "ledger.cli", "init", "--origin", ORIGIN, "--data-dir", str(tmp_path / "d")],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "log verifier key" in result.stdout

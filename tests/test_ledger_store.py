@@ -38,8 +38,10 @@ def test_append_returns_a_receipt_and_the_case_projection(ledger: Ledger, actors
     leaf = ledger.leaf(receipt.leaf_index)
     assert merkle.leaf_hash(leaf).hex() == receipt.leaf_hash
     assert parse_strict(leaf) == {
-        "envelope_sha256": receipt.envelope_sha256, "index": receipt.leaf_index,
-        "integrated_at": receipt.integrated_at, "v": 1,
+        "envelope_sha256": receipt.envelope_sha256,
+        "index": receipt.leaf_index,
+        "integrated_at": receipt.integrated_at,
+        "v": 1,
     }
     view = ledger.case_view(case_id)
     assert view["status"] == "open" and view["version"] == 1 and view["case_number"] == "CPD-2026-0001"
@@ -78,7 +80,9 @@ def test_wrong_seq_and_wrong_prev_conflict(ledger: Ledger, actors: Actors) -> No
     case_id = new_case_id()
     actors.ok("investigator", case_id, "CaseOpened", case_opened())
     stale = actors.refused("investigator", case_id, "FootageCaptured", footage_captured(), seq=1, prev=None)
-    assert isinstance(stale, ConflictError) and stale.code == "SEQ_CONFLICT" and stale.refs["expected_seq"] == 2
+    assert (
+        isinstance(stale, ConflictError) and stale.code == "SEQ_CONFLICT" and stale.refs["expected_seq"] == 2
+    )
     bad_prev = actors.refused("investigator", case_id, "FootageCaptured", footage_captured(), prev="0" * 64)
     assert bad_prev.code == "PREV_MISMATCH"
 
@@ -96,8 +100,11 @@ def test_unknown_revoked_and_wrongly_roled_keys_are_refused(ledger: Ledger, acto
     wrong_role = actors.refused("auditor", case_id, "CaseOpened", case_opened())
     assert isinstance(wrong_role, AuthorizationError) and wrong_role.code == "ROLE_NOT_ALLOWED"
     revoke_key(
-        ledger, key_path(ledger.data_dir, "admin"), actors.key_id("investigator"),
-        reason="left the unit", compromised_since=None,
+        ledger,
+        key_path(ledger.data_dir, "admin"),
+        actors.key_id("investigator"),
+        reason="left the unit",
+        compromised_since=None,
     )
     revoked = actors.refused("investigator", case_id, "CaseOpened", case_opened())
     assert revoked.code == "REVOKED_KEY"
@@ -127,8 +134,14 @@ def test_statement_for_another_ledger_is_refused(ledger: Ledger, actors: Actors)
     from ledger.signing import build_envelope
 
     raw = build_envelope(
-        origin="elsewhere.example/ledger", case_id=new_case_id(), event_type="CaseOpened", body=case_opened(),
-        key=actors.keys["investigator"], seq=1, prev=None, occurred_at=ledger.clock(),
+        origin="elsewhere.example/ledger",
+        case_id=new_case_id(),
+        event_type="CaseOpened",
+        body=case_opened(),
+        key=actors.keys["investigator"],
+        seq=1,
+        prev=None,
+        occurred_at=ledger.clock(),
     )
     (outcome,) = ledger.append([raw])
     assert isinstance(outcome, MalformedInputError) and outcome.code == "BINDING_MISMATCH"
@@ -147,7 +160,9 @@ def test_one_bad_envelope_does_not_fail_its_batch(ledger: Ledger, actors: Actors
 
 def test_cambridge_scenario_and_rebuild_equal_incremental(ledger: Ledger, actors: Actors) -> None:
     case_id = new_case_id()
-    sealed = ledger.sealed_store().seal({"name": "Reporter Canary-91b2", "phone": "617-555-0100"}, now=ledger.clock())
+    sealed = ledger.sealed_store().seal(
+        {"name": "Reporter Canary-91b2", "phone": "617-555-0100"}, now=ledger.clock()
+    )
     run_cambridge_scenario(actors, case_id, sealed.to_json())
     view = ledger.case_view(case_id)
     assert view["status"] == "closed"
@@ -177,7 +192,11 @@ def test_tree_nodes_match_a_from_scratch_tree(ledger: Ledger, actors: Actors) ->
         assert tlog.root_at(tx, size) == merkle.root_from_leaf_hashes(leaves)
         for index in range(size):
             merkle.verify_inclusion(
-                leaves[index], index, size, tlog.inclusion_proof(tx, index, size), merkle.root_from_leaf_hashes(leaves)
+                leaves[index],
+                index,
+                size,
+                tlog.inclusion_proof(tx, index, size),
+                merkle.root_from_leaf_hashes(leaves),
             )
 
 

@@ -63,7 +63,9 @@ class LedgerApplication(Application[uuid.UUID]):
         return EnvelopeMapper()
 
 
-def application_env(target: DatabaseTarget, *, create_tables: bool, pool_size: int, lock_timeout: int) -> dict[str, str]:
+def application_env(
+    target: DatabaseTarget, *, create_tables: bool, pool_size: int, lock_timeout: int
+) -> dict[str, str]:
     env: dict[str, str] = {"CREATE_TABLE": "y" if create_tables else "n", "IS_SNAPSHOTTING_ENABLED": "n"}
     if target.kind == "sqlite":
         assert target.sqlite_path is not None

@@ -48,7 +48,9 @@ class Tx:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         self._cursor.execute(self._sql(sql), tuple(params))
-        return [tuple(row.values()) if isinstance(row, dict) else tuple(row) for row in self._cursor.fetchall()]
+        return [
+            tuple(row.values()) if isinstance(row, dict) else tuple(row) for row in self._cursor.fetchall()
+        ]
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         rows = self.query(sql, params)
@@ -128,7 +130,9 @@ class Database:
             else:
                 yield from self._sqlite_tx(immediate=True)
         except (psycopg.errors.UniqueViolation, sqlite3.IntegrityError) as exc:
-            raise ConflictError("a concurrent writer stored the same position first", code="CONFLICT") from exc
+            raise ConflictError(
+                "a concurrent writer stored the same position first", code="CONFLICT"
+            ) from exc
         except (psycopg.OperationalError, psycopg.InterfaceError, sqlite3.OperationalError) as exc:
             raise StorageError(f"database unavailable: {type(exc).__name__}") from exc
 

@@ -56,7 +56,12 @@ def bench_ledger(backend: str) -> Iterator[BenchLedger]:
         ledger = Ledger(settings)
         key = Ed25519PrivateKey.generate()
         register_key(
-            ledger, key_path(data_dir, "admin"), raw_public_key(key), actor="bench", role="investigator", authority=None
+            ledger,
+            key_path(data_dir, "admin"),
+            raw_public_key(key),
+            actor="bench",
+            role="investigator",
+            authority=None,
         )
         try:
             yield BenchLedger(ledger, key, settings)
@@ -69,10 +74,18 @@ def case_opened_envelopes(key: Ed25519PrivateKey, count: int) -> list[bytes]:
     start = datetime.now(UTC)
     return [
         build_envelope(
-            origin=ORIGIN, case_id=str(uuid.uuid4()), event_type="CaseOpened",
-            body={"case_number": f"CPD-BENCH-{i:07d}", "category": "violence",
-                  "summary": "Benchmark case opened to measure the append path " + "x" * 200},
-            key=key, seq=1, prev=None, occurred_at=start + timedelta(microseconds=i),
+            origin=ORIGIN,
+            case_id=str(uuid.uuid4()),
+            event_type="CaseOpened",
+            body={
+                "case_number": f"CPD-BENCH-{i:07d}",
+                "category": "violence",
+                "summary": "Benchmark case opened to measure the append path " + "x" * 200,
+            },
+            key=key,
+            seq=1,
+            prev=None,
+            occurred_at=start + timedelta(microseconds=i),
         )
         for i in range(count)
     ]
