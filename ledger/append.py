@@ -29,6 +29,7 @@ from ledger.storage.app import EnvelopeMapper, RecordedEnvelope
 from ledger.storage.sql import Database, Tx
 
 TRACKING_NAME = "read_models"
+CACHE_SIZE = 10_000
 _KEY_REFUSALS = {
     "unknown": ("UNKNOWN_KEY", "not registered"),
     "not_yet_valid": ("KEY_NOT_YET_VALID", "not valid yet"),
@@ -109,6 +110,7 @@ class Appender:
         self._registry: Any = None
         self._registry_version = -1
         self._registry_head = ""
+        self._cache: dict[str, CaseHead] = {}  # case id -> head, in insertion (age) order
 
     # -- phase 1 ------------------------------------------------------------------------------
 
@@ -182,6 +184,8 @@ class Appender:
                 results[i] = exc
         if batch.stored:
             self._write(tx, batch, heads)
+            # Safe even if the commit then fails: a cached head is used only when it equals the stored one.
+            self._remember({cid: heads[cid] for cid in batch.touched})
         return results
 
     def _existing(self, tx: Tx, event_ids: list[str]) -> dict[str, Receipt]:
@@ -211,9 +215,33 @@ class Appender:
         ordered = sorted(case_ids)
         marks = ",".join("?" * len(ordered))
         rows = tx.query(
-            f"SELECT case_id, version, head_sha256, state FROM case_state WHERE case_id IN ({marks})", ordered
+            f"SELECT case_id, version, head_sha256 FROM case_state WHERE case_id IN ({marks})", ordered
         )
-        return {r[0]: CaseHead(int(r[1]), str(r[2]), _load_state(r[0], str(r[3]))) for r in rows}
+        heads: dict[str, CaseHead] = {}
+        missing = []
+        for case_id, version, head_sha256 in rows:
+            cached = self._cache.get(case_id)
+            if cached is not None and cached.version == int(version) and cached.head_sha256 == head_sha256:
+                heads[case_id] = cached  # the stored head proves the cached state is current
+            else:
+                missing.append(case_id)
+        if missing:
+            marks = ",".join("?" * len(missing))
+            for case_id, version, head_sha256, state in tx.query(
+                f"SELECT case_id, version, head_sha256, state FROM case_state WHERE case_id IN ({marks})",
+                missing,
+            ):
+                heads[case_id] = CaseHead(int(version), str(head_sha256), _load_state(case_id, str(state)))
+        return heads
+
+    def _remember(self, heads: dict[str, CaseHead]) -> None:
+        """Keep decided states for the next batch (bounded; evicts the oldest)."""
+        for case_id, head in heads.items():
+            if case_id != REGISTRY_CASE_ID:
+                self._cache.pop(case_id, None)
+                self._cache[case_id] = head
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.pop(next(iter(self._cache)))
 
     def _one(
         self,
