@@ -25,6 +25,7 @@ from ledger import merkle, tlog
 from ledger.canonical import format_time
 from ledger.envelope import REGISTRY_CASE_ID, UnverifiedEnvelope, parse_envelope, verify_envelope
 from ledger.keys import public_key_from_raw
+from ledger.leaf import leaf_bytes
 from ledger.storage.app import EnvelopeMapper, RecordedEnvelope
 from ledger.storage.sql import Database, Tx
 
@@ -283,7 +284,7 @@ class Appender:
             )
         new_state, ctx, event = self._decide(envelope, verified, head, heads, at=integrated_at)
         leaf_index = tree.size
-        leaf = tlog.leaf_bytes(envelope.sha256, leaf_index, integrated_at)
+        leaf = leaf_bytes(envelope.sha256, leaf_index, integrated_at)
         leaf_hash = merkle.leaf_hash(leaf)
         batch.nodes.extend(tree.append(leaf_hash))
         batch.stored.append(

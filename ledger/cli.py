@@ -359,5 +359,7 @@ def main() -> None:
     app()
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # `python -m ledger.cli`: run the one shared app, not this module's copy
+    from ledger.cli import main as shared_main
+
+    shared_main()

@@ -97,9 +97,12 @@ def log_checkpoint(
     size: Annotated[int | None, typer.Option(help="a past checkpoint of exactly this size")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Print a signed checkpoint covering every committed entry (signing one if needed)."""
+    """Print a signed checkpoint covering every committed entry (signing one if needed), with the
+    cosignatures of the configured witnesses."""
+    from ledger.witness_client import checkpoint_with_witnesses
+
     with open_ledger(data_dir) as ledger:
-        checkpoint = ledger.checkpoint_at(size) if size is not None else ledger.checkpoint()
+        checkpoint = ledger.checkpoint_at(size) if size is not None else checkpoint_with_witnesses(ledger)
     if checkpoint is None:
         fail("EMPTY_LOG: the log has no entries yet", 1)
     sys.stdout.buffer.write(checkpoint.with_cosignatures())

@@ -16,21 +16,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from domain.errors import NotFoundError
 from ledger import merkle, note
-from ledger.canonical import canonical, format_time
+from ledger.canonical import format_time
+from ledger.leaf import leaf_bytes as leaf_bytes  # re-exported for callers of the log API
 from ledger.storage.sql import Tx
-
-LEAF_VERSION = 1
-
-
-def leaf_bytes(envelope_sha256: str, index: int, integrated_at: str) -> bytes:
-    return canonical(
-        {
-            "envelope_sha256": envelope_sha256,
-            "index": index,
-            "integrated_at": integrated_at,
-            "v": LEAF_VERSION,
-        }
-    )
 
 
 def log_size(tx: Tx) -> tuple[int, str | None]:

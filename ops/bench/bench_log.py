@@ -20,6 +20,7 @@ import uuid
 
 from ledger import merkle, tlog
 from ledger.canonical import format_time
+from ledger.leaf import leaf_bytes
 from ledger.storage.sql import Tx
 from ops.bench.common import bench_ledger, case_opened_envelopes, median, percentile
 
@@ -37,7 +38,7 @@ def prefill(ledger: object, target: int) -> None:
         entries, nodes = [], []
         for index in range(size, min(target, size + CHUNK)):
             digest = hashlib.sha256(index.to_bytes(8, "big")).hexdigest()
-            leaf = tlog.leaf_bytes(digest, index, stamp)
+            leaf = leaf_bytes(digest, index, stamp)
             nodes.extend(tree.append(merkle.leaf_hash(leaf)))
             entries.append((index, str(uuid.uuid4()), str(uuid.uuid4()), 1, "Synthetic", digest, leaf, stamp))
         with db.write() as tx:

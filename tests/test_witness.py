@@ -1,0 +1,469 @@
+"""The witness (ledger.witness, ledger.witness_server) and the log's witness client (ledger.witness_client)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import select
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typer.testing import CliRunner
+
+from domain.errors import MalformedInputError, VerificationError
+from ledger import cli_witness, merkle, note
+from ledger.cli import app
+from ledger.settings import ConfigurationError
+from ledger.store import Ledger
+from ledger.strict_b64 import b64encode
+from ledger.witness import (
+    Witness,
+    WitnessBadProof,
+    WitnessConfigError,
+    WitnessConflict,
+    WitnessForbidden,
+    WitnessFork,
+    WitnessMalformed,
+    WitnessRollback,
+    WitnessUnknownLog,
+)
+from ledger.witness_client import (
+    checkpoint_with_witnesses,
+    collect_cosignatures,
+    configure_witness,
+    load_witnesses,
+)
+from ledger.witness_server import make_server, parse_add_checkpoint
+from tests.support import Actors, case_opened, new_case_id, report_received
+
+ORIGIN = "test.example/log"
+NOW = 1_770_000_000.0
+SERVE = "from ledger import cli_witness; from ledger.cli import main; main()"
+assert cli_witness.witness_app is not None  # importing it registers `witness` and `log add-witness`
+
+
+@pytest.fixture
+def backend() -> str:
+    """Only SQLite here: the witness does not depend on the ledger's database backend."""
+    return "sqlite"
+
+
+class FakeLog:
+    """An in-memory log with its own real Ed25519 key."""
+
+    def __init__(self, origin: str = ORIGIN) -> None:
+        self.origin = origin
+        self.key = Ed25519PrivateKey.generate()
+        self.vkey = note.make_verifier_key(origin, self.key.public_key())
+        self.leaves = [merkle.leaf_hash(b"entry %d" % i) for i in range(40)]
+
+    def root(self, size: int) -> bytes:
+        return merkle.root_from_leaf_hashes(self.leaves[:size])
+
+    def note(self, size: int, *, root: bytes | None = None, key: Ed25519PrivateKey | None = None) -> bytes:
+        body = note.Checkpoint(self.origin, size, self.root(size) if root is None else root).body()
+        return note.sign_note(body, self.origin, key or self.key)
+
+    def proof(self, old: int, new: int) -> list[bytes]:
+        return merkle.reference_consistency_proof(old, self.leaves[:new])
+
+
+@pytest.fixture
+def log() -> FakeLog:
+    return FakeLog()
+
+
+@pytest.fixture
+def witness(tmp_path: Path, log: FakeLog) -> Witness:
+    return Witness.create(tmp_path / "witness", "w.example/w1", str(log.vkey))
+
+
+def cosigned_time(witness: Witness, log: FakeLog, signed: bytes, line: bytes) -> int:
+    verified = note.verify_checkpoint(signed + line, log.vkey, [witness.verifier_key])
+    return verified.cosignatures[0].timestamp
+
+
+def evidence_files(witness: Witness) -> list[Path]:
+    return sorted((witness.data_dir / "evidence").iterdir())
+
+
+# --- the core ---------------------------------------------------------------------------------
+
+
+def test_init_creates_a_0600_key_and_a_type_4_verifier_key(witness: Witness, log: FakeLog) -> None:
+    mode = stat.S_IMODE(os.stat(witness.data_dir / "keys" / "witness.pem").st_mode)
+    assert mode == 0o600
+    assert witness.verifier_key.type == note.SIG_TYPE_COSIGNATURE_V1
+    assert witness.state().logs[ORIGIN].size == 0
+    with pytest.raises(WitnessConfigError):
+        Witness.create(witness.data_dir, "w.example/w1", str(log.vkey))
+
+
+def test_first_contact_cosigns_with_an_empty_proof(witness: Witness, log: FakeLog) -> None:
+    signed = log.note(5)
+    line = witness.add_checkpoint(0, [], signed, now=NOW)
+    assert cosigned_time(witness, log, signed, line) == int(NOW)
+    state = witness.state().logs[ORIGIN]
+    assert (state.size, state.root, state.checkpoint) == (5, log.root(5), signed.decode())
+
+
+def test_an_empty_tree_is_cosigned_only_with_the_empty_root(witness: Witness, log: FakeLog) -> None:
+    with pytest.raises(WitnessBadProof):
+        witness.add_checkpoint(0, [], log.note(0, root=log.root(3)), now=NOW)
+    witness.add_checkpoint(0, [], log.note(0), now=NOW)
+    assert Witness(witness.data_dir).state().logs[ORIGIN].root == merkle.EMPTY_ROOT
+    witness.add_checkpoint(0, [], log.note(4), now=NOW)  # nothing to prove from an empty tree
+
+
+def test_first_contact_refuses_a_proof(witness: Witness, log: FakeLog) -> None:
+    with pytest.raises(WitnessBadProof):
+        witness.add_checkpoint(0, [log.root(1)], log.note(5), now=NOW)
+
+
+def test_extension_with_a_valid_consistency_proof_is_cosigned(witness: Witness, log: FakeLog) -> None:
+    witness.add_checkpoint(0, [], log.note(5), now=NOW)
+    signed = log.note(13)
+    line = witness.add_checkpoint(5, log.proof(5, 13), signed, now=NOW + 1)
+    assert cosigned_time(witness, log, signed, line) == int(NOW) + 1
+    assert witness.state().logs[ORIGIN].size == 13
+
+
+def test_a_bad_consistency_proof_is_refused_and_changes_nothing(witness: Witness, log: FakeLog) -> None:
+    witness.add_checkpoint(0, [], log.note(5), now=NOW)
+    proof = log.proof(5, 13)
+    proof[0] = hashlib.sha256(b"tampered").digest()
+    with pytest.raises(WitnessBadProof):
+        witness.add_checkpoint(5, proof, log.note(13), now=NOW)
+    with pytest.raises(WitnessBadProof):  # a proof for another size pair
+        witness.add_checkpoint(5, log.proof(6, 13), log.note(13), now=NOW)
+    assert witness.state().logs[ORIGIN].size == 5
+
+
+def test_an_old_size_that_is_not_the_witness_size_conflicts(witness: Witness, log: FakeLog) -> None:
+    witness.add_checkpoint(0, [], log.note(5), now=NOW)
+    with pytest.raises(WitnessConflict) as caught:
+        witness.add_checkpoint(0, [], log.note(13), now=NOW)
+    assert caught.value.latest_size == 5 and type(caught.value) is WitnessConflict
+    with pytest.raises(WitnessMalformed):
+        witness.add_checkpoint(14, [], log.note(13), now=NOW)
+
+
+def test_a_rollback_is_refused_with_the_witness_size_and_kept(witness: Witness, log: FakeLog) -> None:
+    witness.add_checkpoint(0, [], log.note(13), now=NOW)
+    old_note = log.note(5)
+    with pytest.raises(WitnessRollback) as caught:
+        witness.add_checkpoint(13, [], old_note, now=NOW)
+    assert caught.value.latest_size == 13
+    (evidence,) = evidence_files(witness)
+    record = json.loads(evidence.read_text())
+    assert record["kind"] == "rollback" and record["refused"]["checkpoint"] == old_note.decode()
+    assert witness.state().logs[ORIGIN].size == 13
+
+
+def test_a_fork_signed_by_the_real_log_key_is_refused_and_kept(witness: Witness, log: FakeLog) -> None:
+    honest = log.note(8)
+    witness.add_checkpoint(0, [], honest, now=NOW)
+    forked = log.note(8, root=hashlib.sha256(b"another history").digest())
+    note.verify_checkpoint(forked, log.vkey)  # really signed by the log
+    for old in (8, 0):  # refused (and kept) whatever old size the sender claims
+        with pytest.raises(WitnessFork) as caught:
+            witness.add_checkpoint(old, [], forked, now=NOW)
+        assert caught.value.latest_size == 8
+    (evidence,) = evidence_files(witness)  # one file per distinct refused note
+    record = json.loads(evidence.read_text())
+    assert record["kind"] == "fork"
+    assert record["cosigned"]["checkpoint"] == honest.decode()
+    assert record["refused"]["checkpoint"] == forked.decode()
+    assert witness.state().logs[ORIGIN].root == log.root(8)
+
+
+def test_the_same_checkpoint_again_is_cosigned_but_only_with_an_empty_proof(witness: Witness, log: FakeLog) -> None:
+    signed = log.note(8)
+    witness.add_checkpoint(0, [], signed, now=NOW)
+    assert cosigned_time(witness, log, signed, witness.add_checkpoint(8, [], signed, now=NOW + 5)) == int(NOW) + 5
+    with pytest.raises(WitnessBadProof):
+        witness.add_checkpoint(8, [log.root(1)], signed, now=NOW)
+
+
+def test_unknown_origin_and_unknown_log_key_are_refused(witness: Witness, log: FakeLog) -> None:
+    with pytest.raises(WitnessUnknownLog):
+        witness.add_checkpoint(0, [], FakeLog("other.example/log").note(3), now=NOW)
+    with pytest.raises(WitnessForbidden):  # right origin, signed by another key
+        witness.add_checkpoint(0, [], log.note(3, key=Ed25519PrivateKey.generate()), now=NOW)
+    with pytest.raises(WitnessMalformed):
+        witness.add_checkpoint(0, [], b"not a note", now=NOW)
+    assert evidence_files(witness) == [] and witness.state().logs[ORIGIN].size == 0
+
+
+def test_add_log_trusts_another_log_but_not_a_second_key_for_an_origin(witness: Witness, log: FakeLog) -> None:
+    other = FakeLog("other.example/log")
+    assert witness.add_log(str(other.vkey)) == other.origin
+    witness.add_checkpoint(0, [], other.note(2), now=NOW)
+    assert witness.add_log(str(log.vkey)) == ORIGIN  # idempotent
+    with pytest.raises(WitnessConfigError):
+        witness.add_log(str(FakeLog().vkey))
+    with pytest.raises(MalformedInputError):
+        witness.add_log(str(witness.verifier_key))  # a type 0x04 key is not a log key
+
+
+def test_state_is_persisted_before_the_cosignature_is_returned(
+    witness: Witness, log: FakeLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    witness.add_checkpoint(0, [], log.note(5), now=NOW)
+    # "crash" after the reply: a fresh instance on the same dir already has the new state
+    assert Witness(witness.data_dir).state().logs[ORIGIN].size == 5
+
+    def disk_full(path: Path, data: bytes, mode: int = 0o644) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("ledger.witness.write_atomic", disk_full)
+    with pytest.raises(OSError):  # no line is handed out unless the state is on disk
+        witness.add_checkpoint(5, log.proof(5, 9), log.note(9), now=NOW)
+    monkeypatch.undo()
+    assert Witness(witness.data_dir).state().logs[ORIGIN].size == 5
+    assert not [p for p in witness.data_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_timestamps_never_go_backwards(witness: Witness, log: FakeLog) -> None:
+    first, second, third = log.note(3), log.note(5), log.note(7)
+    assert cosigned_time(witness, log, first, witness.add_checkpoint(0, [], first, now=NOW)) == int(NOW)
+    line = witness.add_checkpoint(3, log.proof(3, 5), second, now=NOW - 3600)
+    assert cosigned_time(witness, log, second, line) == int(NOW)
+    restarted = Witness(witness.data_dir)  # the high-water mark survives a restart
+    line = restarted.add_checkpoint(5, log.proof(5, 7), third, now=10)
+    assert cosigned_time(witness, log, third, line) == int(NOW)
+
+
+def test_concurrent_forks_cannot_both_be_cosigned(witness: Witness, log: FakeLog) -> None:
+    notes = [log.note(6, root=hashlib.sha256(b"history %d" % i).digest()) for i in range(8)]
+    outcomes: list[object] = []
+    barrier = threading.Barrier(len(notes))
+
+    def submit(signed: bytes) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(witness.add_checkpoint(0, [], signed, now=NOW))
+        except WitnessConflict as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=submit, args=(n,)) for n in notes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(isinstance(o, bytes) for o in outcomes) == 1
+    assert sum(isinstance(o, WitnessFork) for o in outcomes) == 7
+
+
+# --- HTTP, in process ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def served(witness: Witness) -> Iterator[str]:
+    server = make_server(witness, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def request_body(old: int, proof: list[bytes], signed: bytes) -> bytes:
+    return b"old %d\n" % old + b"".join(b64encode(h).encode() + b"\n" for h in proof) + b"\n" + signed
+
+
+def test_parse_add_checkpoint_is_strict(log: FakeLog) -> None:
+    signed = log.note(5)
+    assert parse_add_checkpoint(request_body(3, log.proof(3, 5), signed)) == (3, log.proof(3, 5), signed)
+    for bad in (
+        b"old 03\n\n" + signed, b"old -1\n\n" + signed, b"old 1 \n\n" + signed, b"new 1\n\n" + signed,
+        b"old 1\n" + b64encode(b"short").encode() + b"\n\n" + signed,
+        b"old 1\n" + base64url(log.root(5)) + b"\n\n" + signed,
+        b"old 1\n", b"old 1\n\n", b"old 99999999999999999999\n\n" + signed,
+    ):
+        with pytest.raises(MalformedInputError):
+            parse_add_checkpoint(bad)
+
+
+def base64url(data: bytes) -> bytes:
+    return b64encode(data).replace("+", "-").replace("/", "_").rstrip("=").encode()
+
+
+def test_http_add_checkpoint_statuses(served: str, log: FakeLog) -> None:
+    url = f"{served}/add-checkpoint"
+    with httpx.Client(trust_env=False, timeout=5) as http:
+        assert http.get(f"{served}/healthz").text == "ok\n"
+        ok = http.post(url, content=request_body(0, [], log.note(5)))
+        assert ok.status_code == 200 and ok.headers["content-type"].startswith("text/plain")
+        assert ok.text.startswith("— w.example/w1 ") and ok.text.count("\n") == 1
+        conflict = http.post(url, content=request_body(0, [], log.note(9)))
+        assert conflict.status_code == 409
+        assert conflict.headers["content-type"] == "text/x.tlog.size" and conflict.text == "5\n"
+        bad_proof = [hashlib.sha256(b"x").digest()] * len(log.proof(5, 9))
+        assert http.post(url, content=request_body(5, bad_proof, log.note(9))).status_code == 422
+        assert http.post(url, content=request_body(0, [], FakeLog("x.example/l").note(2))).status_code == 404
+        forged = log.note(9, key=Ed25519PrivateKey.generate())
+        assert http.post(url, content=request_body(5, log.proof(5, 9), forged)).status_code == 403
+        malformed = http.post(url, content=b"old 05\n\n" + log.note(9))
+        assert malformed.status_code == 400 and malformed.text.count("\n") == 1
+        assert http.post(url, content=b"x" * (64 * 1024 + 1)).status_code == 413
+        assert http.get(url).status_code == 405 and http.get(f"{served}/nope").status_code == 404
+        assert http.post(url, content=request_body(5, log.proof(5, 9), log.note(9))).status_code == 200
+
+
+# --- the log side -------------------------------------------------------------------------------
+
+
+def log_verifier_key(ledger: Ledger) -> note.VerifierKey:
+    return note.make_verifier_key(ledger.config.log_key_name, ledger.log_key.public_key())
+
+
+def start_witness_process(data_dir: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`evidence-ledger witness serve --port 0` in a subprocess; (process, base URL)."""
+    with log_path.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SERVE, "witness", "serve", "--data-dir", str(data_dir),
+             "--host", "127.0.0.1", "--port", "0"],
+            stdout=subprocess.PIPE, stderr=stderr, cwd=data_dir,
+        )
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], 20)
+    line = proc.stdout.readline().decode() if ready else ""
+    if "listening on http://127.0.0.1:" not in line:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"witness did not start: {line!r} {log_path.read_text()[-500:]}")
+    return proc, line.split("listening on ", 1)[1].strip()
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def test_ledger_checkpoint_is_cosigned_by_a_witness_process(ledger: Ledger, tmp_path: Path) -> None:
+    runner = CliRunner()
+    log_vkey = log_verifier_key(ledger)
+    witness_dir = tmp_path / "witness"
+    result = runner.invoke(
+        app, ["witness", "init", "--name", "da.example/witness", "--data-dir", str(witness_dir),
+              "--log-vkey", str(log_vkey)],
+    )
+    assert result.exit_code == 0, result.output
+    witness_vkey = note.parse_verifier_key(result.output.split("witness verifier key: ")[1].strip())
+    assert runner.invoke(app, ["witness", "key", "--data-dir", str(witness_dir)]).output.strip() == str(witness_vkey)
+    actors = Actors.register(ledger)
+    case_id = new_case_id()
+    actors.ok("investigator", case_id, "CaseOpened", case_opened())
+
+    proc, url = start_witness_process(witness_dir, tmp_path / "witness.log")
+    try:
+        result = runner.invoke(
+            app, ["log", "add-witness", "--url", url, "--vkey", str(witness_vkey), "--data-dir", str(ledger.data_dir)]
+        )
+        assert result.exit_code == 0, result.output
+        client = httpx.Client(trust_env=False, timeout=5)
+
+        first = checkpoint_with_witnesses(ledger, client=client)  # first contact (old size 0)
+        assert first is not None and len(first.cosignatures) == 1
+        note.verify_checkpoint(first.with_cosignatures(), log_vkey, [witness_vkey], 1)
+
+        actors.ok("investigator", case_id, "ReportReceived", report_received(None))
+        second = checkpoint_with_witnesses(ledger, client=client)  # old size = first, with a proof
+        assert second is not None and second.size == first.size + 1
+        note.verify_checkpoint(second.with_cosignatures(), log_vkey, [witness_vkey], 1)
+
+        with ledger.db.write() as tx:  # the log forgot what was cosigned: 409, then a retry from 9
+            tx.execute("DELETE FROM log_cosignatures")
+        actors.ok("supervisor", case_id, "CaseClosed", {"disposition": "unfounded"})
+        third = checkpoint_with_witnesses(ledger, client=client)
+        assert third is not None and len(third.cosignatures) == 1
+        note.verify_checkpoint(third.with_cosignatures(), log_vkey, [witness_vkey], 1)
+
+        absent = note.make_verifier_key("ag.example/witness", Ed25519PrivateKey.generate().public_key(), 0x04)
+        configure_witness(ledger.data_dir, "http://127.0.0.1:9", str(absent))  # nothing listens there
+        assert len(collect_cosignatures(ledger, third, timeout=2, client=client)) == 1  # no exception
+        note.verify_checkpoint(third.with_cosignatures(), log_vkey, [witness_vkey, absent], 1)
+        with pytest.raises(VerificationError) as caught:
+            note.verify_checkpoint(third.with_cosignatures(), log_vkey, [witness_vkey, absent], 2)
+        assert caught.value.code == "WITNESS_POLICY"
+        client.close()
+    finally:
+        stop(proc)
+    state = json.loads((witness_dir / "state.json").read_text())
+    assert state["logs"][ledger.origin]["size"] == third.size
+
+
+class _Garbage(BaseHTTPRequestHandler):
+    answer = b"hello\n"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.answer)))
+        self.end_headers()
+        self.wfile.write(self.answer)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_the_client_rejects_garbage_and_lines_that_do_not_verify(ledger: Ledger) -> None:
+    key = Ed25519PrivateKey.generate()
+    vkey = note.make_verifier_key("fake.example/witness", key.public_key(), note.SIG_TYPE_COSIGNATURE_V1)
+    checkpoint = ledger.checkpoint()
+    assert checkpoint is not None
+    other_body = note.Checkpoint(ledger.origin, checkpoint.size, hashlib.sha256(b"x").digest()).body()
+    answers = [
+        b"hello\n",
+        b"\xff\xfe\n",
+        note.cosign(other_body, vkey.name, key, 1),  # valid signature over another checkpoint
+        note.cosign(note.open_note(checkpoint.note)[0], vkey.name, Ed25519PrivateKey.generate(), 1),
+    ]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Garbage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        configure_witness(ledger.data_dir, f"http://127.0.0.1:{server.server_address[1]}/", str(vkey))
+        with httpx.Client(trust_env=False, timeout=5) as client:
+            for answer in answers:
+                _Garbage.answer = answer
+                assert collect_cosignatures(ledger, checkpoint, client=client) == []
+            _Garbage.answer = note.cosign(note.open_note(checkpoint.note)[0], vkey.name, key, int(time.time()))
+            assert collect_cosignatures(ledger, checkpoint, client=client) == [_Garbage.answer.decode()]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert ledger.checkpoint_at(checkpoint.size).cosignatures == (_Garbage.answer.decode(),)
+
+
+def test_configure_witness_validates_and_keeps_one_key_per_name(ledger: Ledger) -> None:
+    key = note.make_verifier_key("w.example/w", Ed25519PrivateKey.generate().public_key(), 0x04)
+    log_key = log_verifier_key(ledger)
+    with pytest.raises(MalformedInputError):
+        configure_witness(ledger.data_dir, "http://127.0.0.1:1", str(log_key))  # a type 0x01 key
+    for url in ("ftp://127.0.0.1", "http://user:pw@127.0.0.1", "127.0.0.1:80", "http://127.0.0.1/?x=1"):
+        with pytest.raises(MalformedInputError):
+            configure_witness(ledger.data_dir, url, str(key))
+    configure_witness(ledger.data_dir, "http://127.0.0.1:1", str(key))
+    configure_witness(ledger.data_dir, "http://127.0.0.1:2/", str(key))  # a new URL for the same key
+    assert [(e.url, str(e.vkey)) for e in load_witnesses(ledger.data_dir)] == [("http://127.0.0.1:2", str(key))]
+    other = note.make_verifier_key("w.example/w", Ed25519PrivateKey.generate().public_key(), 0x04)
+    with pytest.raises(ConfigurationError):
+        configure_witness(ledger.data_dir, "http://127.0.0.1:1", str(other))
+
