@@ -437,6 +437,8 @@ def write_read_models(tx: Tx, heads: dict[str, CaseHead], leaf_of: dict[str, int
         " updated_leaf = excluded.updated_leaf, state = excluded.state, view = excluded.view",
         rows,
     )
+    # A case's public rows are replaced whole: footage that stopped being eligible (a new hold) must vanish.
+    tx.executemany("DELETE FROM public_releases WHERE case_id = ?", [(cid,) for cid in heads if cid != REGISTRY_CASE_ID])
     tx.executemany(
         "INSERT INTO public_releases (case_id, footage_id, status, entry) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (case_id, footage_id) DO UPDATE SET status = excluded.status, entry = excluded.entry",

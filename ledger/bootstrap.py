@@ -53,7 +53,7 @@ def log_verifier_key(config: LedgerConfig, log_key: Ed25519PrivateKey) -> str:
 
 def init_data_dir(data_dir: Path, origin: str, settings: Settings, *, now: datetime) -> InitResult:
     """Create keys (mode 0600), config, tables and the self-signed trust root; refuse to overwrite."""
-    if not ORIGIN_RE.match(origin):
+    if not ORIGIN_RE.fullmatch(origin):
         raise MalformedInputError(
             "origin must be a schema-less name like 'cambridgema.gov/evidence-ledger' (no spaces or '+')",
             code="BAD_ORIGIN",

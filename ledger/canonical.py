@@ -168,7 +168,7 @@ def format_time(moment: datetime) -> str:
 
 def parse_time(text: str, *, field: str = "timestamp") -> datetime:
     """Parse an RFC 3339 UTC timestamp ending in 'Z' (fractions up to nanoseconds, truncated to µs)."""
-    if not isinstance(text, str) or not _RFC3339_UTC.match(text):
+    if not isinstance(text, str) or not _RFC3339_UTC.fullmatch(text):
         raise MalformedInputError(f"{field} must be an RFC 3339 UTC timestamp ending in 'Z'", code="BAD_TIME")
     main, _, frac = text[:-1].partition(".")
     try:

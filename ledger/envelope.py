@@ -122,7 +122,7 @@ def _positive_int(value: object, field: str) -> int:
 
 
 def _hex64(value: object, field: str) -> str:
-    if not isinstance(value, str) or not _HEX64.match(value):
+    if not isinstance(value, str) or not _HEX64.fullmatch(value):
         raise MalformedInputError(
             f"statement field '{field}' must be 64 lowercase hex characters", code="BAD_STATEMENT"
         )
@@ -141,7 +141,7 @@ def statement_from_json(data: object) -> Statement:
             f"statement fields wrong (missing: {missing}, unexpected: {len(extra)})", code="BAD_STATEMENT"
         )
     ledger_origin = data["ledger"]
-    if not isinstance(ledger_origin, str) or not _ORIGIN.match(ledger_origin):
+    if not isinstance(ledger_origin, str) or not _ORIGIN.fullmatch(ledger_origin):
         raise MalformedInputError("statement field 'ledger' must be a ledger origin", code="BAD_STATEMENT")
     seq = _positive_int(data["seq"], "seq")
     prev = data["prev"]
@@ -150,7 +150,7 @@ def statement_from_json(data: object) -> Statement:
     if seq > 1:
         _hex64(prev, "prev")
     kind = data["type"]
-    if not isinstance(kind, str) or not _TYPE_NAME.match(kind):
+    if not isinstance(kind, str) or not _TYPE_NAME.fullmatch(kind):
         raise MalformedInputError("statement field 'type' must be an event type name", code="BAD_STATEMENT")
     if not isinstance(data["body"], dict):
         raise MalformedInputError("statement field 'body' must be a JSON object", code="BAD_STATEMENT")
@@ -187,7 +187,7 @@ def parse_envelope(raw: bytes) -> UnverifiedEnvelope:
     if not isinstance(entry, dict) or set(entry) != {"keyid", "sig"}:
         raise MalformedInputError("signature must have exactly keyid and sig", code="MALFORMED_ENVELOPE")
     keyid = entry["keyid"]
-    if not isinstance(keyid, str) or not _HEX64.match(keyid):
+    if not isinstance(keyid, str) or not _HEX64.fullmatch(keyid):
         raise MalformedInputError("signature keyid must be 64 lowercase hex", code="MALFORMED_ENVELOPE")
     sig = b64decode_strict(entry["sig"], what="signature")
     if len(sig) != 64:

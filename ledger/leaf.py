@@ -44,7 +44,7 @@ def parse_leaf(raw: bytes) -> Leaf:
     digest, index, when, version = data["envelope_sha256"], data["index"], data["integrated_at"], data["v"]
     if version != LEAF_VERSION or type(version) is not int:
         raise MalformedInputError(f"leaf version must be {LEAF_VERSION}", code="BAD_LEAF")
-    if not isinstance(digest, str) or not _HEX64.match(digest):
+    if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
         raise MalformedInputError("leaf envelope_sha256 must be 64 lowercase hex", code="BAD_LEAF")
     if type(index) is not int or index < 0:
         raise MalformedInputError("leaf index must be an integer >= 0", code="BAD_LEAF")
