@@ -20,9 +20,10 @@ from domain import case as case_rules
 from domain import projections, registry
 from domain.context import DomainConfig, EventContext
 from domain.errors import AuthorizationError, ConflictError, LedgerError, MalformedInputError, RuleViolation
-from domain.events import parse_body
+from domain.registry import KeyInfo
 from ledger import merkle, tlog
 from ledger.canonical import format_time
+from ledger.decide import Signer, decide, trust_root_signer
 from ledger.envelope import REGISTRY_CASE_ID, UnverifiedEnvelope, parse_envelope, verify_envelope
 from ledger.keys import public_key_from_raw
 from ledger.leaf import leaf_bytes
@@ -310,14 +311,9 @@ class Appender:
         accepted[st.event_id] = receipt
         return receipt
 
-    @staticmethod
-    def _event(envelope: UnverifiedEnvelope) -> Any:
-        st = envelope.statement
-        return parse_body(st.type, st.type_version, st.body)
-
     def _signer(
         self, envelope: UnverifiedEnvelope, verified: bool, heads: dict[str, CaseHead], at: str
-    ) -> Any:
+    ) -> Signer | KeyInfo:
         """The signer's registry entry as of this position and time (the server's integration time,
         never the signer's claimed time); the signature is checked here if not yet."""
         reg_head = heads.get(REGISTRY_CASE_ID)
@@ -325,15 +321,12 @@ class Appender:
         st = envelope.statement
         if reg_state is None:
             # The very first registry event is the self-signed trust root: its key is in its body.
-            if (
-                st.case_id != REGISTRY_CASE_ID
-                or st.type != "KeyRegistered"
-                or st.body.get("key_id") != st.signer
-            ):
+            root = trust_root_signer(st)
+            if root is None:
                 raise AuthorizationError("the ledger has no key registry yet", code="UNKNOWN_KEY")
             public = base64.b64decode(str(st.body.get("public_key", "")), validate=True)
             verify_envelope(envelope, public_key_from_raw(public))
-            return None
+            return root
         info = reg_state.lookup(st.signer)
         status = "unknown" if info is None else reg_state.key_status_at(st.signer, at)
         if status != "active":
@@ -352,29 +345,10 @@ class Appender:
         *,
         at: str,
     ) -> tuple[Any, EventContext, Any]:
-        st = envelope.statement
-        info = self._signer(envelope, verified, heads, at)
-        event = self._event(envelope)
-        if info is None:  # trust root bootstrap
-            actor, role, authority = event.actor, event.role, event.authority
-        else:
-            actor, role, authority = info.actor, info.role, info.authority
-        ctx = EventContext(
-            case_id=st.case_id,
-            seq=st.seq,
-            occurred_at=st.occurred_at,
-            signer_key_id=st.signer,
-            actor=actor,
-            role=role,
-            authority=authority,
-            leaf_index=None,
+        signer = self._signer(envelope, verified, heads, at)
+        new_state, event, ctx = decide(
+            None if head is None else head.state, envelope.statement, signer, self.config
         )
-        state = None if head is None else head.state
-        if st.case_id == REGISTRY_CASE_ID:
-            return registry.apply_registry(state, event, ctx, self.config), ctx, event
-        if type(event).__name__ in ("KeyRegistered", "KeyRevoked"):
-            raise RuleViolation("key registry events belong to the registry stream", code="WRONG_STREAM")
-        new_state = case_rules.apply(state, event, ctx, self.config)
         stored = type(event).__name__ == "FootageCaptured" and event.stored
         if stored and self.blob_exists is not None and not self.blob_exists(event.sha256):
             raise RuleViolation(
@@ -438,7 +412,9 @@ def write_read_models(tx: Tx, heads: dict[str, CaseHead], leaf_of: dict[str, int
         rows,
     )
     # A case's public rows are replaced whole: footage that stopped being eligible (a new hold) must vanish.
-    tx.executemany("DELETE FROM public_releases WHERE case_id = ?", [(cid,) for cid in heads if cid != REGISTRY_CASE_ID])
+    tx.executemany(
+        "DELETE FROM public_releases WHERE case_id = ?", [(cid,) for cid in heads if cid != REGISTRY_CASE_ID]
+    )
     tx.executemany(
         "INSERT INTO public_releases (case_id, footage_id, status, entry) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (case_id, footage_id) DO UPDATE SET status = excluded.status, entry = excluded.entry",

@@ -218,3 +218,25 @@ def test_registry_events_live_in_the_registry_stream(ledger: Ledger, actors: Act
 
 def test_durability_settings_are_safe(ledger: Ledger) -> None:
     assert ledger.db.durability_problems() == []
+
+
+def test_a_duplicate_key_maps_to_a_conflict(ledger: Ledger) -> None:
+    with pytest.raises(ConflictError), ledger.db.write() as tx:
+        tx.execute("INSERT INTO ledger_meta (key, value) VALUES ('schema_version', '1')")
+
+
+@pytest.mark.postgres
+def test_a_lock_timeout_maps_to_storage_unavailable(pg_database: str, tmp_path: Any) -> None:
+    import psycopg
+
+    from ledger.bootstrap import init_data_dir
+    from ledger.settings import Settings
+    from ledger.storage.sql import StorageError
+    from tests.conftest import ORIGIN, FakeClock
+
+    settings = Settings(data_dir=tmp_path / "d", database_url=pg_database, postgres_lock_timeout=1)
+    init_data_dir(settings.data_dir, ORIGIN, settings, now=FakeClock()())
+    with Ledger(settings) as ledger, psycopg.connect(pg_database) as other, other.transaction():
+        other.execute("LOCK TABLE ledger_events IN EXCLUSIVE MODE")
+        with pytest.raises(StorageError):
+            ledger.checkpoint()

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from eventsourcing import persistence as es
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
@@ -27,6 +28,16 @@ class StorageError(LedgerError):
 
 
 Row = tuple[Any, ...]
+
+# The eventsourcing PostgreSQL datastore re-raises driver errors as its own persistence errors.
+_INTEGRITY = (psycopg.errors.UniqueViolation, sqlite3.IntegrityError, es.IntegrityError)
+_UNAVAILABLE = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    sqlite3.OperationalError,
+    es.OperationalError,
+    es.InterfaceError,
+)
 
 
 class Tx:
@@ -129,11 +140,11 @@ class Database:
                 yield from self._pg_tx(lock=True)
             else:
                 yield from self._sqlite_tx(immediate=True)
-        except (psycopg.errors.UniqueViolation, sqlite3.IntegrityError) as exc:
+        except _INTEGRITY as exc:
             raise ConflictError(
                 "a concurrent writer stored the same position first", code="CONFLICT"
             ) from exc
-        except (psycopg.OperationalError, psycopg.InterfaceError, sqlite3.OperationalError) as exc:
+        except _UNAVAILABLE as exc:
             raise StorageError(f"database unavailable: {type(exc).__name__}") from exc
 
     @contextmanager
@@ -143,7 +154,7 @@ class Database:
                 yield from self._pg_tx(lock=False)
             else:
                 yield from self._sqlite_tx(immediate=False)
-        except (psycopg.OperationalError, psycopg.InterfaceError, sqlite3.OperationalError) as exc:
+        except _UNAVAILABLE as exc:
             raise StorageError(f"database unavailable: {type(exc).__name__}") from exc
 
     def _pg_tx(self, *, lock: bool) -> Iterator[Tx]:
@@ -204,7 +215,7 @@ class Database:
         try:
             with self.read() as tx:
                 row = tx.one("SELECT value FROM ledger_meta WHERE key = 'schema_version'")
-        except (psycopg.errors.UndefinedTable, sqlite3.OperationalError, StorageError) as exc:
+        except (psycopg.errors.UndefinedTable, sqlite3.OperationalError, es.ProgrammingError, StorageError) as exc:
             raise ConfigurationError("ledger tables are missing: run `evidence-ledger db migrate`") from exc
         if row is None or int(row[0]) != SCHEMA_VERSION:
             raise ConfigurationError("ledger schema version mismatch: run `evidence-ledger db migrate`")

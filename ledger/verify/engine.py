@@ -19,16 +19,13 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from domain import case as case_rules
-from domain import registry
-from domain.context import DomainConfig, EventContext
+from domain.context import DomainConfig
 from domain.errors import AuthorizationError, DomainError, LedgerError, MalformedInputError
-from domain.events import parse_body
+from ledger.decide import Signer, decide, trust_root_signer
 from ledger.envelope import PAYLOAD_TYPE, REGISTRY_CASE_ID, UnverifiedEnvelope, pae, parse_envelope
 from ledger.leaf import parse_leaf
 from ledger.verify.findings import Finding
 
-REGISTRY_TYPES = ("KeyRegistered", "KeyRevoked")
 _KEY_STATUS_CODES = {
     "unknown": "UNKNOWN_KEY",
     "not_yet_valid": "UNKNOWN_KEY",
@@ -44,15 +41,6 @@ class Entry:
     leaf_index: int
     envelope: bytes
     leaf: bytes | None = None
-
-
-@dataclass(frozen=True)
-class Signer:
-    """Who signed an entry (the trust root's own registration carries it in its body)."""
-
-    actor: str
-    role: str
-    authority: str | None
 
 
 @dataclass
@@ -251,8 +239,8 @@ class EntryChecker:
         self, envelope: UnverifiedEnvelope, result: Checked, leaf_index: int
     ) -> Signer | None:
         st = envelope.statement
-        body = st.body
-        if st.case_id != REGISTRY_CASE_ID or st.type != "KeyRegistered" or body.get("key_id") != st.signer:
+        signer = trust_root_signer(st)
+        if signer is None:
             self._find(result, "UNKNOWN_KEY", 3, "the log does not start with a self-signed trust root")
             return None
         if self.trust_root is not None and st.signer != self.trust_root:
@@ -264,33 +252,18 @@ class EntryChecker:
         if st.signer not in keys or not self._signature_ok(envelope, keys[st.signer], leaf_index):
             self._find(result, "BAD_SIGNATURE", 3, "trust root signature does not verify")
             return None
-        signer = Signer(str(body.get("actor")), str(body.get("role")), None)
         result.actor, result.role = signer.actor, signer.role
         return signer
 
     def _apply(self, envelope: UnverifiedEnvelope, track: CaseTrack, result: Checked, signer: Any) -> None:
         st = envelope.statement
-        actor, role, authority = signer.actor, signer.role, signer.authority
         try:
-            event = parse_body(st.type, st.type_version, st.body)
-            ctx = EventContext(
-                case_id=st.case_id,
-                seq=st.seq,
-                occurred_at=st.occurred_at,
-                signer_key_id=st.signer,
-                actor=actor,
-                role=role,
-                authority=authority,
-                leaf_index=result.leaf_index,
+            track.state, _event, _ctx = decide(
+                track.state, st, signer, self.config, leaf_index=result.leaf_index
             )
             if st.case_id == REGISTRY_CASE_ID:
-                self.registry = registry.apply_registry(self.registry, event, ctx, self.config)
-                track.state = self.registry
-            else:
-                if st.type in REGISTRY_TYPES:
-                    self._find(result, "RULE_VIOLATION", 10, "registry event outside the registry stream")
-                    return
-                track.state = case_rules.apply(track.state, event, ctx, self.config)
+                self.registry = track.state
+            actor, role = signer.actor, signer.role
             track.events.append(
                 {
                     "seq": st.seq,
