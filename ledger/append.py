@@ -20,6 +20,7 @@ from domain import case as case_rules
 from domain import projections, registry
 from domain.context import DomainConfig, EventContext
 from domain.errors import AuthorizationError, ConflictError, LedgerError, MalformedInputError, RuleViolation
+from domain.events import FootageCaptured
 from domain.registry import KeyInfo
 from ledger import merkle, tlog
 from ledger.canonical import format_time
@@ -349,7 +350,7 @@ class Appender:
         new_state, event, ctx = decide(
             None if head is None else head.state, envelope.statement, signer, self.config
         )
-        stored = type(event).__name__ == "FootageCaptured" and event.stored
+        stored = isinstance(event, FootageCaptured) and event.stored
         if stored and self.blob_exists is not None and not self.blob_exists(event.sha256):
             raise RuleViolation(
                 "footage marked stored is not in the footage store",

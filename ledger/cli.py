@@ -76,7 +76,7 @@ def cli_errors(func: F) -> F:
 def settings_for(data_dir: Path | None) -> Any:
     from ledger.settings import Settings
 
-    return Settings(**({"data_dir": data_dir} if data_dir is not None else {}))
+    return Settings() if data_dir is None else Settings(data_dir=data_dir)
 
 
 def open_ledger(data_dir: Path | None) -> Any:

@@ -105,6 +105,7 @@ def log_checkpoint(
         checkpoint = ledger.checkpoint_at(size) if size is not None else checkpoint_with_witnesses(ledger)
     if checkpoint is None:
         fail("EMPTY_LOG: the log has no entries yet", 1)
+        return
     sys.stdout.buffer.write(checkpoint.with_cosignatures())
     sys.stdout.buffer.flush()
 

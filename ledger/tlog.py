@@ -11,6 +11,7 @@ import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -82,12 +83,12 @@ class StoredCheckpoint:
         return base64.b64encode(self.root).decode("ascii")
 
 
-def _checkpoint_from_row(tx: Tx, row: Sequence[object]) -> StoredCheckpoint:
-    size = int(row[0])  # type: ignore[call-overload]
+def _checkpoint_from_row(tx: Tx, row: Sequence[Any]) -> StoredCheckpoint:
+    size = int(row[0])
     lines = tx.query("SELECT line FROM log_cosignatures WHERE size = ? ORDER BY witness", (size,))
     return StoredCheckpoint(
         size=size,
-        root=bytes(row[1]),  # type: ignore[arg-type]
+        root=bytes(row[1]),
         note=str(row[2]).encode("utf-8"),
         signed_at=str(row[3]),
         cosignatures=tuple(str(r[0]) for r in lines),
