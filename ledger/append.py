@@ -350,8 +350,12 @@ class Appender:
         new_state, event, ctx = decide(
             None if head is None else head.state, envelope.statement, signer, self.config
         )
-        stored = isinstance(event, FootageCaptured) and event.stored
-        if stored and self.blob_exists is not None and not self.blob_exists(event.sha256):
+        if (
+            isinstance(event, FootageCaptured)
+            and event.stored
+            and self.blob_exists is not None
+            and not self.blob_exists(event.sha256)
+        ):
             raise RuleViolation(
                 "footage marked stored is not in the footage store",
                 code="FOOTAGE_NOT_STORED",

@@ -15,6 +15,7 @@ from domain.errors import LedgerError, NotFoundError
 from ledger import tlog
 from ledger.append import Appender, Outcome, Receipt
 from ledger.envelope import REGISTRY_CASE_ID
+from ledger.footage import FootageStore
 from ledger.keys import load_private_key
 from ledger.sealed import DepartmentKey, SealedStore
 from ledger.settings import ConfigurationError, LedgerConfig, Settings, database_target, key_path
@@ -68,7 +69,7 @@ class Ledger:
             self.app.close()
             raise
         self.domain_config = DomainConfig(authorities=tuple(settings.authorities))
-        self.appender = Appender(self.db, origin=self.config.origin, config=self.domain_config)
+        self.appender = Appender(self.db, origin=self.config.origin, config=self.domain_config, blob_exists=FootageStore(self.data_dir / "footage").exists)
         self._log_key = None
 
     def check_ready(self) -> None:
