@@ -294,11 +294,20 @@ def seal(
 def case_show(
     case_id: str,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="the case as the ledger knew it at this RFC 3339 time")
+    ] = None,
+    at_index: Annotated[
+        int | None, typer.Option("--at-index", help="the case as the ledger knew it after this leaf index")
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Show a case from its projection."""
+    """Show a case from its projection (or, with --as-of/--at-index, replayed as it was then)."""
     with open_ledger(data_dir) as ledger:
-        view = ledger.case_view(_case_uuid(case_id))
+        if as_of is None and at_index is None:
+            view = ledger.case_view(_case_uuid(case_id))
+        else:
+            view = ledger.case_at(_case_uuid(case_id), as_of=as_of, at_index=at_index)
     if as_json:
         print_json(view)
     else:
@@ -346,7 +355,7 @@ def register_commands() -> None:
     """Attach the command groups that live in other modules (imported for their side effect)."""
     import importlib
 
-    for module in ("ledger.cli_log", "ledger.cli_witness", "api.cli"):
+    for module in ("ledger.cli_log", "ledger.cli_witness", "ledger.cli_verify", "ledger.cli_bundle", "ledger.cli_audit", "api.cli"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -12,11 +13,12 @@ from typing import Any
 
 from domain.context import DomainConfig
 from domain.errors import LedgerError, NotFoundError
-from ledger import tlog
+from ledger import note, tlog
 from ledger.append import Appender, Outcome, Receipt
 from ledger.envelope import REGISTRY_CASE_ID
 from ledger.footage import FootageStore
-from ledger.keys import load_private_key
+from ledger.keys import load_private_key, load_public_key, raw_public_key
+from ledger.rollback import CheckpointGuard, RollbackStatus
 from ledger.sealed import DepartmentKey, SealedStore
 from ledger.settings import ConfigurationError, LedgerConfig, Settings, database_target, key_path
 from ledger.signing import build_envelope
@@ -24,6 +26,7 @@ from ledger.storage.app import LedgerApplication, application_env
 from ledger.storage.sql import Database
 
 Clock = Callable[[], datetime]
+GUARD_RECHECK_SECONDS = 5.0
 
 
 def utc_now() -> datetime:
@@ -42,6 +45,9 @@ class StoredEntry:
 
 class Ledger:
     """One ledger (data dir + database). Thread-safe; one instance per process."""
+
+    _guard: CheckpointGuard | None = None
+    _rollback: tuple[float, RollbackStatus] | None = None  # (monotonic time, status) of the last check
 
     def __init__(
         self, settings: Settings, *, create_tables: bool = False, clock: Clock = utc_now, check: bool = True
@@ -108,6 +114,8 @@ class Ledger:
     # -- writing ------------------------------------------------------------------------------
 
     def append(self, raws: Sequence[bytes]) -> list[Outcome]:
+        """Append a batch; raises RollbackDetected (a StorageError) while the rollback guard blocks writes."""
+        self.require_writable()
         return self.appender.append(raws, now=self.clock())
 
     def sign_and_append(self, key: Any, case_id: str, event_type: str, body: dict[str, Any]) -> Receipt:
@@ -129,11 +137,56 @@ class Ledger:
         return outcome
 
     def checkpoint(self) -> tlog.StoredCheckpoint | None:
-        """A checkpoint covering every committed entry, signing a new one if needed."""
+        """A checkpoint covering every committed entry, signing a new one if needed; once committed it
+        is recorded outside the database (rollback guard). Never signs while the guard blocks writes:
+        a checkpoint over a rolled-back or rewritten log would contradict one already published."""
+        self.require_writable()
         with self.db.write() as tx:
-            return tlog.sign_checkpoint(
+            checkpoint = tlog.sign_checkpoint(
                 tx, origin=self.origin, key_name=self.config.log_key_name, key=self.log_key, now=self.clock()
             )
+        if checkpoint is not None:
+            self.record_checkpoint(checkpoint)
+        return checkpoint
+
+    # -- rollback guard -----------------------------------------------------------------------
+
+    def rollback_guard(self) -> CheckpointGuard:
+        if self._guard is None:
+            pub = key_path(self.data_dir, "log").with_suffix(".pem.pub")
+            public = raw_public_key(load_public_key(pub) if pub.is_file() else self.log_key)
+            vkey = note.make_verifier_key(self.config.log_key_name, public)
+            self._guard = CheckpointGuard(self.data_dir, vkey, self.origin)
+        return self._guard
+
+    def record_checkpoint(self, checkpoint: tlog.StoredCheckpoint) -> None:
+        """Remember a checkpoint (with any witness cosignatures) outside the database."""
+        guard = self.rollback_guard()
+        guard.record(checkpoint.with_cosignatures())
+        if self._rollback is not None and self._rollback[1].state in ("ok", "no_record"):
+            status = RollbackStatus("ok", max(self._rollback[1].log_size, checkpoint.size), checkpoint.size)
+            self._rollback = (time.monotonic(), status)
+
+    def rollback_status(self) -> RollbackStatus:
+        """Compare the database with the newest checkpoint recorded outside it (and cache the result)."""
+        status = self.rollback_guard().status(self.db)
+        self._rollback = (time.monotonic(), status)
+        return status
+
+    def write_block_reason(self) -> str | None:
+        """Why writes are refused (rollback detected), or None; rechecked every few seconds."""
+        cached = self._rollback
+        if cached is None or time.monotonic() - cached[0] > GUARD_RECHECK_SECONDS:
+            status = self.rollback_status()
+        else:
+            status = cached[1]
+        return status.message if status.blocked else None
+
+    def require_writable(self) -> None:
+        """Raise RollbackDetected (code ROLLBACK_DETECTED, a StorageError: 503) while writes are blocked."""
+        if self.write_block_reason() is not None:
+            assert self._rollback is not None
+            raise self._rollback[1].error()
 
     # -- reading cases ------------------------------------------------------------------------
 
@@ -159,6 +212,25 @@ class Ledger:
     def case_view(self, case_id: str) -> dict[str, Any]:
         version, head, view = self.case_row(case_id)
         return {"case_id": case_id, "version": version, "head_sha256": head, **view}
+
+    def case_at(self, case_id: str, *, as_of: str | None = None, at_index: int | None = None) -> dict[str, Any]:
+        """The case exactly as the ledger knew it after leaf ``at_index`` (or at time ``as_of``), with
+        ``as_of`` = {leaf_index, integrated_at, requested}: the stored events of the registry and of
+        the case up to then are re-verified and folded by the shared engine (ledger.time_travel).
+        Raises NotFoundError (CASE_NOT_FOUND) if the case did not exist then, MalformedInputError
+        (BAD_ARGUMENT) for a bad point in time, VerificationError (INTEGRITY_FAILURE) if the stored
+        history does not verify."""
+        from ledger import time_travel
+
+        return time_travel.case_at(
+            self.db,
+            case_id,
+            origin=self.origin,
+            config=self.domain_config,
+            trust_root=self.config.admin_key_id,
+            as_of=as_of,
+            at_index=at_index,
+        )
 
     def case_head(self, case_id: str) -> tuple[int, str | None]:
         """(version, head hash) of a case or of the registry; (0, None) when it has no events."""

@@ -1,0 +1,105 @@
+"""Who is calling: the :class:`Principal`, the :class:`Authenticator` protocol and the FastAPI dependencies.
+
+Routes never see tokens: they depend on ``Annotated[Principal, Depends(require(...))]``. Replacing
+the token store with an OIDC provider means writing another :class:`Authenticator` (validate the
+JWT, map its claims to a Principal) and passing it to :func:`api.app.create_app`; see docs/api.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Protocol
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.errors import UnauthenticatedError
+from api.tokens import API_ROLES, TokenStore
+from domain.errors import AuthorizationError
+
+ACTOR_SCOPE_KEY = "evidence_ledger.principal"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller. ``actor`` must equal the registry actor of any key it signs with."""
+
+    actor: str
+    role: str
+    authority: str | None = None
+    subject_id: str | None = None  # token id, or the IdP's subject
+
+
+class Authenticator(Protocol):
+    """Turns the credential of a request into a Principal, or None when it is not valid now."""
+
+    def authenticate(self, credential: str, *, now: datetime) -> Principal | None: ...
+
+
+class TokenAuthenticator:
+    """Opaque bearer tokens from :class:`api.tokens.TokenStore`."""
+
+    def __init__(self, store: TokenStore) -> None:
+        self.store = store
+
+    def authenticate(self, credential: str, *, now: datetime) -> Principal | None:
+        record = self.store.verify(credential, now=now)
+        if record is None:
+            return None
+        return Principal(actor=record.actor, role=record.role, authority=record.authority, subject_id=record.token_id)
+
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearerToken",
+    description="`evidence-ledger tokens issue` prints a token; send it as `Authorization: Bearer <token>`.",
+)
+
+
+def current_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Principal:
+    """The authenticated caller; 401 for a missing, unknown, expired or revoked credential."""
+    if credentials is None:
+        raise UnauthenticatedError("a bearer token is required")
+    runtime = request.app.state.runtime
+    principal = runtime.authenticator.authenticate(credentials.credentials, now=runtime.clock())
+    if principal is None:
+        raise UnauthenticatedError("the bearer token is not valid (unknown, expired or revoked)")
+    request.scope[ACTOR_SCOPE_KEY] = principal
+    return principal
+
+
+def require(*roles: str) -> Callable[..., Principal]:
+    """A dependency that admits only the given roles (403 ROLE_NOT_ALLOWED for the others)."""
+    unknown = set(roles) - set(API_ROLES)
+    if unknown:
+        raise ValueError(f"unknown roles {sorted(unknown)}")
+
+    def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if principal.role not in roles:
+            raise AuthorizationError(
+                f"role '{principal.role}' may not use this endpoint", code="ROLE_NOT_ALLOWED", role=principal.role
+            )
+        return principal
+
+    return dependency
+
+
+def may_see_case(principal: Principal, view: dict[str, object]) -> bool:
+    """Prosecutors see only cases referred to their authority; every other role sees every case."""
+    if principal.role != "prosecutor":
+        return True
+    referrals = view.get("referrals")
+    return isinstance(referrals, list) and any(
+        isinstance(r, dict) and r.get("authority") == principal.authority for r in referrals
+    )
+
+
+Reader = Annotated[Principal, Depends(require(*API_ROLES))]
+CaseWriter = Annotated[Principal, Depends(require("investigator", "supervisor", "prosecutor"))]
+Sealer = Annotated[Principal, Depends(require("investigator", "supervisor"))]
+Replayer = Annotated[Principal, Depends(require("auditor", "supervisor", "admin"))]
+Admin = Annotated[Principal, Depends(require("admin"))]

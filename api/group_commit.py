@@ -1,0 +1,267 @@
+"""Group commit and background checkpoints: the only threads that write the log.
+
+:class:`GroupCommitter` — request handlers ``submit`` an envelope and await the returned
+``concurrent.futures.Future``. One writer thread takes every envelope waiting (up to
+``max_batch``) and appends them with a single ``ledger.append(batch)``: one transaction, one
+fsync, one outcome per envelope. A future resolves only after that transaction committed, so an
+acknowledgement is always durable. Before the batch is written, each envelope's signing key must
+be registered to the calling actor (403 otherwise).
+
+:class:`Checkpointer` — signs a checkpoint every ``interval`` seconds when the log grew, or at
+once when a request waits for one (``?wait=true``).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass, field
+from typing import Any
+
+from api.errors import UnavailableError
+from api.logs import get_logger
+from api.metrics import Metrics
+from domain.errors import AuthorizationError, LedgerError
+from ledger.append import Receipt
+from ledger.storage.sql import StorageError
+from ledger.store import Ledger
+from ledger.tlog import StoredCheckpoint
+
+
+@dataclass
+class Pending:
+    raw: bytes
+    signer: str
+    actor: str | None  # the caller's actor, who must own ``signer``; None skips the check
+    future: Future[Receipt] = field(default_factory=Future)
+
+
+class SignerDirectory:
+    """Who holds which key, from the key registry.
+
+    A key's actor never changes once registered (revocation is the ledger's check), so the cached
+    registry is re-read only when a signer is missing from it: no database read per batch.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.state: Any = None
+
+    def _lookup(self, signer: str) -> Any:
+        return None if self.state is None else self.state.lookup(signer)
+
+    def check(self, signer: str, actor: str | None) -> None:
+        info = self._lookup(signer)
+        if info is None:
+            self.state = self.ledger.registry_state()
+            info = self._lookup(signer)
+        if info is None:
+            raise AuthorizationError("signer key is not registered", code="UNKNOWN_KEY", key_id=signer)
+        if actor is not None and info.actor != actor:
+            raise AuthorizationError(
+                "the envelope is signed with a key registered to another actor than the caller",
+                code="SIGNER_NOT_CALLER", key_id=signer,
+            )
+
+
+class GroupCommitter:
+    def __init__(self, ledger: Ledger, *, max_batch: int = 256, metrics: Metrics | None = None) -> None:
+        self.ledger = ledger
+        self.max_batch = max_batch
+        self.metrics = metrics or Metrics()
+        self.signers = SignerDirectory(ledger)
+        self.log = get_logger()
+        self._queue: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._accepting = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start the writer thread; envelopes submitted before this wait for it (one first batch)."""
+        with self._lock:
+            if self._thread is not None or not self._accepting:
+                return
+            self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Refuse new work, finish everything already queued, then end the thread."""
+        with self._lock:
+            if not self._accepting:
+                return
+            self._accepting = False
+            self._queue.put(None)
+            thread = self._thread
+        if thread is None:  # never started: nothing will write what is queued
+            self._fail_queued(UnavailableError("the service stopped before starting"))
+            return
+        thread.join(timeout)
+
+    def _fail_queued(self, exc: Exception) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                _resolve(item, exc)
+
+    def submit(self, raw: bytes, *, signer: str, actor: str | None) -> Future[Receipt]:
+        pending = Pending(raw, signer, actor)
+        with self._lock:
+            if not self._accepting:
+                raise UnavailableError("the service is not accepting appends (starting or stopping)")
+            self._queue.put(pending)
+        return pending.future
+
+    # -- the writer thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            # From here on a waiter can no longer cancel; one that already gave up is not written.
+            self._commit([p for p in batch if p.future.set_running_or_notify_cancel()])
+
+    def _commit(self, batch: list[Pending]) -> None:
+        if not batch:
+            return
+        started = time.perf_counter()
+        ready = self._authorize(batch)
+        if not ready:
+            return
+        try:
+            outcomes = self._append(ready)
+        except Exception as exc:  # resolve every waiter, whatever happened; never kill the thread
+            for pending in ready:
+                _resolve(pending, exc)
+            if isinstance(exc, LedgerError):
+                self.log.warning("group commit refused", batch_size=len(ready), code=exc.code)
+            else:
+                self.log.error("group commit failed", batch_size=len(ready), error_type=type(exc).__name__)
+            return
+        for pending, outcome in zip(ready, outcomes, strict=True):
+            _resolve(pending, outcome)
+        self.metrics.observe_batch(len(ready))
+        self.log.debug(
+            "group commit", batch_size=len(ready), commit_ms=round((time.perf_counter() - started) * 1000, 3)
+        )
+
+    def _authorize(self, batch: list[Pending]) -> list[Pending]:
+        ready = []
+        for pending in batch:
+            try:
+                self.signers.check(pending.signer, pending.actor)
+            except Exception as exc:  # a refusal, or the registry could not be read
+                _resolve(pending, exc)
+            else:
+                ready.append(pending)
+        return ready
+
+    def _append(self, ready: list[Pending]) -> list[Receipt | LedgerError]:
+        try:
+            return self.ledger.append([p.raw for p in ready])
+        except StorageError:
+            raise
+        except LedgerError:
+            if len(ready) == 1:
+                raise
+        # A batch-level failure (e.g. another process won a race): retry one by one, so one
+        # envelope never fails the others. Appends are idempotent, so this is always safe.
+        outcomes: list[Receipt | LedgerError] = []
+        for pending in ready:
+            try:
+                outcomes.extend(self.ledger.append([pending.raw]))
+            except LedgerError as exc:
+                outcomes.append(exc)
+        return outcomes
+
+
+def _resolve(pending: Pending, outcome: Receipt | BaseException) -> None:
+    try:
+        if isinstance(outcome, BaseException):
+            pending.future.set_exception(outcome)
+        else:
+            pending.future.set_result(outcome)
+    except InvalidStateError:  # already resolved or cancelled by its waiter
+        pass
+
+
+class Checkpointer:
+    """Signs checkpoints in the background; ``wait_for`` lets a request ask for one now."""
+
+    def __init__(self, ledger: Ledger, *, interval: float) -> None:
+        self.ledger = ledger
+        self.interval = interval
+        self.log = get_logger()
+        self.latest_size = 0
+        self._cond = threading.Condition()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        latest = self.ledger.latest_checkpoint()
+        self.latest_size = 0 if latest is None else latest.size
+        self._thread = threading.Thread(target=self._run, name="checkpointer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the thread after one last checkpoint covering everything committed."""
+        thread = self._thread
+        if thread is None or self._stop.is_set():
+            return
+        self._stop.set()
+        self._wake.set()
+        thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            self.tick()
+
+    def tick(self) -> None:
+        try:
+            if self.ledger.log_size() <= self.latest_size:
+                return
+            checkpoint = self.ledger.checkpoint()
+        except LedgerError as exc:
+            self.log.warning("checkpoint failed", code=exc.code)
+            return
+        except Exception as exc:
+            self.log.error("checkpoint failed", error_type=type(exc).__name__)
+            return
+        with self._cond:
+            self.latest_size = 0 if checkpoint is None else checkpoint.size
+            self._cond.notify_all()
+
+    def wait_for(self, size: int, timeout: float) -> StoredCheckpoint | None:
+        """A checkpoint of at least ``size`` entries, signed by the thread; None after ``timeout``."""
+        if self._thread is None or self._stop.is_set():
+            return None
+        self._wake.set()
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.latest_size >= size, timeout):
+                return None
+        return self.ledger.latest_checkpoint()

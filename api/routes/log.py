@@ -1,0 +1,136 @@
+"""The transparency log: checkpoints, the verifier key, leaves, proofs (public) and envelopes for replay."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from starlette.responses import PlainTextResponse, Response
+
+from api import schemas
+from api.appending import json_response, runtime_of
+from api.auth import Replayer
+from api.errors import problems
+from domain.errors import MalformedInputError, NotFoundError
+from ledger.merkle_json import consistency_proof_json, inclusion_proof_json
+
+router = APIRouter(prefix="/v1/log", tags=["log"])
+
+MAX_INDEX = 2**53
+TEXT = {"text/plain": {"schema": {"type": "string"}}}
+Size = Annotated[int, Query(ge=1, le=MAX_INDEX)]
+
+
+def _note(checkpoint: object) -> Response:
+    if checkpoint is None:
+        raise NotFoundError("the log has no checkpoint yet", code="NO_CHECKPOINT")
+    note = checkpoint.with_cosignatures()  # type: ignore[attr-defined]
+    return Response(note, media_type="text/plain; charset=utf-8")
+
+
+@router.get(
+    "/checkpoint",
+    summary="The latest signed checkpoint (C2SP signed note, with witness cosignatures)",
+    response_class=PlainTextResponse,
+    responses={200: {"content": TEXT}, **problems(404, 503)},
+)
+def latest_checkpoint(request: Request) -> Response:
+    return _note(runtime_of(request).ledger.latest_checkpoint())
+
+
+@router.get(
+    "/checkpoints/{size}",
+    summary="The checkpoint signed for exactly this tree size",
+    response_class=PlainTextResponse,
+    responses={200: {"content": TEXT}, **problems(400, 404, 503)},
+)
+def checkpoint_at(request: Request, size: Annotated[int, Path(ge=1, le=MAX_INDEX)]) -> Response:
+    return _note(runtime_of(request).ledger.checkpoint_at(size))
+
+
+@router.get(
+    "/key",
+    summary="The log's verifier key (name+keyid+base64 Ed25519 key)",
+    response_class=PlainTextResponse,
+    responses={200: {"content": TEXT}, **problems(503)},
+)
+def verifier_key(request: Request) -> Response:
+    return Response(runtime_of(request).verifier_key + "\n", media_type="text/plain; charset=utf-8")
+
+
+@router.get(
+    "/entries/{index}",
+    summary="The exact bytes of leaf INDEX",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+        **problems(400, 404, 503),
+    },
+)
+def entry(request: Request, index: Annotated[int, Path(ge=0, le=MAX_INDEX)]) -> Response:
+    return Response(runtime_of(request).ledger.leaf(index), media_type="application/octet-stream")
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise MalformedInputError(message, code="BAD_ARGUMENT")
+
+
+def _check_size(ledger: Any, size: int) -> None:
+    if size > ledger.log_size():
+        raise NotFoundError("the log has no tree of this size yet", code="UNKNOWN_TREE_SIZE", size=size)
+
+
+@router.get(
+    "/proof/inclusion",
+    summary="RFC 6962 inclusion proof of leaf INDEX in the tree of SIZE (default: latest checkpoint)",
+    response_model=schemas.InclusionProof,
+    responses=problems(400, 404, 503),
+)
+def inclusion(
+    request: Request, index: Annotated[int, Query(ge=0, le=MAX_INDEX)], size: Size | None = None
+) -> Response:
+    ledger = runtime_of(request).ledger
+    if size is None:
+        checkpoint = ledger.latest_checkpoint()
+        if checkpoint is None:
+            raise NotFoundError("the log has no checkpoint yet", code="NO_CHECKPOINT")
+        size = checkpoint.size
+    _check(index < size, "index must be less than size")
+    _check_size(ledger, size)
+    return json_response(inclusion_proof_json(index, ledger.inclusion_proof(index, size), tree_size=size))
+
+
+@router.get(
+    "/proof/consistency",
+    summary="RFC 6962 consistency proof between tree sizes FIRST and SECOND",
+    response_model=schemas.ConsistencyProof,
+    responses=problems(400, 404, 503),
+)
+def consistency(request: Request, first: Size, second: Size) -> Response:
+    ledger = runtime_of(request).ledger
+    _check(first <= second, "first must not exceed second")
+    _check_size(ledger, second)
+    path = ledger.consistency_proof(first, second)
+    return json_response(consistency_proof_json(path, first=first, second=second))
+
+
+@router.get(
+    "/envelopes",
+    summary="Stored envelopes in log order, for replay and audit (auditor, supervisor, admin)",
+    response_model=list[schemas.LogEnvelope],
+    responses=problems(400, 401, 403, 503),
+)
+def envelopes(
+    request: Request,
+    principal: Replayer,
+    start: Annotated[int, Query(ge=0, le=MAX_INDEX)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> Response:
+    entries = runtime_of(request).ledger.entries(start, limit)
+    return json_response(
+        [
+            {"leaf_index": e.leaf_index, "case_id": e.case_id, "seq": e.seq, "envelope": e.envelope.decode("utf-8")}
+            for e in entries
+        ]
+    )

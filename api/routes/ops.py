@@ -1,0 +1,57 @@
+"""Public and operational endpoints: the public release log, health, readiness, metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import PlainTextResponse, Response
+
+from api import schemas
+from api.appending import json_response, runtime_of
+from api.errors import UnavailableError, problems
+
+router = APIRouter()
+
+
+@router.get(
+    "/v1/public/releases",
+    summary="Released and release-eligible footage (no personal data); public",
+    tags=["public"],
+    response_model=list[schemas.PublicRelease],
+    responses=problems(503),
+)
+def public_releases(request: Request) -> Response:
+    return json_response(runtime_of(request).ledger.public_releases())
+
+
+@router.get("/healthz", summary="Liveness", tags=["ops"], response_model=schemas.Health)
+def healthz() -> Response:
+    return json_response({"status": "ok"})
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: database reachable, durability settings safe, writer running",
+    tags=["ops"],
+    response_model=schemas.Health,
+    responses=problems(503),
+)
+def readyz(request: Request) -> Response:
+    runtime = runtime_of(request)
+    if not runtime.ready:
+        raise UnavailableError("the service is not running", code="NOT_READY")
+    problems_found = runtime.durability_problems()
+    if problems_found:
+        raise UnavailableError("; ".join(problems_found), code="UNSAFE_DURABILITY")
+    return json_response({"status": "ready"})
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (text exposition format)",
+    tags=["ops"],
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+def metrics(request: Request) -> Response:
+    body = runtime_of(request).metrics.render()
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,162 @@
+"""Response and request-body schemas, for the OpenAPI document only.
+
+Handlers build plain dicts (the hot path skips pydantic); the schemathesis suite checks that every
+response conforms to these models. Request bodies are read raw and parsed strictly (see
+:mod:`api.bodies`), so their schemas are given as JSON Schema in ``openapi_extra``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Receipt(BaseModel):
+    event_id: str
+    case_id: str
+    seq: int
+    leaf_index: int
+    leaf_hash: str
+    envelope_sha256: str
+    integrated_at: str
+    duplicate: bool = Field(description="true when this exact envelope had already been accepted")
+
+
+class InclusionProof(BaseModel):
+    leaf_index: int
+    tree_size: int
+    audit_path: list[str] = Field(description="base64 SHA-256 hashes, leaf to root (RFC 6962)")
+
+
+class ConsistencyProof(BaseModel):
+    first: int
+    second: int
+    consistency: list[str] = Field(description="base64 SHA-256 hashes (RFC 6962)")
+
+
+class WaitedReceipt(Receipt):
+    checkpoint: str | None = Field(default=None, description="signed note (with cosignatures) covering the entry")
+    inclusion_proof: InclusionProof | None = None
+
+
+class CaseView(BaseModel):
+    """The case projection; no narratives, locations or reporter data."""
+
+    model_config = ConfigDict(extra="allow")
+    case_id: str
+    version: int
+    head_sha256: str | None = Field(default=None, description="hash of the case's last envelope (single case only)")
+    status: str
+    category: str
+    referrals: list[dict[str, Any]]
+
+
+class CasePage(BaseModel):
+    items: list[CaseView]
+    next: str | None = Field(description="pass as `after` to get the next page; null at the end")
+
+
+class StoredEnvelope(BaseModel):
+    seq: int
+    envelope: str = Field(description="the DSSE envelope exactly as stored (canonical JSON)")
+
+
+class EnvelopePage(BaseModel):
+    items: list[StoredEnvelope]
+    next: int | None = Field(description="pass as `after` to get the next page; null at the end")
+
+
+class TimelineEntry(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    seq: int
+    type: str
+    occurred_at: str
+    actor: str
+    role: str
+    label: str
+
+
+class TimelinePage(BaseModel):
+    items: list[TimelineEntry]
+    next: int | None
+
+
+class LogEnvelope(BaseModel):
+    leaf_index: int
+    case_id: str
+    seq: int
+    envelope: str = Field(description="the DSSE envelope exactly as stored (canonical JSON)")
+
+
+class SealedRef(BaseModel):
+    sealed_ref: str
+    commitment: str
+
+
+class KeyInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    key_id: str
+    public_key_b64: str
+    actor: str
+    role: str
+    authority: str | None
+    revoked: bool
+
+
+class KeyRegistry(BaseModel):
+    root_key_id: str | None
+    version: int
+    head_sha256: str | None = Field(description="hash of the registry stream's last envelope (its `prev`)")
+    keys: list[KeyInfo]
+
+
+class PublicRelease(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    footage_id: str
+    case_number: str
+    status: str
+
+
+class Health(BaseModel):
+    status: str
+
+
+ENVELOPE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": (
+        "One DSSE envelope in RFC 8785 canonical form, signed with Ed25519 over PAE(payloadType, payload). "
+        "The payload is the canonical JSON statement {body, case_id, event_id, ledger, occurred_at, prev, seq, "
+        "signer, type, type_version}."
+    ),
+    "required": ["payload", "payloadType", "signatures"],
+    "additionalProperties": False,
+    "properties": {
+        "payload": {"type": "string", "description": "base64 of the canonical statement"},
+        "payloadType": {"type": "string", "enum": ["application/vnd.evidence-ledger.event.v1+json"]},
+        "signatures": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["keyid", "sig"],
+                "additionalProperties": False,
+                "properties": {
+                    "keyid": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                    "sig": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
+def json_body(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {"application/json": {"schema": schema}},
+        }
+    }

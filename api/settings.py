@@ -1,0 +1,26 @@
+"""Settings of the HTTP service (prefix ``EVIDENCE_LEDGER_API_``).
+
+The ledger's own settings (data dir, database, body limit, clock skew, checkpoint interval) stay in
+:class:`ledger.settings.Settings`; this class holds only what the web layer adds.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EVIDENCE_LEDGER_API_", extra="ignore")
+
+    max_batch: int = Field(default=256, ge=1, le=4096, description="envelopes per group commit")
+    wait_timeout: float = Field(
+        default=5.0, gt=0, description="seconds `?wait=true` waits for the checkpointer before signing itself"
+    )
+    token_max_days: int = Field(default=90, ge=1, description="longest lifetime of an API token")
+    token_cache_seconds: float = Field(
+        default=0.0, ge=0, description="cache verified tokens this long (0 = look up every request)"
+    )
+    require_durability: bool = Field(
+        default=True, description="refuse to start when the database could lose acknowledged writes"
+    )

@@ -1,0 +1,174 @@
+"""Check 11: the read models rebuilt from the verified events equal the live ones (PROJECTION_DRIFT).
+
+The engine has already folded every case through ``domain.case.apply`` (and the registry through
+``domain.registry.apply_registry``): its final states are the heads. The rows are then built by
+the append path's own ``write_read_models``, run against a scratch in-memory SQLite store, and the
+timeline lines by ``domain.projections.timeline_entry`` with the same context the append path
+gives it. Nothing about the row format is restated here, so the rebuild cannot drift from the
+writer. Cases whose events have findings are not compared: their drift would only restate the
+finding.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+
+from domain import projections
+from domain.context import EventContext
+from domain.events import parse_body
+from ledger.append import TRACKING_NAME, CaseHead, write_read_models
+from ledger.audit_source import ReadModels
+from ledger.envelope import REGISTRY_CASE_ID, UnverifiedEnvelope
+from ledger.storage.sql import _DDL, Tx
+from ledger.verify.engine import EntryChecker
+from ledger.verify.findings import Finding
+
+_SCRATCH_TABLES = ("case_state (", "public_releases (")
+
+
+def _scratch() -> tuple[sqlite3.Connection, Tx]:
+    conn = sqlite3.connect(":memory:")
+    cursor = conn.cursor()
+    for statement in _DDL:
+        if any(f"EXISTS {name}" in statement for name in _SCRATCH_TABLES):
+            cursor.execute(statement.format(blob="BLOB", bigint="INTEGER"))
+    return conn, Tx(cursor, postgres=False)
+
+
+def _heads(checker: EntryChecker, skip: set[str]) -> tuple[dict[str, CaseHead], dict[str, int]]:
+    heads: dict[str, CaseHead] = {}
+    leaf_of: dict[str, int] = {}
+    for case_id, track in checker.cases.items():
+        if case_id in skip or track.state is None or not track.events or track.head is None:
+            continue
+        heads[case_id] = CaseHead(track.version, track.head, track.state)
+        leaf_of[case_id] = int(track.events[-1]["leaf_index"])
+    return heads, leaf_of
+
+
+def _timeline(
+    checker: EntryChecker, parsed: Mapping[int, UnverifiedEnvelope], skip: set[str]
+) -> dict[tuple[str, int], tuple[int, str]]:
+    """The timeline lines exactly as the append path writes them (its context has no leaf index)."""
+    rows: dict[tuple[str, int], tuple[int, str]] = {}
+    for c in checker.checked:
+        if not c.ok or c.case_id in skip or c.case_id == REGISTRY_CASE_ID or c.case_id is None:
+            continue
+        st = parsed[c.leaf_index].statement
+        event = parse_body(st.type, st.type_version, st.body)
+        ctx = EventContext(
+            case_id=st.case_id,
+            seq=st.seq,
+            occurred_at=st.occurred_at,
+            signer_key_id=st.signer,
+            actor=str(c.actor),
+            role=str(c.role),
+        )
+        entry = projections.timeline_entry(event, ctx)
+        rows[(st.case_id, st.seq)] = (c.leaf_index, json.dumps(entry, sort_keys=True))
+    return rows
+
+
+def rebuild_read_models(
+    checker: EntryChecker, parsed: Mapping[int, UnverifiedEnvelope], skip: set[str], log_size: int
+) -> ReadModels:
+    """The read models a correct writer would hold after the verified events."""
+    heads, leaf_of = _heads(checker, skip)
+    conn, tx = _scratch()
+    try:
+        write_read_models(tx, heads, leaf_of)
+        models = ReadModels(tracking=log_size - 1 if log_size else None)
+        for r in tx.query(
+            "SELECT case_id, version, head_sha256, status, category, updated_leaf, state, view FROM case_state"
+        ):
+            models.case_state[str(r[0])] = (
+                int(r[1]),
+                str(r[2]),
+                str(r[3]),
+                str(r[4]),
+                int(r[5]),
+                str(r[6]),
+                str(r[7]),
+            )
+        for r in tx.query("SELECT case_id, footage_id, status, entry FROM public_releases"):
+            models.releases[(str(r[0]), str(r[1]))] = (str(r[2]), str(r[3]))
+    finally:
+        conn.close()
+    models.timeline = _timeline(checker, parsed, skip)
+    return models
+
+
+# --- comparing ---------------------------------------------------------------------------------
+
+_CASE_COLUMNS = ("version", "head_sha256", "status", "category", "updated_leaf", "state", "view")
+
+
+def _same_line(expected: tuple[int, str], live: tuple[int, str]) -> bool:
+    """Equal, allowing the line's own leaf_index to be null (the writer does not fill it) or right."""
+    if expected == live:
+        return True
+    if expected[0] != live[0]:
+        return False
+    try:
+        want, have = json.loads(expected[1]), json.loads(live[1])
+    except ValueError:
+        return False
+    if have.get("leaf_index") not in (None, live[0]):
+        return False
+    want.pop("leaf_index", None)
+    have.pop("leaf_index", None)
+    return bool(want == have)
+
+
+def _case_drift(expected: ReadModels, live: ReadModels, case_id: str) -> list[str]:
+    want, have = expected.case_state.get(case_id), live.case_state.get(case_id)
+    if want is None or have is None:
+        return ["case_state row " + ("missing" if have is None else "without events")]
+    return [f"case_state.{col}" for col, a, b in zip(_CASE_COLUMNS, want, have, strict=True) if a != b]
+
+
+def _line_drift(expected: ReadModels, live: ReadModels, skip: set[str]) -> dict[str, list[str]]:
+    drift: dict[str, list[str]] = {}
+    for key in set(expected.timeline) | set(live.timeline):
+        want, have = expected.timeline.get(key), live.timeline.get(key)
+        if key[0] in skip or (want is not None and have is not None and _same_line(want, have)):
+            continue
+        what = "missing" if have is None else "without event" if want is None else "differs"
+        drift.setdefault(key[0], []).append(f"case_timeline seq {key[1]} {what}")
+    for case_id, footage_id in set(expected.releases) | set(live.releases):
+        pair = (case_id, footage_id)
+        if case_id not in skip and expected.releases.get(pair) != live.releases.get(pair):
+            drift.setdefault(case_id, []).append(f"public_releases footage {footage_id}")
+    return drift
+
+
+def compare_read_models(expected: ReadModels, live: ReadModels, skip: set[str]) -> list[Finding]:
+    """One PROJECTION_DRIFT per case (and one for the tracked position) naming what differs."""
+    drift = _line_drift(expected, live, skip)
+    for case_id in set(expected.case_state) | set(live.case_state):
+        if case_id not in skip:
+            columns = _case_drift(expected, live, case_id)
+            if columns:
+                drift[case_id] = columns + drift.get(case_id, [])
+    findings = [
+        Finding(
+            "PROJECTION_DRIFT",
+            11,
+            "read model differs from the rebuild: " + ", ".join(sorted(what)[:6]),
+            case_id=case_id,
+            evidence={"differences": sorted(what)},
+        )
+        for case_id, what in sorted(drift.items())
+    ]
+    if live.tracking != expected.tracking:
+        findings.append(
+            Finding(
+                "PROJECTION_DRIFT",
+                11,
+                f"{TRACKING_NAME} position is {live.tracking}, the log ends at {expected.tracking}",
+                evidence={"tracked": live.tracking, "last_leaf": expected.tracking},
+            )
+        )
+    return findings

@@ -1,0 +1,124 @@
+"""Verify an evidence bundle offline: no server, no database, no network.
+
+``verify_bundle(path, options)`` runs the numbered checks of ``findings.CHECKS`` that apply to a
+bundle and returns a :class:`BundleVerification` holding every finding (it never stops at the first
+one), each step's result, the case timeline, the checkpoint and witnesses, the media results and the
+replayed case state. Only a bundle that is not a zip or has no usable manifest raises
+(:class:`BundleUnusable`); anything wrong inside it is a finding.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ledger.envelope import REGISTRY_CASE_ID
+from ledger.verify import bundle_files as bf
+from ledger.verify.bundle_checks import check_manifest, check_media, media_recorded, run_entry_checks
+from ledger.verify.bundle_files import BundleUnusable
+from ledger.verify.bundle_log import check_checkpoint, check_inclusion
+from ledger.verify.bundle_model import BundleVerification, Step, VerifyOptions
+from ledger.verify.bundle_state import case_summary
+from ledger.verify.engine import EntryChecker
+from ledger.verify.findings import CHECKS
+
+__all__ = ["BundleUnusable", "BundleVerification", "Step", "VerifyOptions", "verify_bundle"]
+
+NOT_APPLICABLE = {
+    6: "not applicable to a bundle: it holds one case, not the whole log (see the full-ledger audit)",
+    11: "not applicable to a bundle: it holds no read models",
+}
+
+
+# --- the whole run --------------------------------------------------------------------------------
+
+
+def _steps(v: BundleVerification) -> list[Step]:
+    steps = []
+    for number, title in CHECKS.items():
+        failed = sum(1 for f in v.findings if f.step == number)
+        if number in NOT_APPLICABLE:
+            steps.append(Step(number, title, "not applicable", NOT_APPLICABLE[number]))
+        elif failed:
+            steps.append(
+                Step(number, title, "failed", f"{failed} finding(s); {v.counts.get(number, '')}".rstrip("; "))
+            )
+        elif v.counts.get(number, "").startswith("not run"):
+            steps.append(Step(number, title, "not run", v.counts[number]))
+        else:
+            steps.append(Step(number, title, "passed", v.counts.get(number, "")))
+    return steps
+
+
+def _checkpoint_detail(cp: dict[str, Any]) -> str:
+    if "size" not in cp:
+        return "no usable checkpoint"
+    return (
+        f"size {cp['size']} signed by {cp.get('key', '?')} ({cp.get('key_source')}); "
+        f"{cp.get('cosigned', 0)} valid witness cosignature(s), {cp.get('required', 0)} required"
+    )
+
+
+def verify_bundle(path: Path, options: VerifyOptions | None = None) -> BundleVerification:
+    """Run every applicable check on the bundle at ``path``; raise BundleUnusable only when the
+    bundle itself cannot be used (not a zip, no usable manifest)."""
+    options = options or VerifyOptions()
+    bundle_sha, source = bf.load_bundle(Path(path))
+    with bf.open_bundle(source, Path(path).name) as (zf, manifest_raw):
+        manifest = bf.parse_manifest(manifest_raw)
+        files = bf.read_members(zf)
+    v = BundleVerification(Path(path).name, bundle_sha, manifest)
+    if options.trust_root is None:
+        v.caveats.append(
+            "The trust root was not pinned: pass --trust-root with the key id the City published "
+            f"(this bundle's trust root claims {manifest.trust_root_key_id})."
+        )
+    check_manifest(v, files)
+    checkpoint = check_checkpoint(v, files, options)
+    v.counts[8] = _checkpoint_detail(v.checkpoint)
+    checker = run_entry_checks(v, files, options)
+    check_inclusion(v, files, checkpoint)
+    track = checker.cases.get(manifest.case_id)
+    state = None if track is None else track.state
+    check_media(v, files, media_recorded(files, checker, manifest.case_id), options.media_dir)
+    v.case_state = case_summary(state)
+    v.timeline = [_timeline_row(c) for c in checker.checked if c.case_id == manifest.case_id]
+    v.registry = [_timeline_row(c) for c in checker.checked if c.case_id == REGISTRY_CASE_ID]
+    v.keys = _keys(checker)
+    v.trust_root = None if checker.registry is None else checker.registry.root_key_id
+    v.trust_root_pinned = options.trust_root is not None
+    v.findings.sort(key=lambda f: f.step)
+    v.steps = _steps(v)
+    return v
+
+
+def _timeline_row(c: Any) -> dict[str, Any]:
+    return {
+        "seq": c.seq,
+        "leaf_index": c.leaf_index,
+        "type": c.event_type,
+        "occurred_at": c.occurred_at,
+        "integrated_at": c.integrated_at,
+        "actor": c.actor,
+        "role": c.role,
+        "signer": c.signer,
+        "envelope_sha256": c.envelope_sha256,
+        "ok": c.ok,
+    }
+
+
+def _keys(checker: EntryChecker) -> list[dict[str, Any]]:
+    if checker.registry is None:
+        return []
+    return [
+        {
+            "key_id": k.key_id,
+            "actor": k.actor,
+            "role": k.role,
+            "authority": k.authority,
+            "registered_at": k.registered_at,
+            "revoked_at": k.revoked_at,
+            "compromised_since": k.compromised_since,
+        }
+        for k in checker.registry.keys
+    ]

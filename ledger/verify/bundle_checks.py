@@ -1,0 +1,228 @@
+"""Bundle checks 1 (manifest), 2-5 and 10 (the entries, through the shared engine) and 9 (media)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from domain.context import DomainConfig
+from domain.errors import LedgerError
+from ledger.envelope import REGISTRY_CASE_ID, UnverifiedEnvelope, parse_envelope
+from ledger.verify import bundle_files as bf
+from ledger.verify.bundle_model import BundleVerification, VerifyOptions
+from ledger.verify.engine import Entry, EntryChecker, check_entries, verify_signatures
+
+PARALLEL_FROM = 200  # entries; below this a worker process costs more than it saves
+
+# --- step 1: the manifest -----------------------------------------------------------------------
+
+
+def check_manifest(v: BundleVerification, files: bf.BundleFiles) -> None:
+    listed: dict[str, bf.ManifestFile] = {}
+    for item in v.manifest.files:
+        if item.path in listed or item.path == bf.MANIFEST:
+            v.find(
+                "MANIFEST_MISMATCH", 1, "the manifest lists this file twice or lists itself", path=item.path
+            )
+        listed[item.path] = item
+    for name in files.duplicates:
+        v.find("MANIFEST_MISMATCH", 1, "the zip holds two members with this name", path=name)
+    for path, item in listed.items():
+        member = files.members.get(path)
+        if member is None:
+            v.find("MANIFEST_MISMATCH", 1, "a listed file is missing from the bundle", path=path)
+        elif member.sha256 != item.sha256 or member.size != item.size:
+            v.find(
+                "MANIFEST_MISMATCH",
+                1,
+                "a listed file has changed",
+                path=path,
+                listed_sha256=item.sha256,
+                actual_sha256=member.sha256,
+                listed_size=item.size,
+                actual_size=member.size,
+            )
+    for name, member in files.members.items():
+        if name != bf.MANIFEST and name not in listed:
+            v.find("MANIFEST_MISMATCH", 1, "the bundle holds a file the manifest does not list", path=name)
+        if member.error is not None and name != bf.MANIFEST:
+            v.find("MANIFEST_MISMATCH", 1, f"a file {member.error}", path=name)
+    v.counts[1] = f"{len(listed)} listed files checked against their SHA-256 and size"
+
+
+# --- steps 2-5 and 10: the entries ----------------------------------------------------------------
+
+
+def collect_entries(v: BundleVerification, files: bf.BundleFiles) -> list[Entry]:
+    entries = []
+    envelopes = set(files.indexes(bf.ENVELOPES))
+    for index in sorted(envelopes):
+        raw = files.small(bf.member_path(bf.ENVELOPES, index))
+        leaf = files.small(bf.member_path(bf.LEAVES, index))
+        if leaf is None:
+            v.find("LEAF_MISMATCH", 5, "the bundle holds no leaf for this envelope", leaf_index=index)
+        entries.append(Entry(index, raw if raw is not None else b"", leaf))
+    for index in files.indexes(bf.LEAVES):
+        if index not in envelopes:
+            v.find("LEAF_MISMATCH", 5, "a leaf without its envelope", leaf_index=index)
+    return entries
+
+
+def check_case(v: BundleVerification, checker: EntryChecker) -> None:
+    case_id = v.manifest.case_id
+    for item in checker.checked:
+        if item.case_id not in (None, case_id, REGISTRY_CASE_ID):
+            v.find(
+                "BINDING_MISMATCH",
+                4,
+                "an envelope of another case is in this case's bundle",
+                leaf_index=item.leaf_index,
+                case_id=item.case_id,
+                seq=item.seq,
+            )
+    events = [c for c in checker.checked if c.case_id == case_id]
+    if not events:
+        v.find("SEQ_GAP", 4, "the bundle holds no event of its case", case_id=case_id)
+    elif (
+        v.manifest.case_events is not None
+        and all(c.case_id is not None for c in checker.checked)  # an unparseable entry is already a finding
+        and max(c.seq or 0 for c in events) != v.manifest.case_events
+    ):
+        v.find(
+            "SEQ_GAP",
+            4,
+            "the case's last seq differs from the number of events the manifest announces",
+            case_id=case_id,
+            announced=v.manifest.case_events,
+        )
+    v.counts[2] = f"{len(checker.checked)} envelopes parsed"
+    v.counts[3] = (
+        f"{sum(1 for c in checker.checked if c.actor is not None)} signers identified in the registry"
+    )
+    v.counts[4] = f"seq 1..{len(events)} of case {case_id}, each bound to {v.manifest.origin}"
+    v.counts[5] = f"{len(checker.checked)} leaves rebuilt from their envelopes"
+    v.counts[10] = f"{len(events)} case events replayed through the case rules"
+
+
+def _signature_verdicts(raws: list[tuple[int, bytes]]) -> dict[int, bool]:
+    """In a worker process: leaf index → signature verdict, exactly as ``check_entries`` computes them."""
+    parsed: list[tuple[int, UnverifiedEnvelope]] = []
+    for index, raw in raws:
+        try:
+            parsed.append((index, parse_envelope(raw)))
+        except LedgerError:
+            continue
+    by_position = verify_signatures([envelope for _, envelope in parsed])
+    return {parsed[pos][0]: ok for pos, ok in by_position.items()}
+
+
+def _speculative(entries: list[Entry], **kwargs: Any) -> EntryChecker:
+    """Replay with every signature assumed valid while one worker process checks them for real.
+
+    When the worker finds every signature valid (a clean bundle), the result is exactly what
+    ``check_entries`` would give; otherwise the entries are checked again the ordinary way."""
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(_signature_verdicts, [(e.leaf_index, e.envelope) for e in entries])
+        parsed: dict[int, UnverifiedEnvelope] = {}
+        for entry in entries:
+            try:
+                parsed[entry.leaf_index] = parse_envelope(entry.envelope)
+            except LedgerError:
+                continue
+        checker = EntryChecker(**kwargs, signature_verdicts=dict.fromkeys(parsed, True))
+        for entry in entries:
+            checker.check(entry, parsed.get(entry.leaf_index))
+        verdicts = future.result()
+    if verdicts.keys() == parsed.keys() and all(verdicts.values()):
+        return checker
+    return check_entries(entries, **kwargs)
+
+
+def run_entry_checks(v: BundleVerification, files: bf.BundleFiles, options: VerifyOptions) -> EntryChecker:
+    entries = collect_entries(v, files)
+    authorities = v.manifest.authorities
+    kwargs: dict[str, Any] = {
+        "origin": v.manifest.origin,  # a valid checkpoint was signed for exactly this origin
+        "config": DomainConfig(authorities=authorities) if authorities else DomainConfig(),
+        "trust_root": options.trust_root,
+        "partial_registry": True,
+    }
+    if options.workers > 1 and len(entries) >= PARALLEL_FROM:
+        checker = _speculative(entries, **kwargs)
+    else:
+        checker = check_entries(entries, **kwargs)
+    v.findings.extend(checker.findings)
+    check_case(v, checker)
+    return checker
+
+
+# --- step 9: media --------------------------------------------------------------------------------
+
+
+MEDIA_EVENTS = {"FootageCaptured": "footage_id", "FootageDerivativeCreated": "derivative_id"}
+
+
+def media_recorded(files: bf.BundleFiles, checker: EntryChecker, case_id: str) -> dict[str, dict[str, str]]:
+    """sha256 → {footage_id | derivative_id} of every file a parseable event of the case records,
+    whether or not the event passed its own checks (those have their own findings)."""
+    recorded: dict[str, dict[str, str]] = {}
+    for item in checker.checked:
+        if item.case_id != case_id or item.event_type not in MEDIA_EVENTS:
+            continue
+        raw = files.small(bf.member_path(bf.ENVELOPES, item.leaf_index)) or b""
+        body = parse_envelope(raw).statement.body  # it parsed once already
+        sha, ref = body.get("sha256"), body.get(MEDIA_EVENTS[item.event_type])
+        if isinstance(sha, str) and bf.HEX64.fullmatch(sha) and isinstance(ref, str):
+            recorded.setdefault(sha, {MEDIA_EVENTS[item.event_type]: ref})
+    return recorded
+
+
+def _media_candidates(directory: Path, sha: str) -> list[Path]:
+    return [directory / sha, directory / sha[:2] / sha[2:4] / sha]
+
+
+def _mismatch(v: BundleVerification, path: str, actual: str | None, refs: dict[str, str]) -> None:
+    message = "a media file does not hash to its recorded SHA-256"
+    v.find("MEDIA_MISMATCH", 9, message, path=path, actual_sha256=actual, **refs)
+
+
+def _bundle_media(
+    v: BundleVerification, files: bf.BundleFiles, recorded: dict[str, dict[str, str]], seen: dict[str, str]
+) -> None:
+    for name in files.names(bf.MEDIA):
+        sha, member = name[len(bf.MEDIA) :], files.members[name]
+        if sha not in recorded:
+            v.find("MEDIA_MISMATCH", 9, "a media file that no event of the case records", path=name)
+            continue
+        if member.sha256 != sha:
+            _mismatch(v, name, member.sha256, recorded[sha])
+        seen[sha] = ("verified" if member.sha256 == sha else "MISMATCH") + " (bundle)"
+
+
+def _folder_media(
+    v: BundleVerification, folder: Path, recorded: dict[str, dict[str, str]], seen: dict[str, str]
+) -> None:
+    for sha, refs in recorded.items():
+        path = next((p for p in _media_candidates(folder, sha) if p.is_file()), None)
+        if path is None:
+            continue
+        actual, _ = bf.file_sha256(path)
+        if actual != sha:
+            _mismatch(v, str(path), actual, refs)
+        seen[sha] = ("verified" if actual == sha else "MISMATCH") + " (--media)"
+
+
+def check_media(
+    v: BundleVerification, files: bf.BundleFiles, recorded: dict[str, dict[str, str]], media_dir: Path | None
+) -> None:
+    """Bundle media must be files the case records and hash to their names; so must files in
+    ``media_dir`` (named <sha256> or ab/cd/<sha256>). Recorded files that nobody provides are listed."""
+    seen: dict[str, str] = {}
+    _bundle_media(v, files, recorded, seen)
+    if media_dir is not None:
+        _folder_media(v, media_dir, recorded, seen)
+    v.media = [
+        {"sha256": sha, **refs, "status": seen.get(sha, "not provided")} for sha, refs in recorded.items()
+    ]
+    v.counts[9] = f"{len(seen)} of {len(recorded)} recorded files provided and hashed"

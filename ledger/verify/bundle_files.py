@@ -1,0 +1,285 @@
+"""The evidence bundle's layout, and reading one without trusting it.
+
+A bundle is one zip file (format ``evidence-ledger-bundle/1``):
+
+    manifest.json            format, origin, case id, created_at, trust root key id, every file's SHA-256/size
+    HOW-TO-VERIFY.txt        how to check everything by hand
+    envelopes/<n>.json       the DSSE envelope at leaf index n, bytes exactly as stored
+    leaves/<n>.json          the exact leaf bytes at index n
+    proofs/<n>.json          RFC 6962 inclusion proof of leaf n against checkpoint.txt
+    checkpoint.txt           the signed checkpoint note with witness cosignature lines
+    log.vkey                 the log's verifier key (a copy: pass --vkey for an independent check)
+    witnesses/<name>.vkey    verifier keys of the ledger's witnesses (copies, as log.vkey)
+    media/<sha256>           optional: footage and derivatives
+
+Reading never extracts anything: members are only looked up by their exact names and hashed as
+streams; small members are kept in memory up to a size cap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import zipfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from domain.errors import MalformedInputError
+
+BUNDLE_FORMAT = "evidence-ledger-bundle/1"
+MANIFEST = "manifest.json"
+GUIDE = "HOW-TO-VERIFY.txt"
+CHECKPOINT = "checkpoint.txt"
+LOG_VKEY = "log.vkey"
+ENVELOPES, LEAVES, PROOFS, MEDIA, WITNESSES = "envelopes/", "leaves/", "proofs/", "media/", "witnesses/"
+MAX_SMALL = 4 * 1024 * 1024  # any member that is not media
+MAX_MANIFEST = 64 * 1024 * 1024
+IN_MEMORY = 256 * 1024 * 1024  # bundles up to this size are read into memory once
+CHUNK = 1024 * 1024
+INDEXED = re.compile(r"(envelopes|leaves|proofs)/(0|[1-9][0-9]{0,18})\.json")
+HEX64 = re.compile(r"[0-9a-f]{64}")
+MANIFEST_KEYS = frozenset(
+    {
+        "format",
+        "origin",
+        "case_id",
+        "created_at",
+        "trust_root_key_id",
+        "authorities",
+        "checkpoint_size",
+        "case_events",
+        "files",
+    }
+)
+
+
+class BundleUnusable(MalformedInputError):
+    """The bundle itself cannot be used (not a zip, no or unreadable manifest): exit code 2."""
+
+    code = "UNUSABLE_BUNDLE"
+
+
+def member_path(kind: str, index: int) -> str:
+    return f"{kind}{index}.json"
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    path: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    origin: str
+    case_id: str
+    created_at: str
+    trust_root_key_id: str | None
+    authorities: tuple[str, ...] | None
+    checkpoint_size: int | None
+    case_events: int | None
+    files: tuple[ManifestFile, ...]
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise BundleUnusable(f"manifest.json: {message}")
+
+
+def _optional_str(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    _require(value is None or isinstance(value, str), f"{key} must be a string")
+    return value
+
+
+def _optional_int(data: dict[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    _require(value is None or (type(value) is int and value >= 0), f"{key} must be an integer >= 0")
+    return value
+
+
+def _file_entry(item: object) -> ManifestFile:
+    _require(
+        isinstance(item, dict) and set(item) == {"path", "sha256", "size"}, "files[] are {path, sha256, size}"
+    )
+    assert isinstance(item, dict)
+    path, sha, size = item["path"], item["sha256"], item["size"]
+    _require(isinstance(path, str) and 0 < len(path) <= 300, "a file path is a short string")
+    _require(isinstance(sha, str) and HEX64.fullmatch(sha) is not None, "a file sha256 is 64 lowercase hex")
+    _require(type(size) is int and size >= 0, "a file size is an integer >= 0")
+    return ManifestFile(path, sha, size)
+
+
+def parse_manifest(raw: bytes) -> Manifest:
+    """Strictly parse manifest.json; BundleUnusable when it cannot be used at all."""
+    from ledger.canonical import parse_strict
+
+    try:
+        data = parse_strict(raw, max_int=2**63 - 1)
+    except MalformedInputError as exc:
+        raise BundleUnusable(f"manifest.json is not strict JSON: {exc.message}") from None
+    _require(isinstance(data, dict), "must be a JSON object")
+    _require(data.get("format") == BUNDLE_FORMAT, f"format must be {BUNDLE_FORMAT!r}")
+    _require(set(data) <= MANIFEST_KEYS, f"unknown keys {sorted(set(data) - MANIFEST_KEYS)}")
+    origin, case_id = data.get("origin"), data.get("case_id")
+    _require(isinstance(origin, str) and bool(origin), "origin must be a non-empty string")
+    _require(isinstance(case_id, str) and bool(case_id), "case_id must be a non-empty string")
+    authorities = data.get("authorities")
+    _require(
+        authorities is None
+        or (isinstance(authorities, list) and all(isinstance(a, str) for a in authorities)),
+        "authorities must be a list of strings",
+    )
+    files = data.get("files")
+    _require(isinstance(files, list), "files must be a list")
+    return Manifest(
+        origin=origin,
+        case_id=case_id,
+        created_at=_optional_str(data, "created_at") or "",
+        trust_root_key_id=_optional_str(data, "trust_root_key_id"),
+        authorities=None if authorities is None else tuple(authorities),
+        checkpoint_size=_optional_int(data, "checkpoint_size"),
+        case_events=_optional_int(data, "case_events"),
+        files=tuple(_file_entry(item) for item in files),
+    )
+
+
+@dataclass
+class MemberInfo:
+    """What reading one zip member gave: its hash and size, or why it could not be read."""
+
+    name: str
+    sha256: str | None = None
+    size: int = 0
+    error: str | None = None
+
+
+@dataclass
+class BundleFiles:
+    """Every member of the bundle hashed once; small members kept for the checks."""
+
+    members: dict[str, MemberInfo] = field(default_factory=dict)
+    duplicates: list[str] = field(default_factory=list)
+    content: dict[str, bytes] = field(default_factory=dict)
+    _indexes: dict[str, list[int]] = field(default_factory=dict)
+
+    def small(self, name: str) -> bytes | None:
+        return self.content.get(name)
+
+    def names(self, prefix: str) -> list[str]:
+        return sorted(n for n in self.members if n.startswith(prefix))
+
+    def indexes(self, kind: str) -> list[int]:
+        """Leaf indexes of the ``envelopes/``, ``leaves/`` or ``proofs/`` members, ascending."""
+        if not self._indexes:
+            by_kind: dict[str, list[int]] = {ENVELOPES: [], LEAVES: [], PROOFS: []}
+            for name in self.members:
+                match = INDEXED.fullmatch(name)
+                if match:
+                    by_kind[match.group(1) + "/"].append(int(match.group(2)))
+            self._indexes.update((k, sorted(v)) for k, v in by_kind.items())
+        return list(self._indexes.get(kind, []))
+
+
+_READ_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    RuntimeError,
+    NotImplementedError,
+    OSError,
+    EOFError,
+    ValueError,
+)
+
+
+def _stream_hash(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with zf.open(info) as stream:
+        for chunk in iter(lambda: stream.read(CHUNK), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, keep: bool) -> tuple[MemberInfo, bytes | None]:
+    """Hash one member; keep its bytes if asked and small. zipfile never inflates a member beyond
+    its declared size and checks its CRC, so a lying header is a read error, not a memory bomb."""
+    result = MemberInfo(info.filename)
+    try:
+        if keep and info.file_size <= MAX_SMALL:
+            data = zf.read(info)
+            result.sha256, result.size = hashlib.sha256(data).hexdigest(), len(data)
+            return result, data
+        result.sha256, result.size = _stream_hash(zf, info)
+    except _READ_ERRORS as exc:
+        result.error = f"cannot be read: {type(exc).__name__}"
+        return result, None
+    if keep:
+        result.error = f"is larger than {MAX_SMALL} bytes"
+    return result, None
+
+
+def read_members(zf: zipfile.ZipFile) -> BundleFiles:
+    files = BundleFiles()
+    for info in zf.infolist():
+        if info.is_dir():
+            continue
+        if info.filename in files.members:
+            files.duplicates.append(info.filename)
+            continue
+        keep = not info.filename.startswith(MEDIA) and info.filename != MANIFEST
+        member, data = _read_member(zf, info, keep)
+        files.members[info.filename] = member
+        if data is not None:
+            files.content[info.filename] = data
+    return files
+
+
+def load_bundle(path: Path) -> tuple[str, Path | io.BytesIO]:
+    """(SHA-256 of the bundle file, what to open): small bundles are read into memory once."""
+    try:
+        if path.stat().st_size <= IN_MEMORY:
+            data = path.read_bytes()
+            return hashlib.sha256(data).hexdigest(), io.BytesIO(data)
+        return file_sha256(path)[0], path
+    except OSError as exc:
+        raise BundleUnusable(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+@contextmanager
+def open_bundle(source: Path | IO[bytes], name: str) -> Iterator[tuple[zipfile.ZipFile, bytes]]:
+    """The open zip and its manifest bytes; BundleUnusable when either is missing or unreadable."""
+    try:
+        zf = zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise BundleUnusable(f"{name} is not a readable zip file: {type(exc).__name__}") from None
+    with zf:
+        try:
+            info = zf.getinfo(MANIFEST)
+        except KeyError:
+            raise BundleUnusable("the bundle has no manifest.json") from None
+        if info.file_size > MAX_MANIFEST:
+            raise BundleUnusable(f"manifest.json is larger than {MAX_MANIFEST} bytes")
+        try:
+            with zf.open(info) as stream:
+                raw = stream.read(MAX_MANIFEST + 1)
+        except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, OSError, EOFError) as exc:
+            raise BundleUnusable(f"manifest.json cannot be read: {type(exc).__name__}") from None
+        if len(raw) > MAX_MANIFEST:
+            raise BundleUnusable(f"manifest.json is larger than {MAX_MANIFEST} bytes")
+        yield zf, raw
+
+
+def file_sha256(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size

@@ -1,0 +1,214 @@
+"""Offline bundle verification speed: a 1,000-event case, beside the bare Ed25519 verify rate.
+
+    python -m ops.bench.bench_verify [--events 1000] [--runs 5] [--workers 1] [--profile]
+
+Builds a case of N signed events on a throwaway SQLite ledger, exports its bundle, then times
+``verify_bundle`` (median of R runs, the whole verification: zip, manifest hashes, parsing,
+signatures, chains, leaves, inclusion proofs, checkpoint, rules, report facts) and, in the same
+run, the bare rate of ``Ed25519PublicKey.verify`` over the very same DSSE messages.
+Goals: ≤ 0.5 s for 1,000 events; throughput ≥ 80 % of the bare Ed25519 rate.
+``--profile`` prints where the time goes (cProfile, by cumulative and own time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import hashlib
+import io
+import pstats
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from ledger.bundle import export_bundle
+from ledger.envelope import PAYLOAD_TYPE, pae, parse_envelope
+from ledger.signing import build_envelope
+from ledger.verify.bundle import VerifyOptions, verify_bundle
+from ledger.verify.bundle_files import read_members
+from ops.bench.common import ORIGIN, bench_ledger
+
+T = TypeVar("T")
+
+
+def _body(i: int) -> tuple[str, dict[str, object]]:
+    if i % 20 == 0:
+        return "FootageCaptured", {
+            "footage_id": f"ftg-{i}",
+            "source": "body_worn_camera",
+            "device_id": f"BWC-{i:04d}",
+            "recorded_from": "2026-02-05T16:58:00Z",
+            "recorded_to": "2026-02-05T17:06:00Z",
+            "sha256": hashlib.sha256(b"%d" % i).hexdigest(),
+            "size_bytes": 1000 + i,
+            "media_type": "video/mp4",
+            "depicts": ["property_damage_by_federal_officials"],
+            "custodian": "CPD Evidence Unit",
+            "stored": False,
+        }
+    return "ReportReceived", {
+        "report_id": f"rpt-{i}",
+        "channel": "911_call",
+        "received_at": "2026-02-05T17:02:00Z",
+        "location": "Central Square (block level)",
+        "observed_agency": "ICE",
+        "narrative": f"Caller saw agents near a parked car; benchmark report number {i}.",
+        "reporter": None,
+    }
+
+
+def signed_case(key: Ed25519PrivateKey, events: int) -> tuple[str, list[bytes]]:
+    case_id, prev, start = str(uuid.uuid4()), None, datetime.now(UTC) - timedelta(seconds=10)
+    raws = []
+    for seq in range(1, events + 1):
+        kind, body = (
+            (
+                "CaseOpened",
+                {"case_number": "CPD-BENCH-1", "category": "property_damage", "summary": "Benchmark case"},
+            )
+            if seq == 1
+            else _body(seq)
+        )
+        raw = build_envelope(
+            origin=ORIGIN,
+            case_id=case_id,
+            event_type=kind,
+            body=body,
+            key=key,
+            seq=seq,
+            prev=prev,
+            occurred_at=start + timedelta(microseconds=seq),
+        )
+        prev = hashlib.sha256(raw).hexdigest()
+        raws.append(raw)
+    return case_id, raws
+
+
+def bare_ed25519_rate(bundle: Path) -> tuple[float, int]:
+    """Signatures per second of Ed25519PublicKey.verify over the bundle's own DSSE messages."""
+    from zipfile import ZipFile
+
+    with ZipFile(bundle) as zf:
+        files = read_members(zf)
+    envelopes = [parse_envelope(files.content[n]) for n in files.names("envelopes/")]
+    keys = {}
+    for env in envelopes:
+        if env.statement.type == "KeyRegistered":
+            import base64
+
+            keys[env.statement.body["key_id"]] = base64.b64decode(env.statement.body["public_key"])
+    items = [(keys[e.keyid], e.sig, pae(PAYLOAD_TYPE, e.payload)) for e in envelopes]
+    started = time.perf_counter()
+    for public, sig, message in items:
+        Ed25519PublicKey.from_public_bytes(public).verify(sig, message)
+    return len(items) / (time.perf_counter() - started), len(items)
+
+
+def _best(func: Callable[[], T], runs: int = 5) -> tuple[float, T]:
+    timings, results = [], []
+    for _ in range(runs):
+        started = time.perf_counter()
+        results.append(func())
+        timings.append(time.perf_counter() - started)
+    return min(timings), results[-1]
+
+
+def breakdown(bundle: Path) -> list[tuple[str, float]]:
+    """Best-of-5 seconds of each phase of verify_bundle, measured separately."""
+    from ledger.verify import bundle_files as bf
+    from ledger.verify.bundle_checks import collect_entries
+    from ledger.verify.bundle_log import check_checkpoint, check_inclusion
+    from ledger.verify.bundle_model import BundleVerification
+    from ledger.verify.engine import check_entries, verify_signatures
+
+    def read() -> tuple[bf.Manifest, bf.BundleFiles]:
+        _, source = bf.load_bundle(bundle)
+        with bf.open_bundle(source, bundle.name) as (zf, raw):
+            return bf.parse_manifest(raw), bf.read_members(zf)
+
+    t_read, (manifest, files) = _best(read)
+    v = BundleVerification(bundle.name, "", manifest)
+    entries = collect_entries(v, files)
+    t_parse, parsed = _best(lambda: [parse_envelope(e.envelope) for e in entries])
+    t_sigs, _ = _best(lambda: verify_signatures(parsed))
+    t_entries, _ = _best(lambda: check_entries(entries, origin=manifest.origin, partial_registry=True))
+    t_checkpoint, checkpoint = _best(lambda: check_checkpoint(v, files, VerifyOptions()))
+    t_inclusion, _ = _best(lambda: check_inclusion(v, files, checkpoint))
+    return [
+        ("read zip, hash every member (check 1)", t_read),
+        ("parse envelopes + statements, canonical check (2)", t_parse),
+        ("Ed25519 signatures (3)", t_sigs),
+        ("leaves, chains, keys, case rules replay (3-5, 10)", t_entries - t_parse - t_sigs),
+        ("inclusion proofs (7)", t_inclusion),
+        ("checkpoint and witnesses (8)", t_checkpoint),
+    ]
+
+
+def profile(bundle: Path, options: VerifyOptions) -> str:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    verify_bundle(bundle, options)
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("cumulative").print_stats(25)
+    stats.sort_stats("tottime").print_stats(15)
+    return out.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    with bench_ledger("sqlite") as bench, tempfile.TemporaryDirectory(prefix="el-bench-verify-") as tmp:
+        case_id, raws = signed_case(bench.investigator, args.events)
+        for start in range(0, len(raws), 100):
+            outcomes = bench.ledger.append(raws[start : start + 100])
+            assert all(not isinstance(o, Exception) for o in outcomes), outcomes
+        bundle = Path(tmp) / "case.zip"
+        export_bundle(bench.ledger, case_id, bundle)
+        options = VerifyOptions(workers=args.workers, trust_root=bench.ledger.config.admin_key_id)
+        verify_bundle(bundle, options)  # warm up imports and caches
+        timings, entries = [], 0
+        for _ in range(args.runs):
+            started = time.perf_counter()
+            result = verify_bundle(bundle, options)
+            timings.append(time.perf_counter() - started)
+            assert result.verified, [str(f) for f in result.findings]
+            entries = len(result.timeline) + len(result.registry)
+        bare, signatures = bare_ed25519_rate(bundle)
+        seconds = statistics.median(timings)
+        rate = entries / seconds
+        print(
+            f"bundle: {args.events} case events + {entries - args.events} registry entries, "
+            f"{bundle.stat().st_size} bytes"
+        )
+        print(
+            f"verify_bundle: median {seconds:.3f} s over {args.runs} runs (min {min(timings):.3f} s), "
+            f"workers={args.workers}  [goal <= 0.5 s]"
+        )
+        print(
+            f"throughput: {rate:,.0f} events/s; bare Ed25519 verify: {bare:,.0f} signatures/s "
+            f"({signatures} signatures); ratio {rate / bare:.0%}  [goal >= 80%]"
+        )
+        print("where the time goes (each phase timed alone, best of 5):")
+        for label, seconds in breakdown(bundle):
+            print(f"  {label:52} {seconds * 1000:7.1f} ms")
+        if args.profile:
+            print(profile(bundle, options))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""A real `evidence-ledger serve` subprocess on a free loopback port, driven with httpx.
+
+Also exercises the real console entry point for `tokens issue` and `append --server`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.client import append_remote
+from domain.errors import AuthorizationError
+from ledger import note
+from ledger.keys import write_private_key
+from ledger.store import Ledger
+from tests.support import Actors, case_opened, footage_captured, new_case_id
+
+pytestmark = pytest.mark.slow
+CLI = [str(Path(sys.executable).with_name("evidence-ledger"))]
+MIB = 1024 * 1024
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _env(ledger: Ledger) -> dict[str, str]:
+    env = {**os.environ, "EVIDENCE_LEDGER_DATA_DIR": str(ledger.data_dir)}
+    if ledger.settings.database_url:
+        env["EVIDENCE_LEDGER_DATABASE_URL"] = ledger.settings.database_url
+    return env
+
+
+def _cli(ledger: Ledger, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], env=_env(ledger), capture_output=True, text=True, timeout=120, check=False)
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def rss_kib(self) -> int:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+
+    def log_lines(self) -> list[str]:
+        return self.log_path.read_text(errors="replace").splitlines()
+
+
+@pytest.fixture
+def server(ledger: Ledger, tmp_path: Path) -> Iterator[Server]:
+    port = _free_port()
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=_env(ledger), stdout=log, stderr=subprocess.STDOUT,
+        )
+    running = Server(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        _wait_ready(running)
+        yield running
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_ready(server: Server, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise AssertionError("server exited:\n" + "\n".join(server.log_lines()[-30:]))
+        try:
+            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("server did not become ready:\n" + "\n".join(server.log_lines()[-30:]))
+
+
+def _issue(ledger: Ledger, actor: str, role: str) -> str:
+    issued = _cli(ledger, "tokens", "issue", "--actor", actor, "--role", role, "--expires-in", "1h")
+    assert issued.returncode == 0, issued.stderr
+    return issued.stdout.strip().splitlines()[-1]
+
+
+def _stream(total: int, chunk: int = MIB) -> Callable[[], Iterator[bytes]]:
+    def generate() -> Iterator[bytes]:
+        sent = 0
+        while sent < total:
+            yield b"x" * chunk
+            sent += chunk
+
+    return generate
+
+
+def test_serve_end_to_end(ledger: Ledger, server: Server, tmp_path: Path) -> None:
+    actors = Actors.register(ledger)
+    token = _issue(ledger, "Det. A. Rivera", "investigator")
+    case_id = new_case_id()
+    receipt = append_remote(server.url, token, case_id, "CaseOpened", case_opened(), actors.keys["investigator"])
+    assert (receipt["case_id"], receipt["seq"]) == (case_id, 1)
+    with pytest.raises(AuthorizationError) as refused:
+        append_remote(server.url, token, case_id, "FootageCaptured", footage_captured(), actors.keys["supervisor"])
+    assert refused.value.code == "SIGNER_NOT_CALLER"
+
+    key_file = tmp_path / "investigator.pem"
+    write_private_key(actors.keys["investigator"], key_file)
+    appended = _cli(ledger, "append", case_id, "FootageCaptured", "--key", str(key_file),
+                    "--body", json.dumps(footage_captured()), "--server", server.url, "--token", token)
+    assert appended.returncode == 0, appended.stderr
+    assert json.loads(appended.stdout)["seq"] == 2
+
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        view = client.get(f"/v1/cases/{case_id}")
+        assert view.status_code == 200 and view.json()["version"] == 2 and view.headers["x-request-id"]
+        vkey = note.parse_verifier_key(client.get("/v1/log/key").text.strip())
+        assert note.verify_checkpoint(client.get("/v1/log/checkpoint").content, vkey).checkpoint.origin == ledger.origin
+        assert client.get("/docs").status_code == 200
+        assert client.get("/v1/cases").status_code == 200
+        assert httpx.get(f"{server.url}/v1/cases").status_code == 401
+        assert "evidence_ledger_http_requests_total" in client.get("/metrics").text
+
+    lines = [json.loads(line) for line in server.log_lines() if line.startswith("{")]
+    requests = [line for line in lines if line.get("event") == "request"]
+    assert requests and all({"request_id", "route", "status", "latency_ms"} <= r.keys() for r in requests)
+    assert not any(token in line or "Vehicle damaged" in line for line in server.log_lines())
+
+
+def test_serve_refuses_a_50_mb_body_without_buffering_it(ledger: Ledger, server: Server) -> None:
+    token = _issue(ledger, "Det. A. Rivera", "investigator")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    before = server.rss_kib()
+    with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
+        chunked = client.post("/v1/sealed", content=_stream(50 * MIB)())
+        assert chunked.status_code == 413, chunked.text
+        assert chunked.json()["code"] == "PAYLOAD_TOO_LARGE"
+        declared = client.post(
+            "/v1/sealed", content=_stream(50 * MIB)(), headers={"Content-Length": str(50 * MIB)}
+        )
+        assert declared.status_code == 413
+    assert server.rss_kib() - before < 30 * 1024, "the server must not hold the body in memory"
+    assert httpx.get(f"{server.url}/healthz").status_code == 200
+
+
+def test_serve_stops_cleanly_on_sigterm(ledger: Ledger, server: Server) -> None:
+    actors = Actors.register(ledger)
+    token = _issue(ledger, "Det. A. Rivera", "investigator")
+    case_id = new_case_id()
+    receipt = append_remote(server.url, token, case_id, "CaseOpened", case_opened(), actors.keys["investigator"])
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(timeout=30) in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM when done
+    assert any("Application shutdown complete" in line for line in server.log_lines())
+    assert any('"service stopped"' in line for line in server.log_lines())
+    latest = ledger.latest_checkpoint()
+    assert latest is not None and latest.size > receipt["leaf_index"], "a final checkpoint covers every append"
