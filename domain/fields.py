@@ -81,6 +81,10 @@ class _Scalar:
         return value
 
 
+#: C0 controls other than tab, LF and CR; DEL; C1 controls. NUL and friends have no place in a record.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 class Text(_Scalar):
     __slots__ = ("max_len", "min_len")
 
@@ -95,6 +99,8 @@ class Text(_Scalar):
             value.encode("utf-8")
         except UnicodeEncodeError:
             raise invalid(path, expectation + " of valid Unicode (no lone surrogates)") from None
+        if _CONTROL.search(value) is not None:
+            raise invalid(path, expectation + " without control characters (tab and line breaks allowed)")
         return value
 
 

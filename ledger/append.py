@@ -284,8 +284,10 @@ class Appender:
                 case_id=st.case_id,
                 seq=st.seq,
             )
-        new_state, ctx, event = self._decide(envelope, verified, head, heads, at=integrated_at)
         leaf_index = tree.size
+        new_state, ctx, event = self._decide(
+            envelope, verified, head, heads, at=integrated_at, leaf_index=leaf_index
+        )
         leaf = leaf_bytes(envelope.sha256, leaf_index, integrated_at)
         leaf_hash = merkle.leaf_hash(leaf)
         batch.nodes.extend(tree.append(leaf_hash))
@@ -345,10 +347,15 @@ class Appender:
         heads: dict[str, CaseHead],
         *,
         at: str,
+        leaf_index: int,
     ) -> tuple[Any, EventContext, Any]:
         signer = self._signer(envelope, verified, heads, at)
         new_state, event, ctx = decide(
-            None if head is None else head.state, envelope.statement, signer, self.config
+            None if head is None else head.state,
+            envelope.statement,
+            signer,
+            self.config,
+            leaf_index=leaf_index,
         )
         if (
             isinstance(event, FootageCaptured)

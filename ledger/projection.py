@@ -61,7 +61,7 @@ def rebuild(
             for index, case_id, raw, integrated_at in chunk:
                 envelope = parse_envelope(raw)
                 state, ctx, event = appender._decide(
-                    envelope, False, heads.get(case_id), heads, at=integrated_at
+                    envelope, False, heads.get(case_id), heads, at=integrated_at, leaf_index=index
                 )
                 heads[case_id] = CaseHead(envelope.statement.seq, envelope.sha256, state)
                 touched[case_id] = index

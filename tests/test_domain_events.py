@@ -270,3 +270,21 @@ def test_key_id_is_sha256_of_the_raw_public_key() -> None:
     assert key_id_for(base64.b64decode(b64)) == key_id
     event = parse_body("KeyRegistered", 1, body("KeyRegistered", key_id=key_id, public_key=b64))
     assert event.to_body()["public_key"] == b64
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "bell\x07", "esc\x1b[0m", "del\x7f", "c1\x85"])
+def test_free_text_refuses_control_characters(bad: str) -> None:
+    from domain.errors import InvalidEventError
+    from domain.events import parse_body
+
+    body = {"case_number": "CPD-1", "category": "violence", "summary": bad}
+    with pytest.raises(InvalidEventError) as info:
+        parse_body("CaseOpened", 1, body)
+    assert info.value.refs["field"] == "summary" and bad not in str(info.value)
+
+
+def test_free_text_keeps_tabs_and_line_breaks() -> None:
+    from domain.events import parse_body
+
+    body = {"case_number": "CPD-1", "category": "violence", "summary": "line one\r\nline two\tcol"}
+    assert parse_body("CaseOpened", 1, body).to_body() == body

@@ -141,6 +141,7 @@ class EntryChecker:
         self.registry: Any = None
         self.checked: list[Checked] = []
         self.envelope_hashes: set[str] = set()
+        self._root_refused = False
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -149,18 +150,18 @@ class EntryChecker:
         result = Checked(entry.leaf_index, digest)
         self.checked.append(result)
         self.envelope_hashes.add(digest)
-        integrated_at = self._check_leaf(entry, digest, result)
         if envelope is None:
             try:
                 envelope = parse_envelope(entry.envelope)
             except LedgerError as exc:
                 code = "NON_CANONICAL" if exc.code == "NON_CANONICAL" else "MALFORMED_ENTRY"
                 self._find(result, code, 2, f"entry cannot be used: {exc.message}")
+                self._check_leaf(entry, digest, result)
                 return result
         st = envelope.statement
         result.case_id, result.seq, result.event_type = st.case_id, st.seq, st.type
         result.signer, result.occurred_at = st.signer, st.occurred_at
-        result.integrated_at = integrated_at
+        result.integrated_at = integrated_at = self._check_leaf(entry, digest, result)
         if self.origin is not None and st.ledger != self.origin:
             self._find(result, "BINDING_MISMATCH", 4, f"statement is bound to ledger '{st.ledger}'")
         track = self.cases.setdefault(st.case_id, CaseTrack())
@@ -223,7 +224,12 @@ class EntryChecker:
     def _check_signer(self, envelope: UnverifiedEnvelope, result: Checked, at: str, leaf_index: int) -> Any:
         st = envelope.statement
         if self.registry is None:
-            return self._check_trust_root(envelope, result, leaf_index)
+            if self._root_refused:
+                result.ok = False  # unverifiable: the one finding at the failed trust root covers it
+                return None
+            signer = self._check_trust_root(envelope, result, leaf_index)
+            self._root_refused = signer is None
+            return signer
         info = self.registry.lookup(st.signer)
         status = "unknown" if info is None else self.registry.key_status_at(st.signer, at)
         if info is None or status != "active":
