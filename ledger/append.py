@@ -32,6 +32,15 @@ from ledger.storage.app import EnvelopeMapper, RecordedEnvelope
 from ledger.storage.sql import Database, Tx
 
 TRACKING_NAME = "read_models"
+# Registry head and the last log entry in one round trip (both backends accept this form).
+_POSITION_SQL = (
+    "SELECT (SELECT version FROM case_state WHERE case_id = ?),"
+    " (SELECT head_sha256 FROM case_state WHERE case_id = ?),"
+    " last.leaf_index, last.integrated_at, last.leaf"
+    " FROM (SELECT 1 AS one) AS anchor LEFT JOIN"
+    " (SELECT leaf_index, integrated_at, leaf FROM log_entries ORDER BY leaf_index DESC LIMIT 1) AS last"
+    " ON 1 = 1"
+)
 CACHE_SIZE = 10_000
 _KEY_REFUSALS = {
     "unknown": ("UNKNOWN_KEY", "not registered"),
@@ -114,6 +123,7 @@ class Appender:
         self._registry_version = -1
         self._registry_head = ""
         self._cache: dict[str, CaseHead] = {}  # case id -> head, in insertion (age) order
+        self._tree: tuple[merkle.CompactRange, bytes] | None = None  # frontier + hash of its last leaf
 
     # -- phase 1 ------------------------------------------------------------------------------
 
@@ -150,24 +160,36 @@ class Appender:
                     outcomes[i] = outcome
         return [o for o in outcomes if o is not None]
 
-    def _refresh_registry(self, tx: Tx) -> CaseHead | None:
-        """The registry head, re-read only when its version moved (another batch or process)."""
-        row = tx.one("SELECT version, head_sha256 FROM case_state WHERE case_id = ?", (REGISTRY_CASE_ID,))
-        if row is None:
-            return None
-        if int(row[0]) != self._registry_version:
-            state = tx.one("SELECT state FROM case_state WHERE case_id = ?", (REGISTRY_CASE_ID,))
-            assert state is not None
-            self._registry = _load_state(REGISTRY_CASE_ID, str(state[0]))
-            self._registry_version, self._registry_head = int(row[0]), str(row[1])
-        return CaseHead(self._registry_version, self._registry_head, self._registry)
+    def _position(self, tx: Tx) -> tuple[CaseHead | None, merkle.CompactRange, str | None]:
+        """Registry head, tree frontier and last leaf time, in one query when the caches are current.
+
+        The caches (registry state, tree frontier) are reused only if the stored registry version
+        and head, log size and last leaf equal what this process last committed; another writer
+        (process) moving any of them forces a reload."""
+        row = tx.one(_POSITION_SQL, (REGISTRY_CASE_ID, REGISTRY_CASE_ID))
+        assert row is not None
+        reg_version, reg_head, last_index, last_time, last_leaf = row
+        registry_head = None
+        if reg_version is not None:
+            if (int(reg_version), str(reg_head)) != (self._registry_version, self._registry_head):
+                state = tx.one("SELECT state FROM case_state WHERE case_id = ?", (REGISTRY_CASE_ID,))
+                assert state is not None
+                self._registry = _load_state(REGISTRY_CASE_ID, str(state[0]))
+                self._registry_version, self._registry_head = int(reg_version), str(reg_head)
+            registry_head = CaseHead(self._registry_version, self._registry_head, self._registry)
+        size = 0 if last_index is None else int(last_index) + 1
+        marker = None if last_leaf is None else merkle.leaf_hash(bytes(last_leaf))
+        cached = self._tree
+        if cached is not None and cached[0].size == size and cached[1] == marker:
+            tree = merkle.CompactRange(size, cached[0].frontier)  # a copy: the batch may still fail
+        else:
+            tree = tlog.load_range(tx, size)
+        return registry_head, tree, None if last_time is None else str(last_time)
 
     def _append_locked(
         self, tx: Tx, parsed: list[tuple[int, UnverifiedEnvelope, bool]], now: datetime
     ) -> dict[int, Outcome]:
-        registry_head = self._refresh_registry(tx)
-        size, last_time = tlog.log_size(tx)
-        tree = tlog.load_range(tx, size)
+        registry_head, tree, last_time = self._position(tx)
         integrated_at = format_time(now)
         if last_time is not None and integrated_at < last_time:
             integrated_at = last_time  # leaf time never goes backwards
@@ -187,8 +209,10 @@ class Appender:
                 results[i] = exc
         if batch.stored:
             self._write(tx, batch, heads)
-            # Safe even if the commit then fails: a cached head is used only when it equals the stored one.
+            # Safe even if the commit then fails: a cached head is used only when it equals the stored one,
+            # and the tree is cached with the last leaf it ends in.
             self._remember({cid: heads[cid] for cid in batch.touched})
+            self._tree = (tree, merkle.leaf_hash(batch.entries[-1][6]))
         return results
 
     def _existing(self, tx: Tx, event_ids: list[str]) -> dict[str, Receipt]:
@@ -373,6 +397,10 @@ class Appender:
     # -- writing ------------------------------------------------------------------------------
 
     def _write(self, tx: Tx, batch: _Batch, heads: dict[str, CaseHead]) -> None:
+        with tx.pipeline():  # PostgreSQL: send every write, then wait once
+            self._write_rows(tx, batch, heads)
+
+    def _write_rows(self, tx: Tx, batch: _Batch, heads: dict[str, CaseHead]) -> None:
         stored = [self.mapper.to_stored_event(r) for r in batch.stored]
         if self.db.postgres:
             from eventsourcing.postgres import PostgresAggregateRecorder

@@ -87,6 +87,6 @@ def application_env(
             POSTGRES_MAX_OVERFLOW=str(pool_size),
             POSTGRES_LOCK_TIMEOUT=str(lock_timeout),
             POSTGRES_CONNECT_TIMEOUT="10",
-            POSTGRES_PRE_PING="y",
+            POSTGRES_PRE_PING="n",  # a dead connection fails its transaction (503); no ping per checkout
         )
     return env

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import psycopg
 from eventsourcing import persistence as es
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+from psycopg.sql import SQL
 
 from domain.errors import ConflictError, LedgerError
 from ledger.settings import ConfigurationError
@@ -70,6 +71,10 @@ class Tx:
     @property
     def raw(self) -> Any:
         return self._cursor
+
+    def pipeline(self) -> AbstractContextManager[Any]:
+        """PostgreSQL pipeline mode (statements sent without waiting; errors surface at the end)."""
+        return self._cursor.connection.pipeline() if self.postgres else nullcontext()
 
 
 def _blob(value: Any) -> bytes:
@@ -129,6 +134,8 @@ class Database:
             raise ConfigurationError("unsupported eventsourcing recorder")
         self.datastore: PostgresDatastore | SQLiteDatastore = recorder.datastore
         self.events_table = recorder.events_table_name
+        if self.postgres:
+            self._lock_sql = SQL("; ").join(recorder.lock_table_statements)
 
     # -- transactions -------------------------------------------------------------------------
 
@@ -165,7 +172,9 @@ class Database:
             if datastore.schema != "public":
                 tx.execute(f"SET LOCAL search_path TO {_quote_ident(datastore.schema)}")
             if lock:
-                self.recorder._lock_table(curs)  # the library's own EXCLUSIVE lock: one writer at a time
+                # The library's own lock statements (EXCLUSIVE lock on its events table: one writer at
+                # a time, commit order = insert order), sent as one simple-protocol round trip.
+                curs.execute(self._lock_sql)
             yield tx
 
     def _sqlite_tx(self, *, immediate: bool) -> Iterator[Tx]:
@@ -215,7 +224,12 @@ class Database:
         try:
             with self.read() as tx:
                 row = tx.one("SELECT value FROM ledger_meta WHERE key = 'schema_version'")
-        except (psycopg.errors.UndefinedTable, sqlite3.OperationalError, es.ProgrammingError, StorageError) as exc:
+        except (
+            psycopg.errors.UndefinedTable,
+            sqlite3.OperationalError,
+            es.ProgrammingError,
+            StorageError,
+        ) as exc:
             raise ConfigurationError("ledger tables are missing: run `evidence-ledger db migrate`") from exc
         if row is None or int(row[0]) != SCHEMA_VERSION:
             raise ConfigurationError("ledger schema version mismatch: run `evidence-ledger db migrate`")
