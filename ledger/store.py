@@ -8,8 +8,9 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from domain.context import DomainConfig
 from domain.errors import LedgerError, NotFoundError
@@ -76,7 +77,7 @@ class Ledger:
             raise
         self.domain_config = DomainConfig(authorities=tuple(settings.authorities))
         self.appender = Appender(self.db, origin=self.config.origin, config=self.domain_config, blob_exists=FootageStore(self.data_dir / "footage").exists)
-        self._log_key = None
+        self._log_key: Ed25519PrivateKey | None = None
 
     def check_ready(self) -> None:
         """Refuse to run on missing tables or on settings that could lose acknowledged events."""
@@ -103,7 +104,7 @@ class Ledger:
         return self.config.origin
 
     @property
-    def log_key(self) -> Any:
+    def log_key(self) -> Ed25519PrivateKey:
         if self._log_key is None:
             self._log_key = load_private_key(key_path(self.data_dir, "log"))
         return self._log_key
@@ -335,7 +336,3 @@ class Ledger:
         with self.db.read() as tx:
             return tlog.consistency_proof(tx, size1, size2)
 
-
-def open_ledger(data_dir: Path | None = None, **overrides: Any) -> Ledger:
-    settings = Settings(**({"data_dir": data_dir} if data_dir is not None else {}), **overrides)
-    return Ledger(settings)
