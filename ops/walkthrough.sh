@@ -16,7 +16,7 @@ evidence-ledger keys register --public-key okafor.pem.pub --actor "ADA Okafor" -
 
 CASE=$(python -c 'import uuid; print(uuid.uuid4())')
 printf 'stand-in for the original body-camera file' > footage.mp4
-SHA=$(python -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' footage.mp4)
+SHA=$(evidence-ledger evidence put footage.mp4 | python -c 'import json, sys; print(json.load(sys.stdin)["sha256"])')
 
 evidence-ledger append "$CASE" CaseOpened --key rivera.pem --body '{"case_number": "CPD-2026-0001",
   "category": "property_damage", "summary": "Vehicle damaged during a federal operation"}'
@@ -27,7 +27,7 @@ evidence-ledger append "$CASE" ReportReceived --key rivera.pem --body "{\"report
 evidence-ledger append "$CASE" FootageCaptured --key rivera.pem --body "{\"footage_id\": \"ftg-1\",
   \"source\": \"body_worn_camera\", \"device_id\": \"BWC-0042\", \"recorded_from\": \"2026-02-05T16:58:00Z\",
   \"recorded_to\": \"2026-02-05T17:06:00Z\", \"sha256\": \"$SHA\", \"size_bytes\": 42, \"media_type\": \"video/mp4\",
-  \"depicts\": [\"property_damage_by_federal_officials\"], \"custodian\": \"CPD Evidence Unit\", \"stored\": false}"
+  \"depicts\": [\"property_damage_by_federal_officials\"], \"custodian\": \"CPD Evidence Unit\", \"stored\": true}"
 evidence-ledger append "$CASE" InvestigationHoldPlaced --key rivera.pem --body '{"hold_id": "hold-1",
   "scope": "case", "authority": "middlesex_da", "reason": "Active DA investigation"}'
 RELEASE="{\"footage_id\": \"ftg-1\", \"sha256\": \"$SHA\", \"basis\": \"executive_order\", \"channel\": \"city website\"}"
@@ -54,3 +54,11 @@ evidence-ledger log entry 5 --out leaf5.json
 evidence-ledger log prove-inclusion 5 --size "$SIZE" > inclusion.json
 evidence-ledger log verify-checkpoint --vkey log.vkey checkpoint.txt
 evidence-ledger log verify-inclusion --vkey log.vkey --checkpoint checkpoint.txt --leaf leaf5.json --proof inclusion.json
+
+# The prosecutor's bundle: one file, verified offline (no server, no database, no network).
+ROOT=$(evidence-ledger keys list | python -c 'import json, sys; print(json.load(sys.stdin)["root_key_id"])')
+evidence-ledger export "$CASE" --out case.zip --with-media
+evidence-ledger verify case.zip --vkey log.vkey --trust-root "$ROOT" --html report.html
+
+# The auditor's replay of the whole ledger, straight from the database.
+evidence-ledger audit --vkey log.vkey --trust-root "$ROOT"
