@@ -185,6 +185,7 @@ class Database:
             cursor = raw.cursor()
             if immediate:
                 cursor.execute("PRAGMA synchronous=FULL")
+                cursor.execute("PRAGMA cache_size=-131072")  # 128 MiB: index inserts stay in memory at 1M+ entries
             cursor.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
             try:
                 yield Tx(cursor, postgres=False)
