@@ -14,9 +14,10 @@ from api.auth import Authenticator
 from api.errors import PROBLEM_SCHEMA, install_error_handlers
 from api.logs import configure_logging
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware, RouteTable
-from api.routes import cases, keys, log, ops
+from api.routes import cases, evidence, keys, log, ops
 from api.runtime import Runtime
 from api.settings import ApiSettings
+from ledger.footage import EvidenceTooLarge
 from ledger.settings import Settings
 from ledger.store import Ledger
 
@@ -59,15 +60,22 @@ def create_app(
         redoc_url=None,
     )
     app.state.runtime = runtime
-    routers = [module.router for module in (cases, keys, log, ops)]
+    routers = [module.router for module in (cases, evidence, keys, log, ops)]
     for router in routers:
         app.include_router(router)
     app.state.route_table = RouteTable.of([*routers, app.router])
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_json_body)
+    evidence_cap = (runtime.api_settings.max_evidence_bytes, _evidence_too_large)
+    app.add_middleware(
+        BodyLimitMiddleware, limit=settings.max_json_body, overrides={("POST", "/v1/evidence"): evidence_cap}
+    )
     app.add_middleware(RequestContextMiddleware, metrics=runtime.metrics, routes=app.state.route_table)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _evidence_too_large(limit: int) -> EvidenceTooLarge:
+    return EvidenceTooLarge(f"evidence files are limited to {limit} bytes", limit=limit)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

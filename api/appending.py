@@ -63,6 +63,15 @@ def check_binding(
     return envelope
 
 
+def refuse_if_blocked(runtime: Runtime) -> None:
+    """503 ROLLBACK_DETECTED at once (before any body is read) while the rollback guard blocks writes.
+
+    O(1): the state the runtime last saw. The ledger checks again inside every write."""
+    blocked = runtime.write_block
+    if blocked is not None:
+        raise blocked
+
+
 def visible_case(runtime: Runtime, principal: Principal, case_id: str) -> dict[str, Any]:
     """The case view, or the same 404 as for a missing case when the caller may not see it."""
     view = runtime.ledger.case_view(case_id)
@@ -76,6 +85,7 @@ async def append_envelope(
 ) -> Response:
     runtime = runtime_of(request)
     started = time.perf_counter()
+    refuse_if_blocked(runtime)
     raw = await request.body()
     envelope = check_binding(
         raw, origin=runtime.ledger.origin, case_id=case_id, now=runtime.clock(),

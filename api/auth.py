@@ -7,16 +7,17 @@ JWT, map its claims to a Principal) and passing it to :func:`api.app.create_app`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import UnauthenticatedError
-from api.tokens import API_ROLES, TokenStore
+from api.tokens import API_ROLES, NEEDS_IO, TokenRecord, TokenStore
 from domain.errors import AuthorizationError
 
 ACTOR_SCOPE_KEY = "evidence_ledger.principal"
@@ -45,10 +46,18 @@ class TokenAuthenticator:
         self.store = store
 
     def authenticate(self, credential: str, *, now: datetime) -> Principal | None:
-        record = self.store.verify(credential, now=now)
-        if record is None:
-            return None
-        return Principal(actor=record.actor, role=record.role, authority=record.authority, subject_id=record.token_id)
+        return _principal(self.store.verify(credential, now=now))
+
+    def authenticate_cached(self, credential: str, *, now: datetime) -> Principal | object | None:
+        """The answer from the token cache alone (no I/O), or NEEDS_IO when it would take a database read."""
+        record = self.store.verify_cached(credential, now=now)
+        return NEEDS_IO if record is NEEDS_IO else _principal(record)  # type: ignore[arg-type]
+
+
+def _principal(record: TokenRecord | None) -> Principal | None:
+    if record is None:
+        return None
+    return Principal(actor=record.actor, role=record.role, authority=record.authority, subject_id=record.token_id)
 
 
 bearer = HTTPBearer(
@@ -58,27 +67,35 @@ bearer = HTTPBearer(
 )
 
 
-def current_principal(
+async def current_principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal:
-    """The authenticated caller; 401 for a missing, unknown, expired or revoked credential."""
+    """The authenticated caller; 401 for a missing, unknown, expired or revoked credential.
+
+    An authenticator may offer ``authenticate_cached`` (no I/O: a Principal, None, or NEEDS_IO);
+    otherwise, or when it answers NEEDS_IO, ``authenticate`` runs in the threadpool."""
     if credentials is None:
         raise UnauthenticatedError("a bearer token is required")
     runtime = request.app.state.runtime
-    principal = runtime.authenticator.authenticate(credentials.credentials, now=runtime.clock())
+    authenticator, now = runtime.authenticator, runtime.clock()
+    cached = getattr(authenticator, "authenticate_cached", None)
+    principal = NEEDS_IO if cached is None else cached(credentials.credentials, now=now)
+    if principal is NEEDS_IO:
+        principal = await run_in_threadpool(authenticator.authenticate, credentials.credentials, now=now)
     if principal is None:
         raise UnauthenticatedError("the bearer token is not valid (unknown, expired or revoked)")
+    assert isinstance(principal, Principal)
     request.scope[ACTOR_SCOPE_KEY] = principal
     return principal
 
 
-def require(*roles: str) -> Callable[..., Principal]:
+def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits only the given roles (403 ROLE_NOT_ALLOWED for the others)."""
     unknown = set(roles) - set(API_ROLES)
     if unknown:
         raise ValueError(f"unknown roles {sorted(unknown)}")
 
-    def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:  # no thread hop
         if principal.role not in roles:
             raise AuthorizationError(
                 f"role '{principal.role}' may not use this endpoint", code="ROLE_NOT_ALLOWED", role=principal.role

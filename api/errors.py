@@ -63,7 +63,14 @@ _STATUS_BY_CLASS: tuple[tuple[type[LedgerError], int], ...] = (
     (NotFoundError, 404),
     (ConflictError, 409),
 )
-_STATUS_BY_CODE = {"TOO_LARGE": 413}
+_STATUS_BY_CODE = {
+    "TOO_LARGE": 413,
+    "EVIDENCE_TOO_LARGE": 413,
+    "DIGEST_MISMATCH": 422,
+    "INTEGRITY_FAILURE": 500,  # the stored history does not verify: the server's fault, not the request's
+}
+ROLLBACK_CODE = "ROLLBACK_DETECTED"
+DEFAULT_RETRY_AFTER = "1"
 
 TITLES = {
     400: "Bad request",
@@ -84,8 +91,9 @@ DESCRIPTIONS = {
     404: "No such resource (or not visible to the caller)",
     409: "Version conflict or reused event id",
     413: "Request body larger than the configured limit",
-    422: "A rule of the case or of the executive order refused the event",
-    503: "Database unavailable or service not ready",
+    422: "A rule of the case or of the executive order refused the event, or the upload's digest differs",
+    500: "Internal error, or the stored history does not verify (INTEGRITY_FAILURE)",
+    503: "Database unavailable, service not ready, or writes refused (rollback detected)",
 }
 
 
@@ -131,13 +139,15 @@ def problem_response(status: int, body: dict[str, Any], headers: dict[str, str] 
     return Response(content, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
-def ledger_error_response(exc: LedgerError, request_id: str | None) -> Response:
+def ledger_error_response(
+    exc: LedgerError, request_id: str | None, *, retry_after: str = DEFAULT_RETRY_AFTER
+) -> Response:
     status = status_for(exc)
     headers: dict[str, str] = {}
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="evidence-ledger"'
     if status == 503:
-        headers["Retry-After"] = "1"
+        headers["Retry-After"] = retry_after
     body = problem_body(status, exc.code, exc.message, refs=exc.refs, request_id=request_id)
     return problem_response(status, body, headers)
 
@@ -150,7 +160,11 @@ def request_id_of(request: Request) -> str | None:
 async def _ledger_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LedgerError)
     request.scope["evidence_ledger.error_code"] = exc.code
-    return ledger_error_response(exc, request_id_of(request))
+    retry_after = DEFAULT_RETRY_AFTER
+    if exc.code == ROLLBACK_CODE:  # an operator must restore the database: no point in retrying at once
+        runtime = getattr(request.app.state, "runtime", None)
+        retry_after = str(getattr(getattr(runtime, "api_settings", None), "rollback_retry_after", 60))
+    return ledger_error_response(exc, request_id_of(request), retry_after=retry_after)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

@@ -8,7 +8,10 @@ acknowledgement is always durable. Before the batch is written, each envelope's 
 be registered to the calling actor (403 otherwise).
 
 :class:`Checkpointer` — signs a checkpoint every ``interval`` seconds when the log grew, or at
-once when a request waits for one (``?wait=true``).
+once when a request waits for one (``?wait=true``), asks the witnesses of ``witnesses.json`` to
+cosign it (``ledger.witness_client.checkpoint_with_witnesses``, bounded timeouts) and records the
+cosigned checkpoint outside the database (rollback guard). It never holds the write lock while it
+talks to a witness, so appends are never blocked by one.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +32,7 @@ from ledger.append import Receipt
 from ledger.storage.sql import StorageError
 from ledger.store import Ledger
 from ledger.tlog import StoredCheckpoint
+from ledger.witness_client import checkpoint_with_witnesses
 
 
 @dataclass
@@ -208,9 +213,18 @@ def _resolve(pending: Pending, outcome: Receipt | BaseException) -> None:
 class Checkpointer:
     """Signs checkpoints in the background; ``wait_for`` lets a request ask for one now."""
 
-    def __init__(self, ledger: Ledger, *, interval: float) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        interval: float,
+        witness_timeout: float = 2.0,
+        on_tick: Callable[[], None] | None = None,
+    ) -> None:
         self.ledger = ledger
         self.interval = interval
+        self.witness_timeout = witness_timeout
+        self.on_tick = on_tick
         self.log = get_logger()
         self.latest_size = 0
         self._cond = threading.Condition()
@@ -242,10 +256,15 @@ class Checkpointer:
             self.tick()
 
     def tick(self) -> None:
+        if self.on_tick is not None:
+            try:
+                self.on_tick()
+            except Exception as exc:  # never kill the thread
+                self.log.error("checkpointer hook failed", error_type=type(exc).__name__)
         try:
             if self.ledger.log_size() <= self.latest_size:
                 return
-            checkpoint = self.ledger.checkpoint()
+            checkpoint = checkpoint_with_witnesses(self.ledger, timeout=self.witness_timeout)
         except LedgerError as exc:
             self.log.warning("checkpoint failed", code=exc.code)
             return

@@ -41,7 +41,7 @@ def configure_logging(stream: TextIO | None = None, level: int = logging.INFO) -
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=True,  # loggers are made per app (tests reconfigure between apps)
     )
 
 

@@ -2,15 +2,17 @@
 
 Both run before FastAPI reads anything. The body limit refuses an oversized ``Content-Length`` at
 once and otherwise counts the bytes of every ``http.request`` message as the app reads them, so a
-50 MB body costs at most the limit in memory before the 413.
+50 MB body costs at most the limit in memory before the 413. The evidence upload has its own limit
+(the evidence cap) instead of the JSON body limit.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
+import secrets
 import time
-import uuid
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from api.auth import ACTOR_SCOPE_KEY
@@ -30,6 +32,11 @@ Message = MutableMapping[str, Any]
 ASGIApp = Any
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+# Request ids: a random per-process prefix and a counter (32 hex characters, unique across processes).
+# Not uuid4: its os.urandom system call drops the GIL on the event loop thread, and taking it back
+# from a busy group-commit writer thread can cost up to a switch interval.
+_ID_PREFIX = secrets.token_hex(8)
+_ID_COUNTER = itertools.count(1)
 UNMATCHED_ROUTE = "(unmatched)"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
@@ -87,7 +94,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = (_header(scope, b"x-request-id") or b"").decode("latin-1")
-        request_id = incoming if REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if REQUEST_ID_RE.match(incoming) else f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
         scope[REQUEST_ID_SCOPE_KEY] = request_id
         state = {"status": 500, "started": False}
         started = time.perf_counter()
@@ -129,21 +136,36 @@ class RequestContextMiddleware:
         getattr(self.log, level)("request", **fields)
 
 
-class BodyLimitMiddleware:
-    """413 for bodies above ``limit`` bytes, decided from Content-Length or while reading."""
+LimitError = Callable[[int], LedgerError]
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+
+def _payload_too_large(limit: int) -> LedgerError:
+    return PayloadTooLargeError(f"request body is larger than {limit} bytes", limit=limit)
+
+
+class BodyLimitMiddleware:
+    """413 for bodies above ``limit`` bytes, decided from Content-Length or while reading.
+
+    ``overrides`` maps (method, exact path) to another limit and the error to raise, e.g. the
+    evidence upload, whose cap (20 GiB by default) replaces the JSON body limit."""
+
+    def __init__(
+        self, app: ASGIApp, limit: int, overrides: dict[tuple[str, str], tuple[int, LimitError]] | None = None
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.overrides = overrides or {}
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)  # no route reads a body for other methods
             return
+        route = (scope["method"], scope.get("path", ""))
+        limit, too_large = self.overrides.get(route, (self.limit, _payload_too_large))
         declared = _header(scope, b"content-length")
-        if declared is not None and (not declared.isdigit() or len(declared) > 18 or int(declared) > self.limit):
+        if declared is not None and (not declared.isdigit() or len(declared) > 18 or int(declared) > limit):
             exc: LedgerError = (
-                self._too_large()
+                too_large(limit)
                 if declared.isdigit()
                 else MalformedInputError("Content-Length is not a number", code="BAD_CONTENT_LENGTH")
             )
@@ -159,11 +181,8 @@ class BodyLimitMiddleware:
             message: Message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise self._too_large()
+                if received > limit:
+                    raise too_large(limit)
             return message
 
         await self.app(scope, counting_receive, send)
-
-    def _too_large(self) -> PayloadTooLargeError:
-        return PayloadTooLargeError(f"request body is larger than {self.limit} bytes", limit=self.limit)

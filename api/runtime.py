@@ -13,11 +13,15 @@ from api.logs import get_logger
 from api.metrics import Metrics
 from api.settings import ApiSettings
 from api.tokens import TokenStore
+from domain.errors import LedgerError
 from ledger.bootstrap import log_verifier_key
+from ledger.footage import FootageStore, store_for
+from ledger.rollback import RollbackDetected
 from ledger.settings import ConfigurationError, Settings
 from ledger.store import Ledger
 
 DURABILITY_RECHECK_SECONDS = 5.0
+ACCESS_LOCK_STRIPES = 64
 
 
 class Runtime:
@@ -44,7 +48,10 @@ class Runtime:
         self.committer: GroupCommitter | None = None
         self.checkpointer: Checkpointer | None = None
         self.verifier_key = ""
+        self.footage: FootageStore | None = None
         self._durability: tuple[float, list[str]] | None = None
+        self._write_block: RollbackDetected | None = None
+        self._access_locks = [threading.Lock() for _ in range(ACCESS_LOCK_STRIPES)]
 
     @property
     def ledger(self) -> Ledger:
@@ -87,6 +94,11 @@ class Runtime:
         return ledger
 
     def _start_services(self, ledger: Ledger) -> None:
+        status = ledger.rollback_status()  # the rollback guard: compare the database with the recorded checkpoint
+        self._write_block = status.error() if status.blocked else None
+        if status.blocked:
+            self.log.error("rollback detected: writes refused", code="ROLLBACK_DETECTED", size=status.log_size)
+        self.footage = store_for(ledger.data_dir, max_bytes=self.api_settings.max_evidence_bytes)
         self.tokens = TokenStore(
             ledger.db, authorities=tuple(self.settings.authorities),
             max_lifetime=timedelta(days=self.api_settings.token_max_days),
@@ -99,7 +111,10 @@ class Runtime:
         self.metrics.gauges["evidence_ledger_log_size"] = ledger.log_size
         self.metrics.gauges["evidence_ledger_checkpoint_size"] = self._checkpoint_size
         self.committer = GroupCommitter(ledger, max_batch=self.api_settings.max_batch, metrics=self.metrics)
-        self.checkpointer = Checkpointer(ledger, interval=self.settings.checkpoint_interval)
+        self.checkpointer = Checkpointer(
+            ledger, interval=self.settings.checkpoint_interval, witness_timeout=self.api_settings.witness_timeout,
+            on_tick=self.refresh_write_block,
+        )
         self.committer.start()
         self.checkpointer.start()
 
@@ -121,6 +136,39 @@ class Runtime:
         if self._durability is None or now - self._durability[0] > DURABILITY_RECHECK_SECONDS:
             self._durability = (now, self.ledger.db.durability_problems())
         return self._durability[1]
+
+    def access_lock(self, case_id: str) -> threading.Lock:
+        """Serialises this process's EvidenceAccessed appends per case (striped locks).
+
+        ``record_access`` signs for the case's next position and retries a few times when another
+        writer took it; concurrent downloads of one case would otherwise keep taking it from each
+        other. Only held in worker threads, never by the group-commit writer: no lock cycle."""
+        return self._access_locks[hash(case_id) % ACCESS_LOCK_STRIPES]
+
+    @property
+    def write_block(self) -> RollbackDetected | None:
+        """The rollback guard's refusal as last seen (at start, then at every checkpointer tick), or None.
+
+        O(1), so async handlers can refuse early without blocking the event loop; the ledger itself
+        checks again on every write (``Ledger.require_writable``), which is the authoritative guard.
+        A fresh exception each time: one instance raised by many requests would pile up tracebacks."""
+        seen = self._write_block
+        if seen is None:
+            return None
+        fresh = RollbackDetected(seen.message)
+        fresh.refs = dict(seen.refs)
+        return fresh
+
+    def refresh_write_block(self) -> None:
+        """Re-read the guard (the ledger caches it for a few seconds); called by the checkpointer thread."""
+        try:
+            self.ledger.require_writable()
+        except RollbackDetected as exc:
+            self._write_block = exc
+        except LedgerError:  # database unreachable: keep the last known state
+            return
+        else:
+            self._write_block = None
 
     def _checkpoint_size(self) -> Any:
         return self.checkpointer.latest_size if self.checkpointer is not None else None

@@ -40,6 +40,12 @@ class WaitedReceipt(Receipt):
     inclusion_proof: InclusionProof | None = None
 
 
+class AsOf(BaseModel):
+    leaf_index: int = Field(description="the last log entry taken into account")
+    integrated_at: str | None = Field(description="when that entry was integrated")
+    requested: str | None = Field(description="the `as_of` asked for (null with `at_index`)")
+
+
 class CaseView(BaseModel):
     """The case projection; no narratives, locations or reporter data."""
 
@@ -50,6 +56,9 @@ class CaseView(BaseModel):
     status: str
     category: str
     referrals: list[dict[str, Any]]
+    as_of: AsOf | None = Field(
+        default=None, description="only with `?as_of=` or `?at_index=`: the point in the log the view is taken at"
+    )
 
 
 class CasePage(BaseModel):
@@ -86,7 +95,18 @@ class LogEnvelope(BaseModel):
     leaf_index: int
     case_id: str
     seq: int
-    envelope: str = Field(description="the DSSE envelope exactly as stored (canonical JSON)")
+    envelope: str | None = Field(
+        description="the DSSE envelope exactly as stored (canonical JSON); null when no event row holds it"
+    )
+    leaf: str | None = Field(
+        description="the exact leaf bytes (ASCII canonical JSON), as GET /v1/log/entries/{index} serves them; "
+        "null only if the stored leaf is not ASCII (fetch that endpoint for its bytes)"
+    )
+
+
+class StoredEvidence(BaseModel):
+    sha256: str = Field(description="the file's SHA-256 (64 lowercase hex): its name in the store")
+    size_bytes: int
 
 
 class SealedRef(BaseModel):

@@ -6,6 +6,8 @@ The ledger's own settings (data dir, database, body limit, clock skew, checkpoin
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -19,8 +21,23 @@ class ApiSettings(BaseSettings):
     )
     token_max_days: int = Field(default=90, ge=1, description="longest lifetime of an API token")
     token_cache_seconds: float = Field(
-        default=0.0, ge=0, description="cache verified tokens this long (0 = look up every request)"
+        default=2.0,
+        ge=0,
+        description="cache verified tokens this long (0 = look up every request); a revocation made by "
+        "another process (`evidence-ledger tokens revoke`) applies within this many seconds",
     )
     require_durability: bool = Field(
         default=True, description="refuse to start when the database could lose acknowledged writes"
+    )
+    max_evidence_bytes: int = Field(
+        default=20 * 1024**3, ge=1, description="largest evidence file POST /v1/evidence accepts (bytes)"
+    )
+    witness_timeout: float = Field(
+        default=2.0, gt=0, le=30, description="seconds per witness request made by the background checkpointer"
+    )
+    rollback_retry_after: int = Field(
+        default=60, ge=1, description="Retry-After (seconds) sent with 503 ROLLBACK_DETECTED"
+    )
+    tmp_dir: Path | None = Field(
+        default=None, description="where bundles are built before they are streamed (default: the system's)"
     )

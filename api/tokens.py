@@ -40,6 +40,7 @@ DDL = [
         revoked_at TEXT)""",
 ]
 _COLUMNS = "token_id, actor, role, authority, created_at, expires_at, revoked_at"
+NEEDS_IO = object()  # verify_cached: the answer needs a database read
 
 
 def token_sha256(token: str) -> str:
@@ -156,12 +157,32 @@ class TokenStore:
             return None
         return record if record.status_at(now) == "active" else None
 
+    def verify_cached(self, token: str, *, now: datetime) -> TokenRecord | object | None:
+        """Like :meth:`verify` but without I/O: NEEDS_IO when the answer needs a database read."""
+        match = TOKEN_RE.match(token)
+        if match is None:
+            return None
+        hit = self._cached(match.group(1))
+        if hit is None:
+            return NEEDS_IO
+        record, stored = hit
+        if not hmac.compare_digest(stored.encode("ascii"), token_sha256(token).encode("ascii")):
+            return None
+        return record if record.status_at(now) == "active" else None
+
+    def _cached(self, token_id: str) -> tuple[TokenRecord, str] | None:
+        if self.cache_seconds <= 0:
+            return None
+        with self._lock:
+            hit = self._cache.get(token_id)
+        if hit is not None and hit[0] > self._monotonic():
+            return hit[1], hit[2]
+        return None
+
     def _lookup(self, token_id: str) -> tuple[TokenRecord | None, str]:
-        if self.cache_seconds > 0:
-            with self._lock:
-                hit = self._cache.get(token_id)
-            if hit is not None and hit[0] > self._monotonic():
-                return hit[1], hit[2]
+        hit = self._cached(token_id)
+        if hit is not None:
+            return hit
         with self.db.read() as tx:
             row = tx.one(f"SELECT {_COLUMNS}, token_sha256 FROM api_tokens WHERE token_id = ?", (token_id,))
         if row is None:

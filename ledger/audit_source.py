@@ -191,14 +191,15 @@ def _envelope_page(client: httpx.Client, start: int) -> list[dict[str, Any]]:
     ok = isinstance(data, list) and all(
         isinstance(d, dict)
         and type(d.get("leaf_index")) is int
-        and isinstance(d.get("envelope"), str)
+        and (d.get("envelope") is None or isinstance(d.get("envelope"), str))  # null: the event row is gone
+        and (d.get("leaf") is None or isinstance(d.get("leaf"), str))
         and isinstance(d.get("case_id"), str)
         and type(d.get("seq")) is int
         for d in data
     )
     if not ok:
         raise AuditInputError(
-            "GET /v1/log/envelopes did not return a list of {leaf_index, case_id, seq, envelope}"
+            "GET /v1/log/envelopes did not return a list of {leaf_index, case_id, seq, envelope, leaf}"
         )
     return data  # type: ignore[no-any-return]
 
@@ -235,7 +236,10 @@ def read_server(
     http.headers["Authorization"] = f"Bearer {token}"
     try:
         items = _server_envelopes(http, progress)
-        leaves = _server_leaves(http, [d["leaf_index"] for d in items], progress)
+        # Leaves come with each page; older servers without them are asked one entry at a time.
+        leaves = {d["leaf_index"]: d["leaf"].encode("utf-8") for d in items if d.get("leaf") is not None}
+        missing = [d["leaf_index"] for d in items if d["leaf_index"] not in leaves]
+        leaves.update(_server_leaves(http, missing, progress))
         checkpoint = http.get("/v1/log/checkpoint")
     except httpx.HTTPError as exc:
         raise AuditInputError(f"server unreachable: {type(exc).__name__}: {exc}") from None

@@ -282,6 +282,7 @@ def seal(
     """Seal personal data outside the log; prints {"sealed_ref", "commitment"} to put in an event."""
     value = read_json_arg(data, "data")
     with open_ledger(data_dir) as ledger:
+        ledger.require_writable()
         ref = ledger.sealed_store().seal(value, now=ledger.clock())
         print_json(ref.to_json())
 

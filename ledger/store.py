@@ -169,8 +169,16 @@ class Ledger:
             self._rollback = (time.monotonic(), status)
 
     def rollback_status(self) -> RollbackStatus:
-        """Compare the database with the newest checkpoint recorded outside it (and cache the result)."""
+        """Compare the database with the newest checkpoint recorded outside it (and cache the result).
+
+        When the database is consistent with the record but holds a newer checkpoint (a crash between
+        committing a checkpoint and recording it), that checkpoint is recorded now."""
         status = self.rollback_guard().status(self.db)
+        if not status.blocked:
+            latest = self.latest_checkpoint()
+            if latest is not None and latest.size > (status.recorded_size or 0):
+                self.rollback_guard().record(latest.with_cosignatures())
+                status = self.rollback_guard().status(self.db)
         self._rollback = (time.monotonic(), status)
         return status
 

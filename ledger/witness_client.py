@@ -286,12 +286,15 @@ def collect_cosignatures(
 def checkpoint_with_witnesses(
     ledger: Any, *, timeout: float = DEFAULT_TIMEOUT, client: httpx.Client | None = None
 ) -> StoredCheckpoint | None:
-    """Sign a checkpoint covering every entry (if needed), collect cosignatures, re-read it with them."""
+    """Sign a checkpoint covering every entry (if needed), collect cosignatures, re-read it with them
+    and record it (with its cosignatures) outside the database, for the rollback guard."""
     signed = ledger.checkpoint()
     if signed is None:
         return None
     collect_cosignatures(ledger, signed, timeout=timeout, client=client)
-    return ledger.checkpoint_at(signed.size)  # type: ignore[no-any-return]
+    cosigned: StoredCheckpoint = ledger.checkpoint_at(signed.size)
+    ledger.record_checkpoint(cosigned)
+    return cosigned
 
 
 __all__ = [

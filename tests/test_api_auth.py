@@ -181,3 +181,22 @@ def test_tokens_cli_issue_list_revoke(api: Api, monkeypatch: pytest.MonkeyPatch)
     listed = runner.invoke(app, ["tokens", "list", *data_dir])
     assert '"status": "revoked"' in listed.output
     problem(api.client.get("/v1/cases", headers={"Authorization": f"Bearer {token}"}), 401)
+
+
+def test_a_revocation_by_another_process_applies_within_the_token_cache_ttl(api: Api) -> None:
+    from api.tokens import TokenStore
+
+    store = api.runtime.tokens
+    assert store is not None and store.cache_seconds == 2.0  # the documented default
+    ticks = [1000.0]
+    store._monotonic = lambda: ticks[0]
+    token = api.issue("auditor")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert api.client.get("/v1/cases", headers=headers).status_code == 200  # now cached
+    other = TokenStore(api.ledger.db, authorities=store.authorities)  # as `evidence-ledger tokens revoke`
+    other.revoke(token.split("_")[1], now=api.ledger.clock())
+    assert api.client.get("/v1/cases", headers=headers).status_code == 200  # within the TTL
+    ticks[0] += 2.01
+    problem(api.client.get("/v1/cases", headers=headers), 401, "UNAUTHENTICATED")
+    forged = token[:-1] + ("A" if token[-1] != "A" else "B")  # a cached id never admits another secret
+    problem(api.client.get("/v1/cases", headers={"Authorization": f"Bearer {forged}"}), 401)

@@ -175,3 +175,28 @@ def test_serve_stops_cleanly_on_sigterm(ledger: Ledger, server: Server) -> None:
     assert any('"service stopped"' in line for line in server.log_lines())
     latest = ledger.latest_checkpoint()
     assert latest is not None and latest.size > receipt["leaf_index"], "a final checkpoint covers every append"
+
+
+def test_serve_streams_a_large_upload_without_holding_it(ledger: Ledger, server: Server) -> None:
+    import hashlib
+
+    token = _issue(ledger, "Det. A. Rivera", "investigator")
+    total = 120 * MIB
+    chunk = bytes(range(256)) * (MIB // 256)
+    digest = hashlib.sha256()
+    for _ in range(total // MIB):
+        digest.update(chunk)
+    before = server.rss_kib()
+
+    def body() -> Iterator[bytes]:
+        for _ in range(total // MIB):
+            yield chunk
+
+    headers = {"Authorization": f"Bearer {token}", "X-Expected-SHA256": digest.hexdigest()}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=120) as client:
+        response = client.post("/v1/evidence", content=body())
+    assert response.status_code == 201, response.text
+    assert response.json() == {"sha256": digest.hexdigest(), "size_bytes": total}
+    assert server.rss_kib() - before < 40 * 1024, "the upload must stream to disk, not into memory"
+    stored = ledger.data_dir / "footage" / digest.hexdigest()[:2] / digest.hexdigest()[2:4] / digest.hexdigest()
+    assert stored.stat().st_size == total

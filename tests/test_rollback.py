@@ -211,7 +211,10 @@ def test_an_unreadable_guard_file_blocks_until_an_operator_looks(ledger: Ledger)
     status = ledger.rollback_status()
     assert status.state == "unreadable" and ledger.write_block_reason() is not None
     path.unlink()
-    assert ledger.rollback_status().state == "no_record" and ledger.write_block_reason() is None
+    # With the file gone, the database's newest checkpoint (signed by init) seeds the record again.
+    status = ledger.rollback_status()
+    assert status.state == "ok" and status.recorded_size == ledger.latest_checkpoint().size  # type: ignore[union-attr]
+    assert ledger.write_block_reason() is None
     Actors.register(ledger)
     ledger.checkpoint()
     assert path.read_bytes() == ledger.checkpoint_at(ledger.log_size()).note
@@ -241,3 +244,19 @@ def test_a_different_root_for_a_recorded_size_is_refused(ledger: Ledger) -> None
     with pytest.raises(LedgerError) as refused:
         ledger.rollback_guard().record(fork)
     assert refused.value.code == "ROLLBACK_DETECTED"
+
+
+def test_a_checkpoint_committed_but_not_recorded_is_recorded_at_start(ledger: Ledger) -> None:
+    """A crash between committing a checkpoint and writing the guard file leaves the guard behind."""
+    from ledger import tlog
+
+    actors = Actors.register(ledger)
+    recorded = ledger.checkpoint()
+    actors.ok("investigator", new_case_id(), "CaseOpened", case_opened())
+    with ledger.db.write() as tx:  # signed and committed, but the process "dies" before recording it
+        newer = tlog.sign_checkpoint(
+            tx, origin=ledger.origin, key_name=ledger.config.log_key_name, key=ledger.log_key, now=ledger.clock()
+        )
+    assert recorded is not None and newer is not None and newer.size > recorded.size
+    status = ledger.rollback_status()
+    assert not status.blocked and status.recorded_size == newer.size

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import IO, Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from api import schemas
 from api.appending import append_envelope, json_response, refuse_registry_stream, runtime_of, visible_case
-from api.auth import CaseWriter, Reader, may_see_case
+from api.auth import CaseWriter, Principal, Reader, may_see_case, require
 from api.errors import problems
+from api.routes.evidence import PURPOSE_PATTERN
+from api.streaming import FileStreamResponse
+from domain.errors import MalformedInputError
+from ledger.bundle import BundleInfo, export_bundle
+from ledger.footage import find_media, record_access
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 
@@ -19,7 +30,7 @@ MAX_SEQ = 2**53
 PAGE_MAX = 1000
 MAX_SCANS = 20
 
-CaseId = Annotated[str, Path(pattern=UUID_PATTERN, description="case UUID (lowercase, hyphenated)")]
+CaseId = Annotated[str, PathParam(pattern=UUID_PATTERN, description="case UUID (lowercase, hyphenated)")]
 Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="page size")]
 AfterSeq = Annotated[int, Query(ge=0, le=MAX_SEQ, description="return entries with seq greater than this")]
 Word = Annotated[str | None, Query(pattern=r"^[a-z_]{1,64}$")]
@@ -78,12 +89,27 @@ def list_cases(
 
 @router.get(
     "/{case_id}",
-    summary="One case (its projection: no narratives, locations or reporter data)",
+    summary="One case (its projection: no narratives, locations or reporter data), now or at a past point",
     response_model=schemas.CaseView,
-    responses=problems(400, 401, 403, 404, 503),
+    responses=problems(400, 401, 403, 404, 500, 503),
 )
-def get_case(request: Request, case_id: CaseId, principal: Reader) -> Response:
-    return json_response(visible_case(runtime_of(request), principal, case_id))
+def get_case(
+    request: Request,
+    case_id: CaseId,
+    principal: Reader,
+    as_of: Annotated[
+        str | None,
+        Query(min_length=1, max_length=64, description="the case as the ledger knew it at this RFC 3339 time"),
+    ] = None,
+    at_index: Annotated[
+        int | None, Query(ge=0, le=MAX_SEQ, description="the case as the ledger knew it after this leaf index")
+    ] = None,
+) -> Response:
+    runtime = runtime_of(request)
+    view = visible_case(runtime, principal, case_id)
+    if as_of is None and at_index is None:
+        return json_response(view)
+    return json_response(runtime.ledger.case_at(case_id, as_of=as_of, at_index=at_index))
 
 
 @router.get(
@@ -114,3 +140,84 @@ def get_timeline(
     entries = runtime.ledger.timeline(case_id, after=after, limit=limit + 1)
     page = entries[:limit]
     return json_response({"items": page, "next": page[-1]["seq"] if len(entries) > limit else None})
+
+
+BundleReader = Annotated[Principal, Depends(require("prosecutor", "auditor", "supervisor"))]
+MEDIA_PREFIX = "media/"
+
+
+@router.get(
+    "/{case_id}/bundle",
+    summary="The case's self-contained evidence bundle (zip), checkable offline with `evidence-ledger verify`",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The bundle (format evidence-ledger-bundle/1)",
+            "headers": {"X-Bundle-SHA256": {"description": "SHA-256 of the zip", "schema": {"type": "string"}}},
+        },
+        **problems(400, 401, 403, 404, 409, 503),
+    },
+)
+async def get_bundle(
+    request: Request,
+    case_id: CaseId,
+    principal: BundleReader,
+    with_media: Annotated[
+        bool, Query(description="include the case's footage and derivatives held in the store")
+    ] = False,
+    purpose: Annotated[
+        str | None,
+        Query(
+            min_length=1, max_length=2000, pattern=PURPOSE_PATTERN,
+            description="required with with_media=true: recorded in one EvidenceAccessed per file included",
+        ),
+    ] = None,
+) -> Response:
+    if with_media and purpose is None:
+        raise MalformedInputError(
+            "with_media=true needs a purpose: every file included is recorded as EvidenceAccessed",
+            code="BAD_ARGUMENT",
+        )
+    runtime = runtime_of(request)
+    handle, info = await run_in_threadpool(_build_bundle, runtime, principal, case_id, with_media, purpose)
+    headers = {
+        "X-Bundle-SHA256": info.sha256,
+        "Content-Disposition": f'attachment; filename="case-{case_id}.zip"',
+        "Cache-Control": "no-store",
+    }
+    return FileStreamResponse(handle, info.size, media_type="application/zip", headers=headers)
+
+
+def _build_bundle(
+    runtime: Any, principal: Principal, case_id: str, with_media: bool, purpose: str | None
+) -> tuple[IO[bytes], BundleInfo]:
+    """Export into a private temporary folder, open the zip, delete the folder (the open file stays
+    readable until it is closed, so nothing is left behind even if the process dies mid-stream)."""
+    ledger = runtime.ledger
+    visible_case(runtime, principal, case_id)
+    folder = tempfile.mkdtemp(prefix="el-bundle-", dir=runtime.api_settings.tmp_dir)
+    try:
+        info = export_bundle(ledger, case_id, Path(folder) / "bundle.zip", with_media=with_media,
+                             store=runtime.footage)
+        handle = open(info.path, "rb")  # noqa: SIM115 - closed by the response
+        try:
+            if with_media:
+                assert purpose is not None
+                with runtime.access_lock(case_id):
+                    _record_media_access(ledger, case_id, handle, actor=principal.actor, purpose=purpose)
+            handle.seek(0)
+        except BaseException:
+            handle.close()
+            raise
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return handle, info
+
+
+def _record_media_access(ledger: Any, case_id: str, handle: IO[bytes], *, actor: str, purpose: str) -> None:
+    """One signed EvidenceAccessed per media file in the bundle, before any byte of it is sent."""
+    with zipfile.ZipFile(handle) as zf:
+        hashes = sorted(n[len(MEDIA_PREFIX):] for n in zf.namelist() if n.startswith(MEDIA_PREFIX))
+    for sha in hashes:
+        record_access(ledger, case_id, actor=actor, purpose=purpose, **find_media(ledger, case_id, sha))

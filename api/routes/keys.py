@@ -9,10 +9,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from api import schemas
-from api.appending import append_envelope, json_response, runtime_of, strict_json_body
+from api.appending import append_envelope, json_response, refuse_if_blocked, runtime_of, strict_json_body
 from api.auth import Admin, Reader, Sealer
 from api.errors import problems
 from ledger.envelope import REGISTRY_CASE_ID
+from ledger.sealed import SealedReference
 
 router = APIRouter(tags=["keys"])
 
@@ -63,7 +64,13 @@ async def post_key_event(
 )
 async def seal(request: Request, principal: Sealer) -> Response:
     runtime = runtime_of(request)
+    refuse_if_blocked(runtime)
     data = await strict_json_body(request)
-    store = runtime.ledger.sealed_store()
-    ref = await run_in_threadpool(lambda: store.seal(data, now=runtime.clock()))
+    ledger = runtime.ledger
+
+    def seal_now() -> SealedReference:
+        ledger.require_writable()  # the authoritative rollback check (503 ROLLBACK_DETECTED)
+        return ledger.sealed_store().seal(data, now=runtime.clock())
+
+    ref = await run_in_threadpool(seal_now)
     return json_response(ref.to_json(), 201)

@@ -117,7 +117,7 @@ def consistency(request: Request, first: Size, second: Size) -> Response:
 
 @router.get(
     "/envelopes",
-    summary="Stored envelopes in log order, for replay and audit (auditor, supervisor, admin)",
+    summary="Stored envelopes and their leaves in log order, for replay and audit (auditor, supervisor, admin)",
     response_model=list[schemas.LogEnvelope],
     responses=problems(400, 401, 403, 503),
 )
@@ -130,7 +130,21 @@ def envelopes(
     entries = runtime_of(request).ledger.entries(start, limit)
     return json_response(
         [
-            {"leaf_index": e.leaf_index, "case_id": e.case_id, "seq": e.seq, "envelope": e.envelope.decode("utf-8")}
+            {
+                "leaf_index": e.leaf_index,
+                "case_id": e.case_id,
+                "seq": e.seq,
+                "envelope": e.envelope.decode("utf-8") if e.envelope else None,  # no event row: null
+                "leaf": _ascii(e.leaf),
+            }
             for e in entries
         ]
     )
+
+
+def _ascii(raw: bytes) -> str | None:
+    """Leaves are ASCII canonical JSON; anything else (a tampered row) cannot travel exactly in JSON."""
+    try:
+        return raw.decode("ascii")
+    except UnicodeDecodeError:
+        return None

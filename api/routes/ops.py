@@ -30,7 +30,7 @@ def healthz() -> Response:
 
 @router.get(
     "/readyz",
-    summary="Readiness: database reachable, durability settings safe, writer running",
+    summary="Readiness: database reachable, durability settings safe, writer running, no rollback detected",
     tags=["ops"],
     response_model=schemas.Health,
     responses=problems(503),
@@ -42,6 +42,7 @@ def readyz(request: Request) -> Response:
     problems_found = runtime.durability_problems()
     if problems_found:
         raise UnavailableError("; ".join(problems_found), code="UNSAFE_DURABILITY")
+    runtime.ledger.require_writable()  # 503 ROLLBACK_DETECTED with the reason while writes are refused
     return json_response({"status": "ready"})
 
 
