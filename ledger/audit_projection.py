@@ -19,7 +19,7 @@ from domain import projections
 from domain.context import EventContext
 from domain.events import parse_body
 from ledger.append import TRACKING_NAME, CaseHead, write_read_models
-from ledger.audit_source import ReadModels
+from ledger.audit_source import ReadModels, read_models
 from ledger.envelope import REGISTRY_CASE_ID, UnverifiedEnvelope
 from ledger.storage.sql import _DDL, Tx
 from ledger.verify.engine import EntryChecker
@@ -79,21 +79,8 @@ def rebuild_read_models(
     conn, tx = _scratch()
     try:
         write_read_models(tx, heads, leaf_of)
-        models = ReadModels(tracking=log_size - 1 if log_size else None)
-        for r in tx.query(
-            "SELECT case_id, version, head_sha256, status, category, updated_leaf, state, view FROM case_state"
-        ):
-            models.case_state[str(r[0])] = (
-                int(r[1]),
-                str(r[2]),
-                str(r[3]),
-                str(r[4]),
-                int(r[5]),
-                str(r[6]),
-                str(r[7]),
-            )
-        for r in tx.query("SELECT case_id, footage_id, status, entry FROM public_releases"):
-            models.releases[(str(r[0]), str(r[1]))] = (str(r[2]), str(r[3]))
+        models = read_models(tx, live=False)
+        models.tracking = log_size - 1 if log_size else None
     finally:
         conn.close()
     models.timeline = _timeline(checker, parsed, skip)

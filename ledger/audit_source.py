@@ -132,7 +132,9 @@ def _read_checkpoints(tx: Tx) -> list[CheckpointInput]:
     ]
 
 
-def _read_models(tx: Tx) -> ReadModels:
+def read_models(tx: Tx, *, live: bool = True) -> ReadModels:
+    """The read-model rows of one database: the live one, or (``live=False``) the audit's scratch
+    rebuild, which holds only case state and public releases."""
     models = ReadModels()
     for r in _rows(
         tx,
@@ -147,12 +149,13 @@ def _read_models(tx: Tx) -> ReadModels:
             str(r[6]),
             str(r[7]),
         )
-    for r in _rows(tx, "SELECT case_id, seq, leaf_index, entry FROM case_timeline"):
+    for r in _rows(tx, "SELECT case_id, seq, leaf_index, entry FROM case_timeline") if live else ():
         models.timeline[(str(r[0]), int(r[1]))] = (int(r[2]), str(r[3]))
     for r in _rows(tx, "SELECT case_id, footage_id, status, entry FROM public_releases"):
         models.releases[(str(r[0]), str(r[1]))] = (str(r[2]), str(r[3]))
-    row = tx.one("SELECT position FROM projection_tracking WHERE name = 'read_models'")
-    models.tracking = None if row is None else int(row[0])
+    if live:
+        row = tx.one("SELECT position FROM projection_tracking WHERE name = 'read_models'")
+        models.tracking = None if row is None else int(row[0])
     return models
 
 
@@ -168,7 +171,7 @@ def read_database(db: Database, *, progress: Progress = _noop) -> AuditInput:
         }
         progress("tree nodes", len(nodes), len(nodes))
         checkpoints = _read_checkpoints(tx)
-        models = _read_models(tx)
+        models = read_models(tx)
         progress("read models", len(models.case_state), len(models.case_state))
     return AuditInput("database", log, events, checkpoints, nodes, models)
 

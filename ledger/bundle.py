@@ -30,6 +30,7 @@ from domain.errors import LedgerError, NotFoundError
 from ledger import merkle, note, tlog
 from ledger.bundle_guide import guide_text
 from ledger.canonical import canonical, format_time
+from ledger.durable import fsync_dir
 from ledger.envelope import REGISTRY_CASE_ID, parse_envelope
 from ledger.footage import FootageStore
 from ledger.merkle_json import inclusion_proof_json
@@ -298,7 +299,7 @@ def export_bundle(
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
-    _fsync_dir(out.parent)
+    fsync_dir(out.parent)
     sha, size = bf.file_sha256(out)
     return BundleInfo(
         out,
@@ -310,14 +311,6 @@ def export_bundle(
         contents.checkpoint.size,
         len(contents.media),
     )
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def bundle_bytes(

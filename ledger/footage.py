@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from domain.errors import ConflictError, LedgerError, MalformedInputError, NotFoundError, VerificationError
+from ledger.durable import fsync_dir
 
 if TYPE_CHECKING:
     from ledger.append import Receipt
@@ -55,14 +56,6 @@ def check_sha256(value: object) -> str:
             "an evidence id is 64 lowercase hex digits (SHA-256)", code="BAD_EVIDENCE_ID"
         )
     return value
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _mkdir(path: Path) -> bool:
@@ -188,10 +181,10 @@ class FootageStore:
             raise UnsafeStoreEntry("something that is not a stored file holds this name", sha256=sha)
         os.chmod(tmp, 0o400)
         os.replace(tmp, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         if made:  # new folders must be recorded by their parents too
-            _fsync_dir(final.parent.parent)
-            _fsync_dir(self.root)
+            fsync_dir(final.parent.parent)
+            fsync_dir(self.root)
         return True
 
     # -- reading --------------------------------------------------------------------------------

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from domain.errors import LedgerError
 from ledger import note, tlog
+from ledger.durable import write_atomic
 from ledger.storage.sql import Database, StorageError, Tx
-from ledger.witness import write_atomic
 
 GUARD_DIR = "checkpoints"
 LATEST = "latest"

@@ -47,6 +47,7 @@ from domain.errors import (
     VerificationError,
 )
 from ledger import merkle, note
+from ledger.durable import write_atomic
 from ledger.keys import generate_key_pair, load_private_key
 from ledger.strict_b64 import b64decode, b64encode
 
@@ -196,31 +197,6 @@ class WitnessState:
         return WitnessState({str(k): LogState.from_json(v) for k, v in logs.items()}, stamp)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file, durably."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
 # --- helpers ----------------------------------------------------------------------------------
 
 
@@ -263,7 +239,9 @@ class Witness:
         try:
             config = json.loads((self.data_dir / CONFIG_FILE).read_text("utf-8"))
         except FileNotFoundError:
-            raise WitnessConfigError(f"{self.data_dir} is not a witness data dir (run `witness init`)") from None
+            raise WitnessConfigError(
+                f"{self.data_dir} is not a witness data dir (run `witness init`)"
+            ) from None
         except (OSError, ValueError) as exc:
             raise WitnessConfigError(f"cannot read {CONFIG_FILE}: {exc}") from None
         if not isinstance(config, dict) or config.get("version") != FORMAT_VERSION:
@@ -377,7 +355,9 @@ class Witness:
         try:
             note.verify_checkpoint(note_bytes, note.parse_verifier_key(log.vkey), origin=origin)
         except (VerificationError, MalformedInputError):
-            raise WitnessForbidden("the checkpoint is not signed by the log key this witness trusts") from None
+            raise WitnessForbidden(
+                "the checkpoint is not signed by the log key this witness trusts"
+            ) from None
 
     def _check_extends(
         self,
@@ -393,13 +373,15 @@ class Witness:
             path = self._evidence("rollback", log, checkpoint, old_size, proof, note_bytes, now)
             raise WitnessRollback(
                 f"refusing a rollback: cosigned size {log.size}, checkpoint size {checkpoint.size}",
-                latest_size=log.size, evidence=path,
+                latest_size=log.size,
+                evidence=path,
             )
         if checkpoint.size == log.size and log.root is not None and checkpoint.root != log.root:
             path = self._evidence("fork", log, checkpoint, old_size, proof, note_bytes, now)
             raise WitnessFork(
                 f"refusing a fork: a different root at cosigned size {log.size}",
-                latest_size=log.size, evidence=path,
+                latest_size=log.size,
+                evidence=path,
             )
         if old_size > checkpoint.size:
             raise WitnessMalformed(f"old size {old_size} exceeds the checkpoint size {checkpoint.size}")
@@ -410,7 +392,9 @@ class Witness:
         if checkpoint.size == log.size:
             current = merkle.EMPTY_ROOT if log.root is None else log.root
             if checkpoint.root != current or proof:
-                raise WitnessBadProof("a checkpoint of the witness's own size needs its root and an empty proof")
+                raise WitnessBadProof(
+                    "a checkpoint of the witness's own size needs its root and an empty proof"
+                )
             return
         if old_size == 0:
             if proof:

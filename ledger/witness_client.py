@@ -29,10 +29,10 @@ import httpx
 from domain.errors import LedgerError, MalformedInputError
 from ledger import note
 from ledger.canonical import format_time
+from ledger.durable import write_atomic
 from ledger.settings import CONFIG_FILE, ConfigurationError
 from ledger.strict_b64 import b64encode
 from ledger.tlog import StoredCheckpoint
-from ledger.witness import write_atomic
 
 WITNESSES_FILE = "witnesses.json"
 DEFAULT_TIMEOUT = 5.0

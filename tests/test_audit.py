@@ -544,7 +544,8 @@ def test_witness_cosignatures_are_checked(scenario: Scenario) -> None:
     report = run_audit(read_database(s.ledger.db), opts)
     assert report.findings == [] and report.witnessed_size == size
     parsed = note.open_note(body + b"\n" + line)[1][0]
-    forged = note.SignatureLine(parsed.name, parsed.key_id, parsed.signature[:-1] + b"\x00").encode()
+    flipped = parsed.signature[:-1] + bytes([parsed.signature[-1] ^ 0x01])  # always a different signature
+    forged = note.SignatureLine(parsed.name, parsed.key_id, flipped).encode()
     raw.run("UPDATE log_cosignatures SET line = ? WHERE size = ?", (forged.decode(), size))
     report = run_audit(read_database(s.ledger.db), opts)
     assert [(f.code, f.evidence["size"]) for f in report.findings] == [("BAD_COSIGNATURE", size)]
