@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from domain import case as case_rules
-from domain import projections, registry
+from domain import projections
 from domain.context import DomainConfig, EventContext
 from domain.errors import AuthorizationError, ConflictError, LedgerError, MalformedInputError, RuleViolation
 from domain.events import FootageCaptured
@@ -28,10 +27,10 @@ from ledger.decide import Signer, decide, trust_root_signer
 from ledger.envelope import REGISTRY_CASE_ID, UnverifiedEnvelope, parse_envelope, verify_envelope
 from ledger.keys import public_key_from_raw
 from ledger.leaf import leaf_bytes
+from ledger.read_models import TRACKING_NAME, CaseHead, load_state, write_read_models
 from ledger.storage.app import EnvelopeMapper, RecordedEnvelope
 from ledger.storage.sql import Database, Tx
 
-TRACKING_NAME = "read_models"
 # Registry head and the last log entry in one round trip (both backends accept this form).
 _POSITION_SQL = (
     "SELECT (SELECT version FROM case_state WHERE case_id = ?),"
@@ -79,13 +78,6 @@ Outcome = Receipt | LedgerError
 
 
 @dataclass
-class CaseHead:
-    version: int
-    head_sha256: str
-    state: Any  # CaseState or KeyRegistryState
-
-
-@dataclass
 class _Batch:
     """Everything the transaction will write."""
 
@@ -94,13 +86,6 @@ class _Batch:
     nodes: list[tuple[int, int, bytes]] = field(default_factory=list)
     timeline: list[tuple[Any, ...]] = field(default_factory=list)
     touched: dict[str, int] = field(default_factory=dict)  # case_id -> last leaf index
-
-
-def _load_state(case_id: str, state_json: str) -> Any:
-    data = json.loads(state_json)
-    if case_id == REGISTRY_CASE_ID:
-        return registry.KeyRegistryState.from_json(data)
-    return case_rules.CaseState.from_json(data)
 
 
 class Appender:
@@ -174,7 +159,7 @@ class Appender:
             if (int(reg_version), str(reg_head)) != (self._registry_version, self._registry_head):
                 state = tx.one("SELECT state FROM case_state WHERE case_id = ?", (REGISTRY_CASE_ID,))
                 assert state is not None
-                self._registry = _load_state(REGISTRY_CASE_ID, str(state[0]))
+                self._registry = load_state(REGISTRY_CASE_ID, str(state[0]))
                 self._registry_version, self._registry_head = int(reg_version), str(reg_head)
             registry_head = CaseHead(self._registry_version, self._registry_head, self._registry)
         size = 0 if last_index is None else int(last_index) + 1
@@ -258,7 +243,7 @@ class Appender:
                 f"SELECT case_id, version, head_sha256, state FROM case_state WHERE case_id IN ({marks})",
                 missing,
             ):
-                heads[case_id] = CaseHead(int(version), str(head_sha256), _load_state(case_id, str(state)))
+                heads[case_id] = CaseHead(int(version), str(head_sha256), load_state(case_id, str(state)))
         return heads
 
     def _remember(self, heads: dict[str, CaseHead]) -> None:
@@ -423,40 +408,3 @@ class Appender:
             " ON CONFLICT (name) DO UPDATE SET position = excluded.position",
             (TRACKING_NAME, max(batch.touched.values())),
         )
-
-
-def write_read_models(tx: Tx, heads: dict[str, CaseHead], leaf_of: dict[str, int]) -> None:
-    """Upsert the case-state rows and the public release rows of the given cases."""
-    rows = []
-    releases: list[tuple[Any, ...]] = []
-    for case_id, head in heads.items():
-        state_json = json.dumps(head.state.to_json(), sort_keys=True, separators=(",", ":"))
-        if case_id == REGISTRY_CASE_ID:
-            status, category, view = "registry", "registry", state_json
-        else:
-            view_data = projections.case_view(head.state)
-            status, category = view_data["status"], view_data["category"]
-            view = json.dumps(view_data, sort_keys=True, separators=(",", ":"))
-            for entry in projections.public_release_entries(head.state):
-                releases.append(
-                    (case_id, entry["footage_id"], entry["status"], json.dumps(entry, sort_keys=True))
-                )
-        rows.append(
-            (case_id, head.version, head.head_sha256, status, category, leaf_of[case_id], state_json, view)
-        )
-    tx.executemany(
-        "INSERT INTO case_state (case_id, version, head_sha256, status, category, updated_leaf, state, view)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (case_id) DO UPDATE SET version = excluded.version,"
-        " head_sha256 = excluded.head_sha256, status = excluded.status, category = excluded.category,"
-        " updated_leaf = excluded.updated_leaf, state = excluded.state, view = excluded.view",
-        rows,
-    )
-    # A case's public rows are replaced whole: footage that stopped being eligible (a new hold) must vanish.
-    tx.executemany(
-        "DELETE FROM public_releases WHERE case_id = ?", [(cid,) for cid in heads if cid != REGISTRY_CASE_ID]
-    )
-    tx.executemany(
-        "INSERT INTO public_releases (case_id, footage_id, status, entry) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (case_id, footage_id) DO UPDATE SET status = excluded.status, entry = excluded.entry",
-        releases,
-    )

@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from domain import projections
 from domain.context import EventContext
 from domain.events import parse_body
-from ledger.append import TRACKING_NAME, CaseHead, write_read_models
 from ledger.audit_source import ReadModels, read_models
 from ledger.envelope import REGISTRY_CASE_ID, UnverifiedEnvelope
+from ledger.read_models import TRACKING_NAME, CaseHead, write_read_models
 from ledger.storage.sql import _DDL, Tx
 from ledger.verify.engine import EntryChecker
 from ledger.verify.findings import Finding

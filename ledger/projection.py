@@ -13,8 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from domain import projections
-from ledger.append import TRACKING_NAME, Appender, CaseHead, _load_state, write_read_models
+from ledger.append import Appender
 from ledger.envelope import REGISTRY_CASE_ID, parse_envelope
+from ledger.read_models import TRACKING_NAME, CaseHead, load_state, write_read_models
 from ledger.storage.sql import Database, Tx
 
 Progress = Callable[[int, int], None]
@@ -33,7 +34,7 @@ def _entries(tx: Tx, db: Database, start: int) -> list[tuple[int, str, bytes, st
 
 def _load_heads(tx: Tx) -> dict[str, CaseHead]:
     rows = tx.query("SELECT case_id, version, head_sha256, state FROM case_state")
-    return {r[0]: CaseHead(int(r[1]), str(r[2]), _load_state(r[0], str(r[3]))) for r in rows}
+    return {r[0]: CaseHead(int(r[1]), str(r[2]), load_state(r[0], str(r[3]))) for r in rows}
 
 
 def rebuild(

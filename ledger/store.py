@@ -284,11 +284,11 @@ class Ledger:
         return [{"case_id": r[0], "version": int(r[1]), **json.loads(r[2])} for r in rows]
 
     def registry_state(self) -> Any:
-        from ledger.append import _load_state
+        from ledger.read_models import load_state
 
         with self.db.read() as tx:
             row = tx.one("SELECT state FROM case_state WHERE case_id = ?", (REGISTRY_CASE_ID,))
-        return None if row is None else _load_state(REGISTRY_CASE_ID, str(row[0]))
+        return None if row is None else load_state(REGISTRY_CASE_ID, str(row[0]))
 
     def public_releases(self) -> list[dict[str, Any]]:
         with self.db.read() as tx:
