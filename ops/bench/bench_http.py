@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,12 +34,7 @@ from ledger.settings import Settings, key_path
 from ledger.store import Ledger
 from ops.bench.common import ORIGIN, case_opened_envelopes, database, median, percentile
 from ops.bench.httpload import LoadResult, run_load
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from ops.procs import free_port, issue_token
 
 
 @contextmanager
@@ -74,30 +68,6 @@ def _wait_until_up(process: subprocess.Popen[bytes], log: Any, base: str) -> str
     raise RuntimeError("server did not start in 60 s")
 
 
-def issue_token(data_dir: Path, env: dict[str, str]) -> str:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ledger",
-            "tokens",
-            "issue",
-            "--actor",
-            "bench",
-            "--role",
-            "investigator",
-            "--data-dir",
-            str(data_dir),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    return result.stdout.strip().splitlines()[-1]
-
-
 def describe(name: str, result: LoadResult) -> str:
     lat = result.latencies_ms
     return (
@@ -124,7 +94,7 @@ def run(backend: str, clients: int, events: int) -> None:
         env = {**os.environ, "EVIDENCE_LEDGER_DATA_DIR": str(data_dir)}
         if url:
             env["EVIDENCE_LEDGER_DATABASE_URL"] = url
-        token = issue_token(data_dir, env)
+        token = issue_token(data_dir, env, actor="bench")
         envelopes = case_opened_envelopes(key, events + 200)
         requests = [(f"/v1/cases/{parse_envelope(e).statement.case_id}/events", e) for e in envelopes]
         port = free_port()

@@ -21,7 +21,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from ops.bench.common import database
 from ops.crash.check import CheckReport, check_ledger
 from ops.crash.record import RunRecord
 from ops.crash.workload import RECONCILE_SECONDS, REQUEST_TIMEOUT, Budget, Client, poll_checkpoints
+from ops.procs import free_port, issue_token
 
 ORIGIN = "crash.cambridgema.gov/evidence-ledger"
 ACTOR = "crash-harness"
@@ -195,12 +195,6 @@ class ServerProcess:
         raise ServerDied(f"the server did not become ready within {READY_TIMEOUT:.0f} s:\n{self.log_tail()}")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def server_env(data_dir: Path, database_url: str | None, checkpoint_interval: float) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_LEDGER_")}
     env["EVIDENCE_LEDGER_DATA_DIR"] = str(data_dir)
@@ -208,32 +202,6 @@ def server_env(data_dir: Path, database_url: str | None, checkpoint_interval: fl
     if database_url:
         env["EVIDENCE_LEDGER_DATABASE_URL"] = database_url
     return env
-
-
-def issue_token(data_dir: Path, env: dict[str, str]) -> str:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ledger",
-            "tokens",
-            "issue",
-            "--actor",
-            ACTOR,
-            "--role",
-            "investigator",
-            "--expires-in",
-            "1d",
-            "--data-dir",
-            str(data_dir),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    return result.stdout.strip().splitlines()[-1]
 
 
 def prepare(data_dir: Path, database_url: str | None) -> tuple[Settings, Ed25519PrivateKey]:
@@ -358,7 +326,7 @@ def run(config: HarnessConfig) -> HarnessResult:
             url = stack.enter_context(database("postgres"))
         settings, key = prepare(data_dir, url)
         env = server_env(data_dir, url, config.checkpoint_interval)
-        token = issue_token(data_dir, env)
+        token = issue_token(data_dir, env, actor=ACTOR)
         server = ServerProcess(free_port(), env, tmp / "server.log")
         failures: list[str] = []
         kills: list[KillRecord] = []
