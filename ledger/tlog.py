@@ -107,14 +107,6 @@ def checkpoint_at(tx: Tx, size: int) -> StoredCheckpoint:
     return _checkpoint_from_row(tx, row)
 
 
-def checkpoint_covering(tx: Tx, size: int) -> StoredCheckpoint | None:
-    row = tx.one(
-        "SELECT size, root, note, signed_at FROM log_checkpoints WHERE size >= ? ORDER BY size LIMIT 1",
-        (size,),
-    )
-    return None if row is None else _checkpoint_from_row(tx, row)
-
-
 def sign_checkpoint(
     tx: Tx, *, origin: str, key_name: str, key: Ed25519PrivateKey, now: datetime
 ) -> StoredCheckpoint | None:

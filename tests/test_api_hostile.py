@@ -173,7 +173,7 @@ def test_an_internal_failure_is_a_500_problem_that_hides_the_exception(api: Api,
     def boom(*_a: object, **_k: object) -> None:
         raise RuntimeError("secret detail CANARY-500")
 
-    monkeypatch.setattr(api.ledger, "case_view", boom)
+    monkeypatch.setattr(api.ledger, "case_view_json", boom)  # what a case read calls
     response = api.client.get(f"/v1/cases/{new_case_id()}", headers=api.auth("auditor"))
     body = problem(response, 500, "INTERNAL_ERROR")
     assert "CANARY-500" not in response.text and body["request_id"] == response.headers["x-request-id"]

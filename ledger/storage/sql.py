@@ -77,10 +77,6 @@ class Tx:
         return self._cursor.connection.pipeline() if self.postgres else nullcontext()
 
 
-def _blob(value: Any) -> bytes:
-    return bytes(value) if value is not None else b""
-
-
 SCHEMA_VERSION = 1
 
 # One DDL list for both dialects; {blob} and {bigint} are substituted per backend.
