@@ -182,6 +182,7 @@ class Database:
             if immediate:
                 cursor.execute("PRAGMA synchronous=FULL")
                 cursor.execute("PRAGMA cache_size=-131072")  # 128 MiB: index inserts stay in memory at 1M+ entries
+                cursor.execute("PRAGMA wal_autocheckpoint=10000")
             cursor.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
             try:
                 yield Tx(cursor, postgres=False)
