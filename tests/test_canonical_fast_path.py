@@ -35,3 +35,21 @@ def test_control_characters_and_escapes_match() -> None:
     value = {"k": text, "\u00e9": 1, "a": [text], "\U0001f600": 2, "\ufb33": 3}
     assert canonical(value) == rfc8785.dumps(value)
     assert canonical({"k": text}) == rfc8785.dumps({"k": text})
+
+
+@settings(max_examples=400, deadline=None)
+@given(values)
+def test_parse_canonical_agrees_with_rfc8785_on_any_ascii_spelling(value: object) -> None:
+    """The ASCII shortcut in parse_canonical accepts exactly the bytes rfc8785 would produce."""
+    import json
+
+    from domain.errors import MalformedInputError
+    from ledger.canonical import parse_canonical
+
+    for raw in (rfc8785.dumps(value), json.dumps(value, sort_keys=True, separators=(",", ":")).encode()):
+        try:
+            parse_canonical(raw)
+            accepted = True
+        except MalformedInputError:
+            accepted = False
+        assert accepted == (raw == rfc8785.dumps(value))
