@@ -14,69 +14,50 @@ import argparse
 import json
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from ledger.envelope import sha256_hex
-from ledger.signing import build_envelope
-from ops.bench.common import ORIGIN, BenchLedger, bench_ledger, median, percentile
+from ops.bench.common import BenchLedger, bench_ledger, median, percentile, signed_chain
 
 SIZES = (10, 100, 1000)
 
 
+def _event(seq: int) -> tuple[str, dict[str, Any]]:
+    if seq == 1:
+        return "CaseOpened", {"case_number": "CPD-READ", "category": "violence", "summary": "read bench"}
+    if seq == 2:
+        return "FootageCaptured", {
+            "footage_id": "f1",
+            "source": "body_worn_camera",
+            "device_id": "BWC-1",
+            "recorded_from": "2026-02-05T16:58:00Z",
+            "recorded_to": "2026-02-05T17:06:00Z",
+            "sha256": "a" * 64,
+            "size_bytes": 1,
+            "media_type": "video/mp4",
+            "depicts": ["violence_by_federal_officials"],
+            "custodian": "c0",
+            "stored": False,
+        }
+    return "CustodyTransferred", {
+        "footage_id": "f1",
+        "from_custodian": f"c{seq - 3}",
+        "to_custodian": f"c{seq - 2}",
+        "purpose": "review",
+    }
+
+
 def _grow(bench: BenchLedger, case_id: str, start: int, stop: int) -> None:
-    ledger, key = bench.ledger, bench.investigator
-    _, prev = ledger.case_head(case_id)
-    batch = []
-    moment = datetime.now(UTC)
-    for seq in range(start, stop + 1):
-        if seq == 1:
-            kind, body = (
-                "CaseOpened",
-                {"case_number": "CPD-READ", "category": "violence", "summary": "read bench"},
-            )
-        elif seq == 2:
-            kind, body = (
-                "FootageCaptured",
-                {
-                    "footage_id": "f1",
-                    "source": "body_worn_camera",
-                    "device_id": "BWC-1",
-                    "recorded_from": "2026-02-05T16:58:00Z",
-                    "recorded_to": "2026-02-05T17:06:00Z",
-                    "sha256": "a" * 64,
-                    "size_bytes": 1,
-                    "media_type": "video/mp4",
-                    "depicts": ["violence_by_federal_officials"],
-                    "custodian": "c0",
-                    "stored": False,
-                },
-            )
-        else:
-            kind, body = (
-                "CustodyTransferred",
-                {
-                    "footage_id": "f1",
-                    "from_custodian": f"c{seq - 3}",
-                    "to_custodian": f"c{seq - 2}",
-                    "purpose": "review",
-                },
-            )
-        raw = build_envelope(
-            origin=ORIGIN,
-            case_id=case_id,
-            event_type=kind,
-            body=body,
-            key=key,
-            seq=seq,
-            prev=prev,
-            occurred_at=moment + timedelta(microseconds=seq),
-        )
-        batch.append(raw)
-        prev = sha256_hex(raw)
-        if len(batch) == 100 or seq == stop:
-            outcomes = ledger.append(batch)
-            assert all(hasattr(o, "leaf_index") for o in outcomes), outcomes[0]
-            batch = []
+    _, prev = bench.ledger.case_head(case_id)
+    raws = signed_chain(
+        bench.investigator,
+        case_id,
+        (_event(seq) for seq in range(start, stop + 1)),
+        first_seq=start,
+        prev=prev,
+    )
+    for i in range(0, len(raws), 100):
+        outcomes = bench.ledger.append(raws[i : i + 100])
+        assert all(hasattr(o, "leaf_index") for o in outcomes), outcomes[0]
 
 
 def run(backend: str, reads: int) -> list[tuple[int, float, float]]:

@@ -30,10 +30,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from ledger.bundle import export_bundle
 from ledger.envelope import PAYLOAD_TYPE, pae, parse_envelope
-from ledger.signing import build_envelope
 from ledger.verify.bundle import VerifyOptions, verify_bundle
 from ledger.verify.bundle_files import read_members
-from ops.bench.common import ORIGIN, bench_ledger
+from ops.bench.common import bench_ledger, signed_chain
 
 T = TypeVar("T")
 
@@ -65,30 +64,13 @@ def _body(i: int) -> tuple[str, dict[str, object]]:
 
 
 def signed_case(key: Ed25519PrivateKey, events: int) -> tuple[str, list[bytes]]:
-    case_id, prev, start = str(uuid.uuid4()), None, datetime.now(UTC) - timedelta(seconds=10)
-    raws = []
-    for seq in range(1, events + 1):
-        kind, body = (
-            (
-                "CaseOpened",
-                {"case_number": "CPD-BENCH-1", "category": "property_damage", "summary": "Benchmark case"},
-            )
-            if seq == 1
-            else _body(seq)
-        )
-        raw = build_envelope(
-            origin=ORIGIN,
-            case_id=case_id,
-            event_type=kind,
-            body=body,
-            key=key,
-            seq=seq,
-            prev=prev,
-            occurred_at=start + timedelta(microseconds=seq),
-        )
-        prev = hashlib.sha256(raw).hexdigest()
-        raws.append(raw)
-    return case_id, raws
+    case_id = str(uuid.uuid4())
+    opened = (
+        "CaseOpened",
+        {"case_number": "CPD-BENCH-1", "category": "property_damage", "summary": "Benchmark case"},
+    )
+    bodies = (opened if seq == 1 else _body(seq) for seq in range(1, events + 1))
+    return case_id, signed_chain(key, case_id, bodies, start=datetime.now(UTC) - timedelta(seconds=10))
 
 
 def bare_ed25519_rate(bundle: Path) -> tuple[float, int]:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import statistics
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -89,6 +91,34 @@ def case_opened_envelopes(key: Ed25519PrivateKey, count: int) -> list[bytes]:
         )
         for i in range(count)
     ]
+
+
+def signed_chain(
+    key: Ed25519PrivateKey,
+    case_id: str,
+    events: Iterable[tuple[str, dict[str, Any]]],
+    *,
+    first_seq: int = 1,
+    prev: str | None = None,
+    start: datetime | None = None,
+) -> list[bytes]:
+    """Envelopes for consecutive positions of one case, each chained to the one before."""
+    moment = start or datetime.now(UTC)
+    raws = []
+    for seq, (kind, body) in enumerate(events, first_seq):
+        raw = build_envelope(
+            origin=ORIGIN,
+            case_id=case_id,
+            event_type=kind,
+            body=body,
+            key=key,
+            seq=seq,
+            prev=prev,
+            occurred_at=moment + timedelta(microseconds=seq),
+        )
+        prev = hashlib.sha256(raw).hexdigest()
+        raws.append(raw)
+    return raws
 
 
 def percentile(values: list[float], pct: float) -> float:
