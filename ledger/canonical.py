@@ -163,10 +163,14 @@ def parse_canonical(raw: bytes, *, what: str = "document") -> Any:
 
 
 def format_time(moment: datetime) -> str:
-    """RFC 3339 UTC with microseconds and a 'Z', the one form this project writes."""
+    """RFC 3339 UTC with microseconds and a 'Z', the one form this project writes.
+
+    The year always has four digits (``strftime('%Y')`` drops leading zeros on some platforms), so
+    that these strings sort in time order.
+    """
     if moment.tzinfo is None:
         raise ValueError("naive datetime")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(text: str, *, field: str = "timestamp") -> datetime:

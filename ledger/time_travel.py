@@ -8,7 +8,7 @@ path, each signer judged by the registry as of its own position. The result has 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from domain import projections
@@ -22,7 +22,11 @@ from ledger.verify.engine import Entry, check_entries
 
 
 def moment(text: str) -> str:
-    """An RFC 3339 time (UTC 'Z' or with an offset) in the stored ``integrated_at`` form."""
+    """An RFC 3339 time (UTC 'Z' or with an offset) in the stored ``integrated_at`` form.
+
+    A time with an offset whose UTC equivalent falls outside the years 0001-9999 (such as
+    0001-01-01T00:00:00+01:00) cannot be represented and is refused like any malformed time.
+    """
     try:
         return format_time(parse_time(text, field="as_of"))
     except MalformedInputError:
@@ -35,7 +39,13 @@ def moment(text: str) -> str:
         raise MalformedInputError(
             "as_of must be an RFC 3339 time with a zone, e.g. 2026-02-05T17:05:00Z", code="BAD_ARGUMENT"
         )
-    return format_time(parsed)
+    try:
+        utc = parsed.astimezone(UTC)
+    except OverflowError:
+        raise MalformedInputError(
+            "as_of must fall within the years 0001 to 9999 in UTC", code="BAD_ARGUMENT"
+        ) from None
+    return format_time(utc)
 
 
 def _integrated_at(tx: Tx, index: int) -> str:

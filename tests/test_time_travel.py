@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
-from domain.errors import LedgerError
+from domain.errors import LedgerError, MalformedInputError
+from ledger.canonical import format_time
 from ledger.settings import key_path
 from ledger.store import Ledger
+from ledger.time_travel import moment
 from tests.support import (
     Actors,
     case_opened,
@@ -23,6 +25,7 @@ from tests.support import (
     new_case_id,
     report_received,
 )
+from tests.test_api_support import problem, running_api
 from tests.test_audit import Raw
 
 Step = tuple[str, str, Callable[[], dict[str, Any]]]
@@ -147,3 +150,85 @@ def test_case_show_travels_in_time(history: Any, monkeypatch: pytest.MonkeyPatch
     assert result.exit_code == 1 and "CASE_NOT_FOUND" in result.output
     result = runner.invoke(app, ["case", "show", case_id, "--at-index", "-1"])
     assert result.exit_code == 2
+
+
+# Times that parse but whose UTC equivalent is outside the years 0001-9999.
+UNREPRESENTABLE = [
+    "0001-01-01T00:00:00+01:00",
+    "0001-01-01T00:59:59.999999+01:00",
+    "0001-01-01T00:30:00+00:45",
+    "0001-01-01T00:00:00.000000000000000000000000000000000001+00:01",
+    "0001-01-01T00:00:00,5+23:59",
+    "9999-12-31T23:59:59-01:00",
+    "9999-12-31T23:59:59.999999-00:01",
+    "9999-12-31T23:00:00.99999999999999999999999999999999999999-23:59",
+    "9999-12-31 12:00:00-12:00",
+]
+
+
+@pytest.mark.parametrize("as_of", UNREPRESENTABLE)
+def test_moment_refuses_times_outside_the_representable_range(as_of: str) -> None:
+    with pytest.raises(MalformedInputError) as bad:
+        moment(as_of)
+    assert bad.value.code == "BAD_ARGUMENT"
+
+
+@pytest.mark.parametrize(
+    ("as_of", "stored_form"),
+    [
+        ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00.000000Z"),
+        ("0001-01-01T01:00:00+01:00", "0001-01-01T00:00:00.000000Z"),
+        ("0001-01-01T00:00:00-23:59", "0001-01-01T23:59:00.000000Z"),
+        ("0999-06-01T00:00:00+00:00", "0999-06-01T00:00:00.000000Z"),
+        ("9999-12-31T23:59:59.999999999Z", "9999-12-31T23:59:59.999999Z"),
+        ("9999-12-31T22:59:59.9999999999999999999999+01:00", "9999-12-31T21:59:59.999999Z"),
+        ("9999-12-31T00:00:00+23:59", "9999-12-30T00:01:00.000000Z"),
+    ],
+)
+def test_moment_keeps_extreme_but_representable_times_in_the_stored_form(as_of: str, stored_form: str) -> None:
+    assert moment(as_of) == stored_form
+
+
+def test_format_time_always_writes_four_digit_years() -> None:
+    from datetime import UTC, datetime
+
+    assert format_time(datetime(1, 1, 1, tzinfo=UTC)) == "0001-01-01T00:00:00.000000Z"
+    assert format_time(datetime(999, 12, 31, 23, 59, 59, 5, tzinfo=UTC)) == "0999-12-31T23:59:59.000005Z"
+
+
+def test_a_time_before_every_entry_finds_no_case_whatever_its_year(history: Any) -> None:
+    ledger, _, case_id, _ = history
+    for as_of in ("0001-01-01T00:00:00Z", "0999-12-31T23:59:59+00:00"):
+        with pytest.raises(LedgerError) as missing:  # a 3-digit year once sorted after every entry
+            ledger.case_at(case_id, as_of=as_of)
+        assert missing.value.code == "CASE_NOT_FOUND"
+    assert ledger.case_at(case_id, as_of="9999-12-31T23:59:59Z")["status"] == "closed"
+
+
+@pytest.fixture
+def case_api(ledger: Ledger) -> Any:
+    with running_api(ledger) as api:
+        case_id = new_case_id()
+        api.ok("investigator", case_id, "CaseOpened", case_opened())
+        yield api, case_id
+
+
+@pytest.mark.parametrize("as_of", UNREPRESENTABLE)
+def test_http_as_of_outside_the_representable_range_is_a_400(case_api: Any, as_of: str) -> None:
+    api, case_id = case_api
+    response = api.client.get(f"/v1/cases/{case_id}", params={"as_of": as_of}, headers=api.auth("auditor"))
+    problem(response, 400, "BAD_ARGUMENT")
+
+
+def test_case_show_refuses_an_unrepresentable_as_of(history: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from ledger.cli import app
+
+    ledger, _, case_id, _ = history
+    monkeypatch.setenv("EVIDENCE_LEDGER_DATA_DIR", str(ledger.data_dir))
+    if ledger.settings.database_url:
+        monkeypatch.setenv("EVIDENCE_LEDGER_DATABASE_URL", ledger.settings.database_url)
+    for as_of in UNREPRESENTABLE:
+        result = CliRunner().invoke(app, ["case", "show", case_id, "--as-of", as_of])
+        assert result.exit_code == 2 and "BAD_ARGUMENT" in result.output, (as_of, result.output)
