@@ -6,7 +6,8 @@ checks the log signature, that ``old_size`` is the size the witness holds, and t
 from that size to the new one; then it persists the new state and only then returns a
 cosignature/v1 line. Check and update happen under one lock (a thread lock plus ``flock`` on
 ``witness.lock``), reading ``state.json`` afresh each time, so two requests — even from two
-processes — cannot both pass the check.
+processes — cannot both pass the check. Notes are kept (in the state and as evidence) with the
+log's signature lines only: other signature lines are anyone's to add and vary.
 
 Data dir (created by ``Witness.create``; mode 0700)::
 
@@ -14,12 +15,19 @@ Data dir (created by ``Witness.create``; mode 0700)::
     keys/witness.pem    Ed25519 private key, PEM PKCS#8, mode 0600 (+ witness.pem.pub)
     state.json          {"version": 1, "last_timestamp": T, "logs": {ORIGIN: {"vkey", "size", "root",
                         "checkpoint"}}} — replaced atomically (temp file, fsync, rename, fsync dir)
-    evidence/           one JSON file per distinct refused fork or rollback note
+    evidence/           one JSON file per distinct fork (a second root, signed by the log, at a size
+                        the witness cosigned); at most MAX_EVIDENCE_FILES files, MAX_EVIDENCE_BYTES bytes
     witness.lock        the inter-process lock
 
 Refusals raise ``WitnessError`` subclasses that ``ledger.witness_server`` maps to HTTP statuses:
 malformed → 400, unknown origin → 404, bad log signature → 403, old size not the witness's size,
-rollback or fork → 409 (carrying the witness's size), bad consistency proof → 422.
+a checkpoint older than the cosigned one, or a fork → 409 (carrying the witness's size), bad
+consistency proof → 422.
+
+An older checkpoint is an ordinary conflict, whoever sends it and whatever its signatures: anyone
+can replay a checkpoint the log once published, and without a proof nothing shows it inconsistent.
+Only a fork is evidence. It is logged as a WARNING (logger ``ledger.witness``) when its file is
+first written; a fork already on file, or one refused while the evidence store is full, is not.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -58,6 +67,11 @@ EVIDENCE_DIR = "evidence"
 KEY_FILE = Path("keys") / "witness.pem"
 FORMAT_VERSION = 1
 MAX_PROOF_HASHES = 64  # a consistency proof up to 2**63 leaves has at most 2 * 63 hashes; 64 is plenty here
+MAX_EVIDENCE_FILES = 100  # entries in evidence/ beyond which no fork is recorded (still refused)
+MAX_EVIDENCE_BYTES = 10 * 1024 * 1024  # total bytes in evidence/ likewise
+
+logger = logging.getLogger("ledger.witness")
+_store_full_warned = threading.Event()  # one "evidence store full" warning per process, not per request
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -107,24 +121,19 @@ class WitnessConflict(WitnessError, ConflictError):
         self.latest_size = latest_size
 
 
-class WitnessRollback(WitnessConflict):
-    """A validly signed checkpoint smaller than the one the witness cosigned; kept as evidence."""
-
-    code = "WITNESS_ROLLBACK"
-
-    def __init__(self, message: str, *, latest_size: int, evidence: Path) -> None:
-        super().__init__(message, latest_size=latest_size)
-        self.evidence = evidence
-
-
 class WitnessFork(WitnessConflict):
-    """Two different roots at the same size, both signed by the log key: equivocation, kept as evidence."""
+    """Two different roots at the same size, both signed by the log key: equivocation, kept as evidence.
+
+    ``evidence`` is the file that holds it (None when the evidence store was full); ``recorded`` says
+    whether this request wrote that file.
+    """
 
     code = "WITNESS_FORK"
 
-    def __init__(self, message: str, *, latest_size: int, evidence: Path) -> None:
+    def __init__(self, message: str, *, latest_size: int, evidence: Path | None, recorded: bool) -> None:
         super().__init__(message, latest_size=latest_size)
         self.evidence = evidence
+        self.recorded = recorded
 
 
 # --- persisted state --------------------------------------------------------------------------
@@ -228,11 +237,23 @@ def _check_request(old_size: object, proof: Sequence[object]) -> list[bytes]:
     return list(proof)  # type: ignore[arg-type]
 
 
+def _log_signed_note(body: bytes, lines: Sequence[note.SignatureLine], key: note.VerifierKey) -> bytes:
+    """``body`` with only the signature lines of ``key`` (each once, sorted): a note's identity.
+
+    Other lines (cosignatures, anything) are dropped: anyone can add, vary or repeat them.
+    """
+    mine = sorted({line.encode() for line in lines if key.matches(line)})
+    return body + b"\n" + b"".join(mine)
+
+
 # --- the witness ------------------------------------------------------------------------------
 
 
 class Witness:
     """One witness identity (name + Ed25519 key) over one data dir. Thread-safe and process-safe."""
+
+    max_evidence_files = MAX_EVIDENCE_FILES
+    max_evidence_bytes = MAX_EVIDENCE_BYTES
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
@@ -333,7 +354,7 @@ class Witness:
         """
         hashes = _check_request(old_size, proof)
         try:
-            body, _ = note.open_note(note_bytes)
+            body, lines = note.open_note(note_bytes)
             checkpoint = note.parse_checkpoint_body(body)
         except MalformedInputError as exc:
             raise WitnessMalformed(f"checkpoint note: {exc.message}") from None
@@ -342,18 +363,26 @@ class Witness:
             log = state.logs.get(checkpoint.origin)
             if log is None:
                 raise WitnessUnknownLog("this witness does not follow the checkpoint's origin")
-            self._verify_signature(note_bytes, log, checkpoint.origin)
-            self._check_extends(log, checkpoint, old_size, hashes, note_bytes, now)
+            if checkpoint.size < log.size:  # a replay of an old checkpoint, or a rollback: not evidence
+                raise WitnessConflict(
+                    f"checkpoint size {checkpoint.size} is older than the cosigned size {log.size}",
+                    latest_size=log.size,
+                    code="WITNESS_OLD_CHECKPOINT",
+                )
+            log_key = note.parse_verifier_key(log.vkey)
+            self._verify_signature(note_bytes, log_key, checkpoint.origin)
+            signed = _log_signed_note(body, lines, log_key)
+            self._check_extends(log, log_key, checkpoint, old_size, hashes, signed, now)
             timestamp = max(_timestamp(now), state.last_timestamp)
             line = note.cosign(body, self.name, self._key, timestamp)
-            updated = LogState(log.vkey, checkpoint.size, checkpoint.root, note_bytes.decode("utf-8"))
+            updated = LogState(log.vkey, checkpoint.size, checkpoint.root, signed.decode("utf-8"))
             self._save(WitnessState({**state.logs, checkpoint.origin: updated}, timestamp))
         return line
 
     @staticmethod
-    def _verify_signature(note_bytes: bytes, log: LogState, origin: str) -> None:
+    def _verify_signature(note_bytes: bytes, log_key: note.VerifierKey, origin: str) -> None:
         try:
-            note.verify_checkpoint(note_bytes, note.parse_verifier_key(log.vkey), origin=origin)
+            note.verify_checkpoint(note_bytes, log_key, origin=origin)
         except (VerificationError, MalformedInputError):
             raise WitnessForbidden(
                 "the checkpoint is not signed by the log key this witness trusts"
@@ -362,26 +391,24 @@ class Witness:
     def _check_extends(
         self,
         log: LogState,
+        log_key: note.VerifierKey,
         checkpoint: note.Checkpoint,
         old_size: int,
         proof: list[bytes],
-        note_bytes: bytes,
+        signed: bytes,
         now: float | datetime,
     ) -> None:
-        """Raise unless ``checkpoint`` extends (or equals) the witness's latest for this log."""
-        if checkpoint.size < log.size:
-            path = self._evidence("rollback", log, checkpoint, old_size, proof, note_bytes, now)
-            raise WitnessRollback(
-                f"refusing a rollback: cosigned size {log.size}, checkpoint size {checkpoint.size}",
-                latest_size=log.size,
-                evidence=path,
-            )
+        """Raise unless ``checkpoint`` (not older than the witness's latest) extends or equals it.
+
+        ``signed`` is the checkpoint note with only the log's (verified) signature lines.
+        """
         if checkpoint.size == log.size and log.root is not None and checkpoint.root != log.root:
-            path = self._evidence("fork", log, checkpoint, old_size, proof, note_bytes, now)
+            path, recorded = self._keep_fork(log, log_key, checkpoint, signed, now)
             raise WitnessFork(
                 f"refusing a fork: a different root at cosigned size {log.size}",
                 latest_size=log.size,
                 evidence=path,
+                recorded=recorded,
             )
         if old_size > checkpoint.size:
             raise WitnessMalformed(f"old size {old_size} exceeds the checkpoint size {checkpoint.size}")
@@ -406,42 +433,75 @@ class Witness:
         except (VerificationError, MalformedInputError) as exc:
             raise WitnessBadProof(f"consistency proof: {exc.message}") from None
 
-    def _evidence(
+    def _keep_fork(
         self,
-        kind: str,
         log: LogState,
+        log_key: note.VerifierKey,
         checkpoint: note.Checkpoint,
-        old_size: int,
-        proof: list[bytes],
-        note_bytes: bytes,
+        signed: bytes,
         now: float | datetime,
-    ) -> Path:
-        """Write (once per distinct note) a refused, validly signed checkpoint beside the cosigned one."""
+    ) -> tuple[Path | None, bool]:
+        """Write a fork (once per distinct log-signed note) beside the cosigned checkpoint, within bounds.
+
+        Returns (the evidence file or None if the store is full, whether this call wrote it).
+        """
         directory = self.data_dir / EVIDENCE_DIR
-        directory.mkdir(exist_ok=True)
-        path = directory / f"{kind}-{checkpoint.size}-{hashlib.sha256(note_bytes).hexdigest()[:32]}.json"
+        directory.mkdir(mode=0o700, exist_ok=True)
+        path = directory / f"fork-{checkpoint.size}-{hashlib.sha256(signed).hexdigest()[:32]}.json"
         if path.exists():
-            return path
+            return path, False
+        cosigned = log.checkpoint
+        if cosigned is not None:  # a state written by an earlier version holds the note as it was sent
+            with contextlib.suppress(MalformedInputError):
+                cosigned = _log_signed_note(*note.open_note(cosigned.encode("utf-8")), log_key).decode("utf-8")
         record = {
-            "kind": kind,
+            "kind": "fork",
             "witness": self.name,
             "origin": checkpoint.origin,
             "log_vkey": log.vkey,
             "recorded_at": _timestamp(now),
-            "cosigned": {"size": log.size, "root": b64encode(log.root or b""), "checkpoint": log.checkpoint},
+            "cosigned": {"size": log.size, "root": b64encode(log.root or b""), "checkpoint": cosigned},
             "refused": {
                 "size": checkpoint.size,
                 "root": b64encode(checkpoint.root),
-                "checkpoint": note_bytes.decode("utf-8"),
-                "old_size": old_size,
-                "proof": [b64encode(h) for h in proof],
+                "checkpoint": signed.decode("utf-8"),
             },
         }
-        write_atomic(path, (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
-        return path
+        data = (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        files, used = self._evidence_usage(directory)
+        if files >= self.max_evidence_files or used + len(data) > self.max_evidence_bytes:
+            if not _store_full_warned.is_set():
+                _store_full_warned.set()
+                logger.warning(
+                    "evidence store %s is full (%d files, %d bytes; limits %d files, %d bytes): forks are"
+                    " still refused but no longer recorded; move the files elsewhere to record more",
+                    directory, files, used, self.max_evidence_files, self.max_evidence_bytes,
+                )
+            return None, False
+        write_atomic(path, data)
+        _store_full_warned.clear()  # warn again if the store fills up again after being emptied
+        logger.warning(
+            "fork of %s at size %d refused: a second root signed by the log key; evidence kept in %s",
+            checkpoint.origin, checkpoint.size, path,
+        )
+        return path, True
+
+    @staticmethod
+    def _evidence_usage(directory: Path) -> tuple[int, int]:
+        """(entries, total bytes of the files) in the evidence directory."""
+        files = used = 0
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                files += 1
+                with contextlib.suppress(OSError):  # removed meanwhile by an operator
+                    if entry.is_file(follow_symlinks=False):
+                        used += entry.stat(follow_symlinks=False).st_size
+        return files, used
 
 
 __all__ = [
+    "MAX_EVIDENCE_BYTES",
+    "MAX_EVIDENCE_FILES",
     "LogState",
     "Witness",
     "WitnessBadProof",
@@ -451,7 +511,6 @@ __all__ = [
     "WitnessForbidden",
     "WitnessFork",
     "WitnessMalformed",
-    "WitnessRollback",
     "WitnessState",
     "WitnessUnknownLog",
     "write_atomic",

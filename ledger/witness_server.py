@@ -7,7 +7,10 @@ line, a blank line and the signed checkpoint note. It answers:
 * 400 malformed request, 403 checkpoint not signed by the trusted log key, 404 unknown origin,
   411 no Content-Length, 413 body over ``MAX_BODY`` bytes, 422 invalid consistency proof;
 * 409 ``text/x.tlog.size`` — the body is the size the witness last cosigned and a newline (the old
-  size did not match, or the checkpoint is a rollback or a fork of what the witness cosigned).
+  size did not match, or the checkpoint is older than, or a fork of, what the witness cosigned).
+
+Refusals are logged at INFO. A fork is logged as a WARNING by ``ledger.witness`` when its evidence
+file is first written, never again for the same fork (see ``ledger.witness``).
 
 ``GET /healthz`` answers ``ok``. Every error body is one line of plain text. Request and error
 logs go to the ``ledger.witness_server`` logger; checkpoints carry no personal data.
@@ -103,12 +106,8 @@ class WitnessHandler(BaseHTTPRequestHandler):
         try:
             old_size, proof, note_bytes = parse_add_checkpoint(body)
             line = self.witness.add_checkpoint(old_size, proof, note_bytes, now=self.clock())
-        except WitnessConflict as exc:
-            evidence = getattr(exc, "evidence", None)
-            if evidence is not None:  # a fork or a rollback, signed by the real log key
-                logger.warning("add-checkpoint refused: %s; evidence kept in %s", exc.code, evidence)
-            else:
-                logger.info("add-checkpoint refused: %s", exc.code)
+        except WitnessConflict as exc:  # a fork's evidence is logged by the witness, when first written
+            logger.info("add-checkpoint refused: 409 %s", exc.code)
             self._reply(409, f"{exc.latest_size}\n", content_type=SIZE_CONTENT_TYPE)
             return
         except MalformedInputError as exc:  # includes WitnessMalformed

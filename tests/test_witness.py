@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import select
 import stat
@@ -22,6 +23,7 @@ from typer.testing import CliRunner
 
 from domain.errors import MalformedInputError, VerificationError
 from ledger import cli_witness, merkle, note
+from ledger import witness as witness_module
 from ledger.cli import app
 from ledger.settings import ConfigurationError
 from ledger.store import Ledger
@@ -34,7 +36,6 @@ from ledger.witness import (
     WitnessForbidden,
     WitnessFork,
     WitnessMalformed,
-    WitnessRollback,
     WitnessUnknownLog,
 )
 from ledger.witness_client import (
@@ -95,6 +96,30 @@ def cosigned_time(witness: Witness, log: FakeLog, signed: bytes, line: bytes) ->
 
 def evidence_files(witness: Witness) -> list[Path]:
     return sorted((witness.data_dir / "evidence").iterdir())
+
+
+@pytest.fixture(autouse=True)
+def fresh_evidence_warning() -> Iterator[None]:
+    """Each test starts as a fresh process: the "evidence store full" warning not yet given."""
+    witness_module._store_full_warned.clear()
+    yield
+    witness_module._store_full_warned.clear()
+
+
+def junk_lines(i: int, origin: str = ORIGIN) -> list[bytes]:
+    """Signature lines anyone can append to a note: cosignatures by unknown witnesses, random bytes,
+    a line under the log's name with another key id."""
+    stranger = Ed25519PrivateKey.generate()
+    body = note.Checkpoint(origin, 1, hashlib.sha256(b"%d" % i).digest()).body()
+    return [
+        note.cosign(body, f"junk{i}.example/w", stranger, i),
+        note.SignatureLine(f"x{i}.example", os.urandom(4), os.urandom(8 + i)).encode(),
+        note.SignatureLine(origin, os.urandom(4), os.urandom(64)).encode(),
+    ][: 1 + i % 3]
+
+
+def warnings_in(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 # --- the core ---------------------------------------------------------------------------------
@@ -158,33 +183,118 @@ def test_an_old_size_that_is_not_the_witness_size_conflicts(witness: Witness, lo
         witness.add_checkpoint(14, [], log.note(13), now=NOW)
 
 
-def test_a_rollback_is_refused_with_the_witness_size_and_kept(witness: Witness, log: FakeLog) -> None:
+def test_an_older_checkpoint_is_a_plain_conflict_and_kept_nowhere(
+    witness: Witness, log: FakeLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     witness.add_checkpoint(0, [], log.note(13), now=NOW)
-    old_note = log.note(5)
-    with pytest.raises(WitnessRollback) as caught:
-        witness.add_checkpoint(13, [], old_note, now=NOW)
-    assert caught.value.latest_size == 13
-    (evidence,) = evidence_files(witness)
-    record = json.loads(evidence.read_text())
-    assert record["kind"] == "rollback" and record["refused"]["checkpoint"] == old_note.decode()
+    forged = log.note(5, root=hashlib.sha256(b"x").digest(), key=Ed25519PrivateKey.generate())
+    for old, older in ((13, log.note(5)), (0, log.note(12)), (5, forged)):  # signed by the log or not
+        with pytest.raises(WitnessConflict) as caught:
+            witness.add_checkpoint(old, [], older, now=NOW)
+        assert type(caught.value) is WitnessConflict and caught.value.latest_size == 13
+        assert caught.value.code == "WITNESS_OLD_CHECKPOINT"
+    assert evidence_files(witness) == [] and warnings_in(caplog) == []
     assert witness.state().logs[ORIGIN].size == 13
 
 
-def test_a_fork_signed_by_the_real_log_key_is_refused_and_kept(witness: Witness, log: FakeLog) -> None:
+def test_replays_of_an_old_checkpoint_with_junk_lines_write_nothing_and_warn_nothing(
+    witness: Witness, log: FakeLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    witness.add_checkpoint(0, [], log.note(8), now=NOW)
+    witness.add_checkpoint(8, log.proof(8, 20), log.note(20), now=NOW)
+    public = log.note(8)  # published once, cosigned once: anyone may hold it
+    state_before = (witness.data_dir / "state.json").read_bytes()
+    for i in range(30):
+        with pytest.raises(WitnessConflict) as caught:
+            witness.add_checkpoint(i % 21, [], note.add_signature_lines(public, junk_lines(i)), now=NOW + i)
+        assert caught.value.latest_size == 20 and not isinstance(caught.value, WitnessFork)
+    assert evidence_files(witness) == [] and warnings_in(caplog) == []
+    assert (witness.data_dir / "state.json").read_bytes() == state_before
+
+
+def test_a_fork_signed_by_the_real_log_key_is_refused_and_kept(
+    witness: Witness, log: FakeLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     honest = log.note(8)
-    witness.add_checkpoint(0, [], honest, now=NOW)
+    witness.add_checkpoint(0, [], note.add_signature_lines(honest, junk_lines(2)), now=NOW)
     forked = log.note(8, root=hashlib.sha256(b"another history").digest())
     note.verify_checkpoint(forked, log.vkey)  # really signed by the log
+    recorded = []
     for old in (8, 0):  # refused (and kept) whatever old size the sender claims
         with pytest.raises(WitnessFork) as caught:
             witness.add_checkpoint(old, [], forked, now=NOW)
         assert caught.value.latest_size == 8
-    (evidence,) = evidence_files(witness)  # one file per distinct refused note
+        recorded.append(caught.value.recorded)
+    assert recorded == [True, False]
+    (evidence,) = evidence_files(witness)  # one file per distinct refused fork
+    assert caught.value.evidence == evidence and evidence.name.startswith("fork-8-")
     record = json.loads(evidence.read_text())
     assert record["kind"] == "fork"
-    assert record["cosigned"]["checkpoint"] == honest.decode()
+    assert record["cosigned"]["checkpoint"] == honest.decode()  # the log's signature only, here too
     assert record["refused"]["checkpoint"] == forked.decode()
+    note.verify_checkpoint(record["refused"]["checkpoint"].encode(), log.vkey)
     assert witness.state().logs[ORIGIN].root == log.root(8)
+    (warning,) = warnings_in(caplog)
+    assert "fork" in warning and evidence.name in warning
+
+
+def test_a_fork_replayed_with_junk_lines_is_kept_once_with_the_log_signature_only(
+    witness: Witness, log: FakeLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    witness.add_checkpoint(0, [], log.note(8), now=NOW)
+    forked = log.note(8, root=hashlib.sha256(b"another history").digest())
+    log_line = forked[forked.rindex(b"\n\n") + 2 :]
+    for i in range(30):
+        extra = junk_lines(i) + [log_line] * (i % 2)  # the log's own line repeated is no new fork
+        lines = extra[::-1] if i % 3 else extra
+        with pytest.raises(WitnessFork) as caught:
+            witness.add_checkpoint(i % 9, [], note.add_signature_lines(forked, lines), now=NOW + i)
+        assert caught.value.latest_size == 8 and caught.value.recorded == (i == 0)
+    (evidence,) = evidence_files(witness)
+    assert json.loads(evidence.read_text())["refused"]["checkpoint"] == forked.decode()
+    assert len(warnings_in(caplog)) == 1
+    with pytest.raises(WitnessForbidden):  # a bad line under the log's own key id is not ignored
+        bad = note.SignatureLine(ORIGIN, log.vkey.key_id, os.urandom(64)).encode()
+        witness.add_checkpoint(8, [], note.add_signature_lines(forked, [bad]), now=NOW)
+    assert len(evidence_files(witness)) == 1
+
+
+def test_evidence_is_bounded_in_count_and_bytes(
+    witness: Witness, log: FakeLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    witness.add_checkpoint(0, [], log.note(8), now=NOW)
+    forks = [log.note(8, root=hashlib.sha256(b"history %d" % i).digest()) for i in range(12)]
+    witness.max_evidence_files = 3
+    for forked in forks[:3]:
+        with pytest.raises(WitnessFork) as caught:
+            witness.add_checkpoint(8, [], forked, now=NOW)
+        assert caught.value.recorded
+    for forked in forks[3:8]:  # the store is full: still refused, nothing written
+        with pytest.raises(WitnessFork) as caught:
+            witness.add_checkpoint(8, [], forked, now=NOW)
+        assert caught.value.latest_size == 8 and caught.value.evidence is None and not caught.value.recorded
+    assert len(evidence_files(witness)) == 3
+    full = [w for w in warnings_in(caplog) if "full" in w]
+    assert len(full) == 1 and len(warnings_in(caplog)) == 4  # three forks kept, one "full" warning
+
+    with pytest.raises(WitnessFork) as caught:  # a fork already on file is still found
+        witness.add_checkpoint(8, [], forks[0], now=NOW)
+    assert caught.value.evidence in evidence_files(witness) and not caught.value.recorded
+
+    witness.max_evidence_files = 100
+    size = evidence_files(witness)[0].stat().st_size
+    witness.max_evidence_bytes = 4 * size + size // 2  # room for one more record, not two
+    for forked in forks[8:]:
+        with pytest.raises(WitnessFork):
+            witness.add_checkpoint(8, [], forked, now=NOW)
+    assert len(evidence_files(witness)) == 4
+    assert sum(p.stat().st_size for p in evidence_files(witness)) <= witness.max_evidence_bytes
+    assert len([w for w in warnings_in(caplog) if "full" in w]) == 2  # once more after a file was written
 
 
 def test_the_same_checkpoint_again_is_cosigned_but_only_with_an_empty_proof(witness: Witness, log: FakeLog) -> None:
@@ -321,6 +431,41 @@ def test_http_add_checkpoint_statuses(served: str, log: FakeLog) -> None:
         assert http.post(url, content=b"x" * (64 * 1024 + 1)).status_code == 413
         assert http.get(url).status_code == 405 and http.get(f"{served}/nope").status_code == 404
         assert http.post(url, content=request_body(5, log.proof(5, 9), log.note(9))).status_code == 200
+
+
+def test_http_replays_and_forks_answer_409_and_keep_each_fork_once_within_bounds(
+    served: str, witness: Witness, log: FakeLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = f"{served}/add-checkpoint"
+    with httpx.Client(trust_env=False, timeout=5) as http:
+        assert http.post(url, content=request_body(0, [], log.note(8))).status_code == 200
+        assert http.post(url, content=request_body(8, log.proof(8, 20), log.note(20))).status_code == 200
+        public = log.note(8)
+        for i in range(30):  # an old checkpoint replayed with junk lines: an ordinary conflict
+            body = request_body(i % 21, [], note.add_signature_lines(public, junk_lines(i)))
+            answer = http.post(url, content=body)
+            assert answer.status_code == 409 and answer.text == "20\n"
+            assert answer.headers["content-type"] == "text/x.tlog.size"
+        assert evidence_files(witness) == [] and warnings_in(caplog) == []
+
+        forked = log.note(20, root=hashlib.sha256(b"another history").digest())
+        for i in range(30):  # one fork, replayed with junk lines: kept once, warned once
+            body = request_body(i % 21, [], note.add_signature_lines(forked, junk_lines(i)))
+            answer = http.post(url, content=body)
+            assert answer.status_code == 409 and answer.text == "20\n"
+        (evidence,) = evidence_files(witness)
+        assert json.loads(evidence.read_text())["refused"]["checkpoint"] == forked.decode()
+        assert len(warnings_in(caplog)) == 1
+
+        witness.max_evidence_files = 2
+        for i in range(5):  # more forks than the store holds: refused, one more file, one "full" warning
+            other = log.note(20, root=hashlib.sha256(b"history %d" % i).digest())
+            answer = http.post(url, content=request_body(20, [], other))
+            assert answer.status_code == 409 and answer.text == "20\n"
+    assert len(evidence_files(witness)) == 2
+    assert len(warnings_in(caplog)) == 3 and "full" in warnings_in(caplog)[-1]
+    assert witness.state().logs[ORIGIN].root == log.root(20)
 
 
 # --- the log side -------------------------------------------------------------------------------
