@@ -26,6 +26,14 @@ tools, as described here. Nothing in this bundle needs to be trusted except thre
 you obtain independently: the trust root key id (above), the log verifier key and, if you require
 them, the witnesses' verifier keys.
 
+With the verifier installed, give it the keys you obtained from the City, not the copies in here:
+
+    evidence-ledger verify bundle.zip --vkey LOG_VERIFIER_KEY --trust-root TRUST_ROOT_KEY_ID
+
+(or pin them once with `evidence-ledger trust pin --origin @ORIGIN@ --vkey ... --trust-root ...`).
+It says VERIFIED, exit code 0, only when nothing is wrong and both keys are pinned; without them it
+says UNPINNED, exit code 3: the bundle was then only checked against its own copies of the keys.
+
 1. FILES
 --------
 manifest.json          JSON. "files" lists every other file with its SHA-256 (lowercase hex) and

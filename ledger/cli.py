@@ -356,7 +356,7 @@ def register_commands() -> None:
     """Attach the command groups that live in other modules (imported for their side effect)."""
     import importlib
 
-    for module in ("ledger.cli_log", "ledger.cli_witness", "ledger.cli_verify", "ledger.cli_bundle", "ledger.cli_audit", "api.cli"):
+    for module in ("ledger.cli_log", "ledger.cli_witness", "ledger.cli_verify", "ledger.cli_trust", "ledger.cli_bundle", "ledger.cli_audit", "api.cli"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -1,8 +1,11 @@
 """`evidence-ledger verify BUNDLE`: check an evidence bundle offline.
 
 Needs only the bundle and public keys: imports no database driver, no eventsourcing and no web
-framework (a test runs it with those imports blocked). Exit codes: 0 verified, 1 findings, 2 the
-bundle itself (not a zip, no manifest) or the arguments are unusable.
+framework (a test runs it with those imports blocked). The verdict is VERIFIED only when the log
+verifier key and the trust root are both pinned (given here, or read from the pin file: see
+``ledger.verify.trust``). Exit codes: 0 verified, 1 findings, 2 the bundle itself (not a zip, no
+manifest), the pin file or the arguments are unusable, 3 no finding but a pin is missing (0 with
+``--allow-unpinned``; the verdict stays UNPINNED).
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ def _key_text(value: str, what: str) -> str:
     return value.strip()
 
 
-def _verifier_key(value: str, what: str, sig_type: int) -> Any:
+def verifier_key_arg(value: str, what: str, sig_type: int) -> Any:
+    """A verifier key given as text or as a file holding it; exit 2 if unusable."""
     from ledger import note
 
     try:
@@ -50,6 +54,7 @@ def _options(
     media: Path | None,
     trust_root: str | None,
     workers: int,
+    pins: Any,
 ) -> Any:
     from ledger import note
     from ledger.verify.bundle import VerifyOptions
@@ -62,17 +67,46 @@ def _options(
         fail(f"--media {media} is not a folder", 2)
     if workers < 1:
         fail("--workers must be >= 1", 2)
-    witnesses = tuple(_verifier_key(w, "--witness", note.SIG_TYPE_COSIGNATURE_V1) for w in witness or [])
+    witnesses = tuple(verifier_key_arg(w, "--witness", note.SIG_TYPE_COSIGNATURE_V1) for w in witness or [])
     if len({(w.name, w.key_id) for w in witnesses}) != len(witnesses):
         fail("the same --witness key is given twice", 2)
     return VerifyOptions(
-        vkey=None if vkey is None else _verifier_key(vkey, "--vkey", note.SIG_TYPE_ED25519),
+        vkey=None if vkey is None else verifier_key_arg(vkey, "--vkey", note.SIG_TYPE_ED25519),
         witnesses=witnesses,
         min_witnesses=min_witnesses,
         media_dir=media,
         trust_root=trust_root,
         workers=workers,
+        pins=pins,
     )
+
+
+def load_pin_file(trust: Path | None) -> Any:
+    """The pin file that applies (``--trust``, ``$EVIDENCE_LEDGER_TRUST_FILE``, the default one if it
+    exists), or None; exit 2 with one line if it is unusable."""
+    from ledger.verify.trust import PinFileError, load_pins
+
+    try:
+        return load_pins(trust)
+    except PinFileError as exc:
+        fail(str(exc), 2)
+
+
+TrustFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--trust",
+        help="pin file (TOML) with the keys to trust per log origin "
+        "[default: $EVIDENCE_LEDGER_TRUST_FILE, else ~/.config/evidence-ledger/trust.toml if it exists]",
+    ),
+]
+AllowUnpinned = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unpinned",
+        help="exit 0 instead of 3 when nothing is wrong but a key is not pinned (the verdict stays UNPINNED)",
+    ),
+]
 
 
 @app.command("verify")
@@ -100,13 +134,19 @@ def verify(
         typer.Option("--trust-root", help="pin the trust root: the admin key id the City published"),
     ] = None,
     workers: Annotated[int, typer.Option("--workers", help="processes for signature checks")] = 1,
+    trust: TrustFile = None,
+    allow_unpinned: AllowUnpinned = False,
 ) -> None:
-    """Verify an evidence bundle offline: signatures, chains, proofs, checkpoint, witnesses, media, rules."""
+    """Verify an evidence bundle offline: signatures, chains, proofs, checkpoint, witnesses, media, rules.
+
+    VERIFIED (exit 0) needs no finding and both --vkey and --trust-root pinned (here or in the pin
+    file); with a pin missing the verdict is UNPINNED (exit 3); any finding is FAILED (exit 1).
+    """
     from ledger.verify.bundle import verify_bundle
     from ledger.verify.bundle_files import BundleUnusable
-    from ledger.verify.report import render_text, report_json
+    from ledger.verify.report import exit_code, render_text, report_json
 
-    options = _options(vkey, witness, min_witnesses, media, trust_root, workers)
+    options = _options(vkey, witness, min_witnesses, media, trust_root, workers, load_pin_file(trust))
     try:
         result = verify_bundle(bundle, options)
     except BundleUnusable as exc:
@@ -117,12 +157,13 @@ def verify(
         from ledger.verify.report_html import render_html
 
         try:
-            html.write_text(render_html(result), "utf-8")
+            html.write_text(render_html(result, allow_unpinned=allow_unpinned), "utf-8")
         except OSError as exc:
             fail(f"cannot write {html}: {exc.strerror or exc}", 2)
     if as_json:
-        sys.stdout.write(json.dumps(report_json(result), indent=2, ensure_ascii=False) + "\n")
+        doc = report_json(result, allow_unpinned=allow_unpinned)
+        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     else:
-        sys.stdout.write(render_text(result))
+        sys.stdout.write(render_text(result, allow_unpinned=allow_unpinned))
     sys.stdout.flush()
-    raise typer.Exit(0 if result.verified else 1)
+    raise typer.Exit(exit_code(result, allow_unpinned))

@@ -38,6 +38,13 @@ class Cli:
         return self.run("append", case_id, kind, "--key", str(key), "--body", json.dumps(body), code=code)
 
 
+@pytest.fixture(autouse=True)
+def no_pin_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No developer's pin file (~/.config/evidence-ledger/trust.toml) applies here."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("EVIDENCE_LEDGER_TRUST_FILE", raising=False)
+
+
 @pytest.fixture
 def cli(tmp_path: Path, database_url: str | None) -> Cli:
     env = {"EVIDENCE_LEDGER_DATABASE_URL": database_url} if database_url else {}

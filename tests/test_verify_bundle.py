@@ -55,17 +55,28 @@ from tests.support import FOOTAGE_BYTES, REDACTED_BYTES
 NARRATIVE = "Caller saw masked agents break a car window."
 
 
+@pytest.fixture(autouse=True)
+def no_pin_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No developer's pin file (~/.config/evidence-ledger/trust.toml) applies here."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("EVIDENCE_LEDGER_TRUST_FILE", raising=False)
+
+
 @pytest.fixture
 def exported(ledger: Ledger, tmp_path: Path) -> Exported:
     return export_scenario(ledger, tmp_path / "case.zip")
+
+
+def pins(exported: Exported) -> tuple[str, ...]:
+    return ("--vkey", exported.log_vkey, "--trust-root", exported.trust_root)
 
 
 # --- clean ------------------------------------------------------------------------------------------
 
 
 def test_a_clean_bundle_verifies_offline_with_pinned_keys(exported: Exported) -> None:
-    rc, report = verify(exported.path, "--vkey", exported.log_vkey, "--trust-root", exported.trust_root)
-    assert rc == 0 and report["verdict"] == "VERIFIED" and report["findings"] == []
+    rc, report = verify(exported.path, *pins(exported))
+    assert rc == 0 and report["verdict"] == "verified" and report["findings"] == []
     assert report["checkpoint"]["key_source"] == "--vkey" and report["trust_root"]["pinned"] is True
     assert [r["seq"] for r in report["timeline"]] == list(range(1, 12))
     case = report["case"]
@@ -77,8 +88,8 @@ def test_a_clean_bundle_verifies_offline_with_pinned_keys(exported: Exported) ->
 
 def test_the_text_report_names_its_caveats_and_never_shows_narratives(exported: Exported) -> None:
     result = run_verify(str(exported.path))
-    assert result.returncode == 0, result.stderr
-    assert "VERIFIED" in result.stdout and "not an independent check" in result.stdout
+    assert result.returncode == 3, result.stderr  # nothing pinned: UNPINNED, never VERIFIED
+    assert "UNPINNED" in result.stdout and "not an independent check" in result.stdout
     assert "NOT pinned" in result.stdout
     for secret in (NARRATIVE, "Jane Caller", "617-555-0100", "Vehicle damaged", "Active DA investigation"):
         assert secret not in result.stdout
@@ -93,7 +104,7 @@ def test_the_html_report_is_self_contained_and_escaped(ledger: Ledger, tmp_path:
     finally:
         ROLES["investigator"] = ("Det. A. Rivera", None)
     html_path = tmp_path / "report.html"
-    result = run_verify(str(exported.path), "--html", str(html_path))
+    result = run_verify(str(exported.path), *pins(exported), "--html", str(html_path))
     assert result.returncode == 0, result.stderr
     page = html_path.read_text("utf-8")
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co" in page
@@ -319,7 +330,7 @@ def test_media_mismatch(ledger: Ledger, tmp_path: Path) -> None:
     store.put_stream([FOOTAGE_BYTES])
     store.put_stream([REDACTED_BYTES])
     exported = export_scenario(ledger, tmp_path / "case.zip", with_media=True)
-    rc, report = verify(exported.path)
+    rc, report = verify(exported.path, *pins(exported))
     assert rc == 0 and {m["status"] for m in report["media"]} == {"verified (bundle)"}
     # media are judged against what the signed events record, even when those events fail their own checks
     assert (
@@ -341,7 +352,7 @@ def test_media_from_a_folder(exported: Exported, tmp_path: Path) -> None:
     folder = tmp_path / "media"
     folder.mkdir()
     (folder / hashlib.sha256(FOOTAGE_BYTES).hexdigest()).write_bytes(FOOTAGE_BYTES)
-    rc, report = verify(exported.path, "--media", str(folder))
+    rc, report = verify(exported.path, *pins(exported), "--media", str(folder))
     assert rc == 0 and sorted(m["status"] for m in report["media"]) == ["not provided", "verified (--media)"]
     (folder / hashlib.sha256(REDACTED_BYTES).hexdigest()).write_bytes(b"not the redacted file")
     only(exported.path, "MEDIA_MISMATCH", "--media", str(folder))
@@ -377,7 +388,7 @@ def test_the_scenario_after_referral_verifies_with_one_of_one_witness_and_fails_
     configure_witness(ledger.data_dir, "http://127.0.0.1:9", str(absent))  # nobody listens there
     with httpx.Client(trust_env=False, timeout=5) as client:
         exported = export_scenario(ledger, tmp_path / "case.zip", client=client)
-    pinned = ("--vkey", exported.log_vkey, "--trust-root", exported.trust_root)
+    pinned = pins(exported)
     rc, report = verify(exported.path, *pinned, "--witness", str(wkey), "--min-witnesses", "1")
     assert rc == 0, report["findings"]
     assert [(w["name"], w["status"]) for w in report["checkpoint"]["witnesses"]] == [

@@ -5,6 +5,10 @@ bundle and returns a :class:`BundleVerification` holding every finding (it never
 one), each step's result, the case timeline, the checkpoint and witnesses, the media results and the
 replayed case state. Only a bundle that is not a zip or has no usable manifest raises
 (:class:`BundleUnusable`); anything wrong inside it is a finding.
+
+The options' pin file entry for the bundle's origin fills the keys the options leave unset. The
+verdict (:attr:`BundleVerification.verdict`) is ``verified`` only without findings and with both the
+log key and the trust root pinned; without findings but with a pin missing it is ``unpinned``.
 """
 
 from __future__ import annotations
@@ -68,11 +72,8 @@ def verify_bundle(path: Path, options: VerifyOptions | None = None) -> BundleVer
         manifest = bf.parse_manifest(manifest_raw)
         files = bf.read_members(zf)
     v = BundleVerification(Path(path).name, bundle_sha, manifest)
-    if options.trust_root is None:
-        v.caveats.append(
-            "The trust root was not pinned: pass --trust-root with the key id the City published "
-            f"(this bundle's trust root claims {manifest.trust_root_key_id})."
-        )
+    options = options.pinned_for(manifest.origin)
+    _pins(v, options)
     check_manifest(v, files)
     checkpoint = check_checkpoint(v, files, options)
     v.counts[8] = _checkpoint_detail(v.checkpoint)
@@ -86,10 +87,27 @@ def verify_bundle(path: Path, options: VerifyOptions | None = None) -> BundleVer
     v.registry = [_timeline_row(c) for c in checker.checked if c.case_id == REGISTRY_CASE_ID]
     v.keys = _keys(checker)
     v.trust_root = None if checker.registry is None else checker.registry.root_key_id
-    v.trust_root_pinned = options.trust_root is not None
     v.findings.sort(key=lambda f: f.step)
     v.steps = _steps(v)
     return v
+
+
+def _pins(v: BundleVerification, options: VerifyOptions) -> None:
+    """Record what was pinned and from where, with a caveat for each missing pin."""
+    v.log_key_pinned = options.vkey is not None
+    v.log_key_source = options.vkey_source if v.log_key_pinned else None
+    v.trust_root_pinned = options.trust_root is not None
+    v.trust_root_source = options.trust_root_source if v.trust_root_pinned else None
+    origin = v.manifest.origin
+    if options.pins is not None:
+        v.pin_file = str(options.pins.path)
+        if options.pins.get(origin) is None:
+            v.caveats.append(f"The pin file {options.pins.path} has no entry for the origin {origin}.")
+    if options.trust_root is None:
+        v.caveats.append(
+            "The trust root was not pinned: pass --trust-root with the key id the City published, or pin it "
+            f"with `evidence-ledger trust pin` (this bundle's trust root claims {v.manifest.trust_root_key_id})."
+        )
 
 
 def _timeline_row(c: Any) -> dict[str, Any]:

@@ -22,12 +22,13 @@ def _bundle_key(files: bf.BundleFiles, name: str) -> note.VerifierKey | None:
 
 def _log_key(v: BundleVerification, files: bf.BundleFiles, options: VerifyOptions) -> note.VerifierKey | None:
     if options.vkey is not None:
-        v.checkpoint["key_source"] = "--vkey"
+        v.checkpoint["key_source"] = options.vkey_source
         return options.vkey
     v.checkpoint["key_source"] = "bundle"
     v.caveats.append(
         "The checkpoint was checked with the log key shipped inside the bundle (log.vkey), which is not an "
-        "independent check: pass --vkey with the key published by the City."
+        "independent check: pass --vkey with the key published by the City, or pin it with "
+        "`evidence-ledger trust pin`."
     )
     key = _bundle_key(files, bf.LOG_VKEY)
     if key is None or key.type != note.SIG_TYPE_ED25519:
@@ -44,7 +45,7 @@ def _witness_keys(
     v: BundleVerification, files: bf.BundleFiles, options: VerifyOptions
 ) -> list[note.VerifierKey]:
     if options.witnesses:
-        v.checkpoint["witness_source"] = "--witness"
+        v.checkpoint["witness_source"] = options.witness_source
         return list(options.witnesses)
     keys = [k for n in files.names(bf.WITNESSES) if (k := _bundle_key(files, n)) is not None]
     unique = {(k.name, k.key_id): k for k in keys if k.type == note.SIG_TYPE_COSIGNATURE_V1}

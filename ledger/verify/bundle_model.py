@@ -2,23 +2,53 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ledger import note
 from ledger.verify import bundle_files as bf
 from ledger.verify.findings import Finding
+from ledger.verify.trust import PinFile
+
+VERIFIED, UNPINNED, FAILED = "verified", "unpinned", "failed"
+EXIT_CODES = {VERIFIED: 0, FAILED: 1, UNPINNED: 3}
+PIN_FILE = "pin file"
 
 
 @dataclass(frozen=True)
 class VerifyOptions:
+    """Keys and policy given by the verifier. ``pins``: a pin file whose entry for the bundle's origin
+    fills whatever these options leave unset (see :meth:`pinned_for`)."""
+
     vkey: note.VerifierKey | None = None
     witnesses: tuple[note.VerifierKey, ...] = ()
     min_witnesses: int | None = None
     media_dir: Path | None = None
     trust_root: str | None = None
     workers: int = 1
+    pins: PinFile | None = None
+    vkey_source: str = "--vkey"
+    trust_root_source: str = "--trust-root"
+    witness_source: str = "--witness"
+
+    def pinned_for(self, origin: str) -> VerifyOptions:
+        """These options completed by the pin file's entry for ``origin``: each option given here
+        wins; the pinned witnesses come with their ``min_witnesses`` unless --witness is given."""
+        pin = None if self.pins is None else self.pins.get(origin)
+        if pin is None:
+            return self
+        changes: dict[str, Any] = {}
+        if self.vkey is None:
+            changes.update(vkey=pin.vkey, vkey_source=PIN_FILE)
+        if self.trust_root is None and pin.trust_root is not None:
+            changes.update(trust_root=pin.trust_root, trust_root_source=PIN_FILE)
+        if not self.witnesses:
+            if pin.witnesses:
+                changes.update(witnesses=pin.witnesses, witness_source=PIN_FILE)
+            if self.min_witnesses is None and pin.min_witnesses is not None:
+                changes["min_witnesses"] = pin.min_witnesses
+        return replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -45,11 +75,33 @@ class BundleVerification:
     caveats: list[str] = field(default_factory=list)
     trust_root: str | None = None
     trust_root_pinned: bool = False
+    trust_root_source: str | None = None  # "--trust-root" | "pin file" | None (not pinned)
+    log_key_pinned: bool = False
+    log_key_source: str | None = None  # "--vkey" | "pin file" | None (not pinned)
+    pin_file: str | None = None
     counts: dict[int, str] = field(default_factory=dict)
 
     @property
     def verified(self) -> bool:
+        """No finding. This alone is not the verdict: see :attr:`verdict`, which also needs the pins."""
         return not self.findings
+
+    @property
+    def missing_pins(self) -> list[str]:
+        """The options whose pins are missing, e.g. ``["--vkey", "--trust-root"]``."""
+        return [
+            option
+            for option, pinned in (("--vkey", self.log_key_pinned), ("--trust-root", self.trust_root_pinned))
+            if not pinned
+        ]
+
+    @property
+    def verdict(self) -> str:
+        """``failed`` with any finding; else ``verified`` only when both the log key and the trust
+        root were pinned (given, or read from a pin file); else ``unpinned``."""
+        if self.findings:
+            return FAILED
+        return UNPINNED if self.missing_pins else VERIFIED
 
     def find(self, code: str, step: int, message: str, **where: Any) -> None:
         located = {k: where.pop(k) for k in ("leaf_index", "case_id", "seq") if k in where}

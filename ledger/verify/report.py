@@ -10,22 +10,58 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.verify.bundle import BundleVerification
+from ledger.verify.bundle_model import EXIT_CODES, FAILED, PIN_FILE, UNPINNED, VERIFIED
 
 REPORT_FORMAT = "evidence-ledger-verification/1"
 STATUS_MARK = {"passed": "PASS", "failed": "FAIL", "not applicable": "n/a ", "not run": "skip"}
+VERDICT_TEXT = {VERIFIED: "VERIFIED", UNPINNED: "UNPINNED", FAILED: "FAILED"}
+PIN_NAMES = {"--vkey": "the log verifier key (--vkey)", "--trust-root": "the trust root (--trust-root)"}
 
 
 def verdict(v: BundleVerification) -> str:
-    return "VERIFIED" if v.verified else "NOT VERIFIED"
+    """The verdict as shown to people: VERIFIED, UNPINNED or FAILED."""
+    return VERDICT_TEXT[v.verdict]
 
 
-def report_json(v: BundleVerification) -> dict[str, Any]:
+def exit_code(v: BundleVerification, allow_unpinned: bool = False) -> int:
+    """0 verified, 1 findings, 3 unpinned (0 with ``allow_unpinned``; the verdict stays unpinned)."""
+    return 0 if v.verdict == UNPINNED and allow_unpinned else EXIT_CODES[v.verdict]
+
+
+def unpinned_message(v: BundleVerification) -> str:
+    """What was not pinned and how to pin it (empty when nothing is missing)."""
+    missing = v.missing_pins
+    if not missing:
+        return ""
+    origin = v.manifest.origin or "ORIGIN"
+    return (
+        f"not pinned: {' and '.join(PIN_NAMES[m] for m in missing)}, so the check is not independent of "
+        f"the bundle. Give {' and '.join(missing)} with what the City published, or pin both once: "
+        f"evidence-ledger trust pin --origin {origin} --vkey LOG_KEY --trust-root KEY_ID"
+    )
+
+
+def _source(source: str | None, pin_file: str | None) -> str | None:
+    return f"pin file {pin_file}" if source == PIN_FILE and pin_file else source
+
+
+def report_json(v: BundleVerification, *, allow_unpinned: bool = False) -> dict[str, Any]:
+    """The machine-readable report. ``verdict`` is ``verified``, ``unpinned`` or ``failed``;
+    ``verified`` is true only for ``verified``; ``exit_code`` is the command's exit code."""
     m = v.manifest
     return {
         "report_format": REPORT_FORMAT,
-        "verdict": verdict(v),
-        "verified": v.verified,
-        "exit_code": 0 if v.verified else 1,
+        "verdict": v.verdict,
+        "verified": v.verdict == VERIFIED,
+        "exit_code": exit_code(v, allow_unpinned),
+        "pins": {
+            "log_key": {"pinned": v.log_key_pinned, "source": _source(v.log_key_source, v.pin_file)},
+            "trust_root": {"pinned": v.trust_root_pinned, "source": _source(v.trust_root_source, v.pin_file)},
+            "missing": v.missing_pins,
+            "pin_file": v.pin_file,
+            "allow_unpinned": allow_unpinned,
+            "message": unpinned_message(v) or None,
+        },
         "bundle": {"file": v.bundle, "sha256": v.bundle_sha256},
         "manifest": {
             "origin": m.origin,
@@ -36,7 +72,11 @@ def report_json(v: BundleVerification) -> dict[str, Any]:
             "case_events": m.case_events,
             "files": len(m.files),
         },
-        "trust_root": {"key_id": v.trust_root, "pinned": v.trust_root_pinned},
+        "trust_root": {
+            "key_id": v.trust_root,
+            "pinned": v.trust_root_pinned,
+            "source": _source(v.trust_root_source, v.pin_file),
+        },
         "checkpoint": v.checkpoint,
         "steps": [
             {"step": s.number, "title": s.title, "status": s.status, "detail": s.detail} for s in v.steps
@@ -59,16 +99,25 @@ def _where(finding: dict[str, Any]) -> str:
     return ", ".join(parts) or "bundle"
 
 
-def _checkpoint_lines(cp: dict[str, Any]) -> list[str]:
+def key_source_text(source: str | None, pin_file: str | None) -> str:
+    """Where the log key came from, for people."""
+    if source == "--vkey":
+        return "--vkey"
+    if source == PIN_FILE:
+        return f"the pin file {pin_file}"
+    return "the bundle's own log.vkey (not independent)"
+
+
+def _checkpoint_lines(cp: dict[str, Any], pin_file: str | None) -> list[str]:
     if "size" not in cp:
         return ["Checkpoint: none usable"]
     signed = "signature valid" if cp.get("signature_valid") else "signature NOT valid"
-    source = "--vkey" if cp.get("key_source") == "--vkey" else "the bundle's own log.vkey (not independent)"
+    source = key_source_text(cp.get("key_source"), pin_file)
     lines = [
         f"Checkpoint: {cp.get('origin')} size {cp['size']} root {cp.get('root')}",
         f"  log key {cp.get('key', '?')} from {source}: {signed}",
         f"  witnesses: {cp.get('cosigned', 0)} valid cosignature(s), {cp.get('required', 0)} required"
-        f" (keys from {cp.get('witness_source', '?')})",
+        f" (keys from {_source(cp.get('witness_source'), pin_file) or '?'})",
     ]
     lines += [
         f"    {w['name']} {w['key_id']}: {w['status']}"
@@ -120,17 +169,44 @@ def _timeline_lines(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def render_text(v: BundleVerification) -> str:
-    doc = report_json(v)
+def log_key_text(v: BundleVerification) -> str:
+    if not v.log_key_pinned:
+        return "NOT pinned (the bundle's own log.vkey was used)"
+    if v.log_key_source == PIN_FILE:
+        return f"pinned by the pin file {v.pin_file}"
+    return "pinned with --vkey"
+
+
+def trust_root_text(v: BundleVerification) -> str:
+    if not v.trust_root_pinned:
+        return "NOT pinned"
+    if v.trust_root_source == PIN_FILE:
+        return f"pinned by the pin file {v.pin_file}"
+    return "pinned with --trust-root"
+
+
+def _verdict_lines(v: BundleVerification, allow_unpinned: bool) -> list[str]:
+    lines = [
+        f"EVIDENCE BUNDLE VERIFICATION: {verdict(v)}"
+        + (f" ({len(v.findings)} finding(s))" if v.findings else "")
+    ]
+    if v.verdict == UNPINNED:
+        lines.append(f"  No finding, but {unpinned_message(v)}")
+        if allow_unpinned:
+            lines.append("  (--allow-unpinned: exit code 0; the verdict stays UNPINNED)")
+    return lines
+
+
+def render_text(v: BundleVerification, *, allow_unpinned: bool = False) -> str:
+    doc = report_json(v, allow_unpinned=allow_unpinned)
     m = doc["manifest"]
     root = doc["trust_root"]
     lines = [
-        f"EVIDENCE BUNDLE VERIFICATION: {doc['verdict']}"
-        + (f" ({len(v.findings)} finding(s))" if v.findings else ""),
+        *_verdict_lines(v, allow_unpinned),
         f"Bundle: {v.bundle} sha256 {v.bundle_sha256}",
         f"Ledger: {m['origin']}  case {m['case_id']}  exported {m['created_at']}",
-        f"Trust root: {root['key_id']} ({'pinned with --trust-root' if root['pinned'] else 'NOT pinned'})",
-        *_checkpoint_lines(v.checkpoint),
+        f"Trust root: {root['key_id']} ({trust_root_text(v)})",
+        *_checkpoint_lines(v.checkpoint, v.pin_file),
         "",
         "Checks:",
         *[

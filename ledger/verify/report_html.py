@@ -10,7 +10,15 @@ from html import escape
 from typing import Any
 
 from ledger.verify.bundle import BundleVerification
-from ledger.verify.report import report_json
+from ledger.verify.bundle_model import FAILED, UNPINNED, VERIFIED
+from ledger.verify.report import (
+    key_source_text,
+    log_key_text,
+    report_json,
+    trust_root_text,
+    unpinned_message,
+    verdict,
+)
 
 _CSS = """
 body{font-family:Georgia,'Times New Roman',serif;max-width:70rem;margin:2rem auto;padding:0 1rem;color:#111}
@@ -20,6 +28,7 @@ th,td{border:1px solid #bbb;padding:.25rem .4rem;text-align:left;vertical-align:
 th{background:#eee}code,.hash{font-family:'Courier New',monospace;font-size:.8rem;word-break:break-all}
 .verdict{font-size:1.4rem;padding:.6rem 1rem;border:3px solid}.ok{border-color:#176b2c;color:#176b2c}
 .bad{border-color:#a11;color:#a11}.failed{color:#a11;font-weight:bold}.passed{color:#176b2c}
+.unpinned{border-color:#b45309;color:#7c2d12;background:#fef3c7}.verdict small{display:block;font-size:.95rem}
 dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}dt{font-weight:bold}
 """
 
@@ -44,7 +53,7 @@ def _dl(pairs: Iterable[tuple[str, object]]) -> str:
     return "<dl>" + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in pairs) + "</dl>"
 
 
-def _summary(doc: dict[str, Any]) -> str:
+def _summary(doc: dict[str, Any], v: BundleVerification) -> str:
     m, root = doc["manifest"], doc["trust_root"]
     return _dl(
         [
@@ -53,12 +62,26 @@ def _summary(doc: dict[str, Any]) -> str:
             ("Ledger (log origin)", m["origin"]),
             ("Case id", m["case_id"]),
             ("Exported at", m["created_at"]),
-            ("Trust root key id", f"{root['key_id']} ({'pinned' if root['pinned'] else 'NOT pinned'})"),
+            ("Trust root key id", f"{root['key_id']} ({trust_root_text(v)})"),
+            ("Log verifier key", log_key_text(v)),
         ]
     )
 
 
-def _checkpoint(cp: dict[str, Any]) -> str:
+_BANNER_CLASS = {VERIFIED: "ok", UNPINNED: "unpinned", FAILED: "bad"}
+
+
+def _banner(v: BundleVerification) -> str:
+    """Green VERIFIED, amber UNPINNED (saying what was not pinned) or red FAILED."""
+    text = _e(verdict(v))
+    if v.verdict == FAILED:
+        text += f": {len(v.findings)} finding(s)"
+    elif v.verdict == UNPINNED:
+        text += f": no finding, but <small>{_e(unpinned_message(v))}</small>"
+    return f'<p class="verdict {_BANNER_CLASS[v.verdict]}">{text}</p>'
+
+
+def _checkpoint(cp: dict[str, Any], pin_file: str | None) -> str:
     if "size" not in cp:
         return "<p>No usable checkpoint.</p>"
     facts = _dl(
@@ -67,10 +90,7 @@ def _checkpoint(cp: dict[str, Any]) -> str:
             ("Root (hex)", cp.get("root")),
             ("Root (base64, as in checkpoint.txt)", cp.get("root_base64")),
             ("Log key", cp.get("key")),
-            (
-                "Log key taken from",
-                "--vkey" if cp.get("key_source") == "--vkey" else "the bundle (not independent)",
-            ),
+            ("Log key taken from", key_source_text(cp.get("key_source"), pin_file)),
             ("Log signature", "valid" if cp.get("signature_valid") else "NOT valid"),
             (
                 "Witness policy",
@@ -190,9 +210,8 @@ def _timeline(rows: list[dict[str, Any]]) -> str:
     return _table(headers, data, ["", "", "", "", "", "", "hash", "", "hash"])
 
 
-def render_html(v: BundleVerification) -> str:
-    doc = report_json(v)
-    ok = doc["verified"]
+def render_html(v: BundleVerification, *, allow_unpinned: bool = False) -> str:
+    doc = report_json(v, allow_unpinned=allow_unpinned)
     findings = [(f["code"], f["step"], _location(f), f["message"]) for f in doc["findings"]]
     steps = [(s["step"], s["title"], s["status"], s["detail"]) for s in doc["steps"]]
     media = [(r["sha256"], r.get("derivative_id") or r.get("footage_id"), r["status"]) for r in doc["media"]]
@@ -204,18 +223,16 @@ def render_html(v: BundleVerification) -> str:
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>Evidence bundle verification: {_e(doc['verdict'])}</title><style>{_CSS}</style></head><body>",
+        f"<title>Evidence bundle verification: {_e(verdict(v))}</title><style>{_CSS}</style></head><body>",
         "<h1>Evidence bundle verification report</h1>",
-        f'<p class="verdict {"ok" if ok else "bad"}">{_e(doc["verdict"])}'
-        + ("" if ok else f": {len(findings)} finding(s)")
-        + "</p>",
-        _summary(doc),
+        _banner(v),
+        _summary(doc, v),
         "<h2>Verification steps</h2>",
         _steps_table(steps),
         "<h2>Findings</h2>",
         _table(["Code", "Check", "Location", "Description"], findings),
         "<h2>Checkpoint and witnesses</h2>",
-        _checkpoint(doc["checkpoint"]),
+        _checkpoint(doc["checkpoint"], v.pin_file),
         "<h2>Case state (replayed from the signed events)</h2>",
         _case(doc["case"]),
         "<h2>Case timeline</h2>",
