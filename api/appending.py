@@ -87,7 +87,7 @@ async def append_envelope(
     started = time.perf_counter()
     refuse_if_blocked(runtime)
     raw = await request.body()
-    envelope = check_binding(
+    check_binding(
         raw, origin=runtime.ledger.origin, case_id=case_id, now=runtime.clock(),
         max_skew=timedelta(seconds=runtime.settings.max_clock_skew_seconds),
     )
@@ -95,7 +95,7 @@ async def append_envelope(
         await run_in_threadpool(visible_case, runtime, principal, case_id)
     if runtime.committer is None:
         raise UnavailableError("the service is not started")
-    future = runtime.committer.submit(raw, signer=envelope.statement.signer, actor=principal.actor)
+    future = runtime.committer.submit(raw, actor=principal.actor)
     receipt: Receipt = await asyncio.wrap_future(future)
     runtime.metrics.observe_append(time.perf_counter() - started)
     body: dict[str, Any] = {**receipt.to_json(), "duplicate": receipt.duplicate}

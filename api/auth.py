@@ -17,8 +17,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import UnauthenticatedError
-from api.tokens import API_ROLES, NEEDS_IO, TokenRecord, TokenStore
 from domain.errors import AuthorizationError
+from ledger.tokens import API_ROLES, NEEDS_IO, TokenRecord, TokenStore
 
 ACTOR_SCOPE_KEY = "evidence_ledger.principal"
 
@@ -40,7 +40,7 @@ class Authenticator(Protocol):
 
 
 class TokenAuthenticator:
-    """Opaque bearer tokens from :class:`api.tokens.TokenStore`."""
+    """Opaque bearer tokens from :class:`ledger.tokens.TokenStore`."""
 
     def __init__(self, store: TokenStore) -> None:
         self.store = store

@@ -60,17 +60,15 @@ def _token_store(data_dir: Path | None) -> Iterator[Any]:
     from datetime import timedelta
 
     from api.settings import ApiSettings
-    from api.tokens import TokenStore
     from ledger.store import Ledger
+    from ledger.tokens import TokenStore
 
     settings = settings_for(data_dir)
     with Ledger(settings) as ledger:
-        store = TokenStore(
-            ledger.db, authorities=tuple(settings.authorities),
+        yield TokenStore(
+            ledger.db, ledger.mac, authorities=tuple(settings.authorities), registry=ledger.registry_state,
             max_lifetime=timedelta(days=ApiSettings().token_max_days),
         )
-        store.ensure_schema()
-        yield store
 
 
 @tokens_app.command("issue")
@@ -83,8 +81,8 @@ def tokens_issue(
     data_dir: DataDir = None,
 ) -> None:
     """Issue a token; it is printed once, alone on the last line, and only its SHA-256 is stored."""
-    from api.tokens import parse_duration
     from ledger.store import utc_now
+    from ledger.tokens import parse_duration
 
     lifetime = parse_duration(expires_in)
     with _token_store(data_dir) as store:

@@ -22,12 +22,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
-from typing import Any
 
 from api.errors import UnavailableError
 from api.logs import get_logger
 from api.metrics import Metrics
-from domain.errors import AuthorizationError, LedgerError
+from domain.errors import LedgerError
 from ledger.append import Receipt
 from ledger.storage.sql import StorageError
 from ledger.store import Ledger
@@ -38,37 +37,8 @@ from ledger.witness_client import checkpoint_with_witnesses
 @dataclass
 class Pending:
     raw: bytes
-    signer: str
-    actor: str | None  # the caller's actor, who must own ``signer``; None skips the check
+    actor: str | None  # the caller's actor, who must own the signing key; None skips the check
     future: Future[Receipt] = field(default_factory=Future)
-
-
-class SignerDirectory:
-    """Who holds which key, from the key registry.
-
-    A key's actor never changes once registered (revocation is the ledger's check), so the cached
-    registry is re-read only when a signer is missing from it: no database read per batch.
-    """
-
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
-        self.state: Any = None
-
-    def _lookup(self, signer: str) -> Any:
-        return None if self.state is None else self.state.lookup(signer)
-
-    def check(self, signer: str, actor: str | None) -> None:
-        info = self._lookup(signer)
-        if info is None:
-            self.state = self.ledger.registry_state()
-            info = self._lookup(signer)
-        if info is None:
-            raise AuthorizationError("signer key is not registered", code="UNKNOWN_KEY", key_id=signer)
-        if actor is not None and info.actor != actor:
-            raise AuthorizationError(
-                "the envelope is signed with a key registered to another actor than the caller",
-                code="SIGNER_NOT_CALLER", key_id=signer,
-            )
 
 
 class GroupCommitter:
@@ -76,7 +46,6 @@ class GroupCommitter:
         self.ledger = ledger
         self.max_batch = max_batch
         self.metrics = metrics or Metrics()
-        self.signers = SignerDirectory(ledger)
         self.log = get_logger()
         self._queue: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -117,8 +86,8 @@ class GroupCommitter:
             if item is not None:
                 _resolve(item, exc)
 
-    def submit(self, raw: bytes, *, signer: str, actor: str | None) -> Future[Receipt]:
-        pending = Pending(raw, signer, actor)
+    def submit(self, raw: bytes, *, actor: str | None) -> Future[Receipt]:
+        pending = Pending(raw, actor)
         with self._lock:
             if not self._accepting:
                 raise UnavailableError("the service is not accepting appends (starting or stopping)")
@@ -150,9 +119,7 @@ class GroupCommitter:
         if not batch:
             return
         started = time.perf_counter()
-        ready = self._authorize(batch)
-        if not ready:
-            return
+        ready = batch
         try:
             outcomes = self._append(ready)
         except Exception as exc:  # resolve every waiter, whatever happened; never kill the thread
@@ -170,20 +137,9 @@ class GroupCommitter:
             "group commit", batch_size=len(ready), commit_ms=round((time.perf_counter() - started) * 1000, 3)
         )
 
-    def _authorize(self, batch: list[Pending]) -> list[Pending]:
-        ready = []
-        for pending in batch:
-            try:
-                self.signers.check(pending.signer, pending.actor)
-            except Exception as exc:  # a refusal, or the registry could not be read
-                _resolve(pending, exc)
-            else:
-                ready.append(pending)
-        return ready
-
     def _append(self, ready: list[Pending]) -> list[Receipt | LedgerError]:
         try:
-            return self.ledger.append([p.raw for p in ready])
+            return self.ledger.append([p.raw for p in ready], callers=[p.actor for p in ready])
         except StorageError:
             raise
         except LedgerError:
@@ -194,7 +150,7 @@ class GroupCommitter:
         outcomes: list[Receipt | LedgerError] = []
         for pending in ready:
             try:
-                outcomes.extend(self.ledger.append([pending.raw]))
+                outcomes.extend(self.ledger.append([pending.raw], callers=[pending.actor]))
             except LedgerError as exc:
                 outcomes.append(exc)
         return outcomes

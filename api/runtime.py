@@ -12,13 +12,13 @@ from api.group_commit import Checkpointer, GroupCommitter
 from api.logs import get_logger
 from api.metrics import Metrics
 from api.settings import ApiSettings
-from api.tokens import TokenStore
 from domain.errors import LedgerError
 from ledger.bootstrap import log_verifier_key
 from ledger.footage import FootageStore, store_for
 from ledger.rollback import RollbackDetected
 from ledger.settings import ConfigurationError, Settings
 from ledger.store import Ledger
+from ledger.tokens import TokenStore
 
 DURABILITY_RECHECK_SECONDS = 5.0
 ACCESS_LOCK_STRIPES = 64
@@ -100,11 +100,10 @@ class Runtime:
             self.log.error("rollback detected: writes refused", code="ROLLBACK_DETECTED", size=status.log_size)
         self.footage = store_for(ledger.data_dir, max_bytes=self.api_settings.max_evidence_bytes)
         self.tokens = TokenStore(
-            ledger.db, authorities=tuple(self.settings.authorities),
+            ledger.db, ledger.mac, authorities=tuple(self.settings.authorities), registry=ledger.registry_state,
             max_lifetime=timedelta(days=self.api_settings.token_max_days),
             cache_seconds=self.api_settings.token_cache_seconds,
         )
-        self.tokens.ensure_schema()
         if self._authenticator is None:
             self._authenticator = TokenAuthenticator(self.tokens)
         self.verifier_key = log_verifier_key(ledger.config, ledger.log_key)

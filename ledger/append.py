@@ -10,7 +10,6 @@ Each envelope gets its own outcome: one bad envelope never fails the others in i
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,20 +24,30 @@ from ledger import merkle, tlog
 from ledger.canonical import format_time
 from ledger.decide import Signer, decide, trust_root_signer
 from ledger.envelope import REGISTRY_CASE_ID, UnverifiedEnvelope, parse_envelope, verify_envelope
+from ledger.integrity import RowMac, tampered
 from ledger.keys import public_key_from_raw
 from ledger.leaf import leaf_bytes
-from ledger.read_models import TRACKING_NAME, CaseHead, load_state, write_read_models
+from ledger.read_models import (
+    CaseHead,
+    LogHead,
+    case_heads,
+    log_tops,
+    timeline_row,
+    write_position,
+    write_read_models,
+    write_timeline,
+)
 from ledger.storage.app import EnvelopeMapper, RecordedEnvelope
 from ledger.storage.sql import Database, Tx
 
-# Registry head and the last log entry in one round trip (both backends accept this form).
+# The log head, the log's last index and the registry's last seq in one round trip (both backends
+# accept this form). The log head is the service's MAC'd record of size, root and time; the last
+# index and seq come from the append-only log and say whether it is current.
 _POSITION_SQL = (
-    "SELECT (SELECT version FROM case_state WHERE case_id = ?),"
-    " (SELECT head_sha256 FROM case_state WHERE case_id = ?),"
-    " last.leaf_index, last.integrated_at, last.leaf"
-    " FROM (SELECT 1 AS one) AS anchor LEFT JOIN"
-    " (SELECT leaf_index, integrated_at, leaf FROM log_entries ORDER BY leaf_index DESC LIMIT 1) AS last"
-    " ON 1 = 1"
+    "SELECT h.size, h.root, h.integrated_at, h.mac, last.leaf_index,"
+    " (SELECT MAX(seq) FROM log_entries WHERE case_id = ?)"
+    " FROM (SELECT 1 AS one) AS anchor LEFT JOIN log_head h ON h.id = 1 LEFT JOIN"
+    " (SELECT leaf_index FROM log_entries ORDER BY leaf_index DESC LIMIT 1) AS last ON 1 = 1"
 )
 CACHE_SIZE = 10_000
 _KEY_REFUSALS = {
@@ -88,8 +97,23 @@ class _Batch:
     touched: dict[str, int] = field(default_factory=dict)  # case_id -> last leaf index
 
 
+@dataclass
+class _Position:
+    """Where the log stands at the start of a locked batch (every part checked)."""
+
+    registry: CaseHead | None
+    tree: merkle.CompactRange
+    last_time: str | None
+
+
 class Appender:
-    """Appends envelopes to one ledger. Safe to share between threads (writes are serialised)."""
+    """Appends envelopes to one ledger. Safe to share between threads (writes are serialised).
+
+    Nothing read back from the database decides anything unless it is checked: case and registry
+    states come from this process's own memory when the log shows they are current, otherwise from
+    MAC'd rows at the version of the stream's last log entry (``ledger.read_models``); the tree
+    frontier must fold to the MAC'd log head, which must be at the log's size; an earlier receipt
+    (idempotency) is re-derived from the stored, signed envelope."""
 
     def __init__(
         self,
@@ -97,18 +121,18 @@ class Appender:
         *,
         origin: str,
         config: DomainConfig,
+        mac: RowMac,
         blob_exists: Callable[[str], bool] | None = None,
     ) -> None:
         self.db = db
         self.origin = origin
         self.config = config
+        self.mac = mac
         self.blob_exists = blob_exists
         self.mapper = EnvelopeMapper()
-        self._registry: Any = None
-        self._registry_version = -1
-        self._registry_head = ""
-        self._cache: dict[str, CaseHead] = {}  # case id -> head, in insertion (age) order
-        self._tree: tuple[merkle.CompactRange, bytes] | None = None  # frontier + hash of its last leaf
+        self._registry: CaseHead | None = None  # decided by this process
+        self._cache: dict[str, CaseHead] = {}  # case id -> head decided here, in insertion (age) order
+        self._tree: tuple[merkle.CompactRange, bytes] | None = None  # frontier + its root
 
     # -- phase 1 ------------------------------------------------------------------------------
 
@@ -122,7 +146,8 @@ class Appender:
         return envelope
 
     def _verify_if_known(self, envelope: UnverifiedEnvelope) -> bool:
-        info = self._registry.lookup(envelope.keyid) if self._registry is not None else None
+        registry = self._registry
+        info = registry.state.lookup(envelope.keyid) if registry is not None else None
         if info is None:
             return False
         verify_envelope(envelope, public_key_from_raw(info.public_key))
@@ -130,13 +155,18 @@ class Appender:
 
     # -- phase 2 ------------------------------------------------------------------------------
 
-    def append(self, raws: Sequence[bytes], *, now: datetime) -> list[Outcome]:
+    def append(
+        self, raws: Sequence[bytes], *, now: datetime, callers: Sequence[str | None] | None = None
+    ) -> list[Outcome]:
+        """One outcome per envelope. ``callers``: per envelope, the actor the signing key must be
+        registered to (the authenticated caller), or None for no such check."""
         outcomes: list[Outcome | None] = [None] * len(raws)
-        parsed: list[tuple[int, UnverifiedEnvelope, bool]] = []
+        parsed: list[_Parsed] = []
         for i, raw in enumerate(raws):
             try:
                 envelope = self._parse(raw)
-                parsed.append((i, envelope, self._verify_if_known(envelope)))
+                caller = None if callers is None else callers[i]
+                parsed.append(_Parsed(i, envelope, self._verify_if_known(envelope), caller))
             except LedgerError as exc:
                 outcomes[i] = exc
         if parsed:
@@ -145,111 +175,148 @@ class Appender:
                     outcomes[i] = outcome
         return [o for o in outcomes if o is not None]
 
-    def _position(self, tx: Tx) -> tuple[CaseHead | None, merkle.CompactRange, str | None]:
-        """Registry head, tree frontier and last leaf time, in one query when the caches are current.
+    def position(self, tx: Tx) -> _Position:
+        """The registry head, the tree frontier and the last leaf time, each checked.
 
-        The caches (registry state, tree frontier) are reused only if the stored registry version
-        and head, log size and last leaf equal what this process last committed; another writer
-        (process) moving any of them forces a reload."""
-        row = tx.one(_POSITION_SQL, (REGISTRY_CASE_ID, REGISTRY_CASE_ID))
+        One query when this process's caches are current (the usual case); a stream or log that
+        another writer moved is loaded from its MAC'd rows, which must agree with the log."""
+        row = tx.one(_POSITION_SQL, (REGISTRY_CASE_ID,))
         assert row is not None
-        reg_version, reg_head, last_index, last_time, last_leaf = row
-        registry_head = None
-        if reg_version is not None:
-            if (int(reg_version), str(reg_head)) != (self._registry_version, self._registry_head):
-                state = tx.one("SELECT state FROM case_state WHERE case_id = ?", (REGISTRY_CASE_ID,))
-                assert state is not None
-                self._registry = load_state(REGISTRY_CASE_ID, str(state[0]))
-                self._registry_version, self._registry_head = int(reg_version), str(reg_head)
-            registry_head = CaseHead(self._registry_version, self._registry_head, self._registry)
-        size = 0 if last_index is None else int(last_index) + 1
-        marker = None if last_leaf is None else merkle.leaf_hash(bytes(last_leaf))
-        cached = self._tree
-        if cached is not None and cached[0].size == size and cached[1] == marker:
-            tree = merkle.CompactRange(size, cached[0].frontier)  # a copy: the batch may still fail
+        size = 0 if row[4] is None else int(row[4]) + 1
+        if row[0] is None:
+            if size:
+                raise tampered("the log", check="log_head")
+            head = None
         else:
-            tree = tlog.load_range(tx, size)
-        return registry_head, tree, None if last_time is None else str(last_time)
+            head = LogHead(int(row[0]), bytes(row[1]), str(row[2]))
+            fields = (head.size, head.root, head.integrated_at)
+            if head.size != size or not self.mac.valid("log_head", fields, row[3]):
+                raise tampered("the log", check="log_head")
+        registry = self._registry_at(tx, None if row[5] is None else int(row[5]))
+        return _Position(registry, self._tree_at(tx, head), None if head is None else head.integrated_at)
 
-    def _append_locked(
-        self, tx: Tx, parsed: list[tuple[int, UnverifiedEnvelope, bool]], now: datetime
-    ) -> dict[int, Outcome]:
-        registry_head, tree, last_time = self._position(tx)
+    def _registry_at(self, tx: Tx, top: int | None) -> CaseHead | None:
+        if top is None:
+            return None
+        cached = self._registry
+        if cached is None or cached.version != top:
+            cached = case_heads(tx, self.mac, {REGISTRY_CASE_ID: top})[REGISTRY_CASE_ID]
+            self._registry = cached
+        return cached
+
+    def _tree_at(self, tx: Tx, head: LogHead | None) -> merkle.CompactRange:
+        if head is None:
+            return merkle.CompactRange.empty()
+        cached = self._tree
+        if cached is not None and cached[0].size == head.size and cached[1] == head.root:
+            return merkle.CompactRange(head.size, cached[0].frontier)  # a copy: the batch may still fail
+        try:
+            tree = tlog.load_range(tx, head.size)
+        except LedgerError:  # a frontier node is missing
+            raise tampered("the log", check="frontier") from None
+        if tree.root() != head.root:
+            raise tampered("the log", check="frontier")
+        return tree
+
+    def _append_locked(self, tx: Tx, parsed: list[_Parsed], now: datetime) -> dict[int, Outcome]:
+        position = self.position(tx)
+        tree, last_time = position.tree, position.last_time
         integrated_at = format_time(now)
         if last_time is not None and integrated_at < last_time:
             integrated_at = last_time  # leaf time never goes backwards
-        existing = self._existing(tx, [env.statement.event_id for _, env, _ in parsed])
-        heads = self._heads(tx, {env.statement.case_id for _, env, _ in parsed} - {REGISTRY_CASE_ID})
-        if registry_head is not None:
-            heads[REGISTRY_CASE_ID] = registry_head
+        heads = self._heads(tx, {p.envelope.statement.case_id for p in parsed} - {REGISTRY_CASE_ID})
+        if position.registry is not None:
+            heads[REGISTRY_CASE_ID] = position.registry
+        existing = self._existing(tx, parsed, heads)
         batch = _Batch()
         results: dict[int, Outcome] = {}
         accepted: dict[str, Receipt] = {}
-        for i, envelope, verified in parsed:
+        for item in parsed:
             try:
-                results[i] = self._one(
-                    tx, envelope, verified, existing, accepted, heads, tree, batch, integrated_at
-                )
+                results[item.index] = self._one(item, existing, accepted, heads, tree, batch, integrated_at)
             except LedgerError as exc:
-                results[i] = exc
+                results[item.index] = exc
         if batch.stored:
-            self._write(tx, batch, heads)
-            # Safe even if the commit then fails: a cached head is used only when it equals the stored one,
-            # and the tree is cached with the last leaf it ends in.
+            self._write(tx, batch, heads, LogHead(tree.size, tree.root(), integrated_at))
+            # Safe even if the commit then fails: a cached head is used only when the log's last seq
+            # for its stream equals its version, and the tree only when the log head has its root.
             self._remember({cid: heads[cid] for cid in batch.touched})
-            self._tree = (tree, merkle.leaf_hash(batch.entries[-1][6]))
+            self._tree = (tree, tree.root())
         return results
 
-    def _existing(self, tx: Tx, event_ids: list[str]) -> dict[str, Receipt]:
+    def _existing(self, tx: Tx, parsed: list[_Parsed], heads: dict[str, CaseHead]) -> dict[str, Receipt]:
+        """Earlier receipts for the batch's event ids, each re-derived from the stored signed envelope
+        (a log row alone is not believed: it could have been inserted behind the service's back)."""
+        event_ids = [p.envelope.statement.event_id for p in parsed]
         marks = ",".join("?" * len(event_ids))
         rows = tx.query(
-            "SELECT event_id, case_id, seq, leaf_index, leaf, envelope_sha256, integrated_at"
-            f" FROM log_entries WHERE event_id IN ({marks})",
+            "SELECT e.event_id, e.case_id, e.seq, e.leaf_index, e.leaf, e.envelope_sha256, e.integrated_at,"
+            f" s.state FROM log_entries e LEFT JOIN {self.db.events_table} s"
+            f" ON s.originator_id = {self.db.case_key_sql('e.case_id')} AND s.originator_version = e.seq"
+            f" WHERE e.event_id IN ({marks})",
             event_ids,
         )
-        return {
-            r[0]: Receipt(
-                event_id=r[0],
-                case_id=r[1],
-                seq=int(r[2]),
-                leaf_index=int(r[3]),
-                leaf_hash=merkle.leaf_hash(bytes(r[4])).hex(),
-                envelope_sha256=r[5],
-                integrated_at=r[6],
+        receipts = {}
+        for event_id, case_id, seq, leaf_index, leaf, envelope_sha256, integrated_at, state in rows:
+            self._check_earlier(heads, str(event_id), int(leaf_index), bytes(leaf), str(envelope_sha256),
+                                str(integrated_at), None if state is None else bytes(state))
+            receipts[str(event_id)] = Receipt(
+                event_id=str(event_id),
+                case_id=str(case_id),
+                seq=int(seq),
+                leaf_index=int(leaf_index),
+                leaf_hash=merkle.leaf_hash(bytes(leaf)).hex(),
+                envelope_sha256=str(envelope_sha256),
+                integrated_at=str(integrated_at),
                 duplicate=True,
             )
-            for r in rows
-        }
+        return receipts
+
+    def _check_earlier(
+        self,
+        heads: dict[str, CaseHead],
+        event_id: str,
+        leaf_index: int,
+        leaf: bytes,
+        envelope_sha256: str,
+        integrated_at: str,
+        stored: bytes | None,
+    ) -> None:
+        """A log row naming an event id must commit to a stored envelope with that id, signed by a
+        registered key; otherwise the row was not written by the service."""
+        try:
+            if stored is None or leaf != leaf_bytes(envelope_sha256, leaf_index, integrated_at):
+                raise MalformedInputError("no matching stored envelope")
+            envelope = parse_envelope(stored)
+            registry = heads.get(REGISTRY_CASE_ID)
+            info = None if registry is None else registry.state.lookup(envelope.keyid)
+            if envelope.sha256 != envelope_sha256 or envelope.statement.event_id != event_id or info is None:
+                raise MalformedInputError("stored envelope does not match its log row")
+            verify_envelope(envelope, public_key_from_raw(info.public_key))
+        except LedgerError:
+            raise tampered("the log", check="idempotency", leaf_index=leaf_index) from None
 
     def _heads(self, tx: Tx, case_ids: set[str]) -> dict[str, CaseHead]:
-        if not case_ids:
-            return {}
-        ordered = sorted(case_ids)
-        marks = ",".join("?" * len(ordered))
-        rows = tx.query(
-            f"SELECT case_id, version, head_sha256 FROM case_state WHERE case_id IN ({marks})", ordered
-        )
+        """The current head of each case that has log entries: this process's own decided state when
+        its version is the case's last seq in the log, otherwise the checked stored row."""
+        tops = log_tops(tx, case_ids)
         heads: dict[str, CaseHead] = {}
-        missing = []
-        for case_id, version, head_sha256 in rows:
+        missing: dict[str, int] = {}
+        for case_id, top in tops.items():
             cached = self._cache.get(case_id)
-            if cached is not None and cached.version == int(version) and cached.head_sha256 == head_sha256:
-                heads[case_id] = cached  # the stored head proves the cached state is current
+            if cached is not None and cached.version == top:
+                heads[case_id] = cached
             else:
-                missing.append(case_id)
-        if missing:
-            marks = ",".join("?" * len(missing))
-            for case_id, version, head_sha256, state in tx.query(
-                f"SELECT case_id, version, head_sha256, state FROM case_state WHERE case_id IN ({marks})",
-                missing,
-            ):
-                heads[case_id] = CaseHead(int(version), str(head_sha256), load_state(case_id, str(state)))
+                missing[case_id] = top
+        heads.update(case_heads(tx, self.mac, missing))
         return heads
 
     def _remember(self, heads: dict[str, CaseHead]) -> None:
         """Keep decided states for the next batch (bounded; evicts the oldest)."""
         for case_id, head in heads.items():
-            if case_id != REGISTRY_CASE_ID:
+            if case_id == REGISTRY_CASE_ID:
+                self._registry = head
+            else:
                 self._cache.pop(case_id, None)
                 self._cache[case_id] = head
         while len(self._cache) > CACHE_SIZE:
@@ -257,9 +324,7 @@ class Appender:
 
     def _one(
         self,
-        tx: Tx,
-        envelope: UnverifiedEnvelope,
-        verified: bool,
+        item: _Parsed,
         existing: dict[str, Receipt],
         accepted: dict[str, Receipt],
         heads: dict[str, CaseHead],
@@ -267,6 +332,7 @@ class Appender:
         batch: _Batch,
         integrated_at: str,
     ) -> Receipt:
+        envelope = item.envelope
         st = envelope.statement
         earlier = existing.get(st.event_id) or accepted.get(st.event_id)
         if earlier is not None:
@@ -294,8 +360,8 @@ class Appender:
                 seq=st.seq,
             )
         leaf_index = tree.size
-        new_state, ctx, event = self._decide(
-            envelope, verified, head, heads, at=integrated_at, leaf_index=leaf_index
+        new_state, ctx, event = self.decide(
+            envelope, item.verified, head, heads, at=integrated_at, leaf_index=leaf_index, caller=item.caller
         )
         leaf = leaf_bytes(envelope.sha256, leaf_index, integrated_at)
         leaf_hash = merkle.leaf_hash(leaf)
@@ -308,7 +374,7 @@ class Appender:
         )
         if st.case_id != REGISTRY_CASE_ID:
             entry = projections.timeline_entry(event, ctx)
-            batch.timeline.append((st.case_id, st.seq, leaf_index, json.dumps(entry, sort_keys=True)))
+            batch.timeline.append(timeline_row(self.mac, st.case_id, st.seq, leaf_index, entry))
         heads[st.case_id] = CaseHead(st.seq, envelope.sha256, new_state)
         batch.touched[st.case_id] = leaf_index
         receipt = Receipt(
@@ -324,10 +390,16 @@ class Appender:
         return receipt
 
     def _signer(
-        self, envelope: UnverifiedEnvelope, verified: bool, heads: dict[str, CaseHead], at: str
+        self,
+        envelope: UnverifiedEnvelope,
+        verified: bool,
+        heads: dict[str, CaseHead],
+        at: str,
+        caller: str | None,
     ) -> Signer | KeyInfo:
         """The signer's registry entry as of this position and time (the server's integration time,
-        never the signer's claimed time); the signature is checked here if not yet."""
+        never the signer's claimed time); the signature is checked here if not yet, and the key must
+        be registered to ``caller`` when one is given."""
         reg_head = heads.get(REGISTRY_CASE_ID)
         reg_state = None if reg_head is None else reg_head.state
         st = envelope.statement
@@ -344,11 +416,17 @@ class Appender:
         if status != "active":
             code, what = _KEY_REFUSALS[status]
             raise AuthorizationError(f"signer key is {what}", code=code, key_id=st.signer)
+        if caller is not None and info.actor != caller:
+            raise AuthorizationError(
+                "the envelope is signed with a key registered to another actor than the caller",
+                code="SIGNER_NOT_CALLER",
+                key_id=st.signer,
+            )
         if not verified:  # a key id names exactly one public key, so an earlier check stands
             verify_envelope(envelope, public_key_from_raw(info.public_key))
         return info
 
-    def _decide(
+    def decide(
         self,
         envelope: UnverifiedEnvelope,
         verified: bool,
@@ -357,8 +435,11 @@ class Appender:
         *,
         at: str,
         leaf_index: int,
+        caller: str | None = None,
     ) -> tuple[Any, EventContext, Any]:
-        signer = self._signer(envelope, verified, heads, at)
+        """The next state of the envelope's stream (signer, signature and the domain's rules checked):
+        (new state, context, event). Shared with the read-model rebuild (``ledger.projection``)."""
+        signer = self._signer(envelope, verified, heads, at, caller)
         new_state, event, ctx = decide(
             None if head is None else head.state,
             envelope.statement,
@@ -381,11 +462,11 @@ class Appender:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def _write(self, tx: Tx, batch: _Batch, heads: dict[str, CaseHead]) -> None:
+    def _write(self, tx: Tx, batch: _Batch, heads: dict[str, CaseHead], log_head: LogHead) -> None:
         with tx.pipeline():  # PostgreSQL: send every write, then wait once
-            self._write_rows(tx, batch, heads)
+            self._write_rows(tx, batch, heads, log_head)
 
-    def _write_rows(self, tx: Tx, batch: _Batch, heads: dict[str, CaseHead]) -> None:
+    def _write_rows(self, tx: Tx, batch: _Batch, heads: dict[str, CaseHead], log_head: LogHead) -> None:
         stored = [self.mapper.to_stored_event(r) for r in batch.stored]
         if self.db.postgres:
             from eventsourcing.postgres import PostgresAggregateRecorder
@@ -399,12 +480,14 @@ class Appender:
             batch.entries,
         )
         tlog.store_nodes(tx, batch.nodes)
-        tx.executemany(
-            "INSERT INTO case_timeline (case_id, seq, leaf_index, entry) VALUES (?, ?, ?, ?)", batch.timeline
-        )
-        write_read_models(tx, {cid: heads[cid] for cid in batch.touched}, batch.touched)
-        tx.execute(
-            "INSERT INTO projection_tracking (name, position) VALUES (?, ?)"
-            " ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-            (TRACKING_NAME, max(batch.touched.values())),
-        )
+        write_timeline(tx, batch.timeline)
+        write_read_models(tx, self.mac, {cid: heads[cid] for cid in batch.touched}, batch.touched)
+        write_position(tx, self.mac, max(batch.touched.values()), log_head)
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    index: int
+    envelope: UnverifiedEnvelope
+    verified: bool
+    caller: str | None

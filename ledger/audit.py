@@ -16,19 +16,24 @@ Findings carry stable codes (docs/audit.md) and exact locations. Exit code: 0 cl
 
 from __future__ import annotations
 
+import base64
 import gc
+import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from domain.context import DomainConfig
 from ledger import merkle, note
 from ledger.audit_projection import compare_read_models, rebuild_read_models
 from ledger.audit_source import AuditInput
+from ledger.canonical import format_time
 from ledger.envelope import REGISTRY_CASE_ID, UnverifiedEnvelope
+from ledger.integrity import RowMac
 from ledger.verify.engine import Entry, EntryChecker, public_keys_in
 from ledger.verify.findings import Finding
 from ledger.verify.log_checks import (
@@ -61,6 +66,10 @@ class AuditOptions:
     min_witnesses: int | None = None
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     config: DomainConfig | None = None
+    mac: RowMac | None = None  # the service's state key: row MACs are checked too
+    history: list[dict[str, Any]] | None = None  # the rollback guard's record of every checkpoint
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    max_checkpoint_age: timedelta = timedelta(minutes=5)
 
 
 @dataclass
@@ -73,8 +82,10 @@ class AuditReport:
     cases: int = 0
     checkpoints: list[KnownCheckpoint] = field(default_factory=list)
     witnessed_size: int | None = None
+    uncheckpointed: dict[str, int] | None = None  # {"count", "first_index"} past the newest checkpoint
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    expected_log_head: tuple[int, bytes, str] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -98,6 +109,7 @@ class AuditReport:
             "cases": self.cases,
             "latest_checkpoint": self.latest_checkpoint,
             "witnessed_size": self.witnessed_size,
+            "uncheckpointed": self.uncheckpointed,
             "checkpoints": [
                 {"size": c.size, "source": c.source, "cosigned_by": list(c.cosigned_by)}
                 for c in self.checkpoints
@@ -207,7 +219,7 @@ def _log_checks(data: AuditInput, options: AuditOptions, report: AuditReport) ->
     if len(hashes) < report.log_size:
         report.notes.append(f"the tree could be rebuilt only up to leaf {len(hashes)} (a leaf is missing)")
     inputs = data.checkpoints + options.kept
-    scan = scan_tree(hashes, checkpoint_sizes(inputs), data.nodes)
+    scan = scan_tree(hashes, {*checkpoint_sizes(inputs), report.log_size}, data.nodes)
     checked = check_checkpoints(
         scan,
         inputs,
@@ -220,17 +232,123 @@ def _log_checks(data: AuditInput, options: AuditOptions, report: AuditReport) ->
     report.findings += scan.findings + checked.findings
     report.checkpoints = checked.known
     report.witnessed_size = checked.witnessed_size
+    root = scan.roots.get(report.log_size)
+    log_findings = any(2 <= f.step <= 7 for f in report.findings)
+    if report.log_size and root is not None and data.log and not log_findings:
+        last = max(data.log, key=lambda r: r.leaf_index)
+        report.expected_log_head = (report.log_size, root, last.integrated_at)
+    report.findings += checkpoint_row_findings(data, options, checked.findings)
+    _uncheckpointed(data, options, report)
+
+
+def checkpoint_row_findings(
+    data: AuditInput, options: AuditOptions, already: Sequence[Finding] = ()
+) -> list[Finding]:
+    """CHECKPOINT_TAMPERED: a checkpoint row missing, altered or re-timed, judged by the rollback
+    guard's record of every checkpoint (kept outside the database) and by the rows themselves
+    (signing times never go back, and never precede the last leaf they cover)."""
+    findings: list[Finding] = []
+    if data.nodes is None:  # a server shows only its latest checkpoint, not the rows
+        return findings
+    reported = {f.evidence.get("size") for f in already}
+
+    def tampered(size: int, what: str) -> None:
+        if size in reported:
+            return
+        findings.append(
+            Finding("CHECKPOINT_TAMPERED", 8, f"checkpoint row of size {size} {what}", evidence={"size": size})
+        )
+
+    times = data.checkpoint_times
+    leaf_time = {row.leaf_index: row.integrated_at for row in data.log}
+    previous = ""
+    for size in sorted(times):
+        covered = leaf_time.get(size - 1)
+        if times[size] < previous or (covered is not None and times[size] < covered):
+            tampered(size, "has a signing time before an earlier checkpoint's or before its last leaf")
+        previous = max(previous, times[size])
+    roots = {c.size: c.root for c in data.checkpoints if c.size is not None}
+    log_size = (max(r.leaf_index for r in data.log) + 1) if data.log else 0
+    for line in options.history or ():
+        size = int(line["size"])
+        if size > log_size:
+            continue  # the log itself is shorter: a ROLLBACK, reported as such
+        if size not in roots:
+            tampered(size, "is missing (the rollback guard recorded it)")
+        elif base64.b64encode(roots[size] or b"").decode("ascii") != line.get("root"):
+            tampered(size, "has another root than the rollback guard recorded")
+        elif line.get("signed_at") is not None and times.get(size) != line["signed_at"]:
+            tampered(size, "has another signing time than the rollback guard recorded")
+    unique: dict[tuple[int, str], Finding] = {}
+    for f in findings:
+        unique.setdefault((f.evidence["size"], f.message), f)
+    return list(unique.values())
+
+
+def _uncheckpointed(data: AuditInput, options: AuditOptions, report: AuditReport) -> None:
+    """Entries past the newest stored checkpoint: always reported, a finding once the oldest of
+    them has waited longer than ``max_checkpoint_age``."""
+    newest = report.latest_checkpoint or 0
+    if report.log_size <= newest:
+        return
+    count = report.log_size - newest
+    report.uncheckpointed = {"count": count, "first_index": newest}
+    report.notes.append(f"{count} log entries past the newest checkpoint, from index {newest}")
+    first = next((row for row in data.log if row.leaf_index == newest), None)
+    since = None if first is None else first.integrated_at or _leaf_time(first.leaf)
+    if since is not None and since < format_time(options.now - options.max_checkpoint_age):
+        report.findings.append(
+            Finding(
+                "UNCHECKPOINTED_ENTRIES",
+                8,
+                f"{count} entries from index {newest} on are covered by no checkpoint, the first since "
+                f"{since} (longer than {int(options.max_checkpoint_age.total_seconds())} s)",
+                leaf_index=newest,
+                evidence={"count": count, "first_index": newest, "integrated_at": since},
+            )
+        )
+
+
+def _leaf_time(leaf: bytes) -> str | None:
+    """The integration time a leaf commits to (None if it is not a well-formed leaf)."""
+    try:
+        value = json.loads(leaf).get("integrated_at")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _token_checks(data: AuditInput, report: AuditReport) -> None:
+    if data.tampered_tokens is None:
+        if data.read_models is not None:
+            report.notes.append("API tokens not checked (the service's state key was not available)")
+        return
+    for record in data.tampered_tokens:
+        report.findings.append(
+            Finding(
+                "TOKEN_TAMPERED",
+                12,
+                f"API token {record.token_id} (or its revocation) is not as the service wrote it",
+                evidence={"token_id": record.token_id},
+            )
+        )
 
 
 def _projection_checks(
-    data: AuditInput, checker: EntryChecker, parsed: dict[int, UnverifiedEnvelope], report: AuditReport
+    data: AuditInput,
+    options: AuditOptions,
+    checker: EntryChecker,
+    parsed: dict[int, UnverifiedEnvelope],
+    report: AuditReport,
 ) -> None:
     if data.read_models is None:
         report.notes.append("read models not compared (not readable from this source)")
         return
     skip = _cases_with_findings(report.findings, data)
-    expected = rebuild_read_models(checker, parsed, skip, report.log_size)
-    report.findings += compare_read_models(expected, data.read_models, skip)
+    expected = rebuild_read_models(checker, parsed, skip, report.log_size, report.expected_log_head)
+    report.findings += compare_read_models(expected, data.read_models, skip, options.mac)
+    if options.mac is None:
+        report.notes.append("read-model MACs not checked (the service's state key was not available)")
     if skip:
         report.notes.append(f"projections of {len(skip)} case(s) not compared: their events have findings")
 
@@ -279,7 +397,8 @@ def _run_audit(data: AuditInput, options: AuditOptions, progress: Progress) -> A
     with timer.phase("tree and checkpoints"):
         _log_checks(data, options, report)
     with timer.phase("projections"):
-        _projection_checks(data, checker, parsed, report)
+        _projection_checks(data, options, checker, parsed, report)
+    _token_checks(data, report)
     report.findings.sort(key=_order)
     _add_notes(data, options, report)
     return report

@@ -5,23 +5,26 @@ The engine has already folded every case through ``domain.case.apply`` (and the 
 the append path's own ``write_read_models``, run against a scratch in-memory SQLite store, and the
 timeline lines by ``domain.projections.timeline_entry`` with the same context the append path
 gives it. Nothing about the row format is restated here, so the rebuild cannot drift from the
-writer. Cases whose events have findings are not compared: their drift would only restate the
-finding.
+writer. Every column the writer sets is compared exactly (a blanked field is drift), and with the
+service's state key every row's MAC is checked too. Cases whose events have findings are not
+compared: their drift would only restate the finding.
 """
 
 from __future__ import annotations
 
-import json
+import secrets
 import sqlite3
 from collections.abc import Mapping
+from typing import Any
 
 from domain import projections
 from domain.context import EventContext
 from domain.events import parse_body
 from ledger.audit_source import ReadModels, read_models
 from ledger.envelope import REGISTRY_CASE_ID, UnverifiedEnvelope
-from ledger.read_models import TRACKING_NAME, CaseHead, write_read_models
-from ledger.storage.sql import _DDL, Tx
+from ledger.integrity import RowMac
+from ledger.read_models import TRACKING_NAME, CaseHead, timeline_row, write_read_models
+from ledger.storage.sql import Database, Tx
 from ledger.verify.engine import EntryChecker
 from ledger.verify.findings import Finding
 
@@ -31,9 +34,9 @@ _SCRATCH_TABLES = ("case_state (", "public_releases (")
 def _scratch() -> tuple[sqlite3.Connection, Tx]:
     conn = sqlite3.connect(":memory:")
     cursor = conn.cursor()
-    for statement in _DDL:
+    for statement in Database.sqlite_ddl():
         if any(f"EXISTS {name}" in statement for name in _SCRATCH_TABLES):
-            cursor.execute(statement.format(blob="BLOB", bigint="INTEGER"))
+            cursor.execute(statement)
     return conn, Tx(cursor, postgres=False)
 
 
@@ -51,7 +54,8 @@ def _heads(checker: EntryChecker, skip: set[str]) -> tuple[dict[str, CaseHead], 
 def _timeline(
     checker: EntryChecker, parsed: Mapping[int, UnverifiedEnvelope], skip: set[str]
 ) -> dict[tuple[str, int], tuple[int, str]]:
-    """The timeline lines exactly as the append path writes them (its context has no leaf index)."""
+    """The timeline lines exactly as the append path writes them (same context, leaf index included)."""
+    mac = RowMac(secrets.token_bytes(32))  # scratch rows: their MACs are not compared
     rows: dict[tuple[str, int], tuple[int, str]] = {}
     for c in checker.checked:
         if not c.ok or c.case_id in skip or c.case_id == REGISTRY_CASE_ID or c.case_id is None:
@@ -65,22 +69,31 @@ def _timeline(
             signer_key_id=st.signer,
             actor=str(c.actor),
             role=str(c.role),
+            leaf_index=c.leaf_index,
         )
-        entry = projections.timeline_entry(event, ctx)
-        rows[(st.case_id, st.seq)] = (c.leaf_index, json.dumps(entry, sort_keys=True))
+        line = timeline_row(mac, st.case_id, st.seq, c.leaf_index, projections.timeline_entry(event, ctx))
+        rows[(st.case_id, st.seq)] = (c.leaf_index, str(line[3]))
     return rows
 
 
 def rebuild_read_models(
-    checker: EntryChecker, parsed: Mapping[int, UnverifiedEnvelope], skip: set[str], log_size: int
+    checker: EntryChecker,
+    parsed: Mapping[int, UnverifiedEnvelope],
+    skip: set[str],
+    log_size: int,
+    log_head: tuple[int, bytes, str] | None,
 ) -> ReadModels:
-    """The read models a correct writer would hold after the verified events."""
+    """The read models a correct writer would hold after the verified events (``log_head``: the
+    log's size, root and last integration time as the audit computed them; None when the log
+    itself has findings, which a log-head difference would only restate)."""
     heads, leaf_of = _heads(checker, skip)
     conn, tx = _scratch()
     try:
-        write_read_models(tx, heads, leaf_of)
+        write_read_models(tx, RowMac(secrets.token_bytes(32)), heads, leaf_of)
         models = read_models(tx, live=False)
         models.tracking = log_size - 1 if log_size else None
+        models.log_head = log_head
+        models.macs = {}
     finally:
         conn.close()
     models.timeline = _timeline(checker, parsed, skip)
@@ -90,23 +103,6 @@ def rebuild_read_models(
 # --- comparing ---------------------------------------------------------------------------------
 
 _CASE_COLUMNS = ("version", "head_sha256", "status", "category", "updated_leaf", "state", "view")
-
-
-def _same_line(expected: tuple[int, str], live: tuple[int, str]) -> bool:
-    """Equal, allowing the line's own leaf_index to be null (the writer does not fill it) or right."""
-    if expected == live:
-        return True
-    if expected[0] != live[0]:
-        return False
-    try:
-        want, have = json.loads(expected[1]), json.loads(live[1])
-    except ValueError:
-        return False
-    if have.get("leaf_index") not in (None, live[0]):
-        return False
-    want.pop("leaf_index", None)
-    have.pop("leaf_index", None)
-    return bool(want == have)
 
 
 def _case_drift(expected: ReadModels, live: ReadModels, case_id: str) -> list[str]:
@@ -120,7 +116,7 @@ def _line_drift(expected: ReadModels, live: ReadModels, skip: set[str]) -> dict[
     drift: dict[str, list[str]] = {}
     for key in set(expected.timeline) | set(live.timeline):
         want, have = expected.timeline.get(key), live.timeline.get(key)
-        if key[0] in skip or (want is not None and have is not None and _same_line(want, have)):
+        if key[0] in skip or want == have:
             continue
         what = "missing" if have is None else "without event" if want is None else "differs"
         drift.setdefault(key[0], []).append(f"case_timeline seq {key[1]} {what}")
@@ -131,15 +127,50 @@ def _line_drift(expected: ReadModels, live: ReadModels, skip: set[str]) -> dict[
     return drift
 
 
-def compare_read_models(expected: ReadModels, live: ReadModels, skip: set[str]) -> list[Finding]:
-    """One PROJECTION_DRIFT per case (and one for the tracked position) naming what differs."""
-    drift = _line_drift(expected, live, skip)
+def mac_drift(live: ReadModels, mac: RowMac) -> dict[str | None, list[str]]:
+    """Rows whose stored MAC does not check under the service's state key (by case; None: ledger-wide)."""
+    drift: dict[str | None, list[str]] = {}
+    for case_id, row in live.case_state.items():
+        fields = (case_id, *row)
+        if not mac.valid("case_state", fields, live.macs.get(("case_state", case_id))):
+            drift.setdefault(case_id, []).append("case_state.mac")
+    for (case_id, seq), (leaf_index, entry) in live.timeline.items():
+        if not mac.valid("case_timeline", (case_id, seq, leaf_index, entry), live.macs.get(("case_timeline", (case_id, seq)))):
+            drift.setdefault(case_id, []).append(f"case_timeline seq {seq} mac")
+    for (case_id, footage_id), (status, entry, version) in live.releases.items():
+        fields: tuple[Any, ...] = (case_id, footage_id, status, entry, version)
+        if not mac.valid("public_release", fields, live.macs.get(("public_releases", (case_id, footage_id)))):
+            drift.setdefault(case_id, []).append(f"public_releases footage {footage_id} mac")
+    if live.tracking is not None and not mac.valid(
+        "tracking", (TRACKING_NAME, live.tracking), live.macs.get(("projection_tracking", TRACKING_NAME))
+    ):
+        drift.setdefault(None, []).append("projection_tracking mac")
+    if live.log_head is not None and not mac.valid("log_head", live.log_head, live.macs.get(("log_head", 1))):
+        drift.setdefault(None, []).append("log_head mac")
+    return drift
+
+
+def compare_read_models(
+    expected: ReadModels, live: ReadModels, skip: set[str], mac: RowMac | None = None
+) -> list[Finding]:
+    """One PROJECTION_DRIFT per case (and one for the ledger-wide rows) naming what differs."""
+    drift: dict[str | None, list[str]] = dict(_line_drift(expected, live, skip))
     for case_id in set(expected.case_state) | set(live.case_state):
         if case_id not in skip:
             columns = _case_drift(expected, live, case_id)
             if columns:
                 drift[case_id] = columns + drift.get(case_id, [])
-    findings = [
+    if mac is not None:  # a row whose content already differs needs no second word about its MAC
+        for case_id, what in mac_drift(live, mac).items():
+            if case_id not in drift and (case_id is None or case_id not in skip):
+                drift[case_id] = what
+    if live.tracking != expected.tracking:
+        drift.setdefault(None, []).append(
+            f"{TRACKING_NAME} position is {live.tracking}, the log ends at {expected.tracking}"
+        )
+    if expected.log_head is not None and live.log_head != expected.log_head:
+        drift.setdefault(None, []).append("log_head differs from the log's size, root or last time")
+    return [
         Finding(
             "PROJECTION_DRIFT",
             11,
@@ -147,15 +178,5 @@ def compare_read_models(expected: ReadModels, live: ReadModels, skip: set[str]) 
             case_id=case_id,
             evidence={"differences": sorted(what)},
         )
-        for case_id, what in sorted(drift.items())
+        for case_id, what in sorted(drift.items(), key=lambda item: item[0] or "")
     ]
-    if live.tracking != expected.tracking:
-        findings.append(
-            Finding(
-                "PROJECTION_DRIFT",
-                11,
-                f"{TRACKING_NAME} position is {live.tracking}, the log ends at {expected.tracking}",
-                evidence={"tracked": live.tracking, "last_leaf": expected.tracking},
-            )
-        )
-    return findings

@@ -21,7 +21,9 @@ from typing import Any
 import httpx
 
 from domain.errors import LedgerError
+from ledger.integrity import RowMac
 from ledger.storage.sql import Database, Tx
+from ledger.tokens import tampered_tokens
 from ledger.verify.log_checks import CheckpointInput
 from ledger.verify.log_match import EventRow, LogRow
 
@@ -39,12 +41,14 @@ class AuditInputError(LedgerError):
 
 @dataclass
 class ReadModels:
-    """The live read models, row by row as stored."""
+    """The live read models, row by row as stored (content columns; their MACs apart)."""
 
     case_state: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     timeline: dict[tuple[str, int], tuple[int, str]] = field(default_factory=dict)
-    releases: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    releases: dict[tuple[str, str], tuple[str, str, int]] = field(default_factory=dict)
     tracking: int | None = None
+    log_head: tuple[int, bytes, str] | None = None
+    macs: dict[tuple[str, Any], str] = field(default_factory=dict)  # (table, row key) -> stored MAC
 
 
 @dataclass
@@ -56,6 +60,8 @@ class AuditInput:
     nodes: dict[tuple[int, int], bytes] | None = None
     read_models: ReadModels | None = None
     all_events: bool = True  # False when only logged events could be seen (server mode)
+    checkpoint_times: dict[int, str] = field(default_factory=dict)  # size -> signed_at, as stored
+    tampered_tokens: list[Any] | None = None  # token rows failing their MAC (None: not checked)
 
 
 def _noop(_phase: str, _done: int, _total: int | None) -> None:
@@ -73,7 +79,7 @@ def _rows(tx: Tx, sql: str) -> Iterator[tuple[Any, ...]]:
         if not chunk:
             return
         for row in chunk:
-            yield tuple(row.values()) if isinstance(row, dict) else tuple(row)
+            yield tuple(row)
 
 
 def _case_id(value: Any) -> str:
@@ -138,29 +144,31 @@ def read_models(tx: Tx, *, live: bool = True) -> ReadModels:
     models = ReadModels()
     for r in _rows(
         tx,
-        "SELECT case_id, version, head_sha256, status, category, updated_leaf, state, view FROM case_state",
+        "SELECT case_id, version, head_sha256, status, category, updated_leaf, state, view, mac FROM case_state",
     ):
-        models.case_state[str(r[0])] = (
-            int(r[1]),
-            str(r[2]),
-            str(r[3]),
-            str(r[4]),
-            int(r[5]),
-            str(r[6]),
-            str(r[7]),
-        )
-    for r in _rows(tx, "SELECT case_id, seq, leaf_index, entry FROM case_timeline") if live else ():
+        models.case_state[str(r[0])] = (int(r[1]), str(r[2]), str(r[3]), str(r[4]), int(r[5]), str(r[6]), str(r[7]))
+        models.macs[("case_state", str(r[0]))] = str(r[8])
+    for r in _rows(tx, "SELECT case_id, seq, leaf_index, entry, mac FROM case_timeline") if live else ():
         models.timeline[(str(r[0]), int(r[1]))] = (int(r[2]), str(r[3]))
-    for r in _rows(tx, "SELECT case_id, footage_id, status, entry FROM public_releases"):
-        models.releases[(str(r[0]), str(r[1]))] = (str(r[2]), str(r[3]))
+        models.macs[("case_timeline", (str(r[0]), int(r[1])))] = str(r[4])
+    for r in _rows(tx, "SELECT case_id, footage_id, status, entry, version, mac FROM public_releases"):
+        models.releases[(str(r[0]), str(r[1]))] = (str(r[2]), str(r[3]), int(r[4]))
+        models.macs[("public_releases", (str(r[0]), str(r[1])))] = str(r[5])
     if live:
-        row = tx.one("SELECT position FROM projection_tracking WHERE name = 'read_models'")
+        row = tx.one("SELECT position, mac FROM projection_tracking WHERE name = 'read_models'")
         models.tracking = None if row is None else int(row[0])
+        if row is not None:
+            models.macs[("projection_tracking", "read_models")] = str(row[1])
+        head = tx.one("SELECT size, root, integrated_at, mac FROM log_head WHERE id = 1")
+        if head is not None:
+            models.log_head = (int(head[0]), bytes(head[1]), str(head[2]))
+            models.macs[("log_head", 1)] = str(head[3])
     return models
 
 
-def read_database(db: Database, *, progress: Progress = _noop) -> AuditInput:
-    """Everything the audit needs, from one read-only snapshot of the database."""
+def read_database(db: Database, *, progress: Progress = _noop, mac: RowMac | None = None) -> AuditInput:
+    """Everything the audit needs, from one read-only snapshot of the database (with the service's
+    state key ``mac``, also the token rows that fail their integrity check)."""
     with db.read() as tx:
         if tx.postgres:
             tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -171,9 +179,13 @@ def read_database(db: Database, *, progress: Progress = _noop) -> AuditInput:
         }
         progress("tree nodes", len(nodes), len(nodes))
         checkpoints = _read_checkpoints(tx)
+        times = {int(r[0]): str(r[1]) for r in tx.query("SELECT size, signed_at FROM log_checkpoints")}
         models = read_models(tx)
         progress("read models", len(models.case_state), len(models.case_state))
-    return AuditInput("database", log, events, checkpoints, nodes, models)
+        tokens = None if mac is None else tampered_tokens(tx, mac)
+    return AuditInput(
+        "database", log, events, checkpoints, nodes, models, checkpoint_times=times, tampered_tokens=tokens
+    )
 
 
 # --- server -----------------------------------------------------------------------------------

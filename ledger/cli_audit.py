@@ -219,6 +219,15 @@ def _options(log_key: Any, independent: bool, origin: str | None, args: dict[str
     witnesses = [_parse_key(w, "witness key") for w in args["witness"] or []]
     if witnesses and any(w.type != 0x04 for w in witnesses):
         raise _unusable("a witness key is a cosignature/v1 (type 0x04) key")
+    from datetime import timedelta
+
+    from ledger.tokens import parse_duration
+
+    age = args["max_checkpoint_age"]
+    try:
+        max_age = parse_duration(age) if age else timedelta(minutes=5)
+    except LedgerError as exc:
+        raise _unusable(f"--max-checkpoint-age: {exc.message}") from None
     return AuditOptions(
         log_key=log_key,
         independent=independent,
@@ -227,12 +236,14 @@ def _options(log_key: Any, independent: bool, origin: str | None, args: dict[str
         witnesses=witnesses,
         min_witnesses=args["min_witnesses"],
         workers=args["workers"] or os.cpu_count() or 1,
+        max_checkpoint_age=max_age,
     )
 
 
 def _run_local(args: dict[str, Any], progress: Progress) -> Any:
     from ledger.audit import paused_gc, run_audit
     from ledger.audit_source import read_database
+    from ledger.rollback import CheckpointGuard
     from ledger.store import Ledger
 
     settings, (config, own) = _local_anchors(args["data_dir"], args["vkey"])
@@ -240,11 +251,13 @@ def _run_local(args: dict[str, Any], progress: Progress) -> Any:
     args["trust_root"] = args["trust_root"] or config.admin_key_id
     options = _options(key, own is None, config.origin, args)
     options.kept = _kept(args["from_checkpoint"] or [], options) + _guard_checkpoint(settings.data_dir)
+    options.history = CheckpointGuard(settings.data_dir, key, config.origin).history()
     with paused_gc():
         with Ledger(settings, check=False) as ledger:  # closed before the worker processes fork
             ledger.db.check_schema()
             options.config = ledger.domain_config
-            data = read_database(ledger.db, progress=progress)
+            options.mac = ledger.mac
+            data = read_database(ledger.db, progress=progress, mac=ledger.mac)
         return run_audit(data, options, progress)
 
 
@@ -281,6 +294,13 @@ def audit(
     ] = None,
     workers: Annotated[
         int | None, typer.Option(help="signature-verifying processes (default: all cores)")
+    ] = None,
+    max_checkpoint_age: Annotated[
+        str | None,
+        typer.Option(
+            "--max-checkpoint-age",
+            help="entries left without a checkpoint longer than this are a finding (e.g. 5m, 1h; default 5m)",
+        ),
     ] = None,
     data_dir: DataDir = None,
 ) -> None:

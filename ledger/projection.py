@@ -1,21 +1,32 @@
-"""Rebuilding the read models (case state, timeline, public releases) from the stored events.
+"""Rebuilding the read models (case state, timeline, public releases, log head) from the stored events.
 
 The read models are normally written in the same transaction as the events they reflect, with the
 position (last leaf index) in ``projection_tracking``. ``rebuild`` folds the log again from leaf 0
 — or, with ``from_zero=False``, from the tracked position — through the same decision code the
-append path uses, so a rebuild equals the incremental result.
+append path uses (every signature checked against the registry as it was then), so a rebuild
+equals the incremental result. This is the repair for read models that failed their integrity
+check (``STATE_TAMPERED``): they are rewritten from the signed events, with fresh MACs.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from typing import Any
 
 from domain import projections
+from ledger import merkle, tlog
 from ledger.append import Appender
 from ledger.envelope import REGISTRY_CASE_ID, parse_envelope
-from ledger.read_models import TRACKING_NAME, CaseHead, load_state, write_read_models
+from ledger.integrity import tampered
+from ledger.read_models import (
+    CaseHead,
+    LogHead,
+    case_heads,
+    timeline_row,
+    tracked_position,
+    write_position,
+    write_read_models,
+    write_timeline,
+)
 from ledger.storage.sql import Database, Tx
 
 Progress = Callable[[int, int], None]
@@ -32,9 +43,16 @@ def _entries(tx: Tx, db: Database, start: int) -> list[tuple[int, str, bytes, st
     return [(int(r[0]), str(r[1]), bytes(r[2]), str(r[3])) for r in rows]
 
 
-def _load_heads(tx: Tx) -> dict[str, CaseHead]:
-    rows = tx.query("SELECT case_id, version, head_sha256, state FROM case_state")
-    return {r[0]: CaseHead(int(r[1]), str(r[2]), load_state(r[0], str(r[3]))) for r in rows}
+def _resume_heads(tx: Tx, appender: Appender, position: int) -> dict[str, CaseHead]:
+    """The checked heads of every stream as of the tracked position (each row's version must be the
+    stream's last seq among the entries up to that position)."""
+    tops = {
+        str(r[0]): int(r[1])
+        for r in tx.query(
+            "SELECT case_id, MAX(seq) FROM log_entries WHERE leaf_index <= ? GROUP BY case_id", (position,)
+        )
+    }
+    return case_heads(tx, appender.mac, tops)
 
 
 def rebuild(
@@ -44,47 +62,43 @@ def rebuild(
     with db.write() as tx:
         total = int((tx.one("SELECT COUNT(*) FROM log_entries") or (0,))[0])
         if from_zero:
-            for table in ("case_state", "case_timeline", "public_releases", "projection_tracking"):
+            for table in ("case_state", "case_timeline", "public_releases", "projection_tracking", "log_head"):
                 tx.execute(f"DELETE FROM {table}")
             heads: dict[str, CaseHead] = {}
             position = -1
         else:
-            row = tx.one("SELECT position FROM projection_tracking WHERE name = ?", (TRACKING_NAME,))
-            position = -1 if row is None else int(row[0])
-            heads = _load_heads(tx)
+            position = tracked_position(tx, appender.mac)
+            heads = _resume_heads(tx, appender, position)
+        tree = tlog.load_range(tx, position + 1)
         applied = 0
         touched: dict[str, int] = {}
-        timeline: list[tuple[Any, ...]] = []
+        timeline: list[tuple[object, ...]] = []
+        integrated_at = ""
         while True:
             chunk = _entries(tx, db, position + 1)
             if not chunk:
                 break
             for index, case_id, raw, integrated_at in chunk:
+                if index != position + 1:
+                    raise tampered("the log", check="gap", leaf_index=position + 1)
                 envelope = parse_envelope(raw)
-                state, ctx, event = appender._decide(
+                state, ctx, event = appender.decide(
                     envelope, False, heads.get(case_id), heads, at=integrated_at, leaf_index=index
                 )
                 heads[case_id] = CaseHead(envelope.statement.seq, envelope.sha256, state)
                 touched[case_id] = index
+                tree.append(merkle.leaf_hash(tlog.leaf_bytes(envelope.sha256, index, integrated_at)))
                 if case_id != REGISTRY_CASE_ID:
                     entry = projections.timeline_entry(event, ctx)
-                    timeline.append(
-                        (case_id, envelope.statement.seq, index, json.dumps(entry, sort_keys=True))
-                    )
+                    timeline.append(timeline_row(appender.mac, case_id, envelope.statement.seq, index, entry))
                 position = index
                 applied += 1
             if progress is not None:
                 progress(position + 1, total)
-        tx.executemany(
-            "INSERT INTO case_timeline (case_id, seq, leaf_index, entry) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (case_id, seq) DO UPDATE SET leaf_index = excluded.leaf_index, entry = excluded.entry",
-            timeline,
-        )
+        if position >= 0 and tree.root() != tlog.root_at(tx, position + 1):
+            raise tampered("the log", check="tree")
+        write_timeline(tx, timeline, replace=True)
         if touched:
-            write_read_models(tx, {cid: heads[cid] for cid in touched}, touched)
-            tx.execute(
-                "INSERT INTO projection_tracking (name, position) VALUES (?, ?)"
-                " ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-                (TRACKING_NAME, position),
-            )
+            write_read_models(tx, appender.mac, {cid: heads[cid] for cid in touched}, touched)
+            write_position(tx, appender.mac, position, LogHead(tree.size, tree.root(), integrated_at))
     return applied

@@ -1,21 +1,30 @@
-"""The read models: case state (decision state and view), timeline and public release rows.
+"""The read models: case state (decision state and view), timeline, public release rows, the log head.
 
 Written in the same transaction as the events they reflect (``ledger/append.py``), rebuilt from the
 log by ``ledger/projection.py`` and by the audit's scratch rebuild; never evidence.
+
+Every row carries a MAC (``ledger/integrity.py``) and is checked when read back: a row must be one
+the service wrote (its MAC checks) and the current one (its version is the version of the case's
+last log entry; the log head's size is the log's size). The log tables are append-only (the
+PostgreSQL triggers stop every role), so an edited or restored read-model row can no longer agree
+with them. A row that fails raises ``StateTampered``: the service refuses to act on it.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from domain import case as case_rules
 from domain import projections, registry
 from ledger.envelope import REGISTRY_CASE_ID
+from ledger.integrity import RowMac, tampered
 from ledger.storage.sql import Tx
 
 TRACKING_NAME = "read_models"
+CASE_COLUMNS = "case_id, version, head_sha256, status, category, updated_leaf, state, view, mac"
 
 
 @dataclass
@@ -25,6 +34,15 @@ class CaseHead:
     state: Any  # CaseState or KeyRegistryState
 
 
+@dataclass(frozen=True)
+class LogHead:
+    """The log's size, root and last integration time, as the service last wrote them."""
+
+    size: int
+    root: bytes
+    integrated_at: str
+
+
 def load_state(case_id: str, state_json: str) -> Any:
     data = json.loads(state_json)
     if case_id == REGISTRY_CASE_ID:
@@ -32,7 +50,14 @@ def load_state(case_id: str, state_json: str) -> Any:
     return case_rules.CaseState.from_json(data)
 
 
-def write_read_models(tx: Tx, heads: dict[str, CaseHead], leaf_of: dict[str, int]) -> None:
+def stream_name(case_id: str) -> str:
+    return "the key registry" if case_id == REGISTRY_CASE_ID else f"case {case_id}"
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def write_read_models(tx: Tx, mac: RowMac, heads: Mapping[str, CaseHead], leaf_of: Mapping[str, int]) -> None:
     """Upsert the case-state rows and the public release rows of the given cases."""
     rows = []
     releases: list[tuple[Any, ...]] = []
@@ -45,17 +70,15 @@ def write_read_models(tx: Tx, heads: dict[str, CaseHead], leaf_of: dict[str, int
             status, category = view_data["status"], view_data["category"]
             view = json.dumps(view_data, sort_keys=True, separators=(",", ":"))
             for entry in projections.public_release_entries(head.state):
-                releases.append(
-                    (case_id, entry["footage_id"], entry["status"], json.dumps(entry, sort_keys=True))
-                )
-        rows.append(
-            (case_id, head.version, head.head_sha256, status, category, leaf_of[case_id], state_json, view)
-        )
+                fields = (case_id, entry["footage_id"], entry["status"], json.dumps(entry, sort_keys=True))
+                releases.append((*fields, head.version, mac.mac("public_release", (*fields, head.version))))
+        fields = (case_id, head.version, head.head_sha256, status, category, leaf_of[case_id], state_json, view)
+        rows.append((*fields, mac.mac("case_state", fields)))
     tx.executemany(
-        "INSERT INTO case_state (case_id, version, head_sha256, status, category, updated_leaf, state, view)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (case_id) DO UPDATE SET version = excluded.version,"
+        f"INSERT INTO case_state ({CASE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (case_id) DO UPDATE SET version = excluded.version,"
         " head_sha256 = excluded.head_sha256, status = excluded.status, category = excluded.category,"
-        " updated_leaf = excluded.updated_leaf, state = excluded.state, view = excluded.view",
+        " updated_leaf = excluded.updated_leaf, state = excluded.state, view = excluded.view, mac = excluded.mac",
         rows,
     )
     # A case's public rows are replaced whole: footage that stopped being eligible (a new hold) must vanish.
@@ -63,7 +86,180 @@ def write_read_models(tx: Tx, heads: dict[str, CaseHead], leaf_of: dict[str, int
         "DELETE FROM public_releases WHERE case_id = ?", [(cid,) for cid in heads if cid != REGISTRY_CASE_ID]
     )
     tx.executemany(
-        "INSERT INTO public_releases (case_id, footage_id, status, entry) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (case_id, footage_id) DO UPDATE SET status = excluded.status, entry = excluded.entry",
+        "INSERT INTO public_releases (case_id, footage_id, status, entry, version, mac) VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (case_id, footage_id) DO UPDATE SET status = excluded.status, entry = excluded.entry,"
+        " version = excluded.version, mac = excluded.mac",
         releases,
     )
+
+
+def timeline_row(mac: RowMac, case_id: str, seq: int, leaf_index: int, entry: dict[str, Any]) -> tuple[Any, ...]:
+    fields = (case_id, seq, leaf_index, json.dumps(entry, sort_keys=True))
+    return (*fields, mac.mac("case_timeline", fields))
+
+
+def write_timeline(tx: Tx, rows: Sequence[tuple[Any, ...]], *, replace: bool = False) -> None:
+    """Insert timeline lines made by :func:`timeline_row` (``replace``: a rebuild overwrites)."""
+    sql = "INSERT INTO case_timeline (case_id, seq, leaf_index, entry, mac) VALUES (?, ?, ?, ?, ?)"
+    if replace:
+        sql += (
+            " ON CONFLICT (case_id, seq) DO UPDATE SET leaf_index = excluded.leaf_index,"
+            " entry = excluded.entry, mac = excluded.mac"
+        )
+    tx.executemany(sql, rows)
+
+
+def write_position(tx: Tx, mac: RowMac, position: int, head: LogHead) -> None:
+    """The tracked position (last leaf folded into the read models) and the log head."""
+    tx.execute(
+        "INSERT INTO projection_tracking (name, position, mac) VALUES (?, ?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET position = excluded.position, mac = excluded.mac",
+        (TRACKING_NAME, position, mac.mac("tracking", (TRACKING_NAME, position))),
+    )
+    fields = (head.size, head.root, head.integrated_at)
+    tx.execute(
+        "INSERT INTO log_head (id, size, root, integrated_at, mac) VALUES (1, ?, ?, ?, ?)"
+        " ON CONFLICT (id) DO UPDATE SET size = excluded.size, root = excluded.root,"
+        " integrated_at = excluded.integrated_at, mac = excluded.mac",
+        (*fields, mac.mac("log_head", fields)),
+    )
+
+
+# --- reading back, checked ----------------------------------------------------------------------
+
+
+def log_tops(tx: Tx, case_ids: Iterable[str]) -> dict[str, int]:
+    """The seq of each case's last log entry (cases without entries are absent).
+
+    ``log_entries`` is append-only, so this is the freshness reference for every case row."""
+    ordered = sorted(set(case_ids))
+    if not ordered:
+        return {}
+    marks = ",".join("?" * len(ordered))
+    rows = tx.query(
+        f"SELECT case_id, MAX(seq) FROM log_entries WHERE case_id IN ({marks}) GROUP BY case_id", ordered
+    )
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+def checked_case_row(mac: RowMac, row: Sequence[Any], top: int | None) -> tuple[Any, ...]:
+    """A case_state row (``CASE_COLUMNS`` order) after its MAC and freshness checks."""
+    case_id = str(row[0])
+    fields = (case_id, int(row[1]), str(row[2]), str(row[3]), str(row[4]), int(row[5]), str(row[6]), str(row[7]))
+    if not mac.valid("case_state", fields, row[8]):
+        raise tampered(stream_name(case_id), case_id=case_id, check="mac")
+    if top != fields[1]:
+        raise tampered(stream_name(case_id), case_id=case_id, check="version")
+    return fields
+
+
+def case_heads(tx: Tx, mac: RowMac, tops: Mapping[str, int]) -> dict[str, CaseHead]:
+    """The checked heads (decision states) of cases that have log entries."""
+    if not tops:
+        return {}
+    ordered = sorted(tops)
+    marks = ",".join("?" * len(ordered))
+    rows = {str(r[0]): r for r in tx.query(f"SELECT {CASE_COLUMNS} FROM case_state WHERE case_id IN ({marks})", ordered)}
+    heads = {}
+    for case_id in ordered:
+        row = rows.get(case_id)
+        if row is None:
+            raise tampered(stream_name(case_id), case_id=case_id, check="missing")
+        fields = checked_case_row(mac, row, tops[case_id])
+        heads[case_id] = CaseHead(fields[1], fields[2], load_state(case_id, fields[6]))
+    return heads
+
+
+def case_row(tx: Tx, mac: RowMac, case_id: str) -> tuple[Any, ...] | None:
+    """The checked case_state row of one case (or the registry); None when the log has no entry for it.
+
+    A row for a stream the log does not know is a tamper, as is a stream the log knows without a row."""
+    row = tx.one(
+        f"SELECT {CASE_COLUMNS}, (SELECT MAX(seq) FROM log_entries WHERE case_id = ?) FROM case_state"
+        " WHERE case_id = ?",
+        (case_id, case_id),
+    )
+    if row is None:
+        if log_tops(tx, [case_id]):
+            raise tampered(stream_name(case_id), case_id=case_id, check="missing")
+        return None
+    top = row[9]
+    return checked_case_row(mac, row[:9], None if top is None else int(top))
+
+
+def case_rows(tx: Tx, mac: RowMac, where: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Checked case_state rows matching ``where`` (a SQL condition on case_state columns)."""
+    rows = tx.query(
+        f"SELECT {CASE_COLUMNS}, (SELECT MAX(seq) FROM log_entries l WHERE l.case_id = case_state.case_id)"
+        f" FROM case_state WHERE {where}",
+        params,
+    )
+    return [checked_case_row(mac, r[:9], None if r[9] is None else int(r[9])) for r in rows]
+
+
+def timeline_lines(
+    tx: Tx, mac: RowMac, case_id: str, *, after: int, limit: int, top: int
+) -> list[dict[str, Any]]:
+    """Checked timeline lines with seq > ``after``: each MAC checks, none is missing (the lines run
+    ``after+1, after+2, …`` up to the page size or to the case's last seq ``top``)."""
+    rows = tx.query(
+        "SELECT case_id, seq, leaf_index, entry, mac FROM case_timeline WHERE case_id = ? AND seq > ?"
+        " ORDER BY seq LIMIT ?",
+        (case_id, after, limit),
+    )
+    lines = []
+    for expected, row in enumerate(rows, after + 1):
+        fields = (str(row[0]), int(row[1]), int(row[2]), str(row[3]))
+        if fields[1] != expected or not mac.valid("case_timeline", fields, row[4]):
+            raise tampered(stream_name(case_id), case_id=case_id, check="timeline")
+        lines.append(json.loads(fields[3]))
+    if len(rows) < limit and after + len(rows) < top:
+        raise tampered(stream_name(case_id), case_id=case_id, check="timeline")
+    return lines
+
+
+def public_release_rows(tx: Tx, mac: RowMac) -> list[dict[str, Any]]:
+    """Checked public release rows: each written by the service for its case's current version."""
+    rows = tx.query(
+        "SELECT case_id, footage_id, status, entry, version, mac,"
+        " (SELECT MAX(seq) FROM log_entries l WHERE l.case_id = public_releases.case_id)"
+        " FROM public_releases ORDER BY case_id, footage_id"
+    )
+    entries = []
+    for r in rows:
+        fields = (str(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]))
+        if not mac.valid("public_release", fields, r[5]) or r[6] is None or int(r[6]) != fields[4]:
+            raise tampered("the public release list", check="public_release")
+        entries.append(json.loads(fields[3]))
+    return entries
+
+
+def tracked_position(tx: Tx, mac: RowMac) -> int:
+    """The last leaf folded into the read models (-1 for none), checked."""
+    row = tx.one("SELECT name, position, mac FROM projection_tracking WHERE name = ?", (TRACKING_NAME,))
+    if row is None:
+        return -1
+    if not mac.valid("tracking", (TRACKING_NAME, int(row[1])), row[2]):
+        raise tampered("the read models' tracked position", check="tracking")
+    return int(row[1])
+
+
+def log_head(tx: Tx, mac: RowMac) -> tuple[LogHead | None, int]:
+    """(the checked log head, the log's size from ``log_entries``); the head is None only for an
+    empty log. The head must be at the log's size: an entry added or removed behind the service's
+    back, or a restored older head, fails."""
+    row = tx.one(
+        "SELECT h.size, h.root, h.integrated_at, h.mac, last.leaf_index FROM (SELECT 1 AS one) AS anchor"
+        " LEFT JOIN log_head h ON h.id = 1"
+        " LEFT JOIN (SELECT leaf_index FROM log_entries ORDER BY leaf_index DESC LIMIT 1) AS last ON 1 = 1"
+    )
+    assert row is not None
+    size = 0 if row[4] is None else int(row[4]) + 1
+    if row[0] is None:
+        if size:
+            raise tampered("the log", check="log_head")
+        return None, 0
+    head = LogHead(int(row[0]), bytes(row[1]), str(row[2]))
+    if not mac.valid("log_head", (head.size, head.root, head.integrated_at), row[3]) or head.size != size:
+        raise tampered("the log", check="log_head")
+    return head, size

@@ -108,8 +108,9 @@ class CheckpointGuard:
             return None
         return note.verify_checkpoint(raw, self.log_key, origin=self.origin).checkpoint
 
-    def record(self, signed_note: bytes) -> bool:
-        """Remember ``signed_note`` if it is newer (or the same with more cosignatures)."""
+    def record(self, signed_note: bytes, *, signed_at: str | None = None) -> bool:
+        """Remember ``signed_note`` if it is newer (or the same with more cosignatures); the history
+        line keeps ``signed_at`` (the row's signing time) so that the audit can tell a re-timed row."""
         new = note.verify_checkpoint(signed_note, self.log_key, origin=self.origin).checkpoint
         with self._locked():
             current_raw, current = self._current()
@@ -123,7 +124,7 @@ class CheckpointGuard:
                 if len(signed_note) <= len(current_raw):
                     return False
             write_atomic(self.latest, signed_note, mode=0o600)
-            self._append_history(new, signed_note)
+            self._append_history(new, signed_note, signed_at)
         return True
 
     def _current(self) -> tuple[bytes, note.Checkpoint | None]:
@@ -134,15 +135,31 @@ class CheckpointGuard:
         except (FileNotFoundError, LedgerError):
             return b"", None
 
-    def _append_history(self, checkpoint: note.Checkpoint, signed_note: bytes) -> None:
-        line = json.dumps(
-            {
-                "size": checkpoint.size,
-                "root": base64.b64encode(checkpoint.root).decode("ascii"),
-                "note": signed_note.decode("utf-8"),
-            },
-            sort_keys=True,
-        )
+    def history(self) -> list[dict[str, object]]:
+        """Every checkpoint recorded so far (one JSON object per line of ``history.jsonl``)."""
+        try:
+            text = (self.dir / HISTORY).read_text("utf-8")
+        except FileNotFoundError:
+            return []
+        lines = []
+        for line in text.splitlines():
+            try:
+                item = json.loads(line)
+            except ValueError:
+                continue  # a torn last line after a crash
+            if isinstance(item, dict) and isinstance(item.get("size"), int) and isinstance(item.get("root"), str):
+                lines.append(item)
+        return lines
+
+    def _append_history(self, checkpoint: note.Checkpoint, signed_note: bytes, signed_at: str | None) -> None:
+        record: dict[str, object] = {
+            "size": checkpoint.size,
+            "root": base64.b64encode(checkpoint.root).decode("ascii"),
+            "note": signed_note.decode("utf-8"),
+        }
+        if signed_at is not None:
+            record["signed_at"] = signed_at
+        line = json.dumps(record, sort_keys=True)
         fd = os.open(self.dir / HISTORY, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             os.write(fd, line.encode("utf-8") + b"\n")

@@ -1,8 +1,9 @@
 """Configuration from the environment (prefix ``EVIDENCE_LEDGER_``) and the data directory.
 
-The data directory holds what ``init`` creates: ``ledger.json`` (origin, key ids), ``keys/`` (the
-trust-root admin key, the log signing key, the server's service key; mode 0600), ``seal.key`` (the
-department key that wraps sealed personal data; mode 0600) and, by default, the SQLite database.
+The data directory holds what ``init`` creates: ``ledger.json`` (origin, key ids), ``keys/`` (the log
+signing key, the server's service key, the state key that MACs read-model rows and tokens; mode
+0600 — and, only in demo mode, the trust-root admin key), ``seal.key`` (the department key that
+wraps sealed personal data; mode 0600) and, by default, the SQLite database.
 """
 
 from __future__ import annotations
@@ -125,3 +126,8 @@ class LedgerConfig:
 
 def key_path(data_dir: Path, name: str) -> Path:
     return data_dir / "keys" / f"{name}.pem"
+
+
+def state_key_path(data_dir: Path) -> Path:
+    """The key that MACs every row the service reads back (``ledger/integrity.py``)."""
+    return data_dir / "keys" / "state.key"

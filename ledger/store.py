@@ -18,10 +18,27 @@ from ledger import note, tlog
 from ledger.append import Appender, Outcome, Receipt
 from ledger.envelope import REGISTRY_CASE_ID
 from ledger.footage import FootageStore
+from ledger.integrity import RowMac
 from ledger.keys import load_private_key, load_public_key, raw_public_key
+from ledger.read_models import (
+    case_row,
+    case_rows,
+    load_state,
+    log_head,
+    log_tops,
+    public_release_rows,
+    timeline_lines,
+)
 from ledger.rollback import CheckpointGuard, RollbackStatus
 from ledger.sealed import DepartmentKey, SealedStore
-from ledger.settings import ConfigurationError, LedgerConfig, Settings, database_target, key_path
+from ledger.settings import (
+    ConfigurationError,
+    LedgerConfig,
+    Settings,
+    database_target,
+    key_path,
+    state_key_path,
+)
 from ledger.signing import build_envelope
 from ledger.storage.app import LedgerApplication, application_env
 from ledger.storage.sql import Database
@@ -67,17 +84,41 @@ class Ledger:
         )
         self.app = LedgerApplication(env=env)
         self.db = Database(self.app.recorder)
+        self.domain_config = DomainConfig(authorities=tuple(settings.authorities))
         try:
+            self.mac = self._state_key(create=create_tables)
+            self.appender = Appender(
+                self.db,
+                origin=self.config.origin,
+                config=self.domain_config,
+                mac=self.mac,
+                blob_exists=FootageStore(self.data_dir / "footage").exists,
+            )
             if create_tables:
-                self.db.migrate()
+                self.migrate()
             if check:
                 self.check_ready()
         except BaseException:
             self.app.close()
             raise
-        self.domain_config = DomainConfig(authorities=tuple(settings.authorities))
-        self.appender = Appender(self.db, origin=self.config.origin, config=self.domain_config, blob_exists=FootageStore(self.data_dir / "footage").exists)
         self._log_key: Ed25519PrivateKey | None = None
+
+    def _state_key(self, *, create: bool) -> RowMac:
+        path = state_key_path(self.data_dir)
+        if create and not path.exists():  # `init`, or `db migrate` of a data dir from before it existed
+            return RowMac.create(path)
+        return RowMac.load(path)
+
+    def migrate(self) -> None:
+        """Create the tables or upgrade an older schema; an upgrade that adds row MACs rebuilds the
+        read models from the signed events (``replay``) and seals the existing tokens."""
+        from ledger.projection import rebuild
+        from ledger.tokens import upgrade_tokens
+
+        found = self.db.migrate()
+        if found is not None and found < 2:
+            upgrade_tokens(self.db, self.mac)
+            rebuild(self.db, self.appender, from_zero=True)
 
     def check_ready(self) -> None:
         """Refuse to run on missing tables or on settings that could lose acknowledged events."""
@@ -114,10 +155,12 @@ class Ledger:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def append(self, raws: Sequence[bytes]) -> list[Outcome]:
-        """Append a batch; raises RollbackDetected (a StorageError) while the rollback guard blocks writes."""
+    def append(self, raws: Sequence[bytes], *, callers: Sequence[str | None] | None = None) -> list[Outcome]:
+        """Append a batch; raises RollbackDetected (a StorageError) while the rollback guard blocks writes.
+
+        ``callers``: per envelope, the authenticated actor its signing key must belong to (or None)."""
         self.require_writable()
-        return self.appender.append(raws, now=self.clock())
+        return self.appender.append(raws, now=self.clock(), callers=callers)
 
     def sign_and_append(self, key: Any, case_id: str, event_type: str, body: dict[str, Any]) -> Receipt:
         """Sign an event for the next position of a stream and append it; raise if it is refused."""
@@ -143,12 +186,23 @@ class Ledger:
         a checkpoint over a rolled-back or rewritten log would contradict one already published."""
         self.require_writable()
         with self.db.write() as tx:
-            checkpoint = tlog.sign_checkpoint(
-                tx, origin=self.origin, key_name=self.config.log_key_name, key=self.log_key, now=self.clock()
-            )
+            checkpoint = self.sign_checkpoint_in(tx)
         if checkpoint is not None:
             self.record_checkpoint(checkpoint)
         return checkpoint
+
+    def sign_checkpoint_in(self, tx: Any) -> tlog.StoredCheckpoint | None:
+        """Inside a write transaction: sign a checkpoint over the checked log head if it is new."""
+        head, _ = log_head(tx, self.mac)
+        return tlog.sign_checkpoint(
+            tx,
+            origin=self.origin,
+            key_name=self.config.log_key_name,
+            key=self.log_key,
+            now=self.clock(),
+            size=0 if head is None else head.size,
+            root=b"" if head is None else head.root,
+        )
 
     # -- rollback guard -----------------------------------------------------------------------
 
@@ -163,7 +217,7 @@ class Ledger:
     def record_checkpoint(self, checkpoint: tlog.StoredCheckpoint) -> None:
         """Remember a checkpoint (with any witness cosignatures) outside the database."""
         guard = self.rollback_guard()
-        guard.record(checkpoint.with_cosignatures())
+        guard.record(checkpoint.with_cosignatures(), signed_at=checkpoint.signed_at)
         if self._rollback is not None and self._rollback[1].state in ("ok", "no_record"):
             status = RollbackStatus("ok", max(self._rollback[1].log_size, checkpoint.size), checkpoint.size)
             self._rollback = (time.monotonic(), status)
@@ -177,7 +231,7 @@ class Ledger:
         if not status.blocked:
             latest = self.latest_checkpoint()
             if latest is not None and latest.size > (status.recorded_size or 0):
-                self.rollback_guard().record(latest.with_cosignatures())
+                self.rollback_guard().record(latest.with_cosignatures(), signed_at=latest.signed_at)
                 status = self.rollback_guard().status(self.db)
         self._rollback = (time.monotonic(), status)
         return status
@@ -200,22 +254,24 @@ class Ledger:
     # -- reading cases ------------------------------------------------------------------------
 
     def case_row(self, case_id: str) -> tuple[int, str, dict[str, Any]]:
-        """(version, head sha256, view) from the read model; never replays events."""
+        """(version, head sha256, view) from the read model, checked (``ledger.read_models``);
+        never replays events. StateTampered if the row is not the service's current one."""
+        fields = self._case_fields(case_id)
+        return fields[1], fields[2], json.loads(fields[7])
+
+    def _case_fields(self, case_id: str) -> tuple[Any, ...]:
         with self.db.read() as tx:
-            row = tx.one("SELECT version, head_sha256, view FROM case_state WHERE case_id = ?", (case_id,))
-        if row is None or case_id == REGISTRY_CASE_ID:
+            fields = None if case_id == REGISTRY_CASE_ID else case_row(tx, self.mac, case_id)
+        if fields is None:
             raise NotFoundError("no such case", code="CASE_NOT_FOUND")
-        return int(row[0]), str(row[1]), json.loads(row[2])
+        return fields
 
     def case_view_json(self, case_id: str) -> bytes:
-        """The case projection as JSON bytes, spliced from the stored row without decoding it:
+        """The case projection as JSON bytes, spliced from the checked row without decoding its view:
         the read cost stays flat however long the case's history is."""
-        with self.db.read() as tx:
-            row = tx.one("SELECT version, head_sha256, view FROM case_state WHERE case_id = ?", (case_id,))
-        if row is None or case_id == REGISTRY_CASE_ID:
-            raise NotFoundError("no such case", code="CASE_NOT_FOUND")
-        head = json.dumps({"case_id": case_id, "head_sha256": row[1], "version": int(row[0])})
-        view = str(row[2])
+        fields = self._case_fields(case_id)
+        head = json.dumps({"case_id": case_id, "head_sha256": fields[2], "version": fields[1]})
+        view = fields[7]
         return (head[:-1] + ("," + view[1:] if view != "{}" else "}")).encode("utf-8")
 
     def case_view(self, case_id: str) -> dict[str, Any]:
@@ -242,9 +298,13 @@ class Ledger:
         )
 
     def case_head(self, case_id: str) -> tuple[int, str | None]:
-        """(version, head hash) of a case or of the registry; (0, None) when it has no events."""
+        """(version, head hash) of a case or of the registry from its last log entry (the append-only
+        log, not a read model); (0, None) when it has no events."""
         with self.db.read() as tx:
-            row = tx.one("SELECT version, head_sha256 FROM case_state WHERE case_id = ?", (case_id,))
+            row = tx.one(
+                "SELECT seq, envelope_sha256 FROM log_entries WHERE case_id = ? ORDER BY seq DESC LIMIT 1",
+                (case_id,),
+            )
         return (0, None) if row is None else (int(row[0]), str(row[1]))
 
     def case_envelopes(self, case_id: str, *, after: int = 0, limit: int | None = None) -> list[bytes]:
@@ -253,12 +313,11 @@ class Ledger:
         return [bytes(s.state) for s in stored]
 
     def timeline(self, case_id: str, *, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """Checked timeline lines of a case with seq > ``after`` (StateTampered if one was edited,
+        removed or is not the service's)."""
         with self.db.read() as tx:
-            rows = tx.query(
-                "SELECT entry FROM case_timeline WHERE case_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (case_id, after, limit),
-            )
-        return [json.loads(r[0]) for r in rows]
+            top = log_tops(tx, [case_id]).get(case_id, 0)
+            return timeline_lines(tx, self.mac, case_id, after=after, limit=limit, top=top)
 
     def list_cases(
         self,
@@ -268,32 +327,35 @@ class Ledger:
         after: str | None = None,
         limit: int = 50,
     ) -> list[dict[str, Any]]:
-        sql = "SELECT case_id, version, view FROM case_state WHERE case_id <> ?"
+        where = "case_id <> ?"
         params: list[Any] = [REGISTRY_CASE_ID]
         for column, value in (("status", status), ("category", category)):
             if value is not None:
-                sql += f" AND {column} = ?"
+                where += f" AND {column} = ?"
                 params.append(value)
         if after is not None:
-            sql += " AND case_id > ?"
+            where += " AND case_id > ?"
             params.append(after)
-        sql += " ORDER BY case_id LIMIT ?"
+        where += " ORDER BY case_id LIMIT ?"
         params.append(limit)
         with self.db.read() as tx:
-            rows = tx.query(sql, params)
-        return [{"case_id": r[0], "version": int(r[1]), **json.loads(r[2])} for r in rows]
+            rows = case_rows(tx, self.mac, where, params)
+        return [{"case_id": r[0], "version": r[1], **json.loads(r[7])} for r in rows]
 
     def registry_state(self) -> Any:
-        from ledger.read_models import load_state
-
+        """The key registry's state from its checked read-model row (None before the trust root)."""
         with self.db.read() as tx:
-            row = tx.one("SELECT state FROM case_state WHERE case_id = ?", (REGISTRY_CASE_ID,))
-        return None if row is None else load_state(REGISTRY_CASE_ID, str(row[0]))
+            fields = case_row(tx, self.mac, REGISTRY_CASE_ID)
+        return None if fields is None else load_state(REGISTRY_CASE_ID, fields[6])
 
     def public_releases(self) -> list[dict[str, Any]]:
         with self.db.read() as tx:
-            rows = tx.query("SELECT entry FROM public_releases ORDER BY case_id, footage_id")
-        return [json.loads(r[0]) for r in rows]
+            return public_release_rows(tx, self.mac)
+
+    @property
+    def admin_key_on_server(self) -> bool:
+        """True in demo mode: the trust-root admin private key is in this data dir."""
+        return key_path(self.data_dir, "admin").exists()
 
     # -- reading the log ----------------------------------------------------------------------
 

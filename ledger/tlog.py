@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from domain.errors import NotFoundError
 from ledger import merkle, note
 from ledger.canonical import format_time
+from ledger.integrity import tampered
 from ledger.leaf import leaf_bytes as leaf_bytes  # re-exported for callers of the log API
 from ledger.storage.sql import Tx
 
@@ -108,14 +109,20 @@ def checkpoint_at(tx: Tx, size: int) -> StoredCheckpoint:
 
 
 def sign_checkpoint(
-    tx: Tx, *, origin: str, key_name: str, key: Ed25519PrivateKey, now: datetime
+    tx: Tx, *, origin: str, key_name: str, key: Ed25519PrivateKey, now: datetime, size: int, root: bytes
 ) -> StoredCheckpoint | None:
-    """Sign a checkpoint for the current size if none covers it yet (never one of size 0)."""
-    size, _ = log_size(tx)
+    """Sign a checkpoint for ``size`` leaves with ``root`` — the checked log head the caller read
+    (``ledger.read_models.log_head``) — if none covers it yet (never one of size 0). The stored tree
+    must agree with that root: the service never signs a root it did not compute itself."""
     latest = latest_checkpoint(tx)
     if size == 0 or (latest is not None and latest.size >= size):
         return latest
-    root = root_at(tx, size)
+    try:
+        stored_root = root_at(tx, size)
+    except NotFoundError:
+        stored_root = b""
+    if stored_root != root:
+        raise tampered("the log", check="tree")
     body = note.Checkpoint(origin=origin, size=size, root=root).body()
     signed = note.sign_note(body, key_name, key)
     signed_at = format_time(now)

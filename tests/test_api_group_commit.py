@@ -12,7 +12,6 @@ from api.errors import UnavailableError
 from api.group_commit import Checkpointer, GroupCommitter
 from domain.errors import ConflictError, LedgerError
 from ledger.append import Receipt
-from ledger.keys import key_id
 from ledger.store import Ledger
 from tests.support import Actors, case_opened, footage_captured, new_case_id
 from tests.test_api_support import Api, running_api
@@ -28,8 +27,7 @@ def _opened(actors: Actors, count: int) -> list[bytes]:
 
 
 def _submit_all(committer: GroupCommitter, actors: Actors, raws: list[bytes]) -> list[Any]:
-    signer = actors.key_id("investigator")
-    return [committer.submit(raw, signer=signer, actor="Det. A. Rivera") for raw in raws]
+    return [committer.submit(raw, actor="Det. A. Rivera") for raw in raws]
 
 
 def test_waiting_envelopes_are_committed_together_in_bounded_batches(ledger: Ledger, actors: Actors) -> None:
@@ -51,9 +49,9 @@ def test_one_refused_envelope_never_fails_the_others_in_its_batch(ledger: Ledger
     other = actors.envelope("supervisor", new_case_id(), "CaseOpened", case_opened())
     committer = GroupCommitter(ledger)
     futures = [
-        committer.submit(good, signer=actors.key_id("investigator"), actor="Det. A. Rivera"),
-        committer.submit(stale, signer=actors.key_id("investigator"), actor="Det. A. Rivera"),
-        committer.submit(other, signer=actors.key_id("supervisor"), actor="Det. A. Rivera"),
+        committer.submit(good, actor="Det. A. Rivera"),
+        committer.submit(stale, actor="Det. A. Rivera"),
+        committer.submit(other, actor="Det. A. Rivera"),
     ]
     committer.start()  # the three were queued first: they form one batch
     assert isinstance(futures[0].result(timeout=30), Receipt)
@@ -83,10 +81,10 @@ def test_a_batch_level_failure_falls_back_to_one_by_one(
 ) -> None:
     real = ledger.append
 
-    def flaky(raws: list[bytes]) -> list[Any]:
+    def flaky(raws: list[bytes], **kwargs: Any) -> list[Any]:
         if len(raws) > 1:
             raise ConflictError("a concurrent writer stored the same position first")
-        return real(raws)
+        return real(raws, **kwargs)
 
     monkeypatch.setattr(ledger, "append", flaky)
     committer = GroupCommitter(ledger)
@@ -97,14 +95,14 @@ def test_a_batch_level_failure_falls_back_to_one_by_one(
     committer.stop()
 
 
-def test_unknown_signers_are_refused_before_the_ledger_sees_them(ledger: Ledger, actors: Actors) -> None:
+def test_unknown_signers_are_refused(ledger: Ledger, actors: Actors) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     actors.keys["stranger"] = Ed25519PrivateKey.generate()
     raw = actors.envelope("stranger", new_case_id(), "CaseOpened", case_opened())
     committer = GroupCommitter(ledger)
     committer.start()
-    future = committer.submit(raw, signer=key_id(actors.keys["stranger"]), actor="Det. A. Rivera")
+    future = committer.submit(raw, actor="Det. A. Rivera")
     error = future.exception(timeout=30)
     committer.stop()
     assert isinstance(error, LedgerError) and error.code == "UNKNOWN_KEY"
@@ -165,11 +163,10 @@ def test_concurrent_http_clients_share_commits_and_get_contiguous_leaves(api: Ap
 def test_an_append_whose_waiter_gave_up_before_the_batch_is_not_written(ledger: Ledger, actors: Actors) -> None:
     kept, dropped = new_case_id(), new_case_id()
     committer = GroupCommitter(ledger)
-    signer = actors.key_id("investigator")
     first = committer.submit(actors.envelope("investigator", kept, "CaseOpened", case_opened()),
-                             signer=signer, actor="Det. A. Rivera")
+                             actor="Det. A. Rivera")
     second = committer.submit(actors.envelope("investigator", dropped, "CaseOpened", case_opened()),
-                              signer=signer, actor="Det. A. Rivera")
+                              actor="Det. A. Rivera")
     assert second.cancel()
     committer.start()
     assert isinstance(first.result(timeout=30), Receipt)

@@ -149,6 +149,7 @@ def test_serve_end_to_end(ledger: Ledger, server: Server, tmp_path: Path) -> Non
 
 
 def test_serve_refuses_a_50_mb_body_without_buffering_it(ledger: Ledger, server: Server) -> None:
+    Actors.register(ledger)
     token = _issue(ledger, "Det. A. Rivera", "investigator")
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     before = server.rss_kib()
@@ -180,6 +181,7 @@ def test_serve_stops_cleanly_on_sigterm(ledger: Ledger, server: Server) -> None:
 def test_serve_streams_a_large_upload_without_holding_it(ledger: Ledger, server: Server) -> None:
     import hashlib
 
+    Actors.register(ledger)
     token = _issue(ledger, "Det. A. Rivera", "investigator")
     total = 120 * MIB
     chunk = bytes(range(256)) * (MIB // 256)

@@ -82,11 +82,14 @@ def options(ledger: Ledger, kept: list[bytes] | None = None) -> AuditOptions:
         kept=[CheckpointInput(n, f"kept {i}", external=True) for i, n in enumerate(kept or [])],
         config=ledger.domain_config,
         workers=1,
+        mac=ledger.mac,
+        history=ledger.rollback_guard().history(),
+        now=ledger.clock(),
     )
 
 
 def audit(ledger: Ledger, kept: list[bytes] | None = None) -> AuditReport:
-    return run_audit(read_database(ledger.db), options(ledger, kept))
+    return run_audit(read_database(ledger.db, mac=ledger.mac), options(ledger, kept))
 
 
 def where(report: AuditReport) -> list[tuple[str, int | None, str | None, int | None]]:
@@ -395,7 +398,9 @@ def test_a_self_signed_key_slipped_into_the_registry_is_an_unknown_key(scenario:
         occurred_at=s.ledger.clock(),
     )
     leaf = forge_logged(s.ledger, raw, forged, REGISTRY_CASE_ID, version + 1, "KeyRegistered")
-    assert where(audit(s.ledger)) == [("UNKNOWN_KEY", leaf, REGISTRY_CASE_ID, version + 1)]
+    report = audit(s.ledger)
+    assert where(report) == [("UNKNOWN_KEY", leaf, REGISTRY_CASE_ID, version + 1), ("PROJECTION_DRIFT", None, None, None)]
+    assert report.findings[1].evidence["differences"] == ["projection_tracking mac"]  # moved without the state key
 
 
 # --- read models --------------------------------------------------------------------------------------

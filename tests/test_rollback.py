@@ -248,15 +248,11 @@ def test_a_different_root_for_a_recorded_size_is_refused(ledger: Ledger) -> None
 
 def test_a_checkpoint_committed_but_not_recorded_is_recorded_at_start(ledger: Ledger) -> None:
     """A crash between committing a checkpoint and writing the guard file leaves the guard behind."""
-    from ledger import tlog
-
     actors = Actors.register(ledger)
     recorded = ledger.checkpoint()
     actors.ok("investigator", new_case_id(), "CaseOpened", case_opened())
     with ledger.db.write() as tx:  # signed and committed, but the process "dies" before recording it
-        newer = tlog.sign_checkpoint(
-            tx, origin=ledger.origin, key_name=ledger.config.log_key_name, key=ledger.log_key, now=ledger.clock()
-        )
+        newer = ledger.sign_checkpoint_in(tx)
     assert recorded is not None and newer is not None and newer.size > recorded.size
     status = ledger.rollback_status()
     assert not status.blocked and status.recorded_size == newer.size

@@ -16,6 +16,7 @@ import psycopg
 from eventsourcing import persistence as es
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL
 
 from domain.errors import ConflictError, LedgerError
@@ -60,9 +61,7 @@ class Tx:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         self._cursor.execute(self._sql(sql), tuple(params))
-        return [
-            tuple(row.values()) if isinstance(row, dict) else tuple(row) for row in self._cursor.fetchall()
-        ]
+        return [tuple(row) for row in self._cursor.fetchall()]
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         rows = self.query(sql, params)
@@ -77,7 +76,15 @@ class Tx:
         return self._cursor.connection.pipeline() if self.postgres else nullcontext()
 
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# The append-only tables: the service only ever INSERTs into them (PostgreSQL triggers enforce it
+# for every role, see `db provision`). Everything else is a read model (rebuilt by `replay`) or
+# operational state, each row of which carries a MAC (``ledger/integrity.py``).
+APPEND_ONLY_TABLES = (
+    "log_entries", "log_nodes", "log_checkpoints", "log_cosignatures", "api_token_revocations",
+)
+READ_MODEL_TABLES = ("case_state", "case_timeline", "public_releases", "projection_tracking", "log_head")
 
 # One DDL list for both dialects; {blob} and {bigint} are substituted per backend.
 _DDL = [
@@ -104,19 +111,39 @@ _DDL = [
     """CREATE TABLE IF NOT EXISTS case_state (
         case_id TEXT PRIMARY KEY, version {bigint} NOT NULL, head_sha256 TEXT NOT NULL,
         status TEXT NOT NULL, category TEXT NOT NULL, updated_leaf {bigint} NOT NULL,
-        state TEXT NOT NULL, view TEXT NOT NULL)""",
+        state TEXT NOT NULL, view TEXT NOT NULL, mac TEXT NOT NULL DEFAULT '')""",
     """CREATE INDEX IF NOT EXISTS case_state_status ON case_state (status, category, case_id)""",
     """CREATE TABLE IF NOT EXISTS case_timeline (
         case_id TEXT NOT NULL, seq {bigint} NOT NULL, leaf_index {bigint} NOT NULL, entry TEXT NOT NULL,
-        PRIMARY KEY (case_id, seq))""",
+        mac TEXT NOT NULL DEFAULT '', PRIMARY KEY (case_id, seq))""",
     """CREATE TABLE IF NOT EXISTS public_releases (
         case_id TEXT NOT NULL, footage_id TEXT NOT NULL, status TEXT NOT NULL, entry TEXT NOT NULL,
+        version {bigint} NOT NULL DEFAULT 0, mac TEXT NOT NULL DEFAULT '',
         PRIMARY KEY (case_id, footage_id))""",
     """CREATE TABLE IF NOT EXISTS projection_tracking (
-        name TEXT PRIMARY KEY, position {bigint} NOT NULL)""",
+        name TEXT PRIMARY KEY, position {bigint} NOT NULL, mac TEXT NOT NULL DEFAULT '')""",
+    """CREATE TABLE IF NOT EXISTS log_head (
+        id INTEGER PRIMARY KEY CHECK (id = 1), size {bigint} NOT NULL, root {blob} NOT NULL,
+        integrated_at TEXT NOT NULL, mac TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS sealed_records (
         sealed_ref TEXT PRIMARY KEY, kek_id TEXT NOT NULL, wrapped_key {blob} NOT NULL,
         nonce {blob} NOT NULL, ciphertext {blob} NOT NULL, created_at TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS api_tokens (
+        token_id TEXT PRIMARY KEY, token_sha256 TEXT NOT NULL UNIQUE, actor TEXT NOT NULL,
+        role TEXT NOT NULL, authority TEXT, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
+        mac TEXT NOT NULL DEFAULT '')""",
+    """CREATE TABLE IF NOT EXISTS api_token_revocations (
+        token_id TEXT PRIMARY KEY, revoked_at TEXT NOT NULL, mac TEXT NOT NULL)""",
+]
+
+# Schema 1 -> 2: MAC columns on the read models (then rebuilt by `replay`), the log head, tokens
+# with a MAC and revocations in their own append-only table.
+_UPGRADE_1_TO_2 = [
+    "ALTER TABLE case_state ADD COLUMN mac TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE case_timeline ADD COLUMN mac TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE public_releases ADD COLUMN version {bigint} NOT NULL DEFAULT 0",
+    "ALTER TABLE public_releases ADD COLUMN mac TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE projection_tracking ADD COLUMN mac TEXT NOT NULL DEFAULT ''",
 ]
 
 
@@ -163,7 +190,8 @@ class Database:
     def _pg_tx(self, *, lock: bool) -> Iterator[Tx]:
         datastore = self.datastore
         assert isinstance(datastore, PostgresDatastore)
-        with datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+        # Tuple rows (the library's pool hands out dict rows, which merge duplicate column names).
+        with datastore.get_connection() as conn, conn.transaction(), conn.cursor(row_factory=tuple_row) as curs:
             tx = Tx(curs, postgres=True)
             if datastore.schema != "public":
                 tx.execute(f"SET LOCAL search_path TO {_quote_ident(datastore.schema)}")
@@ -204,19 +232,55 @@ class Database:
     # -- schema -------------------------------------------------------------------------------
 
     def ddl(self) -> list[str]:
-        blob, bigint = ("BYTEA", "BIGINT") if self.postgres else ("BLOB", "INTEGER")
-        return [stmt.format(blob=blob, bigint=bigint) for stmt in _DDL]
+        return [self._dialect(stmt) for stmt in _DDL]
 
-    def migrate(self) -> None:
-        """Create the ledger's tables (idempotent). Run by `init` and `db migrate` only."""
+    @staticmethod
+    def sqlite_ddl() -> list[str]:
+        """The table definitions in the SQLite dialect (for scratch stores)."""
+        return [stmt.format(blob="BLOB", bigint="INTEGER") for stmt in _DDL]
+
+    def migrate(self) -> int | None:
+        """Create the ledger's tables and bring an older schema up to :data:`SCHEMA_VERSION`, in one
+        transaction. Run by `init`, `db migrate` and `db provision` only (never at run time).
+
+        Returns the schema version found (None for a new database); the caller rebuilds what an
+        upgrade leaves empty (``ledger.store.Ledger.migrate``)."""
         self.recorder.create_table()
         with self.write() as tx:
             for statement in self.ddl():
                 tx.execute(statement)
+            row = tx.one("SELECT value FROM ledger_meta WHERE key = 'schema_version'")
+            found = None if row is None else int(row[0])
+            if found is not None and found > SCHEMA_VERSION:
+                raise ConfigurationError(
+                    f"the database has schema version {found}; this release knows {SCHEMA_VERSION}: "
+                    "upgrade evidence-ledger"
+                )
+            if found == 1:
+                for statement in _UPGRADE_1_TO_2:
+                    tx.execute(self._dialect(statement))
             tx.execute(
-                "INSERT INTO ledger_meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
+                "INSERT INTO ledger_meta (key, value) VALUES ('schema_version', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (str(SCHEMA_VERSION),),
             )
+        return found
+
+    def _dialect(self, statement: str) -> str:
+        blob, bigint = ("BYTEA", "BIGINT") if self.postgres else ("BLOB", "INTEGER")
+        return statement.format(blob=blob, bigint=bigint)
+
+    def columns(self, tx: Tx, table: str) -> list[str]:
+        """The column names of one of the ledger's tables (empty when it does not exist)."""
+        if self.postgres:
+            rows = tx.query(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+                " AND table_name = ? ORDER BY ordinal_position",
+                (table,),
+            )
+        else:
+            rows = [(r[1],) for r in tx.query(f"PRAGMA table_info({table})")]
+        return [str(r[0]) for r in rows]
 
     def check_schema(self) -> None:
         try:
