@@ -80,6 +80,12 @@ class Runtime:
             self._start_services(ledger)
             self._state = "running"
         self.log.info("service started", origin=ledger.origin, backend=ledger.target.kind)
+        if ledger.admin_key_on_server:
+            self.log.warning(
+                "DEMO MODE: the trust-root admin private key is in the data dir; whoever holds this server "
+                "can register keys (docs/keys.md)",
+                admin_key_on_server=True,
+            )
 
     def _open_checked(self) -> Ledger:
         """The ledger, after checking its schema and (unless disabled) its durability settings."""

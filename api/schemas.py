@@ -142,6 +142,13 @@ class Health(BaseModel):
     status: str
 
 
+class Readiness(BaseModel):
+    status: str
+    admin_key_on_server: bool = Field(
+        description="true in demo mode: the trust-root admin private key is in the server's data dir"
+    )
+
+
 ENVELOPE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": (

@@ -111,23 +111,50 @@ def print_json(data: Any) -> None:
 # -- init / db -------------------------------------------------------------------------------------
 
 
+DEMO_WARNING = (
+    "WARNING: DEMO MODE. The trust-root admin private key is stored in {path}: whoever holds this "
+    "server can register keys. For production, generate the admin key offline (`evidence-ledger keys "
+    "new`) and run `init --admin-public-key FILE` (docs/keys.md)."
+)
+
+
 @app.command()
 @cli_errors
 def init(
     origin: Annotated[
         str, typer.Option(help="log origin and key name, e.g. cambridgema.gov/evidence-ledger")
     ],
+    admin_public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--admin-public-key",
+            help="the trust-root admin PUBLIC key (FILE.pub from `keys new` on an offline machine); "
+            "without it the admin private key is generated into the data dir (demo mode)",
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Create a data dir: trust-root admin key, log key, service key, sealing key, tables."""
-    from ledger.bootstrap import init_data_dir
+    """Create a data dir: log key, service key, state key, sealing key, tables (and, in demo mode only,
+    the trust-root admin key with the registry's genesis)."""
+    from ledger.bootstrap import GENESIS_REQUEST, init_data_dir
+    from ledger.keys import load_public_key, raw_public_key
+    from ledger.settings import key_path
     from ledger.store import utc_now
 
     settings = settings_for(data_dir)
-    result = init_data_dir(settings.data_dir, origin, settings, now=utc_now())
+    admin_public = None if admin_public_key is None else raw_public_key(load_public_key(admin_public_key))
+    result = init_data_dir(settings.data_dir, origin, settings, now=utc_now(), admin_public=admin_public)
     typer.echo(f"initialised {result.data_dir} for origin {result.origin}")
     typer.echo(f"trust-root admin key id: {result.admin_key_id}")
     typer.echo(f"log verifier key: {result.log_verifier_key}")
+    if admin_public is None:
+        typer.echo(DEMO_WARNING.format(path=key_path(result.data_dir, "admin")), err=True)
+        return
+    request = result.data_dir / GENESIS_REQUEST
+    typer.echo("the key registry is empty until the admin signs its genesis offline:")
+    typer.echo(f"  1. copy {request} to the offline machine that holds the admin key")
+    typer.echo(f"  2. there: evidence-ledger keys genesis --admin-key ADMIN.pem --request {GENESIS_REQUEST} --out genesis.jsonl")
+    typer.echo("  3. here:  evidence-ledger keys submit genesis.jsonl")
 
 
 @db_app.command("migrate")
@@ -160,6 +187,90 @@ def keys_new(
     typer.echo(f"key {name}: id {key_id(key)}; private {out} (0600), public {out}.pub")
 
 
+AdminKey = Annotated[
+    Path | None,
+    typer.Option(
+        "--admin-key",
+        help="admin private key file (kept off the server; the data dir's own key only in demo mode)",
+    ),
+]
+Server = Annotated[str | None, typer.Option(help="send it to a running server at this URL (admin token)")]
+Token = Annotated[str | None, typer.Option(envvar="EVIDENCE_LEDGER_TOKEN", help="bearer token for --server")]
+HeadFile = Annotated[
+    Path | None,
+    typer.Option("--head", help="registry head from `keys head` (offline signing; needs --out)"),
+]
+OutFile = Annotated[
+    Path | None, typer.Option("--out", help="write the signed envelope here instead of appending it")
+]
+
+
+def _admin_key(admin_key: Path | None, data_dir: Path | None) -> Any:
+    from ledger.keys import load_private_key
+    from ledger.settings import key_path
+
+    if admin_key is not None:
+        return load_private_key(admin_key)
+    demo = key_path(settings_for(data_dir).data_dir, "admin")
+    if not demo.exists():
+        raise MalformedInputError(
+            "the admin key is not on this server: pass --admin-key PATH (see docs/keys.md)", code="BAD_ARGUMENT"
+        )
+    return load_private_key(demo)
+
+
+def _registry_change(
+    event_type: str,
+    body: Callable[[Any], dict[str, Any]],
+    *,
+    admin_key: Path | None,
+    server: str | None,
+    token: str | None,
+    head: Path | None,
+    out: Path | None,
+    data_dir: Path | None,
+) -> None:
+    """Sign a registry event with the admin key and append it locally, send it to a server, or
+    (offline, with --head and --out) write it for `keys submit`."""
+    from ledger.bootstrap import registry_envelope
+    from ledger.client import RemoteLedger
+    from ledger.envelope import REGISTRY_CASE_ID
+    from ledger.store import utc_now
+
+    admin = _admin_key(admin_key, data_dir)
+    if (head is None) != (out is None):
+        fail("--head and --out go together (offline signing)", 2)
+    if head is not None and out is not None:
+        position = read_json_arg(f"@{head}", "head")
+        try:
+            origin, version, prev = str(position["origin"]), int(position["version"]), position["head_sha256"]
+        except (KeyError, TypeError, ValueError):
+            fail("--head: expected the JSON that `evidence-ledger keys head` prints", 2)
+        raw = registry_envelope(
+            admin, origin=origin, version=version, head=prev, event_type=event_type, body=body(utc_now()),
+            now=utc_now(),
+        )
+        _write_new(out, raw + b"\n")
+        typer.echo(f"signed {event_type} for registry position {version + 1}: {out}")
+        return
+    if server is not None:
+        if not token:
+            fail("--server needs --token (or EVIDENCE_LEDGER_TOKEN)", 2)
+        with RemoteLedger(server, token) as remote:
+            print_json(remote.append(REGISTRY_CASE_ID, event_type, body(remote.clock()), admin))
+        return
+    with open_ledger(data_dir) as ledger:
+        print_json(ledger.sign_and_append(admin, REGISTRY_CASE_ID, event_type, body(ledger.clock())).to_json())
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    try:
+        with open(path, "xb") as handle:
+            handle.write(data)
+    except FileExistsError:
+        fail(f"{path} exists; refusing to overwrite it", 2)
+
+
 @keys_app.command("register")
 @cli_errors
 def keys_register(
@@ -169,27 +280,23 @@ def keys_register(
         str, typer.Option(help="investigator | supervisor | auditor | prosecutor | admin | service")
     ],
     authority: Annotated[str | None, typer.Option(help="prosecutors: the authority they act for")] = None,
-    admin_key: Annotated[
-        Path | None, typer.Option("--admin-key", help="admin private key (default: trust root)")
-    ] = None,
+    admin_key: AdminKey = None,
+    server: Server = None,
+    token: Token = None,
+    head: HeadFile = None,
+    out: OutFile = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Register a public key in the key registry (a signed KeyRegistered event)."""
-    from ledger.bootstrap import register_key
+    """Register a public key in the key registry (a KeyRegistered event signed by an admin key)."""
+    from ledger.bootstrap import registry_body
     from ledger.keys import load_public_key, raw_public_key
-    from ledger.settings import key_path
 
-    with open_ledger(data_dir) as ledger:
-        public = raw_public_key(load_public_key(public_key))
-        receipt = register_key(
-            ledger,
-            admin_key or key_path(ledger.data_dir, "admin"),
-            public,
-            actor=actor,
-            role=role,
-            authority=authority,
-        )
-        print_json(receipt.to_json())
+    public = raw_public_key(load_public_key(public_key))
+    _registry_change(
+        "KeyRegistered",
+        lambda now: registry_body(public, actor=actor, role=role, authority=authority, valid_from=now),
+        admin_key=admin_key, server=server, token=token, head=head, out=out, data_dir=data_dir,
+    )
 
 
 @keys_app.command("revoke")
@@ -200,22 +307,87 @@ def keys_revoke(
     compromised_since: Annotated[
         str | None, typer.Option(help="RFC 3339 time the key may have leaked")
     ] = None,
-    admin_key: Annotated[Path | None, typer.Option("--admin-key")] = None,
+    admin_key: AdminKey = None,
+    server: Server = None,
+    token: Token = None,
+    head: HeadFile = None,
+    out: OutFile = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Revoke a key (a signed KeyRevoked event)."""
-    from ledger.bootstrap import revoke_key
-    from ledger.settings import key_path
+    """Revoke a key (a KeyRevoked event signed by an admin key)."""
+    body: dict[str, Any] = {"key_id": key_id, "reason": reason}
+    if compromised_since is not None:
+        body["compromised_since"] = compromised_since
+    _registry_change(
+        "KeyRevoked", lambda _now: body,
+        admin_key=admin_key, server=server, token=token, head=head, out=out, data_dir=data_dir,
+    )
+
+
+@keys_app.command("head")
+@cli_errors
+def keys_head(data_dir: DataDir = None) -> None:
+    """The registry's position (origin, version, head_sha256): what an offline admin signs against."""
+    from ledger.envelope import REGISTRY_CASE_ID
 
     with open_ledger(data_dir) as ledger:
-        receipt = revoke_key(
-            ledger,
-            admin_key or key_path(ledger.data_dir, "admin"),
-            key_id,
-            reason=reason,
-            compromised_since=compromised_since,
-        )
-        print_json(receipt.to_json())
+        version, head = ledger.case_head(REGISTRY_CASE_ID)
+        print_json({"origin": ledger.origin, "version": version, "head_sha256": head})
+
+
+@keys_app.command("genesis")
+@cli_errors
+def keys_genesis(
+    admin_key: Annotated[Path, typer.Option("--admin-key", help="the trust-root admin private key")],
+    request: Annotated[Path, typer.Option(help="genesis-request.json written by `init --admin-public-key`")],
+    out: Annotated[Path, typer.Option(help="where to write the two signed envelopes (JSON lines)")],
+) -> None:
+    """Offline: sign the registry's genesis (the admin's own registration and the service key's)."""
+    from ledger.bootstrap import genesis_from_request
+    from ledger.keys import load_private_key
+    from ledger.store import utc_now
+
+    wanted = read_json_arg(f"@{request}", "request")
+    if not isinstance(wanted, dict):
+        fail("--request: expected the JSON object `init` wrote", 2)
+    envelopes = genesis_from_request(load_private_key(admin_key), wanted, now=utc_now())
+    _write_new(out, b"".join(raw + b"\n" for raw in envelopes))
+    typer.echo(f"signed the registry genesis for {wanted['origin']}: {out}; submit it with `keys submit`")
+
+
+@keys_app.command("submit")
+@cli_errors
+def keys_submit(
+    envelopes: Annotated[Path, typer.Argument(help="signed registry envelopes, one per line")],
+    server: Server = None,
+    token: Token = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Append registry envelopes signed elsewhere (`keys genesis`, or `keys register --out`)."""
+    from ledger.client import RemoteLedger
+    from ledger.envelope import REGISTRY_CASE_ID
+
+    try:
+        raws = [line for line in envelopes.read_bytes().splitlines() if line.strip()]
+    except OSError as exc:
+        raise MalformedInputError(f"cannot read {envelopes}: {exc.strerror}", code="BAD_ARGUMENT") from None
+    if not raws:
+        fail(f"{envelopes} holds no envelope", 2)
+    if server is not None:
+        if not token:
+            fail("--server needs --token (or EVIDENCE_LEDGER_TOKEN)", 2)
+        with RemoteLedger(server, token) as remote:
+            print_json([remote.post_envelope(REGISTRY_CASE_ID, raw) for raw in raws])
+        return
+    receipts = []
+    with open_ledger(data_dir) as ledger:
+        for raw in raws:
+            (outcome,) = ledger.append([raw])
+            if isinstance(outcome, LedgerError):
+                raise outcome
+            receipts.append(outcome.to_json())
+        ledger.checkpoint()
+    print_json(receipts)
 
 
 @keys_app.command("list")
@@ -251,12 +423,11 @@ def append(
         fail("body must be a JSON object", 2)
     signer = load_private_key(key)
     if server is not None:
-        import importlib
+        from ledger.client import append_remote
 
         if not token:
             fail("--server needs --token (or EVIDENCE_LEDGER_TOKEN)", 2)
-        client = importlib.import_module("api.client")
-        print_json(client.append_remote(server, token, _case_uuid(case_id), event_type, body_data, signer))
+        print_json(append_remote(server, token, _case_uuid(case_id), event_type, body_data, signer))
         return
     with open_ledger(data_dir) as ledger:
         receipt = ledger.sign_and_append(signer, _case_uuid(case_id), event_type, body_data)
@@ -356,7 +527,7 @@ def register_commands() -> None:
     """Attach the command groups that live in other modules (imported for their side effect)."""
     import importlib
 
-    for module in ("ledger.cli_log", "ledger.cli_witness", "ledger.cli_verify", "ledger.cli_trust", "ledger.cli_bundle", "ledger.cli_audit", "api.cli"):
+    for module in ("ledger.cli_log", "ledger.cli_witness", "ledger.cli_verify", "ledger.cli_trust", "ledger.cli_bundle", "ledger.cli_audit", "ledger.cli_db", "api.cli"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.client import append_remote
+from ledger.client import append_remote
 from domain.errors import AuthorizationError
 from ledger import note
 from ledger.keys import write_private_key

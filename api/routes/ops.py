@@ -30,9 +30,10 @@ def healthz() -> Response:
 
 @router.get(
     "/readyz",
-    summary="Readiness: database reachable, durability settings safe, writer running, no rollback detected",
+    summary="Readiness: database reachable, durability settings safe, writer running, no rollback detected,"
+    " a key registry to check signers against",
     tags=["ops"],
-    response_model=schemas.Health,
+    response_model=schemas.Readiness,
     responses=problems(503),
 )
 def readyz(request: Request) -> Response:
@@ -43,7 +44,12 @@ def readyz(request: Request) -> Response:
     if problems_found:
         raise UnavailableError("; ".join(problems_found), code="UNSAFE_DURABILITY")
     runtime.ledger.require_writable()  # 503 ROLLBACK_DETECTED with the reason while writes are refused
-    return json_response({"status": "ready"})
+    if runtime.ledger.registry_state() is None:
+        raise UnavailableError(
+            "the key registry has no trust root yet: submit the genesis the admin signed (`keys submit`)",
+            code="NOT_READY",
+        )
+    return json_response({"status": "ready", "admin_key_on_server": runtime.ledger.admin_key_on_server})
 
 
 @router.get(

@@ -82,7 +82,7 @@ SCHEMA_VERSION = 2
 # for every role, see `db provision`). Everything else is a read model (rebuilt by `replay`) or
 # operational state, each row of which carries a MAC (``ledger/integrity.py``).
 APPEND_ONLY_TABLES = (
-    "log_entries", "log_nodes", "log_checkpoints", "log_cosignatures", "api_token_revocations",
+    "log_entries", "log_nodes", "log_checkpoints", "log_cosignatures", "api_tokens", "api_token_revocations",
 )
 READ_MODEL_TABLES = ("case_state", "case_timeline", "public_releases", "projection_tracking", "log_head")
 
