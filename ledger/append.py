@@ -24,7 +24,7 @@ from ledger import merkle, tlog
 from ledger.canonical import format_time
 from ledger.decide import Signer, decide, trust_root_signer
 from ledger.envelope import REGISTRY_CASE_ID, UnverifiedEnvelope, parse_envelope, verify_envelope
-from ledger.integrity import RowMac, tampered
+from ledger.integrity import RowMac, StateTampered, tampered
 from ledger.keys import public_key_from_raw
 from ledger.leaf import leaf_bytes
 from ledger.read_models import (
@@ -185,13 +185,13 @@ class Appender:
         size = 0 if row[4] is None else int(row[4]) + 1
         if row[0] is None:
             if size:
-                raise tampered("the log", check="log_head")
+                raise tampered("the log", check="log_head", stream="log")
             head = None
         else:
             head = LogHead(int(row[0]), bytes(row[1]), str(row[2]))
             fields = (head.size, head.root, head.integrated_at)
             if head.size != size or not self.mac.valid("log_head", fields, row[3]):
-                raise tampered("the log", check="log_head")
+                raise tampered("the log", check="log_head", stream="log")
         registry = self._registry_at(tx, None if row[5] is None else int(row[5]))
         return _Position(registry, self._tree_at(tx, head), None if head is None else head.integrated_at)
 
@@ -213,9 +213,9 @@ class Appender:
         try:
             tree = tlog.load_range(tx, head.size)
         except LedgerError:  # a frontier node is missing
-            raise tampered("the log", check="frontier") from None
+            raise tampered("the log", check="frontier", stream="log") from None
         if tree.root() != head.root:
-            raise tampered("the log", check="frontier")
+            raise tampered("the log", check="frontier", stream="log")
         return tree
 
     def _append_locked(self, tx: Tx, parsed: list[_Parsed], now: datetime) -> dict[int, Outcome]:
@@ -224,7 +224,8 @@ class Appender:
         integrated_at = format_time(now)
         if last_time is not None and integrated_at < last_time:
             integrated_at = last_time  # leaf time never goes backwards
-        heads = self._heads(tx, {p.envelope.statement.case_id for p in parsed} - {REGISTRY_CASE_ID})
+        broken: dict[str, StateTampered] = {}
+        heads = self._heads(tx, {p.envelope.statement.case_id for p in parsed} - {REGISTRY_CASE_ID}, broken)
         if position.registry is not None:
             heads[REGISTRY_CASE_ID] = position.registry
         existing = self._existing(tx, parsed, heads)
@@ -232,6 +233,10 @@ class Appender:
         results: dict[int, Outcome] = {}
         accepted: dict[str, Receipt] = {}
         for item in parsed:
+            case_error = broken.get(item.envelope.statement.case_id)
+            if case_error is not None:
+                results[item.index] = StateTampered(case_error.message, **case_error.refs)
+                continue
             try:
                 results[item.index] = self._one(item, existing, accepted, heads, tree, batch, integrated_at)
             except LedgerError as exc:
@@ -294,11 +299,12 @@ class Appender:
                 raise MalformedInputError("stored envelope does not match its log row")
             verify_envelope(envelope, public_key_from_raw(info.public_key))
         except LedgerError:
-            raise tampered("the log", check="idempotency", leaf_index=leaf_index) from None
+            raise tampered("the log", check=f"idempotency row at leaf {leaf_index}", stream="log") from None
 
-    def _heads(self, tx: Tx, case_ids: set[str]) -> dict[str, CaseHead]:
+    def _heads(self, tx: Tx, case_ids: set[str], broken: dict[str, StateTampered]) -> dict[str, CaseHead]:
         """The current head of each case that has log entries: this process's own decided state when
-        its version is the case's last seq in the log, otherwise the checked stored row."""
+        its version is the case's last seq in the log, otherwise the checked stored row. A case whose
+        row fails its check goes to ``broken``: only that case's envelopes are refused."""
         tops = log_tops(tx, case_ids)
         heads: dict[str, CaseHead] = {}
         missing: dict[str, int] = {}
@@ -308,7 +314,7 @@ class Appender:
                 heads[case_id] = cached
             else:
                 missing[case_id] = top
-        heads.update(case_heads(tx, self.mac, missing))
+        heads.update(case_heads(tx, self.mac, missing, broken))
         return heads
 
     def _remember(self, heads: dict[str, CaseHead]) -> None:

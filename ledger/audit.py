@@ -279,9 +279,9 @@ def checkpoint_row_findings(
             tampered(size, "has another root than the rollback guard recorded")
         elif line.get("signed_at") is not None and times.get(size) != line["signed_at"]:
             tampered(size, "has another signing time than the rollback guard recorded")
-    unique: dict[tuple[int, str], Finding] = {}
+    unique: dict[int, Finding] = {}
     for f in findings:
-        unique.setdefault((f.evidence["size"], f.message), f)
+        unique.setdefault(f.evidence["size"], f)  # one finding per checkpoint row
     return list(unique.values())
 
 

@@ -43,10 +43,11 @@ class StateTampered(StorageError):
     code = "STATE_TAMPERED"
 
 
-def tampered(what: str, **refs: object) -> StateTampered:
-    """The refusal for a row that failed its check (``what`` names the stream: a case id, "registry",
-    "log" or "token"), logged as an alert. Never carries row contents."""
-    ALERT.error("stored state failed its integrity check: %s", what, extra={"refs": refs})
+def tampered(what: str, *, check: str, **refs: object) -> StateTampered:
+    """The refusal for a row that failed its ``check`` (``what`` describes the stream: "case <id>",
+    "the key registry", "the log"…; ``refs`` locate it: the case id, or the stream's name), logged
+    as an alert. Never carries row contents; the check is logged, not returned."""
+    ALERT.error("stored state failed its integrity check: %s (%s)", what, check, extra={"refs": refs})
     return StateTampered(
         f"the stored state of {what} does not match the signed log: nothing was done. "
         "Run `evidence-ledger audit`, then `evidence-ledger replay` to rebuild the read models "

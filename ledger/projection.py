@@ -80,7 +80,7 @@ def rebuild(
                 break
             for index, case_id, raw, integrated_at in chunk:
                 if index != position + 1:
-                    raise tampered("the log", check="gap", leaf_index=position + 1)
+                    raise tampered("the log", check="gap", stream="log", leaf_index=position + 1)
                 envelope = parse_envelope(raw)
                 state, ctx, event = appender.decide(
                     envelope, False, heads.get(case_id), heads, at=integrated_at, leaf_index=index
@@ -96,7 +96,7 @@ def rebuild(
             if progress is not None:
                 progress(position + 1, total)
         if position >= 0 and tree.root() != tlog.root_at(tx, position + 1):
-            raise tampered("the log", check="tree")
+            raise tampered("the log", check="tree", stream="log")
         write_timeline(tx, timeline, replace=True)
         if touched:
             write_read_models(tx, appender.mac, {cid: heads[cid] for cid in touched}, touched)

@@ -20,7 +20,7 @@ from typing import Any
 from domain import case as case_rules
 from domain import projections, registry
 from ledger.envelope import REGISTRY_CASE_ID
-from ledger.integrity import RowMac, tampered
+from ledger.integrity import RowMac, StateTampered, tampered
 from ledger.storage.sql import Tx
 
 TRACKING_NAME = "read_models"
@@ -52,6 +52,11 @@ def load_state(case_id: str, state_json: str) -> Any:
 
 def stream_name(case_id: str) -> str:
     return "the key registry" if case_id == REGISTRY_CASE_ID else f"case {case_id}"
+
+
+def stream_refs(case_id: str) -> dict[str, str]:
+    """What a refusal may name: the case id, or that it is the registry."""
+    return {"stream": "registry"} if case_id == REGISTRY_CASE_ID else {"case_id": case_id}
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -147,14 +152,17 @@ def checked_case_row(mac: RowMac, row: Sequence[Any], top: int | None) -> tuple[
     case_id = str(row[0])
     fields = (case_id, int(row[1]), str(row[2]), str(row[3]), str(row[4]), int(row[5]), str(row[6]), str(row[7]))
     if not mac.valid("case_state", fields, row[8]):
-        raise tampered(stream_name(case_id), case_id=case_id, check="mac")
+        raise tampered(stream_name(case_id), check="mac", **stream_refs(case_id))
     if top != fields[1]:
-        raise tampered(stream_name(case_id), case_id=case_id, check="version")
+        raise tampered(stream_name(case_id), check="version", **stream_refs(case_id))
     return fields
 
 
-def case_heads(tx: Tx, mac: RowMac, tops: Mapping[str, int]) -> dict[str, CaseHead]:
-    """The checked heads (decision states) of cases that have log entries."""
+def case_heads(
+    tx: Tx, mac: RowMac, tops: Mapping[str, int], broken: dict[str, StateTampered] | None = None
+) -> dict[str, CaseHead]:
+    """The checked heads (decision states) of cases that have log entries. A row that fails its
+    check raises StateTampered, or (with ``broken``) is left out and its error put there."""
     if not tops:
         return {}
     ordered = sorted(tops)
@@ -162,11 +170,16 @@ def case_heads(tx: Tx, mac: RowMac, tops: Mapping[str, int]) -> dict[str, CaseHe
     rows = {str(r[0]): r for r in tx.query(f"SELECT {CASE_COLUMNS} FROM case_state WHERE case_id IN ({marks})", ordered)}
     heads = {}
     for case_id in ordered:
-        row = rows.get(case_id)
-        if row is None:
-            raise tampered(stream_name(case_id), case_id=case_id, check="missing")
-        fields = checked_case_row(mac, row, tops[case_id])
-        heads[case_id] = CaseHead(fields[1], fields[2], load_state(case_id, fields[6]))
+        try:
+            row = rows.get(case_id)
+            if row is None:
+                raise tampered(stream_name(case_id), check="missing", **stream_refs(case_id))
+            fields = checked_case_row(mac, row, tops[case_id])
+            heads[case_id] = CaseHead(fields[1], fields[2], load_state(case_id, fields[6]))
+        except StateTampered as exc:
+            if broken is None:
+                raise
+            broken[case_id] = exc
     return heads
 
 
@@ -181,7 +194,7 @@ def case_row(tx: Tx, mac: RowMac, case_id: str) -> tuple[Any, ...] | None:
     )
     if row is None:
         if log_tops(tx, [case_id]):
-            raise tampered(stream_name(case_id), case_id=case_id, check="missing")
+            raise tampered(stream_name(case_id), check="missing", **stream_refs(case_id))
         return None
     top = row[9]
     return checked_case_row(mac, row[:9], None if top is None else int(top))
@@ -211,10 +224,10 @@ def timeline_lines(
     for expected, row in enumerate(rows, after + 1):
         fields = (str(row[0]), int(row[1]), int(row[2]), str(row[3]))
         if fields[1] != expected or not mac.valid("case_timeline", fields, row[4]):
-            raise tampered(stream_name(case_id), case_id=case_id, check="timeline")
+            raise tampered(stream_name(case_id), check="timeline", **stream_refs(case_id))
         lines.append(json.loads(fields[3]))
     if len(rows) < limit and after + len(rows) < top:
-        raise tampered(stream_name(case_id), case_id=case_id, check="timeline")
+        raise tampered(stream_name(case_id), check="timeline", **stream_refs(case_id))
     return lines
 
 
@@ -229,7 +242,7 @@ def public_release_rows(tx: Tx, mac: RowMac) -> list[dict[str, Any]]:
     for r in rows:
         fields = (str(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]))
         if not mac.valid("public_release", fields, r[5]) or r[6] is None or int(r[6]) != fields[4]:
-            raise tampered("the public release list", check="public_release")
+            raise tampered("the public release list", check="public_release", stream="public_releases")
         entries.append(json.loads(fields[3]))
     return entries
 
@@ -240,7 +253,7 @@ def tracked_position(tx: Tx, mac: RowMac) -> int:
     if row is None:
         return -1
     if not mac.valid("tracking", (TRACKING_NAME, int(row[1])), row[2]):
-        raise tampered("the read models' tracked position", check="tracking")
+        raise tampered("the read models' tracked position", check="tracking", stream="read_models")
     return int(row[1])
 
 
@@ -257,9 +270,9 @@ def log_head(tx: Tx, mac: RowMac) -> tuple[LogHead | None, int]:
     size = 0 if row[4] is None else int(row[4]) + 1
     if row[0] is None:
         if size:
-            raise tampered("the log", check="log_head")
+            raise tampered("the log", check="log_head", stream="log")
         return None, 0
     head = LogHead(int(row[0]), bytes(row[1]), str(row[2]))
     if not mac.valid("log_head", (head.size, head.root, head.integrated_at), row[3]) or head.size != size:
-        raise tampered("the log", check="log_head")
+        raise tampered("the log", check="log_head", stream="log")
     return head, size

@@ -122,7 +122,7 @@ def sign_checkpoint(
     except NotFoundError:
         stored_root = b""
     if stored_root != root:
-        raise tampered("the log", check="tree")
+        raise tampered("the log", check="tree", stream="log")
     body = note.Checkpoint(origin=origin, size=size, root=root).body()
     signed = note.sign_note(body, key_name, key)
     signed_at = format_time(now)
