@@ -363,14 +363,14 @@ class Witness:
             log = state.logs.get(checkpoint.origin)
             if log is None:
                 raise WitnessUnknownLog("this witness does not follow the checkpoint's origin")
+            log_key = note.parse_verifier_key(log.vkey)
+            self._verify_signature(note_bytes, log_key, checkpoint.origin)  # c2sp: 403 before anything else
             if checkpoint.size < log.size:  # a replay of an old checkpoint, or a rollback: not evidence
                 raise WitnessConflict(
                     f"checkpoint size {checkpoint.size} is older than the cosigned size {log.size}",
                     latest_size=log.size,
                     code="WITNESS_OLD_CHECKPOINT",
                 )
-            log_key = note.parse_verifier_key(log.vkey)
-            self._verify_signature(note_bytes, log_key, checkpoint.origin)
             signed = _log_signed_note(body, lines, log_key)
             self._check_extends(log, log_key, checkpoint, old_size, hashes, signed, now)
             timestamp = max(_timestamp(now), state.last_timestamp)
