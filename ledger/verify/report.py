@@ -12,7 +12,7 @@ from typing import Any
 from ledger.verify.bundle import BundleVerification
 from ledger.verify.bundle_model import EXIT_CODES, FAILED, PIN_FILE, UNPINNED, VERIFIED
 
-REPORT_FORMAT = "evidence-ledger-verification/1"
+REPORT_FORMAT = "evidence-ledger-verification/2"  # 2: verdict verified|unpinned|failed, pins
 STATUS_MARK = {"passed": "PASS", "failed": "FAIL", "not applicable": "n/a ", "not run": "skip"}
 VERDICT_TEXT = {VERIFIED: "VERIFIED", UNPINNED: "UNPINNED", FAILED: "FAILED"}
 PIN_NAMES = {"--vkey": "the log verifier key (--vkey)", "--trust-root": "the trust root (--trust-root)"}
