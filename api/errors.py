@@ -70,6 +70,7 @@ _STATUS_BY_CODE = {
     "INTEGRITY_FAILURE": 500,  # the stored history does not verify: the server's fault, not the request's
 }
 ROLLBACK_CODE = "ROLLBACK_DETECTED"
+OPERATOR_CODES = (ROLLBACK_CODE, "STATE_TAMPERED")  # 503s that wait for an operator, not for a retry
 DEFAULT_RETRY_AFTER = "1"
 
 TITLES = {
@@ -161,7 +162,7 @@ async def _ledger_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LedgerError)
     request.scope["evidence_ledger.error_code"] = exc.code
     retry_after = DEFAULT_RETRY_AFTER
-    if exc.code == ROLLBACK_CODE:  # an operator must restore the database: no point in retrying at once
+    if exc.code in OPERATOR_CODES:  # an operator must restore or rebuild: no point in retrying at once
         runtime = getattr(request.app.state, "runtime", None)
         retry_after = str(getattr(getattr(runtime, "api_settings", None), "rollback_retry_after", 60))
     return ledger_error_response(exc, request_id_of(request), retry_after=retry_after)

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from domain.errors import MalformedInputError
+from ledger.settings import ConfigurationError
 from ledger.storage.sql import StorageError
 
 KEY_BYTES = 32
@@ -94,10 +95,9 @@ class RowMac:
         try:
             text = path.read_bytes().strip()
         except FileNotFoundError:
-            raise MalformedInputError(
-                f"the state key {path} is missing (created by `init`; `db migrate` creates it for an "
-                "older data dir)",
-                code="BAD_KEY",
+            raise ConfigurationError(
+                f"the state key {path} is missing: run `evidence-ledger db migrate` (it creates one for a "
+                "data dir from an older release), or point --data-dir at the right data dir"
             ) from None
         except OSError as exc:
             raise MalformedInputError(f"cannot read the state key {path}: {exc.strerror}", code="BAD_KEY") from None

@@ -160,8 +160,8 @@ def test_replay_endpoint_returns_envelopes_in_log_order(api: Api) -> None:
 def test_admin_registers_a_key_over_http_and_it_can_sign_at_once(api: Api) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from ledger.client import RemoteLedger
     from ledger.bootstrap import registry_body
+    from ledger.client import RemoteLedger
     from ledger.envelope import REGISTRY_CASE_ID
     from ledger.keys import raw_public_key
 
@@ -194,8 +194,8 @@ def _registry_envelope(api: Api, body: dict[str, object]) -> bytes:
 
 
 def test_client_appends_through_the_api(api: Api) -> None:
-    from ledger.client import RemoteLedger
     from domain.errors import AuthorizationError, DomainError
+    from ledger.client import RemoteLedger
 
     case_id = new_case_id()
     with RemoteLedger(client=api.client, token=api.token("investigator"), clock=api.ledger.clock) as remote:

@@ -19,9 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ledger.client import append_remote
 from domain.errors import AuthorizationError
 from ledger import note
+from ledger.client import append_remote
 from ledger.keys import write_private_key
 from ledger.store import Ledger
 from tests.support import Actors, case_opened, footage_captured, new_case_id
