@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
@@ -20,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from domain.errors import LedgerError
 
 CONFIG_FILE = "ledger.json"
+SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 class ConfigurationError(LedgerError):
@@ -81,6 +83,9 @@ def parse_database_url(url: str) -> DatabaseTarget:
     dbname = unquote(parsed.path.lstrip("/"))
     if not dbname:
         raise ConfigurationError("database URL names no database")
+    schema = query.get("schema", ["public"])[0]
+    if not SCHEMA_RE.fullmatch(schema):
+        raise ConfigurationError("the schema in the database URL must be a plain lowercase name ([a-z_][a-z0-9_]*)")
     return DatabaseTarget(
         kind="postgres",
         host=parsed.hostname or "127.0.0.1",
@@ -88,7 +93,7 @@ def parse_database_url(url: str) -> DatabaseTarget:
         dbname=dbname,
         user=unquote(parsed.username or os.environ.get("USER", "postgres")),
         password=unquote(parsed.password or ""),
-        schema=query.get("schema", ["public"])[0],
+        schema=schema,
     )
 
 
