@@ -1,30 +1,38 @@
 """Tamper, then act: every database edit an insider could make is followed by the action it would
-enable, which must be refused with its exact code while the log does not grow (SQLite and
-PostgreSQL; ``tests/test_postgres_hardening.py`` repeats the read-model edits as the provisioned
-application role). Then ``replay`` repairs the read models from the signed events and the true
-rule applies again.
+enable, which must be refused with its exact code while the log does not grow. Three settings:
+SQLite; PostgreSQL; and PostgreSQL with the service and the insider both working as the role `db
+provision` made (there an edit of an append-only table is itself refused by the database, which is
+the outcome). Then ``replay`` repairs the read models from the signed events and the true rule
+applies again.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import secrets
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from psycopg import sql
 
 from domain.errors import LedgerError
 from ledger.audit import run_audit
 from ledger.audit_source import read_database
-from ledger.bootstrap import registry_body
+from ledger.bootstrap import init_data_dir, registry_body
 from ledger.envelope import REGISTRY_CASE_ID
 from ledger.integrity import StateTampered
 from ledger.keys import key_id, raw_public_key
 from ledger.projection import rebuild
+from ledger.settings import Settings
 from ledger.store import Ledger
+from tests.conftest import ORIGIN, FakeClock
 from tests.support import (
     Actors,
     case_opened,
@@ -35,6 +43,7 @@ from tests.support import (
 )
 from tests.test_api_support import Api, problem, running_api
 from tests.test_audit import Raw, options
+from tests.test_postgres_hardening import _drop_roles, _init, _provisioned_url
 
 RELEASE = footage_released(derivative=False)
 
@@ -45,6 +54,21 @@ class World:
     actors: Actors
     raw: Raw
     case_id: str
+
+    @property
+    def as_app_role(self) -> bool:
+        return self.ledger.settings.database_url is not None and "el_app_" in self.ledger.settings.database_url
+
+    def append_only_edit(self, sql: str, params: tuple[Any, ...] = ()) -> bool:
+        """Edit an append-only table: done (True), or — as the provisioned role — refused by the
+        database (False, after checking that it was refused and changed nothing)."""
+        if not self.as_app_role:
+            self.raw.run(sql, params)
+            return True
+        with pytest.raises(psycopg.Error) as refused:
+            self.raw.run(sql, params)
+        assert isinstance(refused.value, (psycopg.errors.InsufficientPrivilege, psycopg.errors.RaiseException))
+        return False
 
     def size(self) -> int:
         return self.ledger.log_size()
@@ -80,6 +104,51 @@ class World:
         assert isinstance(outcome, LedgerError), f"{event_type} was accepted"
         assert self.size() == before, "the log grew"
         return outcome
+
+
+MODES = [
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("postgres_app_role", marks=pytest.mark.postgres),
+]
+
+
+@pytest.fixture(params=MODES)
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
+    """A ledger on SQLite, on PostgreSQL, or on PostgreSQL as the role `db provision` made."""
+    clock = FakeClock()
+    data_dir = tmp_path / "data"
+    if request.param == "postgres_app_role":
+        database = request.getfixturevalue("pg_database")
+        with _provisioned(database, tmp_path) as (data_dir, clock, app_url), Ledger(
+            Settings(data_dir=data_dir, database_url=app_url), clock=clock
+        ) as opened:
+            yield opened
+        return
+    url = request.getfixturevalue("pg_database") if request.param == "postgres" else None
+    settings = Settings(data_dir=data_dir, database_url=url)
+    init_data_dir(data_dir, ORIGIN, settings, now=clock())
+    with Ledger(settings, clock=clock) as opened:
+        yield opened
+
+
+@contextmanager
+def _provisioned(database: str, tmp_path: Path) -> Iterator[tuple[Path, FakeClock, str]]:
+    """An owner role that runs `init` and `db provision`; yields the application role's URL."""
+    token = secrets.token_hex(5)
+    owner, app_role = f"el_owner_{token}", f"el_app_{token}"
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE").format(sql.Identifier(owner)))
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                sql.Identifier(database.rsplit("/", 1)[1]), sql.Identifier(owner)
+            )
+        )
+    try:
+        data_dir, clock, owner_url = _init(database, owner, tmp_path)
+        yield data_dir, clock, _provisioned_url(owner_url, data_dir, app_role)
+    finally:
+        _drop_roles(database, [app_role, owner])
 
 
 @pytest.fixture
@@ -263,7 +332,8 @@ def test_a_moved_frontier_node_is_refused(world: World) -> None:
     from ledger import merkle
 
     level, index = merkle.frontier_coords(w.size())[-1]
-    w.raw.run("UPDATE log_nodes SET hash = ? WHERE level = ? AND idx = ?", (b"\x07" * 32, level, index))
+    if not w.append_only_edit("UPDATE log_nodes SET hash = ? WHERE level = ? AND idx = ?", (b"\x07" * 32, level, index)):
+        return
     _fresh_process(w)
     tampered(w.refused("investigator", new_case_id(), "CaseOpened", case_opened()), stream="log")
     with pytest.raises(StateTampered):
@@ -307,7 +377,8 @@ def test_a_forged_earlier_receipt_does_not_swallow_an_envelope(world: World) -> 
     raw_envelope = w.actors.envelope("investigator", case_id, "CaseOpened", case_opened())
     event_id = json.loads(base64.b64decode(json.loads(raw_envelope)["payload"]))["event_id"]
     last = w.size() - 1
-    w.raw.run("UPDATE log_entries SET event_id = ? WHERE leaf_index = ?", (event_id, last))
+    if not w.append_only_edit("UPDATE log_entries SET event_id = ? WHERE leaf_index = ?", (event_id, last)):
+        return
     with pytest.raises(StateTampered) as refused:
         w.ledger.append([raw_envelope])
     tampered(refused.value, stream="log")
@@ -347,7 +418,9 @@ def test_a_deleted_or_retimed_checkpoint_row_is_an_audit_finding(world: World) -
     w.actors.ok("investigator", w.case_id, "FootageCaptured", footage_captured("ftg-2"))
     second = w.ledger.checkpoint()
     assert first is not None and second is not None and _audit_codes(w) == []
-    w.raw.run("DELETE FROM log_checkpoints WHERE size = ?", (first.size,))
+    if not w.append_only_edit("DELETE FROM log_checkpoints WHERE size = ?", (first.size,)):
+        assert not w.append_only_edit("UPDATE log_checkpoints SET signed_at = '' WHERE size = ?", (second.size,))
+        return
     assert _audit_codes(w) == [("CHECKPOINT_TAMPERED", first.size)]
     w.raw.run("UPDATE log_checkpoints SET signed_at = ? WHERE size = ?", ("2026-02-05T16:00:00.000000Z", second.size))
     assert sorted(_audit_codes(w)) == [("CHECKPOINT_TAMPERED", first.size), ("CHECKPOINT_TAMPERED", second.size)]
@@ -411,7 +484,9 @@ def test_an_edited_token_is_401_and_the_audit_names_it(api: Api, column: str, va
 
     token = api.issue("investigator")
     assert api.client.get("/v1/cases", headers={"Authorization": f"Bearer {token}"}).status_code == 200
-    Raw(api.ledger).run(f"UPDATE api_tokens SET {column} = ? WHERE token_id = ?", (value, token_id_of(token)))
+    world = World(api.ledger, api.actors, Raw(api.ledger), "")
+    if not world.append_only_edit(f"UPDATE api_tokens SET {column} = ? WHERE token_id = ?", (value, token_id_of(token))):
+        return
     problem(api.client.get("/v1/cases", headers={"Authorization": f"Bearer {token}"}), 401, "UNAUTHENTICATED")
     report = run_audit(read_database(api.ledger.db, mac=api.ledger.mac), options(api.ledger))
     assert [(f.code, f.evidence["token_id"]) for f in report.findings] == [("TOKEN_TAMPERED", token_id_of(token))]
@@ -440,7 +515,11 @@ def test_a_revoked_token_stays_revoked_when_its_old_row_is_restored(api: Api) ->
     assert api.runtime.tokens is not None
     api.runtime.tokens.revoke(token_id_of(token), now=api.ledger.clock())
     raw = Raw(api.ledger)
-    raw.run("DELETE FROM api_tokens WHERE token_id = ?", (token_id_of(token),))
+    world = World(api.ledger, api.actors, raw, "")
+    problem(api.client.get("/v1/cases", headers={"Authorization": f"Bearer {token}"}), 401, "UNAUTHENTICATED")
+    if not world.append_only_edit("DELETE FROM api_tokens WHERE token_id = ?", (token_id_of(token),)):
+        assert not world.append_only_edit("DELETE FROM api_token_revocations WHERE token_id = ?", (token_id_of(token),))
+        return
     raw.run(f"INSERT INTO api_tokens VALUES ({', '.join('?' * len(old))})", old)
     problem(api.client.get("/v1/cases", headers={"Authorization": f"Bearer {token}"}), 401, "UNAUTHENTICATED")
     raw.run("UPDATE api_token_revocations SET mac = ? WHERE token_id = ?", ("0" * 64, token_id_of(token)))
