@@ -235,7 +235,7 @@ class Appender:
         for item in parsed:
             case_error = broken.get(item.envelope.statement.case_id)
             if case_error is not None:
-                results[item.index] = StateTampered(case_error.message, **case_error.refs)
+                results[item.index] = case_error.again()
                 continue
             try:
                 results[item.index] = self._one(item, existing, accepted, heads, tree, batch, integrated_at)

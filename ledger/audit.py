@@ -236,7 +236,9 @@ def _log_checks(data: AuditInput, options: AuditOptions, report: AuditReport) ->
     log_findings = any(2 <= f.step <= 7 for f in report.findings)
     if report.log_size and root is not None and data.log and not log_findings:
         last = max(data.log, key=lambda r: r.leaf_index)
-        report.expected_log_head = (report.log_size, root, last.integrated_at)
+        last_time = last.integrated_at or _leaf_time(last.leaf)
+        if last_time is not None:
+            report.expected_log_head = (report.log_size, root, last_time)
     report.findings += checkpoint_row_findings(data, options, checked.findings)
     _uncheckpointed(data, options, report)
 

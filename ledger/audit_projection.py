@@ -131,8 +131,7 @@ def mac_drift(live: ReadModels, mac: RowMac) -> dict[str | None, list[str]]:
     """Rows whose stored MAC does not check under the service's state key (by case; None: ledger-wide)."""
     drift: dict[str | None, list[str]] = {}
     for case_id, row in live.case_state.items():
-        fields = (case_id, *row)
-        if not mac.valid("case_state", fields, live.macs.get(("case_state", case_id))):
+        if not mac.valid("case_state", (case_id, *row), live.macs.get(("case_state", case_id))):
             drift.setdefault(case_id, []).append("case_state.mac")
     for (case_id, seq), (leaf_index, entry) in live.timeline.items():
         if not mac.valid("case_timeline", (case_id, seq, leaf_index, entry), live.macs.get(("case_timeline", (case_id, seq)))):
@@ -154,16 +153,17 @@ def compare_read_models(
     expected: ReadModels, live: ReadModels, skip: set[str], mac: RowMac | None = None
 ) -> list[Finding]:
     """One PROJECTION_DRIFT per case (and one for the ledger-wide rows) naming what differs."""
-    drift: dict[str | None, list[str]] = dict(_line_drift(expected, live, skip))
+    drift: dict[str | None, list[str]] = {}
+    drift.update(_line_drift(expected, live, skip))
     for case_id in set(expected.case_state) | set(live.case_state):
         if case_id not in skip:
             columns = _case_drift(expected, live, case_id)
             if columns:
                 drift[case_id] = columns + drift.get(case_id, [])
     if mac is not None:  # a row whose content already differs needs no second word about its MAC
-        for case_id, what in mac_drift(live, mac).items():
-            if case_id not in drift and (case_id is None or case_id not in skip):
-                drift[case_id] = what
+        for stream, what in mac_drift(live, mac).items():
+            if stream not in drift and (stream is None or stream not in skip):
+                drift[stream] = what
     if live.tracking != expected.tracking:
         drift.setdefault(None, []).append(
             f"{TRACKING_NAME} position is {live.tracking}, the log ends at {expected.tracking}"

@@ -42,18 +42,25 @@ class StateTampered(StorageError):
 
     code = "STATE_TAMPERED"
 
+    def again(self) -> StateTampered:
+        """The same refusal as a fresh exception (one per refused envelope)."""
+        error = StateTampered(self.message)
+        error.refs = dict(self.refs)
+        return error
+
 
 def tampered(what: str, *, check: str, **refs: object) -> StateTampered:
     """The refusal for a row that failed its ``check`` (``what`` describes the stream: "case <id>",
     "the key registry", "the log"…; ``refs`` locate it: the case id, or the stream's name), logged
     as an alert. Never carries row contents; the check is logged, not returned."""
     ALERT.error("stored state failed its integrity check: %s (%s)", what, check, extra={"refs": refs})
-    return StateTampered(
+    error = StateTampered(
         f"the stored state of {what} does not match the signed log: nothing was done. "
         "Run `evidence-ledger audit`, then `evidence-ledger replay` to rebuild the read models "
-        "from the signed events",
-        **refs,
+        "from the signed events"
     )
+    error.refs = dict(refs)
+    return error
 
 
 def _encode(value: Field) -> bytes:

@@ -75,8 +75,8 @@ def write_read_models(tx: Tx, mac: RowMac, heads: Mapping[str, CaseHead], leaf_o
             status, category = view_data["status"], view_data["category"]
             view = json.dumps(view_data, sort_keys=True, separators=(",", ":"))
             for entry in projections.public_release_entries(head.state):
-                fields = (case_id, entry["footage_id"], entry["status"], json.dumps(entry, sort_keys=True))
-                releases.append((*fields, head.version, mac.mac("public_release", (*fields, head.version))))
+                release = (case_id, entry["footage_id"], entry["status"], json.dumps(entry, sort_keys=True))
+                releases.append((*release, head.version, mac.mac("public_release", (*release, head.version))))
         fields = (case_id, head.version, head.head_sha256, status, category, leaf_of[case_id], state_json, view)
         rows.append((*fields, mac.mac("case_state", fields)))
     tx.executemany(
