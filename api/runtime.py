@@ -15,8 +15,10 @@ from api.settings import ApiSettings
 from domain.errors import LedgerError
 from ledger.bootstrap import log_verifier_key
 from ledger.footage import FootageStore, store_for
+from ledger.integrity import StateTampered
 from ledger.rollback import RollbackDetected
 from ledger.settings import ConfigurationError, Settings
+from ledger.storage.sql import StorageError
 from ledger.store import Ledger
 from ledger.tokens import TokenStore
 
@@ -50,7 +52,7 @@ class Runtime:
         self.verifier_key = ""
         self.footage: FootageStore | None = None
         self._durability: tuple[float, list[str]] | None = None
-        self._write_block: RollbackDetected | None = None
+        self._write_block: StorageError | None = None
         self._access_locks = [threading.Lock() for _ in range(ACCESS_LOCK_STRIPES)]
 
     @property
@@ -151,7 +153,7 @@ class Runtime:
         return self._access_locks[hash(case_id) % ACCESS_LOCK_STRIPES]
 
     @property
-    def write_block(self) -> RollbackDetected | None:
+    def write_block(self) -> StorageError | None:
         """The rollback guard's refusal as last seen (at start, then at every checkpointer tick), or None.
 
         O(1), so async handlers can refuse early without blocking the event loop; the ledger itself
@@ -160,7 +162,7 @@ class Runtime:
         seen = self._write_block
         if seen is None:
             return None
-        fresh = RollbackDetected(seen.message)
+        fresh = type(seen)(seen.message)
         fresh.refs = dict(seen.refs)
         return fresh
 
@@ -168,7 +170,7 @@ class Runtime:
         """Re-read the guard (the ledger caches it for a few seconds); called by the checkpointer thread."""
         try:
             self.ledger.require_writable()
-        except RollbackDetected as exc:
+        except (RollbackDetected, StateTampered) as exc:
             self._write_block = exc
         except LedgerError:  # database unreachable: keep the last known state
             return

@@ -28,9 +28,12 @@ from ledger.integrity import RowMac, StateTampered, tampered
 from ledger.keys import public_key_from_raw
 from ledger.leaf import leaf_bytes
 from ledger.read_models import (
+    LOG_HEAD_FROM,
+    LOG_HEAD_SELECT,
     CaseHead,
     LogHead,
     case_heads,
+    checked_log_head,
     log_tops,
     timeline_row,
     write_position,
@@ -40,14 +43,14 @@ from ledger.read_models import (
 from ledger.storage.app import EnvelopeMapper, RecordedEnvelope
 from ledger.storage.sql import Database, Tx
 
-# The log head, the log's last index and the registry's last seq in one round trip (both backends
-# accept this form). The log head is the service's MAC'd record of size, root and time; the last
-# index and seq come from the append-only log and say whether it is current.
+# The log head (with the log's last index) and the registry's last seq and envelope hash in one
+# round trip (both backends accept this form). The log head is the service's MAC'd record of size,
+# root and time; the last index, seq and hash come from the append-only log and say whether the
+# head and this process's cached registry are current.
 _POSITION_SQL = (
-    "SELECT h.size, h.root, h.integrated_at, h.mac, last.leaf_index,"
-    " (SELECT MAX(seq) FROM log_entries WHERE case_id = ?)"
-    " FROM (SELECT 1 AS one) AS anchor LEFT JOIN log_head h ON h.id = 1 LEFT JOIN"
-    " (SELECT leaf_index FROM log_entries ORDER BY leaf_index DESC LIMIT 1) AS last ON 1 = 1"
+    f"SELECT {LOG_HEAD_SELECT},"
+    " (SELECT seq FROM log_entries WHERE case_id = ? ORDER BY seq DESC LIMIT 1),"
+    f" (SELECT envelope_sha256 FROM log_entries WHERE case_id = ? ORDER BY seq DESC LIMIT 1){LOG_HEAD_FROM}"
 )
 CACHE_SIZE = 10_000
 _KEY_REFUSALS = {
@@ -95,15 +98,21 @@ class _Batch:
     nodes: list[tuple[int, int, bytes]] = field(default_factory=list)
     timeline: list[tuple[Any, ...]] = field(default_factory=list)
     touched: dict[str, int] = field(default_factory=dict)  # case_id -> last leaf index
+    public_before: dict[str, int] = field(default_factory=dict)  # case_id -> its public rows before the batch
+    new_cases: int = 0
 
 
 @dataclass
 class _Position:
     """Where the log stands at the start of a locked batch (every part checked)."""
 
+    head: LogHead | None
     registry: CaseHead | None
     tree: merkle.CompactRange
-    last_time: str | None
+
+    @property
+    def last_time(self) -> str | None:
+        return None if self.head is None else self.head.integrated_at
 
 
 class Appender:
@@ -122,12 +131,14 @@ class Appender:
         origin: str,
         config: DomainConfig,
         mac: RowMac,
+        trust_root: str | None = None,
         blob_exists: Callable[[str], bool] | None = None,
     ) -> None:
         self.db = db
         self.origin = origin
         self.config = config
         self.mac = mac
+        self.trust_root = trust_root  # the admin key id the registry must start with (ledger.json)
         self.blob_exists = blob_exists
         self.mapper = EnvelopeMapper()
         self._registry: CaseHead | None = None  # decided by this process
@@ -171,37 +182,29 @@ class Appender:
                 outcomes[i] = exc
         if parsed:
             with self.db.write() as tx:
-                for i, outcome in self._append_locked(tx, parsed, now).items():
-                    outcomes[i] = outcome
+                results, committed = self._append_locked(tx, parsed, now)
+            committed()  # only now: a state that did not commit is never remembered
+            for i, outcome in results.items():
+                outcomes[i] = outcome
         return [o for o in outcomes if o is not None]
 
     def position(self, tx: Tx) -> _Position:
-        """The registry head, the tree frontier and the last leaf time, each checked.
+        """The log head, the registry head and the tree frontier, each checked.
 
         One query when this process's caches are current (the usual case); a stream or log that
         another writer moved is loaded from its MAC'd rows, which must agree with the log."""
-        row = tx.one(_POSITION_SQL, (REGISTRY_CASE_ID,))
+        row = tx.one(_POSITION_SQL, (REGISTRY_CASE_ID, REGISTRY_CASE_ID))
         assert row is not None
-        size = 0 if row[4] is None else int(row[4]) + 1
-        if row[0] is None:
-            if size:
-                raise tampered("the log", check="log_head", stream="log")
-            head = None
-        else:
-            head = LogHead(int(row[0]), bytes(row[1]), str(row[2]))
-            fields = (head.size, head.root, head.integrated_at)
-            if head.size != size or not self.mac.valid("log_head", fields, row[3]):
-                raise tampered("the log", check="log_head", stream="log")
-        registry = self._registry_at(tx, None if row[5] is None else int(row[5]))
-        return _Position(registry, self._tree_at(tx, head), None if head is None else head.integrated_at)
+        head, _ = checked_log_head(self.mac, row[:7])
+        top = None if row[7] is None else (int(row[7]), str(row[8]))
+        return _Position(head, self._registry_at(tx, top), self._tree_at(tx, head))
 
-    def _registry_at(self, tx: Tx, top: int | None) -> CaseHead | None:
+    def _registry_at(self, tx: Tx, top: tuple[int, str] | None) -> CaseHead | None:
         if top is None:
             return None
         cached = self._registry
-        if cached is None or cached.version != top:
+        if cached is None or (cached.version, cached.head_sha256) != top:
             cached = case_heads(tx, self.mac, {REGISTRY_CASE_ID: top})[REGISTRY_CASE_ID]
-            self._registry = cached
         return cached
 
     def _tree_at(self, tx: Tx, head: LogHead | None) -> merkle.CompactRange:
@@ -218,7 +221,10 @@ class Appender:
             raise tampered("the log", check="frontier", stream="log")
         return tree
 
-    def _append_locked(self, tx: Tx, parsed: list[_Parsed], now: datetime) -> dict[int, Outcome]:
+    def _append_locked(
+        self, tx: Tx, parsed: list[_Parsed], now: datetime
+    ) -> tuple[dict[int, Outcome], Callable[[], None]]:
+        """The outcomes, and what to remember once the transaction committed."""
         position = self.position(tx)
         tree, last_time = position.tree, position.last_time
         integrated_at = format_time(now)
@@ -228,30 +234,44 @@ class Appender:
         heads = self._heads(tx, {p.envelope.statement.case_id for p in parsed} - {REGISTRY_CASE_ID}, broken)
         if position.registry is not None:
             heads[REGISTRY_CASE_ID] = position.registry
-        existing = self._existing(tx, parsed, heads)
+        existing = self._existing(tx, parsed, heads, position.head, broken)
         batch = _Batch()
         results: dict[int, Outcome] = {}
         accepted: dict[str, Receipt] = {}
         for item in parsed:
-            case_error = broken.get(item.envelope.statement.case_id)
-            if case_error is not None:
-                results[item.index] = case_error.again()
+            st = item.envelope.statement
+            refusal = broken.get(st.case_id) or broken.get(st.event_id)
+            if refusal is not None:
+                results[item.index] = refusal.again()
                 continue
             try:
                 results[item.index] = self._one(item, existing, accepted, heads, tree, batch, integrated_at)
             except LedgerError as exc:
                 results[item.index] = exc
-        if batch.stored:
-            self._write(tx, batch, heads, LogHead(tree.size, tree.root(), integrated_at))
-            # Safe even if the commit then fails: a cached head is used only when the log's last seq
-            # for its stream equals its version, and the tree only when the log head has its root.
-            self._remember({cid: heads[cid] for cid in batch.touched})
-            self._tree = (tree, tree.root())
-        return results
+        if not batch.stored:
+            return results, lambda: None
+        self._write(tx, batch, heads, position.head, LogHead(tree.size, tree.root(), integrated_at))
+        decided = {cid: heads[cid] for cid in batch.touched}
+        frontier = (tree, tree.root())
 
-    def _existing(self, tx: Tx, parsed: list[_Parsed], heads: dict[str, CaseHead]) -> dict[str, Receipt]:
+        def committed() -> None:
+            self._remember(decided)
+            self._tree = frontier
+
+        return results, committed
+
+    def _existing(
+        self,
+        tx: Tx,
+        parsed: list[_Parsed],
+        heads: dict[str, CaseHead],
+        head: LogHead | None,
+        broken: dict[str, StateTampered],
+    ) -> dict[str, Receipt]:
         """Earlier receipts for the batch's event ids, each re-derived from the stored signed envelope
-        (a log row alone is not believed: it could have been inserted behind the service's back)."""
+        and proved in the tree under the checked log head (a log row alone is not believed: it could
+        have been inserted behind the service's back). A row that fails refuses only the envelope
+        with that event id (its error goes to ``broken`` under the event id)."""
         event_ids = [p.envelope.statement.event_id for p in parsed]
         marks = ",".join("?" * len(event_ids))
         rows = tx.query(
@@ -263,43 +283,53 @@ class Appender:
         )
         receipts = {}
         for event_id, case_id, seq, leaf_index, leaf, envelope_sha256, integrated_at, state in rows:
-            self._check_earlier(heads, str(event_id), int(leaf_index), bytes(leaf), str(envelope_sha256),
-                                str(integrated_at), None if state is None else bytes(state))
-            receipts[str(event_id)] = Receipt(
-                event_id=str(event_id),
-                case_id=str(case_id),
-                seq=int(seq),
-                leaf_index=int(leaf_index),
-                leaf_hash=merkle.leaf_hash(bytes(leaf)).hex(),
-                envelope_sha256=str(envelope_sha256),
-                integrated_at=str(integrated_at),
-                duplicate=True,
-            )
+            try:
+                receipt = Receipt(
+                    event_id=str(event_id),
+                    case_id=str(case_id),
+                    seq=int(seq),
+                    leaf_index=int(leaf_index),
+                    leaf_hash=merkle.leaf_hash(bytes(leaf)).hex(),
+                    envelope_sha256=str(envelope_sha256),
+                    integrated_at=str(integrated_at),
+                    duplicate=True,
+                )
+                self._check_earlier(tx, heads, head, receipt, bytes(leaf), None if state is None else bytes(state))
+            except (LedgerError, TypeError, ValueError):
+                broken[str(event_id)] = tampered("the log", check="idempotency row", stream="log")
+                continue
+            receipts[receipt.event_id] = receipt
         return receipts
 
     def _check_earlier(
         self,
+        tx: Tx,
         heads: dict[str, CaseHead],
-        event_id: str,
-        leaf_index: int,
+        head: LogHead | None,
+        receipt: Receipt,
         leaf: bytes,
-        envelope_sha256: str,
-        integrated_at: str,
         stored: bytes | None,
     ) -> None:
-        """A log row naming an event id must commit to a stored envelope with that id, signed by a
-        registered key; otherwise the row was not written by the service."""
-        try:
-            if stored is None or leaf != leaf_bytes(envelope_sha256, leaf_index, integrated_at):
-                raise MalformedInputError("no matching stored envelope")
-            envelope = parse_envelope(stored)
-            registry = heads.get(REGISTRY_CASE_ID)
-            info = None if registry is None else registry.state.lookup(envelope.keyid)
-            if envelope.sha256 != envelope_sha256 or envelope.statement.event_id != event_id or info is None:
-                raise MalformedInputError("stored envelope does not match its log row")
-            verify_envelope(envelope, public_key_from_raw(info.public_key))
-        except LedgerError:
-            raise tampered("the log", check=f"idempotency row at leaf {leaf_index}", stream="log") from None
+        """Raise unless a log row naming an event id is one the service wrote: in the tree under the
+        checked log head, committing to a stored envelope with that id, case and seq, signed by a
+        registered key."""
+        if head is None or not 0 <= receipt.leaf_index < head.size or stored is None:
+            raise MalformedInputError("no such entry in the checked log")
+        if leaf != leaf_bytes(receipt.envelope_sha256, receipt.leaf_index, receipt.integrated_at):
+            raise MalformedInputError("the leaf does not commit to the row")
+        proof = tlog.inclusion_proof(tx, receipt.leaf_index, head.size)
+        merkle.verify_inclusion(merkle.leaf_hash(leaf), receipt.leaf_index, head.size, proof, head.root)
+        envelope = parse_envelope(stored)
+        st = envelope.statement
+        registry = heads.get(REGISTRY_CASE_ID)
+        info = None if registry is None else registry.state.lookup(envelope.keyid)
+        if (
+            envelope.sha256 != receipt.envelope_sha256
+            or (st.event_id, st.case_id, st.seq) != (receipt.event_id, receipt.case_id, receipt.seq)
+            or info is None
+        ):
+            raise MalformedInputError("the stored envelope does not match its log row")
+        verify_envelope(envelope, public_key_from_raw(info.public_key))
 
     def _heads(self, tx: Tx, case_ids: set[str], broken: dict[str, StateTampered]) -> dict[str, CaseHead]:
         """The current head of each case that has log entries: this process's own decided state when
@@ -307,10 +337,10 @@ class Appender:
         row fails its check goes to ``broken``: only that case's envelopes are refused."""
         tops = log_tops(tx, case_ids)
         heads: dict[str, CaseHead] = {}
-        missing: dict[str, int] = {}
+        missing: dict[str, tuple[int, str]] = {}
         for case_id, top in tops.items():
             cached = self._cache.get(case_id)
-            if cached is not None and cached.version == top:
+            if cached is not None and (cached.version, cached.head_sha256) == top:
                 heads[case_id] = cached
             else:
                 missing[case_id] = top
@@ -369,6 +399,9 @@ class Appender:
         new_state, ctx, event = self.decide(
             envelope, item.verified, head, heads, at=integrated_at, leaf_index=leaf_index, caller=item.caller
         )
+        if st.case_id != REGISTRY_CASE_ID and st.case_id not in batch.public_before:  # accepted: count it
+            batch.public_before[st.case_id] = 0 if head is None else head.public
+            batch.new_cases += head is None
         leaf = leaf_bytes(envelope.sha256, leaf_index, integrated_at)
         leaf_hash = merkle.leaf_hash(leaf)
         batch.nodes.extend(tree.append(leaf_hash))
@@ -414,6 +447,12 @@ class Appender:
             root = trust_root_signer(st)
             if root is None:
                 raise AuthorizationError("the ledger has no key registry yet", code="UNKNOWN_KEY")
+            if self.trust_root is not None and st.signer != self.trust_root:
+                raise AuthorizationError(
+                    "the registry must start with the trust-root admin key this ledger was initialised with",
+                    code="NOT_THE_TRUST_ROOT",
+                    key_id=st.signer,
+                )
             public = base64.b64decode(str(st.body.get("public_key", "")), validate=True)
             verify_envelope(envelope, public_key_from_raw(public))
             return root
@@ -468,11 +507,15 @@ class Appender:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def _write(self, tx: Tx, batch: _Batch, heads: dict[str, CaseHead], log_head: LogHead) -> None:
+    def _write(
+        self, tx: Tx, batch: _Batch, heads: dict[str, CaseHead], before: LogHead | None, after: LogHead
+    ) -> None:
         with tx.pipeline():  # PostgreSQL: send every write, then wait once
-            self._write_rows(tx, batch, heads, log_head)
+            self._write_rows(tx, batch, heads, before, after)
 
-    def _write_rows(self, tx: Tx, batch: _Batch, heads: dict[str, CaseHead], log_head: LogHead) -> None:
+    def _write_rows(
+        self, tx: Tx, batch: _Batch, heads: dict[str, CaseHead], before: LogHead | None, after: LogHead
+    ) -> None:
         stored = [self.mapper.to_stored_event(r) for r in batch.stored]
         if self.db.postgres:
             from eventsourcing.postgres import PostgresAggregateRecorder
@@ -487,8 +530,12 @@ class Appender:
         )
         tlog.store_nodes(tx, batch.nodes)
         write_timeline(tx, batch.timeline)
-        write_read_models(tx, self.mac, {cid: heads[cid] for cid in batch.touched}, batch.touched)
-        write_position(tx, self.mac, max(batch.touched.values()), log_head)
+        touched = {cid: heads[cid] for cid in batch.touched}
+        write_read_models(tx, self.mac, touched, batch.touched)
+        public = sum(touched[cid].public - old for cid, old in batch.public_before.items())
+        cases, releases = (0, 0) if before is None else (before.cases, before.public_releases)
+        head = LogHead(after.size, after.root, after.integrated_at, cases + batch.new_cases, releases + public)
+        write_position(tx, self.mac, max(batch.touched.values()), head)
 
 
 @dataclass(frozen=True)

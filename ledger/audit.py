@@ -203,13 +203,19 @@ def _leaf_hashes(data: AuditInput) -> list[bytes]:
             return hashes
 
 
+LEDGER_WIDE = ("UNCHECKPOINTED_ENTRIES",)  # located at a leaf, but about the log, not that leaf's case
+
+
 def _cases_with_findings(findings: Sequence[Finding], data: AuditInput) -> set[str]:
     case_of = {row.leaf_index: row.case_id for row in data.log}
     cases = {f.case_id for f in findings if f.case_id is not None}
     cases |= {
         c
         for f in findings
-        if f.case_id is None and f.leaf_index is not None and (c := case_of.get(f.leaf_index))
+        if f.case_id is None
+        and f.leaf_index is not None
+        and f.code not in LEDGER_WIDE
+        and (c := case_of.get(f.leaf_index))
     }
     return cases
 

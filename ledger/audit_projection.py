@@ -92,7 +92,8 @@ def rebuild_read_models(
         write_read_models(tx, RowMac(secrets.token_bytes(32)), heads, leaf_of)
         models = read_models(tx, live=False)
         models.tracking = log_size - 1 if log_size else None
-        models.log_head = log_head
+        cases = sum(1 for case_id in models.case_state if case_id != REGISTRY_CASE_ID)
+        models.log_head = None if log_head is None or skip else (*log_head, cases, len(models.releases))
         models.macs = {}
     finally:
         conn.close()
@@ -102,7 +103,7 @@ def rebuild_read_models(
 
 # --- comparing ---------------------------------------------------------------------------------
 
-_CASE_COLUMNS = ("version", "head_sha256", "status", "category", "updated_leaf", "state", "view")
+_CASE_COLUMNS = ("version", "head_sha256", "status", "category", "updated_leaf", "state", "view", "public_count")
 
 
 def _case_drift(expected: ReadModels, live: ReadModels, case_id: str) -> list[str]:

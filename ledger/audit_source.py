@@ -47,7 +47,7 @@ class ReadModels:
     timeline: dict[tuple[str, int], tuple[int, str]] = field(default_factory=dict)
     releases: dict[tuple[str, str], tuple[str, str, int]] = field(default_factory=dict)
     tracking: int | None = None
-    log_head: tuple[int, bytes, str] | None = None
+    log_head: tuple[int, bytes, str, int, int] | None = None
     macs: dict[tuple[str, Any], str] = field(default_factory=dict)  # (table, row key) -> stored MAC
 
 
@@ -144,10 +144,13 @@ def read_models(tx: Tx, *, live: bool = True) -> ReadModels:
     models = ReadModels()
     for r in _rows(
         tx,
-        "SELECT case_id, version, head_sha256, status, category, updated_leaf, state, view, mac FROM case_state",
+        "SELECT case_id, version, head_sha256, status, category, updated_leaf, state, view, public_count, mac"
+        " FROM case_state",
     ):
-        models.case_state[str(r[0])] = (int(r[1]), str(r[2]), str(r[3]), str(r[4]), int(r[5]), str(r[6]), str(r[7]))
-        models.macs[("case_state", str(r[0]))] = str(r[8])
+        models.case_state[str(r[0])] = (
+            int(r[1]), str(r[2]), str(r[3]), str(r[4]), int(r[5]), str(r[6]), str(r[7]), int(r[8])
+        )
+        models.macs[("case_state", str(r[0]))] = str(r[9])
     for r in _rows(tx, "SELECT case_id, seq, leaf_index, entry, mac FROM case_timeline") if live else ():
         models.timeline[(str(r[0]), int(r[1]))] = (int(r[2]), str(r[3]))
         models.macs[("case_timeline", (str(r[0]), int(r[1])))] = str(r[4])
@@ -159,10 +162,10 @@ def read_models(tx: Tx, *, live: bool = True) -> ReadModels:
         models.tracking = None if row is None else int(row[0])
         if row is not None:
             models.macs[("projection_tracking", "read_models")] = str(row[1])
-        head = tx.one("SELECT size, root, integrated_at, mac FROM log_head WHERE id = 1")
+        head = tx.one("SELECT size, root, integrated_at, cases, public_releases, mac FROM log_head WHERE id = 1")
         if head is not None:
-            models.log_head = (int(head[0]), bytes(head[1]), str(head[2]))
-            models.macs[("log_head", 1)] = str(head[3])
+            models.log_head = (int(head[0]), bytes(head[1]), str(head[2]), int(head[3]), int(head[4]))
+            models.macs[("log_head", 1)] = str(head[5])
     return models
 
 

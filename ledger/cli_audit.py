@@ -252,6 +252,11 @@ def _run_local(args: dict[str, Any], progress: Progress) -> Any:
     options = _options(key, own is None, config.origin, args)
     options.kept = _kept(args["from_checkpoint"] or [], options) + _guard_checkpoint(settings.data_dir)
     options.history = CheckpointGuard(settings.data_dir, key, config.origin).history()
+    if not options.witnesses:  # the data dir's configured witnesses: their stored lines must verify
+        from ledger.witness_client import load_witnesses
+
+        options.witnesses = [endpoint.vkey for endpoint in load_witnesses(settings.data_dir)]
+        options.min_witnesses = 0 if options.min_witnesses is None else options.min_witnesses
     with paused_gc():
         with Ledger(settings, check=False) as ledger:  # closed before the worker processes fork
             ledger.db.check_schema()

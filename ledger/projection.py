@@ -47,9 +47,11 @@ def _resume_heads(tx: Tx, appender: Appender, position: int) -> dict[str, CaseHe
     """The checked heads of every stream as of the tracked position (each row's version must be the
     stream's last seq among the entries up to that position)."""
     tops = {
-        str(r[0]): int(r[1])
+        str(r[0]): (int(r[1]), str(r[2]))
         for r in tx.query(
-            "SELECT case_id, MAX(seq) FROM log_entries WHERE leaf_index <= ? GROUP BY case_id", (position,)
+            "SELECT e.case_id, e.seq, e.envelope_sha256 FROM log_entries e WHERE e.leaf_index <= ? AND e.seq ="
+            " (SELECT MAX(m.seq) FROM log_entries m WHERE m.case_id = e.case_id AND m.leaf_index <= ?)",
+            (position, position),
         )
     }
     return case_heads(tx, appender.mac, tops)
@@ -100,5 +102,7 @@ def rebuild(
         write_timeline(tx, timeline, replace=True)
         if touched:
             write_read_models(tx, appender.mac, {cid: heads[cid] for cid in touched}, touched)
-            write_position(tx, appender.mac, position, LogHead(tree.size, tree.root(), integrated_at))
+            cases = [head for cid, head in heads.items() if cid != REGISTRY_CASE_ID]
+            counts = (len(cases), sum(head.public for head in cases))
+            write_position(tx, appender.mac, position, LogHead(tree.size, tree.root(), integrated_at, *counts))
     return applied

@@ -26,12 +26,13 @@ from pathlib import Path
 from domain.errors import LedgerError
 from ledger import note, tlog
 from ledger.durable import write_atomic
+from ledger.integrity import StateTampered
 from ledger.storage.sql import Database, StorageError, Tx
 
 GUARD_DIR = "checkpoints"
 LATEST = "latest"
 HISTORY = "history.jsonl"
-BLOCKING = ("behind", "inconsistent", "unreadable")
+BLOCKING = ("behind", "inconsistent", "unreadable", "tampered")
 
 
 class RollbackDetected(StorageError):
@@ -46,7 +47,8 @@ def latest_path(data_dir: Path) -> Path:
 
 @dataclass(frozen=True)
 class RollbackStatus:
-    """``state``: ok | no_record | behind | inconsistent | unreadable."""
+    """``state``: ok | no_record | behind | inconsistent | unreadable | tampered (a stored checkpoint
+    row is not one this log signed)."""
 
     state: str
     log_size: int
@@ -67,7 +69,11 @@ class RollbackStatus:
             "message": self.message,
         }
 
-    def error(self) -> RollbackDetected:
+    def error(self) -> StorageError:
+        if self.state == "tampered":
+            error = StateTampered(self.message)
+            error.refs = {"stream": "log"}
+            return error
         return RollbackDetected(
             self.message,
             log_size=self.log_size,

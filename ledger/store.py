@@ -6,7 +6,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +18,7 @@ from ledger import note, tlog
 from ledger.append import Appender, Outcome, Receipt
 from ledger.envelope import REGISTRY_CASE_ID
 from ledger.footage import FootageStore
-from ledger.integrity import RowMac
+from ledger.integrity import RowMac, StateTampered
 from ledger.keys import load_private_key, load_public_key, raw_public_key
 from ledger.read_models import (
     case_row,
@@ -92,6 +92,7 @@ class Ledger:
                 origin=self.config.origin,
                 config=self.domain_config,
                 mac=self.mac,
+                trust_root=self.config.admin_key_id,
                 blob_exists=FootageStore(self.data_dir / "footage").exists,
             )
             if create_tables:
@@ -229,7 +230,10 @@ class Ledger:
         committing a checkpoint and recording it), that checkpoint is recorded now."""
         status = self.rollback_guard().status(self.db)
         if not status.blocked:
-            latest = self.latest_checkpoint()
+            try:
+                latest = self.latest_checkpoint()
+            except StateTampered as exc:
+                latest, status = None, RollbackStatus("tampered", status.log_size, status.recorded_size, 0, exc.message)
             if latest is not None and latest.size > (status.recorded_size or 0):
                 self.rollback_guard().record(latest.with_cosignatures(), signed_at=latest.signed_at)
                 status = self.rollback_guard().status(self.db)
@@ -316,7 +320,7 @@ class Ledger:
         """Checked timeline lines of a case with seq > ``after`` (StateTampered if one was edited,
         removed or is not the service's)."""
         with self.db.read() as tx:
-            top = log_tops(tx, [case_id]).get(case_id, 0)
+            top = log_tops(tx, [case_id]).get(case_id, (0, ""))[0]
             return timeline_lines(tx, self.mac, case_id, after=after, limit=limit, top=top)
 
     def list_cases(
@@ -391,12 +395,29 @@ class Ledger:
             return tlog.entry_leaf(tx, index)
 
     def latest_checkpoint(self) -> tlog.StoredCheckpoint | None:
+        """The newest stored checkpoint, checked (signed by this log, for entries the log has), with
+        only the cosignature lines that verify for a configured witness."""
         with self.db.read() as tx:
-            return tlog.latest_checkpoint(tx)
+            checkpoint = tlog.latest_checkpoint(tx, self._checkpoint_check(tx))
+        return None if checkpoint is None else self._witnessed(checkpoint)
 
     def checkpoint_at(self, size: int) -> tlog.StoredCheckpoint:
         with self.db.read() as tx:
-            return tlog.checkpoint_at(tx, size)
+            return self._witnessed(tlog.checkpoint_at(tx, size, self._checkpoint_check(tx)))
+
+    def _checkpoint_check(self, tx: Any) -> tlog.CheckpointCheck:
+        _, size = log_head(tx, self.mac)
+        return tlog.CheckpointCheck(self.rollback_guard().log_key, self.origin, size)
+
+    def _witnessed(self, checkpoint: tlog.StoredCheckpoint) -> tlog.StoredCheckpoint:
+        """The checkpoint with the stored cosignature lines that verify under a configured witness key
+        (``witnesses.json``); a line that does not is logged as an alert and left out."""
+        if not checkpoint.cosignatures:
+            return checkpoint
+        from ledger.witness_client import verified_cosignatures
+
+        lines = verified_cosignatures(self, checkpoint)
+        return replace(checkpoint, cosignatures=tuple(lines))
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         with self.db.read() as tx:

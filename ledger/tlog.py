@@ -15,7 +15,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from domain.errors import NotFoundError
+from domain.errors import LedgerError, NotFoundError
 from ledger import merkle, note
 from ledger.canonical import format_time
 from ledger.integrity import tampered
@@ -84,28 +84,47 @@ class StoredCheckpoint:
         return base64.b64encode(self.root).decode("ascii")
 
 
-def _checkpoint_from_row(tx: Tx, row: Sequence[Any]) -> StoredCheckpoint:
-    size = int(row[0])
+def _checkpoint_from_row(tx: Tx, row: Sequence[Any], check: CheckpointCheck | None) -> StoredCheckpoint:
+    try:
+        size, root, signed = int(row[0]), bytes(row[1]), str(row[2]).encode("utf-8")
+    except (TypeError, ValueError):
+        raise tampered("the log", check="checkpoint row", stream="log") from None
+    if check is not None:
+        check.verify(size, root, signed)
     lines = tx.query("SELECT line FROM log_cosignatures WHERE size = ? ORDER BY witness", (size,))
     return StoredCheckpoint(
-        size=size,
-        root=bytes(row[1]),
-        note=str(row[2]).encode("utf-8"),
-        signed_at=str(row[3]),
-        cosignatures=tuple(str(r[0]) for r in lines),
+        size=size, root=root, note=signed, signed_at=str(row[3]), cosignatures=tuple(str(r[0]) for r in lines)
     )
 
 
-def latest_checkpoint(tx: Tx) -> StoredCheckpoint | None:
+@dataclass(frozen=True)
+class CheckpointCheck:
+    """What a stored checkpoint row must be before the service acts on it or serves it: a note
+    signed by this log's key, whose size and root are the row's, for no more entries than the log has."""
+
+    vkey: note.VerifierKey
+    origin: str
+    log_size: int
+
+    def verify(self, size: int, root: bytes, signed: bytes) -> None:
+        try:
+            body = note.verify_checkpoint(signed, self.vkey, origin=self.origin).checkpoint
+        except LedgerError:
+            raise tampered("the log", check="checkpoint signature", stream="log") from None
+        if (body.size, body.root) != (size, root) or size > self.log_size:
+            raise tampered("the log", check="checkpoint row", stream="log")
+
+
+def latest_checkpoint(tx: Tx, check: CheckpointCheck | None = None) -> StoredCheckpoint | None:
     row = tx.one("SELECT size, root, note, signed_at FROM log_checkpoints ORDER BY size DESC LIMIT 1")
-    return None if row is None else _checkpoint_from_row(tx, row)
+    return None if row is None else _checkpoint_from_row(tx, row, check)
 
 
-def checkpoint_at(tx: Tx, size: int) -> StoredCheckpoint:
+def checkpoint_at(tx: Tx, size: int, check: CheckpointCheck | None = None) -> StoredCheckpoint:
     row = tx.one("SELECT size, root, note, signed_at FROM log_checkpoints WHERE size = ?", (size,))
     if row is None:
         raise NotFoundError(f"no checkpoint of size {size} was signed", code="NO_CHECKPOINT")
-    return _checkpoint_from_row(tx, row)
+    return _checkpoint_from_row(tx, row, check)
 
 
 def sign_checkpoint(
@@ -113,8 +132,10 @@ def sign_checkpoint(
 ) -> StoredCheckpoint | None:
     """Sign a checkpoint for ``size`` leaves with ``root`` — the checked log head the caller read
     (``ledger.read_models.log_head``) — if none covers it yet (never one of size 0). The stored tree
-    must agree with that root: the service never signs a root it did not compute itself."""
-    latest = latest_checkpoint(tx)
+    must agree with that root: the service never signs a root it did not compute itself; and the
+    newest stored checkpoint must be one this log signed, for no more entries than it has."""
+    vkey = note.make_verifier_key(key_name, key.public_key())
+    latest = latest_checkpoint(tx, CheckpointCheck(vkey, origin, size))
     if size == 0 or (latest is not None and latest.size >= size):
         return latest
     try:

@@ -19,7 +19,7 @@ import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -199,6 +199,32 @@ def _verified_line(
     return mine[0]
 
 
+def _cosigns(checkpoint: StoredCheckpoint, line: str, witness: note.VerifierKey, log_key: note.VerifierKey) -> bool:
+    try:
+        _verified_line(checkpoint, line.encode("utf-8"), witness, log_key)
+    except LedgerError:  # malformed, or not a valid cosignature by this witness over this checkpoint
+        return False
+    return True
+
+
+def verified_cosignatures(ledger: Any, checkpoint: StoredCheckpoint) -> list[str]:
+    """The stored cosignature lines of ``checkpoint`` that verify under a configured witness key; any
+    other line (written behind the service's back) is logged as an alert and left out."""
+    try:
+        keys = [endpoint.vkey for endpoint in load_witnesses(ledger.data_dir)]
+    except LedgerError as exc:
+        logger.warning("witnesses.json unusable, no cosignature kept: %s", exc.message)
+        return []
+    log_key = ledger.rollback_guard().log_key
+    kept = []
+    for line in checkpoint.cosignatures:
+        if any(_cosigns(checkpoint, line, key, log_key) for key in keys):
+            kept.append(line)
+        else:
+            logger.error("a stored cosignature line for size %d does not verify: left out", checkpoint.size)
+    return kept
+
+
 def _collect_one(
     http: httpx.Client,
     ledger: Any,
@@ -209,7 +235,12 @@ def _collect_one(
 ) -> str | None:
     stored = _stored_line(ledger, checkpoint.size, endpoint.name)
     if stored is not None:
-        return stored
+        if _cosigns(checkpoint, stored, endpoint.vkey, log_key):
+            return stored
+        logger.error(
+            "the stored cosignature of witness %s for size %d does not verify: asking the witness again",
+            endpoint.name, checkpoint.size,
+        )
     old = _cosigned_size(ledger, endpoint.name, checkpoint.size)
     for attempt in (1, 2):
         status, content_type, body = _post(http, endpoint.url, _request_body(ledger, old, checkpoint), timeout)
@@ -291,8 +322,9 @@ def checkpoint_with_witnesses(
     signed = ledger.checkpoint()
     if signed is None:
         return None
-    collect_cosignatures(ledger, signed, timeout=timeout, client=client)
-    cosigned: StoredCheckpoint = ledger.checkpoint_at(signed.size)
+    lines = collect_cosignatures(ledger, signed, timeout=timeout, client=client)
+    stored: StoredCheckpoint = ledger.checkpoint_at(signed.size)  # verified stored lines only
+    cosigned = replace(stored, cosignatures=tuple(dict.fromkeys([*stored.cosignatures, *lines])))
     ledger.record_checkpoint(cosigned)
     return cosigned
 

@@ -179,3 +179,21 @@ def test_an_admin_registers_keys_through_the_api_with_a_key_the_server_never_hol
         assert json.loads(result.stdout)["case_id"] == REGISTRY_CASE_ID
         keys = api.client.get("/v1/keys", headers=api.auth("auditor")).json()["keys"]
         assert any(k["actor"] == "ADA Okafor" for k in keys)
+
+
+def test_a_genesis_signed_by_another_key_than_the_pinned_admin_is_refused(cli: Any, tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from ledger.bootstrap import genesis_envelopes
+    from ledger.keys import generate_key_pair, load_public_key, raw_public_key
+
+    admin_pem = _offline_admin(cli, tmp_path)
+    cli("init", "--origin", ORIGIN, "--admin-public-key", f"{admin_pem}.pub")
+    impostor = generate_key_pair(tmp_path / "impostor.pem")
+    service = raw_public_key(load_public_key(cli.data_dir / "keys" / "service.pem.pub"))
+    forged = tmp_path / "forged.jsonl"
+    forged.write_bytes(b"".join(raw + b"\n" for raw in genesis_envelopes(impostor, ORIGIN, service, now=datetime.now(UTC))))
+    refused = cli("keys", "submit", forged, ok=False)
+    assert refused.exit_code == 1 and "NOT_THE_TRUST_ROOT" in refused.output
+    with Ledger(cli.settings) as ledger:
+        assert ledger.registry_state() is None and ledger.log_size() == 0

@@ -246,9 +246,9 @@ def test_swapped_rows_are_an_order_violation(scenario: Scenario) -> None:
 def test_swapped_leaf_positions_are_an_order_violation(scenario: Scenario) -> None:
     s, raw = scenario, Raw(scenario.ledger)
     a, b = s.leaf[(s.other, 1)], s.leaf[(s.other, 2)]
-    raw.run("UPDATE log_entries SET leaf_index = -1 WHERE leaf_index = ?", (a,))
+    raw.run("UPDATE log_entries SET leaf_index = 1000000000 WHERE leaf_index = ?", (a,))
     raw.run("UPDATE log_entries SET leaf_index = ? WHERE leaf_index = ?", (a, b))
-    raw.run("UPDATE log_entries SET leaf_index = ? WHERE leaf_index = -1", (b,))
+    raw.run("UPDATE log_entries SET leaf_index = ? WHERE leaf_index = 1000000000", (b,))
     report = audit(s.ledger)
     found = where(report)
     assert ("ORDER_VIOLATION", a, s.other, 2) in found  # the leaf at position a says index b

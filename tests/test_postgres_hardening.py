@@ -91,7 +91,7 @@ GRANTS = {
     "log_nodes": "INSERT,SELECT",
     "projection_tracking": "DELETE,INSERT,SELECT,UPDATE",
     "public_releases": "DELETE,INSERT,SELECT,UPDATE",
-    "sealed_records": "DELETE,INSERT,SELECT,UPDATE",
+    "sealed_records": "INSERT,SELECT",
 }
 
 
@@ -361,7 +361,7 @@ def test_the_application_role_has_no_ddl_ownership_or_escape_hatch(hardened: Har
     assert attrs == (False, False, False, False, False, True, True)
     assert owned == (0,)
     assert _grants(hardened.admin_url, hardened.app) == GRANTS
-    # the read models' and sealed_records' UPDATE show up per column; nothing else does
+    # the read models' UPDATE shows up per column; nothing else does
     assert column_grants is not None and column_grants[0] > 0
     with psycopg.connect(hardened.admin_url, autocommit=True) as conn:
         updatable = conn.execute(
@@ -369,7 +369,7 @@ def test_the_application_role_has_no_ddl_ownership_or_escape_hatch(hardened: Har
             " AND privilege_type IN ('UPDATE', 'REFERENCES') ORDER BY 1",
             (hardened.app,),
         ).fetchall()
-    assert {t for (t,) in updatable} == {*READ_MODELS, "sealed_records"}
+    assert {t for (t,) in updatable} == set(READ_MODELS)
 
 
 # -- history cannot be rewritten ----------------------------------------------------------------------
@@ -417,9 +417,12 @@ def test_the_triggers_refuse_even_the_owner(hardened: Hardened, operation: str) 
 def test_read_models_stay_writable_and_inserts_still_work_for_the_owner(hardened: Hardened) -> None:
     _populate(hardened)
     with psycopg.connect(hardened.app_url, autocommit=True) as conn:
-        for table in (*READ_MODELS, "sealed_records"):
+        for table in READ_MODELS:
             conn.execute(sql.SQL("DELETE FROM {} WHERE false").format(sql.Identifier(table)))
         conn.execute("UPDATE case_state SET view = view")
+        for statement in ("UPDATE sealed_records SET ciphertext = ciphertext", "DELETE FROM sealed_records"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):  # sealed data: added and read only
+                conn.execute(statement)
         conn.execute("UPDATE log_head SET size = size")
     with hardened.ledger(hardened.owner_url) as ledger:  # the owner may still run the service, if it must
         actors = Actors.register(ledger)

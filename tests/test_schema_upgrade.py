@@ -30,6 +30,7 @@ def _as_schema_1(ledger: Ledger, tokens: list[tuple[object, ...]]) -> None:
     for table in ("case_state", "case_timeline", "public_releases", "projection_tracking"):
         raw.run(f"ALTER TABLE {table} DROP COLUMN mac")
     raw.run("ALTER TABLE public_releases DROP COLUMN version")
+    raw.run("ALTER TABLE case_state DROP COLUMN public_count")
     for table in ("log_head", "api_token_revocations", "api_tokens"):
         raw.run(f"DROP TABLE {table}")
     raw.run(V1_TOKENS)

@@ -29,6 +29,7 @@ from ledger.bootstrap import init_data_dir, registry_body
 from ledger.envelope import REGISTRY_CASE_ID
 from ledger.integrity import StateTampered
 from ledger.keys import key_id, raw_public_key
+from ledger.leaf import leaf_bytes
 from ledger.projection import rebuild
 from ledger.settings import Settings
 from ledger.store import Ledger
@@ -36,6 +37,7 @@ from tests.conftest import ORIGIN, FakeClock
 from tests.support import (
     Actors,
     case_opened,
+    derivative_created,
     footage_captured,
     footage_released,
     hold_placed,
@@ -379,10 +381,151 @@ def test_a_forged_earlier_receipt_does_not_swallow_an_envelope(world: World) -> 
     last = w.size() - 1
     if not w.append_only_edit("UPDATE log_entries SET event_id = ? WHERE leaf_index = ?", (event_id, last)):
         return
-    with pytest.raises(StateTampered) as refused:
-        w.ledger.append([raw_envelope])
-    tampered(refused.value, stream="log")
+    (outcome,) = w.ledger.append([raw_envelope])
+    tampered(outcome, stream="log")  # that envelope only: its batch-mates are unaffected
     assert w.ledger.case_head(case_id) == (0, None)
+
+
+def test_a_planted_log_row_never_makes_an_envelope_already_stored(world: World) -> None:
+    """An insert-only insider plants an event row and a log row for an envelope it has seen (a
+    signed hold on its way in): the hold must not get a 'duplicate' receipt while never logged."""
+    w = world
+    raw_envelope = w.actors.envelope("investigator", w.case_id, "InvestigationHoldPlaced", hold_placed())
+    statement = json.loads(base64.b64decode(json.loads(raw_envelope)["payload"]))
+    digest = __import__("hashlib").sha256(raw_envelope).hexdigest()
+    bogus = new_case_id()
+    w.raw.run(
+        f"INSERT INTO {w.raw.events} (originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?)",
+        (w.raw.key(bogus), 1, "x", raw_envelope),
+    )
+    size = w.size()
+    for index in (-1, size + 1000):  # a negative index (refused by the table itself), or far ahead
+        try:
+            w.raw.run(
+                "INSERT INTO log_entries (leaf_index, event_id, case_id, seq, event_type, envelope_sha256, leaf,"
+                " integrated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (index, statement["event_id"], bogus, 1, "x", digest,
+                 leaf_bytes(digest, max(index, 0), "2026-02-05T17:00:00Z"), "2026-02-05T17:00:00Z"),
+            )
+        except (psycopg.Error, __import__("sqlite3").Error):
+            continue
+        break
+    before = w.ledger.case_head(w.case_id)
+    try:
+        (outcome,) = w.ledger.append([raw_envelope])
+    except StateTampered as exc:
+        outcome = exc
+    tampered(outcome, stream="log")
+    assert w.ledger.case_head(w.case_id) == before
+
+
+def test_a_state_that_failed_to_commit_is_never_decided_from(world: World) -> None:
+    """Worker A decides an event whose commit fails; worker B commits another event at that seq (a
+    hold). A must decide from B's committed state, not from its own lost one."""
+    from contextlib import contextmanager as _cm
+
+    from ledger.storage.sql import StorageError
+
+    w = world
+    a, b = w.ledger, Ledger(w.ledger.settings, clock=w.ledger.clock)
+    try:
+        real = a.db.write
+
+        @_cm
+        def failing() -> Iterator[Any]:
+            with real() as tx:
+                yield tx
+                raise StorageError("the commit failed")
+
+        a.db.write = failing  # type: ignore[method-assign]
+        with pytest.raises(StorageError):
+            w.actors.append("investigator", w.case_id, "FootageCaptured", footage_captured("ftg-2"))
+        a.db.write = real  # type: ignore[method-assign]
+        w.actors.ledger = b
+        w.actors.ok("investigator", w.case_id, "InvestigationHoldPlaced", hold_placed())
+        w.actors.ledger = a
+        assert w.refused("supervisor", w.case_id, "FootageReleased", RELEASE).code == "RELEASE_UNDER_HOLD"
+    finally:
+        b.close()
+
+
+def test_a_forged_or_garbage_checkpoint_row_is_refused_not_served(world: World) -> None:
+    w = world
+    real = w.ledger.checkpoint()
+    assert real is not None
+    for size, text in ((10**12, real.note.decode()), (10**12 + 1, "not a signed note")):
+        w.raw.run(
+            "INSERT INTO log_checkpoints (size, root, note, signed_at) VALUES (?, ?, ?, ?)",
+            (size, b"\x00" * 32, text, real.signed_at),
+        )
+        with pytest.raises(StateTampered) as refused:
+            w.ledger.latest_checkpoint()
+        tampered(refused.value, stream="log")
+        with pytest.raises(StateTampered):
+            w.ledger.checkpoint()  # never "already covered" by a row it cannot trust
+        if not w.append_only_edit("DELETE FROM log_checkpoints WHERE size = ?", (size,)):
+            break
+    w.ledger._rollback = None  # the next write re-checks at once
+    if w.as_app_role:
+        with pytest.raises(StateTampered):
+            w.actors.append("investigator", w.case_id, "FootageCaptured", footage_captured("ftg-2"))
+
+
+def test_a_forged_cosignature_line_is_left_out_and_a_real_one_kept(world: World) -> None:
+    from ledger import note
+    from ledger.witness_client import configure_witness
+
+    w = world
+    witness = Ed25519PrivateKey.generate()
+    vkey = note.make_verifier_key("witness.example", witness.public_key(), note.SIG_TYPE_COSIGNATURE_V1)
+    configure_witness(w.ledger.data_dir, "https://witness.example", str(vkey))
+    checkpoint = w.ledger.checkpoint()
+    assert checkpoint is not None
+    body, _ = note.open_note(checkpoint.note)
+    junk = note.cosign(body, "witness.example", Ed25519PrivateKey.generate(), 1_700_000_000).decode()
+    w.raw.run(
+        "INSERT INTO log_cosignatures (size, witness, line, received_at) VALUES (?, ?, ?, ?)",
+        (checkpoint.size, "witness.example", junk, checkpoint.signed_at),
+    )
+    assert w.ledger.latest_checkpoint().cosignatures == ()  # type: ignore[union-attr]
+    w.actors.ok("investigator", w.case_id, "FootageCaptured", footage_captured("ftg-2"))
+    second = w.ledger.checkpoint()
+    assert second is not None
+    real = note.cosign(note.open_note(second.note)[0], "witness.example", witness, 1_700_000_000).decode()
+    w.raw.run(
+        "INSERT INTO log_cosignatures (size, witness, line, received_at) VALUES (?, ?, ?, ?)",
+        (second.size, "witness.example", real, second.signed_at),
+    )
+    assert w.ledger.latest_checkpoint().cosignatures == (real,)  # type: ignore[union-attr]
+
+
+def test_deleted_rows_are_missed_not_silently_omitted(world: World) -> None:
+    w = world
+    w.actors.ok("investigator", w.case_id, "FootageDerivativeCreated", derivative_created())
+    assert w.ledger.public_releases()  # eligible footage is public
+    other = new_case_id()
+    w.actors.ok("investigator", other, "CaseOpened", case_opened("CPD-2026-0002"))
+    w.raw.run("DELETE FROM public_releases WHERE case_id = ?", (w.case_id,))
+    with pytest.raises(StateTampered) as refused:
+        w.ledger.public_releases()
+    tampered(refused.value, stream="public_releases")
+    w.raw.run("DELETE FROM case_state WHERE case_id = ?", (other,))
+    with pytest.raises(StateTampered) as refused:
+        w.ledger.list_cases()
+    tampered(refused.value, stream="cases")
+
+
+def test_a_column_of_the_wrong_type_is_a_tamper_and_is_never_echoed(world: World, caplog: Any) -> None:
+    w = world
+    if w.ledger.db.postgres:  # typed columns: the database itself refuses
+        with pytest.raises(psycopg.Error):
+            w.raw.run("UPDATE case_state SET updated_leaf = 'secret-value' WHERE case_id = ?", (w.case_id,))
+        return
+    w.raw.run("UPDATE case_state SET updated_leaf = 'secret-value' WHERE case_id = ?", (w.case_id,))
+    w.ledger.appender._cache.clear()
+    error = w.refused("investigator", w.case_id, "FootageCaptured", footage_captured("ftg-2"))
+    tampered(error, case_id=w.case_id)
+    assert "secret-value" not in str(error) and "secret-value" not in caplog.text
 
 
 def test_a_moved_tracked_position_is_refused_by_replay_resume(world: World) -> None:

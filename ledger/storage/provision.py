@@ -77,8 +77,8 @@ class Plan:
 
     @property
     def read_write(self) -> tuple[str, ...]:
-        """Rebuildable read models and the sealed-data store: upserted, and DELETEd by ``replay``."""
-        return (*READ_MODEL_TABLES, SEALED_TABLE)
+        """Rebuildable read models: upserted, and DELETEd by ``replay``."""
+        return READ_MODEL_TABLES
 
     def table(self, name: str) -> sql.Identifier:
         return sql.Identifier(self.schema, name)
@@ -160,6 +160,8 @@ def grants(plan: Plan) -> dict[str, tuple[str, ...]]:
     wanted[plan.events_table] = ("SELECT", "INSERT", "DELETE")
     for name in plan.read_write:
         wanted[name] = ("SELECT", "INSERT", "UPDATE", "DELETE")
+    # Sealed personal data is only ever added and read; removing it (crypto-shredding) is the owner's.
+    wanted[SEALED_TABLE] = ("SELECT", "INSERT")
     wanted[META_TABLE] = ("SELECT",)
     return wanted
 

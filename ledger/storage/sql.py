@@ -91,10 +91,10 @@ _DDL = [
     """CREATE TABLE IF NOT EXISTS ledger_meta (
         key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS log_entries (
-        leaf_index {bigint} PRIMARY KEY,
+        leaf_index {bigint} PRIMARY KEY CHECK (leaf_index >= 0),
         event_id TEXT NOT NULL UNIQUE,
         case_id TEXT NOT NULL,
-        seq {bigint} NOT NULL,
+        seq {bigint} NOT NULL CHECK (seq >= 1),
         event_type TEXT NOT NULL,
         envelope_sha256 TEXT NOT NULL,
         leaf {blob} NOT NULL,
@@ -111,7 +111,8 @@ _DDL = [
     """CREATE TABLE IF NOT EXISTS case_state (
         case_id TEXT PRIMARY KEY, version {bigint} NOT NULL, head_sha256 TEXT NOT NULL,
         status TEXT NOT NULL, category TEXT NOT NULL, updated_leaf {bigint} NOT NULL,
-        state TEXT NOT NULL, view TEXT NOT NULL, mac TEXT NOT NULL DEFAULT '')""",
+        state TEXT NOT NULL, view TEXT NOT NULL, public_count {bigint} NOT NULL DEFAULT 0,
+        mac TEXT NOT NULL DEFAULT '')""",
     """CREATE INDEX IF NOT EXISTS case_state_status ON case_state (status, category, case_id)""",
     """CREATE TABLE IF NOT EXISTS case_timeline (
         case_id TEXT NOT NULL, seq {bigint} NOT NULL, leaf_index {bigint} NOT NULL, entry TEXT NOT NULL,
@@ -124,7 +125,8 @@ _DDL = [
         name TEXT PRIMARY KEY, position {bigint} NOT NULL, mac TEXT NOT NULL DEFAULT '')""",
     """CREATE TABLE IF NOT EXISTS log_head (
         id INTEGER PRIMARY KEY CHECK (id = 1), size {bigint} NOT NULL, root {blob} NOT NULL,
-        integrated_at TEXT NOT NULL, mac TEXT NOT NULL)""",
+        integrated_at TEXT NOT NULL, cases {bigint} NOT NULL, public_releases {bigint} NOT NULL,
+        mac TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS sealed_records (
         sealed_ref TEXT PRIMARY KEY, kek_id TEXT NOT NULL, wrapped_key {blob} NOT NULL,
         nonce {blob} NOT NULL, ciphertext {blob} NOT NULL, created_at TEXT NOT NULL)""",
@@ -139,6 +141,7 @@ _DDL = [
 # Schema 1 -> 2: MAC columns on the read models (then rebuilt by `replay`), the log head, tokens
 # with a MAC and revocations in their own append-only table.
 _UPGRADE_1_TO_2 = [
+    "ALTER TABLE case_state ADD COLUMN public_count {bigint} NOT NULL DEFAULT 0",
     "ALTER TABLE case_state ADD COLUMN mac TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE case_timeline ADD COLUMN mac TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE public_releases ADD COLUMN version {bigint} NOT NULL DEFAULT 0",
