@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
+
+CLI = [str(Path(sys.executable).with_name("evidence-ledger"))]
 
 
 def free_port() -> int:
@@ -40,3 +49,57 @@ def issue_token(data_dir: Path, env: dict[str, str], *, actor: str, role: str = 
         timeout=120,
     )
     return result.stdout.strip().splitlines()[-1]
+
+
+@dataclass
+class Server:
+    """A running `evidence-ledger serve` process and where its output goes."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def rss_kib(self) -> int:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+
+    def log_lines(self) -> list[str]:
+        return self.log_path.read_text(errors="replace").splitlines()
+
+
+def wait_ready(server: Server, timeout: float = 60.0) -> None:
+    """Poll /readyz until it answers 200; fail with the server's last log lines if it exits or stalls."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise AssertionError("server exited:\n" + "\n".join(server.log_lines()[-30:]))
+        try:
+            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("server did not become ready:\n" + "\n".join(server.log_lines()[-30:]))
+
+
+@contextmanager
+def serving(env: dict[str, str], log_path: Path) -> Iterator[Server]:
+    """`evidence-ledger serve` on a free loopback port with ``env``, ready, until the block ends
+    (then SIGTERM, and SIGKILL after 30 s)."""
+    port = free_port()
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    running = Server(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        wait_ready(running)
+        yield running
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

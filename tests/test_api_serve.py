@@ -8,12 +8,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -24,17 +20,11 @@ from ledger import note
 from ledger.client import append_remote
 from ledger.keys import write_private_key
 from ledger.store import Ledger
+from ops.procs import CLI, Server, serving
 from tests.support import Actors, case_opened, footage_captured, new_case_id
 
 pytestmark = pytest.mark.slow
-CLI = [str(Path(sys.executable).with_name("evidence-ledger"))]
 MIB = 1024 * 1024
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _env(ledger: Ledger) -> dict[str, str]:
@@ -48,55 +38,10 @@ def _cli(ledger: Ledger, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *args], env=_env(ledger), capture_output=True, text=True, timeout=120, check=False)
 
 
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def rss_kib(self) -> int:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
-
-    def log_lines(self) -> list[str]:
-        return self.log_path.read_text(errors="replace").splitlines()
-
-
 @pytest.fixture
 def server(ledger: Ledger, tmp_path: Path) -> Iterator[Server]:
-    port = _free_port()
-    log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=_env(ledger), stdout=log, stderr=subprocess.STDOUT,
-        )
-    running = Server(f"http://127.0.0.1:{port}", process, log_path)
-    try:
-        _wait_ready(running)
+    with serving(_env(ledger), tmp_path / "server.log") as running:
         yield running
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _wait_ready(server: Server, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise AssertionError("server exited:\n" + "\n".join(server.log_lines()[-30:]))
-        try:
-            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("server did not become ready:\n" + "\n".join(server.log_lines()[-30:]))
 
 
 def _issue(ledger: Ledger, actor: str, role: str) -> str:

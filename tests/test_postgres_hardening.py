@@ -14,14 +14,9 @@ import hashlib
 import hmac
 import os
 import secrets
-import signal
-import socket
 import stat
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +38,7 @@ from ledger.settings import Settings
 from ledger.signing import build_envelope
 from ledger.storage.sql import APPEND_ONLY_TABLES, READ_MODEL_TABLES
 from ledger.store import Ledger, utc_now
+from ops.procs import CLI, Server, serving
 from tests.conftest import ORIGIN, FakeClock
 from tests.support import (
     Actors,
@@ -59,7 +55,6 @@ from tests.support import (
 pytestmark = pytest.mark.postgres
 register_commands()
 
-CLI = [str(Path(sys.executable).with_name("evidence-ledger"))]
 APPEND_ONLY = ("ledger_events", *APPEND_ONLY_TABLES)
 READ_MODELS = READ_MODEL_TABLES
 # A harmless statement per operation that would still rewrite history if it were allowed.
@@ -617,58 +612,13 @@ def test_the_printed_url_works(pg_database: str, roles: tuple[str, str], tmp_pat
 # -- the service, as a process, as the application role ---------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log_lines(self) -> list[str]:
-        return self.log_path.read_text(errors="replace").splitlines()
-
-
 def _env(h: Hardened) -> dict[str, str]:
     return {**os.environ, "EVIDENCE_LEDGER_DATA_DIR": str(h.data_dir), "EVIDENCE_LEDGER_DATABASE_URL": h.app_url}
 
 
-@contextmanager
-def _serving(h: Hardened, log_path: Path) -> Iterator[Server]:
+def _serving(h: Hardened, log_path: Path) -> Any:
     """`evidence-ledger serve` as a process on a free port, as the application role, until stopped."""
-    port = _free_port()
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=_env(h), stdout=log, stderr=subprocess.STDOUT,
-        )
-    running = Server(f"http://127.0.0.1:{port}", process, log_path)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise AssertionError("server exited:\n" + "\n".join(running.log_lines()[-30:]))
-            try:
-                if httpx.get(f"{running.url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("server did not become ready:\n" + "\n".join(running.log_lines()[-30:]))
-            time.sleep(0.2)
-        yield running
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    return serving(_env(h), log_path)
 
 
 def _issue(h: Hardened, actor: str, role: str, *extra: str) -> str:

@@ -169,20 +169,19 @@ def _timeline_lines(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _pin_text(pinned: bool, source: str | None, pin_file: object, option: str, unpinned: str) -> str:
+    if not pinned:
+        return unpinned
+    return f"pinned by the pin file {pin_file}" if source == PIN_FILE else f"pinned with {option}"
+
+
 def log_key_text(v: BundleVerification) -> str:
-    if not v.log_key_pinned:
-        return "NOT pinned (the bundle's own log.vkey was used)"
-    if v.log_key_source == PIN_FILE:
-        return f"pinned by the pin file {v.pin_file}"
-    return "pinned with --vkey"
+    unpinned = "NOT pinned (the bundle's own log.vkey was used)"
+    return _pin_text(v.log_key_pinned, v.log_key_source, v.pin_file, "--vkey", unpinned)
 
 
 def trust_root_text(v: BundleVerification) -> str:
-    if not v.trust_root_pinned:
-        return "NOT pinned"
-    if v.trust_root_source == PIN_FILE:
-        return f"pinned by the pin file {v.pin_file}"
-    return "pinned with --trust-root"
+    return _pin_text(v.trust_root_pinned, v.trust_root_source, v.pin_file, "--trust-root", "NOT pinned")
 
 
 def _verdict_lines(v: BundleVerification, allow_unpinned: bool) -> list[str]:
