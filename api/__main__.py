@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ledger.cli import main
+from ledger.cli.app import main
 
 if __name__ == "__main__":
     main()

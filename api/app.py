@@ -17,7 +17,7 @@ from api.middleware import BodyLimitMiddleware, RequestContextMiddleware, RouteT
 from api.routes import cases, evidence, keys, log, ops
 from api.runtime import Runtime
 from api.settings import ApiSettings
-from ledger.footage import EvidenceTooLarge
+from ledger.evidence.footage import EvidenceTooLarge
 from ledger.settings import Settings
 from ledger.store import Ledger
 

@@ -23,9 +23,9 @@ from api.errors import UnavailableError
 from api.runtime import Runtime
 from domain.errors import MalformedInputError, NotFoundError
 from ledger.append import Receipt
-from ledger.canonical import parse_strict, parse_time
-from ledger.envelope import REGISTRY_CASE_ID, UnverifiedEnvelope, parse_envelope
-from ledger.merkle_json import inclusion_proof_json
+from ledger.envelope.canonical import parse_strict, parse_time
+from ledger.envelope.dsse import REGISTRY_CASE_ID, UnverifiedEnvelope, parse_envelope
+from ledger.log.proof_json import inclusion_proof_json
 
 
 def runtime_of(request: Request) -> Runtime:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ledger.cli import DataDir, app, cli_errors, print_json, settings_for
+from ledger.cli.app import DataDir, app, cli_errors, print_json, settings_for
 
 tokens_app = typer.Typer(no_args_is_help=True, help="Bearer tokens for the HTTP API (stored hashed).")
 app.add_typer(tokens_app, name="tokens")

@@ -28,10 +28,10 @@ from api.logs import get_logger
 from api.metrics import Metrics
 from domain.errors import LedgerError
 from ledger.append import Receipt
+from ledger.log.tlog import StoredCheckpoint
+from ledger.log.witnessing import checkpoint_with_witnesses
 from ledger.storage.sql import StorageError
 from ledger.store import Ledger
-from ledger.tlog import StoredCheckpoint
-from ledger.witness_client import checkpoint_with_witnesses
 
 
 @dataclass

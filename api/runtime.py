@@ -14,10 +14,10 @@ from api.metrics import Metrics
 from api.settings import ApiSettings
 from domain.errors import LedgerError
 from ledger.bootstrap import log_verifier_key
-from ledger.footage import FootageStore, store_for
-from ledger.integrity import StateTampered
-from ledger.rollback import RollbackDetected
+from ledger.evidence.footage import FootageStore, store_for
+from ledger.log.rollback import RollbackDetected
 from ledger.settings import ConfigurationError, Settings
+from ledger.storage.integrity import StateTampered
 from ledger.storage.sql import StorageError
 from ledger.store import Ledger
 from ledger.tokens import TokenStore

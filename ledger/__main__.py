@@ -1,5 +1,5 @@
 """`python -m ledger` runs the `evidence-ledger` command line."""
 
-from ledger.cli import main
+from ledger.cli.app import main
 
 main()

@@ -20,14 +20,15 @@ from domain.context import DomainConfig, EventContext
 from domain.errors import AuthorizationError, ConflictError, LedgerError, MalformedInputError, RuleViolation
 from domain.events import FootageCaptured
 from domain.registry import KeyInfo
-from ledger import merkle, tlog
-from ledger.canonical import format_time
 from ledger.decide import Signer, decide, trust_root_signer
-from ledger.envelope import REGISTRY_CASE_ID, UnverifiedEnvelope, parse_envelope, verify_envelope
-from ledger.integrity import RowMac, StateTampered, tampered
-from ledger.keys import public_key_from_raw
-from ledger.leaf import leaf_bytes
-from ledger.read_models import (
+from ledger.envelope.canonical import format_time
+from ledger.envelope.dsse import REGISTRY_CASE_ID, UnverifiedEnvelope, parse_envelope, verify_envelope
+from ledger.envelope.keys import public_key_from_raw
+from ledger.log import merkle, tlog
+from ledger.log.leaf import leaf_bytes
+from ledger.storage.app import EnvelopeMapper, RecordedEnvelope
+from ledger.storage.integrity import RowMac, StateTampered, tampered
+from ledger.storage.read_models import (
     LOG_HEAD_FROM,
     LOG_HEAD_SELECT,
     CaseHead,
@@ -40,7 +41,6 @@ from ledger.read_models import (
     write_read_models,
     write_timeline,
 )
-from ledger.storage.app import EnvelopeMapper, RecordedEnvelope
 from ledger.storage.sql import Database, Tx
 
 # The log head (with the log's last index) and the registry's last seq and envelope hash in one

@@ -20,14 +20,20 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from domain.errors import LedgerError, MalformedInputError
-from ledger import note
 from ledger.append import Receipt
-from ledger.canonical import format_time
-from ledger.envelope import REGISTRY_CASE_ID
-from ledger.keys import generate_key_pair, key_id, load_private_key, public_key_from_raw, raw_public_key
-from ledger.sealed import DepartmentKey
+from ledger.envelope.canonical import format_time
+from ledger.envelope.dsse import REGISTRY_CASE_ID
+from ledger.envelope.keys import (
+    generate_key_pair,
+    key_id,
+    load_private_key,
+    public_key_from_raw,
+    raw_public_key,
+)
+from ledger.envelope.signing import build_envelope
+from ledger.evidence.sealed import DepartmentKey
+from ledger.log import note
 from ledger.settings import CONFIG_FILE, ConfigurationError, LedgerConfig, Settings, key_path
-from ledger.signing import build_envelope
 from ledger.store import Ledger
 
 ORIGIN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,199}$")

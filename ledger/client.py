@@ -24,9 +24,9 @@ from domain.errors import (
     MalformedInputError,
     NotFoundError,
 )
-from ledger.envelope import REGISTRY_CASE_ID
-from ledger.keys import load_private_key
-from ledger.signing import build_envelope
+from ledger.envelope.dsse import REGISTRY_CASE_ID
+from ledger.envelope.keys import load_private_key
+from ledger.envelope.signing import build_envelope
 from ledger.storage.sql import StorageError
 
 _ERROR_BY_STATUS: dict[int, type[LedgerError]] = {

@@ -8,7 +8,7 @@ from typing import Any
 from domain.context import DomainConfig, EventContext
 from domain.events import Event, parse_body
 from domain.streams import apply_to_stream
-from ledger.envelope import REGISTRY_CASE_ID, Statement
+from ledger.envelope.dsse import REGISTRY_CASE_ID, Statement
 
 
 @dataclass(frozen=True)

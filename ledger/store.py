@@ -14,23 +14,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from domain.context import DomainConfig
 from domain.errors import LedgerError, NotFoundError
-from ledger import note, tlog
 from ledger.append import Appender, Outcome, Receipt
-from ledger.envelope import REGISTRY_CASE_ID
-from ledger.footage import FootageStore
-from ledger.integrity import RowMac, StateTampered
-from ledger.keys import load_private_key, load_public_key, raw_public_key
-from ledger.read_models import (
-    case_row,
-    case_rows,
-    load_state,
-    log_head,
-    log_tops,
-    public_release_rows,
-    timeline_lines,
-)
-from ledger.rollback import CheckpointGuard, RollbackStatus
-from ledger.sealed import DepartmentKey, SealedStore
+from ledger.envelope.dsse import REGISTRY_CASE_ID
+from ledger.envelope.keys import load_private_key, load_public_key, raw_public_key
+from ledger.envelope.signing import build_envelope
+from ledger.evidence.footage import FootageStore
+from ledger.evidence.sealed import DepartmentKey, SealedStore
+from ledger.log import note, tlog
+from ledger.log.rollback import CheckpointGuard, RollbackStatus
 from ledger.settings import (
     ConfigurationError,
     LedgerConfig,
@@ -39,8 +30,17 @@ from ledger.settings import (
     key_path,
     state_key_path,
 )
-from ledger.signing import build_envelope
 from ledger.storage.app import LedgerApplication, application_env
+from ledger.storage.integrity import RowMac, StateTampered
+from ledger.storage.read_models import (
+    case_row,
+    case_rows,
+    load_state,
+    log_head,
+    log_tops,
+    public_release_rows,
+    timeline_lines,
+)
 from ledger.storage.sql import Database
 
 Clock = Callable[[], datetime]
@@ -113,7 +113,7 @@ class Ledger:
     def migrate(self) -> None:
         """Create the tables or upgrade an older schema; an upgrade that adds row MACs rebuilds the
         read models from the signed events (``replay``) and seals the existing tokens."""
-        from ledger.projection import rebuild
+        from ledger.replay import rebuild
         from ledger.tokens import upgrade_tokens
 
         found = self.db.migrate()
@@ -414,7 +414,7 @@ class Ledger:
         (``witnesses.json``); a line that does not is logged as an alert and left out."""
         if not checkpoint.cosignatures:
             return checkpoint
-        from ledger.witness_client import verified_cosignatures
+        from ledger.log.witnessing import verified_cosignatures
 
         lines = verified_cosignatures(self, checkpoint)
         return replace(checkpoint, cosignatures=tuple(lines))

@@ -14,9 +14,9 @@ from typing import Any
 from domain import projections
 from domain.context import DomainConfig
 from domain.errors import MalformedInputError, NotFoundError, VerificationError
-from ledger import tlog
-from ledger.canonical import format_time, parse_time
-from ledger.envelope import REGISTRY_CASE_ID
+from ledger.envelope.canonical import format_time, parse_time
+from ledger.envelope.dsse import REGISTRY_CASE_ID
+from ledger.log import tlog
 from ledger.storage.sql import Database, Tx
 from ledger.verify.engine import Entry, check_entries
 

@@ -31,8 +31,8 @@ from typing import Any
 
 from domain.errors import AuthorizationError, MalformedInputError, NotFoundError
 from domain.roles import ROLES as DOMAIN_ROLES
-from ledger.canonical import format_time, parse_time
-from ledger.integrity import ALERT, RowMac
+from ledger.envelope.canonical import format_time, parse_time
+from ledger.storage.integrity import ALERT, RowMac
 from ledger.storage.sql import Database, Tx
 
 API_ROLES: tuple[str, ...] = ("investigator", "supervisor", "auditor", "prosecutor", "admin")

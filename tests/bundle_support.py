@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ledger import merkle, note
-from ledger.bundle import export_bundle
-from ledger.canonical import canonical, format_time
-from ledger.keys import load_private_key
-from ledger.leaf import leaf_bytes
-from ledger.merkle_json import inclusion_proof_json
+from ledger.envelope.canonical import canonical, format_time
+from ledger.envelope.keys import load_private_key
+from ledger.envelope.signing import build_envelope
+from ledger.evidence.bundle import export_bundle
+from ledger.log import merkle, note
+from ledger.log.leaf import leaf_bytes
+from ledger.log.proof_json import inclusion_proof_json
 from ledger.settings import key_path
-from ledger.signing import build_envelope
 from ledger.store import Ledger
 from tests.support import Actors, new_case_id, run_cambridge_scenario
 
@@ -37,7 +37,7 @@ class Blocker:
         return None
 sys.meta_path.insert(0, Blocker())
 sys.argv = ["evidence-ledger", *sys.argv[1:]]
-from ledger.cli import main
+from ledger.cli.app import main
 try:
     main()
 finally:

@@ -12,9 +12,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from domain.errors import LedgerError
 from ledger.append import Outcome, Receipt
 from ledger.bootstrap import register_key
-from ledger.keys import key_id, raw_public_key
+from ledger.envelope.keys import key_id, raw_public_key
+from ledger.envelope.signing import build_envelope
 from ledger.settings import key_path
-from ledger.signing import build_envelope
 from ledger.store import Ledger
 
 ROLES = {

@@ -14,9 +14,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from typer.testing import CliRunner, Result
 
-from ledger.cli import app, register_commands
-from ledger.envelope import REGISTRY_CASE_ID
-from ledger.keys import key_id, load_private_key
+from ledger.cli.app import app, register_commands
+from ledger.envelope.dsse import REGISTRY_CASE_ID
+from ledger.envelope.keys import key_id, load_private_key
 from ledger.settings import Settings
 from ledger.store import Ledger
 from tests.conftest import ORIGIN
@@ -152,7 +152,7 @@ def test_readiness_waits_for_the_genesis_and_reports_no_admin_key(cli: Any, tmp_
 def test_an_admin_registers_keys_through_the_api_with_a_key_the_server_never_holds(
     ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ledger.keys import generate_key_pair
+    from ledger.envelope.keys import generate_key_pair
 
     with running_api(ledger) as api:
         assert isinstance(api, Api)
@@ -185,7 +185,7 @@ def test_a_genesis_signed_by_another_key_than_the_pinned_admin_is_refused(cli: A
     from datetime import UTC, datetime
 
     from ledger.bootstrap import genesis_envelopes
-    from ledger.keys import generate_key_pair, load_public_key, raw_public_key
+    from ledger.envelope.keys import generate_key_pair, load_public_key, raw_public_key
 
     admin_pem = _offline_admin(cli, tmp_path)
     cli("init", "--origin", ORIGIN, "--admin-public-key", f"{admin_pem}.pub")

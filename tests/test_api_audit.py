@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ledger.audit import run_audit
-from ledger.audit_source import read_server
+from ledger.audit.run import run_audit
+from ledger.audit.source import read_server
 from ledger.store import Ledger
 from tests.support import case_opened, footage_captured, new_case_id
 from tests.test_api_support import running_api

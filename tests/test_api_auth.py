@@ -159,7 +159,7 @@ def test_token_issue_checks_role_authority_and_lifetime(api: Api) -> None:
 
 
 def test_tokens_cli_issue_list_revoke(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ledger.cli import app
+    from ledger.cli.app import app
 
     importlib.import_module("api.cli")  # registers the `tokens` commands
 

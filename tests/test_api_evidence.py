@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from ledger.envelope import parse_envelope
-from ledger.keys import key_id, load_private_key
+from ledger.envelope.dsse import parse_envelope
+from ledger.envelope.keys import key_id, load_private_key
 from ledger.settings import key_path
 from ledger.store import Ledger
 from tests.support import (

@@ -16,12 +16,12 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from api.settings import ApiSettings
-from ledger import note
-from ledger.rollback import latest_path
+from ledger.log import note
+from ledger.log.rollback import latest_path
+from ledger.log.witnessing import configure_witness
 from ledger.store import Ledger
-from ledger.witness import Witness
-from ledger.witness_client import configure_witness
-from ledger.witness_server import make_server
+from ledger.witness.cosigner import Witness
+from ledger.witness.server import make_server
 from tests.support import FOOTAGE_BYTES, Actors, case_opened, footage_captured, new_case_id, referral_made
 from tests.test_api_support import Api, problem, running_api
 from tests.test_audit import Raw
@@ -93,7 +93,7 @@ def test_the_ledger_refuses_even_when_the_early_check_missed_it(rolled_back: tup
 
 
 def test_the_seal_command_refuses_after_a_rollback(rolled_back: tuple[Api, str]) -> None:
-    from ledger.cli import app
+    from ledger.cli.app import app
 
     api, _ = rolled_back
     env = {"EVIDENCE_LEDGER_DATA_DIR": str(api.ledger.data_dir)}

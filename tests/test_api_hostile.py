@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from ledger.envelope import REGISTRY_CASE_ID
-from ledger.signing import build_envelope
+from ledger.envelope.dsse import REGISTRY_CASE_ID
+from ledger.envelope.signing import build_envelope
 from ledger.storage.sql import StorageError
 from ledger.store import Ledger
 from tests.support import case_opened, new_case_id

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from ledger import merkle, note
-from ledger.merkle_json import parse_consistency_proof, parse_inclusion_proof
+from ledger.log import merkle, note
+from ledger.log.proof_json import parse_consistency_proof, parse_inclusion_proof
 from ledger.store import Ledger
 from tests.support import (
     case_opened,
@@ -162,8 +162,8 @@ def test_admin_registers_a_key_over_http_and_it_can_sign_at_once(api: Api) -> No
 
     from ledger.bootstrap import registry_body
     from ledger.client import RemoteLedger
-    from ledger.envelope import REGISTRY_CASE_ID
-    from ledger.keys import raw_public_key
+    from ledger.envelope.dsse import REGISTRY_CASE_ID
+    from ledger.envelope.keys import raw_public_key
 
     new_key = Ed25519PrivateKey.generate()
     body = registry_body(raw_public_key(new_key), actor="Det. F. Ortiz", role="investigator", authority=None,
@@ -183,8 +183,8 @@ def test_admin_registers_a_key_over_http_and_it_can_sign_at_once(api: Api) -> No
 
 
 def _registry_envelope(api: Api, body: dict[str, object]) -> bytes:
-    from ledger.envelope import REGISTRY_CASE_ID
-    from ledger.signing import build_envelope
+    from ledger.envelope.dsse import REGISTRY_CASE_ID
+    from ledger.envelope.signing import build_envelope
 
     version, head = api.ledger.case_head(REGISTRY_CASE_ID)
     return build_envelope(

@@ -16,9 +16,9 @@ import httpx
 import pytest
 
 from domain.errors import AuthorizationError
-from ledger import note
 from ledger.client import append_remote
-from ledger.keys import write_private_key
+from ledger.envelope.keys import write_private_key
+from ledger.log import note
 from ledger.store import Ledger
 from ops.procs import CLI, Server, serving
 from tests.support import Actors, case_opened, footage_captured, new_case_id

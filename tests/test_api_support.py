@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.runtime import Runtime
 from api.settings import ApiSettings
-from ledger.keys import load_private_key
+from ledger.envelope.keys import load_private_key
 from ledger.settings import key_path
 from ledger.store import Ledger
 from tests.support import ROLES, Actors

@@ -17,16 +17,16 @@ import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger import merkle, note
-from ledger.audit import AuditOptions, AuditReport, run_audit
-from ledger.audit_source import read_database, read_server
+from ledger.audit.run import AuditOptions, AuditReport, run_audit
+from ledger.audit.source import read_database, read_server
 from ledger.bootstrap import log_verifier_key, registry_body
-from ledger.canonical import canonical
-from ledger.envelope import REGISTRY_CASE_ID
-from ledger.keys import load_private_key, raw_public_key
-from ledger.leaf import leaf_bytes
+from ledger.envelope.canonical import canonical
+from ledger.envelope.dsse import REGISTRY_CASE_ID
+from ledger.envelope.keys import load_private_key, raw_public_key
+from ledger.envelope.signing import build_envelope
+from ledger.log import merkle, note
+from ledger.log.leaf import leaf_bytes
 from ledger.settings import key_path
-from ledger.signing import build_envelope
 from ledger.store import Ledger
 from ledger.verify.log_checks import CheckpointInput
 from tests.support import Actors, case_opened, new_case_id, run_cambridge_scenario
@@ -431,7 +431,7 @@ def test_the_cli_exits_0_clean_1_with_findings_2_on_unusable_input(
 ) -> None:
     from typer.testing import CliRunner
 
-    from ledger.cli import app, register_commands
+    from ledger.cli.app import app, register_commands
 
     register_commands()
     s = scenario
@@ -508,7 +508,7 @@ def test_a_server_is_audited_through_its_api(scenario: Scenario) -> None:
 
 
 def test_an_unauthorised_server_audit_is_unusable_input(scenario: Scenario) -> None:
-    from ledger.audit_source import AuditInputError
+    from ledger.audit.source import AuditInputError
 
     with pytest.raises(AuditInputError):
         read_server("http://ledger.test", "wrong", client=fake_server(scenario.ledger, "t0k"))

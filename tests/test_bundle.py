@@ -14,14 +14,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from domain.errors import NotFoundError
-from ledger import merkle, note
 from ledger.bootstrap import register_key, revoke_key
-from ledger.bundle import bundle_bytes, export_bundle
-from ledger.bundle_guide import guide_script
-from ledger.cli import app, register_commands
-from ledger.footage import FootageStore
-from ledger.keys import generate_key_pair, key_id, raw_public_key
-from ledger.merkle_json import parse_inclusion_proof
+from ledger.cli.app import app, register_commands
+from ledger.envelope.keys import generate_key_pair, key_id, raw_public_key
+from ledger.evidence.bundle import bundle_bytes, export_bundle
+from ledger.evidence.bundle_guide import guide_script
+from ledger.evidence.footage import FootageStore
+from ledger.log import merkle, note
+from ledger.log.proof_json import parse_inclusion_proof
 from ledger.settings import key_path
 from ledger.store import Ledger
 from tests.bundle_support import export_scenario, read_members, refresh_manifest, statement, write_members
@@ -138,7 +138,7 @@ def test_bundle_bytes_and_unknown_cases(ledger: Ledger, tmp_path: Path) -> None:
     shutil.which("openssl") is None or shutil.which("sh") is None, reason="needs openssl and sh"
 )
 def test_the_guide_script_checks_every_entry_by_hand(ledger: Ledger, tmp_path: Path) -> None:
-    from ledger.witness import Witness
+    from ledger.witness.cosigner import Witness
 
     log_vkey = note.make_verifier_key(ledger.config.log_key_name, ledger.log_key.public_key())
     witness = Witness.create(tmp_path / "witness", "w.example/w1", str(log_vkey))

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import pytest
 
 from domain.errors import MalformedInputError
-from ledger.canonical import MAX_SAFE_INTEGER, canonical, parse_canonical, parse_strict, parse_time
+from ledger.envelope.canonical import MAX_SAFE_INTEGER, canonical, parse_canonical, parse_strict, parse_time
 
 CANARY = "Canary-Zq81x"
 CANARY_BYTES = CANARY.encode()

@@ -6,7 +6,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.canonical import MAX_SAFE_INTEGER, canonical
+from ledger.envelope.canonical import MAX_SAFE_INTEGER, canonical
 
 scalars = st.one_of(
     st.none(),
@@ -44,7 +44,7 @@ def test_parse_canonical_agrees_with_rfc8785_on_any_ascii_spelling(value: object
     import json
 
     from domain.errors import MalformedInputError
-    from ledger.canonical import parse_canonical
+    from ledger.envelope.canonical import parse_canonical
 
     for raw in (rfc8785.dumps(value), json.dumps(value, sort_keys=True, separators=(",", ":")).encode()):
         try:

@@ -25,10 +25,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from domain.errors import ConflictError, LedgerError
-from ledger import merkle, tlog
 from ledger.append import Outcome, Receipt
-from ledger.envelope import parse_envelope
-from ledger.signing import build_envelope
+from ledger.envelope.dsse import parse_envelope
+from ledger.envelope.signing import build_envelope
+from ledger.log import merkle, tlog
 from ledger.store import Ledger
 from tests.support import Actors, case_opened, footage_captured, new_case_id
 

@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger import note
 from ledger.bootstrap import register_key
-from ledger.envelope import sha256_hex
-from ledger.keys import raw_public_key
+from ledger.envelope.dsse import sha256_hex
+from ledger.envelope.keys import raw_public_key
+from ledger.envelope.signing import build_envelope
+from ledger.log import note
 from ledger.settings import key_path
-from ledger.signing import build_envelope
 from ledger.store import Ledger
 from ops.crash.check import CheckReport, check_ledger
 from ops.crash.harness import HarnessConfig, HarnessResult, main, run, summary

@@ -22,8 +22,8 @@ from securesystemslib.dsse import Envelope as SslibEnvelope
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
 from domain.errors import MalformedInputError, VerificationError
-from ledger.canonical import canonical
-from ledger.envelope import (
+from ledger.envelope.canonical import canonical
+from ledger.envelope.dsse import (
     PAYLOAD_TYPE,
     Statement,
     pae,
@@ -31,7 +31,7 @@ from ledger.envelope import (
     sign_statement,
     verify_envelope,
 )
-from ledger.keys import key_id, raw_public_key
+from ledger.envelope.keys import key_id, raw_public_key
 
 # --------------------------------------------------------------------------- RFC 8032 §7.1
 

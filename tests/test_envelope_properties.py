@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 
 from domain.errors import MalformedInputError, VerificationError
 from domain.events import DEPICTS
-from ledger.canonical import MAX_SAFE_INTEGER, canonical, parse_strict
-from ledger.envelope import PAYLOAD_TYPE, Statement, pae, parse_envelope, sign_statement, verify_envelope
-from ledger.keys import key_id, load_private_key
-from ledger.projection import rebuild
+from ledger.envelope.canonical import MAX_SAFE_INTEGER, canonical, parse_strict
+from ledger.envelope.dsse import PAYLOAD_TYPE, Statement, pae, parse_envelope, sign_statement, verify_envelope
+from ledger.envelope.keys import key_id, load_private_key
+from ledger.replay import rebuild
 from ledger.settings import key_path
 from ledger.store import Ledger
 from tests.support import (

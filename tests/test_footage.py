@@ -12,11 +12,17 @@ import pytest
 from typer.testing import CliRunner
 
 from domain.errors import MalformedInputError, NotFoundError, VerificationError
-from ledger.cli import app, register_commands
-from ledger.envelope import parse_envelope
-from ledger.fixity import check_fixity, expected_files
-from ledger.footage import EvidenceTooLarge, FootageStore, UnsafeStoreEntry, open_evidence, record_access
-from ledger.keys import key_id, load_private_key
+from ledger.cli.app import app, register_commands
+from ledger.envelope.dsse import parse_envelope
+from ledger.envelope.keys import key_id, load_private_key
+from ledger.evidence.fixity import check_fixity, expected_files
+from ledger.evidence.footage import (
+    EvidenceTooLarge,
+    FootageStore,
+    UnsafeStoreEntry,
+    open_evidence,
+    record_access,
+)
 from ledger.settings import key_path
 from ledger.store import Ledger
 from tests.support import FOOTAGE_BYTES, FOOTAGE_SHA, Actors, case_opened, footage_captured, new_case_id

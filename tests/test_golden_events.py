@@ -18,8 +18,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from domain.events import EVENT_TYPES, parse_body
-from ledger.canonical import canonical, parse_canonical
-from ledger.envelope import (
+from ledger.envelope.canonical import canonical, parse_canonical
+from ledger.envelope.dsse import (
     PAYLOAD_TYPE,
     STATEMENT_KEYS,
     Statement,
@@ -28,7 +28,7 @@ from ledger.envelope import (
     sign_statement,
     verify_envelope,
 )
-from ledger.keys import key_id, raw_public_key
+from ledger.envelope.keys import key_id, raw_public_key
 
 VECTORS = Path(__file__).parent / "vectors" / "events"
 FILES = sorted(VECTORS.glob("*.v*.json"))

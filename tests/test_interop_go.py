@@ -24,8 +24,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from domain.errors import LedgerError
-from ledger import merkle, note
-from ledger.merkle_json import (
+from ledger.log import merkle, note
+from ledger.log.proof_json import (
     consistency_proof_json,
     inclusion_proof_json,
     parse_consistency_proof,

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from domain.errors import AuthorizationError, ConflictError, LedgerError, MalformedInputError
-from ledger import merkle, tlog
 from ledger.append import Receipt
-from ledger.canonical import canonical, parse_strict
-from ledger.envelope import REGISTRY_CASE_ID, parse_envelope
-from ledger.projection import rebuild
+from ledger.envelope.canonical import canonical, parse_strict
+from ledger.envelope.dsse import REGISTRY_CASE_ID, parse_envelope
+from ledger.log import merkle, tlog
+from ledger.replay import rebuild
 from ledger.store import Ledger
 from tests.support import Actors, case_opened, footage_captured, new_case_id, run_cambridge_scenario
 
@@ -131,7 +131,7 @@ def test_non_canonical_or_tampered_envelopes_are_refused(ledger: Ledger, actors:
 
 
 def test_statement_for_another_ledger_is_refused(ledger: Ledger, actors: Actors) -> None:
-    from ledger.signing import build_envelope
+    from ledger.envelope.signing import build_envelope
 
     raw = build_envelope(
         origin="elsewhere.example/ledger",

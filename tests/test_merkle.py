@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from domain.errors import LedgerError, MalformedInputError, VerificationError
-from ledger import merkle
-from ledger.merkle_json import (
+from ledger.log import merkle
+from ledger.log.proof_json import (
     consistency_proof_json,
     inclusion_proof_json,
     parse_consistency_proof,

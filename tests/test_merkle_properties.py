@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.errors import LedgerError
-from ledger import merkle
+from ledger.log import merkle
 
 MAX_SIZE = 300
 EXAMPLES = settings(max_examples=75, deadline=None)

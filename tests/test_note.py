@@ -12,8 +12,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from domain.errors import MalformedInputError, VerificationError
-from ledger import note
-from ledger.note import Checkpoint
+from ledger.log import note
+from ledger.log.note import Checkpoint
 
 VECTORS = json.loads(
     (Path(__file__).parent / "vectors" / "signed-note-vectors.json").read_text(encoding="utf-8")

@@ -29,13 +29,13 @@ from psycopg import sql
 from typer.testing import CliRunner, Result
 
 from domain.errors import LedgerError
-from ledger import merkle, note
 from ledger.bootstrap import init_data_dir
-from ledger.cli import app, register_commands
-from ledger.keys import write_private_key
-from ledger.projection import rebuild
+from ledger.cli.app import app, register_commands
+from ledger.envelope.keys import write_private_key
+from ledger.envelope.signing import build_envelope
+from ledger.log import merkle, note
+from ledger.replay import rebuild
 from ledger.settings import Settings
-from ledger.signing import build_envelope
 from ledger.storage.sql import APPEND_ONLY_TABLES, READ_MODEL_TABLES
 from ledger.store import Ledger, utc_now
 from ops.procs import CLI, Server, serving

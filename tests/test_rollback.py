@@ -16,8 +16,8 @@ import psycopg
 import pytest
 
 from domain.errors import LedgerError
-from ledger import merkle
-from ledger.rollback import RollbackDetected, latest_path
+from ledger.log import merkle
+from ledger.log.rollback import RollbackDetected, latest_path
 from ledger.storage.sql import StorageError
 from ledger.store import Ledger
 from tests.conftest import PG_ADMIN_URL
@@ -142,7 +142,7 @@ def test_the_audit_command_uses_the_guard_file(
 ) -> None:
     from typer.testing import CliRunner
 
-    from ledger.cli import app, register_commands
+    from ledger.cli.app import app, register_commands
 
     register_commands()
     actors = Actors.register(ledger)
@@ -231,8 +231,8 @@ def test_the_block_is_rechecked_while_running(ledger: Ledger) -> None:
 
 
 def test_a_different_root_for_a_recorded_size_is_refused(ledger: Ledger) -> None:
-    from ledger import note
-    from ledger.keys import load_private_key
+    from ledger.envelope.keys import load_private_key
+    from ledger.log import note
     from ledger.settings import key_path
 
     size = ledger.log_size()

@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 
 from domain.errors import LedgerError
-from ledger.audit import run_audit
-from ledger.audit_source import read_database
+from ledger.audit.run import run_audit
+from ledger.audit.source import read_database
 from ledger.settings import ConfigurationError, state_key_path
 from ledger.store import Ledger
 from ledger.tokens import TokenStore, token_id_of

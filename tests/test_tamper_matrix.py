@@ -23,15 +23,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg import sql
 
 from domain.errors import LedgerError
-from ledger.audit import run_audit
-from ledger.audit_source import read_database
+from ledger.audit.run import run_audit
+from ledger.audit.source import read_database
 from ledger.bootstrap import init_data_dir, registry_body
-from ledger.envelope import REGISTRY_CASE_ID
-from ledger.integrity import StateTampered
-from ledger.keys import key_id, raw_public_key
-from ledger.leaf import leaf_bytes
-from ledger.projection import rebuild
+from ledger.envelope.dsse import REGISTRY_CASE_ID
+from ledger.envelope.keys import key_id, raw_public_key
+from ledger.log.leaf import leaf_bytes
+from ledger.replay import rebuild
 from ledger.settings import Settings
+from ledger.storage.integrity import StateTampered
 from ledger.store import Ledger
 from tests.conftest import ORIGIN, FakeClock
 from tests.support import (
@@ -314,7 +314,7 @@ def test_registry_rows_restored_to_before_a_revocation_do_not_revive_the_key(wor
 
 
 def _demo_admin(ledger: Ledger) -> Ed25519PrivateKey:
-    from ledger.keys import load_private_key
+    from ledger.envelope.keys import load_private_key
     from ledger.settings import key_path
 
     return load_private_key(key_path(ledger.data_dir, "admin"))
@@ -331,7 +331,7 @@ def _fresh_process(w: World) -> None:
 
 def test_a_moved_frontier_node_is_refused(world: World) -> None:
     w = world
-    from ledger import merkle
+    from ledger.log import merkle
 
     level, index = merkle.frontier_coords(w.size())[-1]
     if not w.append_only_edit("UPDATE log_nodes SET hash = ? WHERE level = ? AND idx = ?", (b"\x07" * 32, level, index)):
@@ -472,8 +472,8 @@ def test_a_forged_or_garbage_checkpoint_row_is_refused_not_served(world: World) 
 
 
 def test_a_forged_cosignature_line_is_left_out_and_a_real_one_kept(world: World) -> None:
-    from ledger import note
-    from ledger.witness_client import configure_witness
+    from ledger.log import note
+    from ledger.log.witnessing import configure_witness
 
     w = world
     witness = Ed25519PrivateKey.generate()
@@ -691,8 +691,8 @@ def test_tokens_need_an_active_key_of_their_role(api: Api) -> None:
 def test_the_cli_refuses_with_exit_1_and_the_code(world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     from typer.testing import CliRunner
 
-    from ledger.cli import app, register_commands
-    from ledger.keys import write_private_key
+    from ledger.cli.app import app, register_commands
+    from ledger.envelope.keys import write_private_key
 
     register_commands()
     w = world

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from domain.errors import LedgerError, MalformedInputError
-from ledger.canonical import format_time
+from ledger.envelope.canonical import format_time
 from ledger.settings import key_path
 from ledger.store import Ledger
 from ledger.time_travel import moment
@@ -134,7 +134,7 @@ def test_a_tampered_history_is_not_served(history: Any) -> None:
 def test_case_show_travels_in_time(history: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from ledger.cli import app
+    from ledger.cli.app import app
 
     ledger, _, case_id, seen = history
     monkeypatch.setenv("EVIDENCE_LEDGER_DATA_DIR", str(ledger.data_dir))
@@ -223,7 +223,7 @@ def test_http_as_of_outside_the_representable_range_is_a_400(case_api: Any, as_o
 def test_case_show_refuses_an_unrepresentable_as_of(history: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from ledger.cli import app
+    from ledger.cli.app import app
 
     ledger, _, case_id, _ = history
     monkeypatch.setenv("EVIDENCE_LEDGER_DATA_DIR", str(ledger.data_dir))

@@ -20,9 +20,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
-from ledger import note
-from ledger.cli import app, register_commands
-from ledger.merkle_json import consistency_proof_json, inclusion_proof_json
+from ledger.cli.app import app, register_commands
+from ledger.log import note
+from ledger.log.proof_json import consistency_proof_json, inclusion_proof_json
 from ledger.store import Ledger
 from ledger.verify.trust import (
     LogPin,

@@ -23,15 +23,15 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger import note
 from ledger.bootstrap import revoke_key
-from ledger.canonical import canonical
-from ledger.footage import FootageStore
+from ledger.envelope.canonical import canonical
+from ledger.evidence.footage import FootageStore
+from ledger.log import note
+from ledger.log.witnessing import configure_witness
 from ledger.settings import key_path
 from ledger.store import Ledger
-from ledger.witness import Witness
-from ledger.witness_client import configure_witness
-from ledger.witness_server import make_server
+from ledger.witness.cosigner import Witness
+from ledger.witness.server import make_server
 from tests.bundle_support import (
     Exported,
     Forger,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ledger.canonical import canonical
+from ledger.envelope.canonical import canonical
 from ledger.store import Ledger
 from ledger.verify.engine import Entry, check_entries
 from tests.support import Actors, new_case_id, run_cambridge_scenario

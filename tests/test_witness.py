@@ -22,13 +22,20 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from domain.errors import MalformedInputError, VerificationError
-from ledger import cli_witness, merkle, note
-from ledger import witness as witness_module
-from ledger.cli import app
+from ledger.cli import witness as cli_witness
+from ledger.cli.app import app
+from ledger.envelope.b64 import b64encode
+from ledger.log import merkle, note
+from ledger.log.witnessing import (
+    checkpoint_with_witnesses,
+    collect_cosignatures,
+    configure_witness,
+    load_witnesses,
+)
 from ledger.settings import ConfigurationError
 from ledger.store import Ledger
-from ledger.strict_b64 import b64encode
-from ledger.witness import (
+from ledger.witness import cosigner as witness_module
+from ledger.witness.cosigner import (
     Witness,
     WitnessBadProof,
     WitnessConfigError,
@@ -38,18 +45,12 @@ from ledger.witness import (
     WitnessMalformed,
     WitnessUnknownLog,
 )
-from ledger.witness_client import (
-    checkpoint_with_witnesses,
-    collect_cosignatures,
-    configure_witness,
-    load_witnesses,
-)
-from ledger.witness_server import make_server, parse_add_checkpoint
+from ledger.witness.server import make_server, parse_add_checkpoint
 from tests.support import Actors, case_opened, new_case_id, report_received
 
 ORIGIN = "test.example/log"
 NOW = 1_770_000_000.0
-SERVE = "from ledger import cli_witness; from ledger.cli import main; main()"
+SERVE = "from ledger.cli.app import main; main()"
 assert cli_witness.witness_app is not None  # importing it registers `witness` and `log add-witness`
 
 
@@ -338,7 +339,7 @@ def test_state_is_persisted_before_the_cosignature_is_returned(
     def disk_full(path: Path, data: bytes, mode: int = 0o644) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("ledger.witness.write_atomic", disk_full)
+    monkeypatch.setattr("ledger.witness.cosigner.write_atomic", disk_full)
     with pytest.raises(OSError):  # no line is handed out unless the state is on disk
         witness.add_checkpoint(5, log.proof(5, 9), log.note(9), now=NOW)
     monkeypatch.undo()

@@ -20,8 +20,8 @@ from api.errors import problems
 from api.routes.evidence import PURPOSE_PATTERN
 from api.streaming import FileStreamResponse
 from domain.errors import MalformedInputError
-from ledger.bundle import BundleInfo, export_bundle
-from ledger.footage import find_media, record_access
+from ledger.evidence.bundle import BundleInfo, export_bundle
+from ledger.evidence.footage import find_media, record_access
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 

@@ -25,7 +25,7 @@ from api.runtime import Runtime
 from api.streaming import CHUNK, FileStreamResponse
 from domain.errors import MalformedInputError
 from ledger.append import Receipt
-from ledger.footage import FootageStore, FootageWriter, check_sha256, open_evidence
+from ledger.evidence.footage import FootageStore, FootageWriter, check_sha256, open_evidence
 
 router = APIRouter(prefix="/v1/evidence", tags=["evidence"])
 

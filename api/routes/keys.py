@@ -12,8 +12,8 @@ from api import schemas
 from api.appending import append_envelope, json_response, refuse_if_blocked, runtime_of, strict_json_body
 from api.auth import Admin, Reader, Sealer
 from api.errors import problems
-from ledger.envelope import REGISTRY_CASE_ID
-from ledger.sealed import SealedReference
+from ledger.envelope.dsse import REGISTRY_CASE_ID
+from ledger.evidence.sealed import SealedReference
 
 router = APIRouter(tags=["keys"])
 

@@ -12,7 +12,7 @@ from api.appending import json_response, runtime_of
 from api.auth import Replayer
 from api.errors import problems
 from domain.errors import MalformedInputError, NotFoundError
-from ledger.merkle_json import consistency_proof_json, inclusion_proof_json
+from ledger.log.proof_json import consistency_proof_json, inclusion_proof_json
 
 router = APIRouter(prefix="/v1/log", tags=["log"])
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ledger.envelope import REGISTRY_CASE_ID
+from ledger.envelope.dsse import REGISTRY_CASE_ID
 from ledger.verify import bundle_files as bf
 from ledger.verify.bundle_checks import check_manifest, check_media, media_recorded, run_entry_checks
 from ledger.verify.bundle_files import BundleUnusable

@@ -8,7 +8,7 @@ from typing import Any
 
 from domain.context import DomainConfig
 from domain.errors import LedgerError
-from ledger.envelope import REGISTRY_CASE_ID, UnverifiedEnvelope, parse_envelope
+from ledger.envelope.dsse import REGISTRY_CASE_ID, UnverifiedEnvelope, parse_envelope
 from ledger.verify import bundle_files as bf
 from ledger.verify.bundle_model import BundleVerification, VerifyOptions
 from ledger.verify.engine import Entry, EntryChecker, check_entries, verify_signatures

@@ -118,7 +118,7 @@ def _file_entry(item: object) -> ManifestFile:
 
 def parse_manifest(raw: bytes) -> Manifest:
     """Strictly parse manifest.json; BundleUnusable when it cannot be used at all."""
-    from ledger.canonical import parse_strict
+    from ledger.envelope.canonical import parse_strict
 
     try:
         data = parse_strict(raw, max_int=2**63 - 1)

@@ -6,8 +6,8 @@ import base64
 from typing import Any
 
 from domain.errors import MalformedInputError, VerificationError
-from ledger import merkle, note
-from ledger.merkle_json import parse_inclusion_proof
+from ledger.log import merkle, note
+from ledger.log.proof_json import parse_inclusion_proof
 from ledger.verify import bundle_files as bf
 from ledger.verify.bundle_model import BundleVerification, VerifyOptions
 

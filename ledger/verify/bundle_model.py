@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ledger import note
+from ledger.log import note
 from ledger.verify import bundle_files as bf
 from ledger.verify.findings import Finding
 from ledger.verify.trust import PinFile

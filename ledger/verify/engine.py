@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from domain.context import DomainConfig
 from domain.errors import AuthorizationError, DomainError, LedgerError, MalformedInputError
 from ledger.decide import Signer, decide, trust_root_signer
-from ledger.envelope import PAYLOAD_TYPE, REGISTRY_CASE_ID, UnverifiedEnvelope, pae, parse_envelope
-from ledger.leaf import parse_leaf
+from ledger.envelope.dsse import PAYLOAD_TYPE, REGISTRY_CASE_ID, UnverifiedEnvelope, pae, parse_envelope
+from ledger.log.leaf import parse_leaf
 from ledger.verify.findings import Finding
 
 _KEY_STATUS_CODES = {

@@ -22,7 +22,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from domain.errors import MalformedInputError, VerificationError
-from ledger import merkle, note
+from ledger.log import merkle, note
 from ledger.verify.findings import Finding
 
 Coord = tuple[int, int]

@@ -23,7 +23,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 
 from domain.context import DomainConfig
 from domain.errors import LedgerError
-from ledger.envelope import PAYLOAD_TYPE, UnverifiedEnvelope, pae, parse_envelope
+from ledger.envelope.dsse import PAYLOAD_TYPE, UnverifiedEnvelope, pae, parse_envelope
 from ledger.verify.engine import Entry, EntryChecker, _verify_one, public_keys_in
 
 CHUNK = 1000

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.errors import MalformedInputError
-from ledger import note
+from ledger.log import note
 
 TRUST_FILE_ENV = "EVIDENCE_LEDGER_TRUST_FILE"
 PIN_FILE_NAME = "trust.toml"

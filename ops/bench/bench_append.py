@@ -19,7 +19,7 @@ from typing import Any
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
-from ledger.envelope import parse_envelope
+from ledger.envelope.dsse import parse_envelope
 from ledger.storage.app import application_env
 from ops.bench.common import bench_ledger, case_opened_envelopes
 

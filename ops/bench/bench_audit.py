@@ -22,11 +22,11 @@ import os
 import pstats
 import time
 
-from ledger import note
-from ledger.audit import AuditOptions, paused_gc, run_audit
-from ledger.audit_source import read_database
+from ledger.audit.run import AuditOptions, paused_gc, run_audit
+from ledger.audit.source import read_database
 from ledger.bootstrap import log_verifier_key
-from ledger.envelope import REGISTRY_CASE_ID, parse_envelope
+from ledger.envelope.dsse import REGISTRY_CASE_ID, parse_envelope
+from ledger.log import note
 from ledger.store import Ledger
 from ledger.verify.engine import verify_signatures
 from ops.bench.common import bench_ledger, case_opened_envelopes

@@ -28,8 +28,8 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.bootstrap import init_data_dir, register_key
-from ledger.envelope import parse_envelope
-from ledger.keys import raw_public_key
+from ledger.envelope.dsse import parse_envelope
+from ledger.envelope.keys import raw_public_key
 from ledger.settings import Settings, key_path
 from ledger.store import Ledger
 from ops.bench.common import ORIGIN, case_opened_envelopes, database, median, percentile

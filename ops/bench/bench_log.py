@@ -18,9 +18,9 @@ import random
 import time
 import uuid
 
-from ledger import merkle, tlog
-from ledger.canonical import format_time
-from ledger.leaf import leaf_bytes
+from ledger.envelope.canonical import format_time
+from ledger.log import merkle, tlog
+from ledger.log.leaf import leaf_bytes
 from ledger.storage.sql import Tx
 from ops.bench.common import bench_ledger, case_opened_envelopes, median, percentile
 

@@ -28,8 +28,8 @@ from typing import TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ledger.bundle import export_bundle
-from ledger.envelope import PAYLOAD_TYPE, pae, parse_envelope
+from ledger.envelope.dsse import PAYLOAD_TYPE, pae, parse_envelope
+from ledger.evidence.bundle import export_bundle
 from ledger.verify.bundle import VerifyOptions, verify_bundle
 from ledger.verify.bundle_files import read_members
 from ops.bench.common import bench_ledger, signed_chain

@@ -18,9 +18,9 @@ import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.bootstrap import init_data_dir, register_key
-from ledger.keys import raw_public_key
+from ledger.envelope.keys import raw_public_key
+from ledger.envelope.signing import build_envelope
 from ledger.settings import Settings, key_path
-from ledger.signing import build_envelope
 from ledger.store import Ledger
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"

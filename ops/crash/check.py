@@ -31,9 +31,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from domain.errors import LedgerError
-from ledger import merkle, note, tlog
-from ledger.envelope import REGISTRY_CASE_ID, parse_envelope
-from ledger.rollback import GUARD_DIR, HISTORY
+from ledger.envelope.dsse import REGISTRY_CASE_ID, parse_envelope
+from ledger.log import merkle, note, tlog
+from ledger.log.rollback import GUARD_DIR, HISTORY
 from ledger.store import Ledger, StoredEntry
 from ledger.verify.engine import Entry, check_entries
 from ops.crash.record import Ack, RunRecord

@@ -28,9 +28,9 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from domain.errors import LedgerError
-from ledger import note
-from ledger.envelope import sha256_hex
-from ledger.signing import build_envelope
+from ledger.envelope.dsse import sha256_hex
+from ledger.envelope.signing import build_envelope
+from ledger.log import note
 from ops.crash.record import Ack, Indeterminate, RunRecord
 
 REQUEST_TIMEOUT = 15.0  # seconds; a kill resets connections at once, so timeouts mean a hung server

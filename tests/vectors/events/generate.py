@@ -28,8 +28,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from domain.events import EVENT_TYPES, parse_body
-from ledger.envelope import REGISTRY_CASE_ID, Statement, parse_envelope, sign_statement, verify_envelope
-from ledger.keys import key_id, raw_public_key
+from ledger.envelope.dsse import REGISTRY_CASE_ID, Statement, parse_envelope, sign_statement, verify_envelope
+from ledger.envelope.keys import key_id, raw_public_key
 
 HERE = Path(__file__).resolve().parent
 LEDGER = "golden.example/evidence-ledger"

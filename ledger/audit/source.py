@@ -1,0 +1,284 @@
+"""Read-only access to everything the audit checks: from the database with plain SQL, or from a server.
+
+The database reader runs one read-only transaction (PostgreSQL: REPEATABLE READ, so every table is
+read from one snapshot; SQLite: one WAL snapshot) and reads each table on its own — the events
+table and ``log_entries`` separately, never joined — exactly as stored. It writes nothing.
+
+The server reader uses ``GET /v1/log/envelopes?start=&limit=`` (JSON list of
+``{leaf_index, case_id, seq, envelope}``) and ``GET /v1/log/entries/{index}`` (exact leaf bytes)
+with a bearer token, and ``GET /v1/log/checkpoint``. A server shows only logged envelopes and no
+read models, so unlogged events, tree nodes and projections are not checked in that mode.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from domain.errors import LedgerError
+from ledger.storage.integrity import RowMac
+from ledger.storage.sql import Database, Tx
+from ledger.tokens import tampered_tokens
+from ledger.verify.log_checks import CheckpointInput
+from ledger.verify.log_match import EventRow, LogRow
+
+Progress = Callable[[str, int, int | None], None]
+FETCH = 5000
+SERVER_PAGE = 1000
+SERVER_THREADS = 16
+
+
+class AuditInputError(LedgerError):
+    """The audit cannot read its input (exit 2)."""
+
+    code = "UNUSABLE_INPUT"
+
+
+@dataclass
+class ReadModels:
+    """The live read models, row by row as stored (content columns; their MACs apart)."""
+
+    case_state: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    timeline: dict[tuple[str, int], tuple[int, str]] = field(default_factory=dict)
+    releases: dict[tuple[str, str], tuple[str, str, int]] = field(default_factory=dict)
+    tracking: int | None = None
+    log_head: tuple[int, bytes, str, int, int] | None = None
+    macs: dict[tuple[str, Any], str] = field(default_factory=dict)  # (table, row key) -> stored MAC
+
+
+@dataclass
+class AuditInput:
+    source: str
+    log: list[LogRow]
+    events: list[EventRow]
+    checkpoints: list[CheckpointInput]
+    nodes: dict[tuple[int, int], bytes] | None = None
+    read_models: ReadModels | None = None
+    all_events: bool = True  # False when only logged events could be seen (server mode)
+    checkpoint_times: dict[int, str] = field(default_factory=dict)  # size -> signed_at, as stored
+    tampered_tokens: list[Any] | None = None  # token rows failing their MAC (None: not checked)
+
+
+def _noop(_phase: str, _done: int, _total: int | None) -> None:
+    return None
+
+
+# --- database ---------------------------------------------------------------------------------
+
+
+def _rows(tx: Tx, sql: str) -> Iterator[tuple[Any, ...]]:
+    cursor = tx.raw
+    cursor.execute(sql)
+    while True:
+        chunk = cursor.fetchmany(FETCH)
+        if not chunk:
+            return
+        for row in chunk:
+            yield tuple(row)
+
+
+def _case_id(value: Any) -> str:
+    """The canonical case id of an events-table key (SQLite keeps uuid.hex, PostgreSQL a uuid)."""
+    try:
+        return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+    except ValueError:
+        return str(value)
+
+
+def _count(tx: Tx, table: str) -> int:
+    row = tx.one(f"SELECT COUNT(*) FROM {table}")
+    return int(row[0]) if row else 0
+
+
+def _read_log(tx: Tx, progress: Progress) -> list[LogRow]:
+    total = _count(tx, "log_entries")
+    log: list[LogRow] = []
+    sql = (
+        "SELECT leaf_index, leaf, event_id, case_id, seq, event_type, envelope_sha256, integrated_at"
+        " FROM log_entries ORDER BY leaf_index"
+    )
+    for i, r in enumerate(_rows(tx, sql), 1):
+        log.append(
+            LogRow(int(r[0]), bytes(r[1]), str(r[2]), str(r[3]), int(r[4]), str(r[5]), str(r[6]), str(r[7]))
+        )
+        if i % FETCH == 0:
+            progress("log entries", i, total)
+    progress("log entries", len(log), total)
+    return log
+
+
+def _read_events(tx: Tx, table: str, progress: Progress) -> list[EventRow]:
+    total = _count(tx, table)
+    events: list[EventRow] = []
+    for i, r in enumerate(_rows(tx, f"SELECT originator_id, originator_version, state FROM {table}"), 1):
+        events.append(EventRow(_case_id(r[0]), int(r[1]), b"" if r[2] is None else bytes(r[2])))
+        if i % FETCH == 0:
+            progress("events", i, total)
+    progress("events", len(events), total)
+    return events
+
+
+def _read_checkpoints(tx: Tx) -> list[CheckpointInput]:
+    lines: dict[int, list[str]] = {}
+    for size, line in tx.query("SELECT size, line FROM log_cosignatures ORDER BY size, witness"):
+        lines.setdefault(int(size), []).append(str(line))
+    return [
+        CheckpointInput(
+            (str(note) + "".join(lines.get(int(size), []))).encode("utf-8"),
+            "database",
+            size=int(size),
+            root=bytes(root),
+        )
+        for size, root, note in tx.query("SELECT size, root, note FROM log_checkpoints ORDER BY size")
+    ]
+
+
+def read_models(tx: Tx, *, live: bool = True) -> ReadModels:
+    """The read-model rows of one database: the live one, or (``live=False``) the audit's scratch
+    rebuild, which holds only case state and public releases."""
+    models = ReadModels()
+    for r in _rows(
+        tx,
+        "SELECT case_id, version, head_sha256, status, category, updated_leaf, state, view, public_count, mac"
+        " FROM case_state",
+    ):
+        models.case_state[str(r[0])] = (
+            int(r[1]), str(r[2]), str(r[3]), str(r[4]), int(r[5]), str(r[6]), str(r[7]), int(r[8])
+        )
+        models.macs[("case_state", str(r[0]))] = str(r[9])
+    for r in _rows(tx, "SELECT case_id, seq, leaf_index, entry, mac FROM case_timeline") if live else ():
+        models.timeline[(str(r[0]), int(r[1]))] = (int(r[2]), str(r[3]))
+        models.macs[("case_timeline", (str(r[0]), int(r[1])))] = str(r[4])
+    for r in _rows(tx, "SELECT case_id, footage_id, status, entry, version, mac FROM public_releases"):
+        models.releases[(str(r[0]), str(r[1]))] = (str(r[2]), str(r[3]), int(r[4]))
+        models.macs[("public_releases", (str(r[0]), str(r[1])))] = str(r[5])
+    if live:
+        row = tx.one("SELECT position, mac FROM projection_tracking WHERE name = 'read_models'")
+        models.tracking = None if row is None else int(row[0])
+        if row is not None:
+            models.macs[("projection_tracking", "read_models")] = str(row[1])
+        head = tx.one("SELECT size, root, integrated_at, cases, public_releases, mac FROM log_head WHERE id = 1")
+        if head is not None:
+            models.log_head = (int(head[0]), bytes(head[1]), str(head[2]), int(head[3]), int(head[4]))
+            models.macs[("log_head", 1)] = str(head[5])
+    return models
+
+
+def read_database(db: Database, *, progress: Progress = _noop, mac: RowMac | None = None) -> AuditInput:
+    """Everything the audit needs, from one read-only snapshot of the database (with the service's
+    state key ``mac``, also the token rows that fail their integrity check)."""
+    with db.read() as tx:
+        if tx.postgres:
+            tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        log = _read_log(tx, progress)
+        events = _read_events(tx, db.events_table, progress)
+        nodes = {
+            (int(r[0]), int(r[1])): bytes(r[2]) for r in _rows(tx, "SELECT level, idx, hash FROM log_nodes")
+        }
+        progress("tree nodes", len(nodes), len(nodes))
+        checkpoints = _read_checkpoints(tx)
+        times = {int(r[0]): str(r[1]) for r in tx.query("SELECT size, signed_at FROM log_checkpoints")}
+        models = read_models(tx)
+        progress("read models", len(models.case_state), len(models.case_state))
+        tokens = None if mac is None else tampered_tokens(tx, mac)
+    return AuditInput(
+        "database", log, events, checkpoints, nodes, models, checkpoint_times=times, tampered_tokens=tokens
+    )
+
+
+# --- server -----------------------------------------------------------------------------------
+
+
+def _get(client: httpx.Client, path: str, **params: Any) -> httpx.Response:
+    try:
+        response = client.get(path, params=params or None)
+    except httpx.HTTPError as exc:
+        raise AuditInputError(f"server unreachable: {type(exc).__name__}: {exc}") from None
+    if response.status_code != 200:
+        raise AuditInputError(f"GET {path} answered {response.status_code}", status=response.status_code)
+    return response
+
+
+def _envelope_page(client: httpx.Client, start: int) -> list[dict[str, Any]]:
+    data = _get(client, "/v1/log/envelopes", start=start, limit=SERVER_PAGE).json()
+    ok = isinstance(data, list) and all(
+        isinstance(d, dict)
+        and type(d.get("leaf_index")) is int
+        and (d.get("envelope") is None or isinstance(d.get("envelope"), str))  # null: the event row is gone
+        and (d.get("leaf") is None or isinstance(d.get("leaf"), str))
+        and isinstance(d.get("case_id"), str)
+        and type(d.get("seq")) is int
+        for d in data
+    )
+    if not ok:
+        raise AuditInputError(
+            "GET /v1/log/envelopes did not return a list of {leaf_index, case_id, seq, envelope, leaf}"
+        )
+    return data  # type: ignore[no-any-return]
+
+
+def _server_envelopes(client: httpx.Client, progress: Progress) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    while True:
+        page = _envelope_page(client, items[-1]["leaf_index"] + 1 if items else 0)
+        if not page:
+            return items
+        items += page
+        progress("envelopes", len(items), None)
+
+
+def _server_leaves(client: httpx.Client, indexes: list[int], progress: Progress) -> dict[int, bytes]:
+    leaves: dict[int, bytes] = {}
+
+    def fetch(index: int) -> tuple[int, bytes]:
+        return index, _get(client, f"/v1/log/entries/{index}").content
+
+    with ThreadPoolExecutor(max_workers=SERVER_THREADS) as pool:
+        for n, (index, leaf) in enumerate(pool.map(fetch, indexes), 1):
+            leaves[index] = leaf
+            if n % 500 == 0 or n == len(indexes):
+                progress("leaves", n, len(indexes))
+    return leaves
+
+
+def read_server(
+    url: str, token: str, *, progress: Progress = _noop, client: httpx.Client | None = None
+) -> AuditInput:
+    """Everything a server shows an auditor: logged envelopes, exact leaves, the latest checkpoint."""
+    http = client or httpx.Client(base_url=url.rstrip("/"), timeout=30.0)
+    http.headers["Authorization"] = f"Bearer {token}"
+    try:
+        items = _server_envelopes(http, progress)
+        # Leaves come with each page; older servers without them are asked one entry at a time.
+        leaves = {d["leaf_index"]: d["leaf"].encode("utf-8") for d in items if d.get("leaf") is not None}
+        missing = [d["leaf_index"] for d in items if d["leaf_index"] not in leaves]
+        leaves.update(_server_leaves(http, missing, progress))
+        checkpoint = http.get("/v1/log/checkpoint")
+    except httpx.HTTPError as exc:
+        raise AuditInputError(f"server unreachable: {type(exc).__name__}: {exc}") from None
+    finally:
+        if client is None:
+            http.close()
+    log = [
+        LogRow(d["leaf_index"], leaves[d["leaf_index"]], case_id=d["case_id"], seq=d["seq"]) for d in items
+    ]
+    events = [EventRow(d["case_id"], d["seq"], d["envelope"].encode("utf-8")) for d in items if d["envelope"]]
+    checkpoints = []
+    if checkpoint.status_code == 200:
+        checkpoints.append(CheckpointInput(checkpoint.content, "server (latest)"))
+    return AuditInput(f"server {url}", log, events, checkpoints, all_events=False)
+
+
+def server_verifier_key(url: str, *, client: httpx.Client | None = None) -> str:
+    """The log key as the server states it (not an independent trust anchor)."""
+    http = client or httpx.Client(base_url=url.rstrip("/"), timeout=30.0)
+    try:
+        return _get(http, "/v1/log/key").text.strip()
+    finally:
+        if client is None:
+            http.close()

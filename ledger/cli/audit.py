@@ -1,0 +1,320 @@
+"""`evidence-ledger audit`: re-verify a whole ledger from its database (or a server) and report.
+
+Exit codes: 0 no findings, 1 findings, 2 unusable input (bad key, unreadable or unverifiable kept
+checkpoint, database or server unreachable). ``--json`` prints the report for machines; otherwise
+a rich report is printed, with a progress bar on stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from domain.errors import LedgerError
+from ledger.cli.app import DataDir, app, fail
+
+VKeyOption = Annotated[
+    str | None,
+    typer.Option("--vkey", help="log verifier key you trust (text or file); default: the data dir's own key"),
+]
+FromCheckpoint = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--from-checkpoint", help="a signed checkpoint kept from an earlier audit or a witness; repeat"
+    ),
+]
+WitnessOption = Annotated[
+    list[str] | None, typer.Option("--witness", help="witness verifier key (text or file); repeat")
+]
+Progress = Callable[[str, int, int | None], None]
+
+
+def _key_text(value: str) -> str:
+    candidate = Path(value)
+    if "+" not in value or candidate.is_file():
+        try:
+            return candidate.read_text("utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _unusable(f"cannot read key file {value}: {exc}") from None
+    return value.strip()
+
+
+def _unusable(message: str) -> LedgerError:
+    from ledger.audit.source import AuditInputError
+
+    return AuditInputError(message)
+
+
+def _parse_key(value: str, what: str) -> Any:
+    from domain.errors import MalformedInputError
+    from ledger.log import note
+
+    try:
+        return note.parse_verifier_key(_key_text(value))
+    except MalformedInputError as exc:
+        raise _unusable(f"{what}: {exc.message}") from None
+
+
+def _audit_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Unusable input or an unreachable source is exit 2; the report decides 0 or 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except LedgerError as exc:
+            fail(f"unusable input: {exc.code}: {exc.message}", 2)
+        except OSError as exc:
+            fail(f"unusable input: {type(exc).__name__}: {exc.strerror or exc}", 2)
+
+    return wrapper
+
+
+# --- trust anchors ------------------------------------------------------------------------------
+
+
+def _kept(files: list[Path], options: Any) -> list[Any]:
+    """Kept checkpoints must be signed by the trusted log key (and meet the witness policy)."""
+    from domain.errors import MalformedInputError, VerificationError
+    from ledger.verify.log_checks import CheckpointInput, verify_known
+
+    kept = []
+    for path in files:
+        try:
+            item = CheckpointInput(path.read_bytes(), f"kept {path}", external=True)
+        except OSError as exc:
+            raise _unusable(f"cannot read checkpoint {path}: {exc.strerror}") from None
+        try:
+            known = verify_known(item, options.log_key, origin=options.origin, witnesses=options.witnesses)
+        except (VerificationError, MalformedInputError) as exc:
+            raise _unusable(f"kept checkpoint {path} does not verify: {exc.code}: {exc.message}") from None
+        required = len(options.witnesses) if options.min_witnesses is None else options.min_witnesses
+        if len(known.cosigned_by) < required:
+            raise _unusable(f"kept checkpoint {path} has {len(known.cosigned_by)} of {required} cosignatures")
+        kept.append(item)
+    return kept
+
+
+def _guard_checkpoint(data_dir: Path) -> list[Any]:
+    from ledger.log.rollback import latest_path
+    from ledger.verify.log_checks import CheckpointInput
+
+    path = latest_path(data_dir)
+    if not path.is_file():
+        return []
+    return [CheckpointInput(path.read_bytes(), "rollback guard file", external=True)]
+
+
+def _local_anchors(data_dir: Path | None, vkey: str | None) -> tuple[Any, Any]:
+    """(settings, data-dir log key or None) for a database audit."""
+    from ledger.bootstrap import log_verifier_key
+    from ledger.cli.app import settings_for
+    from ledger.envelope.keys import load_private_key
+    from ledger.log import note
+    from ledger.settings import LedgerConfig, key_path
+
+    settings = settings_for(data_dir)
+    config = LedgerConfig.load(settings.data_dir)
+    own = None
+    if vkey is None:
+        own = note.parse_verifier_key(
+            log_verifier_key(config, load_private_key(key_path(settings.data_dir, "log")))
+        )
+    return settings, (config, own)
+
+
+# --- progress -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Progress]:
+    if not enabled:
+        yield lambda _phase, _done, _total: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:,.0f}/s" if speed else "", style="progress.data.speed")
+
+    columns = (
+        TextColumn("{task.description:<12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        Rate(),
+        TimeElapsedColumn(),
+    )
+    tasks: dict[str, Any] = {}
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+
+        def update(phase: str, done: int, total: int | None) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        yield update
+
+
+# --- output -------------------------------------------------------------------------------------
+
+
+def _location(finding: Any) -> str:
+    if finding.leaf_index is None and finding.case_id is None and "size" in finding.evidence:
+        return f"checkpoint size {finding.evidence['size']} ({finding.evidence.get('source', 'database')})"
+    return str(finding.location())
+
+
+def render(report: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    independent = "independent (--vkey)" if report.independent else "[yellow]NOT independent[/yellow]"
+    console.print(f"[bold]Audit of {report.source}[/bold] — trust: {independent}")
+    console.print(
+        f"{report.log_size} log entries, {report.events} stored events, {report.cases} cases; "
+        f"latest stored checkpoint: {report.latest_checkpoint}"
+    )
+    outside = [f"{c.size} ({c.source})" for c in report.checkpoints if c.external]
+    if outside:
+        console.print("checkpoints kept outside the database: " + ", ".join(outside))
+    if report.witnessed_size is not None:
+        console.print(f"largest checkpoint meeting the witness policy: {report.witnessed_size}")
+    timings = ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items())
+    console.print(f"time: {timings}")
+    for line in report.notes:
+        console.print(f"[yellow]note:[/yellow] {line}")
+    if not report.findings:
+        console.print("[bold green]OK[/bold green]: no findings")
+        return
+    table = Table("code", "check", "location", "finding", title=f"{len(report.findings)} finding(s)")
+    for f in report.findings:
+        table.add_row(f"[red]{f.code}[/red]", str(f.step), _location(f), f.message)
+    console.print(table)
+
+
+# --- the command --------------------------------------------------------------------------------
+
+
+def _options(log_key: Any, independent: bool, origin: str | None, args: dict[str, Any]) -> Any:
+    from ledger.audit.run import AuditOptions
+
+    witnesses = [_parse_key(w, "witness key") for w in args["witness"] or []]
+    if witnesses and any(w.type != 0x04 for w in witnesses):
+        raise _unusable("a witness key is a cosignature/v1 (type 0x04) key")
+    from datetime import timedelta
+
+    from ledger.tokens import parse_duration
+
+    age = args["max_checkpoint_age"]
+    try:
+        max_age = parse_duration(age) if age else timedelta(minutes=5)
+    except LedgerError as exc:
+        raise _unusable(f"--max-checkpoint-age: {exc.message}") from None
+    return AuditOptions(
+        log_key=log_key,
+        independent=independent,
+        origin=origin,
+        trust_root=args["trust_root"],
+        witnesses=witnesses,
+        min_witnesses=args["min_witnesses"],
+        workers=args["workers"] or os.cpu_count() or 1,
+        max_checkpoint_age=max_age,
+    )
+
+
+def _run_local(args: dict[str, Any], progress: Progress) -> Any:
+    from ledger.audit.run import paused_gc, run_audit
+    from ledger.audit.source import read_database
+    from ledger.log.rollback import CheckpointGuard
+    from ledger.store import Ledger
+
+    settings, (config, own) = _local_anchors(args["data_dir"], args["vkey"])
+    key = own if own is not None else _parse_key(args["vkey"], "log key")
+    args["trust_root"] = args["trust_root"] or config.admin_key_id
+    options = _options(key, own is None, config.origin, args)
+    options.kept = _kept(args["from_checkpoint"] or [], options) + _guard_checkpoint(settings.data_dir)
+    options.history = CheckpointGuard(settings.data_dir, key, config.origin).history()
+    if not options.witnesses:  # the data dir's configured witnesses: their stored lines must verify
+        from ledger.log.witnessing import load_witnesses
+
+        options.witnesses = [endpoint.vkey for endpoint in load_witnesses(settings.data_dir)]
+        options.min_witnesses = 0 if options.min_witnesses is None else options.min_witnesses
+    with paused_gc():
+        with Ledger(settings, check=False) as ledger:  # closed before the worker processes fork
+            ledger.db.check_schema()
+            options.config = ledger.domain_config
+            options.mac = ledger.mac
+            data = read_database(ledger.db, progress=progress, mac=ledger.mac)
+        return run_audit(data, options, progress)
+
+
+def _run_remote(args: dict[str, Any], progress: Progress) -> Any:
+    from ledger.audit.run import run_audit
+    from ledger.audit.source import read_server, server_verifier_key
+
+    if not args["token"]:
+        raise _unusable("--server needs --token (or EVIDENCE_LEDGER_TOKEN)")
+    independent = args["vkey"] is not None
+    key = _parse_key(args["vkey"] or server_verifier_key(args["server"]), "log key")
+    options = _options(key, independent, key.name, args)
+    options.kept = _kept(args["from_checkpoint"] or [], options)
+    data = read_server(args["server"], args["token"], progress=progress)
+    return run_audit(data, options, progress)
+
+
+@app.command()
+@_audit_errors
+def audit(
+    vkey: VKeyOption = None,
+    from_checkpoint: FromCheckpoint = None,
+    witness: WitnessOption = None,
+    min_witnesses: Annotated[
+        int | None, typer.Option("--min-witnesses", help="cosignatures a kept checkpoint needs")
+    ] = None,
+    trust_root: Annotated[
+        str | None, typer.Option("--trust-root", help="pinned trust-root admin key id")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable report")] = False,
+    server: Annotated[str | None, typer.Option(help="audit a running server at this URL instead")] = None,
+    token: Annotated[
+        str | None, typer.Option(envvar="EVIDENCE_LEDGER_TOKEN", help="bearer token for --server")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="signature-verifying processes (default: all cores)")
+    ] = None,
+    max_checkpoint_age: Annotated[
+        str | None,
+        typer.Option(
+            "--max-checkpoint-age",
+            help="entries left without a checkpoint longer than this are a finding (e.g. 5m, 1h; default 5m)",
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Re-verify every envelope, leaf, tree node, checkpoint and read model; report every finding."""
+    args = dict(locals())
+    with _progress(not as_json) as progress:
+        report = _run_remote(args, progress) if server else _run_local(args, progress)
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2, sort_keys=True))
+    else:
+        render(report)
+    raise typer.Exit(report.exit_code)

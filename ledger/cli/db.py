@@ -1,0 +1,104 @@
+"""`evidence-ledger db provision`: least-privilege PostgreSQL for the service (ops/postgres/README.md).
+
+Run it as the OWNER of the ledger's database (a role that owns the database and its schema and has
+CREATEROLE, or a superuser), with ``EVIDENCE_LEDGER_DATABASE_URL`` pointing at that role and
+``--data-dir`` at a data dir made by ``init``. It creates or upgrades the tables, installs the
+append-only triggers, creates the application role and grants it exactly what the service uses,
+checks the role's effective privileges and prints the URL ``serve`` is to use. Safe to re-run: every
+run converges to the same triggers and grants (and, unless ``--no-password``, a new password).
+
+Exit codes: 0 done, 1 refused or failed (nothing was changed), 2 unusable arguments or settings
+(SQLite, a reserved role name).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ledger.cli.app import DataDir, cli_errors, db_app, fail, settings_for
+
+
+@db_app.command("provision")
+@cli_errors
+def db_provision(
+    app_role: Annotated[
+        str, typer.Option("--app-role", help="the role `serve` runs as (created if absent, never the owner)")
+    ],
+    no_password: Annotated[
+        bool,
+        typer.Option("--no-password", help="set no password (peer or certificate auth); the URL carries none"),
+    ] = False,
+    url_file: Annotated[
+        Path | None,
+        typer.Option("--url-file", help="write the role's database URL to this file (mode 0600), not stdout"),
+    ] = None,
+    print_sql: Annotated[
+        bool, typer.Option("--print-sql", help="print the SQL for review and run nothing")
+    ] = False,
+    check_only: Annotated[
+        bool,
+        typer.Option("--check", help="only check the triggers and the role's effective privileges; change nothing"),
+    ] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """As the owner: tables, append-only triggers and a least-privilege role for `serve`; prints its URL."""
+    from ledger.settings import database_target
+    from ledger.storage import provision as pg
+
+    settings = settings_for(data_dir)
+    target = database_target(settings)
+    plan = pg.plan_for(target, app_role)
+    if print_sql:
+        typer.echo(pg.script(plan, password=not no_password), nl=False)
+        return
+    if check_only:
+        problems = pg.check(target, plan)
+        if problems:
+            fail(f"{pg.NotLeastPrivilege.code}: " + "; ".join(problems), 1)
+        typer.echo(f"role {app_role}: least-privilege on {target.describe()}; append-only triggers in place")
+        return
+    if url_file is not None and not url_file.parent.is_dir():
+        fail(f"--url-file: {url_file.parent} is not a directory", 2)
+
+    from ledger.store import Ledger
+
+    with Ledger(settings, create_tables=True) as ledger:  # step 1: the same migration as `db migrate`
+        plan = replace(
+            plan, events_table=ledger.db.events_table, event_type=ledger.db.recorder.stored_event_type_name
+        )
+    typer.echo(f"tables ready on {target.describe()}")
+    password = None if no_password else secrets.token_urlsafe(32)
+    done = pg.provision(target, plan, password=password)
+    typer.echo(f"append-only triggers on {', '.join(done.tables)}")
+    typer.echo(
+        f"role {app_role} {'created' if done.created else 'exists'}; its privileges were granted again and checked"
+        + ("" if password is None else "; new password set")
+    )
+    url = pg.app_url(settings.database_url or "", app_role, password)
+    if url_file is None:
+        typer.echo(url)
+        return
+    _write_private(url_file, url + "\n")
+    typer.echo(f"the database URL for {app_role} is in {url_file} (mode 0600)")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace ``path`` atomically with a file only its owner can read."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

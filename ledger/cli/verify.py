@@ -1,0 +1,169 @@
+"""`evidence-ledger verify BUNDLE`: check an evidence bundle offline.
+
+Needs only the bundle and public keys: imports no database driver, no eventsourcing and no web
+framework (a test runs it with those imports blocked). The verdict is VERIFIED only when the log
+verifier key and the trust root are both pinned (given here, or read from the pin file: see
+``ledger.verify.trust``). Exit codes: 0 verified, 1 findings, 2 the bundle itself (not a zip, no
+manifest), the pin file or the arguments are unusable, 3 no finding but a pin is missing (0 with
+``--allow-unpinned``; the verdict stays UNPINNED).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from domain.errors import MalformedInputError
+from ledger.cli.app import app, fail
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def _key_text(value: str, what: str) -> str:
+    candidate = Path(value)
+    if "+" not in value or candidate.is_file():
+        try:
+            return candidate.read_bytes().decode("utf-8", "replace").strip()
+        except OSError as exc:
+            fail(f"cannot read {what} file {value}: {exc.strerror}", 2)
+    return value.strip()
+
+
+def verifier_key_arg(value: str, what: str, sig_type: int) -> Any:
+    """A verifier key given as text or as a file holding it; exit 2 if unusable."""
+    from ledger.log import note
+
+    try:
+        key = note.parse_verifier_key(_key_text(value, what))
+    except MalformedInputError as exc:
+        fail(f"{what}: {exc.message}", 2)
+    if key.type != sig_type:
+        fail(f"{what}: expected a key of type {sig_type:#04x}, found {key.type:#04x}", 2)
+    return key
+
+
+def _options(
+    vkey: str | None,
+    witness: list[str] | None,
+    min_witnesses: int | None,
+    media: Path | None,
+    trust_root: str | None,
+    workers: int,
+    pins: Any,
+) -> Any:
+    from ledger.log import note
+    from ledger.verify.bundle import VerifyOptions
+
+    if min_witnesses is not None and min_witnesses < 0:
+        fail("--min-witnesses must be >= 0", 2)
+    if trust_root is not None and not _HEX64.fullmatch(trust_root):
+        fail("--trust-root is a key id: 64 lowercase hex digits", 2)
+    if media is not None and not media.is_dir():
+        fail(f"--media {media} is not a folder", 2)
+    if workers < 1:
+        fail("--workers must be >= 1", 2)
+    witnesses = tuple(verifier_key_arg(w, "--witness", note.SIG_TYPE_COSIGNATURE_V1) for w in witness or [])
+    if len({(w.name, w.key_id) for w in witnesses}) != len(witnesses):
+        fail("the same --witness key is given twice", 2)
+    return VerifyOptions(
+        vkey=None if vkey is None else verifier_key_arg(vkey, "--vkey", note.SIG_TYPE_ED25519),
+        witnesses=witnesses,
+        min_witnesses=min_witnesses,
+        media_dir=media,
+        trust_root=trust_root,
+        workers=workers,
+        pins=pins,
+    )
+
+
+def load_pin_file(trust: Path | None) -> Any:
+    """The pin file that applies (``--trust``, ``$EVIDENCE_LEDGER_TRUST_FILE``, the default one if it
+    exists), or None; exit 2 with one line if it is unusable."""
+    from ledger.verify.trust import PinFileError, load_pins
+
+    try:
+        return load_pins(trust)
+    except PinFileError as exc:
+        fail(str(exc), 2)
+
+
+TrustFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--trust",
+        help="pin file (TOML) with the keys to trust per log origin "
+        "[default: $EVIDENCE_LEDGER_TRUST_FILE, else ~/.config/evidence-ledger/trust.toml if it exists]",
+    ),
+]
+AllowUnpinned = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unpinned",
+        help="exit 0 instead of 3 when nothing is wrong but a key is not pinned (the verdict stays UNPINNED)",
+    ),
+]
+
+
+@app.command("verify")
+def verify(
+    bundle: Annotated[Path, typer.Argument(help="the evidence bundle (.zip) to check")],
+    vkey: Annotated[
+        str | None, typer.Option("--vkey", help="log verifier key (text or file) published by the City")
+    ] = None,
+    witness: Annotated[
+        list[str] | None, typer.Option("--witness", help="witness verifier key (text or file); repeat")
+    ] = None,
+    min_witnesses: Annotated[
+        int | None, typer.Option("--min-witnesses", help="valid cosignatures required (default: all keys)")
+    ] = None,
+    media: Annotated[
+        Path | None,
+        typer.Option("--media", help="folder with media files named by SHA-256 (or ab/cd/<sha256>)"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the machine-readable report")] = False,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="also write a self-contained HTML report")
+    ] = None,
+    trust_root: Annotated[
+        str | None,
+        typer.Option("--trust-root", help="pin the trust root: the admin key id the City published"),
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", help="processes for signature checks")] = 1,
+    trust: TrustFile = None,
+    allow_unpinned: AllowUnpinned = False,
+) -> None:
+    """Verify an evidence bundle offline: signatures, chains, proofs, checkpoint, witnesses, media, rules.
+
+    VERIFIED (exit 0) needs no finding and both --vkey and --trust-root pinned (here or in the pin
+    file); with a pin missing the verdict is UNPINNED (exit 3); any finding is FAILED (exit 1).
+    """
+    from ledger.verify.bundle import verify_bundle
+    from ledger.verify.bundle_files import BundleUnusable
+    from ledger.verify.report import exit_code, render_text, report_json
+
+    options = _options(vkey, witness, min_witnesses, media, trust_root, workers, load_pin_file(trust))
+    try:
+        result = verify_bundle(bundle, options)
+    except BundleUnusable as exc:
+        fail(f"unusable bundle: {exc.message}", 2)
+    except OSError as exc:
+        fail(f"cannot read {bundle}: {exc.strerror or exc}", 2)
+    if html is not None:
+        from ledger.verify.report_html import render_html
+
+        try:
+            html.write_text(render_html(result, allow_unpinned=allow_unpinned), "utf-8")
+        except OSError as exc:
+            fail(f"cannot write {html}: {exc.strerror or exc}", 2)
+    if as_json:
+        doc = report_json(result, allow_unpinned=allow_unpinned)
+        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(render_text(result, allow_unpinned=allow_unpinned))
+    sys.stdout.flush()
+    raise typer.Exit(exit_code(result, allow_unpinned))

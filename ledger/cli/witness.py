@@ -1,0 +1,124 @@
+"""`evidence-ledger witness …` (run a witness) and `evidence-ledger log add-witness` (use one).
+
+Importing this module registers the commands on ``ledger.cli.app`` and ``ledger.cli_log.log_app``.
+Heavy modules are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from domain.errors import MalformedInputError
+from ledger.cli.app import DataDir, app, cli_errors, settings_for
+from ledger.cli.log import log_app
+
+witness_app = typer.Typer(
+    no_args_is_help=True, help="Run a witness that cosigns a log's checkpoints (c2sp.org/tlog-witness)."
+)
+app.add_typer(witness_app, name="witness")
+
+WitnessDir = Annotated[
+    Path,
+    typer.Option("--data-dir", envvar="EVIDENCE_LEDGER_WITNESS_DIR", help="the witness's own data directory"),
+]
+Origin = Annotated[str | None, typer.Option(help="the log's checkpoint origin (default: the key name)")]
+
+
+def _key_text(value: str) -> str:
+    """A verifier key given as text, or the path of a file holding it."""
+    candidate = Path(value)
+    if "+" not in value or candidate.is_file():
+        try:
+            return candidate.read_text("utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            raise MalformedInputError(f"cannot read verifier key file {value}", code="BAD_ARGUMENT") from None
+    return value.strip()
+
+
+@witness_app.command("init")
+@cli_errors
+def witness_init(
+    name: Annotated[str, typer.Option(help="witness name, e.g. middlesexda.gov/witness (no spaces or '+')")],
+    data_dir: WitnessDir,
+    log_vkey: Annotated[str, typer.Option("--log-vkey", help="the log's verifier key (text or file)")],
+    origin: Origin = None,
+) -> None:
+    """Create a witness: its Ed25519 key (mode 0600), config and state; print its verifier key."""
+    from ledger.witness.cosigner import Witness
+
+    witness = Witness.create(data_dir, name, _key_text(log_vkey), origin=origin)
+    typer.echo(f"initialised witness {witness.name} in {data_dir}")
+    typer.echo(f"witness verifier key: {witness.verifier_key}")
+
+
+@witness_app.command("add-log")
+@cli_errors
+def witness_add_log(
+    vkey: Annotated[str, typer.Option("--vkey", help="the log's verifier key (text or file)")],
+    data_dir: WitnessDir,
+    origin: Origin = None,
+) -> None:
+    """Follow one more log (cosign its checkpoints from now on)."""
+    from ledger.witness.cosigner import Witness
+
+    added = Witness(data_dir).add_log(_key_text(vkey), origin=origin)
+    typer.echo(f"following log {added}")
+
+
+@witness_app.command("key")
+@cli_errors
+def witness_key(data_dir: WitnessDir) -> None:
+    """Print the witness's verifier key (type 0x04, cosignature/v1)."""
+    from ledger.witness.cosigner import Witness
+
+    typer.echo(str(Witness(data_dir).verifier_key))
+
+
+@witness_app.command("serve")
+@cli_errors
+def witness_serve(
+    data_dir: WitnessDir,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port (0 picks a free one)", min=0, max=65535)] = 7380,
+) -> None:
+    """Serve POST /add-checkpoint and GET /healthz until interrupted (SIGINT or SIGTERM)."""
+    import logging
+    import signal
+
+    from ledger.witness.cosigner import Witness
+    from ledger.witness.server import serve
+
+    witness = Witness(data_dir)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+    def ready(bound_host: str, bound_port: int) -> None:
+        typer.echo(f"witness {witness.name} listening on http://{bound_host}:{bound_port}")
+        sys.stdout.flush()
+
+    try:
+        serve(witness, host, port, on_ready=ready)
+    except KeyboardInterrupt:
+        typer.echo("witness stopped", err=True)
+
+
+@log_app.command("add-witness")
+@cli_errors
+def log_add_witness(
+    url: Annotated[str, typer.Option(help="the witness's URL prefix (POST {url}/add-checkpoint)")],
+    vkey: Annotated[str, typer.Option("--vkey", help="the witness's verifier key, type 0x04 (text or file)")],
+    data_dir: DataDir = None,
+) -> None:
+    """Ask this witness to cosign every new checkpoint (written to witnesses.json in the data dir)."""
+    from ledger.log.witnessing import configure_witness
+
+    endpoint = configure_witness(settings_for(data_dir).data_dir, url, _key_text(vkey))
+    typer.echo(f"witness {endpoint.name} at {endpoint.url} configured")

@@ -1,0 +1,342 @@
+"""The read models: case state (decision state and view), timeline, public release rows, the log head.
+
+Written in the same transaction as the events they reflect (``ledger/append.py``), rebuilt from the
+log by ``ledger/projection.py`` and by the audit's scratch rebuild; never evidence.
+
+Every row carries a MAC (``ledger/integrity.py``) and is checked when read back: a row must be one
+the service wrote (its MAC checks) and the current one (its version and head hash are those of the
+case's last log entry; the log head's size is the log's size). The log tables are append-only (the
+PostgreSQL triggers stop every role), so an edited or restored read-model row can no longer agree
+with them. The log head also counts the cases and the public release rows, so a deleted row is
+missed too. A row that fails raises ``StateTampered``: the service refuses to act on it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from domain import case as case_rules
+from domain import projections, registry
+from ledger.envelope.dsse import REGISTRY_CASE_ID
+from ledger.storage.integrity import RowMac, StateTampered, tampered
+from ledger.storage.sql import Tx
+
+TRACKING_NAME = "read_models"
+CASE_COLUMNS = "case_id, version, head_sha256, status, category, updated_leaf, state, view, public_count, mac"
+LOG_HEAD_COLUMNS = "size, root, integrated_at, cases, public_releases, mac"
+
+
+@dataclass
+class CaseHead:
+    version: int
+    head_sha256: str
+    state: Any  # CaseState or KeyRegistryState
+    public: int = 0  # public release rows of this state
+
+
+@dataclass(frozen=True)
+class LogHead:
+    """The log's size, root and last integration time as the service last wrote them, with the
+    number of cases and of public release rows the read models then held."""
+
+    size: int
+    root: bytes
+    integrated_at: str
+    cases: int = 0
+    public_releases: int = 0
+
+    def fields(self) -> tuple[int, bytes, str, int, int]:
+        return (self.size, self.root, self.integrated_at, self.cases, self.public_releases)
+
+
+def load_state(case_id: str, state_json: str) -> Any:
+    data = json.loads(state_json)
+    if case_id == REGISTRY_CASE_ID:
+        return registry.KeyRegistryState.from_json(data)
+    return case_rules.CaseState.from_json(data)
+
+
+def stream_name(case_id: str) -> str:
+    return "the key registry" if case_id == REGISTRY_CASE_ID else f"case {case_id}"
+
+
+def stream_refs(case_id: str) -> dict[str, str]:
+    """What a refusal may name: the case id, or that it is the registry."""
+    return {"stream": "registry"} if case_id == REGISTRY_CASE_ID else {"case_id": case_id}
+
+
+def _case_tampered(case_id: str, check: str) -> StateTampered:
+    return tampered(stream_name(case_id), check=check, **stream_refs(case_id))
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def write_read_models(tx: Tx, mac: RowMac, heads: Mapping[str, CaseHead], leaf_of: Mapping[str, int]) -> None:
+    """Upsert the case-state rows and the public release rows of the given cases; sets each head's
+    ``public`` count."""
+    rows = []
+    releases: list[tuple[Any, ...]] = []
+    for case_id, head in heads.items():
+        state_json = json.dumps(head.state.to_json(), sort_keys=True, separators=(",", ":"))
+        public = 0
+        if case_id == REGISTRY_CASE_ID:
+            status, category, view = "registry", "registry", state_json
+        else:
+            view_data = projections.case_view(head.state)
+            status, category = view_data["status"], view_data["category"]
+            view = json.dumps(view_data, sort_keys=True, separators=(",", ":"))
+            for entry in projections.public_release_entries(head.state):
+                release = (case_id, entry["footage_id"], entry["status"], json.dumps(entry, sort_keys=True))
+                releases.append((*release, head.version, mac.mac("public_release", (*release, head.version))))
+                public += 1
+        head.public = public
+        fields = (
+            case_id, head.version, head.head_sha256, status, category, leaf_of[case_id], state_json, view, public,
+        )
+        rows.append((*fields, mac.mac("case_state", fields)))
+    tx.executemany(
+        f"INSERT INTO case_state ({CASE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (case_id) DO UPDATE SET version = excluded.version,"
+        " head_sha256 = excluded.head_sha256, status = excluded.status, category = excluded.category,"
+        " updated_leaf = excluded.updated_leaf, state = excluded.state, view = excluded.view,"
+        " public_count = excluded.public_count, mac = excluded.mac",
+        rows,
+    )
+    # A case's public rows are replaced whole: footage that stopped being eligible (a new hold) must vanish.
+    tx.executemany(
+        "DELETE FROM public_releases WHERE case_id = ?", [(cid,) for cid in heads if cid != REGISTRY_CASE_ID]
+    )
+    tx.executemany(
+        "INSERT INTO public_releases (case_id, footage_id, status, entry, version, mac) VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (case_id, footage_id) DO UPDATE SET status = excluded.status, entry = excluded.entry,"
+        " version = excluded.version, mac = excluded.mac",
+        releases,
+    )
+
+
+def timeline_row(mac: RowMac, case_id: str, seq: int, leaf_index: int, entry: dict[str, Any]) -> tuple[Any, ...]:
+    fields = (case_id, seq, leaf_index, json.dumps(entry, sort_keys=True))
+    return (*fields, mac.mac("case_timeline", fields))
+
+
+def write_timeline(tx: Tx, rows: Sequence[tuple[Any, ...]], *, replace: bool = False) -> None:
+    """Insert timeline lines made by :func:`timeline_row` (``replace``: a rebuild overwrites)."""
+    sql = "INSERT INTO case_timeline (case_id, seq, leaf_index, entry, mac) VALUES (?, ?, ?, ?, ?)"
+    if replace:
+        sql += (
+            " ON CONFLICT (case_id, seq) DO UPDATE SET leaf_index = excluded.leaf_index,"
+            " entry = excluded.entry, mac = excluded.mac"
+        )
+    tx.executemany(sql, rows)
+
+
+def write_position(tx: Tx, mac: RowMac, position: int, head: LogHead) -> None:
+    """The tracked position (last leaf folded into the read models) and the log head."""
+    tx.execute(
+        "INSERT INTO projection_tracking (name, position, mac) VALUES (?, ?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET position = excluded.position, mac = excluded.mac",
+        (TRACKING_NAME, position, mac.mac("tracking", (TRACKING_NAME, position))),
+    )
+    tx.execute(
+        f"INSERT INTO log_head (id, {LOG_HEAD_COLUMNS}) VALUES (1, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (id) DO UPDATE SET size = excluded.size, root = excluded.root,"
+        " integrated_at = excluded.integrated_at, cases = excluded.cases,"
+        " public_releases = excluded.public_releases, mac = excluded.mac",
+        (*head.fields(), mac.mac("log_head", head.fields())),
+    )
+
+
+# --- reading back, checked ----------------------------------------------------------------------
+
+
+Top = tuple[int, str]  # (seq, envelope sha256) of a stream's last log entry
+
+
+def log_tops(tx: Tx, case_ids: Iterable[str]) -> dict[str, Top]:
+    """(seq, envelope hash) of each case's last log entry (cases without entries are absent).
+
+    ``log_entries`` is append-only, so this is the freshness reference for every case row."""
+    ordered = sorted(set(case_ids))
+    if not ordered:
+        return {}
+    marks = ",".join("?" * len(ordered))
+    rows = tx.query(
+        f"SELECT e.case_id, e.seq, e.envelope_sha256 FROM log_entries e WHERE e.case_id IN ({marks})"
+        " AND e.seq = (SELECT MAX(m.seq) FROM log_entries m WHERE m.case_id = e.case_id)",
+        ordered,
+    )
+    return {str(r[0]): (int(r[1]), str(r[2])) for r in rows}
+
+
+def checked_case_row(mac: RowMac, row: Sequence[Any], top: Top | None) -> tuple[Any, ...]:
+    """A case_state row (``CASE_COLUMNS`` order) after its MAC and freshness checks."""
+    case_id = str(row[0])
+    try:
+        fields = (
+            case_id, int(row[1]), str(row[2]), str(row[3]), str(row[4]), int(row[5]), str(row[6]), str(row[7]),
+            int(row[8]),
+        )
+    except (TypeError, ValueError):  # a column of the wrong type: never believed, never echoed
+        raise _case_tampered(case_id, "types") from None
+    if not mac.valid("case_state", fields, row[9]):
+        raise _case_tampered(case_id, "mac")
+    if top is None or (fields[1], fields[2]) != top:
+        raise _case_tampered(case_id, "version")
+    return fields
+
+
+def case_heads(
+    tx: Tx, mac: RowMac, tops: Mapping[str, Top], broken: dict[str, StateTampered] | None = None
+) -> dict[str, CaseHead]:
+    """The checked heads (decision states) of cases that have log entries. A row that fails its
+    check raises StateTampered, or (with ``broken``) is left out and its error put there."""
+    if not tops:
+        return {}
+    ordered = sorted(tops)
+    marks = ",".join("?" * len(ordered))
+    rows = {str(r[0]): r for r in tx.query(f"SELECT {CASE_COLUMNS} FROM case_state WHERE case_id IN ({marks})", ordered)}
+    heads = {}
+    for case_id in ordered:
+        try:
+            row = rows.get(case_id)
+            if row is None:
+                raise _case_tampered(case_id, "missing")
+            fields = checked_case_row(mac, row, tops[case_id])
+            heads[case_id] = CaseHead(fields[1], fields[2], load_state(case_id, fields[6]), fields[8])
+        except StateTampered as exc:
+            if broken is None:
+                raise
+            broken[case_id] = exc
+    return heads
+
+
+_TOP_SQL = (
+    "(SELECT seq FROM log_entries l WHERE l.case_id = case_state.case_id ORDER BY seq DESC LIMIT 1),"
+    " (SELECT envelope_sha256 FROM log_entries l WHERE l.case_id = case_state.case_id ORDER BY seq DESC LIMIT 1)"
+)
+
+
+def _top_of(row: Sequence[Any]) -> Top | None:
+    return None if row[0] is None else (int(row[0]), str(row[1]))
+
+
+def case_row(tx: Tx, mac: RowMac, case_id: str) -> tuple[Any, ...] | None:
+    """The checked case_state row of one case (or the registry); None when the log has no entry for it.
+
+    A row for a stream the log does not know is a tamper, as is a stream the log knows without a row."""
+    row = tx.one(f"SELECT {CASE_COLUMNS}, {_TOP_SQL} FROM case_state WHERE case_id = ?", (case_id,))
+    if row is None:
+        if log_tops(tx, [case_id]):
+            raise _case_tampered(case_id, "missing")
+        return None
+    return checked_case_row(mac, row[:10], _top_of(row[10:]))
+
+
+def case_rows(tx: Tx, mac: RowMac, where: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Checked case_state rows matching ``where`` (a SQL condition on case_state columns), after
+    checking that no case row is missing (their number is the log head's)."""
+    head, _ = log_head(tx, mac)
+    present = tx.one("SELECT COUNT(*) FROM case_state WHERE case_id <> ?", (REGISTRY_CASE_ID,))
+    if int(present[0] if present else 0) != (0 if head is None else head.cases):
+        raise tampered("the case list", check="count", stream="cases")
+    rows = tx.query(f"SELECT {CASE_COLUMNS}, {_TOP_SQL} FROM case_state WHERE {where}", params)
+    return [checked_case_row(mac, r[:10], _top_of(r[10:])) for r in rows]
+
+
+def timeline_lines(
+    tx: Tx, mac: RowMac, case_id: str, *, after: int, limit: int, top: int
+) -> list[dict[str, Any]]:
+    """Checked timeline lines with seq > ``after``: each MAC checks, none is missing (the lines run
+    ``after+1, after+2, …`` up to the page size or to the case's last seq ``top``)."""
+    rows = tx.query(
+        "SELECT case_id, seq, leaf_index, entry, mac FROM case_timeline WHERE case_id = ? AND seq > ?"
+        " ORDER BY seq LIMIT ?",
+        (case_id, after, limit),
+    )
+    lines = []
+    for expected, row in enumerate(rows, after + 1):
+        try:
+            fields = (str(row[0]), int(row[1]), int(row[2]), str(row[3]))
+        except (TypeError, ValueError):
+            raise _case_tampered(case_id, "timeline") from None
+        if fields[1] != expected or not mac.valid("case_timeline", fields, row[4]):
+            raise _case_tampered(case_id, "timeline")
+        lines.append(json.loads(fields[3]))
+    if len(rows) < limit and after + len(rows) < top:
+        raise _case_tampered(case_id, "timeline")
+    return lines
+
+
+def public_release_rows(tx: Tx, mac: RowMac) -> list[dict[str, Any]]:
+    """Checked public release rows: each written by the service for its case's current version, and
+    as many as the log head counts (a deleted row is missed)."""
+    head, _ = log_head(tx, mac)
+    rows = tx.query(
+        "SELECT case_id, footage_id, status, entry, version, mac,"
+        " (SELECT MAX(seq) FROM log_entries l WHERE l.case_id = public_releases.case_id)"
+        " FROM public_releases ORDER BY case_id, footage_id"
+    )
+    if len(rows) != (0 if head is None else head.public_releases):
+        raise tampered("the public release list", check="count", stream="public_releases")
+    entries = []
+    for r in rows:
+        try:
+            fields = (str(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]))
+        except (TypeError, ValueError):
+            raise tampered("the public release list", check="types", stream="public_releases") from None
+        if not mac.valid("public_release", fields, r[5]) or r[6] is None or int(r[6]) != fields[4]:
+            raise tampered("the public release list", check="public_release", stream="public_releases")
+        entries.append(json.loads(fields[3]))
+    return entries
+
+
+def tracked_position(tx: Tx, mac: RowMac) -> int:
+    """The last leaf folded into the read models (-1 for none), checked."""
+    row = tx.one("SELECT name, position, mac FROM projection_tracking WHERE name = ?", (TRACKING_NAME,))
+    if row is None:
+        return -1
+    try:
+        position = int(row[1])
+    except (TypeError, ValueError):
+        position = -2
+    if position < -1 or not mac.valid("tracking", (TRACKING_NAME, position), row[2]):
+        raise tampered("the read models' tracked position", check="tracking", stream="read_models")
+    return position
+
+
+LOG_HEAD_SELECT = "h.size, h.root, h.integrated_at, h.cases, h.public_releases, h.mac, last.leaf_index"
+LOG_HEAD_FROM = (
+    " FROM (SELECT 1 AS one) AS anchor LEFT JOIN log_head h ON h.id = 1"
+    " LEFT JOIN (SELECT leaf_index FROM log_entries ORDER BY leaf_index DESC LIMIT 1) AS last ON 1 = 1"
+)
+LOG_HEAD_SQL = f"SELECT {LOG_HEAD_SELECT}{LOG_HEAD_FROM}"
+
+
+def checked_log_head(mac: RowMac, row: Sequence[Any]) -> tuple[LogHead | None, int]:
+    """(the checked log head, the log's size) from the first seven columns of :data:`LOG_HEAD_SQL`.
+
+    The head must be at the log's size: an entry added or removed behind the service's back, or a
+    restored older head, fails; None only for an empty log."""
+    size = 0 if row[6] is None else int(row[6]) + 1
+    if row[0] is None:
+        if size:
+            raise tampered("the log", check="log_head", stream="log")
+        return None, 0
+    try:
+        head = LogHead(int(row[0]), bytes(row[1]), str(row[2]), int(row[3]), int(row[4]))
+    except (TypeError, ValueError):
+        raise tampered("the log", check="log_head", stream="log") from None
+    if head.size != size or not mac.valid("log_head", head.fields(), row[5]):
+        raise tampered("the log", check="log_head", stream="log")
+    return head, size
+
+
+def log_head(tx: Tx, mac: RowMac) -> tuple[LogHead | None, int]:
+    """The checked log head and the log's size (see :func:`checked_log_head`)."""
+    row = tx.one(LOG_HEAD_SQL)
+    assert row is not None
+    return checked_log_head(mac, row)
