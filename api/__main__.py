@@ -1,8 +1,8 @@
-"""``python -m api``: the `evidence-ledger` command line (with `serve` and `tokens`)."""
+"""``python -m api``: the `evidence-ledger` command line (every ledger command and `serve`)."""
 
 from __future__ import annotations
 
-from ledger.cli.app import main
+from api.cli import main
 
 if __name__ == "__main__":
     main()

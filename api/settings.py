@@ -9,17 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from ledger.tokens import TokenPolicy
 
 
-class ApiSettings(BaseSettings):
+class ApiSettings(TokenPolicy):  # token_max_days comes from the token policy
     model_config = SettingsConfigDict(env_prefix="EVIDENCE_LEDGER_API_", extra="ignore")
 
     max_batch: int = Field(default=256, ge=1, le=4096, description="envelopes per group commit")
     wait_timeout: float = Field(
         default=5.0, gt=0, description="seconds `?wait=true` waits for the checkpointer before signing itself"
     )
-    token_max_days: int = Field(default=90, ge=1, description="longest lifetime of an API token")
     token_cache_seconds: float = Field(
         default=2.0,
         ge=0,

@@ -29,6 +29,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from domain.errors import AuthorizationError, MalformedInputError, NotFoundError
 from domain.roles import ROLES as DOMAIN_ROLES
 from ledger.envelope.canonical import format_time, parse_time
@@ -49,6 +52,14 @@ _SELECT = (
 )
 NEEDS_IO = object()  # verify_cached: the answer needs a database read
 Registry = Callable[[], Any]  # the checked key registry state (or None before the trust root)
+
+
+class TokenPolicy(BaseSettings):
+    """How long tokens may live (``EVIDENCE_LEDGER_API_TOKEN_MAX_DAYS``); the service's settings extend it."""
+
+    model_config = SettingsConfigDict(env_prefix="EVIDENCE_LEDGER_API_", extra="ignore")
+
+    token_max_days: int = Field(default=90, ge=1, description="longest lifetime of an API token")
 
 
 def token_sha256(token: str) -> str:

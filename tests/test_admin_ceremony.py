@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from typer.testing import CliRunner, Result
 
-from ledger.cli.app import app, register_commands
+from ledger.cli.app import app, commands
 from ledger.envelope.dsse import REGISTRY_CASE_ID
 from ledger.envelope.keys import key_id, load_private_key
 from ledger.settings import Settings
@@ -23,7 +23,7 @@ from tests.conftest import ORIGIN
 from tests.support import case_opened, new_case_id
 from tests.test_api_support import Api, running_api
 
-register_commands()
+commands()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -159,9 +158,9 @@ def test_token_issue_checks_role_authority_and_lifetime(api: Api) -> None:
 
 
 def test_tokens_cli_issue_list_revoke(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ledger.cli.app import app
+    from ledger.cli.app import app, commands
 
-    importlib.import_module("api.cli")  # registers the `tokens` commands
+    commands()
 
     if api.ledger.settings.database_url:
         monkeypatch.setenv("EVIDENCE_LEDGER_DATABASE_URL", api.ledger.settings.database_url)

@@ -431,9 +431,9 @@ def test_the_cli_exits_0_clean_1_with_findings_2_on_unusable_input(
 ) -> None:
     from typer.testing import CliRunner
 
-    from ledger.cli.app import app, register_commands
+    from ledger.cli.app import app, commands
 
-    register_commands()
+    commands()
     s = scenario
     monkeypatch.setenv("EVIDENCE_LEDGER_DATA_DIR", str(s.ledger.data_dir))
     if s.ledger.settings.database_url:

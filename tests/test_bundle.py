@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from domain.errors import NotFoundError
 from ledger.bootstrap import register_key, revoke_key
-from ledger.cli.app import app, register_commands
+from ledger.cli.app import app, commands
 from ledger.envelope.keys import generate_key_pair, key_id, raw_public_key
 from ledger.evidence.bundle import bundle_bytes, export_bundle
 from ledger.evidence.bundle_guide import guide_script
@@ -27,7 +27,7 @@ from ledger.store import Ledger
 from tests.bundle_support import export_scenario, read_members, refresh_manifest, statement, write_members
 from tests.support import FOOTAGE_BYTES, FOOTAGE_SHA, REDACTED_SHA, Actors, case_opened, new_case_id
 
-register_commands()
+commands()
 
 
 def registry_keys(members: dict[str, bytes]) -> list[tuple[str, str]]:

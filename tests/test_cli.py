@@ -13,10 +13,10 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from ledger.cli.app import app, register_commands
+from ledger.cli.app import app, commands
 from tests import support
 
-register_commands()
+commands()
 ORIGIN = "cli.cambridgema.gov/evidence-ledger"
 
 
@@ -186,7 +186,7 @@ def test_unsafe_postgres_durability_is_refused(pg_database: str, tmp_path: Path)
 
 def test_console_script_runs_in_a_real_process(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "ledger.cli.app", "init", "--origin", ORIGIN, "--data-dir", str(tmp_path / "d")],
+        [sys.executable, "-m", "ledger", "init", "--origin", ORIGIN, "--data-dir", str(tmp_path / "d")],
         capture_output=True,
         text=True,
         timeout=60,

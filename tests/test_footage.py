@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from domain.errors import MalformedInputError, NotFoundError, VerificationError
-from ledger.cli.app import app, register_commands
+from ledger.cli.app import app, commands
 from ledger.envelope.dsse import parse_envelope
 from ledger.envelope.keys import key_id, load_private_key
 from ledger.evidence.fixity import check_fixity, expected_files
@@ -27,7 +27,7 @@ from ledger.settings import key_path
 from ledger.store import Ledger
 from tests.support import FOOTAGE_BYTES, FOOTAGE_SHA, Actors, case_opened, footage_captured, new_case_id
 
-register_commands()
+commands()
 
 TRAVERSAL = [
     "../../etc/passwd",

@@ -30,7 +30,7 @@ from typer.testing import CliRunner, Result
 
 from domain.errors import LedgerError
 from ledger.bootstrap import init_data_dir
-from ledger.cli.app import app, register_commands
+from ledger.cli.app import app, commands
 from ledger.envelope.keys import write_private_key
 from ledger.envelope.signing import build_envelope
 from ledger.log import merkle, note
@@ -53,7 +53,7 @@ from tests.support import (
 )
 
 pytestmark = pytest.mark.postgres
-register_commands()
+commands()
 
 APPEND_ONLY = ("ledger_events", *APPEND_ONLY_TABLES)
 READ_MODELS = READ_MODEL_TABLES

@@ -142,9 +142,9 @@ def test_the_audit_command_uses_the_guard_file(
 ) -> None:
     from typer.testing import CliRunner
 
-    from ledger.cli.app import app, register_commands
+    from ledger.cli.app import app, commands
 
-    register_commands()
+    commands()
     actors = Actors.register(ledger)
     ledger.checkpoint()
     ledger = snapshots.take(ledger)

@@ -691,10 +691,10 @@ def test_tokens_need_an_active_key_of_their_role(api: Api) -> None:
 def test_the_cli_refuses_with_exit_1_and_the_code(world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     from typer.testing import CliRunner
 
-    from ledger.cli.app import app, register_commands
+    from ledger.cli.app import app, commands
     from ledger.envelope.keys import write_private_key
 
-    register_commands()
+    commands()
     w = world
     w.edit_state(w.case_id, lambda s: s.update(summary="edited"))
     key_file = tmp_path / "rivera.pem"

@@ -20,7 +20,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
-from ledger.cli.app import app, register_commands
+from ledger.cli.app import app, commands
 from ledger.log import note
 from ledger.log.proof_json import consistency_proof_json, inclusion_proof_json
 from ledger.store import Ledger
@@ -36,7 +36,7 @@ from ledger.verify.trust import (
 from tests.bundle_support import BLOCKER, Exported, export_scenario, flip_sig, run_verify, tampered
 from tests.support import Actors, case_opened, new_case_id
 
-register_commands()
+commands()
 
 
 @pytest.fixture(autouse=True)

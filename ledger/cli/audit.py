@@ -7,7 +7,6 @@ a rich report is printed, with a progress bar on stderr.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -18,7 +17,9 @@ from typing import Annotated, Any
 import typer
 
 from domain.errors import LedgerError
-from ledger.cli.app import DataDir, app, fail
+from ledger.cli.app import DataDir, app
+from ledger.cli.args import verifier_key
+from ledger.cli.errors import check_errors
 
 VKeyOption = Annotated[
     str | None,
@@ -36,16 +37,6 @@ WitnessOption = Annotated[
 Progress = Callable[[str, int, int | None], None]
 
 
-def _key_text(value: str) -> str:
-    candidate = Path(value)
-    if "+" not in value or candidate.is_file():
-        try:
-            return candidate.read_text("utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise _unusable(f"cannot read key file {value}: {exc}") from None
-    return value.strip()
-
-
 def _unusable(message: str) -> LedgerError:
     from ledger.audit.source import AuditInputError
 
@@ -53,28 +44,7 @@ def _unusable(message: str) -> LedgerError:
 
 
 def _parse_key(value: str, what: str) -> Any:
-    from domain.errors import MalformedInputError
-    from ledger.log import note
-
-    try:
-        return note.parse_verifier_key(_key_text(value))
-    except MalformedInputError as exc:
-        raise _unusable(f"{what}: {exc.message}") from None
-
-
-def _audit_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Unusable input or an unreachable source is exit 2; the report decides 0 or 1."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except LedgerError as exc:
-            fail(f"unusable input: {exc.code}: {exc.message}", 2)
-        except OSError as exc:
-            fail(f"unusable input: {type(exc).__name__}: {exc.strerror or exc}", 2)
-
-    return wrapper
+    return verifier_key(value, what)
 
 
 # --- trust anchors ------------------------------------------------------------------------------
@@ -281,7 +251,7 @@ def _run_remote(args: dict[str, Any], progress: Progress) -> Any:
 
 
 @app.command()
-@_audit_errors
+@check_errors
 def audit(
     vkey: VKeyOption = None,
     from_checkpoint: FromCheckpoint = None,

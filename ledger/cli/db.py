@@ -21,7 +21,65 @@ from typing import Annotated
 
 import typer
 
-from ledger.cli.app import DataDir, cli_errors, db_app, fail, settings_for
+from ledger.cli.app import DataDir, app, db_app, settings_for
+from ledger.cli.errors import cli_errors, fail
+
+DEMO_WARNING = (
+    "WARNING: DEMO MODE. The trust-root admin private key is stored in {path}: whoever holds this "
+    "server can register keys. For production, generate the admin key offline (`evidence-ledger keys "
+    "new`) and run `init --admin-public-key FILE` (docs/keys.md)."
+)
+
+
+@app.command()
+@cli_errors
+def init(
+    origin: Annotated[
+        str, typer.Option(help="log origin and key name, e.g. cambridgema.gov/evidence-ledger")
+    ],
+    admin_public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--admin-public-key",
+            help="the trust-root admin PUBLIC key (FILE.pub from `keys new` on an offline machine); "
+            "without it the admin private key is generated into the data dir (demo mode)",
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Create a data dir: log key, service key, state key, sealing key, tables (and, in demo mode only,
+    the trust-root admin key with the registry's genesis)."""
+    from ledger.bootstrap import GENESIS_REQUEST, init_data_dir
+    from ledger.envelope.keys import load_public_key, raw_public_key
+    from ledger.settings import key_path
+    from ledger.store import utc_now
+
+    settings = settings_for(data_dir)
+    admin_public = None if admin_public_key is None else raw_public_key(load_public_key(admin_public_key))
+    result = init_data_dir(settings.data_dir, origin, settings, now=utc_now(), admin_public=admin_public)
+    typer.echo(f"initialised {result.data_dir} for origin {result.origin}")
+    typer.echo(f"trust-root admin key id: {result.admin_key_id}")
+    typer.echo(f"log verifier key: {result.log_verifier_key}")
+    if admin_public is None:
+        typer.echo(DEMO_WARNING.format(path=key_path(result.data_dir, "admin")), err=True)
+        return
+    request = result.data_dir / GENESIS_REQUEST
+    typer.echo("the key registry is empty until the admin signs its genesis offline:")
+    typer.echo(f"  1. copy {request} to the offline machine that holds the admin key")
+    typer.echo(f"  2. there: evidence-ledger keys genesis --admin-key ADMIN.pem --request {GENESIS_REQUEST} --out genesis.jsonl")
+    typer.echo("  3. here:  evidence-ledger keys submit genesis.jsonl")
+
+
+@db_app.command("migrate")
+@cli_errors
+def db_migrate(data_dir: DataDir = None) -> None:
+    """Create or update the tables (safe to re-run; run once before starting workers)."""
+    from ledger.store import Ledger
+
+    with Ledger(settings_for(data_dir), create_tables=True) as ledger:
+        typer.echo(f"schema ready on {ledger.target.describe()}")
+
+
 
 
 @db_app.command("provision")

@@ -1,86 +1,22 @@
-"""`evidence-ledger log …`: checkpoints and proofs, produced from a data dir or checked offline.
-
-The ``verify-*`` commands need only public keys and files: they import no database driver and no
-web framework. The log key is pinned with ``--vkey`` or by the pin file's entry for the checkpoint's
-origin (``ledger.verify.trust``). Exit codes: 0 verified, 1 verification failed, 2 unusable input,
-pin file or arguments, 3 every check possible without the log key passed but no log key is pinned
-(0 with ``--allow-unpinned``; the output still says UNPINNED, never verified).
-"""
+"""`evidence-ledger log …`: checkpoints and proofs produced from a data dir; the offline checks
+(``verify-*``) are defined in ``ledger.cli.log_checks`` and registered here too."""
 
 from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
-from domain.errors import LedgerError, MalformedInputError, VerificationError
-from ledger.cli.app import DataDir, app, cli_errors, fail, open_ledger
-from ledger.cli.verify import AllowUnpinned, TrustFile, load_pin_file
+from domain.errors import MalformedInputError
+from ledger.cli import log_checks
+from ledger.cli.app import DataDir, app, open_ledger
+from ledger.cli.errors import cli_errors, fail
 
 log_app = typer.Typer(no_args_is_help=True, help="Transparency log: checkpoints, proofs, offline checks.")
 app.add_typer(log_app, name="log")
-
-VKey = Annotated[
-    str | None,
-    typer.Option(
-        "--vkey",
-        help="log verifier key: the key text or a file holding it [default: the pin for the checkpoint's origin]",
-    ),
-]
-Witness = Annotated[
-    list[str] | None, typer.Option("--witness", help="witness verifier key (text or file); repeat")
-]
-MinWitnesses = Annotated[
-    int | None, typer.Option("--min-witnesses", help="cosignatures required (default: all)")
-]
-
-
-def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise MalformedInputError(f"cannot read {what} {path}: {exc.strerror}", code="BAD_ARGUMENT") from None
-
-
-def _key_text(value: str) -> str:
-    candidate = Path(value)
-    if "+" not in value or candidate.is_file():
-        return _read(candidate, "verifier key file").decode("utf-8", "replace").strip()
-    return value.strip()
-
-
-def _verifier_key(value: str) -> Any:
-    from ledger.log import note
-
-    try:
-        return note.parse_verifier_key(_key_text(value))
-    except MalformedInputError as exc:
-        raise MalformedInputError(f"verifier key: {exc.message}", code="BAD_ARGUMENT") from None
-
-
-def _verify_errors(func: Any) -> Any:
-    """verify-* commands: a failed check is exit 1, unusable input exit 2."""
-    import functools
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except VerificationError as exc:
-            fail(f"verification failed: {exc.code}: {exc.message}", 1)
-        except MalformedInputError as exc:
-            fail(f"unusable input: {exc.code}: {exc.message}", 2)
-        except ValueError as exc:
-            fail(f"unusable input: {exc}", 2)
-        except LedgerError as exc:
-            fail(f"{exc.code}: {exc.message}", 2)
-
-    return wrapper
-
 
 def _print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2))
@@ -172,140 +108,6 @@ def log_entry(
         sys.stdout.buffer.flush()
 
 
-# -- checking offline ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _LogTrust:
-    """The log key for a checkpoint's origin: from --vkey, else from the pin file, else none."""
-
-    checkpoint: Any  # note.Checkpoint, parsed but not yet verified
-    key: Any  # note.VerifierKey | None
-    pin: Any  # trust.LogPin | None
-    pins: Any  # trust.PinFile | None
-    suffix: str  # says where a pinned key came from, when not from --vkey
-
-    def unpinned(self, what: str, allow_unpinned: bool) -> NoReturn:
-        """Print the UNPINNED verdict of a check done without the log key; exit 3 (0 if allowed)."""
-        origin = self.checkpoint.origin
-        where = "no pin file" if self.pins is None else f"the pin file {self.pins.path} has no entry for it"
-        typer.echo(
-            f"UNPINNED: {what}; the log signature was not checked: no log key is pinned for {origin}"
-            f" ({where}). Give --vkey, or pin it: evidence-ledger trust pin --origin {origin} --vkey KEY"
-        )
-        raise typer.Exit(0 if allow_unpinned else 3)
-
-
-def _log_trust(note_bytes: bytes, vkey: str | None, trust: Path | None) -> _LogTrust:
-    from ledger.log import note
-
-    checkpoint = note.parse_checkpoint_body(note.open_note(note_bytes)[0])
-    pins = load_pin_file(trust)
-    pin = None if pins is None else pins.get(checkpoint.origin)
-    if vkey is not None:
-        return _LogTrust(checkpoint, _verifier_key(vkey), pin, pins, "")
-    if pin is not None:
-        return _LogTrust(checkpoint, pin.vkey, pin, pins, f" (log key pinned in {pins.path})")
-    return _LogTrust(checkpoint, None, None, pins, "")
-
-
-def _witness_policy(
-    trust: _LogTrust, witnesses: list[str] | None, min_witnesses: int | None
-) -> tuple[list[Any], int | None]:
-    """--witness/--min-witnesses, else the pinned witnesses and their minimum."""
-    if witnesses:
-        return [_verifier_key(w) for w in witnesses], min_witnesses
-    pinned = [] if trust.pin is None else list(trust.pin.witnesses)
-    if min_witnesses is None and trust.pin is not None:
-        min_witnesses = trust.pin.min_witnesses
-    return pinned, min_witnesses
-
-
-@log_app.command("verify-checkpoint")
-@_verify_errors
-def verify_checkpoint(
-    file: Path,
-    vkey: VKey = None,
-    witness: Witness = None,
-    min_witnesses: MinWitnesses = None,
-    trust: TrustFile = None,
-    allow_unpinned: AllowUnpinned = False,
-) -> None:
-    """Check a checkpoint's log signature and witness cosignatures (exit 3 if no log key is pinned)."""
-    from ledger.log import note
-
-    raw = _read(file, "checkpoint")
-    anchor = _log_trust(raw, vkey, trust)
-    cp = anchor.checkpoint
-    witnesses, required = _witness_policy(anchor, witness, min_witnesses)
-    if anchor.key is None:
-        skipped = "; witness cosignatures were not checked either" if witness else ""
-        anchor.unpinned(f"the checkpoint of {cp.origin} at size {cp.size} parses{skipped}", allow_unpinned)
-    verified = note.verify_checkpoint(raw, anchor.key, witnesses, required)
-    names = ", ".join(c.name for c in verified.cosignatures) or "none"
-    typer.echo(
-        f"verified: {verified.checkpoint.origin} size {verified.checkpoint.size}; cosigned by {names}{anchor.suffix}"
-    )
-
-
-@log_app.command("verify-inclusion")
-@_verify_errors
-def verify_inclusion(
-    checkpoint: Annotated[Path, typer.Option(help="signed checkpoint file")],
-    leaf: Annotated[Path, typer.Option(help="exact leaf bytes (opaque)")],
-    proof: Annotated[Path, typer.Option(help="inclusion proof JSON")],
-    vkey: VKey = None,
-    trust: TrustFile = None,
-    allow_unpinned: AllowUnpinned = False,
-) -> None:
-    """Check that LEAF is in the tree the checkpoint signs (exit 3 if no log key is pinned)."""
-    from ledger.log import merkle, note
-    from ledger.log.proof_json import parse_inclusion_proof
-
-    raw = _read(checkpoint, "checkpoint")
-    anchor = _log_trust(raw, vkey, trust)
-    if anchor.key is not None:
-        note.verify_checkpoint(raw, anchor.key)
-    cp = anchor.checkpoint
-    index, path = parse_inclusion_proof(_read(proof, "proof"), tree_size=cp.size)
-    merkle.verify_inclusion(merkle.leaf_hash(_read(leaf, "leaf")), index, cp.size, path, cp.root)
-    if anchor.key is None:
-        anchor.unpinned(
-            f"leaf {index} leads to the root that the checkpoint of {cp.origin} at size {cp.size} states",
-            allow_unpinned,
-        )
-    typer.echo(f"verified: leaf {index} is in {cp.origin} at size {cp.size}{anchor.suffix}")
-
-
-@log_app.command("verify-consistency")
-@_verify_errors
-def verify_consistency(
-    old: Annotated[Path, typer.Option(help="older signed checkpoint")],
-    new: Annotated[Path, typer.Option(help="newer signed checkpoint")],
-    proof: Annotated[Path, typer.Option(help="consistency proof JSON")],
-    vkey: VKey = None,
-    trust: TrustFile = None,
-    allow_unpinned: AllowUnpinned = False,
-) -> None:
-    """Check that the newer checkpoint's tree extends the older one's (exit 3 if no log key is pinned)."""
-    from ledger.log import merkle, note
-    from ledger.log.proof_json import parse_consistency_proof
-
-    old_raw, new_raw = _read(old, "old checkpoint"), _read(new, "new checkpoint")
-    anchor = _log_trust(old_raw, vkey, trust)
-    second = note.parse_checkpoint_body(note.open_note(new_raw)[0])
-    if anchor.key is not None:
-        note.verify_checkpoint(old_raw, anchor.key)
-        note.verify_checkpoint(new_raw, anchor.key)
-    first = anchor.checkpoint
-    if first.origin != second.origin:
-        raise VerificationError("checkpoints are from different origins", code="BAD_CHECKPOINT")
-    path = parse_consistency_proof(_read(proof, "proof"), first=first.size, second=second.size)
-    merkle.verify_consistency(first.size, second.size, path, first.root, second.root)
-    if anchor.key is None:
-        anchor.unpinned(
-            f"the proof shows that the tree of size {second.size} extends the tree of size {first.size}"
-            " as the two checkpoints state them",
-            allow_unpinned,
-        )
-    typer.echo(f"verified: size {second.size} extends size {first.size}{anchor.suffix}")
+log_app.command("verify-checkpoint")(log_checks.verify_checkpoint)
+log_app.command("verify-inclusion")(log_checks.verify_inclusion)
+log_app.command("verify-consistency")(log_checks.verify_consistency)

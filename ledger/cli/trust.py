@@ -15,14 +15,13 @@ from typing import Annotated, Any
 
 import typer
 
-from ledger.cli.app import app, fail
+from ledger.cli.errors import fail
 from ledger.cli.verify import TrustFile, load_pin_file, verifier_key_arg
 
 trust_app = typer.Typer(
     no_args_is_help=True,
     help="Pinned trust: the log key, trust root and witnesses to verify each log origin against.",
 )
-app.add_typer(trust_app, name="trust")
 
 
 def _pin_lines(pin: Any) -> list[str]:
@@ -58,8 +57,8 @@ def trust_pin(
     trust: TrustFile = None,
 ) -> None:
     """Pin a log's keys for its origin (replacing an earlier pin of that origin) in the pin file."""
+    from ledger.durable import write_atomic
     from ledger.log import note
-    from ledger.storage.durable import write_atomic
     from ledger.verify.trust import (
         HEX64,
         LogPin,

@@ -19,32 +19,18 @@ from typing import Annotated, Any
 import typer
 
 from domain.errors import MalformedInputError
-from ledger.cli.app import app, fail
+from ledger.cli.args import verifier_key
+from ledger.cli.errors import fail
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-def _key_text(value: str, what: str) -> str:
-    candidate = Path(value)
-    if "+" not in value or candidate.is_file():
-        try:
-            return candidate.read_bytes().decode("utf-8", "replace").strip()
-        except OSError as exc:
-            fail(f"cannot read {what} file {value}: {exc.strerror}", 2)
-    return value.strip()
-
-
 def verifier_key_arg(value: str, what: str, sig_type: int) -> Any:
     """A verifier key given as text or as a file holding it; exit 2 if unusable."""
-    from ledger.log import note
-
     try:
-        key = note.parse_verifier_key(_key_text(value, what))
+        return verifier_key(value, what, sig_type)
     except MalformedInputError as exc:
-        fail(f"{what}: {exc.message}", 2)
-    if key.type != sig_type:
-        fail(f"{what}: expected a key of type {sig_type:#04x}, found {key.type:#04x}", 2)
-    return key
+        fail(exc.message, 2)
 
 
 def _options(
@@ -109,7 +95,6 @@ AllowUnpinned = Annotated[
 ]
 
 
-@app.command("verify")
 def verify(
     bundle: Annotated[Path, typer.Argument(help="the evidence bundle (.zip) to check")],
     vkey: Annotated[

@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domain.errors import LedgerError, NotFoundError
+from ledger.durable import fsync_dir
 from ledger.envelope.canonical import canonical, format_time
 from ledger.envelope.dsse import REGISTRY_CASE_ID, parse_envelope
 from ledger.evidence.bundle_guide import guide_text
 from ledger.evidence.footage import FootageStore
 from ledger.log import merkle, note, tlog
 from ledger.log.proof_json import inclusion_proof_json
-from ledger.storage.durable import fsync_dir
 from ledger.verify import bundle_files as bf
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from domain.errors import ConflictError, LedgerError, MalformedInputError, NotFoundError, VerificationError
-from ledger.storage.durable import fsync_dir
+from ledger.durable import fsync_dir
 
 if TYPE_CHECKING:
     from ledger.append import Receipt

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from domain.errors import LedgerError
+from ledger.durable import write_atomic
 from ledger.log import note, tlog
-from ledger.storage.durable import write_atomic
 from ledger.storage.integrity import StateTampered
 from ledger.storage.sql import Database, StorageError, Tx
 

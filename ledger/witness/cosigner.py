@@ -55,10 +55,10 @@ from domain.errors import (
     NotFoundError,
     VerificationError,
 )
+from ledger.durable import write_atomic
 from ledger.envelope.b64 import b64decode, b64encode
 from ledger.envelope.keys import generate_key_pair, load_private_key
 from ledger.log import merkle, note
-from ledger.storage.durable import write_atomic
 
 CONFIG_FILE = "witness.json"
 STATE_FILE = "state.json"

@@ -99,7 +99,7 @@ def run(backend: str, clients: int, events: int) -> None:
         requests = [(f"/v1/cases/{parse_envelope(e).statement.case_id}/events", e) for e in envelopes]
         port = free_port()
         with server(
-            [sys.executable, "-m", "ledger", "serve", "--port", str(port), "--log-level", "warning"],
+            [sys.executable, "-m", "api", "serve", "--port", str(port), "--log-level", "warning"],
             env,
             port,
         ) as base:

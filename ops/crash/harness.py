@@ -109,7 +109,7 @@ class ServerProcess:
         self.command = [
             sys.executable,
             "-m",
-            "ledger",
+            "api",
             "serve",
             "--host",
             "127.0.0.1",

@@ -1,0 +1,28 @@
+"""`evidence-ledger-verify`: the offline checks alone — `verify`, `log verify-*`, `trust` — for a
+prosecutor's or auditor's machine. It imports no web framework, no database driver and no
+eventsourcing, so the package installs and runs without them (``pip install evidence-ledger`` with no
+extras); the same commands are part of `evidence-ledger`."""
+
+from __future__ import annotations
+
+import typer
+
+from ledger.cli import log_checks, trust, verify
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    help="Verify evidence-ledger bundles, checkpoints and proofs offline, against keys you pinned.",
+)
+log_app = typer.Typer(no_args_is_help=True, help="Check checkpoints and proofs offline.")
+app.add_typer(log_app, name="log")
+app.add_typer(trust.trust_app, name="trust")
+app.command("verify")(verify.verify)
+log_app.command("verify-checkpoint")(log_checks.verify_checkpoint)
+log_app.command("verify-inclusion")(log_checks.verify_inclusion)
+log_app.command("verify-consistency")(log_checks.verify_consistency)
+
+
+def main() -> None:
+    app()
