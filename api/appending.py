@@ -105,15 +105,21 @@ async def append_envelope(
 
 
 def proof_for(runtime: Runtime, receipt: Receipt) -> dict[str, Any]:
-    """A checkpoint covering the receipt's entry and the entry's inclusion proof in it."""
+    """A checkpoint covering the receipt's entry and the entry's inclusion proof in it, from the
+    checkpointer (the one signer; asked to sign now). If none comes within ``wait_timeout`` the
+    answer is 503: the entry is committed, and resubmitting the same envelope returns its receipt
+    (200) with the proof once a checkpoint covers it."""
     checkpointer = runtime.checkpointer
     checkpoint = None
     if checkpointer is not None:
         checkpoint = checkpointer.wait_for(receipt.leaf_index + 1, runtime.api_settings.wait_timeout)
     if checkpoint is None or checkpoint.size <= receipt.leaf_index:
-        checkpoint = runtime.ledger.checkpoint()
-    if checkpoint is None:  # pragma: no cover - the entry exists, so the log is not empty
-        raise UnavailableError("no checkpoint could be signed")
+        raise UnavailableError(
+            "the entry is committed but no checkpoint covered it in time; resubmit the same envelope "
+            "for its receipt and proof",
+            code="NOT_CHECKPOINTED",
+            leaf_index=receipt.leaf_index,
+        )
     path = runtime.ledger.inclusion_proof(receipt.leaf_index, checkpoint.size)
     return {
         "checkpoint": checkpoint.with_cosignatures().decode("utf-8"),

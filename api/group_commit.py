@@ -1,17 +1,13 @@
-"""Group commit and background checkpoints: the only threads that write the log.
+"""Group commit: the one thread that appends what the HTTP service accepts.
 
 :class:`GroupCommitter` — request handlers ``submit`` an envelope and await the returned
 ``concurrent.futures.Future``. One writer thread takes every envelope waiting (up to
 ``max_batch``) and appends them with a single ``ledger.append(batch)``: one transaction, one
 fsync, one outcome per envelope. A future resolves only after that transaction committed, so an
-acknowledgement is always durable. Before the batch is written, each envelope's signing key must
-be registered to the calling actor (403 otherwise).
-
-:class:`Checkpointer` — signs a checkpoint every ``interval`` seconds when the log grew, or at
-once when a request waits for one (``?wait=true``), asks the witnesses of ``witnesses.json`` to
-cosign it (``ledger.witness_client.checkpoint_with_witnesses``, bounded timeouts) and records the
-cosigned checkpoint outside the database (rollback guard). It never holds the write lock while it
-talks to a witness, so appends are never blocked by one.
+acknowledgement is always durable. The ledger checks, with the registry it verified itself, that
+each envelope's signing key is registered to the calling actor (403 SIGNER_NOT_CALLER otherwise).
+Downloads record their ``EvidenceAccessed`` through this thread too: it is the only writer of
+events while the service runs (the checkpointer, ``ledger.log.checkpointer``, the only signer).
 """
 
 from __future__ import annotations
@@ -19,7 +15,6 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 
@@ -28,8 +23,6 @@ from api.logs import get_logger
 from api.metrics import Metrics
 from domain.errors import LedgerError
 from ledger.append import Receipt
-from ledger.log.tlog import StoredCheckpoint
-from ledger.log.witnessing import checkpoint_with_witnesses
 from ledger.storage.sql import StorageError
 from ledger.store import Ledger
 
@@ -164,79 +157,3 @@ def _resolve(pending: Pending, outcome: Receipt | BaseException) -> None:
             pending.future.set_result(outcome)
     except InvalidStateError:  # already resolved or cancelled by its waiter
         pass
-
-
-class Checkpointer:
-    """Signs checkpoints in the background; ``wait_for`` lets a request ask for one now."""
-
-    def __init__(
-        self,
-        ledger: Ledger,
-        *,
-        interval: float,
-        witness_timeout: float = 2.0,
-        on_tick: Callable[[], None] | None = None,
-    ) -> None:
-        self.ledger = ledger
-        self.interval = interval
-        self.witness_timeout = witness_timeout
-        self.on_tick = on_tick
-        self.log = get_logger()
-        self.latest_size = 0
-        self._cond = threading.Condition()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        latest = self.ledger.latest_checkpoint()
-        self.latest_size = 0 if latest is None else latest.size
-        self._thread = threading.Thread(target=self._run, name="checkpointer", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop the thread after one last checkpoint covering everything committed."""
-        thread = self._thread
-        if thread is None or self._stop.is_set():
-            return
-        self._stop.set()
-        self._wake.set()
-        thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.interval)
-            self._wake.clear()
-            self.tick()
-
-    def tick(self) -> None:
-        if self.on_tick is not None:
-            try:
-                self.on_tick()
-            except Exception as exc:  # never kill the thread
-                self.log.error("checkpointer hook failed", error_type=type(exc).__name__)
-        try:
-            if self.ledger.log_size() <= self.latest_size:
-                return
-            checkpoint = checkpoint_with_witnesses(self.ledger, timeout=self.witness_timeout)
-        except LedgerError as exc:
-            self.log.warning("checkpoint failed", code=exc.code)
-            return
-        except Exception as exc:
-            self.log.error("checkpoint failed", error_type=type(exc).__name__)
-            return
-        with self._cond:
-            self.latest_size = 0 if checkpoint is None else checkpoint.size
-            self._cond.notify_all()
-
-    def wait_for(self, size: int, timeout: float) -> StoredCheckpoint | None:
-        """A checkpoint of at least ``size`` entries, signed by the thread; None after ``timeout``."""
-        if self._thread is None or self._stop.is_set():
-            return None
-        self._wake.set()
-        with self._cond:
-            if not self._cond.wait_for(lambda: self.latest_size >= size, timeout):
-                return None
-        return self.ledger.latest_checkpoint()

@@ -8,13 +8,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from api.auth import Authenticator, TokenAuthenticator
-from api.group_commit import Checkpointer, GroupCommitter
+from api.group_commit import GroupCommitter
 from api.logs import get_logger
 from api.metrics import Metrics
 from api.settings import ApiSettings
 from domain.errors import LedgerError
 from ledger.bootstrap import log_verifier_key
 from ledger.evidence.footage import FootageStore, store_for
+from ledger.log.checkpointer import Checkpointer
 from ledger.log.rollback import RollbackDetected
 from ledger.settings import ConfigurationError, Settings
 from ledger.storage.integrity import StateTampered
@@ -143,6 +144,12 @@ class Runtime:
         if self._durability is None or now - self._durability[0] > DURABILITY_RECHECK_SECONDS:
             self._durability = (now, self.ledger.db.durability_problems())
         return self._durability[1]
+
+    def append_one(self, raw: bytes) -> Any:
+        """Append one envelope through the group committer (the service's one writer); raise its refusal."""
+        if self.committer is None:
+            raise ConfigurationError("the service is not started")
+        return self.committer.submit(raw, actor=None).result()
 
     def access_lock(self, case_id: str) -> threading.Lock:
         """Serialises this process's EvidenceAccessed appends per case (striped locks).

@@ -19,7 +19,7 @@ class ApiSettings(TokenPolicy):  # token_max_days comes from the token policy
 
     max_batch: int = Field(default=256, ge=1, le=4096, description="envelopes per group commit")
     wait_timeout: float = Field(
-        default=5.0, gt=0, description="seconds `?wait=true` waits for the checkpointer before signing itself"
+        default=5.0, gt=0, description="seconds `?wait=true` (and a bundle) waits for the checkpointer"
     )
     token_cache_seconds: float = Field(
         default=2.0,

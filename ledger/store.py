@@ -163,10 +163,10 @@ class Ledger:
         self.require_writable()
         return self.appender.append(raws, now=self.clock(), callers=callers)
 
-    def sign_and_append(self, key: Any, case_id: str, event_type: str, body: dict[str, Any]) -> Receipt:
-        """Sign an event for the next position of a stream and append it; raise if it is refused."""
+    def next_envelope(self, key: Any, case_id: str, event_type: str, body: dict[str, Any]) -> bytes:
+        """An envelope signed with ``key`` for the next position of a stream (as the log has it now)."""
         version, prev = self.case_head(case_id)
-        raw = build_envelope(
+        return build_envelope(
             origin=self.origin,
             case_id=case_id,
             event_type=event_type,
@@ -176,10 +176,17 @@ class Ledger:
             prev=prev,
             occurred_at=self.clock(),
         )
+
+    def append_one(self, raw: bytes) -> Receipt:
+        """Append one envelope; raise its refusal."""
         (outcome,) = self.append([raw])
         if isinstance(outcome, LedgerError):
             raise outcome
         return outcome
+
+    def sign_and_append(self, key: Any, case_id: str, event_type: str, body: dict[str, Any]) -> Receipt:
+        """Sign an event for the next position of a stream and append it; raise if it is refused."""
+        return self.append_one(self.next_envelope(key, case_id, event_type, body))
 
     def checkpoint(self) -> tlog.StoredCheckpoint | None:
         """A checkpoint covering every committed entry, signing a new one if needed; once committed it

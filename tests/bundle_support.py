@@ -18,6 +18,7 @@ from ledger.envelope.canonical import canonical, format_time
 from ledger.envelope.keys import load_private_key
 from ledger.envelope.signing import build_envelope
 from ledger.evidence.bundle import export_bundle
+from ledger.log.witnessing import checkpoint_with_witnesses
 from ledger.log import merkle, note
 from ledger.log.leaf import leaf_bytes
 from ledger.log.proof_json import inclusion_proof_json
@@ -72,6 +73,7 @@ def export_scenario(
     run_cambridge_scenario(actors, case_id, sealed.to_json())
     if before_export is not None:
         before_export(actors, case_id)
+    checkpoint_with_witnesses(ledger, client=kwargs.pop("client", None))  # what `export` does first
     export_bundle(ledger, case_id, out, **kwargs)
     return Exported(ledger, actors, case_id, out)
 

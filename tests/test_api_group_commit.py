@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from api.errors import UnavailableError
-from api.group_commit import Checkpointer, GroupCommitter
+from api.group_commit import GroupCommitter
 from domain.errors import ConflictError, LedgerError
 from ledger.append import Receipt
+from ledger.log.checkpointer import Checkpointer
 from ledger.store import Ledger
 from tests.support import Actors, case_opened, footage_captured, new_case_id
 from tests.test_api_support import Api, running_api

@@ -102,6 +102,7 @@ def test_the_registry_part_is_closed_over_signers_admins_and_revocations(
     case_id = new_case_id()
     actors.ok("investigator", case_id, "CaseOpened", case_opened())
     revoke_key(ledger, root_admin, key_id(clerk), reason="rotated", compromised_since=None)
+    ledger.checkpoint()
     export_bundle(ledger, case_id, tmp_path / "case.zip")
     members = read_members(tmp_path / "case.zip")
     assert registry_keys(members) == [
@@ -132,6 +133,18 @@ def test_bundle_bytes_and_unknown_cases(ledger: Ledger, tmp_path: Path) -> None:
         bundle_bytes(ledger, new_case_id())
     with pytest.raises(NotFoundError):
         bundle_bytes(ledger, "00000000-0000-0000-0000-000000000000")
+
+
+def test_an_export_only_reads_and_needs_a_checkpoint_covering_the_case(ledger: Ledger, tmp_path: Path) -> None:
+    from ledger.evidence.bundle import NotCheckpointed
+
+    exported = export_scenario(ledger, tmp_path / "case.zip")
+    exported.actors.ok("supervisor", exported.case_id, "CaseReopened", {"reason": "new witness"})
+    size, latest = ledger.log_size(), ledger.latest_checkpoint()
+    with pytest.raises(NotCheckpointed) as refused:
+        export_bundle(ledger, exported.case_id, tmp_path / "late.zip")
+    assert refused.value.code == "NOT_CHECKPOINTED" and not (tmp_path / "late.zip").exists()
+    assert ledger.log_size() == size and ledger.latest_checkpoint() == latest  # nothing signed or appended
 
 
 @pytest.mark.skipif(

@@ -16,11 +16,11 @@ from starlette.responses import Response
 from api import schemas
 from api.appending import append_envelope, json_response, refuse_registry_stream, runtime_of, visible_case
 from api.auth import CaseWriter, Principal, Reader, may_see_case, require
-from api.errors import problems
+from api.errors import UnavailableError, problems
 from api.routes.evidence import PURPOSE_PATTERN
 from api.streaming import FileStreamResponse
 from domain.errors import MalformedInputError
-from ledger.evidence.bundle import BundleInfo, export_bundle
+from ledger.evidence.bundle import BundleInfo, NotCheckpointed, export_bundle
 from ledger.evidence.footage import find_media, record_access
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
@@ -199,16 +199,21 @@ def _build_bundle(
     readable until it is closed, so nothing is left behind even if the process dies mid-stream)."""
     ledger = runtime.ledger
     visible_case(runtime, principal, case_id)
+    if runtime.checkpointer is not None:  # the checkpointer signs (the writer); the export only reads
+        runtime.checkpointer.wait_for(ledger.log_size(), runtime.api_settings.wait_timeout)
     folder = tempfile.mkdtemp(prefix="el-bundle-", dir=runtime.api_settings.tmp_dir)
     try:
-        info = export_bundle(ledger, case_id, Path(folder) / "bundle.zip", with_media=with_media,
-                             store=runtime.footage)
+        try:
+            info = export_bundle(ledger, case_id, Path(folder) / "bundle.zip", with_media=with_media,
+                                 store=runtime.footage)
+        except NotCheckpointed as exc:
+            raise UnavailableError(exc.message, code="NOT_CHECKPOINTED") from None
         handle = open(info.path, "rb")  # noqa: SIM115 - closed by the response
         try:
             if with_media:
                 assert purpose is not None
                 with runtime.access_lock(case_id):
-                    _record_media_access(ledger, case_id, handle, actor=principal.actor, purpose=purpose)
+                    _record_media_access(runtime, case_id, handle, actor=principal.actor, purpose=purpose)
             handle.seek(0)
         except BaseException:
             handle.close()
@@ -218,9 +223,11 @@ def _build_bundle(
     return handle, info
 
 
-def _record_media_access(ledger: Any, case_id: str, handle: IO[bytes], *, actor: str, purpose: str) -> None:
+def _record_media_access(runtime: Any, case_id: str, handle: IO[bytes], *, actor: str, purpose: str) -> None:
     """One signed EvidenceAccessed per media file in the bundle, before any byte of it is sent."""
+    ledger = runtime.ledger
     with zipfile.ZipFile(handle) as zf:
         hashes = sorted(n[len(MEDIA_PREFIX):] for n in zf.namelist() if n.startswith(MEDIA_PREFIX))
     for sha in hashes:
-        record_access(ledger, case_id, actor=actor, purpose=purpose, **find_media(ledger, case_id, sha))
+        ids = find_media(ledger, case_id, sha)
+        record_access(ledger, case_id, actor=actor, purpose=purpose, append=runtime.append_one, **ids)

@@ -114,7 +114,8 @@ def _open(
     visible_case(runtime, principal, case_id)
     with runtime.access_lock(case_id):
         return open_evidence(
-            runtime.ledger, _store(runtime), case_id, sha256, actor=principal.actor, purpose=purpose
+            runtime.ledger, _store(runtime), case_id, sha256, actor=principal.actor, purpose=purpose,
+            append=runtime.append_one,
         )
 
 

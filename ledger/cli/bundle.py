@@ -29,10 +29,13 @@ def export(
     ] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Export a case as a self-contained, offline-verifiable evidence bundle."""
+    """Export a case as a self-contained, offline-verifiable evidence bundle (signing a checkpoint that
+    covers it first, with the configured witnesses' cosignatures)."""
     from ledger.evidence.bundle import export_bundle
+    from ledger.log.witnessing import checkpoint_with_witnesses
 
     with open_ledger(data_dir) as ledger:
+        checkpoint_with_witnesses(ledger)  # the write, before the read
         info = export_bundle(ledger, _uuid(case_id), out, with_media=with_media)
     print_json(
         {

@@ -68,8 +68,8 @@ def prove_inclusion(
     from ledger.log.proof_json import inclusion_proof_json
 
     with open_ledger(data_dir) as ledger:
-        if size is None:
-            checkpoint = ledger.checkpoint()
+        if size is None:  # a read: the newest signed checkpoint, never a new one
+            checkpoint = ledger.latest_checkpoint()
             size = 0 if checkpoint is None else checkpoint.size
         _check_range(0 <= index < size, f"index must be in [0, {size})")
         _print_json(inclusion_proof_json(index, ledger.inclusion_proof(index, size), tree_size=size))

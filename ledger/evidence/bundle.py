@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from domain.errors import LedgerError, NotFoundError
+from domain.errors import ConflictError, LedgerError, NotFoundError
 from ledger.durable import fsync_dir
 from ledger.envelope.canonical import canonical, format_time
 from ledger.envelope.dsse import REGISTRY_CASE_ID, parse_envelope
@@ -37,7 +37,6 @@ from ledger.log.proof_json import inclusion_proof_json
 from ledger.verify import bundle_files as bf
 
 if TYPE_CHECKING:
-    import httpx
 
     from ledger.store import Ledger
 
@@ -198,22 +197,28 @@ def _witness_files(ledger: Ledger) -> list[tuple[str, str]]:
     return files
 
 
-def collect(
-    ledger: Ledger,
-    case_id: str,
-    *,
-    with_media: bool,
-    store: FootageStore | None = None,
-    client: httpx.Client | None = None,
-) -> _Contents:
-    from ledger.log.witnessing import checkpoint_with_witnesses
+class NotCheckpointed(ConflictError):
+    """The case has events that no signed checkpoint covers yet: sign one, then export."""
 
-    checkpoint = checkpoint_with_witnesses(ledger, client=client)
-    if checkpoint is None:
-        raise NotFoundError("the log is empty", code="CASE_NOT_FOUND")
-    case_rows = [] if case_id == REGISTRY_CASE_ID else stream_rows(ledger, case_id, checkpoint.size)
-    if not case_rows:
+    code = "NOT_CHECKPOINTED"
+
+
+def collect(
+    ledger: Ledger, case_id: str, *, with_media: bool, store: FootageStore | None = None
+) -> _Contents:
+    """Everything the bundle holds, read (never written): the case as of the newest signed checkpoint,
+    which must cover the case's last event."""
+    version, _ = (0, None) if case_id == REGISTRY_CASE_ID else ledger.case_head(case_id)
+    if version == 0:
         raise NotFoundError("no such case", code="CASE_NOT_FOUND", case_id=case_id)
+    checkpoint = ledger.latest_checkpoint()
+    case_rows = [] if checkpoint is None else stream_rows(ledger, case_id, checkpoint.size)
+    if checkpoint is None or len(case_rows) < version:
+        raise NotCheckpointed(
+            "no signed checkpoint covers this case's last event yet: sign one (`evidence-ledger log "
+            "checkpoint`; the service signs one every second) and export again",
+            case_id=case_id,
+        )
     registry = needed_registry(stream_rows(ledger, REGISTRY_CASE_ID, checkpoint.size), _signers(case_rows))
     entries = sorted(case_rows + registry, key=lambda r: r.leaf_index)
     store = store or FootageStore(ledger.data_dir / "footage")
@@ -283,11 +288,14 @@ def export_bundle(
     *,
     with_media: bool = False,
     store: FootageStore | None = None,
-    client: httpx.Client | None = None,
 ) -> BundleInfo:
-    """Write the case's bundle to ``out`` (atomically: temporary file, fsync, rename)."""
+    """Write the case's bundle to ``out`` (atomically: temporary file, fsync, rename).
+
+    A read: it signs nothing and asks no witness. The newest signed checkpoint must cover the
+    case (``NotCheckpointed`` otherwise); callers that want a fresh one sign it first
+    (``ledger.log.witnessing.checkpoint_with_witnesses``)."""
     store = store or FootageStore(ledger.data_dir / "footage")
-    contents = collect(ledger, case_id, with_media=with_media, store=store, client=client)
+    contents = collect(ledger, case_id, with_media=with_media, store=store)
     out = Path(out)
     fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     try:
@@ -313,10 +321,8 @@ def export_bundle(
     )
 
 
-def bundle_bytes(
-    ledger: Ledger, case_id: str, with_media: bool = False, *, client: httpx.Client | None = None
-) -> bytes:
+def bundle_bytes(ledger: Ledger, case_id: str, with_media: bool = False) -> bytes:
     """The bundle as bytes (for small bundles; stream ``export_bundle``'s file for media)."""
     with tempfile.TemporaryDirectory(prefix="el-bundle-") as tmp:
-        info = export_bundle(ledger, case_id, Path(tmp) / "bundle.zip", with_media=with_media, client=client)
+        info = export_bundle(ledger, case_id, Path(tmp) / "bundle.zip", with_media=with_media)
         return info.path.read_bytes()

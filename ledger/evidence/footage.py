@@ -265,8 +265,10 @@ def record_access(
     derivative_id: str | None = None,
     actor: str,
     purpose: str,
+    append: Callable[[bytes], Receipt] | None = None,
 ) -> Receipt:
-    """Append an ``EvidenceAccessed`` signed by the data dir's service key (``keys/service.pem``).
+    """Append an ``EvidenceAccessed`` signed by the data dir's service key (``keys/service.pem``),
+    through ``append`` (the service's writer thread; default: the ledger itself).
 
     Retries when a concurrent writer took the case's next position."""
     from ledger.envelope.keys import load_private_key
@@ -280,7 +282,7 @@ def record_access(
         body["derivative_id"] = derivative_id
     for attempt in range(ACCESS_ATTEMPTS):
         try:
-            return ledger.sign_and_append(key, case_id, "EvidenceAccessed", body)
+            return (append or ledger.append_one)(ledger.next_envelope(key, case_id, "EvidenceAccessed", body))
         except ConflictError as exc:
             if exc.code not in ("SEQ_CONFLICT", "PREV_MISMATCH") or attempt == ACCESS_ATTEMPTS - 1:
                 raise
@@ -300,7 +302,14 @@ def find_media(ledger: Ledger, case_id: str, sha256: str) -> dict[str, str]:
 
 
 def open_evidence(
-    ledger: Ledger, store: FootageStore, case_id: str, sha256: str, *, actor: str, purpose: str
+    ledger: Ledger,
+    store: FootageStore,
+    case_id: str,
+    sha256: str,
+    *,
+    actor: str,
+    purpose: str,
+    append: Callable[[bytes], Receipt] | None = None,
 ) -> tuple[IO[bytes], int, Receipt]:
     """Record the access (EvidenceAccessed), then open the file: no bytes leave without a trace.
 
@@ -308,7 +317,7 @@ def open_evidence(
     ids = find_media(ledger, case_id, sha256)
     if not store.exists(sha256):
         raise NotFoundError("the file is not in the footage store", code="EVIDENCE_NOT_FOUND")
-    receipt = record_access(ledger, case_id, actor=actor, purpose=purpose, **ids)
+    receipt = record_access(ledger, case_id, actor=actor, purpose=purpose, append=append, **ids)
     handle = store.open(sha256)
     return handle, os.fstat(handle.fileno()).st_size, receipt
 

@@ -160,6 +160,7 @@ def main() -> None:
             outcomes = bench.ledger.append(raws[start : start + 100])
             assert all(not isinstance(o, Exception) for o in outcomes), outcomes
         bundle = Path(tmp) / "case.zip"
+        bench.ledger.checkpoint()
         export_bundle(bench.ledger, case_id, bundle)
         options = VerifyOptions(workers=args.workers, trust_root=bench.ledger.config.admin_key_id)
         verify_bundle(bundle, options)  # warm up imports and caches

@@ -1,0 +1,145 @@
+"""The checkpointer: the one thread that signs checkpoints while the service runs, and a second
+one that has them cosigned.
+
+The signer signs a checkpoint every ``interval`` seconds when the log grew, or at once when someone
+waits for one (``wait_for``: an append with ``?wait=true``, a bundle export); the checkpoint is
+recorded outside the database (the rollback guard) as it is signed. The witnesser then asks the
+witnesses of ``witnesses.json`` to cosign the newest signed checkpoint (``ledger.log.witnessing``,
+bounded timeouts) and records it again with their cosignatures. A slow or silent witness therefore
+never delays a signature, and neither thread ever holds the write lock while talking to a witness.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from domain.errors import LedgerError
+from ledger.log.tlog import StoredCheckpoint
+from ledger.log.witnessing import collect_cosignatures
+
+logger = logging.getLogger("evidence_ledger.checkpointer")
+
+
+class Checkpointer:
+    """Signs checkpoints in the background; ``wait_for`` lets a request ask for one now."""
+
+    def __init__(
+        self,
+        ledger: Any,
+        *,
+        interval: float,
+        witness_timeout: float = 2.0,
+        on_tick: Callable[[], None] | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.interval = interval
+        self.witness_timeout = witness_timeout
+        self.on_tick = on_tick
+        self.latest_size = 0  # signed
+        self.cosigned_size = 0  # signed, and the witnesses asked
+        self._cond = threading.Condition()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._to_cosign: StoredCheckpoint | None = None
+        self._cosign_wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        if self._threads:
+            return
+        latest = self.ledger.latest_checkpoint()
+        self.latest_size = 0 if latest is None else latest.size
+        self._threads = [
+            threading.Thread(target=self._run, name="checkpointer", daemon=True),
+            threading.Thread(target=self._run_witnesses, name="witnesser", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop after one last checkpoint covering everything committed (and its cosignatures)."""
+        if not self._threads or self._stop.is_set():
+            return
+        self._stop.set()
+        self._wake.set()
+        signer, witnesser = self._threads
+        signer.join(timeout)
+        self._cosign_wake.set()
+        witnesser.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            self.tick()
+
+    def tick(self) -> None:
+        """Sign a checkpoint if the log grew (and hand it to the witnesser)."""
+        if self.on_tick is not None:
+            try:
+                self.on_tick()
+            except Exception as exc:  # never kill the thread
+                logger.error("checkpointer hook failed: %s", type(exc).__name__)
+        try:
+            if self.ledger.log_size() <= self.latest_size:
+                return
+            checkpoint = self.ledger.checkpoint()
+        except LedgerError as exc:
+            logger.warning("checkpoint failed: %s", exc.code)
+            return
+        except Exception as exc:
+            logger.error("checkpoint failed: %s", type(exc).__name__)
+            return
+        with self._cond:
+            self.latest_size = 0 if checkpoint is None else checkpoint.size
+            self._cond.notify_all()
+        if checkpoint is not None:
+            self._to_cosign = checkpoint
+            self._cosign_wake.set()
+
+    def _run_witnesses(self) -> None:
+        while True:
+            self._cosign_wake.wait()
+            self._cosign_wake.clear()
+            checkpoint, self._to_cosign = self._to_cosign, None
+            if checkpoint is not None:
+                self.cosign(checkpoint)
+            if self._stop.is_set() and self._to_cosign is None:
+                return
+
+    def cosign(self, checkpoint: StoredCheckpoint) -> None:
+        """Collect the witnesses' cosignatures of ``checkpoint`` and record it with them."""
+        try:
+            cosign_checkpoint(self.ledger, checkpoint, timeout=self.witness_timeout)
+        except Exception as exc:  # a witness must never break checkpointing
+            logger.warning("cosigning failed: %s", getattr(exc, "code", type(exc).__name__))
+        with self._cond:
+            self.cosigned_size = max(self.cosigned_size, checkpoint.size)
+            self._cond.notify_all()
+
+    def wait_for(self, size: int, timeout: float) -> StoredCheckpoint | None:
+        """A checkpoint of at least ``size`` entries, signed by the thread — with the witnesses'
+        cosignatures if they answer within ``timeout`` —; None if none was signed by then."""
+        if not self._threads or self._stop.is_set():
+            return None
+        deadline = time.monotonic() + timeout
+        self._wake.set()
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.latest_size >= size, timeout):
+                return None
+            self._cond.wait_for(lambda: self.cosigned_size >= size, max(0.0, deadline - time.monotonic()))
+        return self.ledger.latest_checkpoint()
+
+
+def cosign_checkpoint(ledger: Any, checkpoint: StoredCheckpoint, *, timeout: float) -> StoredCheckpoint:
+    """The witnesses' cosignatures of a signed checkpoint, stored and recorded with it."""
+    lines = collect_cosignatures(ledger, checkpoint, timeout=timeout)
+    stored: StoredCheckpoint = ledger.checkpoint_at(checkpoint.size)  # verified stored lines only
+    cosigned = replace(stored, cosignatures=tuple(dict.fromkeys([*stored.cosignatures, *lines])))
+    ledger.record_checkpoint(cosigned)
+    return cosigned
