@@ -93,14 +93,22 @@ class Runtime:
     def _open_checked(self) -> Ledger:
         """The ledger, after checking its schema and (unless disabled) its durability settings."""
         if self._ledger is None:
-            self._ledger = Ledger(self.settings)
+            self._ledger = Ledger(self.settings, check=False)
         ledger = self._ledger
         ledger.db.check_schema()
         if self.api_settings.require_durability:
             problems = ledger.db.durability_problems()
             if problems:
                 raise ConfigurationError("unsafe durability settings: " + "; ".join(problems))
+        stale = ledger.stale_read_models()
+        if stale is not None:  # written by another release: rebuild them from the signed events first
+            self.log.warning("rebuilding the read models", code="READ_MODELS_OUTDATED")
+            applied = ledger.rebuild_read_models(progress=self._rebuild_progress)
+            self.log.info("read models rebuilt", size=applied)
         return ledger
+
+    def _rebuild_progress(self, done: int, total: int) -> None:
+        self.log.info("rebuilding the read models", size=done, accepted=total)
 
     def _start_services(self, ledger: Ledger) -> None:
         status = ledger.rollback_status()  # the rollback guard: compare the database with the recorded checkpoint

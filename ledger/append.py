@@ -31,6 +31,7 @@ from ledger.storage.integrity import RowMac, StateTampered, tampered
 from ledger.storage.read_models import (
     LOG_HEAD_FROM,
     LOG_HEAD_SELECT,
+    LOG_HEAD_WIDTH,
     CaseHead,
     LogHead,
     case_heads,
@@ -195,8 +196,9 @@ class Appender:
         another writer moved is loaded from its MAC'd rows, which must agree with the log."""
         row = tx.one(_POSITION_SQL, (REGISTRY_CASE_ID, REGISTRY_CASE_ID))
         assert row is not None
-        head, _ = checked_log_head(self.mac, row[:7])
-        top = None if row[7] is None else (int(row[7]), str(row[8]))
+        head, _ = checked_log_head(self.mac, row[:LOG_HEAD_WIDTH])
+        registry_top = row[LOG_HEAD_WIDTH:]
+        top = None if registry_top[0] is None else (int(registry_top[0]), str(registry_top[1]))
         return _Position(head, self._registry_at(tx, top), self._tree_at(tx, head))
 
     def _registry_at(self, tx: Tx, top: tuple[int, str] | None) -> CaseHead | None:
@@ -516,13 +518,7 @@ class Appender:
     def _write_rows(
         self, tx: Tx, batch: _Batch, heads: dict[str, CaseHead], before: LogHead | None, after: LogHead
     ) -> None:
-        stored = [self.mapper.to_stored_event(r) for r in batch.stored]
-        if self.db.postgres:
-            from eventsourcing.postgres import PostgresAggregateRecorder
-
-            PostgresAggregateRecorder._insert_stored_events(self.db.recorder, tx.raw, stored)
-        else:
-            self.db.recorder._insert_events(tx.raw, stored)
+        self.db.insert_events(tx, [self.mapper.to_stored_event(r) for r in batch.stored])
         tx.executemany(
             "INSERT INTO log_entries (leaf_index, event_id, case_id, seq, event_type, envelope_sha256, leaf,"
             " integrated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

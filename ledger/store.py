@@ -33,6 +33,7 @@ from ledger.settings import (
 from ledger.storage.app import LedgerApplication, application_env
 from ledger.storage.integrity import RowMac, StateTampered
 from ledger.storage.read_models import (
+    READ_MODEL_FORMAT,
     case_row,
     case_rows,
     load_state,
@@ -68,7 +69,13 @@ class Ledger:
     _rollback: tuple[float, RollbackStatus] | None = None  # (monotonic time, status) of the last check
 
     def __init__(
-        self, settings: Settings, *, create_tables: bool = False, clock: Clock = utc_now, check: bool = True
+        self,
+        settings: Settings,
+        *,
+        create_tables: bool = False,
+        clock: Clock = utc_now,
+        check: bool = True,
+        check_read_models: bool = True,
     ) -> None:
         self.settings = settings
         self.data_dir = settings.data_dir
@@ -98,7 +105,7 @@ class Ledger:
             if create_tables:
                 self.migrate()
             if check:
-                self.check_ready()
+                self.check_ready(read_models=check_read_models)
         except BaseException:
             self.app.close()
             raise
@@ -116,19 +123,41 @@ class Ledger:
         from ledger.replay import rebuild
         from ledger.tokens import upgrade_tokens
 
-        found = self.db.migrate()
-        if found is not None and found < 2:
+        steps = self.db.migrate()
+        if any(step.seal_tokens for step in steps):
             upgrade_tokens(self.db, self.mac)
+        if any(step.rebuild_read_models for step in steps) or self.stale_read_models() is not None:
             rebuild(self.db, self.appender, from_zero=True)
 
-    def check_ready(self) -> None:
-        """Refuse to run on missing tables or on settings that could lose acknowledged events."""
+    def check_ready(self, *, read_models: bool = True) -> None:
+        """Refuse to run on missing tables, on settings that could lose acknowledged events, or (unless
+        ``read_models`` is False) on read models written in another format than this code's."""
         self.db.check_schema()
         problems = self.db.durability_problems()
         if problems:
             raise ConfigurationError(
                 "unsafe durability settings: " + "; ".join(problems), code="UNSAFE_DURABILITY"
             )
+        stale = self.stale_read_models() if read_models else None
+        if stale is not None:
+            raise ConfigurationError(
+                f"the read models were written in format {stale}; this release reads {READ_MODEL_FORMAT}: "
+                "run `evidence-ledger replay` to rebuild them from the signed events (the service does "
+                "it at start)",
+                code="READ_MODELS_OUTDATED",
+            )
+
+    def stale_read_models(self) -> str | None:
+        """The format of the stored read models when it is not this code's (None when current or empty)."""
+        with self.db.read() as tx:
+            head, _ = log_head(tx, self.mac)
+        return None if head is None or head.read_models == READ_MODEL_FORMAT else head.read_models
+
+    def rebuild_read_models(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Rebuild every read model from the signed events (what `replay` does); entries applied."""
+        from ledger.replay import rebuild
+
+        return rebuild(self.db, self.appender, from_zero=True, progress=progress)
 
     # -- lifecycle ----------------------------------------------------------------------------
 

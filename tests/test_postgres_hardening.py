@@ -36,7 +36,7 @@ from ledger.envelope.signing import build_envelope
 from ledger.log import merkle, note
 from ledger.replay import rebuild
 from ledger.settings import Settings
-from ledger.storage.sql import APPEND_ONLY_TABLES, READ_MODEL_TABLES
+from ledger.storage.schema import APPEND_ONLY_TABLES, READ_MODEL_TABLES
 from ledger.store import Ledger, utc_now
 from ops.procs import CLI, Server, serving
 from tests.conftest import ORIGIN, FakeClock

@@ -17,6 +17,23 @@ from ledger.tokens import TokenStore, token_id_of
 from tests.support import Actors, case_opened, footage_captured, hold_placed, new_case_id
 from tests.test_audit import Raw, options
 
+# Every table of the previous release (schema 1) and its columns, as that release created them
+# (ledger/storage/sql.py at schema 1, and api/tokens.py, which created api_tokens at run time).
+V1_COLUMNS = {
+    "ledger_meta": ["key", "value"],
+    "log_entries": ["leaf_index", "event_id", "case_id", "seq", "event_type", "envelope_sha256", "leaf",
+                    "integrated_at"],
+    "log_nodes": ["level", "idx", "hash"],
+    "log_checkpoints": ["size", "root", "note", "signed_at"],
+    "log_cosignatures": ["size", "witness", "line", "received_at"],
+    "case_state": ["case_id", "version", "head_sha256", "status", "category", "updated_leaf", "state", "view"],
+    "case_timeline": ["case_id", "seq", "leaf_index", "entry"],
+    "public_releases": ["case_id", "footage_id", "status", "entry"],
+    "projection_tracking": ["name", "position"],
+    "sealed_records": ["sealed_ref", "kek_id", "wrapped_key", "nonce", "ciphertext", "created_at"],
+    "api_tokens": ["token_id", "token_sha256", "actor", "role", "authority", "created_at", "expires_at",
+                   "revoked_at"],
+}
 # The previous release's tables that schema 2 changed (exactly as it created them).
 V1_TOKENS = """CREATE TABLE api_tokens (
         token_id TEXT PRIMARY KEY, token_sha256 TEXT NOT NULL UNIQUE, actor TEXT NOT NULL,
@@ -37,6 +54,19 @@ def _as_schema_1(ledger: Ledger, tokens: list[tuple[object, ...]]) -> None:
     for row in tokens:
         raw.run("INSERT INTO api_tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
     raw.run("UPDATE ledger_meta SET value = '1' WHERE key = 'schema_version'")
+    tables = {t: _columns(raw, t) for t in (*V1_COLUMNS, "log_head", "api_token_revocations")}
+    assert {t: c for t, c in tables.items() if c} == V1_COLUMNS, "the previous release's schema, exactly"
+
+
+def _columns(raw: Raw, table: str) -> list[str]:
+    if raw.postgres:
+        rows = raw.run(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+            " AND table_name = ? ORDER BY ordinal_position",
+            (table,),
+        )
+        return [str(r[0]) for r in rows]
+    return [str(r[1]) for r in raw.run(f"PRAGMA table_info({table})")]
 
 
 def test_a_schema_1_database_is_upgraded_and_works(make_ledger: object) -> None:

@@ -23,7 +23,13 @@ from domain.events import parse_body
 from ledger.audit.source import ReadModels, read_models
 from ledger.envelope.dsse import REGISTRY_CASE_ID, UnverifiedEnvelope
 from ledger.storage.integrity import RowMac
-from ledger.storage.read_models import TRACKING_NAME, CaseHead, timeline_row, write_read_models
+from ledger.storage.read_models import (
+    READ_MODEL_FORMAT,
+    TRACKING_NAME,
+    CaseHead,
+    timeline_row,
+    write_read_models,
+)
 from ledger.storage.sql import Database, Tx
 from ledger.verify.engine import EntryChecker
 from ledger.verify.findings import Finding
@@ -93,7 +99,9 @@ def rebuild_read_models(
         models = read_models(tx, live=False)
         models.tracking = log_size - 1 if log_size else None
         cases = sum(1 for case_id in models.case_state if case_id != REGISTRY_CASE_ID)
-        models.log_head = None if log_head is None or skip else (*log_head, cases, len(models.releases))
+        models.log_head = (
+            None if log_head is None or skip else (*log_head, cases, len(models.releases), READ_MODEL_FORMAT)
+        )
         models.macs = {}
     finally:
         conn.close()

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from domain.errors import MalformedInputError
-from ledger.cli.app import DataDir, app, case_app, open_ledger, print_json, read_json_arg
+from ledger.cli.app import DataDir, app, case_app, open_ledger, print_json, read_json_arg, settings_for
 from ledger.cli.errors import cli_errors, fail
 
 
@@ -123,13 +123,16 @@ def replay(
     from rich.progress import Progress
 
     from ledger.replay import rebuild
+    from ledger.store import Ledger
 
-    with open_ledger(data_dir) as ledger, Progress(transient=True) as progress:
+    settings = settings_for(data_dir)
+    with Ledger(settings, check_read_models=False) as ledger, Progress(transient=True) as progress:
         task = progress.add_task("replaying", total=None)
 
         def report(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
+        resume = resume and ledger.stale_read_models() is None  # other-format read models: from zero
         applied = rebuild(ledger.db, ledger.appender, from_zero=not resume, progress=report)
     typer.echo(f"replayed {applied} entries")
 

@@ -4,7 +4,7 @@
 the tables exist (:meth:`ledger.store.Ledger.migrate`). In one transaction it
 
 1. installs the append-only triggers on the events table and on every table of
-   :data:`ledger.storage.sql.APPEND_ONLY_TABLES` (they reject ``UPDATE``, ``DELETE`` and ``TRUNCATE``
+   :data:`ledger.storage.schema.APPEND_ONLY_TABLES` (they reject ``UPDATE``, ``DELETE`` and ``TRUNCATE``
    for every role, the owner included);
 2. creates the application role if it is absent, revokes everything it holds in the schema and
    grants exactly what the running service uses (:func:`grants`);
@@ -31,7 +31,7 @@ from psycopg import sql
 from domain.errors import LedgerError, MalformedInputError
 from ledger.settings import ConfigurationError, DatabaseTarget
 from ledger.storage.app import LedgerApplication
-from ledger.storage.sql import APPEND_ONLY_TABLES, READ_MODEL_TABLES, SCHEMA_VERSION
+from ledger.storage.schema import APPEND_ONLY_TABLES, READ_MODEL_TABLES, SCHEMA_VERSION
 
 #: the eventsourcing library's events table and composite type (``<application name>_events``,
 #: ``stored_event_<originator id type>``); the provisioning itself reads them from the open recorder.
@@ -220,7 +220,7 @@ def script(plan: Plan, *, password: bool) -> str:
         f"application role {plan.app_role}",
         "-- 1. Before this script, as the owner: the same migration as `evidence-ledger db migrate` creates or",
         f"--    upgrades every table (the events table {plan.events_table} with its type {plan.event_type},",
-        f"--    then the ledger's tables at schema version {SCHEMA_VERSION}; see ledger/storage/sql.py).",
+        f"--    then the ledger's tables at schema version {SCHEMA_VERSION}; see ledger/storage/schema.py).",
         "BEGIN;",
         "SET LOCAL client_min_messages = warning;",
         "-- 2. Append-only triggers.",

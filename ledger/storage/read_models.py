@@ -13,6 +13,8 @@ missed too. A row that fails raises ``StateTampered``: the service refuses to ac
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +28,31 @@ from ledger.storage.sql import Tx
 
 TRACKING_NAME = "read_models"
 CASE_COLUMNS = "case_id, version, head_sha256, status, category, updated_leaf, state, view, public_count, mac"
-LOG_HEAD_COLUMNS = "size, root, integrated_at, cases, public_releases, mac"
+LOG_HEAD_COLUMNS = "size, root, integrated_at, cases, public_releases, read_models, mac"
+#: Bump when the stored view, timeline or public release formats change; the decision states' format
+#: is fingerprinted from their classes (:func:`read_model_format`).
+VIEW_FORMAT = 1
+
+
+def read_model_format() -> str:
+    """The format of the read models this code writes and reads: the view format and a fingerprint of
+    the stored decision states' fields (the case state, the key registry and every nested record). A
+    database whose read models were written in another format is rebuilt (``replay``) before use."""
+    def describe(cls: Any) -> dict[str, Any]:
+        nested = getattr(cls, "NESTED", {})
+        return {
+            "name": cls.__name__,
+            "fields": sorted(f.name for f in dataclasses.fields(cls)),
+            "nested": {key: describe(kind) for key, kind in sorted(nested.items())},
+        }
+
+    description = json.dumps(
+        [describe(case_rules.CaseState), describe(registry.KeyRegistryState)], sort_keys=True
+    )
+    return f"{VIEW_FORMAT}.{hashlib.sha256(description.encode('utf-8')).hexdigest()[:16]}"
+
+
+READ_MODEL_FORMAT = read_model_format()
 
 
 @dataclass
@@ -47,9 +73,10 @@ class LogHead:
     integrated_at: str
     cases: int = 0
     public_releases: int = 0
+    read_models: str = READ_MODEL_FORMAT  # the format the read models were written in
 
-    def fields(self) -> tuple[int, bytes, str, int, int]:
-        return (self.size, self.root, self.integrated_at, self.cases, self.public_releases)
+    def fields(self) -> tuple[int, bytes, str, int, int, str]:
+        return (self.size, self.root, self.integrated_at, self.cases, self.public_releases, self.read_models)
 
 
 def load_state(case_id: str, state_json: str) -> Any:
@@ -142,10 +169,10 @@ def write_position(tx: Tx, mac: RowMac, position: int, head: LogHead) -> None:
         (TRACKING_NAME, position, mac.mac("tracking", (TRACKING_NAME, position))),
     )
     tx.execute(
-        f"INSERT INTO log_head (id, {LOG_HEAD_COLUMNS}) VALUES (1, ?, ?, ?, ?, ?, ?)"
+        f"INSERT INTO log_head (id, {LOG_HEAD_COLUMNS}) VALUES (1, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (id) DO UPDATE SET size = excluded.size, root = excluded.root,"
         " integrated_at = excluded.integrated_at, cases = excluded.cases,"
-        " public_releases = excluded.public_releases, mac = excluded.mac",
+        " public_releases = excluded.public_releases, read_models = excluded.read_models, mac = excluded.mac",
         (*head.fields(), mac.mac("log_head", head.fields())),
     )
 
@@ -308,7 +335,9 @@ def tracked_position(tx: Tx, mac: RowMac) -> int:
     return position
 
 
-LOG_HEAD_SELECT = "h.size, h.root, h.integrated_at, h.cases, h.public_releases, h.mac, last.leaf_index"
+LOG_HEAD_SELECT = (
+    "h.size, h.root, h.integrated_at, h.cases, h.public_releases, h.read_models, h.mac, last.leaf_index"
+)
 LOG_HEAD_FROM = (
     " FROM (SELECT 1 AS one) AS anchor LEFT JOIN log_head h ON h.id = 1"
     " LEFT JOIN (SELECT leaf_index FROM log_entries ORDER BY leaf_index DESC LIMIT 1) AS last ON 1 = 1"
@@ -316,21 +345,25 @@ LOG_HEAD_FROM = (
 LOG_HEAD_SQL = f"SELECT {LOG_HEAD_SELECT}{LOG_HEAD_FROM}"
 
 
+LOG_HEAD_WIDTH = 8  # columns of LOG_HEAD_SELECT
+
+
 def checked_log_head(mac: RowMac, row: Sequence[Any]) -> tuple[LogHead | None, int]:
-    """(the checked log head, the log's size) from the first seven columns of :data:`LOG_HEAD_SQL`.
+    """(the checked log head, the log's size) from the first :data:`LOG_HEAD_WIDTH` columns of
+    :data:`LOG_HEAD_SQL`.
 
     The head must be at the log's size: an entry added or removed behind the service's back, or a
     restored older head, fails; None only for an empty log."""
-    size = 0 if row[6] is None else int(row[6]) + 1
+    size = 0 if row[7] is None else int(row[7]) + 1
     if row[0] is None:
         if size:
             raise tampered("the log", check="log_head", stream="log")
         return None, 0
     try:
-        head = LogHead(int(row[0]), bytes(row[1]), str(row[2]), int(row[3]), int(row[4]))
+        head = LogHead(int(row[0]), bytes(row[1]), str(row[2]), int(row[3]), int(row[4]), str(row[5]))
     except (TypeError, ValueError):
         raise tampered("the log", check="log_head", stream="log") from None
-    if head.size != size or not mac.valid("log_head", head.fields(), row[5]):
+    if head.size != size or not mac.valid("log_head", head.fields(), row[6]):
         raise tampered("the log", check="log_head", stream="log")
     return head, size
 

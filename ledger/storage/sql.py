@@ -1,8 +1,12 @@
 """Transactions and schema for the ledger's own tables, on the eventsourcing datastores.
 
 The ledger reuses the library's connection pools (and its SQLite WAL setup) and runs its own SQL
-in the same transactions as the library's event inserts. SQL is written with ``?`` placeholders;
-the PostgreSQL dialect rewrites them to ``%s``.
+in the same transactions as the library's event inserts. This module is the only one that reaches
+into the library beyond its public API — the raw SQLite connection of a pooled connection, and the
+per-backend insert routine (``Database.insert_events``) — because the public API commits events in a
+transaction of its own; ``tests/test_storage_contract.py`` checks, per backend, everything relied
+on. SQL is written with ``?`` placeholders; for PostgreSQL they are rewritten to ``%s`` (no
+statement of ours contains a literal ``?``).
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ from typing import Any
 
 import psycopg
 from eventsourcing import persistence as es
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL
 
 from domain.errors import ConflictError, LedgerError
 from ledger.settings import ConfigurationError
+from ledger.storage import schema
 
 
 class StorageError(LedgerError):
@@ -74,80 +79,6 @@ class Tx:
     def pipeline(self) -> AbstractContextManager[Any]:
         """PostgreSQL pipeline mode (statements sent without waiting; errors surface at the end)."""
         return self._cursor.connection.pipeline() if self.postgres else nullcontext()
-
-
-SCHEMA_VERSION = 2
-
-# The append-only tables: the service only ever INSERTs into them (PostgreSQL triggers enforce it
-# for every role, see `db provision`). Everything else is a read model (rebuilt by `replay`) or
-# operational state, each row of which carries a MAC (``ledger/integrity.py``).
-APPEND_ONLY_TABLES = (
-    "log_entries", "log_nodes", "log_checkpoints", "log_cosignatures", "api_tokens", "api_token_revocations",
-)
-READ_MODEL_TABLES = ("case_state", "case_timeline", "public_releases", "projection_tracking", "log_head")
-
-# One DDL list for both dialects; {blob} and {bigint} are substituted per backend.
-_DDL = [
-    """CREATE TABLE IF NOT EXISTS ledger_meta (
-        key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS log_entries (
-        leaf_index {bigint} PRIMARY KEY CHECK (leaf_index >= 0),
-        event_id TEXT NOT NULL UNIQUE,
-        case_id TEXT NOT NULL,
-        seq {bigint} NOT NULL CHECK (seq >= 1),
-        event_type TEXT NOT NULL,
-        envelope_sha256 TEXT NOT NULL,
-        leaf {blob} NOT NULL,
-        integrated_at TEXT NOT NULL,
-        UNIQUE (case_id, seq))""",
-    """CREATE TABLE IF NOT EXISTS log_nodes (
-        level INTEGER NOT NULL, idx {bigint} NOT NULL, hash {blob} NOT NULL,
-        PRIMARY KEY (level, idx))""",
-    """CREATE TABLE IF NOT EXISTS log_checkpoints (
-        size {bigint} PRIMARY KEY, root {blob} NOT NULL, note TEXT NOT NULL, signed_at TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS log_cosignatures (
-        size {bigint} NOT NULL, witness TEXT NOT NULL, line TEXT NOT NULL, received_at TEXT NOT NULL,
-        PRIMARY KEY (size, witness))""",
-    """CREATE TABLE IF NOT EXISTS case_state (
-        case_id TEXT PRIMARY KEY, version {bigint} NOT NULL, head_sha256 TEXT NOT NULL,
-        status TEXT NOT NULL, category TEXT NOT NULL, updated_leaf {bigint} NOT NULL,
-        state TEXT NOT NULL, view TEXT NOT NULL, public_count {bigint} NOT NULL DEFAULT 0,
-        mac TEXT NOT NULL DEFAULT '')""",
-    """CREATE INDEX IF NOT EXISTS case_state_status ON case_state (status, category, case_id)""",
-    """CREATE TABLE IF NOT EXISTS case_timeline (
-        case_id TEXT NOT NULL, seq {bigint} NOT NULL, leaf_index {bigint} NOT NULL, entry TEXT NOT NULL,
-        mac TEXT NOT NULL DEFAULT '', PRIMARY KEY (case_id, seq))""",
-    """CREATE TABLE IF NOT EXISTS public_releases (
-        case_id TEXT NOT NULL, footage_id TEXT NOT NULL, status TEXT NOT NULL, entry TEXT NOT NULL,
-        version {bigint} NOT NULL DEFAULT 0, mac TEXT NOT NULL DEFAULT '',
-        PRIMARY KEY (case_id, footage_id))""",
-    """CREATE TABLE IF NOT EXISTS projection_tracking (
-        name TEXT PRIMARY KEY, position {bigint} NOT NULL, mac TEXT NOT NULL DEFAULT '')""",
-    """CREATE TABLE IF NOT EXISTS log_head (
-        id INTEGER PRIMARY KEY CHECK (id = 1), size {bigint} NOT NULL, root {blob} NOT NULL,
-        integrated_at TEXT NOT NULL, cases {bigint} NOT NULL, public_releases {bigint} NOT NULL,
-        mac TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS sealed_records (
-        sealed_ref TEXT PRIMARY KEY, kek_id TEXT NOT NULL, wrapped_key {blob} NOT NULL,
-        nonce {blob} NOT NULL, ciphertext {blob} NOT NULL, created_at TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS api_tokens (
-        token_id TEXT PRIMARY KEY, token_sha256 TEXT NOT NULL UNIQUE, actor TEXT NOT NULL,
-        role TEXT NOT NULL, authority TEXT, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
-        mac TEXT NOT NULL DEFAULT '')""",
-    """CREATE TABLE IF NOT EXISTS api_token_revocations (
-        token_id TEXT PRIMARY KEY, revoked_at TEXT NOT NULL, mac TEXT NOT NULL)""",
-]
-
-# Schema 1 -> 2: MAC columns on the read models (then rebuilt by `replay`), the log head, tokens
-# with a MAC and revocations in their own append-only table.
-_UPGRADE_1_TO_2 = [
-    "ALTER TABLE case_state ADD COLUMN public_count {bigint} NOT NULL DEFAULT 0",
-    "ALTER TABLE case_state ADD COLUMN mac TEXT NOT NULL DEFAULT ''",
-    "ALTER TABLE case_timeline ADD COLUMN mac TEXT NOT NULL DEFAULT ''",
-    "ALTER TABLE public_releases ADD COLUMN version {bigint} NOT NULL DEFAULT 0",
-    "ALTER TABLE public_releases ADD COLUMN mac TEXT NOT NULL DEFAULT ''",
-    "ALTER TABLE projection_tracking ADD COLUMN mac TEXT NOT NULL DEFAULT ''",
-]
 
 
 class Database:
@@ -228,6 +159,18 @@ class Database:
             finally:
                 cursor.close()
 
+    def insert_events(self, tx: Tx, stored: Sequence[Any]) -> None:
+        """Insert stored events with the library's own statements, inside ``tx`` (our transaction, so
+        that the events, the log rows and the read models commit together).
+
+        The library's public ``insert_events`` opens a transaction of its own, which cannot hold our
+        rows too; so this is the one place that calls its per-backend insert routine on our cursor.
+        ``tests/test_storage_contract.py`` pins what we rely on, on both backends."""
+        if self.postgres:
+            PostgresAggregateRecorder._insert_stored_events(self.recorder, tx.raw, stored)
+        else:
+            self.recorder._insert_events(tx.raw, stored)
+
     def case_key_sql(self, column: str) -> str:
         """SQL that turns a canonical case id column into the events table's originator_id form."""
         return f"CAST({column} AS uuid)" if self.postgres else f"replace({column}, '-', '')"
@@ -235,43 +178,43 @@ class Database:
     # -- schema -------------------------------------------------------------------------------
 
     def ddl(self) -> list[str]:
-        return [self._dialect(stmt) for stmt in _DDL]
+        return [self._dialect(stmt) for stmt in schema.TABLES]
 
     @staticmethod
     def sqlite_ddl() -> list[str]:
         """The table definitions in the SQLite dialect (for scratch stores)."""
-        return [stmt.format(blob="BLOB", bigint="INTEGER") for stmt in _DDL]
+        return [schema.dialect(stmt, postgres=False) for stmt in schema.TABLES]
 
-    def migrate(self) -> int | None:
-        """Create the ledger's tables and bring an older schema up to :data:`SCHEMA_VERSION`, in one
+    def migrate(self) -> list[schema.Migration]:
+        """Create the ledger's tables, or bring an older schema up to ``schema.SCHEMA_VERSION``, in one
         transaction. Run by `init`, `db migrate` and `db provision` only (never at run time).
 
-        Returns the schema version found (None for a new database); the caller rebuilds what an
-        upgrade leaves empty (``ledger.store.Ledger.migrate``)."""
+        Returns the migrations applied; the caller runs their data steps (``Ledger.migrate``)."""
         self.recorder.create_table()
         with self.write() as tx:
-            for statement in self.ddl():
-                tx.execute(statement)
+            tx.execute(self._dialect(schema.TABLES[0]))  # ledger_meta, to learn the version
             row = tx.one("SELECT value FROM ledger_meta WHERE key = 'schema_version'")
             found = None if row is None else int(row[0])
-            if found is not None and found > SCHEMA_VERSION:
+            if found is not None and found > schema.SCHEMA_VERSION:
                 raise ConfigurationError(
-                    f"the database has schema version {found}; this release knows {SCHEMA_VERSION}: "
+                    f"the database has schema version {found}; this release knows {schema.SCHEMA_VERSION}: "
                     "upgrade evidence-ledger"
                 )
-            if found == 1:
-                for statement in _UPGRADE_1_TO_2:
+            steps = schema.pending(found)
+            for migration in steps:
+                for statement in migration.statements:
                     tx.execute(self._dialect(statement))
+            for statement in self.ddl():  # new tables; existing ones are left as migrated
+                tx.execute(statement)
             tx.execute(
                 "INSERT INTO ledger_meta (key, value) VALUES ('schema_version', ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (str(SCHEMA_VERSION),),
+                (str(schema.SCHEMA_VERSION),),
             )
-        return found
+        return steps
 
     def _dialect(self, statement: str) -> str:
-        blob, bigint = ("BYTEA", "BIGINT") if self.postgres else ("BLOB", "INTEGER")
-        return statement.format(blob=blob, bigint=bigint)
+        return schema.dialect(statement, postgres=self.postgres)
 
     def columns(self, tx: Tx, table: str) -> list[str]:
         """The column names of one of the ledger's tables (empty when it does not exist)."""
@@ -296,7 +239,7 @@ class Database:
             StorageError,
         ) as exc:
             raise ConfigurationError("ledger tables are missing: run `evidence-ledger db migrate`") from exc
-        if row is None or int(row[0]) != SCHEMA_VERSION:
+        if row is None or int(row[0]) != schema.SCHEMA_VERSION:
             raise ConfigurationError("ledger schema version mismatch: run `evidence-ledger db migrate`")
 
     def durability_problems(self) -> list[str]:

@@ -1,0 +1,115 @@
+"""The ledger's own tables and their versions: the current definitions, and the migrations that
+bring a database made by an earlier release up to them.
+
+A new database gets :data:`TABLES` at :data:`SCHEMA_VERSION`. An older one gets each migration of
+:data:`MIGRATIONS` above its version, in order, in one transaction (``Database.migrate``, run by
+``init``, ``db migrate`` and ``db provision`` only; the service creates nothing at run time); the
+data steps a migration names (rebuilding the read models from the signed events, sealing the
+existing API tokens) then run in ``ledger.store.Ledger.migrate``. ``tests/test_schema_upgrade.py``
+migrates a database made with the previous release's exact table definitions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# The append-only tables: the service only ever INSERTs into them (PostgreSQL triggers enforce it
+# for every role, see `db provision`). Everything else is a read model (rebuilt by `replay`) or
+# operational state, each row of which carries a MAC (``ledger/storage/integrity.py``).
+APPEND_ONLY_TABLES = (
+    "log_entries", "log_nodes", "log_checkpoints", "log_cosignatures", "api_tokens", "api_token_revocations",
+)
+READ_MODEL_TABLES = ("case_state", "case_timeline", "public_releases", "projection_tracking", "log_head")
+
+# One definition list for both dialects; {blob} and {bigint} are substituted per backend.
+TABLES = [
+    """CREATE TABLE IF NOT EXISTS ledger_meta (
+        key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS log_entries (
+        leaf_index {bigint} PRIMARY KEY CHECK (leaf_index >= 0),
+        event_id TEXT NOT NULL UNIQUE,
+        case_id TEXT NOT NULL,
+        seq {bigint} NOT NULL CHECK (seq >= 1),
+        event_type TEXT NOT NULL,
+        envelope_sha256 TEXT NOT NULL,
+        leaf {blob} NOT NULL,
+        integrated_at TEXT NOT NULL,
+        UNIQUE (case_id, seq))""",
+    """CREATE TABLE IF NOT EXISTS log_nodes (
+        level INTEGER NOT NULL, idx {bigint} NOT NULL, hash {blob} NOT NULL,
+        PRIMARY KEY (level, idx))""",
+    """CREATE TABLE IF NOT EXISTS log_checkpoints (
+        size {bigint} PRIMARY KEY, root {blob} NOT NULL, note TEXT NOT NULL, signed_at TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS log_cosignatures (
+        size {bigint} NOT NULL, witness TEXT NOT NULL, line TEXT NOT NULL, received_at TEXT NOT NULL,
+        PRIMARY KEY (size, witness))""",
+    """CREATE TABLE IF NOT EXISTS case_state (
+        case_id TEXT PRIMARY KEY, version {bigint} NOT NULL, head_sha256 TEXT NOT NULL,
+        status TEXT NOT NULL, category TEXT NOT NULL, updated_leaf {bigint} NOT NULL,
+        state TEXT NOT NULL, view TEXT NOT NULL, public_count {bigint} NOT NULL DEFAULT 0,
+        mac TEXT NOT NULL DEFAULT '')""",
+    """CREATE INDEX IF NOT EXISTS case_state_status ON case_state (status, category, case_id)""",
+    """CREATE TABLE IF NOT EXISTS case_timeline (
+        case_id TEXT NOT NULL, seq {bigint} NOT NULL, leaf_index {bigint} NOT NULL, entry TEXT NOT NULL,
+        mac TEXT NOT NULL DEFAULT '', PRIMARY KEY (case_id, seq))""",
+    """CREATE TABLE IF NOT EXISTS public_releases (
+        case_id TEXT NOT NULL, footage_id TEXT NOT NULL, status TEXT NOT NULL, entry TEXT NOT NULL,
+        version {bigint} NOT NULL DEFAULT 0, mac TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (case_id, footage_id))""",
+    """CREATE TABLE IF NOT EXISTS projection_tracking (
+        name TEXT PRIMARY KEY, position {bigint} NOT NULL, mac TEXT NOT NULL DEFAULT '')""",
+    """CREATE TABLE IF NOT EXISTS log_head (
+        id INTEGER PRIMARY KEY CHECK (id = 1), size {bigint} NOT NULL, root {blob} NOT NULL,
+        integrated_at TEXT NOT NULL, cases {bigint} NOT NULL, public_releases {bigint} NOT NULL,
+        read_models TEXT NOT NULL, mac TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS sealed_records (
+        sealed_ref TEXT PRIMARY KEY, kek_id TEXT NOT NULL, wrapped_key {blob} NOT NULL,
+        nonce {blob} NOT NULL, ciphertext {blob} NOT NULL, created_at TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS api_tokens (
+        token_id TEXT PRIMARY KEY, token_sha256 TEXT NOT NULL UNIQUE, actor TEXT NOT NULL,
+        role TEXT NOT NULL, authority TEXT, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
+        mac TEXT NOT NULL DEFAULT '')""",
+    """CREATE TABLE IF NOT EXISTS api_token_revocations (
+        token_id TEXT PRIMARY KEY, revoked_at TEXT NOT NULL, mac TEXT NOT NULL)""",
+]
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step up: the schema version it produces, its statements, and the data steps it needs."""
+
+    version: int
+    summary: str
+    statements: tuple[str, ...]
+    rebuild_read_models: bool = False
+    seal_tokens: bool = False
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        2,
+        "row MACs on the read models, the log head, API tokens sealed with their revocations apart",
+        (
+            "ALTER TABLE case_state ADD COLUMN public_count {bigint} NOT NULL DEFAULT 0",
+            "ALTER TABLE case_state ADD COLUMN mac TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE case_timeline ADD COLUMN mac TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE public_releases ADD COLUMN version {bigint} NOT NULL DEFAULT 0",
+            "ALTER TABLE public_releases ADD COLUMN mac TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE projection_tracking ADD COLUMN mac TEXT NOT NULL DEFAULT ''",
+        ),
+        rebuild_read_models=True,
+        seal_tokens=True,
+    ),
+)
+FIRST_VERSION = 1
+SCHEMA_VERSION = MIGRATIONS[-1].version if MIGRATIONS else FIRST_VERSION
+
+
+def dialect(statement: str, *, postgres: bool) -> str:
+    blob, bigint = ("BYTEA", "BIGINT") if postgres else ("BLOB", "INTEGER")
+    return statement.format(blob=blob, bigint=bigint)
+
+
+def pending(found: int | None) -> list[Migration]:
+    """The migrations a database at version ``found`` needs (none for a new one)."""
+    return [] if found is None else [m for m in MIGRATIONS if m.version > found]
