@@ -23,7 +23,9 @@ CASE=$(python -c 'import uuid; print(uuid.uuid4())')
 evidence-ledger append "$CASE" CaseOpened --key rivera.pem --server "$URL" --token "$TOKEN" \
   --body '{"case_number": "CPD-2026-0002", "category": "violence", "summary": "Use of force at a traffic stop"}'
 curl -fsS -H "Authorization: Bearer $TOKEN" "$URL/v1/cases/$CASE"; echo
-sleep 1.5                                              # the server signs a checkpoint within a second
+for _ in $(seq 1 50); do                               # the server signs a checkpoint within a second
+  [ "$(curl -fsS "$URL/v1/log/checkpoint" | sed -n 2p)" = 4 ] && break; sleep 0.1
+done
 curl -fsS "$URL/v1/log/checkpoint"                     # public: the signed checkpoint, now covering the case
 curl -fsS "$URL/v1/log/proof/inclusion?index=3&size=4"; echo   # public: the case's leaf is in that tree
 curl -fsS "$URL/v1/public/releases"; echo              # public: released and eligible footage
