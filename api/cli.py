@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from ledger.cli.app import DataDir, app, cli_errors, print_json, settings_for
+from ledger.cli.witness import WitnessDir, witness_app
 
 tokens_app = typer.Typer(no_args_is_help=True, help="Bearer tokens for the HTTP API (stored hashed).")
 app.add_typer(tokens_app, name="tokens")
@@ -53,6 +54,39 @@ def get_log() -> Any:
     from api.logs import get_logger
 
     return get_logger()
+
+
+@witness_app.command("serve")
+@cli_errors
+def witness_serve(
+    data_dir: WitnessDir,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port (0 picks a free one)", min=0, max=65535)] = 7380,
+) -> None:
+    """Serve POST /add-checkpoint and GET /healthz until interrupted (SIGINT or SIGTERM)."""
+    import contextlib
+    import logging
+    import signal
+    import sys
+
+    from api.witness_app import serve as serve_witness
+    from ledger.witness.cosigner import Witness
+
+    witness = Witness(data_dir)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)  # uvicorn shuts down gracefully, then re-raises the signal here
+
+    def ready(bound_host: str, bound_port: int) -> None:
+        typer.echo(f"witness {witness.name} listening on http://{bound_host}:{bound_port}")
+        sys.stdout.flush()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        serve_witness(witness, host, port, on_ready=ready)
+    typer.echo("witness stopped", err=True)
 
 
 @contextmanager

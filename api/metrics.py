@@ -1,4 +1,16 @@
-"""A few Prometheus metrics, kept in memory and rendered as text exposition format 0.0.4.
+"""The service's Prometheus metrics, kept by ``prometheus_client`` in a registry of their own.
+
+Each :class:`Metrics` (one per app) has its own ``CollectorRegistry``, never the process-wide
+default, so several apps in one process (the tests build many) never share or clash. ``render``
+is the Prometheus text exposition format 0.0.4 (``CONTENT_TYPE``), without the ``*_created``
+series.
+
+* ``evidence_ledger_http_requests_total{route,method,status}`` (counter);
+* ``evidence_ledger_append_seconds`` (histogram): from receiving an envelope to its durable commit;
+* ``evidence_ledger_group_commit_batch_size`` (histogram): envelopes per group-commit transaction;
+* gauges read at scrape time from ``Metrics.gauges`` (name -> function), e.g.
+  ``evidence_ledger_log_size`` and ``evidence_ledger_checkpoint_size``; a gauge whose function
+  fails or returns None is left out of that scrape, never breaking it.
 
 Labels are bounded: the route label is the route *template* (``/v1/cases/{case_id}``), never a
 concrete path, and unmatched paths share one label.
@@ -6,91 +18,122 @@ concrete path, and unmatched paths share one label.
 
 from __future__ import annotations
 
-import threading
-from bisect import bisect_left
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+GAUGE_HELP = {
+    "evidence_ledger_log_size": "Entries in the transparency log.",
+    "evidence_ledger_checkpoint_size": "Tree size of the latest signed checkpoint.",
+}
 
 
 class Histogram:
-    def __init__(self, buckets: Sequence[float]) -> None:
+    """A ``prometheus_client`` histogram whose observation count and sum can also be read directly."""
+
+    def __init__(
+        self, name: str, documentation: str, buckets: Sequence[float], registry: CollectorRegistry
+    ) -> None:
         self.buckets = tuple(buckets)
-        self.counts = [0] * (len(self.buckets) + 1)
-        self.total = 0.0
-        self.count = 0
+        self.metric = prometheus_client.Histogram(name, documentation, buckets=self.buckets, registry=registry)
 
     def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.buckets, value)] += 1
-        self.total += value
-        self.count += 1
+        self.metric.observe(value)
 
-    def render(self, name: str) -> list[str]:
-        lines = []
-        cumulative = 0
-        for bound, count in zip(self.buckets, self.counts, strict=False):
-            cumulative += count
-            lines.append(f'{name}_bucket{{le="{bound:g}"}} {cumulative}')
-        lines.append(f'{name}_bucket{{le="+Inf"}} {self.count}')
-        lines.append(f"{name}_sum {self.total:.6f}")
-        lines.append(f"{name}_count {self.count}")
-        return lines
+    def _sample(self, suffix: str) -> float:
+        for family in self.metric.collect():
+            for sample in family.samples:
+                if sample.name == family.name + suffix:
+                    return float(sample.value)
+        return 0.0
+
+    @property
+    def count(self) -> int:
+        return int(self._sample("_count"))
+
+    @property
+    def total(self) -> float:
+        return self._sample("_sum")
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+class ScrapeGauges(Collector):
+    """Gauges whose value is read when Prometheus scrapes (e.g. the log size from the database)."""
+
+    def __init__(self, gauges: dict[str, Callable[[], float | None]]) -> None:
+        self.gauges = gauges
+
+    def describe(self) -> list[Metric]:
+        return []  # nothing is read at registration; the names are known only once the ledger is open
+
+    def collect(self) -> Iterator[Metric]:
+        for name, read in sorted(self.gauges.items()):
+            try:
+                value = read()
+            except Exception:  # a gauge must never break the scrape
+                value = None
+            if value is not None:
+                yield GaugeMetricFamily(name, GAUGE_HELP.get(name, name.replace("_", " ")), value=value)
+
+
+class WithoutCreated(Collector):
+    """A registry's metrics without the ``*_created`` series ``prometheus_client`` adds to counters and
+    histograms: in the text format they would be one more gauge per label set, which nothing here reads."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.registry.collect():
+            created = family.name + "_created"
+            if any(sample.name == created for sample in family.samples):
+                copy = Metric(family.name, family.documentation, family.type, family.unit)
+                copy.samples = [sample for sample in family.samples if sample.name != created]
+                family = copy
+            yield family
 
 
 class Metrics:
     """Request counts by route/method/status, append latency and batch sizes, plus gauges read at scrape."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
-        self.append_latency = Histogram(LATENCY_BUCKETS)
-        self.batch_size = Histogram(BATCH_BUCKETS)
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "evidence_ledger_http_requests",
+            "HTTP requests by route template, method and status.",
+            ("route", "method", "status"),
+            registry=self.registry,
+        )
+        self.append_latency = Histogram(
+            "evidence_ledger_append_seconds",
+            "Time from receiving an envelope to its durable commit.",
+            LATENCY_BUCKETS,
+            self.registry,
+        )
+        self.batch_size = Histogram(
+            "evidence_ledger_group_commit_batch_size",
+            "Envelopes per group-commit transaction.",
+            BATCH_BUCKETS,
+            self.registry,
+        )
         self.gauges: dict[str, Callable[[], float | None]] = {}
+        self.registry.register(ScrapeGauges(self.gauges))
 
     def count_request(self, route: str, method: str, status: int) -> None:
-        with self._lock:
-            self.requests[(route, method, status)] += 1
+        self.requests.labels(route=route, method=method, status=str(status)).inc()
 
     def observe_append(self, seconds: float) -> None:
-        with self._lock:
-            self.append_latency.observe(seconds)
+        self.append_latency.observe(seconds)
 
     def observe_batch(self, size: int) -> None:
-        with self._lock:
-            self.batch_size.observe(size)
+        self.batch_size.observe(size)
 
     def render(self) -> str:
-        gauges = {}
-        for name, read in self.gauges.items():
-            try:
-                gauges[name] = read()
-            except Exception:  # a gauge must never break the scrape
-                gauges[name] = None
-        with self._lock:
-            lines = [
-                "# HELP evidence_ledger_http_requests_total HTTP requests by route template, method and status.",
-                "# TYPE evidence_ledger_http_requests_total counter",
-            ]
-            for (route, method, status), count in sorted(self.requests.items()):
-                lines.append(
-                    f'evidence_ledger_http_requests_total{{route="{_label(route)}",method="{method}",'
-                    f'status="{status}"}} {count}'
-                )
-            lines += [
-                "# HELP evidence_ledger_append_seconds Time from receiving an envelope to its durable commit.",
-                "# TYPE evidence_ledger_append_seconds histogram",
-                *self.append_latency.render("evidence_ledger_append_seconds"),
-                "# HELP evidence_ledger_group_commit_batch_size Envelopes per group-commit transaction.",
-                "# TYPE evidence_ledger_group_commit_batch_size histogram",
-                *self.batch_size.render("evidence_ledger_group_commit_batch_size"),
-            ]
-        for name, value in sorted(gauges.items()):
-            if value is not None:
-                lines += [f"# TYPE {name} gauge", f"{name} {value:g}"]
-        return "\n".join(lines) + "\n"
+        """The text exposition of every metric of this registry (``CONTENT_TYPE``)."""
+        return generate_latest(WithoutCreated(self.registry)).decode("utf-8")

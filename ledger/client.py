@@ -1,9 +1,14 @@
-"""A small HTTP client: sign events locally and append them to a remote ledger.
+"""The HTTP client: sign events locally and append them to a remote ledger, over the one transport.
 
-The private key never leaves the caller. The client reads the case head (``version``,
+The private key never leaves the caller. :class:`RemoteLedger` reads the case head (``version``,
 ``head_sha256``) from the server, signs the statement for the next position with
-:func:`ledger.signing.build_envelope` and posts the envelope. Refusals come back as the matching
-:mod:`domain.errors` exception carrying the server's code, message and refs.
+:func:`ledger.envelope.signing.build_envelope` and posts the envelope. Refusals come back as the
+matching :mod:`domain.errors` exception carrying the server's code, message and refs.
+
+Every request of the project's clients (this one, the audit's server reader, the witness client)
+goes through :class:`ledger.transport.Transport`, re-exported here with its errors: bounded
+timeouts, no redirects, identity encoding, a response cap, one ``SERVER_UNREACHABLE`` error naming
+the URL for every transport failure, and problem+json refusals mapped by :func:`error_from_response`.
 """
 
 from __future__ import annotations
@@ -16,45 +21,19 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from domain.errors import (
-    AuthorizationError,
-    ConflictError,
-    DomainError,
-    LedgerError,
-    MalformedInputError,
-    NotFoundError,
-)
+from domain.errors import NotFoundError
 from ledger.envelope.dsse import REGISTRY_CASE_ID
 from ledger.envelope.keys import load_private_key
 from ledger.envelope.signing import build_envelope
-from ledger.storage.sql import StorageError
-
-_ERROR_BY_STATUS: dict[int, type[LedgerError]] = {
-    400: MalformedInputError,
-    401: AuthorizationError,
-    403: AuthorizationError,
-    404: NotFoundError,
-    409: ConflictError,
-    413: MalformedInputError,
-    422: DomainError,
-    503: StorageError,
-}
-
-
-def error_from_response(response: httpx.Response) -> LedgerError:
-    """The LedgerError a problem response stands for (code, message and refs from the server)."""
-    try:
-        problem = response.json()
-    except ValueError:
-        problem = {}
-    if not isinstance(problem, dict):
-        problem = {}
-    cls = _ERROR_BY_STATUS.get(response.status_code, LedgerError)
-    code = str(problem.get("code") or f"HTTP_{response.status_code}")
-    message = str(problem.get("detail") or response.reason_phrase or "request refused")
-    refs = problem.get("refs")
-    safe_refs = {str(k): v for k, v in refs.items()} if isinstance(refs, dict) else {}
-    return cls(message, code=code, **safe_refs)
+from ledger.transport import (
+    DEFAULT_TIMEOUT,
+    MAX_RESPONSE,
+    BadResponse,
+    ServerUnreachable,
+    Transport,
+    error_from_response,
+    problem_code,
+)
 
 
 class RemoteLedger:
@@ -65,19 +44,18 @@ class RemoteLedger:
         server: str = "",
         token: str | None = None,
         *,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
         client: httpx.Client | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.clock = clock
-        self.client = client or httpx.Client(base_url=server.rstrip("/"), timeout=timeout)
-        self._owns_client = client is None
-        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.transport = Transport(server, timeout=timeout, headers=headers, client=client)
+        self.client = self.transport.client
         self._origin: str | None = None
 
     def close(self) -> None:
-        if self._owns_client:
-            self.client.close()
+        self.transport.close()
 
     def __enter__(self) -> RemoteLedger:
         return self
@@ -85,29 +63,19 @@ class RemoteLedger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = {**self.headers, **kwargs.pop("headers", {})}
-        try:
-            response = self.client.request(method, path, headers=headers, **kwargs)
-        except httpx.HTTPError as exc:
-            raise LedgerError(f"cannot reach the server: {type(exc).__name__}", code="SERVER_UNREACHABLE") from exc
-        if response.status_code >= 400:
-            raise error_from_response(response)
-        return response
-
     def origin(self) -> str:
         """The ledger origin, from the first line of the latest signed checkpoint."""
         if self._origin is None:
-            self._origin = self._request("GET", "/v1/log/checkpoint").text.split("\n", 1)[0]
+            self._origin = self.transport.call("GET", "/v1/log/checkpoint").text.split("\n", 1)[0]
         return self._origin
 
     def case_head(self, case_id: str) -> tuple[int, str | None]:
         """(version, hash of the last envelope) of a case or the registry; (0, None) for a new case."""
         if case_id == REGISTRY_CASE_ID:
-            registry = self._request("GET", "/v1/keys").json()
+            registry = self.transport.call("GET", "/v1/keys").json()
             return int(registry["version"]), registry["head_sha256"]
         try:
-            view = self._request("GET", f"/v1/cases/{case_id}").json()
+            view = self.transport.call("GET", f"/v1/cases/{case_id}").json()
         except NotFoundError:
             return 0, None
         return int(view["version"]), str(view["head_sha256"])
@@ -115,7 +83,7 @@ class RemoteLedger:
     def post_envelope(self, case_id: str, raw: bytes, *, wait: bool = False) -> dict[str, Any]:
         path = "/v1/keys" if case_id == REGISTRY_CASE_ID else f"/v1/cases/{case_id}/events"
         params = {"wait": "true"} if wait else None
-        response = self._request(
+        response = self.transport.call(
             "POST", path, content=raw, params=params, headers={"Content-Type": "application/json"}
         )
         result: dict[str, Any] = response.json()
@@ -140,3 +108,16 @@ def append_remote(
     signer = key if isinstance(key, Ed25519PrivateKey) else load_private_key(Path(key))
     with RemoteLedger(server, token) as remote:
         return remote.append(case_id, event_type, body, signer)
+
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "MAX_RESPONSE",
+    "BadResponse",
+    "RemoteLedger",
+    "ServerUnreachable",
+    "Transport",
+    "append_remote",
+    "error_from_response",
+    "problem_code",
+]

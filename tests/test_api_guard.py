@@ -16,12 +16,12 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from api.settings import ApiSettings
+from api.witness_app import make_server
 from ledger.log import note
 from ledger.log.rollback import latest_path
 from ledger.log.witnessing import configure_witness
 from ledger.store import Ledger
 from ledger.witness.cosigner import Witness
-from ledger.witness.server import make_server
 from tests.support import FOOTAGE_BYTES, Actors, case_opened, footage_captured, new_case_id, referral_made
 from tests.test_api_support import Api, problem, running_api
 from tests.test_audit import Raw

@@ -23,6 +23,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from api.witness_app import make_server
 from ledger.bootstrap import revoke_key
 from ledger.envelope.canonical import canonical
 from ledger.evidence.footage import FootageStore
@@ -31,7 +32,6 @@ from ledger.log.witnessing import configure_witness
 from ledger.settings import key_path
 from ledger.store import Ledger
 from ledger.witness.cosigner import Witness
-from ledger.witness.server import make_server
 from tests.bundle_support import (
     Exported,
     Forger,

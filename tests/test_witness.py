@@ -21,6 +21,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
+from api.witness_app import make_server
 from domain.errors import MalformedInputError, VerificationError
 from ledger.cli import witness as cli_witness
 from ledger.cli.app import app
@@ -45,12 +46,12 @@ from ledger.witness.cosigner import (
     WitnessMalformed,
     WitnessUnknownLog,
 )
-from ledger.witness.server import make_server, parse_add_checkpoint
+from ledger.witness.server import parse_add_checkpoint
 from tests.support import Actors, case_opened, new_case_id, report_received
 
 ORIGIN = "test.example/log"
 NOW = 1_770_000_000.0
-SERVE = "from ledger.cli.app import main; main()"
+SERVE = "import api.cli; from ledger.cli.app import main; main()"  # `witness serve` is the web layer's
 assert cli_witness.witness_app is not None  # importing it registers `witness` and `log add-witness`
 
 

@@ -6,8 +6,10 @@ table and ``log_entries`` separately, never joined — exactly as stored. It wri
 
 The server reader uses ``GET /v1/log/envelopes?start=&limit=`` (JSON list of
 ``{leaf_index, case_id, seq, envelope}``) and ``GET /v1/log/entries/{index}`` (exact leaf bytes)
-with a bearer token, and ``GET /v1/log/checkpoint``. A server shows only logged envelopes and no
-read models, so unlogged events, tree nodes and projections are not checked in that mode.
+with a bearer token, and ``GET /v1/log/checkpoint``, through :class:`ledger.client.Transport` (an
+unreachable server is ``SERVER_UNREACHABLE``, a refusal ``UNUSABLE_INPUT``). A server shows only
+logged envelopes and no read models, so unlogged events, tree nodes and projections are not checked
+in that mode.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 import httpx
 
 from domain.errors import LedgerError
+from ledger.client import Transport, error_from_response
 from ledger.storage.integrity import RowMac
 from ledger.storage.sql import Database, Tx
 from ledger.tokens import tampered_tokens
@@ -47,7 +50,7 @@ class ReadModels:
     timeline: dict[tuple[str, int], tuple[int, str]] = field(default_factory=dict)
     releases: dict[tuple[str, str], tuple[str, str, int]] = field(default_factory=dict)
     tracking: int | None = None
-    log_head: tuple[int, bytes, str, int, int] | None = None
+    log_head: tuple[int, bytes, str, int, int, str] | None = None
     macs: dict[tuple[str, Any], str] = field(default_factory=dict)  # (table, row key) -> stored MAC
 
 
@@ -162,10 +165,12 @@ def read_models(tx: Tx, *, live: bool = True) -> ReadModels:
         models.tracking = None if row is None else int(row[0])
         if row is not None:
             models.macs[("projection_tracking", "read_models")] = str(row[1])
-        head = tx.one("SELECT size, root, integrated_at, cases, public_releases, mac FROM log_head WHERE id = 1")
+        head = tx.one(
+            "SELECT size, root, integrated_at, cases, public_releases, read_models, mac FROM log_head WHERE id = 1"
+        )
         if head is not None:
-            models.log_head = (int(head[0]), bytes(head[1]), str(head[2]), int(head[3]), int(head[4]))
-            models.macs[("log_head", 1)] = str(head[5])
+            models.log_head = (int(head[0]), bytes(head[1]), str(head[2]), int(head[3]), int(head[4]), str(head[5]))
+            models.macs[("log_head", 1)] = str(head[6])
     return models
 
 
@@ -194,18 +199,20 @@ def read_database(db: Database, *, progress: Progress = _noop, mac: RowMac | Non
 # --- server -----------------------------------------------------------------------------------
 
 
-def _get(client: httpx.Client, path: str, **params: Any) -> httpx.Response:
-    try:
-        response = client.get(path, params=params or None)
-    except httpx.HTTPError as exc:
-        raise AuditInputError(f"server unreachable: {type(exc).__name__}: {exc}") from None
+def _get(http: Transport, path: str, **params: Any) -> httpx.Response:
+    """GET one resource; a refusal is unusable input (an unreachable server: SERVER_UNREACHABLE)."""
+    response = http.request("GET", path, params=params or None)
     if response.status_code != 200:
-        raise AuditInputError(f"GET {path} answered {response.status_code}", status=response.status_code)
+        refused = error_from_response(response)
+        raise AuditInputError(
+            f"GET {path} answered {response.status_code} ({refused.code}: {refused.message})",
+            status=response.status_code,
+        )
     return response
 
 
-def _envelope_page(client: httpx.Client, start: int) -> list[dict[str, Any]]:
-    data = _get(client, "/v1/log/envelopes", start=start, limit=SERVER_PAGE).json()
+def _envelope_page(http: Transport, start: int) -> list[dict[str, Any]]:
+    data = _get(http, "/v1/log/envelopes", start=start, limit=SERVER_PAGE).json()
     ok = isinstance(data, list) and all(
         isinstance(d, dict)
         and type(d.get("leaf_index")) is int
@@ -222,21 +229,21 @@ def _envelope_page(client: httpx.Client, start: int) -> list[dict[str, Any]]:
     return data  # type: ignore[no-any-return]
 
 
-def _server_envelopes(client: httpx.Client, progress: Progress) -> list[dict[str, Any]]:
+def _server_envelopes(http: Transport, progress: Progress) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     while True:
-        page = _envelope_page(client, items[-1]["leaf_index"] + 1 if items else 0)
+        page = _envelope_page(http, items[-1]["leaf_index"] + 1 if items else 0)
         if not page:
             return items
         items += page
         progress("envelopes", len(items), None)
 
 
-def _server_leaves(client: httpx.Client, indexes: list[int], progress: Progress) -> dict[int, bytes]:
+def _server_leaves(http: Transport, indexes: list[int], progress: Progress) -> dict[int, bytes]:
     leaves: dict[int, bytes] = {}
 
     def fetch(index: int) -> tuple[int, bytes]:
-        return index, _get(client, f"/v1/log/entries/{index}").content
+        return index, _get(http, f"/v1/log/entries/{index}").content
 
     with ThreadPoolExecutor(max_workers=SERVER_THREADS) as pool:
         for n, (index, leaf) in enumerate(pool.map(fetch, indexes), 1):
@@ -250,20 +257,13 @@ def read_server(
     url: str, token: str, *, progress: Progress = _noop, client: httpx.Client | None = None
 ) -> AuditInput:
     """Everything a server shows an auditor: logged envelopes, exact leaves, the latest checkpoint."""
-    http = client or httpx.Client(base_url=url.rstrip("/"), timeout=30.0)
-    http.headers["Authorization"] = f"Bearer {token}"
-    try:
+    with Transport(url, headers={"Authorization": f"Bearer {token}"}, client=client) as http:
         items = _server_envelopes(http, progress)
         # Leaves come with each page; older servers without them are asked one entry at a time.
         leaves = {d["leaf_index"]: d["leaf"].encode("utf-8") for d in items if d.get("leaf") is not None}
         missing = [d["leaf_index"] for d in items if d["leaf_index"] not in leaves]
         leaves.update(_server_leaves(http, missing, progress))
-        checkpoint = http.get("/v1/log/checkpoint")
-    except httpx.HTTPError as exc:
-        raise AuditInputError(f"server unreachable: {type(exc).__name__}: {exc}") from None
-    finally:
-        if client is None:
-            http.close()
+        checkpoint = http.request("GET", "/v1/log/checkpoint")
     log = [
         LogRow(d["leaf_index"], leaves[d["leaf_index"]], case_id=d["case_id"], seq=d["seq"]) for d in items
     ]
@@ -276,9 +276,5 @@ def read_server(
 
 def server_verifier_key(url: str, *, client: httpx.Client | None = None) -> str:
     """The log key as the server states it (not an independent trust anchor)."""
-    http = client or httpx.Client(base_url=url.rstrip("/"), timeout=30.0)
-    try:
+    with Transport(url, client=client) as http:
         return _get(http, "/v1/log/key").text.strip()
-    finally:
-        if client is None:
-            http.close()

@@ -1,12 +1,12 @@
 """`evidence-ledger witness …` (run a witness) and `evidence-ledger log add-witness` (use one).
 
-Importing this module registers the commands on ``ledger.cli.app`` and ``ledger.cli_log.log_app``.
-Heavy modules are imported inside the commands.
+Importing this module registers the commands on ``ledger.cli.app`` and ``ledger.cli.log.log_app``.
+``witness serve`` runs the HTTP server, which is the web layer's: ``api.cli`` adds it to
+``witness_app``. Heavy modules are imported inside the commands.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -76,38 +76,6 @@ def witness_key(data_dir: WitnessDir) -> None:
     from ledger.witness.cosigner import Witness
 
     typer.echo(str(Witness(data_dir).verifier_key))
-
-
-@witness_app.command("serve")
-@cli_errors
-def witness_serve(
-    data_dir: WitnessDir,
-    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port (0 picks a free one)", min=0, max=65535)] = 7380,
-) -> None:
-    """Serve POST /add-checkpoint and GET /healthz until interrupted (SIGINT or SIGTERM)."""
-    import logging
-    import signal
-
-    from ledger.witness.cosigner import Witness
-    from ledger.witness.server import serve
-
-    witness = Witness(data_dir)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-
-    def ready(bound_host: str, bound_port: int) -> None:
-        typer.echo(f"witness {witness.name} listening on http://{bound_host}:{bound_port}")
-        sys.stdout.flush()
-
-    try:
-        serve(witness, host, port, on_ready=ready)
-    except KeyboardInterrupt:
-        typer.echo("witness stopped", err=True)
 
 
 @log_app.command("add-witness")

@@ -9,6 +9,10 @@ largest size that witness has cosigned for this log (from ``log_cosignatures``; 
 and the consistency proof from that size. On 409 it retries once from the size the witness reports.
 A returned line is kept only if it is a valid cosignature/v1 by the configured key over this very
 checkpoint. Timeouts are bounded; a failing witness is logged and skipped — collecting never raises.
+
+The requests go through :class:`ledger.transport.Transport` (bounded timeouts, no redirects, identity
+encoding, answers capped at ``MAX_RESPONSE`` bytes, an unreachable witness is ``SERVER_UNREACHABLE``);
+the c2sp tlog-witness protocol itself (plain-text bodies, ``text/x.tlog.size`` on 409) is spoken here.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -27,12 +30,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from domain.errors import LedgerError, MalformedInputError
+from ledger.durable import write_atomic
 from ledger.envelope.b64 import b64encode
 from ledger.envelope.canonical import format_time
 from ledger.log import note
 from ledger.log.tlog import StoredCheckpoint
 from ledger.settings import CONFIG_FILE, ConfigurationError
-from ledger.storage.durable import write_atomic
+from ledger.transport import Transport
 
 WITNESSES_FILE = "witnesses.json"
 DEFAULT_TIMEOUT = 5.0
@@ -153,23 +157,17 @@ def _request_body(ledger: Any, old: int, checkpoint: StoredCheckpoint) -> bytes:
     return b"old %d\n" % old + lines + b"\n" + checkpoint.note
 
 
-def _post(http: httpx.Client, url: str, body: bytes, timeout: float) -> tuple[int, str, bytes]:
-    """(status, content type, body) with the body capped at MAX_RESPONSE bytes and ~2 * timeout seconds."""
-    deadline = time.monotonic() + 2 * timeout
-    headers = {"Content-Type": "text/plain; charset=utf-8", "Accept-Encoding": "identity"}
-    with http.stream("POST", f"{url}/add-checkpoint", content=body, headers=headers, timeout=timeout) as response:
-        if response.headers.get("Content-Encoding", "identity").lower() != "identity":
-            raise WitnessResponseError("the witness answered with a compressed body")
-        chunks: list[bytes] = []
-        total = 0
-        for chunk in response.iter_raw():
-            total += len(chunk)
-            if total > MAX_RESPONSE:
-                raise WitnessResponseError(f"the witness answered with more than {MAX_RESPONSE} bytes")
-            if time.monotonic() > deadline:
-                raise WitnessResponseError("the witness answered too slowly")
-            chunks.append(chunk)
-        return response.status_code, response.headers.get("Content-Type", ""), b"".join(chunks)
+def _post(http: Transport, url: str, body: bytes) -> tuple[int, str, bytes]:
+    """(status, content type, body): the body capped at MAX_RESPONSE bytes, the whole exchange at
+    about 2 * timeout seconds (both enforced by the transport)."""
+    response = http.request(
+        "POST",
+        f"{url}/add-checkpoint",
+        content=body,
+        headers={"Content-Type": "text/plain; charset=utf-8"},
+        deadline=2 * http.timeout,
+    )
+    return response.status_code, response.headers.get("Content-Type", ""), response.content
 
 
 def _reported_size(content_type: str, body: bytes) -> int | None:
@@ -226,12 +224,11 @@ def verified_cosignatures(ledger: Any, checkpoint: StoredCheckpoint) -> list[str
 
 
 def _collect_one(
-    http: httpx.Client,
+    http: Transport,
     ledger: Any,
     checkpoint: StoredCheckpoint,
     endpoint: WitnessEndpoint,
     log_key: note.VerifierKey,
-    timeout: float,
 ) -> str | None:
     stored = _stored_line(ledger, checkpoint.size, endpoint.name)
     if stored is not None:
@@ -243,7 +240,7 @@ def _collect_one(
         )
     old = _cosigned_size(ledger, endpoint.name, checkpoint.size)
     for attempt in (1, 2):
-        status, content_type, body = _post(http, endpoint.url, _request_body(ledger, old, checkpoint), timeout)
+        status, content_type, body = _post(http, endpoint.url, _request_body(ledger, old, checkpoint))
         if status == 200:
             line = _verified_line(checkpoint, body, endpoint.vkey, log_key)
             _store(ledger, checkpoint.size, endpoint.name, line)
@@ -296,21 +293,19 @@ def collect_cosignatures(
     except Exception as exc:
         logger.warning("no witness contacted: %s: %s", type(exc).__name__, str(exc)[:200])
         return []
-    http = client or httpx.Client(timeout=timeout, follow_redirects=False)
-    try:
-        with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(endpoints))) as pool:
-            futures = [
-                pool.submit(
-                    _safely,
-                    lambda e=endpoint: _collect_one(http, ledger, checkpoint, e, log_key, timeout),  # type: ignore[misc]
-                    endpoint.name,
-                )
-                for endpoint in endpoints
-            ]
-            results = [future.result() for future in futures]
-    finally:
-        if client is None:
-            http.close()
+    with (
+        Transport(timeout=timeout, max_response=MAX_RESPONSE, client=client) as http,
+        ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(endpoints))) as pool,
+    ):
+        futures = [
+            pool.submit(
+                _safely,
+                lambda e=endpoint: _collect_one(http, ledger, checkpoint, e, log_key),  # type: ignore[misc]
+                endpoint.name,
+            )
+            for endpoint in endpoints
+        ]
+        results = [future.result() for future in futures]
     return [line for line in results if line is not None]
 
 

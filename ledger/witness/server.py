@@ -1,28 +1,30 @@
-"""The witness over HTTP (c2sp.org/tlog-witness), on the standard library's ``http.server``.
+"""The witness's side of c2sp.org/tlog-witness that does not depend on an HTTP server.
+
+The ASGI app that serves it is ``api.witness_app`` (the ``ledger`` package never imports a web
+framework); everything it decides is here, as plain functions returning a :class:`Reply`:
 
 ``POST /add-checkpoint`` takes ``old <size>\\n``, zero or more base64 consistency-proof hashes one per
 line, a blank line and the signed checkpoint note. It answers:
 
 * 200 ``text/plain; charset=utf-8`` — the cosignature/v1 signature line;
 * 400 malformed request, 403 checkpoint not signed by the trusted log key, 404 unknown origin,
-  411 no Content-Length, 413 body over ``MAX_BODY`` bytes, 422 invalid consistency proof;
+  411 no Content-Length (or a chunked body), 413 body over ``MAX_BODY`` bytes, 422 invalid
+  consistency proof;
 * 409 ``text/x.tlog.size`` — the body is the size the witness last cosigned and a newline (the old
   size did not match, or the checkpoint is older than, or a fork of, what the witness cosigned).
 
 Refusals are logged at INFO. A fork is logged as a WARNING by ``ledger.witness`` when its evidence
-file is first written, never again for the same fork (see ``ledger.witness``).
+file is first written, never again for the same fork (see ``ledger.witness.cosigner``).
 
-``GET /healthz`` answers ``ok``. Every error body is one line of plain text. Request and error
-logs go to the ``ledger.witness_server`` logger; checkpoints carry no personal data.
+``GET /healthz`` answers ``ok``. Every error body is one line of plain text (:func:`error_line`).
+Refusals and errors go to the ``ledger.witness.server`` logger; checkpoints carry no personal data.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import time
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass, field
 
 from domain.errors import MalformedInputError
 from ledger.envelope.b64 import b64decode
@@ -39,10 +41,32 @@ from ledger.witness.cosigner import (
 
 MAX_BODY = 64 * 1024
 SIZE_CONTENT_TYPE = "text/x.tlog.size"
+TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
 ADD_CHECKPOINT = "/add-checkpoint"
+HEALTHZ = "/healthz"
 _DECIMAL = re.compile(rb"0|[1-9][0-9]{0,18}")
 
 logger = logging.getLogger("ledger.witness.server")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One HTTP answer: status, body, content type and extra headers (``Cache-Control: no-store`` is
+    added to every answer by the server)."""
+
+    status: int
+    body: bytes
+    content_type: str = TEXT_CONTENT_TYPE
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def text(status: int, line: str, **headers: str) -> Reply:
+    return Reply(status, line.encode("utf-8"), headers=headers)
+
+
+def error_line(code: str, message: str) -> str:
+    """The one-line body of a refusal: ``CODE: message`` and LF."""
+    return f"{code}: {' '.join(message.split())[:300]}\n"
 
 
 def parse_add_checkpoint(body: bytes) -> tuple[int, list[bytes], bytes]:
@@ -63,10 +87,10 @@ def parse_add_checkpoint(body: bytes) -> tuple[int, list[bytes], bytes]:
         if len(proof) == MAX_PROOF_HASHES:
             raise MalformedInputError(f"a consistency proof has at most {MAX_PROOF_HASHES} hashes")
         try:
-            text = line.decode("ascii")
+            line_text = line.decode("ascii")
         except UnicodeDecodeError:
             raise MalformedInputError("a proof line is base64 text") from None
-        value = b64decode(text, what="a proof line")
+        value = b64decode(line_text, what="a proof line")
         if len(value) != merkle.HASH_SIZE:
             raise MalformedInputError("a proof line is the base64 of a 32-byte hash")
         proof.append(value)
@@ -75,134 +99,52 @@ def parse_add_checkpoint(body: bytes) -> tuple[int, list[bytes], bytes]:
     return int(digits), proof, rest
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:300]
+def length_refusal(transfer_encoding: str | None, content_length: str | None) -> Reply | None:
+    """411 for a chunked body or none announced; None when the body has a Content-Length (its
+    value, and the ``MAX_BODY`` cap, are the body limit's to check before this runs)."""
+    if transfer_encoding:
+        return text(411, "send a Content-Length, not a chunked body\n")
+    if content_length is None:
+        return text(411, "Content-Length is required\n")
+    return None
 
 
-class WitnessHandler(BaseHTTPRequestHandler):
-    """Serves one ``Witness`` (set as a class attribute by ``make_server``)."""
-
-    witness: Witness
-    server_version = "evidence-ledger-witness/1"
-    protocol_version = "HTTP/1.0"
-    timeout = 10  # seconds per socket operation: a stalled client cannot hold a thread forever
-    clock: Callable[[], float] = staticmethod(time.time)
-
-    def do_GET(self) -> None:
-        if self.path == "/healthz":
-            self._reply(200, "ok\n")
-        elif self.path == ADD_CHECKPOINT:
-            self._reply(405, "use POST\n", extra={"Allow": "POST"})
-        else:
-            self._reply(404, "not found\n")
-
-    def do_POST(self) -> None:
-        if self.path != ADD_CHECKPOINT:
-            self._reply(404, "not found\n")
-            return
-        body = self._read_body()
-        if body is None:
-            return
-        try:
-            old_size, proof, note_bytes = parse_add_checkpoint(body)
-            line = self.witness.add_checkpoint(old_size, proof, note_bytes, now=self.clock())
-        except WitnessConflict as exc:  # a fork's evidence is logged by the witness, when first written
-            logger.info("add-checkpoint refused: 409 %s", exc.code)
-            self._reply(409, f"{exc.latest_size}\n", content_type=SIZE_CONTENT_TYPE)
-            return
-        except MalformedInputError as exc:  # includes WitnessMalformed
-            self._error(400, exc.code, exc.message)
-            return
-        except WitnessForbidden as exc:
-            self._error(403, exc.code, exc.message)
-            return
-        except WitnessUnknownLog as exc:
-            self._error(404, exc.code, exc.message)
-            return
-        except WitnessBadProof as exc:
-            self._error(422, exc.code, exc.message)
-            return
-        except Exception:
-            logger.exception("add-checkpoint failed")
-            self._reply(500, "internal error\n")
-            return
-        self._reply(200, line.decode("utf-8"))
-
-    def _read_body(self) -> bytes | None:
-        if self.headers.get("Transfer-Encoding"):
-            self._reply(411, "send a Content-Length, not a chunked body\n")
-            return None
-        length_text = self.headers.get("Content-Length")
-        if length_text is None:
-            self._reply(411, "Content-Length is required\n")
-            return None
-        if not length_text.isascii() or not length_text.isdigit():
-            self._reply(400, "Content-Length must be a decimal number\n")
-            return None
-        length = int(length_text)
-        if length > MAX_BODY:
-            self._reply(413, f"the body is limited to {MAX_BODY} bytes\n")
-            return None
-        body = self.rfile.read(length)
-        if len(body) != length:
-            self._reply(400, "the body is shorter than its Content-Length\n")
-            return None
-        return body
-
-    def _error(self, status: int, code: str, message: str) -> None:
-        logger.info("add-checkpoint refused: %s %s", status, code)
-        self._reply(status, f"{code}: {_one_line(message)}\n")
-
-    def _reply(
-        self,
-        status: int,
-        text: str,
-        *,
-        content_type: str = "text/plain; charset=utf-8",
-        extra: dict[str, str] | None = None,
-    ) -> None:
-        data = text.encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
-        for name, value in (extra or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def version_string(self) -> str:
-        return self.server_version
-
-    def log_message(self, format: str, *args: object) -> None:
-        logger.debug("%s " + format, self.address_string(), *args)
+def _refused(status: int, code: str, message: str) -> Reply:
+    logger.info("add-checkpoint refused: %s %s", status, code)
+    return text(status, error_line(code, message))
 
 
-def make_server(witness: Witness, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
-    """A bound (not yet serving) threaded HTTP server for ``witness``; port 0 picks a free port."""
-    handler = type("BoundWitnessHandler", (WitnessHandler,), {"witness": witness})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server
-
-
-def serve(
-    witness: Witness,
-    host: str = "127.0.0.1",
-    port: int = 7380,
-    *,
-    on_ready: Callable[[str, int], None] | None = None,
-) -> None:
-    """Serve until interrupted; ``on_ready(host, port)`` is called once the socket is bound."""
-    server = make_server(witness, host, port)
-    bound_host, bound_port = server.server_address[:2]
-    logger.info("witness %s listening on %s:%s", witness.name, bound_host, bound_port)
-    if on_ready is not None:
-        on_ready(str(bound_host), int(bound_port))
+def add_checkpoint(witness: Witness, body: bytes, now: float) -> Reply:
+    """The answer to one ``POST /add-checkpoint`` whose body is ``body`` (blocking: the witness
+    takes its locks and fsyncs its state before a cosignature is returned)."""
     try:
-        server.serve_forever()
-    finally:
-        server.server_close()
+        old_size, proof, note_bytes = parse_add_checkpoint(body)
+        line = witness.add_checkpoint(old_size, proof, note_bytes, now=now)
+    except WitnessConflict as exc:  # a fork's evidence is logged by the witness, when first written
+        logger.info("add-checkpoint refused: 409 %s", exc.code)
+        return Reply(409, f"{exc.latest_size}\n".encode("ascii"), SIZE_CONTENT_TYPE)
+    except MalformedInputError as exc:  # includes WitnessMalformed
+        return _refused(400, exc.code, exc.message)
+    except WitnessForbidden as exc:
+        return _refused(403, exc.code, exc.message)
+    except WitnessUnknownLog as exc:
+        return _refused(404, exc.code, exc.message)
+    except WitnessBadProof as exc:
+        return _refused(422, exc.code, exc.message)
+    except Exception:
+        logger.exception("add-checkpoint failed")
+        return text(500, "internal error\n")
+    return Reply(200, line)
 
 
-__all__ = ["MAX_BODY", "SIZE_CONTENT_TYPE", "WitnessHandler", "make_server", "parse_add_checkpoint", "serve"]
+__all__ = [
+    "ADD_CHECKPOINT",
+    "HEALTHZ",
+    "MAX_BODY",
+    "SIZE_CONTENT_TYPE",
+    "Reply",
+    "add_checkpoint",
+    "error_line",
+    "length_refusal",
+    "parse_add_checkpoint",
+]

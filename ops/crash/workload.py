@@ -11,6 +11,11 @@ original receipt); an absent one is either resubmitted (``201``) or, at random, 
 by a different envelope for the same position — so its bytes must never show up in the ledger.
 
 Every loop is bounded by a count and by the run's deadline.
+
+The clients stay on ``httpx.AsyncClient`` (hundreds of requests in flight on one event loop) and do
+not go through :class:`ledger.client.Transport`: they must tell a refused connection (not sent) from
+a timeout or a reset (maybe sent), which one ``SERVER_UNREACHABLE`` would hide. Problem answers are
+read with :func:`ledger.client.problem_code`, as every other client of the API reads them.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from domain.errors import LedgerError
+from ledger.client import problem_code
 from ledger.envelope.dsse import sha256_hex
 from ledger.envelope.signing import build_envelope
 from ledger.log import note
@@ -74,13 +80,6 @@ class Planned:
     seq: int
     sha256: str
     custodian_after: str
-
-
-def _problem_code(response: httpx.Response) -> str:
-    try:
-        return str(response.json().get("code", ""))
-    except ValueError:
-        return ""
 
 
 class Client:
@@ -197,7 +196,7 @@ class Client:
             return await self._reconcile(
                 chain,
                 planned,
-                error=f"HTTP {response.status_code} {_problem_code(response)}",
+                error=f"HTTP {response.status_code} {problem_code(response)}",
                 sent=True,
                 timed_out=False,
             )
@@ -206,7 +205,7 @@ class Client:
     def _answered(self, chain: Chain, planned: Planned, response: httpx.Response, *, expect: set[int]) -> str:
         where = f"client {self.number} case {chain.case_id} seq {planned.seq}"
         if response.status_code not in (200, 201):
-            self.record.anomaly(f"{where}: HTTP {response.status_code} {_problem_code(response)}")
+            self.record.anomaly(f"{where}: HTTP {response.status_code} {problem_code(response)}")
             return "broken"
         receipt = response.json()
         if response.status_code not in expect:
@@ -290,7 +289,7 @@ class Client:
             except httpx.TransportError:
                 await asyncio.sleep(RETRY_SLEEP)
                 continue
-            if response.status_code == 404 and _problem_code(response) == "CASE_NOT_FOUND":
+            if response.status_code == 404 and problem_code(response) == "CASE_NOT_FOUND":
                 return 0, None
             if response.status_code == 200:
                 view = response.json()
