@@ -1,24 +1,17 @@
-"""Rules for footage, custody, derivatives, holds, releases, referrals and evidence access."""
+"""Rules for footage, custody, derivatives, holds, releases, referrals and evidence access.
+
+Each effect is named by its event type's declaration (``Rules.effect`` in :mod:`domain.events`) and
+called by :func:`domain.case.apply` after the checks every case event shares. The event types are
+imported for annotations only: :mod:`domain.events` imports this module.
+"""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from domain.case_state import CaseState, Handler, refuse_duplicate, require_footage, violation
+from domain.case_state import CaseState, refuse_duplicate, require_footage, violation
 from domain.context import DomainConfig, EventContext
-from domain.events import (
-    RELEASABLE_DEPICTS,
-    CustodyTransferred,
-    EvidenceAccessed,
-    FootageCaptured,
-    FootageDerivativeCreated,
-    FootageReleased,
-    InvestigationHoldLifted,
-    InvestigationHoldPlaced,
-    ReferralAcknowledged,
-    ReferralMade,
-)
 from domain.records import (
     Acknowledgement,
     CustodyStep,
@@ -28,6 +21,20 @@ from domain.records import (
     Referral,
     Release,
 )
+from domain.vocabulary import RELEASABLE_DEPICTS
+
+if TYPE_CHECKING:
+    from domain.events import (
+        CustodyTransferred,
+        EvidenceAccessed,
+        FootageCaptured,
+        FootageDerivativeCreated,
+        FootageReleased,
+        InvestigationHoldLifted,
+        InvestigationHoldPlaced,
+        ReferralAcknowledged,
+        ReferralMade,
+    )
 
 T = TypeVar("T", Hold, Referral)
 
@@ -48,7 +55,7 @@ def is_depicting_federal_misconduct(footage: Footage) -> bool:
 # ---------------------------------------------------------------------------- footage
 
 
-def _capture(state: CaseState, e: FootageCaptured, ctx: EventContext, _: DomainConfig) -> CaseState:
+def capture(state: CaseState, e: FootageCaptured, ctx: EventContext, _: DomainConfig) -> CaseState:
     refuse_duplicate(state.footage_by_id(e.footage_id) is not None, "footage_id", e.footage_id)
     first = CustodyStep(
         from_custodian=None,
@@ -76,7 +83,9 @@ def _capture(state: CaseState, e: FootageCaptured, ctx: EventContext, _: DomainC
     return replace(state, footage=(*state.footage, footage))
 
 
-def _custody(state: CaseState, e: CustodyTransferred, ctx: EventContext, _: DomainConfig) -> CaseState:
+def transfer_custody(
+    state: CaseState, e: CustodyTransferred, ctx: EventContext, _: DomainConfig
+) -> CaseState:
     footage = require_footage(state, e.footage_id)
     if e.from_custodian != footage.custodian:
         raise violation(
@@ -94,7 +103,7 @@ def _custody(state: CaseState, e: CustodyTransferred, ctx: EventContext, _: Doma
     return state.with_footage(replace(footage, custodian=e.to_custodian, custody=(*footage.custody, step)))
 
 
-def _derivative(
+def create_derivative(
     state: CaseState, e: FootageDerivativeCreated, ctx: EventContext, _: DomainConfig
 ) -> CaseState:
     footage = require_footage(state, e.footage_id)
@@ -113,9 +122,7 @@ def _derivative(
 # ---------------------------------------------------------------------------- holds and releases
 
 
-def _hold_placed(
-    state: CaseState, e: InvestigationHoldPlaced, ctx: EventContext, _: DomainConfig
-) -> CaseState:
+def place_hold(state: CaseState, e: InvestigationHoldPlaced, ctx: EventContext, _: DomainConfig) -> CaseState:
     refuse_duplicate(state.hold_by_id(e.hold_id) is not None, "hold_id", e.hold_id)
     if e.scope != "case":
         for footage_id in e.scope:
@@ -130,9 +137,7 @@ def _hold_placed(
     return replace(state, holds=(*state.holds, hold))
 
 
-def _hold_lifted(
-    state: CaseState, e: InvestigationHoldLifted, ctx: EventContext, _: DomainConfig
-) -> CaseState:
+def lift_hold(state: CaseState, e: InvestigationHoldLifted, ctx: EventContext, _: DomainConfig) -> CaseState:
     hold = state.hold_by_id(e.hold_id)
     if hold is None or not hold.active:
         raise violation("no active hold with this id", "HOLD_NOT_ACTIVE", hold_id=e.hold_id)
@@ -160,7 +165,7 @@ def _released_sha256(state: CaseState, footage: Footage, derivative_id: str | No
     return derivative.sha256
 
 
-def _release(state: CaseState, e: FootageReleased, ctx: EventContext, _: DomainConfig) -> CaseState:
+def release(state: CaseState, e: FootageReleased, ctx: EventContext, _: DomainConfig) -> CaseState:
     footage = require_footage(state, e.footage_id)
     if e.sha256 != _released_sha256(state, footage, e.derivative_id):
         raise violation(
@@ -199,7 +204,7 @@ def _release(state: CaseState, e: FootageReleased, ctx: EventContext, _: DomainC
 # ---------------------------------------------------------------------------- referrals and access
 
 
-def _referral(state: CaseState, e: ReferralMade, ctx: EventContext, config: DomainConfig) -> CaseState:
+def make_referral(state: CaseState, e: ReferralMade, ctx: EventContext, config: DomainConfig) -> CaseState:
     refuse_duplicate(state.referral_by_id(e.referral_id) is not None, "referral_id", e.referral_id)
     if e.authority not in config.authorities:
         raise violation(
@@ -219,7 +224,9 @@ def _referral(state: CaseState, e: ReferralMade, ctx: EventContext, config: Doma
     return replace(state, referrals=(*state.referrals, referral))
 
 
-def _acknowledge(state: CaseState, e: ReferralAcknowledged, ctx: EventContext, _: DomainConfig) -> CaseState:
+def acknowledge_referral(
+    state: CaseState, e: ReferralAcknowledged, ctx: EventContext, _: DomainConfig
+) -> CaseState:
     referral = state.referral_by_id(e.referral_id)
     if referral is None:
         raise violation("no referral with this id in the case", "UNKNOWN_REFERRAL", referral_id=e.referral_id)
@@ -239,7 +246,7 @@ def _acknowledge(state: CaseState, e: ReferralAcknowledged, ctx: EventContext, _
     )
 
 
-def _access(state: CaseState, e: EvidenceAccessed, ctx: EventContext, _: DomainConfig) -> CaseState:
+def count_access(state: CaseState, e: EvidenceAccessed, ctx: EventContext, _: DomainConfig) -> CaseState:
     if e.footage_id is not None:
         footage = require_footage(state, e.footage_id)
     else:
@@ -252,16 +259,3 @@ def _access(state: CaseState, e: EvidenceAccessed, ctx: EventContext, _: DomainC
         footage = owner
     counted = state.with_footage(replace(footage, accesses=footage.accesses + 1))
     return replace(counted, accesses=state.accesses + 1)
-
-
-EVIDENCE_HANDLERS: dict[str, Handler] = {
-    "FootageCaptured": _capture,
-    "CustodyTransferred": _custody,
-    "FootageDerivativeCreated": _derivative,
-    "InvestigationHoldPlaced": _hold_placed,
-    "InvestigationHoldLifted": _hold_lifted,
-    "FootageReleased": _release,
-    "ReferralMade": _referral,
-    "ReferralAcknowledged": _acknowledge,
-    "EvidenceAccessed": _access,
-}

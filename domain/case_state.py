@@ -6,11 +6,9 @@ the timeline). ``to_json``/``from_json`` are lossless; the JSON carries ``"schem
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from domain.context import DomainConfig, EventContext
 from domain.errors import RuleViolation
 from domain.records import (
     Footage,
@@ -90,9 +88,6 @@ class CaseState(Record):
         """This state with the footage of the same id replaced."""
         items = tuple(footage if f.footage_id == footage.footage_id else f for f in self.footage)
         return replace(self, footage=items)
-
-
-Handler = Callable[[CaseState, Any, EventContext, DomainConfig], CaseState]
 
 
 def violation(message: str, code: str, **refs: object) -> RuleViolation:

@@ -1,5 +1,13 @@
 """Event types of the evidence ledger. Wire name = class name; every type is at version 1.
 
+Each type is one frozen dataclass that declares, next to its fields, everything the rest of the
+code needs to know about it (:class:`Rules`, in ``RULES``): the roles that may append it, whether a
+closed case accepts it, its timeline label and the ids shown with it, the files it records
+(:class:`Media`) and its effect on the state of its stream. ``@register`` adds it to
+:data:`EVENT_TYPES`; every other table (:data:`CASE_EVENT_TYPES`, :data:`REGISTRY_EVENT_TYPES`,
+:data:`ALLOWED_WHEN_CLOSED`, ``domain.roles.ALLOWED``) is a live view derived from it, so a
+registered type is never missing from one of them. See ``docs/adding-an-event-type.md``.
+
 Parse untrusted bodies with :func:`parse_body`; build events in code with ``Cls.create(...)``,
 which round-trips through :func:`parse_body` and so validates exactly like a submitted body.
 
@@ -14,10 +22,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Literal, TypeVar
 
+from domain import case_evidence as evidence
+from domain import case_lifecycle as lifecycle
+from domain import registry_state as keys
+from domain.context import DomainConfig, EventContext
 from domain.errors import InvalidEventError
 from domain.fields import (
     BOOL,
@@ -44,26 +57,85 @@ from domain.fields import (
     spec,
     timestamp_key,
 )
-from domain.roles import ROLES
-
-CATEGORIES = ("violence", "property_damage", "criminal_conduct", "observed_federal_activity")
-REPORT_CHANNELS = ("911_call", "walk_in", "online", "officer_observation")
-CONDUCT = ("violence", "property_damage", "other")
-FOOTAGE_SOURCES = ("body_worn_camera", "city_surveillance_camera", "resident_submitted", "other")
-DEPICTS = ("violence_by_federal_officials", "property_damage_by_federal_officials", "other")
-#: what the executive order promises to release (unless under an investigation hold)
-RELEASABLE_DEPICTS = frozenset(DEPICTS[:2])
-DERIVATIVE_KINDS = ("redaction", "clip", "transcode")
-HOLD_AUTHORITIES = ("cpd", "middlesex_da", "massachusetts_ag", "court")
-RELEASE_BASES = ("executive_order", "public_records_request", "court_order", "other")
+from domain.vocabulary import (
+    ADMINISTRATION,
+    CATEGORIES,
+    CONDUCT,
+    DEPICTS,
+    DERIVATIVE_KINDS,
+    FOOTAGE_SOURCES,
+    HOLD_AUTHORITIES,
+    INVESTIGATION,
+    PROSECUTION,
+    RELEASE_BASES,
+    REPORT_CHANNELS,
+    ROLES,
+    SERVICE,
+    SUPERVISION,
+)
 
 E = TypeVar("E", bound="Event")
+C = TypeVar("C", bound="type[Event]")
+S = TypeVar("S")
+
+# ----------------------------------------------------------------------------- declarations
+
+#: a timeline label from the event's body (ids and enums only, never free text)
+Label = Callable[[Mapping[str, Any]], str]
+#: (state before, event, context, configuration) -> state after. A case event's state is a
+#: ``CaseState`` (``None`` before the event that opens the case), a registry event's a
+#: ``KeyRegistryState``. Raises the domain's errors to refuse the event.
+Effect = Callable[[Any, Any, EventContext, DomainConfig], Any]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Media:
+    """The event records a file named by its SHA-256 (footage, a derivative of it).
+
+    ``id_field`` names the body field with the file's id in the case (it is how bundles, reports
+    and fixity problems refer to the file); ``stored_field``, if any, names the boolean body field
+    that claims the file is in the footage store (the ledger refuses the claim when it is not).
+    """
+
+    id_field: str
+    sha256_field: str = "sha256"
+    stored_field: str | None = None
+
+    def names(self) -> tuple[str, ...]:
+        """The body fields it names."""
+        return (self.id_field, self.sha256_field) + ((self.stored_field,) if self.stored_field else ())
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Rules:
+    """What an event type declares next to its fields (``RULES``). Read it with :func:`rules_of`
+    (an event) or :func:`declared` (a type name).
+
+    * ``roles``: the roles that may append it (a key registry event: that its signer needs);
+    * ``effect``: its effect on the state of its stream (see :data:`Effect`);
+    * ``label`` and ``refs``: its line on the timeline, and the body fields shown as ids with it;
+    * ``stream``: ``"case"`` or ``"registry"`` (the key registry);
+    * ``opens``: the event that opens a case (its effect gets ``None`` and builds the state);
+    * ``when_closed``: accepted on a closed case (everything else waits for a reopening);
+    * ``media``: the file it records, if any.
+    """
+
+    roles: frozenset[str]
+    effect: Effect
+    label: Label
+    refs: tuple[str, ...] = ()
+    stream: Literal["case", "registry"] = "case"
+    opens: bool = False
+    when_closed: bool = False
+    media: Media | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Event:
     TYPE: ClassVar[str] = "Event"
     VERSION: ClassVar[int] = 1
+    #: what this type declares (every registered type sets it on its own class)
+    RULES: ClassVar[Rules]
     #: optional keys that the parsed body carried as explicit null (see module docstring)
     explicit_nulls: frozenset[str] = field(default=frozenset(), repr=False)
 
@@ -79,6 +151,127 @@ class Event:
         event = parse_body(cls.TYPE, cls.VERSION, cls(**values).to_body())
         assert isinstance(event, cls)
         return event
+
+
+# ----------------------------------------------------------------------------- registry of types
+
+#: wire name -> class of every registered type, in registration order: the one table. Change it
+#: only with :func:`register` / :func:`unregister`.
+EVENT_TYPES: dict[str, type[Event]] = {}
+
+
+def _refuse(cls: type, problem: str) -> TypeError:
+    return TypeError(f"event type {getattr(cls, '__name__', cls)!r}: {problem}")
+
+
+def _check_declaration(cls: type[Event]) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, Event) and cls is not Event):
+        raise _refuse(cls, "not a subclass of Event")
+    params = getattr(cls, "__dataclass_params__", None)
+    if params is None or not params.frozen or "__dataclass_fields__" not in cls.__dict__:
+        raise _refuse(cls, "not declared with @dataclass(frozen=True, ...) (put @register above it)")
+    if (
+        "TYPE" not in cls.__dict__
+        or cls.__name__ != cls.TYPE
+        or not (cls.TYPE.isascii() and cls.TYPE.isalnum())
+    ):
+        raise _refuse(cls, "TYPE must be set on the class and equal its (ASCII, alphanumeric) name")
+    if cls.TYPE in EVENT_TYPES:
+        raise _refuse(cls, "a type of this name is already registered")
+    rules = cls.__dict__.get("RULES")
+    if not isinstance(rules, Rules):
+        raise _refuse(cls, "RULES (a domain.events.Rules) must be set on the class itself")
+    if not rules.roles <= set(ROLES):
+        raise _refuse(cls, f"unknown role(s) {sorted(rules.roles - set(ROLES))}")
+    if not (callable(rules.effect) and callable(rules.label)):
+        raise _refuse(cls, "effect and label must be callables")
+    if rules.stream not in ("case", "registry") or (rules.stream == "registry" and rules.opens):
+        raise _refuse(cls, "stream is 'case' or 'registry', and only a case event opens a case")
+    body = {f.name for f in fields(cls) if "codec" in f.metadata}
+    named = rules.refs + (rules.media.names() if rules.media is not None else ())
+    if not set(named) <= body:
+        raise _refuse(cls, f"refs or media name fields it does not have: {sorted(set(named) - body)}")
+
+
+def register(cls: C) -> C:
+    """Class decorator: add an event type (checked: see ``docs/adding-an-event-type.md``)."""
+    _check_declaration(cls)
+    EVENT_TYPES[cls.TYPE] = cls
+    return cls
+
+
+def unregister(cls: type[Event]) -> None:
+    """Remove a registered type (tests that declare a throwaway type)."""
+    if EVENT_TYPES.get(cls.TYPE) is not cls:
+        raise _refuse(cls, "not registered")
+    del EVENT_TYPES[cls.TYPE]
+
+
+def declared(type_name: object) -> Rules | None:
+    """The declaration of the registered type named ``type_name`` (None for an unknown name)."""
+    cls = EVENT_TYPES.get(type_name) if isinstance(type_name, str) else None
+    return None if cls is None else cls.RULES
+
+
+def rules_of(event: Event) -> Rules | None:
+    """The declaration of ``event``'s type; None if its class is not the registered one."""
+    cls = type(event)
+    return cls.RULES if EVENT_TYPES.get(cls.TYPE) is cls else None
+
+
+def stored_file(event: Event) -> tuple[str, dict[str, str]] | None:
+    """(SHA-256, {id field: id}) of the file ``event`` claims is in the footage store (its media's
+    ``stored_field`` is true); None for any other event."""
+    rules = rules_of(event)
+    media = None if rules is None else rules.media
+    if media is None or media.stored_field is None or getattr(event, media.stored_field) is not True:
+        return None
+    return getattr(event, media.sha256_field), {media.id_field: getattr(event, media.id_field)}
+
+
+def media_id_fields() -> tuple[str, ...]:
+    """The id fields of every declared media file (e.g. footage_id, derivative_id), in type order."""
+    ids = (cls.RULES.media.id_field for cls in EVENT_TYPES.values() if cls.RULES.media is not None)
+    return tuple(dict.fromkeys(ids))
+
+
+class TypeNames(AbstractSet[str]):
+    """A live, read-only set: the names of the registered types whose declaration passes ``test``."""
+
+    __slots__ = ("_test",)
+
+    def __init__(self, test: Callable[[Rules], bool]) -> None:
+        self._test = test
+
+    def _names(self) -> list[str]:
+        return [name for name, cls in EVENT_TYPES.items() if self._test(cls.RULES)]
+
+    def __contains__(self, name: object) -> bool:
+        cls = EVENT_TYPES.get(name) if isinstance(name, str) else None
+        return cls is not None and self._test(cls.RULES)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    @classmethod
+    def _from_iterable(cls, items: Iterable[S]) -> frozenset[S]:  # |, &, - give plain frozensets
+        return frozenset(items)
+
+    def __repr__(self) -> str:
+        return f"TypeNames({self._names()!r})"
+
+
+CASE_EVENT_TYPES = TypeNames(lambda rules: rules.stream == "case")
+REGISTRY_EVENT_TYPES = TypeNames(lambda rules: rules.stream == "registry")
+#: a closed case refuses everything else (see ``Rules.when_closed``)
+ALLOWED_WHEN_CLOSED = TypeNames(lambda rules: rules.when_closed)
+
+
+def _scope_label(scope: object) -> str:
+    return "whole case" if scope == "case" else f"{len(scope) if isinstance(scope, list) else 0} footage"
 
 
 def _not_before(later: str, earlier: str, path: str, other: str) -> None:
@@ -112,17 +305,32 @@ class FederalOfficials:
 # ----------------------------------------------------------------------------- case events
 
 
+@register
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CaseOpened(Event):
     TYPE: ClassVar[str] = "CaseOpened"
+    RULES: ClassVar[Rules] = Rules(
+        roles=INVESTIGATION,
+        effect=lifecycle.open_case,
+        opens=True,
+        label=lambda b: f"Case {b['case_number']} opened ({b['category']})",
+        refs=("case_number", "category"),
+    )
     case_number: str = spec(ID)
     category: str = spec(Enum(CATEGORIES))
     summary: str = spec(TEXT)
 
 
+@register
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ReportReceived(Event):
     TYPE: ClassVar[str] = "ReportReceived"
+    RULES: ClassVar[Rules] = Rules(
+        roles=INVESTIGATION,
+        effect=lifecycle.record_report,
+        label=lambda b: f"Report {b['report_id']} received ({b['channel']})",
+        refs=("report_id", "channel"),
+    )
     report_id: str = spec(ID)
     channel: str = spec(Enum(REPORT_CHANNELS))
     received_at: str = spec(TIMESTAMP)
@@ -132,9 +340,16 @@ class ReportReceived(Event):
     reporter: SealedReporter | None = spec(Nullable(Obj(SealedReporter)))  # noqa: RUF009 (a field())
 
 
+@register
 @dataclass(frozen=True, kw_only=True, slots=True)
 class IncidentDocumented(Event):
     TYPE: ClassVar[str] = "IncidentDocumented"
+    RULES: ClassVar[Rules] = Rules(
+        roles=INVESTIGATION,
+        effect=lifecycle.record_incident,
+        label=lambda b: f"Incident {b['incident_id']} documented ({', '.join(b['conduct'])})",
+        refs=("incident_id",),
+    )
     incident_id: str = spec(ID)
     occurred_from: str = spec(TIMESTAMP)
     occurred_to: str = spec(TIMESTAMP)
@@ -149,9 +364,17 @@ class IncidentDocumented(Event):
         _not_before(self.occurred_to, self.occurred_from, "occurred_to", "occurred_from")
 
 
+@register
 @dataclass(frozen=True, kw_only=True, slots=True)
 class FootageCaptured(Event):
     TYPE: ClassVar[str] = "FootageCaptured"
+    RULES: ClassVar[Rules] = Rules(
+        roles=INVESTIGATION,
+        effect=evidence.capture,
+        label=lambda b: f"Footage {b['footage_id']} captured ({b['source']})",
+        refs=("footage_id", "source"),
+        media=Media(id_field="footage_id", stored_field="stored"),
+    )
     footage_id: str = spec(ID)
     source: str = spec(Enum(FOOTAGE_SOURCES))
     device_id: str = spec(ID)
@@ -168,18 +391,35 @@ class FootageCaptured(Event):
         _not_before(self.recorded_to, self.recorded_from, "recorded_to", "recorded_from")
 
 
+@register
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CustodyTransferred(Event):
     TYPE: ClassVar[str] = "CustodyTransferred"
+    RULES: ClassVar[Rules] = Rules(
+        roles=INVESTIGATION,
+        effect=evidence.transfer_custody,
+        label=lambda b: f"Custody of footage {b['footage_id']} transferred",
+        refs=("footage_id",),
+    )
     footage_id: str = spec(ID)
     from_custodian: str = spec(SHORT)
     to_custodian: str = spec(SHORT)
     purpose: str = spec(TEXT)
 
 
+@register
 @dataclass(frozen=True, kw_only=True, slots=True)
 class FootageDerivativeCreated(Event):
     TYPE: ClassVar[str] = "FootageDerivativeCreated"
+    RULES: ClassVar[Rules] = Rules(
+        roles=INVESTIGATION,
+        effect=evidence.create_derivative,
+        label=lambda b: (
+            f"Derivative {b['derivative_id']} ({b['kind']}) created from footage {b['footage_id']}"
+        ),
+        refs=("derivative_id", "footage_id", "kind"),
+        media=Media(id_field="derivative_id"),
+    )
     derivative_id: str = spec(ID)
     footage_id: str = spec(ID)
     sha256: str = spec(SHA256)
@@ -188,9 +428,18 @@ class FootageDerivativeCreated(Event):
     description: str = spec(TEXT)
 
 
+@register
 @dataclass(frozen=True, kw_only=True, slots=True)
 class InvestigationHoldPlaced(Event):
     TYPE: ClassVar[str] = "InvestigationHoldPlaced"
+    RULES: ClassVar[Rules] = Rules(
+        roles=INVESTIGATION,
+        effect=evidence.place_hold,
+        label=lambda b: (
+            f"Investigation hold {b['hold_id']} placed by {b['authority']} ({_scope_label(b['scope'])})"
+        ),
+        refs=("hold_id", "authority"),
+    )
     hold_id: str = spec(ID)
     #: "case" or a tuple of footage ids
     scope: str | tuple[str, ...] = spec(Either("case", ListOf(ID, max_len=1000)))
@@ -198,16 +447,34 @@ class InvestigationHoldPlaced(Event):
     reason: str = spec(TEXT)
 
 
+@register
 @dataclass(frozen=True, kw_only=True, slots=True)
 class InvestigationHoldLifted(Event):
     TYPE: ClassVar[str] = "InvestigationHoldLifted"
+    RULES: ClassVar[Rules] = Rules(
+        roles=SUPERVISION,
+        effect=evidence.lift_hold,
+        label=lambda b: f"Investigation hold {b['hold_id']} lifted",
+        refs=("hold_id",),
+    )
     hold_id: str = spec(ID)
     reason: str = spec(TEXT)
 
 
+@register
 @dataclass(frozen=True, kw_only=True, slots=True)
 class FootageReleased(Event):
     TYPE: ClassVar[str] = "FootageReleased"
+    RULES: ClassVar[Rules] = Rules(
+        roles=SUPERVISION,
+        effect=evidence.release,
+        label=lambda b: (
+            f"Footage {b['footage_id']} released ({b['basis']})"
+            if b.get("derivative_id") is None
+            else f"Derivative {b['derivative_id']} of footage {b['footage_id']} released ({b['basis']})"
+        ),
+        refs=("footage_id", "derivative_id", "basis"),
+    )
     footage_id: str = spec(ID)
     derivative_id: str | None = spec(ID, optional=True)
     sha256: str = spec(SHA256)
@@ -216,39 +483,72 @@ class FootageReleased(Event):
     url: str | None = spec(URL, optional=True)
 
 
+@register
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ReferralMade(Event):
     TYPE: ClassVar[str] = "ReferralMade"
+    RULES: ClassVar[Rules] = Rules(
+        roles=INVESTIGATION,
+        effect=evidence.make_referral,
+        label=lambda b: f"Referral {b['referral_id']} made to {b['authority']}",
+        refs=("referral_id", "authority"),
+    )
     referral_id: str = spec(ID)
     authority: str = spec(ID)
     basis: str = spec(TEXT)
     bundle_sha256: str | None = spec(SHA256, optional=True)
 
 
+@register
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ReferralAcknowledged(Event):
     TYPE: ClassVar[str] = "ReferralAcknowledged"
+    RULES: ClassVar[Rules] = Rules(
+        roles=PROSECUTION,
+        effect=evidence.acknowledge_referral,
+        label=lambda b: f"Referral {b['referral_id']} acknowledged",
+        refs=("referral_id",),
+    )
     referral_id: str = spec(ID)
     note: str = spec(Text(2000, min_len=0))
 
 
+@register
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CaseClosed(Event):
     TYPE: ClassVar[str] = "CaseClosed"
+    RULES: ClassVar[Rules] = Rules(roles=SUPERVISION, effect=lifecycle.close, label=lambda b: "Case closed")
     disposition: str = spec(TEXT)
 
 
+@register
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CaseReopened(Event):
     TYPE: ClassVar[str] = "CaseReopened"
+    RULES: ClassVar[Rules] = Rules(
+        roles=SUPERVISION, effect=lifecycle.reopen, label=lambda b: "Case reopened", when_closed=True
+    )
     reason: str = spec(TEXT)
 
 
+@register
 @dataclass(frozen=True, kw_only=True, slots=True)
 class EvidenceAccessed(Event):
     """Appended by the server's own service key whenever a file is downloaded."""
 
     TYPE: ClassVar[str] = "EvidenceAccessed"
+    RULES: ClassVar[Rules] = Rules(
+        roles=SERVICE,
+        effect=evidence.count_access,
+        # a download of closed evidence must still leave a trace: access records are never refused
+        when_closed=True,
+        label=lambda b: (
+            f"Footage {b['footage_id']} accessed"
+            if b.get("footage_id") is not None
+            else f"Derivative {b['derivative_id']} accessed"
+        ),
+        refs=("footage_id", "derivative_id"),
+    )
     footage_id: str | None = spec(ID, optional=True)
     derivative_id: str | None = spec(ID, optional=True)
     actor: str = spec(SHORT)
@@ -267,9 +567,17 @@ def key_id_for(raw_public_key: bytes) -> str:
     return hashlib.sha256(raw_public_key).hexdigest()
 
 
+@register
 @dataclass(frozen=True, kw_only=True, slots=True)
 class KeyRegistered(Event):
     TYPE: ClassVar[str] = "KeyRegistered"
+    RULES: ClassVar[Rules] = Rules(
+        roles=ADMINISTRATION,
+        effect=keys.register,
+        stream="registry",
+        label=lambda b: f"Key {b['key_id'][:16]} registered ({b['role']})",
+        refs=("key_id", "role"),
+    )
     key_id: str = spec(SHA256)
     public_key: str = spec(PublicKey())
     actor: str = spec(SHORT)
@@ -282,40 +590,23 @@ class KeyRegistered(Event):
             raise invalid("key_id", "the SHA-256 (lowercase hex) of the raw public_key bytes")
 
 
+@register
 @dataclass(frozen=True, kw_only=True, slots=True)
 class KeyRevoked(Event):
     TYPE: ClassVar[str] = "KeyRevoked"
+    RULES: ClassVar[Rules] = Rules(
+        roles=ADMINISTRATION,
+        effect=keys.revoke,
+        stream="registry",
+        label=lambda b: f"Key {b['key_id'][:16]} revoked",
+        refs=("key_id",),
+    )
     key_id: str = spec(SHA256)
     reason: str = spec(TEXT)
     compromised_since: str | None = spec(TIMESTAMP, optional=True)
 
 
-# ----------------------------------------------------------------------------- registry of types
-
-_ALL: tuple[type[Event], ...] = (
-    CaseOpened,
-    ReportReceived,
-    IncidentDocumented,
-    FootageCaptured,
-    CustodyTransferred,
-    FootageDerivativeCreated,
-    InvestigationHoldPlaced,
-    InvestigationHoldLifted,
-    FootageReleased,
-    ReferralMade,
-    ReferralAcknowledged,
-    CaseClosed,
-    CaseReopened,
-    EvidenceAccessed,
-    KeyRegistered,
-    KeyRevoked,
-)
-EVENT_TYPES: dict[str, type[Event]] = {cls.TYPE: cls for cls in _ALL}
-REGISTRY_EVENT_TYPES: frozenset[str] = frozenset({"KeyRegistered", "KeyRevoked"})
-CASE_EVENT_TYPES: frozenset[str] = frozenset(EVENT_TYPES) - REGISTRY_EVENT_TYPES
-
-
-def _unknown_type(type_name: object, type_version: object) -> InvalidEventError:
+def unknown_type(type_name: object, type_version: object) -> InvalidEventError:
     safe = isinstance(type_name, str) and type_name.isascii() and type_name.isalnum() and len(type_name) < 64
     shown = repr(type_name) if safe else "(unprintable name)"
     return InvalidEventError(
@@ -335,7 +626,7 @@ def parse_body(type_name: str, type_version: int, body: Mapping[str, object]) ->
     """
     cls = EVENT_TYPES.get(type_name) if isinstance(type_name, str) else None
     if cls is None or type(type_version) is not int or type_version != cls.VERSION:
-        raise _unknown_type(type_name, type_version)
+        raise unknown_type(type_name, type_version)
     event: Event = parse_fields(cls, body)
     event.check()
     return event

@@ -14,13 +14,13 @@ No view contains narratives, locations or reporter data (the case state does not
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
 from domain.case_evidence import is_depicting_federal_misconduct
 from domain.case_state import CaseState
 from domain.context import EventContext
-from domain.events import Event
+from domain.events import Event, rules_of, unknown_type
 from domain.records import Footage, Hold, Release
 
 RELEASE_STATUSES = ("released", "held", "eligible", "not_covered")
@@ -122,69 +122,75 @@ def public_release_entries(state: CaseState) -> list[dict[str, Any]]:
     return entries
 
 
+# ---------------------------------------------------------------------------- verification reports
+
+
+def _pick(item: Mapping[str, Any], *names: str) -> dict[str, Any]:
+    return {n: item[n] for n in names}
+
+
+def _referral_summary(referral: Mapping[str, Any]) -> dict[str, Any]:
+    ack = referral["acknowledgement"]
+    return {
+        **_pick(referral, "referral_id", "authority", "made_at", "seq", "bundle_sha256"),
+        "acknowledged_at": None if ack is None else ack["at"],
+        "acknowledged_by": None if ack is None else ack["actor"],
+    }
+
+
+def summarize(view: Mapping[str, Any]) -> dict[str, Any]:
+    """What a verification report shows of a case view (:func:`case_view`): ids, enums, hashes and
+    times only (no summary, disposition, referral basis, acknowledgement note, custody purposes or
+    custodians: free text stays in the signed events). The selection is the report format
+    (``evidence-ledger-verification/2``); every value is the view's."""
+    footage_fields = ("footage_id", "source", "sha256", "size_bytes", "media_type", "depicts", "stored")
+    return {
+        **_pick(
+            view, "case_number", "category", "status", "version", "opened_at", "closed_at", "reopen_count"
+        ),
+        "footage": [
+            {
+                **_pick(f, *footage_fields, "captured_at", "release_status", "held_by"),
+                "derivatives": [
+                    _pick(d, "derivative_id", "kind", "sha256", "created_at") for d in f["derivatives"]
+                ],
+                "accesses": f["accesses"],
+            }
+            for f in view["footage"]
+        ],
+        "holds": [
+            _pick(h, "hold_id", "authority", "scope", "active", "placed_at", "lifted_at")
+            for h in view["holds"]
+        ],
+        "active_holds": view["active_holds"],
+        "releases": [
+            _pick(r, "footage_id", "derivative_id", "sha256", "basis", "url", "released_at", "seq")
+            for r in view["releases"]
+        ],
+        "referrals": [_referral_summary(r) for r in view["referrals"]],
+        "accesses": view["accesses"],
+    }
+
+
+def case_summary(state: CaseState) -> dict[str, Any]:
+    """The case as the offline verifier reports it: :func:`summarize` of :func:`case_view`, the same
+    projection the service stores, so the two cannot disagree about a case."""
+    return summarize(case_view(state))
+
+
 # ---------------------------------------------------------------------------- timeline
 
 
-def _ids(body: dict[str, object], *names: str) -> dict[str, object]:
+def _ids(body: dict[str, object], names: tuple[str, ...]) -> dict[str, object]:
     return {n: body[n] for n in names if body.get(n) is not None}
 
 
-_REFS: dict[str, tuple[str, ...]] = {
-    "CaseOpened": ("case_number", "category"),
-    "ReportReceived": ("report_id", "channel"),
-    "IncidentDocumented": ("incident_id",),
-    "FootageCaptured": ("footage_id", "source"),
-    "CustodyTransferred": ("footage_id",),
-    "FootageDerivativeCreated": ("derivative_id", "footage_id", "kind"),
-    "InvestigationHoldPlaced": ("hold_id", "authority"),
-    "InvestigationHoldLifted": ("hold_id",),
-    "FootageReleased": ("footage_id", "derivative_id", "basis"),
-    "ReferralMade": ("referral_id", "authority"),
-    "ReferralAcknowledged": ("referral_id",),
-    "EvidenceAccessed": ("footage_id", "derivative_id"),
-    "KeyRegistered": ("key_id", "role"),
-    "KeyRevoked": ("key_id",),
-}
-
-
-def _scope_label(scope: object) -> str:
-    return "whole case" if scope == "case" else f"{len(scope) if isinstance(scope, list) else 0} footage"
-
-
-_LABELS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "CaseOpened": lambda b: f"Case {b['case_number']} opened ({b['category']})",
-    "ReportReceived": lambda b: f"Report {b['report_id']} received ({b['channel']})",
-    "IncidentDocumented": lambda b: f"Incident {b['incident_id']} documented ({', '.join(b['conduct'])})",
-    "FootageCaptured": lambda b: f"Footage {b['footage_id']} captured ({b['source']})",
-    "CustodyTransferred": lambda b: f"Custody of footage {b['footage_id']} transferred",
-    "FootageDerivativeCreated": lambda b: (
-        f"Derivative {b['derivative_id']} ({b['kind']}) created from footage {b['footage_id']}"
-    ),
-    "InvestigationHoldPlaced": lambda b: (
-        f"Investigation hold {b['hold_id']} placed by {b['authority']} ({_scope_label(b['scope'])})"
-    ),
-    "InvestigationHoldLifted": lambda b: f"Investigation hold {b['hold_id']} lifted",
-    "FootageReleased": lambda b: (
-        f"Footage {b['footage_id']} released ({b['basis']})"
-        if b.get("derivative_id") is None
-        else f"Derivative {b['derivative_id']} of footage {b['footage_id']} released ({b['basis']})"
-    ),
-    "ReferralMade": lambda b: f"Referral {b['referral_id']} made to {b['authority']}",
-    "ReferralAcknowledged": lambda b: f"Referral {b['referral_id']} acknowledged",
-    "CaseClosed": lambda b: "Case closed",
-    "CaseReopened": lambda b: "Case reopened",
-    "EvidenceAccessed": lambda b: (
-        f"Footage {b['footage_id']} accessed"
-        if b.get("footage_id") is not None
-        else f"Derivative {b['derivative_id']} accessed"
-    ),
-    "KeyRegistered": lambda b: f"Key {b['key_id'][:16]} registered ({b['role']})",
-    "KeyRevoked": lambda b: f"Key {b['key_id'][:16]} revoked",
-}
-
-
 def timeline_entry(event: Event, ctx: EventContext) -> dict[str, Any]:
-    """One non-personal line of the case timeline (ids and enums only, never free text)."""
+    """One non-personal line of the case timeline (ids and enums only, never free text): the label
+    and the ids its type declares (``Rules.label``, ``Rules.refs``)."""
+    rules = rules_of(event)
+    if rules is None:
+        raise unknown_type(event.TYPE, event.VERSION)
     body = event.to_body()
     return {
         "seq": ctx.seq,
@@ -193,6 +199,6 @@ def timeline_entry(event: Event, ctx: EventContext) -> dict[str, Any]:
         "actor": ctx.actor,
         "role": ctx.role,
         "leaf_index": ctx.leaf_index,
-        "label": _LABELS[event.TYPE](body),
-        "refs": _ids(body, *_REFS.get(event.TYPE, ())),
+        "label": rules.label(body),
+        "refs": _ids(body, rules.refs),
     }

@@ -1,4 +1,5 @@
-"""Who may append what: the role table as data.
+"""Who may append what. Each event type declares its roles (``Rules.roles`` in
+:mod:`domain.events`); :data:`ALLOWED` is the role table derived from those declarations.
 
 The signer's role comes from the key registry (see :mod:`domain.registry`); the ledger copies it
 into :class:`domain.context.EventContext`. Authorities for prosecutors are checked by the rules.
@@ -6,46 +7,52 @@ into :class:`domain.context.EventContext`. Authorities for prosecutors are check
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+
 from domain.errors import AuthorizationError
+from domain.events import EVENT_TYPES
+from domain.vocabulary import ROLES
 
-ROLES: tuple[str, ...] = ("investigator", "supervisor", "auditor", "prosecutor", "admin", "service")
+__all__ = ["ALLOWED", "ROLES", "RoleTable", "authorize", "is_allowed"]
 
-_INVESTIGATOR: frozenset[str] = frozenset(
-    {
-        "CaseOpened",
-        "ReportReceived",
-        "IncidentDocumented",
-        "FootageCaptured",
-        "CustodyTransferred",
-        "FootageDerivativeCreated",
-        "InvestigationHoldPlaced",
-        "ReferralMade",
-    }
-)
 
-ALLOWED: dict[str, frozenset[str]] = {
-    "investigator": _INVESTIGATOR,
-    "supervisor": _INVESTIGATOR
-    | {"FootageReleased", "InvestigationHoldLifted", "CaseClosed", "CaseReopened"},
-    "prosecutor": frozenset({"ReferralAcknowledged"}),
-    "admin": frozenset({"KeyRegistered", "KeyRevoked"}),
-    "service": frozenset({"EvidenceAccessed"}),
-    "auditor": frozenset(),
-}
+class RoleTable(Mapping[str, frozenset[str]]):
+    """A live, read-only view: role -> the names of the registered types it may append."""
+
+    __slots__ = ()
+
+    def __getitem__(self, role: str) -> frozenset[str]:
+        if role not in ROLES:
+            raise KeyError(role)
+        return frozenset(name for name, cls in EVENT_TYPES.items() if role in cls.RULES.roles)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(ROLES)
+
+    def __len__(self) -> int:
+        return len(ROLES)
+
+    def __repr__(self) -> str:
+        return f"RoleTable({dict(self)!r})"
+
+
+ALLOWED: Mapping[str, frozenset[str]] = RoleTable()
 
 
 def is_allowed(role: str, event_type: str) -> bool:
-    return event_type in ALLOWED.get(role, frozenset())
+    cls = EVENT_TYPES.get(event_type)
+    return cls is not None and role in cls.RULES.roles
 
 
 def authorize(role: str, event_type: str) -> None:
     """Raise ``AuthorizationError(code="ROLE_NOT_ALLOWED")`` unless ``role`` may append ``event_type``."""
     if not is_allowed(role, event_type):
+        known = role in ROLES
         raise AuthorizationError(
             f"role {role!r} may not append {event_type!r}"
-            if role in ALLOWED
+            if known
             else f"unknown role; it may not append {event_type!r}",
             code="ROLE_NOT_ALLOWED",
-            role=role if role in ALLOWED else None,
+            role=role if known else None,
             event_type=event_type,
         )

@@ -18,7 +18,7 @@ from typing import Any
 from domain import projections
 from domain.context import DomainConfig, EventContext
 from domain.errors import AuthorizationError, ConflictError, LedgerError, MalformedInputError, RuleViolation
-from domain.events import FootageCaptured
+from domain.events import stored_file
 from domain.registry import KeyInfo
 from ledger.decide import Signer, decide, trust_root_signer
 from ledger.envelope.canonical import format_time
@@ -494,16 +494,10 @@ class Appender:
             self.config,
             leaf_index=leaf_index,
         )
-        if (
-            isinstance(event, FootageCaptured)
-            and event.stored
-            and self.blob_exists is not None
-            and not self.blob_exists(event.sha256)
-        ):
+        claimed = stored_file(event)  # a file the event says is in the footage store
+        if claimed is not None and self.blob_exists is not None and not self.blob_exists(claimed[0]):
             raise RuleViolation(
-                "footage marked stored is not in the footage store",
-                code="FOOTAGE_NOT_STORED",
-                footage_id=event.footage_id,
+                "footage marked stored is not in the footage store", code="FOOTAGE_NOT_STORED", **claimed[1]
             )
         return new_state, ctx, event
 

@@ -9,10 +9,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.case import CaseState, apply
+from domain.case_evidence import is_depicting_federal_misconduct
 from domain.context import EventContext
 from domain.errors import LedgerError
-from domain.events import DEPICTS, FOOTAGE_SOURCES, RELEASE_BASES, Event
+from domain.events import (
+    ALLOWED_WHEN_CLOSED,
+    DEPICTS,
+    FOOTAGE_SOURCES,
+    RELEASE_BASES,
+    CustodyTransferred,
+    Event,
+    FootageReleased,
+    InvestigationHoldLifted,
+)
 from domain.projections import RELEASE_STATUSES, case_view, public_release_entries, release_status
+from domain.roles import is_allowed
 from tests.test_domain_helpers import DERIVATIVE_SHA, FOOTAGE_SHA, OTHER_SHA, ROLE_FOR, ctx, ev
 
 Op = tuple[str, dict[str, Any], str | None, str | None]  # type, body overrides, role, ctx authority
@@ -150,3 +161,36 @@ def test_projections_are_json_and_consistent(ops: list[Op]) -> None:
                 "violence_by_federal_officials",
                 "property_damage_by_federal_officials",
             }
+
+
+def _rules_hold(before: CaseState, event: Event, c: EventContext) -> None:
+    """The rules an accepted event must have met, checked against the state before it."""
+    assert is_allowed(c.role, event.TYPE)
+    if before.status == "closed":
+        assert event.TYPE in ALLOWED_WHEN_CLOSED
+    if isinstance(event, FootageReleased):
+        footage = before.footage_by_id(event.footage_id)
+        assert footage is not None
+        assert not before.active_holds_covering(event.footage_id)  # never released under a hold
+        owner = None if event.derivative_id is None else before.derivative_owner(event.derivative_id)
+        recorded = footage if owner is None else owner.derivative(event.derivative_id or "")
+        assert recorded is not None and recorded.sha256 == event.sha256
+        assert event.derivative_id is None or owner == footage
+        if event.basis == "executive_order":
+            assert is_depicting_federal_misconduct(footage)
+    if isinstance(event, CustodyTransferred):
+        footage = before.footage_by_id(event.footage_id)
+        assert footage is not None and footage.custodian == event.from_custodian
+    if isinstance(event, InvestigationHoldLifted):
+        hold = before.hold_by_id(event.hold_id)
+        assert hold is not None and hold.active
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(OPS, max_size=30))
+def test_every_accepted_event_met_the_rules_in_the_state_before_it(ops: list[Op]) -> None:
+    """A rule that stops refusing (e.g. a release under an active hold) fails here."""
+    _, accepted, states = fold(ops)
+    generated = accepted[len(accepted) - len(states) + 1 :]
+    for before, (event, c) in zip(states[:-1], generated, strict=True):
+        _rules_hold(before, event, c)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domain.errors import ConflictError, LedgerError, NotFoundError
+from domain.events import declared
 from ledger.durable import fsync_dir
 from ledger.envelope.canonical import canonical, format_time
 from ledger.envelope.dsse import REGISTRY_CASE_ID, parse_envelope
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 
     from ledger.store import Ledger
 
-MEDIA_TYPES = ("FootageCaptured", "FootageDerivativeCreated")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 _COORDS_PER_QUERY = 400
 
@@ -127,8 +127,10 @@ def _media_hashes(rows: list[Row]) -> list[str]:
             st = parse_envelope(row.envelope).statement
         except LedgerError:
             continue
-        if st.type in MEDIA_TYPES and isinstance(st.body.get("sha256"), str):
-            hashes.add(st.body["sha256"])
+        rules = declared(st.type)
+        media = None if rules is None else rules.media  # the file the event records, if any
+        if media is not None and isinstance(st.body.get(media.sha256_field), str):
+            hashes.add(st.body[media.sha256_field])
     return sorted(hashes)
 
 

@@ -1,9 +1,9 @@
 """Fixity of the footage store: re-hash every stored file and report what does not match.
 
-Problems: ``HASH_MISMATCH`` (the bytes no longer hash to their name), ``MISSING`` (a
-``FootageCaptured`` with ``stored: true`` names a file the store lacks), ``UNEXPECTED_ENTRY``
-(anything in the store that is not a well-placed regular file: a symlink, a stray file) and
-``UNREADABLE``.
+Problems: ``HASH_MISMATCH`` (the bytes no longer hash to their name), ``MISSING`` (an event that
+claims its file is stored, such as a ``FootageCaptured`` with ``stored: true``, names a file the
+store lacks: see ``Media.stored_field`` in :mod:`domain.events`), ``UNEXPECTED_ENTRY`` (anything in
+the store that is not a well-placed regular file: a symlink, a stray file) and ``UNREADABLE``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from domain.errors import LedgerError
+from domain.events import EVENT_TYPES, Media
 from ledger.evidence.footage import FootageStore, hash_open_file
 
 if TYPE_CHECKING:
@@ -40,18 +41,40 @@ class FixityReport:
         return not self.problems
 
 
+def _stored_media() -> dict[str, Media]:
+    """type name → the media declaration of every event type that can claim a stored file."""
+    return {
+        name: cls.RULES.media
+        for name, cls in EVENT_TYPES.items()
+        if cls.RULES.media is not None and cls.RULES.media.stored_field is not None
+    }
+
+
+def _claim() -> str:
+    """How the events that claim a stored file are named in MISSING problems."""
+    return " or ".join(f"{name} with {media.stored_field}: true" for name, media in _stored_media().items())
+
+
 def expected_files(ledger: Ledger) -> dict[str, list[dict[str, str]]]:
-    """sha256 → the (case, footage) of every FootageCaptured event with ``stored: true``."""
+    """sha256 → the (case, file id, seq) of every event that claims its file is stored (e.g. a
+    FootageCaptured with ``stored: true``)."""
     from ledger.envelope.dsse import parse_envelope
 
+    claims = _stored_media()
     expected: dict[str, list[dict[str, str]]] = {}
     for entry in ledger.iter_entries():
-        if entry.event_type != "FootageCaptured":
+        media = claims.get(entry.event_type)
+        if media is None or media.stored_field is None:
             continue
         body = parse_envelope(entry.envelope).statement.body
-        if body.get("stored") is True and isinstance(body.get("sha256"), str):
-            ref = {"case_id": entry.case_id, "footage_id": str(body.get("footage_id")), "seq": str(entry.seq)}
-            expected.setdefault(body["sha256"], []).append(ref)
+        sha = body.get(media.sha256_field)
+        if body.get(media.stored_field) is True and isinstance(sha, str):
+            ref = {
+                "case_id": entry.case_id,
+                media.id_field: str(body.get(media.id_field)),
+                "seq": str(entry.seq),
+            }
+            expected.setdefault(sha, []).append(ref)
     return expected
 
 
@@ -78,9 +101,7 @@ def check_fixity(
     for sha, refs in sorted(expected.items()):
         if sha not in seen:
             for ref in refs:
-                report.problems.append(
-                    FixityProblem("MISSING", sha, "named by a FootageCaptured with stored: true", dict(ref))
-                )
+                report.problems.append(FixityProblem("MISSING", sha, f"named by a {_claim()}", dict(ref)))
     return report
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from domain.errors import ConflictError, LedgerError, MalformedInputError, NotFoundError, VerificationError
+from domain.events import EvidenceAccessed
 from ledger.durable import fsync_dir
 
 if TYPE_CHECKING:
@@ -282,7 +283,9 @@ def record_access(
         body["derivative_id"] = derivative_id
     for attempt in range(ACCESS_ATTEMPTS):
         try:
-            return (append or ledger.append_one)(ledger.next_envelope(key, case_id, "EvidenceAccessed", body))
+            return (append or ledger.append_one)(
+                ledger.next_envelope(key, case_id, EvidenceAccessed.TYPE, body)
+            )
         except ConflictError as exc:
             if exc.code not in ("SEQ_CONFLICT", "PREV_MISMATCH") or attempt == ACCESS_ATTEMPTS - 1:
                 raise

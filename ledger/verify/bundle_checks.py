@@ -8,6 +8,7 @@ from typing import Any
 
 from domain.context import DomainConfig
 from domain.errors import LedgerError
+from domain.events import declared
 from ledger.envelope.dsse import REGISTRY_CASE_ID, UnverifiedEnvelope, parse_envelope
 from ledger.verify import bundle_files as bf
 from ledger.verify.bundle_model import BundleVerification, VerifyOptions
@@ -160,21 +161,21 @@ def run_entry_checks(v: BundleVerification, files: bf.BundleFiles, options: Veri
 # --- step 9: media --------------------------------------------------------------------------------
 
 
-MEDIA_EVENTS = {"FootageCaptured": "footage_id", "FootageDerivativeCreated": "derivative_id"}
-
-
 def media_recorded(files: bf.BundleFiles, checker: EntryChecker, case_id: str) -> dict[str, dict[str, str]]:
-    """sha256 → {footage_id | derivative_id} of every file a parseable event of the case records,
-    whether or not the event passed its own checks (those have their own findings)."""
+    """sha256 → {id field: id} (e.g. footage_id, derivative_id) of every file a parseable event of the
+    case records (its type declares ``media``), whether or not the event passed its own checks (those
+    have their own findings)."""
     recorded: dict[str, dict[str, str]] = {}
     for item in checker.checked:
-        if item.case_id != case_id or item.event_type not in MEDIA_EVENTS:
+        rules = declared(item.event_type) if item.case_id == case_id else None
+        media = None if rules is None else rules.media
+        if media is None:
             continue
         raw = files.small(bf.member_path(bf.ENVELOPES, item.leaf_index)) or b""
         body = parse_envelope(raw).statement.body  # it parsed once already
-        sha, ref = body.get("sha256"), body.get(MEDIA_EVENTS[item.event_type])
+        sha, ref = body.get(media.sha256_field), body.get(media.id_field)
         if isinstance(sha, str) and bf.HEX64.fullmatch(sha) and isinstance(ref, str):
-            recorded.setdefault(sha, {MEDIA_EVENTS[item.event_type]: ref})
+            recorded.setdefault(sha, {media.id_field: ref})
     return recorded
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.events import media_id_fields
 from ledger.verify.bundle import BundleVerification
 from ledger.verify.bundle_model import EXIT_CODES, FAILED, PIN_FILE, UNPINNED, VERIFIED
 
@@ -39,6 +40,11 @@ def unpinned_message(v: BundleVerification) -> str:
         f"the bundle. Give {' and '.join(missing)} with what the City published, or pin both once: "
         f"evidence-ledger trust pin --origin {origin} --vkey LOG_KEY --trust-root KEY_ID"
     )
+
+
+def media_ref(row: dict[str, Any]) -> Any:
+    """The id a media row names its file by (footage_id, derivative_id, …: see ``Media.id_field``)."""
+    return next((row[name] for name in media_id_fields() if row.get(name)), None)
 
 
 def _source(source: str | None, pin_file: str | None) -> str | None:
@@ -227,9 +233,7 @@ def render_text(v: BundleVerification, *, allow_unpinned: bool = False) -> str:
     ]
     if v.media:
         lines += ["", "Media:"]
-        lines += [
-            f"  {r['sha256']} {r.get('derivative_id') or r.get('footage_id')}: {r['status']}" for r in v.media
-        ]
+        lines += [f"  {r['sha256']} {media_ref(r)}: {r['status']}" for r in v.media]
     if v.caveats:
         lines += ["", "Caveats:", *[f"  - {c}" for c in v.caveats]]
     return "\n".join(lines) + "\n"

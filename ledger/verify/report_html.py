@@ -14,6 +14,7 @@ from ledger.verify.bundle_model import FAILED, UNPINNED, VERIFIED
 from ledger.verify.report import (
     key_source_text,
     log_key_text,
+    media_ref,
     report_json,
     trust_root_text,
     unpinned_message,
@@ -214,7 +215,7 @@ def render_html(v: BundleVerification, *, allow_unpinned: bool = False) -> str:
     doc = report_json(v, allow_unpinned=allow_unpinned)
     findings = [(f["code"], f["step"], _location(f), f["message"]) for f in doc["findings"]]
     steps = [(s["step"], s["title"], s["status"], s["detail"]) for s in doc["steps"]]
-    media = [(r["sha256"], r.get("derivative_id") or r.get("footage_id"), r["status"]) for r in doc["media"]]
+    media = [(r["sha256"], media_ref(r), r["status"]) for r in doc["media"]]
     keys = [
         (k["key_id"], k["actor"], k["role"], k["authority"] or "", k["registered_at"], k["revoked_at"] or "")
         for k in doc["keys"]
