@@ -1,23 +1,19 @@
-"""`evidence-ledger serve` and `evidence-ledger tokens …`, registered on :data:`ledger.cli.app`.
+"""The installed `evidence-ledger` command: every ledger command (``ledger.cli``) plus ``serve``.
 
-Importing this module registers the commands (``ledger.cli.main`` imports it when the web layer is
-installed); ``python -m api`` runs the same command line with them.
+The ledger's own commands never import the web layer; this module composes them with the HTTP
+service. ``evidence-ledger-verify`` (``ledger.cli.offline``) is the verify-only command, which needs
+no web framework and no database driver.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from ledger.cli.app import DataDir, app, cli_errors, print_json, settings_for
+from ledger.cli.app import DataDir, app, commands, settings_for
+from ledger.cli.errors import cli_errors
 from ledger.cli.witness import WitnessDir, witness_app
-
-tokens_app = typer.Typer(no_args_is_help=True, help="Bearer tokens for the HTTP API (stored hashed).")
-app.add_typer(tokens_app, name="tokens")
 
 
 @app.command()
@@ -89,65 +85,6 @@ def witness_serve(
     typer.echo("witness stopped", err=True)
 
 
-@contextmanager
-def _token_store(data_dir: Path | None) -> Iterator[Any]:
-    from datetime import timedelta
-
-    from api.settings import ApiSettings
-    from ledger.store import Ledger
-    from ledger.tokens import TokenStore
-
-    settings = settings_for(data_dir)
-    with Ledger(settings) as ledger:
-        yield TokenStore(
-            ledger.db, ledger.mac, authorities=tuple(settings.authorities), registry=ledger.registry_state,
-            max_lifetime=timedelta(days=ApiSettings().token_max_days),
-        )
-
-
-@tokens_app.command("issue")
-@cli_errors
-def tokens_issue(
-    actor: Annotated[str, typer.Option(help="who the token is for; must equal the actor of their signing key")],
-    role: Annotated[str, typer.Option(help="investigator | supervisor | auditor | prosecutor | admin")],
-    authority: Annotated[str | None, typer.Option(help="prosecutors: the authority they act for")] = None,
-    expires_in: Annotated[str, typer.Option("--expires-in", help="lifetime, e.g. 30d, 12h, 90m")] = "30d",
-    data_dir: DataDir = None,
-) -> None:
-    """Issue a token; it is printed once, alone on the last line, and only its SHA-256 is stored."""
-    from ledger.store import utc_now
-    from ledger.tokens import parse_duration
-
-    lifetime = parse_duration(expires_in)
-    with _token_store(data_dir) as store:
-        issued = store.issue(actor=actor, role=role, authority=authority, expires_in=lifetime, now=utc_now())
-    record = issued.record
-    typer.echo(f"token id {record.token_id} for {record.actor} ({record.role}), expires {record.expires_at}")
-    typer.echo("store it now; it cannot be shown again:")
-    typer.echo(issued.token)
-
-
-@tokens_app.command("revoke")
-@cli_errors
-def tokens_revoke(
-    token_id: Annotated[str, typer.Argument(help="the token id shown by `tokens issue` / `tokens list`")],
-    data_dir: DataDir = None,
-) -> None:
-    """Revoke a token (effective immediately)."""
-    from ledger.store import utc_now
-
-    with _token_store(data_dir) as store:
-        record = store.revoke(token_id, now=utc_now())
-    typer.echo(f"revoked token {record.token_id} ({record.actor}) at {record.revoked_at}")
-
-
-@tokens_app.command("list")
-@cli_errors
-def tokens_list(data_dir: DataDir = None) -> None:
-    """List tokens (ids, actors, roles, expiry, status; never the tokens or their hashes)."""
-    from ledger.store import utc_now
-
-    with _token_store(data_dir) as store:
-        records = store.list()
-    now = utc_now()
-    print_json([r.to_json(now) for r in records])
+def main() -> None:
+    """The `evidence-ledger` script."""
+    commands()()

@@ -38,12 +38,6 @@ class VerificationError(LedgerError):
     code = "VERIFICATION_FAILED"
 
 
-class InconsistencyError(VerificationError):
-    """Two signed views of the log that cannot both be true; carries both as evidence."""
-
-    code = "INCONSISTENT"
-
-
 class DomainError(LedgerError):
     """A rule of the case was broken (maps to 422)."""
 

@@ -18,10 +18,10 @@ from ledger.envelope.canonical import canonical, format_time
 from ledger.envelope.keys import load_private_key
 from ledger.envelope.signing import build_envelope
 from ledger.evidence.bundle import export_bundle
-from ledger.log.witnessing import checkpoint_with_witnesses
 from ledger.log import merkle, note
 from ledger.log.leaf import leaf_bytes
 from ledger.log.proof_json import inclusion_proof_json
+from ledger.log.witnessing import checkpoint_with_witnesses
 from ledger.settings import key_path
 from ledger.store import Ledger
 from tests.support import Actors, new_case_id, run_cambridge_scenario

@@ -226,7 +226,7 @@ def _envelope_page(http: Transport, start: int) -> list[dict[str, Any]]:
         raise AuditInputError(
             "GET /v1/log/envelopes did not return a list of {leaf_index, case_id, seq, envelope, leaf}"
         )
-    return data  # type: ignore[no-any-return]
+    return data
 
 
 def _server_envelopes(http: Transport, progress: Progress) -> list[dict[str, Any]]:

@@ -12,8 +12,8 @@ from typing import Annotated
 
 import typer
 
-from domain.errors import MalformedInputError
 from ledger.cli.app import DataDir, app, cli_errors, settings_for
+from ledger.cli.args import key_text
 from ledger.cli.log import log_app
 
 witness_app = typer.Typer(
@@ -28,17 +28,6 @@ WitnessDir = Annotated[
 Origin = Annotated[str | None, typer.Option(help="the log's checkpoint origin (default: the key name)")]
 
 
-def _key_text(value: str) -> str:
-    """A verifier key given as text, or the path of a file holding it."""
-    candidate = Path(value)
-    if "+" not in value or candidate.is_file():
-        try:
-            return candidate.read_text("utf-8").strip()
-        except (OSError, UnicodeDecodeError):
-            raise MalformedInputError(f"cannot read verifier key file {value}", code="BAD_ARGUMENT") from None
-    return value.strip()
-
-
 @witness_app.command("init")
 @cli_errors
 def witness_init(
@@ -50,7 +39,7 @@ def witness_init(
     """Create a witness: its Ed25519 key (mode 0600), config and state; print its verifier key."""
     from ledger.witness.cosigner import Witness
 
-    witness = Witness.create(data_dir, name, _key_text(log_vkey), origin=origin)
+    witness = Witness.create(data_dir, name, key_text(log_vkey), origin=origin)
     typer.echo(f"initialised witness {witness.name} in {data_dir}")
     typer.echo(f"witness verifier key: {witness.verifier_key}")
 
@@ -65,7 +54,7 @@ def witness_add_log(
     """Follow one more log (cosign its checkpoints from now on)."""
     from ledger.witness.cosigner import Witness
 
-    added = Witness(data_dir).add_log(_key_text(vkey), origin=origin)
+    added = Witness(data_dir).add_log(key_text(vkey), origin=origin)
     typer.echo(f"following log {added}")
 
 
@@ -88,5 +77,5 @@ def log_add_witness(
     """Ask this witness to cosign every new checkpoint (written to witnesses.json in the data dir)."""
     from ledger.log.witnessing import configure_witness
 
-    endpoint = configure_witness(settings_for(data_dir).data_dir, url, _key_text(vkey))
+    endpoint = configure_witness(settings_for(data_dir).data_dir, url, key_text(vkey))
     typer.echo(f"witness {endpoint.name} at {endpoint.url} configured")
