@@ -4,8 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= ./data
 ORIGIN ?= localhost/evidence-ledger
+# A new seed each run, printed so a failure can be replayed: make test HYPOTHESIS_SEED=<the printed seed>
+HYPOTHESIS_SEED ?= $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
 
-.PHONY: setup serve test lint bench
+.PHONY: setup serve test lint bench mutation
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,11 +24,20 @@ serve: setup
 test: setup
 	$(BIN)/ruff check domain ledger api tests ops
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q -n 2 --dist loadgroup
+	$(BIN)/mypy
+	@echo "Hypothesis seed: $(HYPOTHESIS_SEED)"
+	$(BIN)/pytest -q -n 2 --dist loadgroup --hypothesis-seed=$(HYPOTHESIS_SEED)
 
 lint: setup
 	$(BIN)/ruff check domain ledger api tests ops
-	$(BIN)/mypy domain ledger api
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+# Mutation testing of the case rules (docs/testing.md): mutmut mutates domain/, runs the domain tests per mutant.
+mutation: setup
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children 2
+	$(BIN)/python -m ops.mutation_report
 
 bench: setup
 	$(BIN)/python -m ops.bench.run_all

@@ -16,10 +16,22 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from ledger.bootstrap import init_data_dir
 from ledger.settings import Settings
 from ledger.store import Ledger
+
+# Hypothesis would pick its "ci" profile when CI is set: derandomized, the same examples on every run.
+# Ours draws new examples on every run, from the seed `make test` prints (and replays with it).
+hypothesis_settings.register_profile(
+    "ledger",
+    derandomize=False,
+    deadline=None,
+    print_blob=True,
+    **({"database": None} if os.environ.get("CI") else {}),
+)
+hypothesis_settings.load_profile("ledger")
 
 PG_ADMIN_URL = os.environ.get("EVIDENCE_LEDGER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
 ORIGIN = "test.cambridgema.gov/evidence-ledger"

@@ -93,8 +93,9 @@ def test_the_ledger_refuses_even_when_the_early_check_missed_it(rolled_back: tup
 
 
 def test_the_seal_command_refuses_after_a_rollback(rolled_back: tuple[Api, str]) -> None:
-    from ledger.cli.app import app
+    from ledger.cli.app import commands
 
+    app = commands()
     api, _ = rolled_back
     env = {"EVIDENCE_LEDGER_DATA_DIR": str(api.ledger.data_dir)}
     if api.ledger.settings.database_url:
@@ -200,54 +201,81 @@ def test_the_checkpointer_collects_cosignatures_and_records_them(
         note.verify_checkpoint(served, log_vkey, [witness_key], 1)
 
 
-@pytest.fixture
-def silent_witness() -> Iterator[tuple[str, list[float]]]:
-    """A witness that accepts connections and never answers; yields (url, accept times)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    accepted: list[float] = []
-    held: list[socket.socket] = []
-    stop = threading.Event()
+class SilentWitness:
+    """Accepts connections, reads nothing, answers nothing; once released it hangs up on every caller."""
 
-    def run() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.held: list[socket.socket] = []
+        self.stop = threading.Event()
+        self.released = threading.Event()
+
+    def run(self) -> None:
+        self.listener.settimeout(0.1)
+        while not self.stop.is_set():
             try:
-                conn, _ = listener.accept()
+                conn, _ = self.listener.accept()
             except OSError:
                 continue
-            accepted.append(time.monotonic())
-            held.append(conn)
+            if self.released.is_set():
+                conn.close()
+            else:
+                self.held.append(conn)
 
-    thread = threading.Thread(target=run, daemon=True)
+    def caller_still_waiting(self, conn: socket.socket) -> bool:
+        """True while the caller keeps the connection open (its request is still outstanding)."""
+        conn.setblocking(False)
+        try:
+            while True:
+                try:
+                    if conn.recv(65536) == b"":
+                        return False
+                except BlockingIOError:
+                    return True
+        finally:
+            conn.setblocking(True)
+
+    def release(self) -> None:
+        self.released.set()
+        for conn in list(self.held):
+            conn.close()
+
+
+@pytest.fixture
+def silent_witness() -> Iterator[SilentWitness]:
+    """A witness that accepts connections and never answers until released."""
+    witness = SilentWitness()
+    thread = threading.Thread(target=witness.run, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}", accepted
+        yield witness
     finally:
-        stop.set()
+        witness.stop.set()
         thread.join()
-        for conn in held:
-            conn.close()
-        listener.close()
+        witness.release()
+        witness.listener.close()
 
 
-def test_a_silent_witness_never_blocks_appends(
-    ledger: Ledger, silent_witness: tuple[str, list[float]]
-) -> None:
+def test_a_silent_witness_never_blocks_appends(ledger: Ledger, silent_witness: SilentWitness) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    url, accepted = silent_witness
     vkey = note.make_verifier_key("silent.example/w", Ed25519PrivateKey.generate().public_key(), 0x04)
-    configure_witness(ledger.data_dir, url, str(vkey))
-    with running_api(ledger, witness_timeout=3.0, wait_timeout=1.0) as api:
+    configure_witness(ledger.data_dir, silent_witness.url, str(vkey))
+    # The witness timeout is far longer than these appends take: one that waited for the witness would still be waiting.
+    with running_api(ledger, witness_timeout=30.0, wait_timeout=1.0) as api:
         api.ok("investigator", new_case_id(), "CaseOpened", case_opened())
         deadline = time.monotonic() + 10
-        while not accepted and time.monotonic() < deadline:
+        while not silent_witness.held and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert accepted, "the checkpointer contacted the witness"
+        assert silent_witness.held, "the checkpointer contacted the witness"
         for _ in range(10):
             api.ok("investigator", new_case_id(), "CaseOpened", case_opened())
-        assert time.monotonic() - accepted[0] < 3.0, "the appends finished while the witness was silent"
         waited = api.post("investigator", new_case_id(), "CaseOpened", case_opened(), wait=True)
         assert waited.status_code == 201 and waited.json()["checkpoint"]
+        assert silent_witness.caller_still_waiting(silent_witness.held[0]), (
+            "the appends finished while the first witness request was still unanswered"
+        )
+        silent_witness.release()
