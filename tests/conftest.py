@@ -11,7 +11,6 @@ import os
 import secrets
 import warnings
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -21,6 +20,7 @@ from hypothesis import settings as hypothesis_settings
 from ledger.bootstrap import init_data_dir
 from ledger.settings import Settings
 from ledger.store import Ledger
+from tests.support.ledgers import ORIGIN, PG_ADMIN_URL, FakeClock
 
 # Hypothesis would pick its "ci" profile when CI is set: derandomized, the same examples on every run.
 # Ours draws new examples on every run, from the seed `make test` prints (and replays with it).
@@ -33,8 +33,6 @@ hypothesis_settings.register_profile(
 )
 hypothesis_settings.load_profile("ledger")
 
-PG_ADMIN_URL = os.environ.get("EVIDENCE_LEDGER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
-ORIGIN = "test.cambridgema.gov/evidence-ledger"
 
 
 def postgres_required() -> bool:
@@ -74,18 +72,6 @@ def pg_database(pg_server: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-class FakeClock:
-    """A controllable UTC clock."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime(2026, 2, 5, 17, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(milliseconds=1)
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

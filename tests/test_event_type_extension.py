@@ -44,9 +44,9 @@ from ledger.store import Ledger
 from ledger.verify.bundle import VerifyOptions, verify_bundle
 from ledger.verify.report import render_text, report_json
 from ledger.verify.report_html import render_html
-from tests.support import Actors, case_opened, new_case_id
-from tests.test_audit import audit
-from tests.test_domain_helpers import CASE_ID, body, ctx, ev
+from tests.support.audit import audit
+from tests.support.cases import Actors, case_opened, new_case_id
+from tests.support.domain import CASE_ID, body, ctx, ev
 
 MODULE = '''
 """Throwaway event types: a still photo (a media file with its own id field) and an audit review."""

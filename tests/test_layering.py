@@ -1,5 +1,6 @@
 """Every dependency between the project's modules is a plain import that lint-imports can see: no
-``importlib.import_module`` or ``__import__`` of a project module, anywhere in the project."""
+``importlib.import_module`` or ``__import__`` of a project module, anywhere in the project. Tests share
+helpers only through ``tests/support/``: no test module imports another."""
 
 from __future__ import annotations
 
@@ -48,4 +49,46 @@ def test_the_check_finds_what_it_forbids() -> None:
         "line 2: import_module('ledger.cli.app')",
         "line 3: import_module(name)",
         "line 4: __import__('api.cli')",
+    ]
+
+
+TESTS = sorted((ROOT / "tests").rglob("*.py"))
+
+
+def imports_of_test_modules(source: str) -> list[str]:
+    """Imports of ``tests.*`` modules other than the helpers in ``tests.support``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        names = (
+            [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0
+            else [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        )
+        for name in names:
+            if name == "tests" and isinstance(node, ast.ImportFrom):
+                found.extend(f"line {node.lineno}: tests.{a.name}" for a in node.names if a.name != "support")
+            elif name.split(".")[0] == "tests" and name != "tests.support" and not name.startswith("tests.support."):
+                found.append(f"line {node.lineno}: {name}")
+    return found
+
+
+@pytest.mark.parametrize("path", TESTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_tests_share_helpers_only_through_tests_support(path: Path) -> None:
+    assert imports_of_test_modules(path.read_text("utf-8")) == []
+    if "support" in path.relative_to(ROOT / "tests").parts:
+        assert "\ndef test_" not in path.read_text("utf-8"), "tests/support holds helpers, not tests"
+
+
+def test_the_test_import_check_finds_what_it_forbids() -> None:
+    source = (
+        "from tests.support.cases import Actors\n"
+        "from tests.ledger.audit.test_audit import Raw\n"
+        "from tests.conftest import ORIGIN\n"
+        "from tests import test_cli\n"
+        "import tests.api.test_auth\n"
+    )
+    assert imports_of_test_modules(source) == [
+        "line 2: tests.ledger.audit.test_audit",
+        "line 3: tests.conftest",
+        "line 4: tests.test_cli",
+        "line 5: tests.api.test_auth",
     ]

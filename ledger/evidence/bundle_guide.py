@@ -2,7 +2,7 @@
 
 It explains every format in the bundle and gives a POSIX shell script (between the BEGIN/END SCRIPT
 lines) that checks one entry completely with sha256sum, base64, openssl and python3 one-liners.
-``tests/test_bundle.py`` runs that script on a real bundle.
+``tests/ledger/evidence/test_bundle.py`` runs that script on a real bundle.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ A new database gets :data:`TABLES` at :data:`SCHEMA_VERSION`. An older one gets 
 :data:`MIGRATIONS` above its version, in order, in one transaction (``Database.migrate``, run by
 ``init``, ``db migrate`` and ``db provision`` only; the service creates nothing at run time); the
 data steps a migration names (rebuilding the read models from the signed events, sealing the
-existing API tokens) then run in ``ledger.store.Ledger.migrate``. ``tests/test_schema_upgrade.py``
+existing API tokens) then run in ``ledger.store.Ledger.migrate``. ``tests/ledger/storage/test_schema_upgrade.py``
 migrates a database made with the previous release's exact table definitions.
 """
 

@@ -4,7 +4,7 @@ The ledger reuses the library's connection pools (and its SQLite WAL setup) and 
 in the same transactions as the library's event inserts. This module is the only one that reaches
 into the library beyond its public API — the raw SQLite connection of a pooled connection, and the
 per-backend insert routine (``Database.insert_events``) — because the public API commits events in a
-transaction of its own; ``tests/test_storage_contract.py`` checks, per backend, everything relied
+transaction of its own; ``tests/ledger/storage/test_storage_contract.py`` checks, per backend, everything relied
 on. SQL is written with ``?`` placeholders; for PostgreSQL they are rewritten to ``%s`` (no
 statement of ours contains a literal ``?``).
 """
@@ -165,7 +165,7 @@ class Database:
 
         The library's public ``insert_events`` opens a transaction of its own, which cannot hold our
         rows too; so this is the one place that calls its per-backend insert routine on our cursor.
-        ``tests/test_storage_contract.py`` pins what we rely on, on both backends."""
+        ``tests/ledger/storage/test_storage_contract.py`` pins what we rely on, on both backends."""
         if self.postgres:
             PostgresAggregateRecorder._insert_stored_events(self.recorder, tx.raw, stored)
         else:

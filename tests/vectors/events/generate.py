@@ -5,7 +5,7 @@
 One file per event type in :data:`domain.events.EVENT_TYPES`. Each holds a fixed Ed25519 seed (the
 SHA-256 of the type name), the statement fields, the body and the exact envelope bytes that
 :func:`ledger.envelope.sign_statement` produced for them, with the envelope's SHA-256 and the
-signature. Ed25519 is deterministic, so ``tests/test_golden_events.py`` can rebuild every envelope
+signature. Ed25519 is deterministic, so ``tests/ledger/envelope/test_golden_events.py`` can rebuild every envelope
 and demand byte equality: the files pin the wire format.
 
 The files are a compatibility promise. Do NOT regenerate them to make a failing test pass: a

@@ -1,0 +1,105 @@
+"""Shared harness for the HTTP API tests (no tests here): a running app on a test ledger.
+
+``running_api(ledger)`` registers one signing key per role (``tests.support.Actors``), starts the
+app in-process with ``TestClient`` (lifespan included, so the group committer and checkpointer run)
+and issues bearer tokens whose actor is the actor of the matching key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.runtime import Runtime
+from api.settings import ApiSettings
+from ledger.envelope.keys import load_private_key
+from ledger.settings import key_path
+from ledger.store import Ledger
+from tests.support.cases import ROLES, Actors
+
+# who -> (actor, role, authority) of the token that goes with the key of the same name
+TOKEN_HOLDERS: dict[str, tuple[str, str, str | None]] = {
+    name: (actor, "prosecutor" if name == "ag_prosecutor" else name, authority)
+    for name, (actor, authority) in ROLES.items()
+}
+TOKEN_HOLDERS["admin"] = ("admin", "admin", None)
+
+
+@dataclass
+class Api:
+    app: FastAPI
+    client: TestClient
+    ledger: Ledger
+    actors: Actors
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def runtime(self) -> Runtime:
+        runtime = self.app.state.runtime
+        assert isinstance(runtime, Runtime)
+        return runtime
+
+    def issue(self, who: str, *, expires_in: timedelta = timedelta(days=1), **overrides: Any) -> str:
+        actor, role, authority = TOKEN_HOLDERS[who]
+        fields = {"actor": actor, "role": role, "authority": authority, **overrides}
+        assert self.runtime.tokens is not None
+        issued = self.runtime.tokens.issue(expires_in=expires_in, now=self.ledger.clock(), **fields)
+        return issued.token
+
+    def token(self, who: str) -> str:
+        if who not in self.tokens:
+            self.tokens[who] = self.issue(who)
+        return self.tokens[who]
+
+    def auth(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(who)}"}
+
+    def envelope(self, who: str, case_id: str, event_type: str, body: dict[str, Any], **kw: Any) -> bytes:
+        return self.actors.envelope(who, case_id, event_type, body, **kw)
+
+    def post(self, who: str, case_id: str, event_type: str, body: dict[str, Any], *,
+             caller: str | None = None, wait: bool = False, **kw: Any) -> httpx.Response:
+        """Sign as ``who`` and post with the token of ``caller`` (default: the same person)."""
+        raw = self.envelope(who, case_id, event_type, body, **kw)
+        return self.post_raw(case_id, raw, caller or who, wait=wait)
+
+    def post_raw(self, case_id: str, raw: bytes, caller: str, *, wait: bool = False) -> httpx.Response:
+        params = {"wait": "true"} if wait else None
+        return self.client.post(f"/v1/cases/{case_id}/events", content=raw, params=params, headers=self.auth(caller))
+
+    def ok(self, who: str, case_id: str, event_type: str, body: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        response = self.post(who, case_id, event_type, body, **kw)
+        assert response.status_code == 201, (event_type, response.status_code, response.text)
+        result: dict[str, Any] = response.json()
+        return result
+
+    def admin_key(self) -> Any:
+        return load_private_key(key_path(self.ledger.data_dir, "admin"))
+
+
+@contextmanager
+def running_api(ledger: Ledger, **api_overrides: Any) -> Iterator[Api]:
+    actors = Actors.register(ledger)
+    app = create_app(ledger=ledger, api_settings=ApiSettings(**api_overrides))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield Api(app=app, client=client, ledger=ledger, actors=actors)
+
+
+def problem(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    """Assert an RFC 9457 problem response and return its body."""
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["content-type"].startswith("application/problem+json"), response.headers
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status and body["type"].startswith("urn:evidence-ledger:problem:")
+    assert {"title", "detail", "code", "refs"} <= body.keys()
+    if code is not None:
+        assert body["code"] == code, body
+    return body
