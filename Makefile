@@ -37,7 +37,7 @@ lint: setup
 mutation: setup
 	rm -rf mutants
 	$(BIN)/mutmut run --max-children 2
-	$(BIN)/python -m ops.mutation_report
+	$(BIN)/python -m ops.mutation.report
 
 bench: setup
 	$(BIN)/python -m ops.bench.run_all
