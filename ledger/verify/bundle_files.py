@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from domain.errors import MalformedInputError
+from ledger.envelope.dsse import REGISTRY_CASE_ID
 
 BUNDLE_FORMAT = "evidence-ledger-bundle/1"
 MANIFEST = "manifest.json"
@@ -130,6 +131,7 @@ def parse_manifest(raw: bytes) -> Manifest:
     origin, case_id = data.get("origin"), data.get("case_id")
     _require(isinstance(origin, str) and bool(origin), "origin must be a non-empty string")
     _require(isinstance(case_id, str) and bool(case_id), "case_id must be a non-empty string")
+    _require(case_id != REGISTRY_CASE_ID, "case_id names the key registry stream, which is not a case")
     authorities = data.get("authorities")
     _require(
         authorities is None

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from api.witness_app import make_server
 from ledger.bootstrap import revoke_key
 from ledger.envelope.canonical import canonical
+from ledger.envelope.dsse import REGISTRY_CASE_ID
 from ledger.evidence.footage import FootageStore
 from ledger.log import note
 from ledger.log.witnessing import configure_witness
@@ -430,10 +431,17 @@ def test_unusable_bundles_and_arguments_exit_2(exported: Exported, tmp_path: Pat
     bad_manifest = tampered(
         exported.path, tmp_path / "b.zip", lambda m: m.update({"manifest.json": b"{"}), manifest=False
     )
+
+    def registry_as_case(members: Members) -> None:
+        manifest = json.loads(members["manifest.json"])
+        members["manifest.json"] = json.dumps({**manifest, "case_id": REGISTRY_CASE_ID}).encode()
+
+    registry_manifest = tampered(exported.path, tmp_path / "r.zip", registry_as_case)
     for args in (
         [str(not_zip)],
         [str(no_manifest)],
         [str(bad_manifest)],
+        [str(registry_manifest)],
         [str(tmp_path / "missing.zip")],
         [str(exported.path), "--vkey", "nonsense+zz+zz"],
         [str(exported.path), "--min-witnesses", "-1"],
