@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                  for name, status in statuses.items() if status not in KILLED | {"skipped"}]
     if survivors:
         print("\nsurvivors (see each with `mutmut show NAME`):")
-        for module, name, status in survivors:
+        for _module, name, status in survivors:
             print(f"  {name}  [{status}]")
     if score < args.threshold:
         print(f"\nFAIL: {score:.1f}% < {args.threshold:.0f}% of the case rules' mutants killed", file=sys.stderr)

@@ -45,3 +45,16 @@ def test_unknown_role_is_not_echoed() -> None:
         authorize("CANARY-7f3a", "CaseOpened")
     assert info.value.code == "ROLE_NOT_ALLOWED" and "CANARY-7f3a" not in str(info.value)
     assert info.value.refs["role"] is None
+
+
+def test_table_refuses_an_unknown_role_by_name() -> None:
+    with pytest.raises(KeyError) as info:
+        ALLOWED["mayor"]
+    assert info.value.args == ("mayor",)
+    assert "mayor" not in ALLOWED and ALLOWED.get("mayor") is None
+
+
+def test_table_repr_shows_each_role_with_its_types() -> None:
+    shown = repr(ALLOWED)
+    assert shown.startswith("RoleTable({") and shown.endswith("})")
+    assert "'auditor': frozenset()" in shown and "'prosecutor': frozenset({'ReferralAcknowledged'})" in shown
