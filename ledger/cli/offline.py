@@ -1,7 +1,7 @@
 """`evidence-ledger-verify`: the offline checks alone — `verify`, `log verify-*`, `trust` — for a
-prosecutor's or auditor's machine. It imports no web framework, no database driver and no
-eventsourcing, so the package installs and runs without them (``pip install evidence-ledger`` with no
-extras); the same commands are part of `evidence-ledger`."""
+prosecutor's or auditor's machine. It imports no web framework, no database driver, no HTTP client
+and no eventsourcing, so it runs on the base package (``pip install evidence-ledger``, no extras);
+the same commands are part of `evidence-ledger`, which falls back to them on such an install."""
 
 from __future__ import annotations
 

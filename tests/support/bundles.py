@@ -8,11 +8,17 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from ledger.envelope.canonical import canonical, format_time
 from ledger.envelope.keys import load_private_key
@@ -29,23 +35,47 @@ from tests.support.cases import Actors, new_case_id, run_cambridge_scenario
 Members = dict[str, bytes]
 
 BLOCKER = """
-import sys
+import json, os, sys
+from importlib.metadata import packages_distributions
 BLOCKED = ("fastapi", "starlette", "eventsourcing", "psycopg", "sqlite3", "_sqlite3")
+BASE = set(json.loads(os.environ["BASE_DISTRIBUTIONS"]))
+DISTRIBUTIONS = packages_distributions()
+def outside_base(top):
+    return top in BLOCKED or any(d not in BASE for d in DISTRIBUTIONS.get(top, ()))
 class Blocker:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in BLOCKED:
-            raise ImportError("blocked in the offline verifier: " + name)
+        if outside_base(name.split(".")[0]):
+            raise ModuleNotFoundError("not installed with the base package (the offline verifier): " + name, name=name)
         return None
+STARTUP = set(sys.modules)  # site's own (.pth files), loaded before any of ours
 sys.meta_path.insert(0, Blocker())
-sys.argv = ["evidence-ledger", *sys.argv[1:]]
-from ledger.cli.app import main
+sys.argv = ["evidence-ledger-verify", *sys.argv[1:]]
+from ledger.cli.offline import main
 try:
     main()
 finally:
-    leaked = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
+    leaked = sorted(m for m in set(sys.modules) - STARTUP if outside_base(m.split(".")[0]))
     if leaked:
         print("LEAKED", leaked, file=sys.stderr)
 """
+
+
+@cache
+def base_distributions() -> list[str]:
+    """The project and the distributions its base install brings (``[project].dependencies`` and
+    their own requirements, no extras): all `evidence-ledger-verify` may import."""
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text("utf-8"))
+    todo = [Requirement(r) for r in pyproject["project"]["dependencies"]]
+    seen = {canonicalize_name(pyproject["project"]["name"])}
+    while todo:
+        req = todo.pop()
+        name = canonicalize_name(req.name)
+        if name in seen or (req.marker is not None and not req.marker.evaluate({"extra": ""})):
+            continue
+        seen.add(name)
+        todo.extend(Requirement(r) for r in metadata.requires(req.name) or [])
+    installed = {canonicalize_name(d.metadata["Name"]): d.metadata["Name"] for d in metadata.distributions()}
+    return sorted(installed.get(n, n) for n in seen)
 
 
 @dataclass
@@ -78,18 +108,25 @@ def export_scenario(
     return Exported(ledger, actors, case_id, out)
 
 
-def run_verify(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """`evidence-ledger verify …` in a fresh interpreter that cannot import drivers or FastAPI."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_LEDGER_")}
+def run_offline(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`evidence-ledger-verify …` in a fresh interpreter that can import only what the base package
+    installs (no driver, eventsourcing, FastAPI or HTTP client); ``env`` adds to a clean environment."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_LEDGER_")}
+    clean["BASE_DISTRIBUTIONS"] = json.dumps(base_distributions())
     return subprocess.run(
-        [sys.executable, "-c", BLOCKER, "verify", *args],
+        [sys.executable, "-c", BLOCKER, *args],
         capture_output=True,
         text=True,
-        env=env,
+        env={**clean, **(env or {})},
         cwd=cwd,
         timeout=120,
         check=False,
     )
+
+
+def run_verify(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`evidence-ledger-verify verify …`, as :func:`run_offline`."""
+    return run_offline("verify", *args, cwd=cwd)
 
 
 # --- rewriting bundles --------------------------------------------------------------------------

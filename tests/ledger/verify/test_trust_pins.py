@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +30,7 @@ from ledger.verify.trust import (
     read_pin_file,
     render_pin_file,
 )
-from tests.support.bundles import BLOCKER, Exported, export_scenario, flip_sig, run_verify, tampered
+from tests.support.bundles import Exported, export_scenario, flip_sig, run_offline, run_verify, tampered
 from tests.support.cases import Actors, case_opened, new_case_id
 
 commands()
@@ -185,14 +182,7 @@ def test_a_pin_file_supplies_both_pins(exported: Exported, tmp_path: Path, own_c
     default.unlink()
     named = write_pins(tmp_path / "elsewhere.toml", pin_for(exported))
     assert verify_json(str(exported.path), "--trust", str(named))[0] == 0
-    env_run = subprocess.run(
-        [sys.executable, "-c", BLOCKER, "verify", str(exported.path)],
-        capture_output=True,
-        text=True,
-        env={**_clean_env(), "EVIDENCE_LEDGER_TRUST_FILE": str(named)},
-        timeout=120,
-        check=False,
-    )
+    env_run = run_offline("verify", str(exported.path), env={"EVIDENCE_LEDGER_TRUST_FILE": str(named)})
     assert env_run.returncode == 0 and "VERIFIED" in env_run.stdout, env_run.stdout + env_run.stderr
 
 
@@ -392,10 +382,6 @@ def test_trust_pin_refuses_bad_arguments_and_a_malformed_file(tmp_path: Path) ->
     assert "no pin file" in run_cli("trust", "show").stdout
 
 
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_LEDGER_")}
-
-
 def test_trust_commands_import_no_driver_and_no_web_framework(exported: Exported, tmp_path: Path) -> None:
     path = tmp_path / "p.toml"
     for args in (
@@ -411,14 +397,7 @@ def test_trust_commands_import_no_driver_and_no_web_framework(exported: Exported
         ],
         ["trust", "show", "--trust", str(path)],
     ):
-        result = subprocess.run(
-            [sys.executable, "-c", BLOCKER, *args],
-            capture_output=True,
-            text=True,
-            env=_clean_env(),
-            timeout=120,
-            check=False,
-        )
+        result = run_offline(*args)
         assert result.returncode == 0 and "LEAKED" not in result.stderr, result.stdout + result.stderr
     assert exported.log_vkey in path.read_text("utf-8")
 
