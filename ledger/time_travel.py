@@ -18,7 +18,7 @@ from ledger.envelope.canonical import format_time, parse_time
 from ledger.envelope.dsse import REGISTRY_CASE_ID
 from ledger.log import tlog
 from ledger.storage.sql import Database, Tx
-from ledger.verify.engine import Entry, check_entries
+from ledger.verify import Entry, check_entries
 
 
 def moment(text: str) -> str:

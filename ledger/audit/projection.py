@@ -31,8 +31,7 @@ from ledger.storage.read_models import (
     write_read_models,
 )
 from ledger.storage.sql import Database, Tx
-from ledger.verify.engine import EntryChecker
-from ledger.verify.findings import Finding
+from ledger.verify import EntryChecker, Finding
 
 _SCRATCH_TABLES = ("case_state (", "public_releases (")
 

@@ -34,17 +34,22 @@ from ledger.envelope.canonical import format_time
 from ledger.envelope.dsse import REGISTRY_CASE_ID, UnverifiedEnvelope
 from ledger.log import merkle, note
 from ledger.storage.integrity import RowMac
-from ledger.verify.engine import Entry, EntryChecker, public_keys_in
-from ledger.verify.findings import Finding
-from ledger.verify.log_checks import (
+from ledger.verify import (
     CheckpointInput,
+    Entry,
+    EntryChecker,
+    Finding,
     KnownCheckpoint,
+    Matched,
     check_checkpoints,
+    check_pipelined,
     checkpoint_sizes,
+    match_log,
+    order_findings,
+    parse_all,
+    public_keys_in,
     scan_tree,
 )
-from ledger.verify.log_match import Matched, match_log, order_findings
-from ledger.verify.pipeline import check_pipelined, parse_all
 
 Progress = Callable[[str, int, int | None], None]
 

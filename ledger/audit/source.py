@@ -27,8 +27,7 @@ from ledger.client import Transport, error_from_response
 from ledger.storage.integrity import RowMac
 from ledger.storage.sql import Database, Tx
 from ledger.tokens import tampered_tokens
-from ledger.verify.log_checks import CheckpointInput
-from ledger.verify.log_match import EventRow, LogRow
+from ledger.verify import CheckpointInput, EventRow, LogRow
 
 Progress = Callable[[str, int, int | None], None]
 FETCH = 5000

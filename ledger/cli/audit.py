@@ -53,7 +53,7 @@ def _parse_key(value: str, what: str) -> Any:
 def _kept(files: list[Path], options: Any) -> list[Any]:
     """Kept checkpoints must be signed by the trusted log key (and meet the witness policy)."""
     from domain.errors import MalformedInputError, VerificationError
-    from ledger.verify.log_checks import CheckpointInput, verify_known
+    from ledger.verify import CheckpointInput, verify_known
 
     kept = []
     for path in files:
@@ -74,7 +74,7 @@ def _kept(files: list[Path], options: Any) -> list[Any]:
 
 def _guard_checkpoint(data_dir: Path) -> list[Any]:
     from ledger.log.rollback import latest_path
-    from ledger.verify.log_checks import CheckpointInput
+    from ledger.verify import CheckpointInput
 
     path = latest_path(data_dir)
     if not path.is_file():

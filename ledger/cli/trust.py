@@ -59,7 +59,7 @@ def trust_pin(
     """Pin a log's keys for its origin (replacing an earlier pin of that origin) in the pin file."""
     from ledger.durable import write_atomic
     from ledger.log import note
-    from ledger.verify.trust import (
+    from ledger.verify import (
         HEX64,
         LogPin,
         PinFile,
@@ -113,7 +113,7 @@ def trust_show(
 
     Exit 0; 1 if --origin is given and has no pin; 2 if the pin file is unusable.
     """
-    from ledger.verify.trust import pin_file_path
+    from ledger.verify import pin_file_path
 
     path, _ = pin_file_path(trust)
     pins = load_pin_file(trust)

@@ -43,7 +43,7 @@ def _options(
     pins: Any,
 ) -> Any:
     from ledger.log import note
-    from ledger.verify.bundle import VerifyOptions
+    from ledger.verify import VerifyOptions
 
     if min_witnesses is not None and min_witnesses < 0:
         fail("--min-witnesses must be >= 0", 2)
@@ -70,7 +70,7 @@ def _options(
 def load_pin_file(trust: Path | None) -> Any:
     """The pin file that applies (``--trust``, ``$EVIDENCE_LEDGER_TRUST_FILE``, the default one if it
     exists), or None; exit 2 with one line if it is unusable."""
-    from ledger.verify.trust import PinFileError, load_pins
+    from ledger.verify import PinFileError, load_pins
 
     try:
         return load_pins(trust)
@@ -127,9 +127,7 @@ def verify(
     VERIFIED (exit 0) needs no finding and both --vkey and --trust-root pinned (here or in the pin
     file); with a pin missing the verdict is UNPINNED (exit 3); any finding is FAILED (exit 1).
     """
-    from ledger.verify.bundle import verify_bundle
-    from ledger.verify.bundle_files import BundleUnusable
-    from ledger.verify.report import exit_code, render_text, report_json
+    from ledger.verify import BundleUnusable, exit_code, render_text, report_json, verify_bundle
 
     options = _options(vkey, witness, min_witnesses, media, trust_root, workers, load_pin_file(trust))
     try:
@@ -139,7 +137,7 @@ def verify(
     except OSError as exc:
         fail(f"cannot read {bundle}: {exc.strerror or exc}", 2)
     if html is not None:
-        from ledger.verify.report_html import render_html
+        from ledger.verify import render_html
 
         try:
             html.write_text(render_html(result, allow_unpinned=allow_unpinned), "utf-8")

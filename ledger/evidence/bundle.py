@@ -1,4 +1,4 @@
-"""Export one case as a self-contained evidence bundle (layout: ``ledger/verify/bundle_files.py``).
+"""Export one case as a self-contained evidence bundle (layout: ``ledger.verify.bundle_format``).
 
 The bundle holds every envelope of the case in order, the key-registry envelopes its signers need
 (the trust root, the registration of every signer and of the admin keys that registered them,
@@ -35,7 +35,7 @@ from ledger.evidence.bundle_guide import guide_text
 from ledger.evidence.footage import FootageStore
 from ledger.log import merkle, note, tlog
 from ledger.log.proof_json import inclusion_proof_json
-from ledger.verify import bundle_files as bf
+from ledger.verify import bundle_format as bf
 
 if TYPE_CHECKING:
 

@@ -3,4 +3,134 @@
 Imports only the standard library, `cryptography`, `rfc8785`, `domain` and the driver-free parts
 of `ledger` (canonical JSON, envelopes, keys, leaves, Merkle, notes): never FastAPI, eventsourcing,
 psycopg or sqlite3.
+
+The public surface is ``__all__``: code outside this package imports only these names (and the
+module ``bundle_format``, the bundle's layout shared with the writer), never the modules behind
+them (checked by ``tests/test_layering.py``); the modules of the package import each other by
+module, never through this package. Every name but ``bundle_format`` is imported from its module on
+first use (PEP 562), so an importer pays only for what it takes: the pin-file commands load the
+pin-file reader alone, and the service, which writes bundles, loads no verifier at all.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ledger.verify import bundle_format
+
+if TYPE_CHECKING:
+    from ledger.verify.bundle import verify_bundle
+    from ledger.verify.bundle_files import BundleUnusable
+    from ledger.verify.bundle_model import VerifyOptions
+    from ledger.verify.engine import Entry, EntryChecker, check_entries, public_keys_in, verify_signatures
+    from ledger.verify.findings import Finding
+    from ledger.verify.log_checks import (
+        CheckpointInput,
+        KnownCheckpoint,
+        check_checkpoints,
+        checkpoint_sizes,
+        scan_tree,
+        verify_known,
+    )
+    from ledger.verify.log_match import EventRow, LogRow, Matched, match_log, order_findings
+    from ledger.verify.pipeline import check_pipelined, parse_all
+    from ledger.verify.report import exit_code, render_text, report_json
+    from ledger.verify.report_html import render_html
+    from ledger.verify.trust import (
+        HEX64,
+        LogPin,
+        PinFile,
+        PinFileError,
+        check_origin,
+        load_pins,
+        pin_file_path,
+        read_pin_file,
+        render_pin_file,
+    )
+
+__all__ = [
+    "HEX64",
+    "BundleUnusable",
+    "CheckpointInput",
+    "Entry",
+    "EntryChecker",
+    "EventRow",
+    "Finding",
+    "KnownCheckpoint",
+    "LogPin",
+    "LogRow",
+    "Matched",
+    "PinFile",
+    "PinFileError",
+    "VerifyOptions",
+    "bundle_format",
+    "check_checkpoints",
+    "check_entries",
+    "check_origin",
+    "check_pipelined",
+    "checkpoint_sizes",
+    "exit_code",
+    "load_pins",
+    "match_log",
+    "order_findings",
+    "parse_all",
+    "pin_file_path",
+    "public_keys_in",
+    "read_pin_file",
+    "render_html",
+    "render_pin_file",
+    "render_text",
+    "report_json",
+    "scan_tree",
+    "verify_bundle",
+    "verify_known",
+    "verify_signatures",
+]
+
+if not TYPE_CHECKING:  # type checkers read the imports above; at run time a name is imported when used
+
+    def __getattr__(name: str) -> Any:
+        if name == "verify_bundle":
+            from ledger.verify import bundle as module
+        elif name == "BundleUnusable":
+            from ledger.verify import bundle_files as module
+        elif name == "VerifyOptions":
+            from ledger.verify import bundle_model as module
+        elif name in ("Entry", "EntryChecker", "check_entries", "public_keys_in", "verify_signatures"):
+            from ledger.verify import engine as module
+        elif name == "Finding":
+            from ledger.verify import findings as module
+        elif name in (
+            "CheckpointInput",
+            "KnownCheckpoint",
+            "check_checkpoints",
+            "checkpoint_sizes",
+            "scan_tree",
+            "verify_known",
+        ):
+            from ledger.verify import log_checks as module
+        elif name in ("EventRow", "LogRow", "Matched", "match_log", "order_findings"):
+            from ledger.verify import log_match as module
+        elif name in ("check_pipelined", "parse_all"):
+            from ledger.verify import pipeline as module
+        elif name in ("exit_code", "render_text", "report_json"):
+            from ledger.verify import report as module
+        elif name == "render_html":
+            from ledger.verify import report_html as module
+        elif name in (
+            "HEX64",
+            "LogPin",
+            "PinFile",
+            "PinFileError",
+            "check_origin",
+            "load_pins",
+            "pin_file_path",
+            "read_pin_file",
+            "render_pin_file",
+        ):
+            from ledger.verify import trust as module
+        else:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(module, name)
+        globals()[name] = value  # the next lookup finds it without this function
+        return value

@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ledger.envelope.dsse import REGISTRY_CASE_ID
-from ledger.verify import bundle_files as bf
 from ledger.verify.bundle_checks import check_manifest, check_media, media_recorded, run_entry_checks
-from ledger.verify.bundle_files import BundleUnusable
+from ledger.verify.bundle_files import BundleUnusable, load_bundle, open_bundle, parse_manifest, read_members
 from ledger.verify.bundle_log import check_checkpoint, check_inclusion
 from ledger.verify.bundle_model import BundleVerification, Step, VerifyOptions
 from ledger.verify.bundle_state import case_summary
@@ -67,10 +66,10 @@ def verify_bundle(path: Path, options: VerifyOptions | None = None) -> BundleVer
     """Run every applicable check on the bundle at ``path``; raise BundleUnusable only when the
     bundle itself cannot be used (not a zip, no usable manifest)."""
     options = options or VerifyOptions()
-    bundle_sha, source = bf.load_bundle(Path(path))
-    with bf.open_bundle(source, Path(path).name) as (zf, manifest_raw):
-        manifest = bf.parse_manifest(manifest_raw)
-        files = bf.read_members(zf)
+    bundle_sha, source = load_bundle(Path(path))
+    with open_bundle(source, Path(path).name) as (zf, manifest_raw):
+        manifest = parse_manifest(manifest_raw)
+        files = read_members(zf)
     v = BundleVerification(Path(path).name, bundle_sha, manifest)
     options = options.pinned_for(manifest.origin)
     _pins(v, options)

@@ -10,7 +10,8 @@ from domain.context import DomainConfig
 from domain.errors import LedgerError
 from domain.events import declared
 from ledger.envelope.dsse import REGISTRY_CASE_ID, UnverifiedEnvelope, parse_envelope
-from ledger.verify import bundle_files as bf
+from ledger.verify.bundle_files import BundleFiles, ManifestFile
+from ledger.verify.bundle_format import ENVELOPES, HEX64, LEAVES, MANIFEST, MEDIA, file_sha256, member_path
 from ledger.verify.bundle_model import BundleVerification, VerifyOptions
 from ledger.verify.engine import Entry, EntryChecker, check_entries, verify_signatures
 
@@ -19,10 +20,10 @@ PARALLEL_FROM = 200  # entries; below this a worker process costs more than it s
 # --- step 1: the manifest -----------------------------------------------------------------------
 
 
-def check_manifest(v: BundleVerification, files: bf.BundleFiles) -> None:
-    listed: dict[str, bf.ManifestFile] = {}
+def check_manifest(v: BundleVerification, files: BundleFiles) -> None:
+    listed: dict[str, ManifestFile] = {}
     for item in v.manifest.files:
-        if item.path in listed or item.path == bf.MANIFEST:
+        if item.path in listed or item.path == MANIFEST:
             v.find(
                 "MANIFEST_MISMATCH", 1, "the manifest lists this file twice or lists itself", path=item.path
             )
@@ -45,9 +46,9 @@ def check_manifest(v: BundleVerification, files: bf.BundleFiles) -> None:
                 actual_size=member.size,
             )
     for name, member in files.members.items():
-        if name != bf.MANIFEST and name not in listed:
+        if name != MANIFEST and name not in listed:
             v.find("MANIFEST_MISMATCH", 1, "the bundle holds a file the manifest does not list", path=name)
-        if member.error is not None and name != bf.MANIFEST:
+        if member.error is not None and name != MANIFEST:
             v.find("MANIFEST_MISMATCH", 1, f"a file {member.error}", path=name)
     v.counts[1] = f"{len(listed)} listed files checked against their SHA-256 and size"
 
@@ -55,16 +56,16 @@ def check_manifest(v: BundleVerification, files: bf.BundleFiles) -> None:
 # --- steps 2-5 and 10: the entries ----------------------------------------------------------------
 
 
-def collect_entries(v: BundleVerification, files: bf.BundleFiles) -> list[Entry]:
+def collect_entries(v: BundleVerification, files: BundleFiles) -> list[Entry]:
     entries = []
-    envelopes = set(files.indexes(bf.ENVELOPES))
+    envelopes = set(files.indexes(ENVELOPES))
     for index in sorted(envelopes):
-        raw = files.small(bf.member_path(bf.ENVELOPES, index))
-        leaf = files.small(bf.member_path(bf.LEAVES, index))
+        raw = files.small(member_path(ENVELOPES, index))
+        leaf = files.small(member_path(LEAVES, index))
         if leaf is None:
             v.find("LEAF_MISMATCH", 5, "the bundle holds no leaf for this envelope", leaf_index=index)
         entries.append(Entry(index, raw if raw is not None else b"", leaf))
-    for index in files.indexes(bf.LEAVES):
+    for index in files.indexes(LEAVES):
         if index not in envelopes:
             v.find("LEAF_MISMATCH", 5, "a leaf without its envelope", leaf_index=index)
     return entries
@@ -140,7 +141,7 @@ def _speculative(entries: list[Entry], **kwargs: Any) -> EntryChecker:
     return check_entries(entries, **kwargs)
 
 
-def run_entry_checks(v: BundleVerification, files: bf.BundleFiles, options: VerifyOptions) -> EntryChecker:
+def run_entry_checks(v: BundleVerification, files: BundleFiles, options: VerifyOptions) -> EntryChecker:
     entries = collect_entries(v, files)
     authorities = v.manifest.authorities
     kwargs: dict[str, Any] = {
@@ -161,7 +162,7 @@ def run_entry_checks(v: BundleVerification, files: bf.BundleFiles, options: Veri
 # --- step 9: media --------------------------------------------------------------------------------
 
 
-def media_recorded(files: bf.BundleFiles, checker: EntryChecker, case_id: str) -> dict[str, dict[str, str]]:
+def media_recorded(files: BundleFiles, checker: EntryChecker, case_id: str) -> dict[str, dict[str, str]]:
     """sha256 → {id field: id} (e.g. footage_id, derivative_id) of every file a parseable event of the
     case records (its type declares ``media``), whether or not the event passed its own checks (those
     have their own findings)."""
@@ -171,10 +172,10 @@ def media_recorded(files: bf.BundleFiles, checker: EntryChecker, case_id: str) -
         media = None if rules is None else rules.media
         if media is None:
             continue
-        raw = files.small(bf.member_path(bf.ENVELOPES, item.leaf_index)) or b""
+        raw = files.small(member_path(ENVELOPES, item.leaf_index)) or b""
         body = parse_envelope(raw).statement.body  # it parsed once already
         sha, ref = body.get(media.sha256_field), body.get(media.id_field)
-        if isinstance(sha, str) and bf.HEX64.fullmatch(sha) and isinstance(ref, str):
+        if isinstance(sha, str) and HEX64.fullmatch(sha) and isinstance(ref, str):
             recorded.setdefault(sha, {media.id_field: ref})
     return recorded
 
@@ -189,10 +190,10 @@ def _mismatch(v: BundleVerification, path: str, actual: str | None, refs: dict[s
 
 
 def _bundle_media(
-    v: BundleVerification, files: bf.BundleFiles, recorded: dict[str, dict[str, str]], seen: dict[str, str]
+    v: BundleVerification, files: BundleFiles, recorded: dict[str, dict[str, str]], seen: dict[str, str]
 ) -> None:
-    for name in files.names(bf.MEDIA):
-        sha, member = name[len(bf.MEDIA) :], files.members[name]
+    for name in files.names(MEDIA):
+        sha, member = name[len(MEDIA) :], files.members[name]
         if sha not in recorded:
             v.find("MEDIA_MISMATCH", 9, "a media file that no event of the case records", path=name)
             continue
@@ -208,14 +209,14 @@ def _folder_media(
         path = next((p for p in _media_candidates(folder, sha) if p.is_file()), None)
         if path is None:
             continue
-        actual, _ = bf.file_sha256(path)
+        actual, _ = file_sha256(path)
         if actual != sha:
             _mismatch(v, str(path), actual, refs)
         seen[sha] = ("verified" if actual == sha else "MISMATCH") + " (--media)"
 
 
 def check_media(
-    v: BundleVerification, files: bf.BundleFiles, recorded: dict[str, dict[str, str]], media_dir: Path | None
+    v: BundleVerification, files: BundleFiles, recorded: dict[str, dict[str, str]], media_dir: Path | None
 ) -> None:
     """Bundle media must be files the case records and hash to their names; so must files in
     ``media_dir`` (named <sha256> or ab/cd/<sha256>). Recorded files that nobody provides are listed."""

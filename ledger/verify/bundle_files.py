@@ -1,16 +1,4 @@
-"""The evidence bundle's layout, and reading one without trusting it.
-
-A bundle is one zip file (format ``evidence-ledger-bundle/1``):
-
-    manifest.json            format, origin, case id, created_at, trust root key id, every file's SHA-256/size
-    HOW-TO-VERIFY.txt        how to check everything by hand
-    envelopes/<n>.json       the DSSE envelope at leaf index n, bytes exactly as stored
-    leaves/<n>.json          the exact leaf bytes at index n
-    proofs/<n>.json          RFC 6962 inclusion proof of leaf n against checkpoint.txt
-    checkpoint.txt           the signed checkpoint note with witness cosignature lines
-    log.vkey                 the log's verifier key (a copy: pass --vkey for an independent check)
-    witnesses/<name>.vkey    verifier keys of the ledger's witnesses (copies, as log.vkey)
-    media/<sha256>           optional: footage and derivatives
+"""Reading an evidence bundle without trusting it (its layout: ``ledger.verify.bundle_format``).
 
 Reading never extracts anything: members are only looked up by their exact names and hashed as
 streams; small members are kept in memory up to a size cap.
@@ -20,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -31,42 +18,30 @@ from typing import IO, Any
 
 from domain.errors import MalformedInputError
 from ledger.envelope.dsse import REGISTRY_CASE_ID
+from ledger.verify.bundle_format import (
+    BUNDLE_FORMAT,
+    ENVELOPES,
+    HEX64,
+    INDEXED,
+    LEAVES,
+    MANIFEST,
+    MANIFEST_FILE_KEYS,
+    MANIFEST_KEYS,
+    MEDIA,
+    PROOFS,
+    file_sha256,
+)
 
-BUNDLE_FORMAT = "evidence-ledger-bundle/1"
-MANIFEST = "manifest.json"
-GUIDE = "HOW-TO-VERIFY.txt"
-CHECKPOINT = "checkpoint.txt"
-LOG_VKEY = "log.vkey"
-ENVELOPES, LEAVES, PROOFS, MEDIA, WITNESSES = "envelopes/", "leaves/", "proofs/", "media/", "witnesses/"
 MAX_SMALL = 4 * 1024 * 1024  # any member that is not media
 MAX_MANIFEST = 64 * 1024 * 1024
 IN_MEMORY = 256 * 1024 * 1024  # bundles up to this size are read into memory once
 CHUNK = 1024 * 1024
-INDEXED = re.compile(r"(envelopes|leaves|proofs)/(0|[1-9][0-9]{0,18})\.json")
-HEX64 = re.compile(r"[0-9a-f]{64}")
-MANIFEST_KEYS = frozenset(
-    {
-        "format",
-        "origin",
-        "case_id",
-        "created_at",
-        "trust_root_key_id",
-        "authorities",
-        "checkpoint_size",
-        "case_events",
-        "files",
-    }
-)
 
 
 class BundleUnusable(MalformedInputError):
     """The bundle itself cannot be used (not a zip, no or unreadable manifest): exit code 2."""
 
     code = "UNUSABLE_BUNDLE"
-
-
-def member_path(kind: str, index: int) -> str:
-    return f"{kind}{index}.json"
 
 
 @dataclass(frozen=True)
@@ -106,9 +81,7 @@ def _optional_int(data: dict[str, Any], key: str) -> int | None:
 
 
 def _file_entry(item: object) -> ManifestFile:
-    _require(
-        isinstance(item, dict) and set(item) == {"path", "sha256", "size"}, "files[] are {path, sha256, size}"
-    )
+    _require(isinstance(item, dict) and set(item) == MANIFEST_FILE_KEYS, "files[] are {path, sha256, size}")
     assert isinstance(item, dict)
     path, sha, size = item["path"], item["sha256"], item["size"]
     _require(isinstance(path, str) and 0 < len(path) <= 300, "a file path is a short string")
@@ -276,12 +249,3 @@ def open_bundle(source: Path | IO[bytes], name: str) -> Iterator[tuple[zipfile.Z
         if len(raw) > MAX_MANIFEST:
             raise BundleUnusable(f"manifest.json is larger than {MAX_MANIFEST} bytes")
         yield zf, raw
-
-
-def file_sha256(path: Path) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size

@@ -8,11 +8,20 @@ from typing import Any
 from domain.errors import MalformedInputError, VerificationError
 from ledger.log import merkle, note
 from ledger.log.proof_json import parse_inclusion_proof
-from ledger.verify import bundle_files as bf
+from ledger.verify.bundle_files import BundleFiles
+from ledger.verify.bundle_format import (
+    CHECKPOINT,
+    ENVELOPES,
+    LEAVES,
+    LOG_VKEY,
+    PROOFS,
+    WITNESSES,
+    member_path,
+)
 from ledger.verify.bundle_model import BundleVerification, VerifyOptions
 
 
-def _bundle_key(files: bf.BundleFiles, name: str) -> note.VerifierKey | None:
+def _bundle_key(files: BundleFiles, name: str) -> note.VerifierKey | None:
     raw = files.small(name)
     try:
         return None if raw is None else note.parse_verifier_key(raw.decode("utf-8").strip())
@@ -20,7 +29,7 @@ def _bundle_key(files: bf.BundleFiles, name: str) -> note.VerifierKey | None:
         return None
 
 
-def _log_key(v: BundleVerification, files: bf.BundleFiles, options: VerifyOptions) -> note.VerifierKey | None:
+def _log_key(v: BundleVerification, files: BundleFiles, options: VerifyOptions) -> note.VerifierKey | None:
     if options.vkey is not None:
         v.checkpoint["key_source"] = options.vkey_source
         return options.vkey
@@ -30,24 +39,24 @@ def _log_key(v: BundleVerification, files: bf.BundleFiles, options: VerifyOption
         "independent check: pass --vkey with the key published by the City, or pin it with "
         "`evidence-ledger trust pin`."
     )
-    key = _bundle_key(files, bf.LOG_VKEY)
+    key = _bundle_key(files, LOG_VKEY)
     if key is None or key.type != note.SIG_TYPE_ED25519:
         v.find(
             "BAD_CHECKPOINT",
             8,
             "the bundle's log.vkey is missing or is not a log verifier key",
-            path=bf.LOG_VKEY,
+            path=LOG_VKEY,
         )
     return key
 
 
 def _witness_keys(
-    v: BundleVerification, files: bf.BundleFiles, options: VerifyOptions
+    v: BundleVerification, files: BundleFiles, options: VerifyOptions
 ) -> list[note.VerifierKey]:
     if options.witnesses:
         v.checkpoint["witness_source"] = options.witness_source
         return list(options.witnesses)
-    keys = [k for n in files.names(bf.WITNESSES) if (k := _bundle_key(files, n)) is not None]
+    keys = [k for n in files.names(WITNESSES) if (k := _bundle_key(files, n)) is not None]
     unique = {(k.name, k.key_id): k for k in keys if k.type == note.SIG_TYPE_COSIGNATURE_V1}
     keys = list(unique.values())
     v.checkpoint["witness_source"] = "bundle"
@@ -73,17 +82,17 @@ def _judge_witness(raw: bytes, log_key: note.VerifierKey, witness: note.Verifier
 
 
 def check_checkpoint(
-    v: BundleVerification, files: bf.BundleFiles, options: VerifyOptions
+    v: BundleVerification, files: BundleFiles, options: VerifyOptions
 ) -> note.Checkpoint | None:
-    raw = files.small(bf.CHECKPOINT)
+    raw = files.small(CHECKPOINT)
     log_key = _log_key(v, files, options)
     if raw is None:
-        v.find("BAD_CHECKPOINT", 8, "the bundle holds no checkpoint", path=bf.CHECKPOINT)
+        v.find("BAD_CHECKPOINT", 8, "the bundle holds no checkpoint", path=CHECKPOINT)
         return None
     try:
         checkpoint = note.parse_checkpoint_body(note.open_note(raw)[0])
     except MalformedInputError as exc:
-        v.find("BAD_CHECKPOINT", 8, f"the checkpoint cannot be parsed: {exc.message}", path=bf.CHECKPOINT)
+        v.find("BAD_CHECKPOINT", 8, f"the checkpoint cannot be parsed: {exc.message}", path=CHECKPOINT)
         return None
     v.checkpoint.update(
         origin=checkpoint.origin,
@@ -98,7 +107,7 @@ def check_checkpoint(
             note.verify_checkpoint(raw, log_key, [], 0, origin=v.manifest.origin)
             signed = True
         except (VerificationError, MalformedInputError) as exc:
-            v.find("BAD_CHECKPOINT", 8, f"checkpoint signature: {exc.message}", path=bf.CHECKPOINT)
+            v.find("BAD_CHECKPOINT", 8, f"checkpoint signature: {exc.message}", path=CHECKPOINT)
     v.checkpoint["signature_valid"] = signed
     _check_witnesses(v, files, options, raw, log_key if signed else None)
     return checkpoint
@@ -106,7 +115,7 @@ def check_checkpoint(
 
 def _check_witnesses(
     v: BundleVerification,
-    files: bf.BundleFiles,
+    files: BundleFiles,
     options: VerifyOptions,
     raw: bytes,
     log_key: note.VerifierKey | None,
@@ -130,19 +139,19 @@ def _check_witnesses(
             f"the policy needs {required} valid witness cosignatures, found {valid}",
             required=required,
             found=valid,
-            path=bf.CHECKPOINT,
+            path=CHECKPOINT,
         )
 
 
-def check_inclusion(v: BundleVerification, files: bf.BundleFiles, checkpoint: note.Checkpoint | None) -> None:
-    indexes = files.indexes(bf.ENVELOPES)
+def check_inclusion(v: BundleVerification, files: BundleFiles, checkpoint: note.Checkpoint | None) -> None:
+    indexes = files.indexes(ENVELOPES)
     if checkpoint is None:
         v.counts[7] = "not run: no usable checkpoint"
         return
     for index in indexes:
         raw, leaf = (
-            files.small(bf.member_path(bf.PROOFS, index)),
-            files.small(bf.member_path(bf.LEAVES, index)),
+            files.small(member_path(PROOFS, index)),
+            files.small(member_path(LEAVES, index)),
         )
         if raw is None:
             v.find("BAD_INCLUSION", 7, "the bundle holds no inclusion proof for this entry", leaf_index=index)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.log import note
-from ledger.verify import bundle_files as bf
+from ledger.verify.bundle_files import Manifest
 from ledger.verify.findings import Finding
 from ledger.verify.trust import PinFile
 
@@ -63,7 +63,7 @@ class Step:
 class BundleVerification:
     bundle: str
     bundle_sha256: str
-    manifest: bf.Manifest
+    manifest: Manifest
     findings: list[Finding] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     timeline: list[dict[str, Any]] = field(default_factory=list)

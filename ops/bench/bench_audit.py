@@ -28,7 +28,7 @@ from ledger.bootstrap import log_verifier_key
 from ledger.envelope.dsse import REGISTRY_CASE_ID, parse_envelope
 from ledger.log import note
 from ledger.store import Ledger
-from ledger.verify.engine import verify_signatures
+from ledger.verify import verify_signatures
 from ops.bench.common import bench_ledger, case_opened_envelopes
 
 BATCH = 1000

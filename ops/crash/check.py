@@ -35,7 +35,7 @@ from ledger.envelope.dsse import REGISTRY_CASE_ID, parse_envelope
 from ledger.log import merkle, note, tlog
 from ledger.log.rollback import GUARD_DIR, HISTORY
 from ledger.store import Ledger, StoredEntry
-from ledger.verify.engine import Entry, check_entries
+from ledger.verify import Entry, check_entries
 from ops.crash.record import Ack, RunRecord
 
 MAX_PROBLEMS = 40
