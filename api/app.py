@@ -7,13 +7,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Authenticator
 from api.errors import PROBLEM_SCHEMA, install_error_handlers
 from api.logs import configure_logging
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware, RouteTable
+from api.query import reject_unknown_query_parameters
 from api.routes import cases, evidence, keys, log, ops
 from api.runtime import Runtime
 from api.settings import ApiSettings
@@ -58,6 +59,7 @@ def create_app(
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
+        dependencies=[Depends(reject_unknown_query_parameters)],
     )
     app.state.runtime = runtime
     routers = [module.router for module in (cases, evidence, keys, log, ops)]

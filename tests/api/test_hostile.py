@@ -152,6 +152,24 @@ def test_invalid_parameters_are_400_without_echoing_the_input(api: Api) -> None:
         assert all(set(e) == {"loc", "msg", "type"} for e in body["errors"])
 
 
+def test_unknown_query_parameters_are_refused_not_ignored(api: Api) -> None:
+    case_id = new_case_id()
+    opened = api.ok("investigator", case_id, "CaseOpened", case_opened())
+    auditor = api.auth("auditor")
+    misspelt = api.client.get(f"/v1/cases/{case_id}", params={"asof": "2000-01-01T00:00:00Z"}, headers=auditor)
+    body = problem(misspelt, 400, "INVALID_REQUEST")
+    assert body["errors"] == [{"loc": ["query", "asof"], "msg": "unknown query parameter", "type": "extra_forbidden"}]
+    marker = "Jane Caller 617-555-0100"
+    for response in (
+        api.client.get("/v1/log/checkpoint", params={marker: "1"}),
+        api.client.get("/v1/log/envelopes", params={"start": "0", "keyless": "1"}, headers=auditor),
+    ):
+        body = problem(response, 400, "INVALID_REQUEST")
+        assert marker not in response.text and body["errors"][0]["msg"] == "unknown query parameter"
+    assert api.client.get(f"/v1/cases/{case_id}", params={"at_index": opened["leaf_index"]}, headers=auditor).status_code == 200
+    assert api.client.get("/v1/log/envelopes", params={"start": "0", "limit": "5"}, headers=auditor).status_code == 200
+
+
 def test_unknown_routes_and_methods_are_problems_with_allow(api: Api) -> None:
     problem(api.client.get("/v2/nothing"), 404, "ROUTE_NOT_FOUND")
     response = api.client.delete("/v1/keys")
