@@ -93,6 +93,7 @@ def test_serve_end_to_end(ledger: Ledger, server: Server, tmp_path: Path) -> Non
     assert not any(token in line or "Vehicle damaged" in line for line in server.log_lines())
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # refused while reading, before any storage is touched
 def test_serve_refuses_a_50_mb_body_without_buffering_it(ledger: Ledger, server: Server) -> None:
     Actors.register(ledger)
     token = _issue(ledger, "Det. A. Rivera", "investigator")
@@ -123,6 +124,7 @@ def test_serve_stops_cleanly_on_sigterm(ledger: Ledger, server: Server) -> None:
     assert latest is not None and latest.size > receipt["leaf_index"], "a final checkpoint covers every append"
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # evidence files go to the footage store, never the database
 def test_serve_streams_a_large_upload_without_holding_it(ledger: Ledger, server: Server) -> None:
     import hashlib
 

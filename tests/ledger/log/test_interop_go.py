@@ -252,11 +252,13 @@ def test_case_set_is_large_and_mixed() -> None:
     assert len(_cases()) - good == 5 * MAX_SIZE + 4 * (MAX_SIZE - 1)
 
 
+@pytest.mark.xdist_group("gocheck")  # one Go build, shared by both tests on one worker
 def test_go_accepts_every_good_case(go_verdicts: dict[str, str]) -> None:
     rejected = [c.name for c in _cases() if c.good and go_verdicts[c.name] != "OK"]
     assert not rejected, f"Go rejected {len(rejected)} good cases, e.g. {rejected[:5]}"
 
 
+@pytest.mark.xdist_group("gocheck")
 def test_go_rejects_every_tampered_case(go_verdicts: dict[str, str]) -> None:
     accepted = [c.name for c in _cases() if not c.good and go_verdicts[c.name] != "FAIL"]
     assert not accepted, f"Go accepted {len(accepted)} tampered cases, e.g. {accepted[:5]}"

@@ -46,6 +46,13 @@ def own_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
+def backend() -> str:
+    """The verifier reads bundles, never a database: SQLite ledgers make them here, and
+    tests/ledger/evidence/test_bundle.py verifies one exported from each backend."""
+    return "sqlite"
+
+
+@pytest.fixture
 def exported(ledger: Ledger, tmp_path: Path) -> Exported:
     return export_scenario(ledger, tmp_path / "case.zip")
 

@@ -64,6 +64,13 @@ def no_pin_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def backend() -> str:
+    """The verifier reads bundles, never a database: SQLite ledgers make them here, and
+    tests/ledger/evidence/test_bundle.py verifies one exported from each backend."""
+    return "sqlite"
+
+
+@pytest.fixture
 def exported(ledger: Ledger, tmp_path: Path) -> Exported:
     return export_scenario(ledger, tmp_path / "case.zip")
 
