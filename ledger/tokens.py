@@ -68,7 +68,7 @@ def token_sha256(token: str) -> str:
 
 def token_id_of(token: str) -> str:
     """The id part of a well-formed token (MalformedInputError otherwise)."""
-    match = TOKEN_RE.match(token)
+    match = TOKEN_RE.fullmatch(token)
     if match is None:
         raise MalformedInputError("not an evidence-ledger token", code="BAD_ARGUMENT")
     return match.group(1)
@@ -76,7 +76,7 @@ def token_id_of(token: str) -> str:
 
 def parse_duration(text: str) -> timedelta:
     """``90d``, ``12h``, ``30m`` or ``3600s``."""
-    match = DURATION_RE.match(text.strip())
+    match = DURATION_RE.fullmatch(text.strip())
     if match is None:
         raise MalformedInputError("duration must look like 30d, 12h, 90m or 3600s", code="BAD_ARGUMENT")
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
@@ -193,7 +193,7 @@ class TokenStore:
     def _check_issue(self, actor: str, role: str, authority: str | None, expires_in: timedelta) -> None:
         if role not in API_ROLES:
             raise MalformedInputError(f"role must be one of {', '.join(API_ROLES)}", code="BAD_ARGUMENT")
-        if not ACTOR_RE.match(actor):
+        if not ACTOR_RE.fullmatch(actor):
             raise MalformedInputError("actor must be 1-200 printable characters", code="BAD_ARGUMENT")
         if role == "prosecutor" and authority not in self.authorities:
             raise MalformedInputError(
@@ -211,7 +211,7 @@ class TokenStore:
     def verify(self, token: str, *, now: datetime) -> TokenRecord | None:
         """The token's record if it is well-formed, known, intact, unrevoked, unexpired and its actor
         still holds an active key of its role; else None."""
-        match = TOKEN_RE.match(token)
+        match = TOKEN_RE.fullmatch(token)
         if match is None:
             return None
         hit = self._cached(match.group(1))
@@ -221,7 +221,7 @@ class TokenStore:
 
     def verify_cached(self, token: str, *, now: datetime) -> TokenRecord | object | None:
         """Like :meth:`verify` but without I/O: NEEDS_IO when the answer needs a database read."""
-        match = TOKEN_RE.match(token)
+        match = TOKEN_RE.fullmatch(token)
         if match is None:
             return None
         hit = self._cached(match.group(1))
@@ -262,7 +262,7 @@ class TokenStore:
 
     def revoke(self, token_id: str, *, now: datetime) -> TokenRecord:
         """Record a revocation (once; a second revocation keeps the first time)."""
-        if not TOKEN_ID_RE.match(token_id):
+        if not TOKEN_ID_RE.fullmatch(token_id):
             raise MalformedInputError("TOKEN_ID is 16 hex characters", code="BAD_ARGUMENT")
         revoked_at = format_time(now)
         with self.db.write() as tx:
