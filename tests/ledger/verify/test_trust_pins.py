@@ -30,7 +30,7 @@ from ledger.verify.trust import (
     read_pin_file,
     render_pin_file,
 )
-from tests.support.bundles import Exported, export_scenario, flip_sig, run_offline, run_verify, tampered
+from tests.support.bundles import Exported, flip_sig, run_offline, run_verify, tampered
 from tests.support.cases import Actors, case_opened, new_case_id
 
 commands()
@@ -43,18 +43,6 @@ def own_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
     monkeypatch.delenv("EVIDENCE_LEDGER_TRUST_FILE", raising=False)
     return config
-
-
-@pytest.fixture
-def backend() -> str:
-    """The verifier reads bundles, never a database: SQLite ledgers make them here, and
-    tests/ledger/evidence/test_bundle.py verifies one exported from each backend."""
-    return "sqlite"
-
-
-@pytest.fixture
-def exported(ledger: Ledger, tmp_path: Path) -> Exported:
-    return export_scenario(ledger, tmp_path / "case.zip")
 
 
 def fresh_public_key() -> Any:

@@ -63,18 +63,6 @@ def no_pin_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EVIDENCE_LEDGER_TRUST_FILE", raising=False)
 
 
-@pytest.fixture
-def backend() -> str:
-    """The verifier reads bundles, never a database: SQLite ledgers make them here, and
-    tests/ledger/evidence/test_bundle.py verifies one exported from each backend."""
-    return "sqlite"
-
-
-@pytest.fixture
-def exported(ledger: Ledger, tmp_path: Path) -> Exported:
-    return export_scenario(ledger, tmp_path / "case.zip")
-
-
 def pins(exported: Exported) -> tuple[str, ...]:
     return ("--vkey", exported.log_vkey, "--trust-root", exported.trust_root)
 
