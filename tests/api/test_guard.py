@@ -234,6 +234,7 @@ class SilentWitness:
 
     def caller_still_waiting(self, conn: socket.socket) -> bool:
         """True while the caller keeps the connection open (its request is still outstanding)."""
+        timeout = conn.gettimeout()
         conn.setblocking(False)
         try:
             while True:
@@ -243,7 +244,7 @@ class SilentWitness:
                 except BlockingIOError:
                     return True
         finally:
-            conn.setblocking(True)
+            conn.settimeout(timeout)
 
     def release(self) -> None:
         self.released.set()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,18 +93,28 @@ def test_a_body_without_content_length_is_refused_with_411(server: WitnessServer
     assert chunked.startswith(b"HTTP/1.1 411 ")
 
 
+def unanswered(conn: socket.socket) -> bool:
+    """True while nothing has come back on ``conn`` (no answer, not closed)."""
+    timeout = conn.gettimeout()
+    conn.setblocking(False)
+    try:
+        conn.recv(1, socket.MSG_PEEK)
+    except BlockingIOError:
+        return True
+    finally:
+        conn.settimeout(timeout)
+    return False
+
+
 def test_a_stalled_body_holds_no_one_else_and_is_answered_408(server: WitnessServer, log: FakeLog) -> None:
     body = request_body(0, [], log.note(5))
     with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as slow:
         slow.sendall(b"POST /add-checkpoint HTTP/1.1\r\nHost: w\r\nContent-Length: %d\r\n\r\n" % len(body))
         slow.sendall(body[: len(body) // 2])  # ... and then nothing more
-        started = time.monotonic()
         with httpx.Client(trust_env=False, timeout=5) as http:
             assert http.get(url(server, "/healthz")).text == "ok\n"
             cosigned = http.post(url(server), content=body)
         assert cosigned.status_code == 200 and cosigned.text.startswith("— w.example/w1 ")
-        assert time.monotonic() - started < BODY_TIMEOUT  # served while the first request still waits
+        assert unanswered(slow), "served while the stalled request still waits for its body"
         answer = read_until_closed(slow)  # the server gives up on the stalled body and closes
-        waited = time.monotonic() - started
     assert answer.startswith(b"HTTP/1.1 408 ") and b"connection: close" in answer.lower()
-    assert BODY_TIMEOUT * 0.5 < waited < BODY_TIMEOUT + 5
