@@ -13,6 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Receipt(BaseModel):
+    """The wire form of :class:`ledger.append.Receipt`, for the OpenAPI document.
+
+    The dataclass is the definition; this model only describes it (with field descriptions), and
+    ``tests/api/test_schemas.py`` keeps the two field for field.
+    """
+
     event_id: str
     case_id: str
     seq: int

@@ -20,20 +20,15 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.bootstrap import init_data_dir, register_key
 from ledger.envelope.dsse import parse_envelope
-from ledger.envelope.keys import raw_public_key
-from ledger.settings import Settings, key_path
-from ledger.store import Ledger
 from ops.bench.common import ORIGIN, case_opened_envelopes, database, median, percentile
 from ops.bench.httpload import LoadResult, run_load
+from ops.ledgers import prepare_ledger
 from ops.procs import free_port, issue_token
 
 
@@ -79,18 +74,7 @@ def describe(name: str, result: LoadResult) -> str:
 def run(backend: str, clients: int, events: int) -> None:
     with tempfile.TemporaryDirectory(prefix="el-http-") as tmp, database(backend) as url:
         data_dir = Path(tmp) / "data"
-        settings = Settings(data_dir=data_dir, database_url=url)
-        init_data_dir(data_dir, ORIGIN, settings, now=datetime.now(UTC))
-        key = Ed25519PrivateKey.generate()
-        with Ledger(settings) as ledger:
-            register_key(
-                ledger,
-                key_path(data_dir, "admin"),
-                raw_public_key(key),
-                actor="bench",
-                role="investigator",
-                authority=None,
-            )
+        _, key = prepare_ledger(data_dir, url, origin=ORIGIN, actor="bench")
         env = {**os.environ, "EVIDENCE_LEDGER_DATA_DIR": str(data_dir)}
         if url:
             env["EVIDENCE_LEDGER_DATABASE_URL"] = url

@@ -17,11 +17,10 @@ from typing import Any
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.bootstrap import init_data_dir, register_key
-from ledger.envelope.keys import raw_public_key
 from ledger.envelope.signing import build_envelope
-from ledger.settings import Settings, key_path
+from ledger.settings import Settings
 from ledger.store import Ledger
+from ops.ledgers import prepare_ledger
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 ORIGIN = "bench.cambridgema.gov/evidence-ledger"
@@ -52,19 +51,8 @@ class BenchLedger:
 @contextmanager
 def bench_ledger(backend: str) -> Iterator[BenchLedger]:
     with tempfile.TemporaryDirectory(prefix="el-bench-") as tmp, database(backend) as url:
-        data_dir = Path(tmp) / "data"
-        settings = Settings(data_dir=data_dir, database_url=url)
-        init_data_dir(data_dir, ORIGIN, settings, now=datetime.now(UTC))
+        settings, key = prepare_ledger(Path(tmp) / "data", url, origin=ORIGIN, actor="bench")
         ledger = Ledger(settings)
-        key = Ed25519PrivateKey.generate()
-        register_key(
-            ledger,
-            key_path(data_dir, "admin"),
-            raw_public_key(key),
-            actor="bench",
-            role="investigator",
-            authority=None,
-        )
         try:
             yield BenchLedger(ledger, key, settings)
         finally:

@@ -28,21 +28,19 @@ import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.bootstrap import init_data_dir, register_key
-from ledger.envelope.keys import raw_public_key
-from ledger.settings import Settings, key_path
+from ledger.settings import Settings
 from ledger.store import Ledger
 from ops.bench.common import database
 from ops.crash.check import CheckReport, check_ledger
 from ops.crash.record import RunRecord
 from ops.crash.workload import RECONCILE_SECONDS, REQUEST_TIMEOUT, Budget, Client, poll_checkpoints
+from ops.ledgers import prepare_ledger
 from ops.procs import free_port, issue_token
 
 ORIGIN = "crash.cambridgema.gov/evidence-ledger"
@@ -206,19 +204,7 @@ def server_env(data_dir: Path, database_url: str | None, checkpoint_interval: fl
 
 def prepare(data_dir: Path, database_url: str | None) -> tuple[Settings, Ed25519PrivateKey]:
     """A fresh ledger with one investigator key registered to ACTOR."""
-    settings = Settings(data_dir=data_dir, database_url=database_url)
-    init_data_dir(data_dir, ORIGIN, settings, now=datetime.now(UTC))
-    key = Ed25519PrivateKey.generate()
-    with Ledger(settings) as ledger:
-        register_key(
-            ledger,
-            key_path(data_dir, "admin"),
-            raw_public_key(key),
-            actor=ACTOR,
-            role="investigator",
-            authority=None,
-        )
-    return settings, key
+    return prepare_ledger(data_dir, database_url, origin=ORIGIN, actor=ACTOR)
 
 
 # -- the run -----------------------------------------------------------------------------------
