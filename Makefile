@@ -7,7 +7,7 @@ ORIGIN ?= localhost/evidence-ledger
 # A new seed each run, printed so a failure can be replayed: make test HYPOTHESIS_SEED=<the printed seed>
 HYPOTHESIS_SEED ?= $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
 
-.PHONY: setup serve test lint bench mutation
+.PHONY: setup serve test lint mutation
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,3 @@ mutation: setup
 	rm -rf mutants
 	$(BIN)/mutmut run --max-children 2
 	$(BIN)/python -m ops.mutation.report
-
-bench: setup
-	$(BIN)/python -m ops.bench.run_all
