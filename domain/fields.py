@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import field, fields
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from domain.errors import InvalidEventError
 
@@ -86,7 +86,12 @@ _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 class Text(_Scalar):
+    """Free text typed by a person. ``free_text`` marks it for the personal-data guard
+    (``domain.personal_data``), which checks every such field of every new event: a new codec
+    for typed text sets it too."""
+
     __slots__ = ("max_len", "min_len")
+    free_text: ClassVar[bool] = True
 
     def __init__(self, max_len: int, min_len: int = 1) -> None:
         self.max_len, self.min_len = max_len, min_len

@@ -19,6 +19,7 @@ from domain import projections
 from domain.context import DomainConfig, EventContext
 from domain.errors import AuthorizationError, ConflictError, LedgerError, MalformedInputError, RuleViolation
 from domain.events import stored_file
+from domain.personal_data import refuse_personal_data
 from domain.registry import KeyInfo
 from ledger.decide import Signer, decide, trust_root_signer
 from ledger.envelope.canonical import format_time
@@ -401,6 +402,8 @@ class Appender:
         new_state, ctx, event = self.decide(
             envelope, item.verified, head, heads, at=integrated_at, leaf_index=leaf_index, caller=item.caller
         )
+        # new events only: stored events are never re-judged (not in decide, which replay shares)
+        refuse_personal_data(event)
         if st.case_id != REGISTRY_CASE_ID and st.case_id not in batch.public_before:  # accepted: count it
             batch.public_before[st.case_id] = 0 if head is None else head.public
             batch.new_cases += head is None
