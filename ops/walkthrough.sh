@@ -20,10 +20,17 @@ SHA=$(evidence-ledger evidence put footage.mp4 | python -c 'import json, sys; pr
 
 evidence-ledger append "$CASE" CaseOpened --key rivera.pem --body '{"case_number": "CPD-2026-0001",
   "category": "property_damage", "summary": "Vehicle damaged during a federal operation"}'
-SEALED=$(evidence-ledger seal --data '{"name": "(caller name)", "phone": "(caller phone)"}')  # stays outside the log
-evidence-ledger append "$CASE" ReportReceived --key rivera.pem --body "{\"report_id\": \"rpt-1\",
-  \"channel\": \"911_call\", \"received_at\": \"2026-02-05T17:02:00Z\", \"location\": \"Central Square\",
-  \"observed_agency\": \"ICE\", \"narrative\": \"Caller saw masked agents break a car window.\", \"reporter\": $SEALED}"
+# The caller's identity is sealed outside the log and never put on a command line (every local user
+# sees arguments in ps and /proc): `seal` reads a file or standard input. printf is a shell builtin, so
+# no process gets the data as an argument; at a terminal, run `seal --data-file -` and type it instead.
+SEALED=$(printf '%s' '{"name": "(caller name)", "phone": "(caller phone)"}' | evidence-ledger seal --data-file -)
+REPORT='{"report_id": "rpt-1", "channel": "911_call", "received_at": "2026-02-05T17:02:00Z",
+  "location": "Central Square", "observed_agency": "ICE", "narrative": "Caller saw masked agents break a car window.",
+  "reporter": null}'
+if evidence-ledger append "$CASE" ReportReceived --key rivera.pem --body "${REPORT/window./window; call back 617-555-0100.}"; then
+  echo "a phone number in a narrative should have been refused" >&2; exit 1
+fi                                          # refused: PERSONAL_DATA_IN_FREE_TEXT (field=narrative kind=phone)
+evidence-ledger append "$CASE" ReportReceived --key rivera.pem --body "${REPORT/null/$SEALED}"
 evidence-ledger append "$CASE" FootageCaptured --key rivera.pem --body "{\"footage_id\": \"ftg-1\",
   \"source\": \"body_worn_camera\", \"device_id\": \"BWC-0042\", \"recorded_from\": \"2026-02-05T16:58:00Z\",
   \"recorded_to\": \"2026-02-05T17:06:00Z\", \"sha256\": \"$SHA\", \"size_bytes\": 42, \"media_type\": \"video/mp4\",

@@ -22,10 +22,18 @@ CASE=$(python -c 'import uuid; print(uuid.uuid4())')
 # The client signs locally with the investigator's key; the token alone could not append.
 evidence-ledger append "$CASE" CaseOpened --key rivera.pem --server "$URL" --token "$TOKEN" \
   --body '{"case_number": "CPD-2026-0002", "category": "violence", "summary": "Use of force at a traffic stop"}'
+# Personal data is sealed outside the log: the request body comes from standard input (--data-binary @-),
+# never from an argument.
+SEALED=$(printf '%s' '{"name": "(caller name)", "phone": "(caller phone)"}' | curl -fsS -H "Authorization: Bearer $TOKEN" \
+  -H "Content-Type: application/json" --data-binary @- "$URL/v1/sealed")
+evidence-ledger append "$CASE" ReportReceived --key rivera.pem --server "$URL" --token "$TOKEN" \
+  --body "{\"report_id\": \"rpt-1\", \"channel\": \"911_call\", \"received_at\": \"2026-02-05T17:02:00Z\",
+  \"location\": \"Central Square\", \"observed_agency\": \"ICE\", \"narrative\": \"Caller saw agents at a traffic stop.\",
+  \"reporter\": $SEALED}"
 curl -fsS -H "Authorization: Bearer $TOKEN" "$URL/v1/cases/$CASE"; echo
 for _ in $(seq 1 50); do                               # the server signs a checkpoint within a second
-  [ "$(curl -fsS "$URL/v1/log/checkpoint" | sed -n 2p)" = 4 ] && break; sleep 0.1
+  [ "$(curl -fsS "$URL/v1/log/checkpoint" | sed -n 2p)" = 5 ] && break; sleep 0.1
 done
 curl -fsS "$URL/v1/log/checkpoint"                     # public: the signed checkpoint, now covering the case
-curl -fsS "$URL/v1/log/proof/inclusion?index=3&size=4"; echo   # public: the case's leaf is in that tree
+curl -fsS "$URL/v1/log/proof/inclusion?index=3&size=5"; echo   # public: the case's first leaf is in that tree
 curl -fsS "$URL/v1/public/releases"; echo              # public: released and eligible footage

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,17 +24,83 @@ def test_readme_shows_the_walkthrough_script(script: Path) -> None:
     assert body in readme
 
 
+@pytest.mark.parametrize("script", [SCRIPT, HTTP_SCRIPT], ids=["cli", "http"])
+def test_no_personal_data_is_given_as_an_argument(script: Path) -> None:
+    """The seal steps read standard input; the retired `seal --data VALUE` form appears nowhere."""
+    text = script.read_text("utf-8")
+    seals = [line for line in text.splitlines() if "(caller name)" in line]
+    assert seals and all(line.startswith("SEALED=$(printf '%s' '{") for line in seals)
+    assert all("| evidence-ledger seal --data-file -)" in line or "| curl " in line for line in seals)
+    assert "| curl " not in text or "--data-binary @-" in text
+    readme = (ROOT / "README.md").read_text("utf-8")
+    assert "seal --data " not in readme + text and "seal --data '" not in readme + text
+
+
+def _logging_path(bin_dir: Path, log: Path, env: dict[str, str]) -> str:
+    """A PATH whose evidence-ledger and curl first append their argv (NUL-separated) to ``log``."""
+    bin_dir.mkdir()
+    for name in ("evidence-ledger", "curl"):
+        real = shutil.which(name, path=env["PATH"])
+        if real is None:
+            continue
+        wrapper = bin_dir / name
+        wrapper.write_text(
+            f"#!/usr/bin/env bash\nprintf '%s\\0' {name} \"$@\" >> '{log}'\nprintf '\\n' >> '{log}'\n"
+            f"exec '{real}' \"$@\"\n",
+            encoding="utf-8",
+        )
+        wrapper.chmod(0o755)
+    return f"{bin_dir}{os.pathsep}{env['PATH']}"
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):  # values only: keys such as "name" are no one's data
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def _sealed_values(data_dir: Path) -> list[str]:
+    """Every string value of every record in the walk-through's sealed store."""
+    from ledger.settings import Settings
+    from ledger.store import Ledger
+
+    with Ledger(Settings(data_dir=data_dir)) as ledger:
+        with ledger.db.read() as tx:
+            refs = [str(row[0]) for row in tx.query("SELECT sealed_ref FROM sealed_records", ())]
+        store = ledger.sealed_store()
+        return [s for ref in refs for s in _strings(store.unseal(ref)[0])]
+
+
+def _assert_no_argv_holds(log: Path, values: list[str]) -> None:
+    argvs = log.read_text("utf-8").split("\0\n")
+    assert any("seal" in argv.split("\0") or "--data-binary" in argv.split("\0") for argv in argvs)
+    leaked = [v for v in values if any(v in argv for argv in argvs)]
+    assert values and not leaked, "sealed data appeared in a command line"
+
+
 @pytest.mark.slow
 def test_walkthrough_runs_as_written(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("EVIDENCE_LEDGER_DATABASE_URL", None)
+    argv_log = tmp_path / "argv.log"
+    env["PATH"] = _logging_path(tmp_path / "bin", argv_log, env)
     result = subprocess.run(
         ["bash", str(SCRIPT), str(tmp_path / "walk")], capture_output=True, text=True, env=env, timeout=300,
         check=False,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "RELEASE_UNDER_HOLD" in result.stderr
+    assert "PERSONAL_DATA_IN_FREE_TEXT" in result.stderr and "field=narrative kind=phone" in result.stderr
+    assert "617-555-0100" not in result.stderr  # the refusal names the field, never the value
     assert "verified: leaf 5 is in cambridgema.gov/evidence-ledger" in result.stdout
+    sealed = _sealed_values(tmp_path / "walk" / "data")
+    assert "(caller name)" in sealed
+    _assert_no_argv_holds(argv_log, sealed)
 
 
 @pytest.mark.slow
@@ -43,10 +112,15 @@ def test_http_walkthrough_runs_as_written(tmp_path: Path) -> None:
         port = sock.getsockname()[1]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("EVIDENCE_LEDGER_DATABASE_URL", None)
+    argv_log = tmp_path / "argv.log"
+    env["PATH"] = _logging_path(tmp_path / "bin", argv_log, env)
     result = subprocess.run(
         ["bash", str(HTTP_SCRIPT), str(tmp_path / "walk"), str(port)], capture_output=True, text=True, env=env,
         timeout=300, check=False,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert '"case_number":"CPD-2026-0002"' in result.stdout
-    assert '"leaf_index":3' in result.stdout and "cambridgema.gov/evidence-ledger\n4\n" in result.stdout
+    assert '"leaf_index":3' in result.stdout and "cambridgema.gov/evidence-ledger\n5\n" in result.stdout
+    sealed = _sealed_values(tmp_path / "walk" / "data")
+    assert "(caller name)" in sealed and json.dumps("(caller name)") not in result.stdout
+    _assert_no_argv_holds(argv_log, sealed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, BinaryIO
 
 import typer
 
@@ -55,18 +55,71 @@ def _case_uuid(value: str) -> str:
     return str(parsed)
 
 
+#: how much the seal command reads at most (the sealed store itself keeps 64 KiB of canonical JSON)
+SEAL_READ_LIMIT = 1024 * 1024
+DATA_ON_COMMAND_LINE = (
+    "--data is refused: a value on the command line is visible to every local user (ps, /proc) and"
+    " kept in shell history; give the personal data with --data-file PATH or --data-file - (standard input)"
+)
+
+
 @app.command()
 @cli_errors
 def seal(
-    data: Annotated[str, typer.Option(help="personal data as JSON or @FILE")],
+    data_file: Annotated[
+        str | None,
+        typer.Option(
+            "--data-file",
+            metavar="PATH",
+            help="file with the personal data as JSON, or - for standard input (never on the command line)",
+        ),
+    ] = None,
+    data: Annotated[str | None, typer.Option("--data", hidden=True, show_default=False)] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Seal personal data outside the log; prints {"sealed_ref", "commitment"} to put in an event."""
-    value = read_json_arg(data, "data")
+    """Seal personal data outside the log; prints {"sealed_ref", "commitment"} to put in an event.
+
+    The data is read from a file or standard input, never from an argument: arguments are visible to
+    every local user and kept in shell history."""
+    if data is not None:
+        fail(DATA_ON_COMMAND_LINE, 2)  # the value itself is never repeated
+    if data_file is None:
+        fail("give the personal data with --data-file PATH or --data-file - (standard input)", 2)
+    value = _read_sealed_data(data_file)
     with open_ledger(data_dir) as ledger:
         ledger.require_writable()
         ref = ledger.sealed_store().seal(value, now=ledger.clock())
         print_json(ref.to_json())
+
+
+def _read_sealed_data(source: str) -> object:
+    from ledger.envelope.canonical import parse_strict
+
+    if source == "-":
+        if sys.stdin.isatty():
+            typer.echo("reading the personal data (JSON) from standard input; end with Ctrl-D", err=True)
+        raw = sys.stdin.buffer.read(SEAL_READ_LIMIT + 1)
+    else:
+        with _open_data_file(Path(source)) as handle:
+            raw = handle.read(SEAL_READ_LIMIT + 1)
+    if len(raw) > SEAL_READ_LIMIT:
+        raise MalformedInputError("the data to seal is larger than 1 MiB", code="BAD_ARGUMENT")
+    if not raw.strip():
+        raise MalformedInputError("the data to seal is empty", code="BAD_ARGUMENT")
+    try:
+        return parse_strict(raw)
+    except MalformedInputError:  # the parser's detail may quote a key of the data: not repeated
+        raise MalformedInputError(
+            "the data to seal is not strict JSON (UTF-8, no duplicate keys, integers within 2**53)",
+            code="BAD_ARGUMENT",
+        ) from None
+
+
+def _open_data_file(path: Path) -> BinaryIO:
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise MalformedInputError(f"cannot read the data file: {exc.strerror}", code="BAD_ARGUMENT") from None
 
 
 # -- cases -----------------------------------------------------------------------------------------

@@ -107,7 +107,7 @@ def test_the_seal_command_refuses_after_a_rollback(rolled_back: tuple[Api, str])
     env = {"EVIDENCE_LEDGER_DATA_DIR": str(api.ledger.data_dir)}
     if api.ledger.settings.database_url:
         env["EVIDENCE_LEDGER_DATABASE_URL"] = api.ledger.settings.database_url
-    result = CliRunner().invoke(app, ["seal", "--data", '{"name":"x"}'], env=env)
+    result = CliRunner().invoke(app, ["seal", "--data-file", "-"], input='{"name":"x"}', env=env)
     assert result.exit_code == 1 and "ROLLBACK_DETECTED" in result.output
 
 

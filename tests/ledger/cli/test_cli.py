@@ -26,13 +26,13 @@ class Cli:
         self.data_dir = data_dir
         self.env = {"EVIDENCE_LEDGER_DATA_DIR": str(data_dir), **env}
 
-    def run(self, *args: str, code: int = 0) -> str:
-        result = self.runner.invoke(app, list(args), env=self.env)
+    def run(self, *args: str, code: int = 0, stdin: str | None = None) -> str:
+        result = self.runner.invoke(app, list(args), env=self.env, input=stdin)
         assert result.exit_code == code, f"{args[:2]} exited {result.exit_code}: {result.output}"
         return result.output
 
-    def json(self, *args: str) -> Any:
-        return json.loads(self.run(*args))
+    def json(self, *args: str, stdin: str | None = None) -> Any:
+        return json.loads(self.run(*args, stdin=stdin))
 
     def append(self, case_id: str, kind: str, key: Path, body: dict[str, Any], code: int = 0) -> str:
         return self.run("append", case_id, kind, "--key", str(key), "--body", json.dumps(body), code=code)
@@ -68,7 +68,9 @@ def test_cambridge_scenario_through_the_cli(cli: Cli, tmp_path: Path) -> None:
         cli.json("keys", "register", "--public-key", f"{key}.pub", "--actor", name, "--role", role, *extra)
         keys[name] = key
     case_id = str(uuid.uuid4())
-    sealed = cli.json("seal", "--data", json.dumps({"name": "CANARY-CLI-5521", "phone": "617-555-0199"}))
+    sealed = cli.json(
+        "seal", "--data-file", "-", stdin=json.dumps({"name": "CANARY-CLI-5521", "phone": "617-555-0199"})
+    )
     assert set(sealed) == {"sealed_ref", "commitment"}
     cli.append(case_id, "CaseOpened", keys["inv"], support.case_opened())
     cli.append(case_id, "ReportReceived", keys["inv"], support.report_received(sealed))

@@ -251,7 +251,9 @@ def test_the_operator_commands_run_as_the_application_role(hardened: Hardened, t
     assert listed.exit_code == 0 and token_id in listed.stdout, listed.output
     revoked = cli(url, data_dir, "tokens", "revoke", token_id)
     assert revoked.exit_code == 0, revoked.output
-    sealed = cli(url, data_dir, "seal", "--data", '{"name": "reporter"}')
+    data = tmp_path / "reporter.json"
+    data.write_text('{"name": "reporter"}', encoding="utf-8")
+    sealed = cli(url, data_dir, "seal", "--data-file", str(data))
     assert sealed.exit_code == 0 and "sealed_ref" in sealed.stdout, sealed.output
     key = tmp_path / "investigator.pem"
     write_private_key(actors.keys["investigator"], key)
