@@ -34,6 +34,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
+from functools import cache
 from typing import Any
 
 from domain.errors import RuleViolation
@@ -56,24 +57,33 @@ _B = r"(?<![A-Za-z\d_])"
 _E = r"(?![A-Za-z\d_])"
 _NOT_ID = r"(?<![A-Za-z\d_\-./+])"  # nor a segment of an id, a date or a decimal: CPD-2026-..., 1.5
 _SEP = r"[\s.\-]"
-_NANP = rf"(?:\+?1{_SEP}?)?(?:\([2-9]\d\d\)\s?|[2-9]\d\d{_SEP}?)[2-9]\d\d{_SEP}?\d{{4}}"
-_PHONE = (
-    rf"{_NOT_ID}{_NANP}(?![A-Za-z\d_]|[\-.]\d)"
-    rf"|(?<![\w+])\+\d(?:[\s.\-]?\(?\d\)?){{7,14}}{_E}"
-    rf"|(?i:{_B}(?:phone|ph|tel|telephone|cell|cellphone|mobile|m[oó]vil|celular|tel[eé]fono|"
-    r"whats\s?app|fax|call(?:ed)?(?:\s+back)?(?:\s+at)?|text(?:ed)?(?:\s+at)?)(?:\s+(?:is|was|es|at))?)"
-    r"[\s:#.=]{0,3}\(?\d(?:[\s.\-]?\(?\d\)?){6,14}"
-    + _E
+#: every kind needs one of these; most free text has none and is passed after this search
+_MAYBE = re.compile(r"[\d@]")
+# one separator throughout (617-555-0100, 617 555 0100, 6175550100) or the area code in brackets:
+# "524287 1000" is two numbers, not a phone number
+_NANP = (
+    rf"(?:\+?1{_SEP}?)?(?:\([2-9]\d\d\)\s?[2-9]\d\d{_SEP}?|[2-9]\d\d(?P<nanp_sep>{_SEP}?)[2-9]\d\d(?P=nanp_sep))"
+    r"\d{4}"
 )
-_EMAIL = r"[\w.%+\-]+@[\w\-]+(?:\.[\w\-]+)*\.[^\W\d_]{2,}"
-_SSN = (
-    rf"{_NOT_ID}\d{{3}}(?P<ssn_sep>[\-\s])\d{{2}}(?P=ssn_sep)\d{{4}}(?![A-Za-z\d_]|[\-.]\d)"
-    rf"|(?i:{_B}(?:ssn|ss\#|s\.s\.n\.?|itin|social\s+security(?:\s+(?:number|no\.?|\#))?))"
+_ID_END = r"(?![A-Za-z\d_]|[\-.]\d)"  # nor followed by more of an id or a number
+_PHONE = rf"{_NOT_ID}{_NANP}{_ID_END}|(?<![\w+])\+\d(?:[\s.\-]?\(?\d\)?){{7,14}}{_E}"
+_PHONE_WORDS = (
+    rf"(?i:{_B}(?:phone|ph|tel|telephone|cell|cellphone|mobile|m[oó]vil|celular|tel[eé]fono|"
+    r"whats\s?app|fax|call(?:ed)?(?:\s+back)?(?:\s+at)?|text(?:ed)?(?:\s+at)?)(?:\s+(?:is|was|es|at))?)"
+    r"[\s:#.=]{0,3}\(?\d(?:[\s.\-]?\(?\d\)?){6,14}" + _E
+)
+_EMAIL = re.compile(r"[\w.%+\-]+@[\w\-]+(?:\.[\w\-]+)*\.[^\W\d_]{2,}")
+_SSN = rf"{_NOT_ID}\d{{3}}(?P<ssn_sep>[\-\s])\d{{2}}(?P=ssn_sep)\d{{4}}{_ID_END}"
+_SSN_WORDS = (
+    rf"(?i:{_B}(?:ssn|ss\#|s\.s\.n\.?|itin|social\s+security(?:\s+(?:number|no\.?|\#))?))"
     r"[\s:#.=]{0,3}\d{3}[\s.\-]?\d{2}[\s.\-]?\d{4}" + _E
 )
 _A_NUMBER = (
-    rf"(?<![A-Za-z\d_\-/])A(?:[\-\s#:]|\#\s){{0,2}}(?:\d{{8,9}}|\d{{2,3}}(?P<a_sep>[\-\s])\d{{3}}(?P=a_sep)\d{{3}}){_E}"
-    rf"|(?i:{_B}(?:a[\-\s]?(?:number|no\.?|\#)|alien\s+(?:registration\s+)?(?:number|no\.?|\#)|"
+    r"(?<![A-Za-z\d_\-/])A(?:[\-\s#:]|\#\s){0,2}"
+    rf"(?:\d{{8,9}}|\d{{2,3}}(?P<a_sep>[\-\s])\d{{3}}(?P=a_sep)\d{{3}}){_E}"
+)
+_A_NUMBER_WORDS = (
+    rf"(?i:{_B}(?:a[\-\s]?(?:number|no\.?|\#)|alien\s+(?:registration\s+)?(?:number|no\.?|\#)|"
     r"uscis\s+(?:number|no\.?|\#)))[\s:#.=]{0,3}\d{2,3}[\-\s]?\d{3}[\-\s]?\d{3}" + _E
 )
 _MONTH = (
@@ -96,36 +106,103 @@ _DOB = (
     rf"(?:\s+(?:is|was|es|of))?[\s:#=,.()\-]{{0,4}}{_DATE}){_E}"
 )
 
-_KIND_PATTERNS = (
-    ("email", _EMAIL),
-    ("date_of_birth", _DOB),
-    ("ssn", _SSN),
-    ("a_number", _A_NUMBER),
-    ("phone", _PHONE),
+
+def _alternatives(*named: tuple[str, str]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?P<{name}>{pattern})" for name, pattern in named))
+
+
+#: numbers that are personal data by their form alone
+_NUMBERS = _alternatives(("ssn", _SSN), ("a_number", _A_NUMBER), ("phone", _PHONE))
+#: numbers and dates that are personal data after a word that says what they are
+_AFTER_WORDS = _alternatives(
+    ("date_of_birth", _DOB), ("ssn", _SSN_WORDS), ("a_number", _A_NUMBER_WORDS), ("phone", _PHONE_WORDS)
 )
-#: one pattern, one pass: the first alternative that matches at the leftmost position names the kind
-_SCAN = re.compile("|".join(f"(?P<{kind}>{pattern})" for kind, pattern in _KIND_PATTERNS))
-#: every kind needs one of these; most free text has none and is passed after this search
-_MAYBE = re.compile(r"[\d@]")
+#: the words of _AFTER_WORDS as the lowercase tokens they are written with: a window before a run of
+#: digits that holds none of them is not searched with it (a quick test for a costly search)
+_WORDS = frozenset({
+    "dob", "b", "birth", "birthdate", "birthday", "born", "nacido", "nacida", "nacimiento", "nascido", "nascida",
+    "nascimento", "naissance", "né", "née", "ne", "nee", "age", "aged", "ages", "yo", "y/o", "yr", "yrs", "year",
+    "years", "phone", "ph", "tel", "telephone", "cell", "cellphone", "mobile", "móvil", "movil", "celular",
+    "teléfono", "telefono", "whatsapp", "whats", "fax", "call", "called", "text", "texted", "ssn", "ss#", "ss",
+    "itin", "social", "a#", "number", "no", "alien", "uscis",
+})
+#: lowercase text -> its tokens with .split(): dots dropped (d.o.b. -> dob), the other separators of
+#: those words and digits made spaces (34yo -> yo)
+_TOKENS = str.maketrans({".": None, **{c: " " for c in ",;:()=-0123456789"}})
+
+
+def _has_words(text: str) -> bool:
+    return not _WORDS.isdisjoint(text.lower().translate(_TOKENS).split())
+
+
+#: a run of digits and the separators numbers and dates are written with; every kind but e-mail has
+#: one of at least four characters (a date of birth's year, or its day, month and year)
+_RUN = re.compile(r"\d[\d\s().,/\-]{2,}\d")
+#: _NUMBERS need at least eight digits (an A-number; an international number after its +)
+_MIN_NUMBER = 8
+#: how far before its digits the word of an _AFTER_WORDS match may start
+_WINDOW = 64
+_PRIORITY = {kind: i for i, kind in enumerate(("email", "date_of_birth", "ssn", "a_number", "phone"))}
+
+
+def _may_be_number(text: str, run: str, start: int) -> bool:
+    """Whether a _NUMBERS pattern could match this run: nine digits or more (a social security or
+    phone number), or eight after an A or a + (an A-number, an international number)."""
+    digits = sum(map(str.isdigit, run))
+    return digits >= 9 or (digits == _MIN_NUMBER and ("A" in text[max(0, start - 3) : start] or
+                                                     "+" in text[max(0, start - 3) : start]))
 
 
 def _kind(match: re.Match[str]) -> str:
-    return next(kind for kind, _ in _KIND_PATTERNS if match.group(kind) is not None)
+    kind = match.lastgroup
+    assert kind is not None and kind in KINDS
+    return kind
+
+
+def _findings(text: str) -> list[tuple[int, str]]:
+    """(start, kind) of each personal datum in ``text``, in order; overlapping finds count once.
+
+    One pass over the text for runs of digits (and, if there is an @, one for e-mail addresses);
+    the number patterns run only over a run and the word patterns only over a window before a run
+    that holds one of their words: the guard is on the append path and most runs are times, dates
+    and ids."""
+    spans: list[tuple[int, int, str]] = []
+    if "@" in text:
+        spans.extend((m.start(), m.end(), "email") for m in _EMAIL.finditer(text))
+    size = len(text)
+    words = _has_words(text)  # most text has none of them
+    for run in _RUN.finditer(text):
+        start, end = run.span()
+        stop = min(size, end + 2)  # the patterns' end checks look two characters past the run
+        if end - start >= _MIN_NUMBER and _may_be_number(text, run.group(), start):
+            # from 3 characters before the run: "+1 ", "(", "A# " belong to the number
+            spans.extend((m.start(), m.end(), _kind(m)) for m in _NUMBERS.finditer(text, max(0, start - 3), stop))
+        low = max(0, start - _WINDOW)
+        if words and _has_words(text[low:start]):
+            spans.extend((m.start(), m.end(), _kind(m)) for m in _AFTER_WORDS.finditer(text, low, stop))
+    spans.sort(key=lambda span: (span[0], _PRIORITY[span[2]]))
+    found: list[tuple[int, str]] = []
+    covered = -1
+    for begin, finish, kind in spans:
+        if begin >= covered:
+            found.append((begin, kind))
+            covered = finish
+    return found
 
 
 def find(text: str) -> str | None:
     """The kind (a key of :data:`KINDS`) of the first personal datum in ``text``, or None."""
     if _MAYBE.search(text) is None:
         return None
-    match = _SCAN.search(text)
-    return None if match is None else _kind(match)
+    found = _findings(text)
+    return found[0][1] if found else None
 
 
 def kinds(text: str) -> list[str]:
     """Every kind found in ``text``, in order of appearance (a kind may repeat)."""
     if _MAYBE.search(text) is None:
         return []
-    return [_kind(m) for m in _SCAN.finditer(text)]
+    return [kind for _, kind in _findings(text)]
 
 
 # ----------------------------------------------------------------------------- events
@@ -149,12 +226,16 @@ def _texts(codec: Any, value: Any, path: str) -> Iterator[tuple[str, str]]:
         yield from free_texts(value, path)
 
 
+@cache
+def _declared(cls: Any) -> tuple[tuple[str, Any], ...]:
+    """(field name, codec) of a declared type, in order (read once per type: the guard is hot)."""
+    return tuple((f.name, f.metadata["codec"]) for f in fields(cls) if "codec" in f.metadata)
+
+
 def free_texts(obj: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
     """(field path, text) of every free-text field of a parsed event or nested value."""
-    for f in fields(obj):
-        codec = f.metadata.get("codec")
-        if codec is not None:
-            yield from _texts(codec, getattr(obj, f.name), f"{prefix}.{f.name}" if prefix else f.name)
+    for name, codec in _declared(obj.__class__):
+        yield from _texts(codec, getattr(obj, name), f"{prefix}.{name}" if prefix else name)
 
 
 def free_text_paths(cls: type, prefix: str = "") -> Iterator[str]:
