@@ -138,10 +138,36 @@ class KeyRegistry(BaseModel):
 
 
 class PublicRelease(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    footage_id: str
-    case_number: str
-    status: str
+    """One release, with only what the supervisor's signed release decision says."""
+
+    model_config = ConfigDict(extra="forbid")
+    sha256: str = Field(description="SHA-256 of the released file (the footage or a derivative of it)")
+    released_at: str = Field(description="the time of the signed release decision (RFC 3339, UTC)")
+    basis: str = Field(description="the release basis, e.g. executive_order or public_records_request")
+    channel: str = Field(description="where it was released")
+    url: str | None = Field(description="where the file can be found, when the decision names one")
+
+
+class CountRange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    at_least: int = Field(ge=0, description="the count rounded down to a multiple of the bucket")
+    at_most: int = Field(ge=0, description="at_least + bucket - 1")
+
+
+class MonthStatistics(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    month: str = Field(description="the month of capture, YYYY-MM (UTC)")
+    as_of: str = Field(description="the cutoff: every footage captured in the month is counted as it stood then")
+    released: CountRange
+    withheld_under_investigation: CountRange
+    awaiting_decision: CountRange
+
+
+class PublicStatistics(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    bucket: int = Field(description="the width of every count range")
+    lag_months: int = Field(description="months between the end of a month and its cutoff")
+    months: list[MonthStatistics] = Field(description="every month whose cutoff has passed, oldest first")
 
 
 class Health(BaseModel):

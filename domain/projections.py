@@ -1,4 +1,4 @@
-"""Pure read-model views of a case: the case view, the public release log, timeline lines.
+"""Pure read-model views of a case: the case view, the public release log and statistics, timeline lines.
 
 ``release_status`` of a footage, by priority:
 
@@ -9,18 +9,25 @@
   order promises its release;
 * ``not_covered`` - otherwise.
 
-No view contains narratives, locations or reporter data (the case state does not hold them).
+No view contains narratives, locations or reporter data (the case state does not hold them). The
+public views (:func:`public_release_entries`, :func:`monthly_statistics`) say nothing about an
+unreleased item: see ``docs/design.md`` "What the public sees".
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from domain.case_evidence import is_depicting_federal_misconduct
 from domain.case_state import CaseState
 from domain.context import EventContext
+from domain.errors import MalformedInputError
 from domain.events import Event, rules_of, unknown_type
+from domain.fields import timestamp_key
 from domain.records import Footage, Hold, Release
 
 RELEASE_STATUSES = ("released", "held", "eligible", "not_covered")
@@ -92,34 +99,113 @@ def case_view(state: CaseState) -> dict[str, Any]:
     }
 
 
-def public_release_entries(state: CaseState) -> list[dict[str, Any]]:
-    """What the public release log shows for this case: released or eligible footage only.
-
-    No narratives, locations, reporters, custodians, device ids or holds.
+def public_release_entries(state: CaseState, footage_id: str | None = None) -> list[dict[str, Any]]:
+    """What the public release log shows for this case: one entry per release, and only what the
+    supervisor's signed release decision says (the released file's SHA-256, time, basis, channel,
+    URL). Nothing from the capture (ids, case number, source, device, recording times, what it
+    depicts) and nothing about footage that was not released: an unreleased item, held or not, has
+    no entry, so placing or lifting a hold never changes this list. A release is never undone (no
+    event withdraws one), so an entry, once made, stays. ``footage_id``: the releases of that
+    footage (or of its derivatives) only.
     """
-    entries: list[dict[str, Any]] = []
+    releases = state.releases if footage_id is None else state.releases_of(footage_id)
+    return sorted(
+        (
+            {"sha256": r.sha256, "released_at": r.at, "basis": r.basis, "channel": r.channel, "url": r.url}
+            for r in releases
+        ),
+        key=public_release_order,
+    )
+
+
+def public_release_order(entry: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The public list's order: a function of the entries' own fields only."""
+    return (timestamp_key(entry["released_at"]), entry["sha256"], entry["basis"], entry["channel"], entry["url"] or "")
+
+
+# ---------------------------------------------------------------------------- public statistics
+
+#: the statuses the public statistics count, in their order
+STATISTICS_STATUSES = ("released", "withheld_under_investigation", "awaiting_decision")
+MONTH_RE = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+
+
+def statistics_entries(state: CaseState) -> list[dict[str, Any]]:
+    """What the public statistics need of each footage of this case, and nothing else (no ids):
+    when it was captured, its first release, and the periods of the holds that ever covered it.
+    Never served as is; only :func:`monthly_statistics` reads it."""
+    entries = []
     for footage in state.footage:
-        status = release_status(state, footage)
-        if status not in ("released", "eligible"):
-            continue
-        releases = [
-            {k: v for k, v in _release_json(r).items() if k != "seq"}
-            for r in state.releases_of(footage.footage_id)
-        ]
+        releases = sorted((r.at for r in state.releases_of(footage.footage_id)), key=timestamp_key)
+        holds = [[h.placed_at, h.lifted_at] for h in state.holds if h.scope == "case" or footage.footage_id in h.scope]
         entries.append(
-            {
-                "footage_id": footage.footage_id,
-                "case_number": state.case_number,
-                "source": footage.source,
-                "recorded_from": footage.recorded_from,
-                "recorded_to": footage.recorded_to,
-                "depicts": list(footage.depicts),
-                "status": status,
-                "release": releases[-1] if releases else None,
-                "releases": releases,
-            }
+            {"captured_at": footage.captured_at, "released_at": releases[0] if releases else None, "held": holds}
         )
-    return entries
+    return sorted(entries, key=lambda e: json.dumps(e, sort_keys=True))
+
+
+def _month_index(month: str) -> int:
+    match = MONTH_RE.fullmatch(month)
+    if match is None:
+        raise MalformedInputError("month: expected YYYY-MM", code="INVALID_MONTH", field="month")
+    return int(match.group(1)) * 12 + int(match.group(2)) - 1
+
+
+def _month_start(index: int) -> datetime:
+    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
+
+
+def status_at(entry: Mapping[str, Any], cutoff: datetime) -> str:
+    """The status of one footage (a :func:`statistics_entries` item) at the instant ``cutoff``:
+    released before it, else under a hold placed before it and not lifted before it, else awaiting
+    a decision."""
+    before = (cutoff, 0)
+    if entry["released_at"] is not None and timestamp_key(entry["released_at"]) < before:
+        return "released"
+    for placed, lifted in entry["held"]:
+        if timestamp_key(placed) < before and (lifted is None or timestamp_key(lifted) >= before):
+            return "withheld_under_investigation"
+    return "awaiting_decision"
+
+
+def _range(count: int, bucket: int) -> dict[str, int]:
+    low = count - count % bucket
+    return {"at_least": low, "at_most": low + bucket - 1}
+
+
+def monthly_statistics(
+    entries: Iterable[Mapping[str, Any]], *, at: datetime, since: str, lag_months: int, bucket: int
+) -> list[dict[str, Any]]:
+    """Public monthly counts of footage by the month of its capture (UTC), from month ``since`` on.
+
+    A month appears only once it is closed: its counts describe each footage captured in it by its
+    status at the *cutoff*, the first instant of the month ``lag_months`` after the next one, and a
+    month is shown only when the time ``at`` (the caller's clock) has reached its cutoff. What happens after the cutoff (a hold,
+    a lift, a release) never changes a shown month, and the current month is never shown. Every
+    count is given as the range of width ``bucket`` it falls in (``at_least`` = the count rounded
+    down to a multiple of ``bucket``): fewer than ``bucket`` — including none — all read
+    ``0..bucket-1``. No totals are given (they would undo the rounding). Captures before ``since``
+    are not counted."""
+    if lag_months < 0 or bucket < 2:
+        raise MalformedInputError(
+            "public statistics: expected lag_months >= 0 and bucket >= 2", code="INVALID_STATISTICS_SETTINGS"
+        )
+    first = _month_index(since)
+    current = at.year * 12 + at.month - 1
+    last = current - 1 - lag_months  # the newest month whose cutoff has passed
+    counts: dict[int, dict[str, int]] = {m: dict.fromkeys(STATISTICS_STATUSES, 0) for m in range(first, last + 1)}
+    for entry in entries:
+        month = _month_index(entry["captured_at"][:7])
+        if month in counts:
+            counts[month][status_at(entry, _month_start(month + 1 + lag_months))] += 1
+    return [
+        {
+            "month": f"{m // 12:04d}-{m % 12 + 1:02d}",
+            "as_of": _month_start(m + 1 + lag_months).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            **{status: _range(counts[m][status], bucket) for status in STATISTICS_STATUSES},
+        }
+        for m in sorted(counts)
+    ]
 
 
 # ---------------------------------------------------------------------------- verification reports

@@ -45,6 +45,24 @@ class Settings(BaseSettings):
     postgres_lock_timeout: int = 5
     max_json_body: int = 1024 * 1024
     max_clock_skew_seconds: int = 300
+    public_statistics_bucket: int = Field(
+        default=5,
+        ge=2,
+        description="GET /v1/public/statistics gives each count as the range of this width it falls in"
+        " (0-4, 5-9, ... for 5): fewer than this many, none included, all read the same",
+    )
+    public_statistics_lag_months: int = Field(
+        default=1,
+        ge=0,
+        le=24,
+        description="months after the end of a capture month before its counts are shown; they describe"
+        " each footage as it stood at that cutoff and never change afterwards",
+    )
+    public_statistics_since: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$",
+        description="first month (YYYY-MM) of the public statistics; default the month of the ledger's genesis",
+    )
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from domain import projections
 from domain.context import DomainConfig
 from domain.errors import LedgerError, NotFoundError
 from ledger.append import Appender, Outcome, Receipt
@@ -34,12 +35,14 @@ from ledger.storage.app import LedgerApplication, application_env
 from ledger.storage.integrity import RowMac, StateTampered
 from ledger.storage.read_models import (
     READ_MODEL_FORMAT,
+    RELEASED,
+    STATISTICS,
     case_row,
     case_rows,
     load_state,
     log_head,
     log_tops,
-    public_release_rows,
+    public_entries,
     timeline_lines,
 )
 from ledger.storage.sql import Database
@@ -389,8 +392,43 @@ class Ledger:
         return None if fields is None else load_state(REGISTRY_CASE_ID, fields[6])
 
     def public_releases(self) -> list[dict[str, Any]]:
+        """Every release, with the release's own public fields only, in an order that depends on
+        them only (``docs/design.md`` "What the public sees"); checked rows."""
         with self.db.read() as tx:
-            return public_release_rows(tx, self.mac)
+            rows = public_entries(tx, self.mac, RELEASED)
+        return sorted((entry for row in rows for entry in row), key=projections.public_release_order)
+
+    def public_statistics(self, now: datetime | None = None) -> dict[str, Any]:
+        """Monthly counts of footage by month of capture, for months whose cutoff ``now`` (default:
+        the ledger's clock) has reached, each count as a range of ``public_statistics_bucket``
+        (:func:`domain.projections.monthly_statistics`); from checked rows only. The months start at
+        ``public_statistics_since``, by default the month of the ledger's genesis."""
+        settings = self.settings
+        with self.db.read() as tx:
+            rows = public_entries(tx, self.mac, STATISTICS)
+            since = settings.public_statistics_since
+            if since is None:
+                registry = case_row(tx, self.mac, REGISTRY_CASE_ID)
+                if registry is not None:
+                    state = load_state(REGISTRY_CASE_ID, registry[6])
+                    root = state.lookup(state.root_key_id)
+                    since = None if root is None else root.registered_at[:7]
+        months = (
+            []
+            if since is None
+            else projections.monthly_statistics(
+                (entry for row in rows for entry in row),
+                at=now or self.clock(),
+                since=since,
+                lag_months=settings.public_statistics_lag_months,
+                bucket=settings.public_statistics_bucket,
+            )
+        )
+        return {
+            "bucket": settings.public_statistics_bucket,
+            "lag_months": settings.public_statistics_lag_months,
+            "months": months,
+        }
 
     @property
     def admin_key_on_server(self) -> bool:

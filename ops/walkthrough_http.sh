@@ -36,4 +36,5 @@ for _ in $(seq 1 50); do                               # the server signs a chec
 done
 curl -fsS "$URL/v1/log/checkpoint"                     # public: the signed checkpoint, now covering the case
 curl -fsS "$URL/v1/log/proof/inclusion?index=3&size=5"; echo   # public: the case's first leaf is in that tree
-curl -fsS "$URL/v1/public/releases"; echo              # public: released and eligible footage
+curl -fsS "$URL/v1/public/releases"; echo              # public: released footage only (none yet)
+curl -fsS "$URL/v1/public/statistics"; echo            # public: monthly counts, closed months only

@@ -33,7 +33,14 @@ from domain.events import (
     stored_file,
     unregister,
 )
-from domain.projections import case_summary, case_view, public_release_entries, summarize, timeline_entry
+from domain.projections import (
+    case_summary,
+    case_view,
+    public_release_entries,
+    statistics_entries,
+    summarize,
+    timeline_entry,
+)
 from domain.roles import ALLOWED, authorize
 from ledger.evidence.bundle import export_bundle
 from ledger.evidence.fixity import check_fixity, expected_files
@@ -218,7 +225,8 @@ def test_rules_timeline_and_views_apply_the_declarations(extension: ModuleType) 
     assert entry["refs"] == {"photo_id": "photo-1", "camera_id": "cam-7"}
     view = case_view(state)
     assert [(f["footage_id"], f["release_status"]) for f in view["footage"]] == [("photo-1", "eligible")]
-    assert [e["footage_id"] for e in public_release_entries(state)] == ["photo-1"]
+    assert public_release_entries(state) == []  # not released: nothing public
+    assert [e["captured_at"] for e in statistics_entries(state)] == [ctx(1).occurred_at]  # but counted
     assert case_summary(state)["footage"][0]["footage_id"] == "photo-1"
 
     state = apply(state, ev("CaseClosed"), ctx(2))
@@ -264,7 +272,7 @@ def test_the_ledger_the_bundle_verifier_and_the_reports_pick_them_up(
     ]
     view = ledger.case_view(case_id)
     assert (view["status"], view["version"], view["footage"][0]["footage_id"]) == ("closed", 4, "photo-1")
-    assert [r["footage_id"] for r in ledger.public_releases()] == ["photo-1"]
+    assert ledger.public_releases() == []
 
     # fixity: the stored claim is expected in the store, under the type's own id field
     expected = expected_files(ledger)

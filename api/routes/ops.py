@@ -1,4 +1,4 @@
-"""Public and operational endpoints: the public release log, health, readiness, metrics."""
+"""Public and operational endpoints: the public release log and statistics, health, readiness, metrics."""
 
 from __future__ import annotations
 
@@ -14,13 +14,27 @@ router = APIRouter()
 
 @router.get(
     "/v1/public/releases",
-    summary="Released and release-eligible footage (no personal data); public",
+    summary="Every release of footage: the released file's SHA-256, time, basis, channel and URL; public",
+    description="Nothing about footage that was not released, held or not. See docs/api.md.",
     tags=["public"],
     response_model=list[schemas.PublicRelease],
     responses=problems(503),
 )
 def public_releases(request: Request) -> Response:
     return json_response(runtime_of(request).ledger.public_releases())
+
+
+@router.get(
+    "/v1/public/statistics",
+    summary="Monthly counts of footage released, withheld under investigation and awaiting decision; public",
+    description="By month of capture, closed months only, each count as a range (docs/api.md).",
+    tags=["public"],
+    response_model=schemas.PublicStatistics,
+    responses=problems(503),
+)
+def public_statistics(request: Request) -> Response:
+    runtime = runtime_of(request)
+    return json_response(runtime.ledger.public_statistics(runtime.clock()))
 
 
 @router.get("/healthz", summary="Liveness", tags=["ops"], response_model=schemas.Health)

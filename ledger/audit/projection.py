@@ -25,6 +25,7 @@ from ledger.envelope.dsse import REGISTRY_CASE_ID, UnverifiedEnvelope
 from ledger.storage.integrity import RowMac
 from ledger.storage.read_models import (
     READ_MODEL_FORMAT,
+    STATISTICS_KEY,
     TRACKING_NAME,
     CaseHead,
     timeline_row,
@@ -113,6 +114,11 @@ def rebuild_read_models(
 _CASE_COLUMNS = ("version", "head_sha256", "status", "category", "updated_leaf", "state", "view", "public_count")
 
 
+def _public_row(key: str) -> str:
+    """How a report names a ``public_releases`` row: a released footage's, or the case's statistics row."""
+    return "public_releases statistics" if key == STATISTICS_KEY else f"public_releases footage {key}"
+
+
 def _case_drift(expected: ReadModels, live: ReadModels, case_id: str) -> list[str]:
     want, have = expected.case_state.get(case_id), live.case_state.get(case_id)
     if want is None or have is None:
@@ -131,7 +137,7 @@ def _line_drift(expected: ReadModels, live: ReadModels, skip: set[str]) -> dict[
     for case_id, footage_id in set(expected.releases) | set(live.releases):
         pair = (case_id, footage_id)
         if case_id not in skip and expected.releases.get(pair) != live.releases.get(pair):
-            drift.setdefault(case_id, []).append(f"public_releases footage {footage_id}")
+            drift.setdefault(case_id, []).append(_public_row(footage_id))
     return drift
 
 
@@ -147,7 +153,7 @@ def mac_drift(live: ReadModels, mac: RowMac) -> dict[str | None, list[str]]:
     for (case_id, footage_id), (status, entry, version) in live.releases.items():
         fields: tuple[Any, ...] = (case_id, footage_id, status, entry, version)
         if not mac.valid("public_release", fields, live.macs.get(("public_releases", (case_id, footage_id)))):
-            drift.setdefault(case_id, []).append(f"public_releases footage {footage_id} mac")
+            drift.setdefault(case_id, []).append(f"{_public_row(footage_id)} mac")
     if live.tracking is not None and not mac.valid(
         "tracking", (TRACKING_NAME, live.tracking), live.macs.get(("projection_tracking", TRACKING_NAME))
     ):

@@ -1,4 +1,5 @@
-"""The read models: case state (decision state and view), timeline, public release rows, the log head.
+"""The read models: case state (decision state and view), timeline, public rows (releases and the
+statistics' inputs), the log head.
 
 Written in the same transaction as the events they reflect (``ledger/append.py``), rebuilt from the
 log by ``ledger/projection.py`` and by the audit's scratch rebuild; never evidence.
@@ -28,10 +29,13 @@ from ledger.storage.sql import Tx
 
 TRACKING_NAME = "read_models"
 CASE_COLUMNS = "case_id, version, head_sha256, status, category, updated_leaf, state, view, public_count, mac"
+# ``public_count`` (per case) and the log head's ``public_releases`` count the rows of ``public_releases``:
+# release rows and statistics rows alike (:func:`public_rows`).
 LOG_HEAD_COLUMNS = "size, root, integrated_at, cases, public_releases, read_models, mac"
 #: Bump when the stored view, timeline or public release formats change; the decision states' format
-#: is fingerprinted from their classes (:func:`read_model_format`).
-VIEW_FORMAT = 1
+#: is fingerprinted from their classes (:func:`read_model_format`). 2: public rows are released
+#: footage only (the release's own fields) plus one statistics row per case.
+VIEW_FORMAT = 2
 
 
 def read_model_format() -> str:
@@ -60,7 +64,7 @@ class CaseHead:
     version: int
     head_sha256: str
     state: Any  # CaseState or KeyRegistryState
-    public: int = 0  # public release rows of this state
+    public: int = 0  # public_releases rows of this state (releases and statistics)
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,25 @@ def _case_tampered(case_id: str, check: str) -> StateTampered:
 
 # --- writing ------------------------------------------------------------------------------------
 
+#: the key of a case's statistics row in ``public_releases`` (never a footage id: ids cannot hold ``*``)
+STATISTICS_KEY = "*"
+RELEASED = "released"
+STATISTICS = "statistics"
+
+
+def public_rows(state: Any) -> list[tuple[str, str, Any]]:
+    """A case's rows in ``public_releases`` as (key, status, entry): one per released footage (its
+    public release entries) and, when the case has footage, one ``statistics`` row (what the monthly
+    counts need of each footage, without ids). An unreleased item has no row of its own."""
+    rows: list[tuple[str, str, Any]] = []
+    for footage in state.footage:
+        released = projections.public_release_entries(state, footage.footage_id)
+        if released:
+            rows.append((footage.footage_id, RELEASED, released))
+    if state.footage:
+        rows.append((STATISTICS_KEY, STATISTICS, projections.statistics_entries(state)))
+    return rows
+
 
 def write_read_models(tx: Tx, mac: RowMac, heads: Mapping[str, CaseHead], leaf_of: Mapping[str, int]) -> None:
     """Upsert the case-state rows and the public release rows of the given cases; sets each head's
@@ -116,8 +139,8 @@ def write_read_models(tx: Tx, mac: RowMac, heads: Mapping[str, CaseHead], leaf_o
             view_data = projections.case_view(head.state)
             status, category = view_data["status"], view_data["category"]
             view = json.dumps(view_data, sort_keys=True, separators=(",", ":"))
-            for entry in projections.public_release_entries(head.state):
-                release = (case_id, entry["footage_id"], entry["status"], json.dumps(entry, sort_keys=True))
+            for key, status, entry in public_rows(head.state):
+                release = (case_id, key, status, json.dumps(entry, sort_keys=True))
                 releases.append((*release, head.version, mac.mac("public_release", (*release, head.version))))
                 public += 1
         head.public = public
@@ -298,9 +321,11 @@ def timeline_lines(
     return lines
 
 
-def public_release_rows(tx: Tx, mac: RowMac) -> list[dict[str, Any]]:
-    """Checked public release rows: each written by the service for its case's current version, and
-    as many as the log head counts (a deleted row is missed)."""
+def public_entries(tx: Tx, mac: RowMac, status: str) -> list[Any]:
+    """The entries of the ``public_releases`` rows of one kind (:data:`RELEASED` or :data:`STATISTICS`),
+    after checking every row of the table, of both kinds: each written by the service for its case's
+    current version, and as many as the log head counts (a deleted row is missed). Checking them all
+    means no row can be moved from one kind to the other to drop out of an answer unnoticed."""
     head, _ = log_head(tx, mac)
     rows = tx.query(
         "SELECT case_id, footage_id, status, entry, version, mac,"
@@ -317,7 +342,8 @@ def public_release_rows(tx: Tx, mac: RowMac) -> list[dict[str, Any]]:
             raise tampered("the public release list", check="types", stream="public_releases") from None
         if not mac.valid("public_release", fields, r[5]) or r[6] is None or int(r[6]) != fields[4]:
             raise tampered("the public release list", check="public_release", stream="public_releases")
-        entries.append(json.loads(fields[3]))
+        if fields[2] == status:
+            entries.append(json.loads(fields[3]))
     return entries
 
 

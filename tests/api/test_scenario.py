@@ -12,6 +12,7 @@ from ledger.log.proof_json import parse_consistency_proof, parse_inclusion_proof
 from ledger.store import Ledger
 from tests.support.api import Api, problem, running_api
 from tests.support.cases import (
+    REDACTED_SHA,
     case_opened,
     derivative_created,
     footage_captured,
@@ -60,7 +61,15 @@ def test_cambridge_scenario_over_http(api: Api) -> None:
     view = api.client.get(f"/v1/cases/{case_id}", headers=api.auth("auditor")).json()
     assert view["status"] == "closed" and view["version"] == 11 and view["releases"][0]["footage_id"] == "ftg-1"
     releases = api.client.get("/v1/public/releases").json()
-    assert [(r["footage_id"], r["status"]) for r in releases] == [("ftg-1", "released")]
+    assert releases == [
+        {
+            "sha256": REDACTED_SHA,
+            "released_at": view["releases"][0]["released_at"],
+            "basis": "executive_order",
+            "channel": "city website",
+            "url": "https://www.cambridgema.gov/police/releases/ftg-1",
+        }
+    ]
     timeline = api.client.get(f"/v1/cases/{case_id}/timeline", headers=api.auth("auditor")).json()
     assert [e["seq"] for e in timeline["items"]] == list(range(1, 12)) and timeline["next"] is None
     events = api.client.get(f"/v1/cases/{case_id}/events", params={"limit": 5}, headers=api.auth("supervisor")).json()

@@ -366,7 +366,7 @@ def test_an_edited_read_model_is_projection_drift(scenario: Scenario) -> None:
         ]
     )
     drift = {f.case_id: f.evidence["differences"] for f in report.findings}
-    assert drift[s.case_id] == ["case_state.status", "public_releases footage ftg-1"]
+    assert drift[s.case_id] == ["case_state.status", "public_releases footage ftg-1", "public_releases statistics"]
     assert drift[s.other] == ["case_timeline seq 1 differs"]
 
 

@@ -502,7 +502,7 @@ def test_a_forged_cosignature_line_is_left_out_and_a_real_one_kept(world: World)
 def test_deleted_rows_are_missed_not_silently_omitted(world: World) -> None:
     w = world
     w.actors.ok("investigator", w.case_id, "FootageDerivativeCreated", derivative_created())
-    assert w.ledger.public_releases()  # eligible footage is public
+    assert w.rows("public_releases", w.case_id)  # the case's statistics row (not served as is)
     other = new_case_id()
     w.actors.ok("investigator", other, "CaseOpened", case_opened("CPD-2026-0002"))
     w.raw.run("DELETE FROM public_releases WHERE case_id = ?", (w.case_id,))
