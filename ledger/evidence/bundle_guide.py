@@ -48,6 +48,9 @@ checkpoint.txt         The log's signed checkpoint, with witness cosignatures.
 log.vkey               The log's verifier key (a copy; obtain it independently for a real check).
 witnesses/*.vkey       Verifier keys of the witnesses that cosign checkpoints (copies, likewise).
 media/<sha256>         Optional: footage and derivative files, named by their SHA-256.
+access/checkpoint.txt  The access log's signed checkpoint (origin "@ORIGIN@/access"); see 6a.
+access/entries/<n>.json  Access-log entry n: one read, download or refusal naming this case.
+access/proofs/<n>.json   Proof that access entry n is in the access tree signed by access/checkpoint.txt.
 
 All JSON that is signed or hashed is RFC 8785 canonical JSON (no spaces, keys sorted), UTF-8.
 
@@ -108,6 +111,17 @@ different histories to different people without a witness noticing.
 --------
 media/<sha256> is named by the SHA-256 that a FootageCaptured or FootageDerivativeCreated statement
 of the case records: `sha256sum media/*` must print each file's own name.
+
+6a. ACCESS LOG
+--------------
+Every read of the case (its view, events, timeline, bundle), every download of its files and every
+refusal of one is an entry of the ledger's access log, a second RFC 6962 tree kept apart from the
+case log. access/entries/<n>.json is {"action", "actor", "case_id", "code", "index": n, "item",
+"outcome", "recorded_at", "request_id", "role", "token_id", "v": 1} (identifiers only, canonical
+JSON); its leaf hash is SHA-256(0x00 || the file's bytes) and access/proofs/<n>.json proves it
+against access/checkpoint.txt exactly as in section 4. access/checkpoint.txt is signed by the same
+log key as checkpoint.txt (section 5) but its first line is "@ORIGIN@/access", never the case
+log's origin. Every entry must name this case ("case_id").
 
 7. THE CASE RULES
 -----------------
