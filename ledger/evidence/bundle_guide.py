@@ -79,7 +79,8 @@ signed by an admin key registered before it. A key may sign from its registratio
 valid_from) until its revocation, or from "compromised_since" if that is set; its status is judged
 at the leaf's "integrated_at" time. Roles limit what a key may sign (investigators open cases and
 document; supervisors also release footage, lift holds and close cases; prosecutors acknowledge
-referrals for their authority; the service key only records evidence downloads).
+referrals for their authority; the service key only recorded evidence downloads, before they went to
+the access log, section 6a).
 
 To turn a raw Ed25519 public key into a PEM file openssl accepts, prefix the 12 DER bytes
 30 2a 30 05 06 03 2b 65 70 03 21 00 and convert (see the script).
