@@ -10,12 +10,13 @@ import structlog
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from api.access import AccessRecorder
 from api.auth import Authenticator
 from api.errors import PROBLEM_SCHEMA, install_error_handlers
 from api.logs import configure_logging
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware, RouteTable
 from api.query import reject_unknown_query_parameters
-from api.routes import cases, evidence, keys, log, ops
+from api.routes import access_log, cases, evidence, keys, log, ops
 from api.runtime import Runtime
 from api.settings import ApiSettings
 from ledger.evidence.footage import EvidenceTooLarge
@@ -36,13 +37,18 @@ def create_app(
     api_settings: ApiSettings | None = None,
     ledger: Ledger | None = None,
     authenticator: Authenticator | None = None,
+    access_recorder: AccessRecorder | None = None,
 ) -> FastAPI:
     """Build the app. With ``ledger`` the caller keeps ownership of it (tests); otherwise it is opened
-    from ``settings`` at startup and closed at shutdown."""
+    from ``settings`` at startup and closed at shutdown. ``access_recorder`` replaces the access log's
+    writer (tests, benchmarks); by default every read is recorded in the ledger's access log."""
     if not structlog.is_configured():
         configure_logging()
     settings = settings or (ledger.settings if ledger is not None else Settings())
-    runtime = Runtime(settings, api_settings or ApiSettings(), ledger=ledger, authenticator=authenticator)
+    runtime = Runtime(
+        settings, api_settings or ApiSettings(), ledger=ledger, authenticator=authenticator,
+        access_recorder=access_recorder,
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -62,7 +68,7 @@ def create_app(
         dependencies=[Depends(reject_unknown_query_parameters)],
     )
     app.state.runtime = runtime
-    routers = [module.router for module in (cases, evidence, keys, log, ops)]
+    routers = [module.router for module in (cases, evidence, keys, log, access_log, ops)]
     for router in routers:
         app.include_router(router)
     app.state.route_table = RouteTable.of([*routers, app.router])

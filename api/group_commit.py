@@ -6,8 +6,9 @@
 fsync, one outcome per envelope. A future resolves only after that transaction committed, so an
 acknowledgement is always durable. The ledger checks, with the registry it verified itself, that
 each envelope's signing key is registered to the calling actor (403 SIGNER_NOT_CALLER otherwise).
-Downloads record their ``EvidenceAccessed`` through this thread too: it is the only writer of
-events while the service runs (the checkpointer, ``ledger.log.checkpointer``, the only signer).
+It is the only writer of events while the service runs (the checkpointer,
+``ledger.log.checkpointer``, the only signer); reads are recorded by the access log's own writer
+(``api/access.py``), never through this thread.
 """
 
 from __future__ import annotations

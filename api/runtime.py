@@ -7,6 +7,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
+from api.access import AccessRecorder, AccessWriter
 from api.auth import Authenticator, TokenAuthenticator
 from api.group_commit import GroupCommitter
 from api.logs import get_logger
@@ -24,7 +25,6 @@ from ledger.store import Ledger
 from ledger.tokens import TokenStore
 
 DURABILITY_RECHECK_SECONDS = 5.0
-ACCESS_LOCK_STRIPES = 64
 
 
 class Runtime:
@@ -37,6 +37,7 @@ class Runtime:
         *,
         ledger: Ledger | None = None,
         authenticator: Authenticator | None = None,
+        access_recorder: AccessRecorder | None = None,
     ) -> None:
         self.settings = settings
         self.api_settings = api_settings
@@ -54,7 +55,8 @@ class Runtime:
         self.footage: FootageStore | None = None
         self._durability: tuple[float, list[str]] | None = None
         self._write_block: StorageError | None = None
-        self._access_locks = [threading.Lock() for _ in range(ACCESS_LOCK_STRIPES)]
+        self.access: AccessRecorder | None = access_recorder  # records every read (api/access.py)
+        self._access_writer: AccessWriter | None = None
 
     @property
     def ledger(self) -> Ledger:
@@ -131,6 +133,10 @@ class Runtime:
             ledger, interval=self.settings.checkpoint_interval, witness_timeout=self.api_settings.witness_timeout,
             on_tick=self.refresh_write_block,
         )
+        if self.access is None:
+            self._access_writer = AccessWriter(ledger.access_log)
+            self.access = self._access_writer
+            self._access_writer.start()
         self.committer.start()
         self.checkpointer.start()
 
@@ -141,6 +147,8 @@ class Runtime:
             self._state = "stopped"
         assert self.committer is not None and self.checkpointer is not None
         self.committer.stop()
+        if self._access_writer is not None:
+            self._access_writer.stop()
         self.checkpointer.stop()
         self.log.info("service stopped")
         if self._owns_ledger and self._ledger is not None:
@@ -158,14 +166,6 @@ class Runtime:
         if self.committer is None:
             raise ConfigurationError("the service is not started")
         return self.committer.submit(raw, actor=None).result()
-
-    def access_lock(self, case_id: str) -> threading.Lock:
-        """Serialises this process's EvidenceAccessed appends per case (striped locks).
-
-        ``record_access`` signs for the case's next position and retries a few times when another
-        writer took it; concurrent downloads of one case would otherwise keep taking it from each
-        other. Only held in worker threads, never by the group-commit writer: no lock cycle."""
-        return self._access_locks[hash(case_id) % ACCESS_LOCK_STRIPES]
 
     @property
     def write_block(self) -> StorageError | None:

@@ -219,3 +219,29 @@ def json_body(schema: dict[str, Any], description: str) -> dict[str, Any]:
             "content": {"application/json": {"schema": schema}},
         }
     }
+
+
+class AccessEntry(BaseModel):
+    action: str
+    actor: str = Field(description='"anonymous" when the caller was not authenticated')
+    case_id: str | None
+    code: str | None = Field(description="the problem code of a denial; null when allowed")
+    index: int
+    item: str | None = Field(description="the file's SHA-256, a sealed_ref, or null")
+    outcome: str = Field(description="allowed or denied")
+    recorded_at: str
+    request_id: str | None
+    role: str | None
+    token_id: str | None
+    v: int
+
+
+class AccessLogItem(BaseModel):
+    leaf_index: int
+    entry: AccessEntry | None = Field(description="the entry (null if the stored bytes do not parse: tampering)")
+    leaf: str = Field(description="the exact leaf bytes (the entry's RFC 8785 canonical JSON)")
+
+
+class AccessLogPage(BaseModel):
+    items: list[AccessLogItem]
+    next: int | None = Field(description="pass as `cursor` to get the next page; null at the end")

@@ -22,6 +22,7 @@ from ledger.envelope.signing import build_envelope
 from ledger.evidence.footage import FootageStore
 from ledger.evidence.sealed import DepartmentKey, SealedStore
 from ledger.log import note, tlog
+from ledger.log.access import AccessLog
 from ledger.log.rollback import CheckpointGuard, RollbackStatus
 from ledger.settings import (
     ConfigurationError,
@@ -113,6 +114,10 @@ class Ledger:
             self.app.close()
             raise
         self._log_key: Ed25519PrivateKey | None = None
+        self.access_log = AccessLog(
+            self.db, origin=self.config.origin, key_name=self.config.log_key_name,
+            key=lambda: self.log_key, clock=lambda: self.clock(),
+        )
 
     def _state_key(self, *, create: bool) -> RowMac:
         path = state_key_path(self.data_dir)

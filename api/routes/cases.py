@@ -14,14 +14,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from api import schemas
+from api.access import Access, audited
 from api.appending import append_envelope, json_response, refuse_registry_stream, runtime_of, visible_case
-from api.auth import CaseWriter, Principal, Reader, may_see_case, require
+from api.auth import CaseWriter, may_see_case
 from api.errors import UnavailableError, problems
 from api.routes.evidence import PURPOSE_PATTERN
 from api.streaming import FileStreamResponse
-from domain.errors import MalformedInputError
 from ledger.evidence.bundle import BundleInfo, NotCheckpointed, export_bundle
-from ledger.evidence.footage import find_media, record_access
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 
@@ -34,6 +33,11 @@ CaseId = Annotated[str, PathParam(pattern=UUID_PATTERN, description="case UUID (
 Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="page size")]
 AfterSeq = Annotated[int, Query(ge=0, le=MAX_SEQ, description="return entries with seq greater than this")]
 Word = Annotated[str | None, Query(pattern=r"^[a-z_]{1,64}$")]
+CaseLister = Annotated[Access, Depends(audited("cases.list"))]
+CaseReader = Annotated[Access, Depends(audited("case.read"))]
+EventsReader = Annotated[Access, Depends(audited("case.events"))]
+TimelineReader = Annotated[Access, Depends(audited("case.timeline"))]
+BundleReader = Annotated[Access, Depends(audited("case.bundle", "prosecutor", "auditor", "supervisor"))]
 
 
 @router.post(
@@ -65,13 +69,21 @@ async def post_event(
 )
 def list_cases(
     request: Request,
-    principal: Reader,
+    access: CaseLister,
     status: Word = None,
     category: Word = None,
     after: Annotated[str | None, Query(pattern=UUID_PATTERN, description="cursor: the last case_id seen")] = None,
     limit: Limit = 50,
 ) -> Response:
-    ledger = runtime_of(request).ledger
+    with access.guard():
+        page = _list_page(runtime_of(request).ledger, access, status, category, after, limit)
+    return json_response(page)
+
+
+def _list_page(
+    ledger: Any, access: Access, status: str | None, category: str | None, after: str | None, limit: int
+) -> dict[str, Any]:
+    principal = access.caller
     collected: list[dict[str, Any]] = []
     cursor = after
     for _ in range(MAX_SCANS):
@@ -81,10 +93,10 @@ def list_cases(
             if may_see_case(principal, view):
                 collected.append(view)
                 if len(collected) == limit:
-                    return json_response({"items": collected, "next": cursor})
+                    return {"items": collected, "next": cursor}
         if len(page) < limit:
-            return json_response({"items": collected, "next": None})
-    return json_response({"items": collected, "next": cursor})
+            return {"items": collected, "next": None}
+    return {"items": collected, "next": cursor}
 
 
 @router.get(
@@ -96,7 +108,7 @@ def list_cases(
 def get_case(
     request: Request,
     case_id: CaseId,
-    principal: Reader,
+    access: CaseReader,
     as_of: Annotated[
         str | None,
         Query(min_length=1, max_length=64, description="the case as the ledger knew it at this RFC 3339 time"),
@@ -106,13 +118,17 @@ def get_case(
     ] = None,
 ) -> Response:
     runtime = runtime_of(request)
-    if as_of is None and at_index is None and principal.role != "prosecutor":
-        # Everyone but a prosecutor may see every case: serve the stored projection bytes as they are.
-        return Response(runtime.ledger.case_view_json(case_id), media_type="application/json")
-    view = visible_case(runtime, principal, case_id)
-    if as_of is None and at_index is None:
-        return json_response(view)
-    return json_response(runtime.ledger.case_at(case_id, as_of=as_of, at_index=at_index))
+    with access.guard(case_id=case_id):
+        if as_of is None and at_index is None and access.caller.role != "prosecutor":
+            # Everyone but a prosecutor may see every case: serve the stored projection bytes as they are.
+            response = Response(runtime.ledger.case_view_json(case_id), media_type="application/json")
+        else:
+            view = visible_case(runtime, access.caller, case_id)
+            if as_of is None and at_index is None:
+                response = json_response(view)
+            else:
+                response = json_response(runtime.ledger.case_at(case_id, as_of=as_of, at_index=at_index))
+    return response
 
 
 @router.get(
@@ -121,9 +137,12 @@ def get_case(
     response_model=schemas.EnvelopePage,
     responses=problems(400, 401, 403, 404, 503),
 )
-def get_events(request: Request, case_id: CaseId, principal: Reader, after: AfterSeq = 0, limit: Limit = 100) -> Response:
+def get_events(
+    request: Request, case_id: CaseId, access: EventsReader, after: AfterSeq = 0, limit: Limit = 100
+) -> Response:
     runtime = runtime_of(request)
-    visible_case(runtime, principal, case_id)
+    with access.guard(case_id=case_id):
+        visible_case(runtime, access.caller, case_id)
     raws = runtime.ledger.case_envelopes(case_id, after=after, limit=limit + 1)
     items = [{"seq": after + i + 1, "envelope": raw.decode("utf-8")} for i, raw in enumerate(raws[:limit])]
     return json_response({"items": items, "next": items[-1]["seq"] if len(raws) > limit else None})
@@ -136,16 +155,16 @@ def get_events(request: Request, case_id: CaseId, principal: Reader, after: Afte
     responses=problems(400, 401, 403, 404, 503),
 )
 def get_timeline(
-    request: Request, case_id: CaseId, principal: Reader, after: AfterSeq = 0, limit: Limit = 100
+    request: Request, case_id: CaseId, access: TimelineReader, after: AfterSeq = 0, limit: Limit = 100
 ) -> Response:
     runtime = runtime_of(request)
-    visible_case(runtime, principal, case_id)
-    entries = runtime.ledger.timeline(case_id, after=after, limit=limit + 1)
+    with access.guard(case_id=case_id):
+        visible_case(runtime, access.caller, case_id)
+        entries = runtime.ledger.timeline(case_id, after=after, limit=limit + 1)
     page = entries[:limit]
     return json_response({"items": page, "next": page[-1]["seq"] if len(entries) > limit else None})
 
 
-BundleReader = Annotated[Principal, Depends(require("prosecutor", "auditor", "supervisor"))]
 MEDIA_PREFIX = "media/"
 
 
@@ -165,7 +184,7 @@ MEDIA_PREFIX = "media/"
 async def get_bundle(
     request: Request,
     case_id: CaseId,
-    principal: BundleReader,
+    access: BundleReader,
     with_media: Annotated[
         bool, Query(description="include the case's footage and derivatives held in the store")
     ] = False,
@@ -173,17 +192,12 @@ async def get_bundle(
         str | None,
         Query(
             min_length=1, max_length=2000, pattern=PURPOSE_PATTERN,
-            description="required with with_media=true: recorded in one EvidenceAccessed per file included",
+            description="accepted for compatibility, never recorded: access entries carry no free text",
         ),
     ] = None,
 ) -> Response:
-    if with_media and purpose is None:
-        raise MalformedInputError(
-            "with_media=true needs a purpose: every file included is recorded as EvidenceAccessed",
-            code="BAD_ARGUMENT",
-        )
     runtime = runtime_of(request)
-    handle, info = await run_in_threadpool(_build_bundle, runtime, principal, case_id, with_media, purpose)
+    handle, info = await run_in_threadpool(_build_bundle, runtime, access, case_id, with_media)
     headers = {
         "X-Bundle-SHA256": info.sha256,
         "Content-Disposition": f'attachment; filename="case-{case_id}.zip"',
@@ -192,15 +206,18 @@ async def get_bundle(
     return FileStreamResponse(handle, info.size, media_type="application/zip", headers=headers)
 
 
-def _build_bundle(
-    runtime: Any, principal: Principal, case_id: str, with_media: bool, purpose: str | None
-) -> tuple[IO[bytes], BundleInfo]:
+def _build_bundle(runtime: Any, access: Access, case_id: str, with_media: bool) -> tuple[IO[bytes], BundleInfo]:
     """Export into a private temporary folder, open the zip, delete the folder (the open file stays
-    readable until it is closed, so nothing is left behind even if the process dies mid-stream)."""
+    readable until it is closed, so nothing is left behind even if the process dies mid-stream).
+
+    The export is recorded first, then an access checkpoint is signed, so the bundle carries the
+    record of its own export among its case's access entries."""
     ledger = runtime.ledger
-    visible_case(runtime, principal, case_id)
+    with access.guard(case_id=case_id):
+        visible_case(runtime, access.caller, case_id)
     if runtime.checkpointer is not None:  # the checkpointer signs (the writer); the export only reads
         runtime.checkpointer.wait_for(ledger.log_size(), runtime.api_settings.wait_timeout)
+    ledger.access_log.checkpoint()
     folder = tempfile.mkdtemp(prefix="el-bundle-", dir=runtime.api_settings.tmp_dir)
     try:
         try:
@@ -211,9 +228,7 @@ def _build_bundle(
         handle = open(info.path, "rb")  # noqa: SIM115 - closed by the response
         try:
             if with_media:
-                assert purpose is not None
-                with runtime.access_lock(case_id):
-                    _record_media_access(runtime, case_id, handle, actor=principal.actor, purpose=purpose)
+                _record_media_access(access, case_id, handle)
             handle.seek(0)
         except BaseException:
             handle.close()
@@ -223,11 +238,9 @@ def _build_bundle(
     return handle, info
 
 
-def _record_media_access(runtime: Any, case_id: str, handle: IO[bytes], *, actor: str, purpose: str) -> None:
-    """One signed EvidenceAccessed per media file in the bundle, before any byte of it is sent."""
-    ledger = runtime.ledger
+def _record_media_access(access: Access, case_id: str, handle: IO[bytes]) -> None:
+    """One access entry (``evidence.download``) per media file in the bundle, before any byte is sent."""
     with zipfile.ZipFile(handle) as zf:
         hashes = sorted(n[len(MEDIA_PREFIX):] for n in zf.namelist() if n.startswith(MEDIA_PREFIX))
     for sha in hashes:
-        ids = find_media(ledger, case_id, sha)
-        record_access(ledger, case_id, actor=actor, purpose=purpose, append=runtime.append_one, **ids)
+        access.allowed_as("evidence.download", case_id=case_id, item=sha)

@@ -4,12 +4,13 @@
 JSON body limit does not apply; the evidence cap does, counted while reading) and installs it under
 its SHA-256 only once complete: an interrupted, oversized or mismatching upload leaves nothing.
 
-``GET /v1/evidence/{sha256}?case_id=&purpose=`` appends a signed ``EvidenceAccessed`` (service key)
-to the case before the first byte is sent: no byte leaves without a trace in the ledger.
+``GET /v1/evidence/{sha256}?case_id=`` records the download in the access log (``api/access.py``)
+before the first byte is sent: no byte leaves without a trace. Nothing is appended to the case.
 """
 
 from __future__ import annotations
 
+import os
 from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
@@ -18,30 +19,32 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from api import schemas
+from api.access import Access, audited
 from api.appending import json_response, refuse_if_blocked, runtime_of, visible_case
 from api.auth import Principal, require
 from api.errors import UnavailableError, problems
 from api.runtime import Runtime
 from api.streaming import CHUNK, FileStreamResponse
 from domain.errors import MalformedInputError
-from ledger.append import Receipt
-from ledger.evidence.footage import FootageStore, FootageWriter, check_sha256, open_evidence
+from ledger.evidence.footage import FootageStore, FootageWriter, check_sha256, require_evidence
 
 router = APIRouter(prefix="/v1/evidence", tags=["evidence"])
 
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-# EvidenceAccessed.purpose: 1-2000 characters, no control characters except tab and line breaks
+# The former EvidenceAccessed.purpose: 1-2000 characters, no control characters except tab and line breaks
 PURPOSE_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]+$"
 SHA256_PATTERN = "^[0-9a-f]{64}$"
 BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 Uploader = Annotated[Principal, Depends(require("investigator", "supervisor"))]
-EvidenceReader = Annotated[Principal, Depends(require("investigator", "supervisor", "auditor", "prosecutor"))]
+EvidenceReader = Annotated[
+    Access, Depends(audited("evidence.download", "investigator", "supervisor", "auditor", "prosecutor"))
+]
 Purpose = Annotated[
-    str,
+    str | None,
     Query(
         min_length=1, max_length=2000, pattern=PURPOSE_PATTERN,
-        description="why the file is opened; recorded in the signed EvidenceAccessed event",
+        description="accepted for compatibility, never recorded: access entries carry no free text",
     ),
 ]
 
@@ -108,50 +111,47 @@ async def upload_evidence(
     return json_response({"sha256": sha, "size_bytes": size}, 201 if created else 200)
 
 
-def _open(
-    runtime: Runtime, principal: Principal, case_id: str, sha256: str, purpose: str
-) -> tuple[IO[bytes], int, Receipt]:
-    visible_case(runtime, principal, case_id)
-    with runtime.access_lock(case_id):
-        return open_evidence(
-            runtime.ledger, _store(runtime), case_id, sha256, actor=principal.actor, purpose=purpose,
-            append=runtime.append_one,
-        )
+def _open(runtime: Runtime, access: Access, case_id: str, sha256: str) -> tuple[IO[bytes], int, int]:
+    """Check, record (before anything is opened), open: (file, size, access entry index)."""
+    store = _store(runtime)
+    with access.guard(case_id=case_id, item=sha256) as recorded:
+        visible_case(runtime, access.caller, case_id)
+        require_evidence(runtime.ledger, store, case_id, sha256)
+    assert recorded.index is not None
+    handle = store.open(sha256)
+    return handle, os.fstat(handle.fileno()).st_size, recorded.index
 
 
 @router.get(
     "/{sha256:path}",
-    summary="Download an evidence file of a case; a signed EvidenceAccessed is appended before the first byte",
+    summary="Download an evidence file of a case; the download is recorded in the access log before the first byte",
     response_class=Response,
     responses={
         200: {
             "content": {"application/octet-stream": BINARY},
             "description": "The file, exactly as stored",
             "headers": {
-                "X-Access-Event-Id": {"description": "event id of the EvidenceAccessed appended for this download",
-                                      "schema": {"type": "string"}},
-                "X-Access-Leaf-Index": {"description": "its leaf index in the log", "schema": {"type": "integer"}},
+                "X-Access-Entry-Index": {"description": "index of this download's entry in the access log",
+                                         "schema": {"type": "integer"}},
             },
         },
-        **problems(400, 401, 403, 404, 409, 422, 503),
+        **problems(400, 401, 403, 404, 503),
     },
 )
 async def download_evidence(
     request: Request,
     sha256: Annotated[str, Path(description="the file's SHA-256 (64 lowercase hex)")],
-    principal: EvidenceReader,
+    access: EvidenceReader,
     case_id: Annotated[str, Query(pattern=UUID_PATTERN, description="the case that records the file")],
-    purpose: Purpose,
+    purpose: Purpose = None,
 ) -> Response:
     check_sha256(sha256)
     runtime = runtime_of(request)
-    refuse_if_blocked(runtime)
-    handle, size, receipt = await run_in_threadpool(_open, runtime, principal, case_id, sha256, purpose)
+    handle, size, index = await run_in_threadpool(_open, runtime, access, case_id, sha256)
     headers: dict[str, Any] = {
         "Content-Disposition": f'attachment; filename="{sha256}"',
         "Cache-Control": "no-store",
         "X-Content-Type-Options": "nosniff",
-        "X-Access-Event-Id": receipt.event_id,
-        "X-Access-Leaf-Index": str(receipt.leaf_index),
+        "X-Access-Entry-Index": str(index),
     }
     return FileStreamResponse(handle, size, media_type="application/octet-stream", headers=headers)

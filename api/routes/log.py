@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import PlainTextResponse, Response
 
 from api import schemas
+from api.access import Access, audited
 from api.appending import json_response, runtime_of
-from api.auth import Replayer
 from api.errors import problems
 from domain.errors import MalformedInputError, NotFoundError
 from ledger.log.proof_json import consistency_proof_json, inclusion_proof_json
@@ -19,6 +19,7 @@ router = APIRouter(prefix="/v1/log", tags=["log"])
 MAX_INDEX = 2**53
 TEXT = {"text/plain": {"schema": {"type": "string"}}}
 Size = Annotated[int, Query(ge=1, le=MAX_INDEX)]
+Replayer = Annotated[Access, Depends(audited("log.envelopes", "auditor", "supervisor", "admin"))]
 
 
 def _note(checkpoint: object) -> Response:
@@ -123,10 +124,11 @@ def consistency(request: Request, first: Size, second: Size) -> Response:
 )
 def envelopes(
     request: Request,
-    principal: Replayer,
+    access: Replayer,
     start: Annotated[int, Query(ge=0, le=MAX_INDEX)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> Response:
+    access.allowed()  # every case's envelopes: recorded (no case id) before any is read
     entries = runtime_of(request).ledger.entries(start, limit)
     return json_response(
         [

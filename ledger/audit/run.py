@@ -9,7 +9,9 @@ server) and trusts nothing in it but the log key and the trust root it is given:
    cores), per-case chains, leaf bytes and the case rules;
 3. ``verify.log_checks`` folds the leaves into the tree, compares every stored node, and checks
    every checkpoint (stored, kept by the auditor, from the rollback guard) against the roots;
-4. ``audit_projection`` rebuilds the read models from the verified states and compares them.
+4. ``audit_projection`` rebuilds the read models from the verified states and compares them;
+5. ``ledger.audit.access`` recomputes the access log's tree from its entries and checks its
+   checkpoints (check 13).
 
 Findings carry stable codes (docs/audit.md) and exact locations. Exit code: 0 clean, 1 findings.
 """
@@ -28,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from domain.context import DomainConfig
+from ledger.audit.access import audit_access
 from ledger.audit.projection import compare_read_models, rebuild_read_models
 from ledger.audit.source import AuditInput
 from ledger.envelope.canonical import format_time
@@ -91,6 +94,7 @@ class AuditReport:
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     expected_log_head: tuple[int, bytes, str] | None = None
+    access: dict[str, Any] | None = None  # {"size", "latest_checkpoint"} of the access log, when read
 
     @property
     def exit_code(self) -> int:
@@ -115,6 +119,7 @@ class AuditReport:
             "latest_checkpoint": self.latest_checkpoint,
             "witnessed_size": self.witnessed_size,
             "uncheckpointed": self.uncheckpointed,
+            "access_log": self.access,
             "checkpoints": [
                 {"size": c.size, "source": c.source, "cosigned_by": list(c.cosigned_by)}
                 for c in self.checkpoints
@@ -347,6 +352,19 @@ def _token_checks(data: AuditInput, report: AuditReport) -> None:
         )
 
 
+def _access_checks(data: AuditInput, options: AuditOptions, report: AuditReport) -> None:
+    if data.access is None:
+        report.notes.append("access log not checked (not readable from this source)")
+        return
+    checked = audit_access(
+        data.access, log_key=options.log_key, origin=options.origin, now=options.now,
+        max_age=options.max_checkpoint_age,
+    )
+    report.access = checked.to_json()
+    report.findings += checked.findings
+    report.notes += checked.notes
+
+
 def _projection_checks(
     data: AuditInput,
     options: AuditOptions,
@@ -412,6 +430,8 @@ def _run_audit(data: AuditInput, options: AuditOptions, progress: Progress) -> A
     with timer.phase("projections"):
         _projection_checks(data, options, checker, parsed, report)
     _token_checks(data, report)
+    with timer.phase("access log"):
+        _access_checks(data, options, report)
     report.findings.sort(key=_order)
     _add_notes(data, options, report)
     return report

@@ -53,6 +53,28 @@ class ReadModels:
     macs: dict[tuple[str, Any], str] = field(default_factory=dict)  # (table, row key) -> stored MAC
 
 
+@dataclass(frozen=True)
+class AccessRow:
+    """One access_entries row as stored: the exact entry bytes and the columns kept beside them."""
+
+    index: int
+    entry: bytes
+    case_id: str | None
+    actor: str
+    action: str
+    outcome: str
+    recorded_at: str
+
+
+@dataclass
+class AccessInput:
+    """The access log as stored: entries, tree nodes, checkpoints (with their stored size/root)."""
+
+    entries: list[AccessRow]
+    nodes: dict[tuple[int, int], bytes]
+    checkpoints: list[CheckpointInput]
+
+
 @dataclass
 class AuditInput:
     source: str
@@ -64,6 +86,7 @@ class AuditInput:
     all_events: bool = True  # False when only logged events could be seen (server mode)
     checkpoint_times: dict[int, str] = field(default_factory=dict)  # size -> signed_at, as stored
     tampered_tokens: list[Any] | None = None  # token rows failing their MAC (None: not checked)
+    access: AccessInput | None = None  # the access log (None: not readable from this source)
 
 
 def _noop(_phase: str, _done: int, _total: int | None) -> None:
@@ -140,6 +163,25 @@ def _read_checkpoints(tx: Tx) -> list[CheckpointInput]:
     ]
 
 
+def read_access(tx: Tx) -> AccessInput:
+    """The access log's tables, each read on its own, exactly as stored."""
+    entries = [
+        AccessRow(int(r[0]), bytes(r[1]), None if r[2] is None else str(r[2]), str(r[3]), str(r[4]), str(r[5]),
+                  str(r[6]))
+        for r in _rows(
+            tx,
+            "SELECT entry_index, entry, case_id, actor, action, outcome, recorded_at FROM access_entries"
+            " ORDER BY entry_index",
+        )
+    ]
+    nodes = {(int(r[0]), int(r[1])): bytes(r[2]) for r in _rows(tx, "SELECT level, idx, hash FROM access_nodes")}
+    checkpoints = [
+        CheckpointInput(str(note).encode("utf-8"), "database (access log)", size=int(size), root=bytes(root))
+        for size, root, note in tx.query("SELECT size, root, note FROM access_checkpoints ORDER BY size")
+    ]
+    return AccessInput(entries, nodes, checkpoints)
+
+
 def read_models(tx: Tx, *, live: bool = True) -> ReadModels:
     """The read-model rows of one database: the live one, or (``live=False``) the audit's scratch
     rebuild, which holds only case state and public releases."""
@@ -190,8 +232,11 @@ def read_database(db: Database, *, progress: Progress = _noop, mac: RowMac | Non
         models = read_models(tx)
         progress("read models", len(models.case_state), len(models.case_state))
         tokens = None if mac is None else tampered_tokens(tx, mac)
+        access = read_access(tx)
+        progress("access log", len(access.entries), len(access.entries))
     return AuditInput(
-        "database", log, events, checkpoints, nodes, models, checkpoint_times=times, tampered_tokens=tokens
+        "database", log, events, checkpoints, nodes, models, checkpoint_times=times, tampered_tokens=tokens,
+        access=access,
     )
 
 

@@ -146,6 +146,8 @@ def _progress(enabled: bool) -> Iterator[Progress]:
 
 
 def _location(finding: Any) -> str:
+    if "access_index" in finding.evidence:
+        return f"access entry {finding.evidence['access_index']}"
     if finding.leaf_index is None and finding.case_id is None and "size" in finding.evidence:
         return f"checkpoint size {finding.evidence['size']} ({finding.evidence.get('source', 'database')})"
     return str(finding.location())
@@ -162,6 +164,11 @@ def render(report: Any) -> None:
         f"{report.log_size} log entries, {report.events} stored events, {report.cases} cases; "
         f"latest stored checkpoint: {report.latest_checkpoint}"
     )
+    if report.access is not None:
+        console.print(
+            f"access log: {report.access['size']} entries; latest access checkpoint: "
+            f"{report.access['latest_checkpoint']}"
+        )
     outside = [f"{c.size} ({c.source})" for c in report.checkpoints if c.external]
     if outside:
         console.print("checkpoints kept outside the database: " + ", ".join(outside))

@@ -35,7 +35,8 @@ def export(
     from ledger.log.witnessing import checkpoint_with_witnesses
 
     with open_ledger(data_dir) as ledger:
-        checkpoint_with_witnesses(ledger)  # the write, before the read
+        checkpoint_with_witnesses(ledger)  # the writes, before the read
+        ledger.access_log.checkpoint()  # so that the case's access entries come with proofs
         info = export_bundle(ledger, _uuid(case_id), out, with_media=with_media)
     print_json(
         {
@@ -46,6 +47,7 @@ def export(
             "case_events": info.case_events,
             "entries": info.entries,
             "checkpoint_size": info.checkpoint_size,
+            "access_entries": info.access_entries,
             "media": info.media,
         }
     )

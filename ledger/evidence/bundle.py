@@ -5,7 +5,9 @@ The bundle holds every envelope of the case in order, the key-registry envelopes
 recursively, and every revocation of those keys), each one's exact leaf bytes and its inclusion proof
 against ONE fresh checkpoint (cosigned by the configured witnesses), the verifier keys, a guide for
 checking it by hand and, on request, the media files. Everything is read as of that checkpoint, so
-a case that grows during the export is exported exactly up to it.
+a case that grows during the export is exported exactly up to it. Beside them (format 2) every
+access-log entry naming the case — each read, download and refusal — up to the newest signed access
+checkpoint, with its inclusion proof against that checkpoint.
 
 Zip members are written in a fixed order with fixed timestamps to a temporary file next to the
 destination, fsynced and renamed into place; ``manifest.json`` is written last, listing the SHA-256
@@ -21,7 +23,7 @@ import re
 import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +36,7 @@ from ledger.envelope.dsse import REGISTRY_CASE_ID, parse_envelope
 from ledger.evidence.bundle_guide import guide_text
 from ledger.evidence.footage import FootageStore
 from ledger.log import merkle, note, tlog
+from ledger.log.access import StoredAccessEntry
 from ledger.log.proof_json import inclusion_proof_json
 from ledger.verify import bundle_format as bf
 
@@ -55,6 +58,7 @@ class BundleInfo:
     entries: int
     checkpoint_size: int
     media: int
+    access_entries: int = 0
 
 
 @dataclass(frozen=True)
@@ -185,6 +189,36 @@ class _Contents:
     witnesses: list[tuple[str, str]]
     media: list[str]
     created_at: datetime
+    access: AccessContents
+
+
+@dataclass
+class AccessContents:
+    """The case's access-log entries up to the newest access checkpoint (none without one)."""
+
+    checkpoint: tlog.StoredCheckpoint | None = None
+    entries: list[StoredAccessEntry] = field(default_factory=list)
+    proofs: dict[int, list[bytes]] = field(default_factory=dict)
+
+
+_ACCESS_PAGE = 5000
+
+
+def collect_access(ledger: Ledger, case_id: str) -> AccessContents:
+    """Every access entry naming the case below the newest signed access checkpoint, with its proof."""
+    log = ledger.access_log
+    checkpoint = log.latest_checkpoint()
+    if checkpoint is None:
+        return AccessContents()
+    entries: list[StoredAccessEntry] = []
+    while True:
+        after = entries[-1].index if entries else -1
+        page = log.entries(case_id=case_id, after=after, limit=_ACCESS_PAGE, below=checkpoint.size)
+        entries += page
+        if len(page) < _ACCESS_PAGE:
+            break
+    proofs = log.inclusion_proofs([e.index for e in entries], checkpoint.size)
+    return AccessContents(checkpoint, entries, proofs)
 
 
 def _witness_files(ledger: Ledger) -> list[tuple[str, str]]:
@@ -235,6 +269,7 @@ def collect(
         witnesses=_witness_files(ledger),
         media=media,
         created_at=ledger.clock(),
+        access=collect_access(ledger, case_id),
     )
 
 
@@ -248,6 +283,8 @@ def _manifest(ledger: Ledger, contents: _Contents, files: list[dict[str, Any]]) 
         "authorities": list(ledger.domain_config.authorities),
         "checkpoint_size": contents.checkpoint.size,
         "case_events": len(contents.case_rows),
+        "access_checkpoint_size": None if contents.access.checkpoint is None else contents.access.checkpoint.size,
+        "access_entries": len(contents.access.entries),
         "files": files,
     }
     return (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
@@ -271,6 +308,15 @@ def _members(ledger: Ledger, contents: _Contents) -> Iterator[tuple[str, bytes]]
     for row in contents.entries:
         proof = inclusion_proof_json(row.leaf_index, contents.proofs[row.leaf_index], tree_size=size)
         yield bf.member_path(bf.PROOFS, row.leaf_index), canonical(proof)
+    access = contents.access
+    if access.checkpoint is not None:
+        yield bf.ACCESS_CHECKPOINT, access.checkpoint.note
+    for entry in access.entries:
+        yield bf.member_path(bf.ACCESS_ENTRIES, entry.index), entry.entry
+    for entry in access.entries:
+        assert access.checkpoint is not None
+        proof = inclusion_proof_json(entry.index, access.proofs[entry.index], tree_size=access.checkpoint.size)
+        yield bf.member_path(bf.ACCESS_PROOFS, entry.index), canonical(proof)
 
 
 def _write(ledger: Ledger, contents: _Contents, handle: Any, store: FootageStore) -> None:
@@ -320,6 +366,7 @@ def export_bundle(
         len(contents.entries),
         contents.checkpoint.size,
         len(contents.media),
+        len(contents.access.entries),
     )
 
 

@@ -48,6 +48,9 @@ checkpoint.txt         The log's signed checkpoint, with witness cosignatures.
 log.vkey               The log's verifier key (a copy; obtain it independently for a real check).
 witnesses/*.vkey       Verifier keys of the witnesses that cosign checkpoints (copies, likewise).
 media/<sha256>         Optional: footage and derivative files, named by their SHA-256.
+access/checkpoint.txt  The access log's signed checkpoint (origin "@ORIGIN@/access"); see 6a.
+access/entries/<n>.json  Access-log entry n: one read, download or refusal naming this case.
+access/proofs/<n>.json   Proof that access entry n is in the access tree signed by access/checkpoint.txt.
 
 All JSON that is signed or hashed is RFC 8785 canonical JSON (no spaces, keys sorted), UTF-8.
 
@@ -76,7 +79,8 @@ signed by an admin key registered before it. A key may sign from its registratio
 valid_from) until its revocation, or from "compromised_since" if that is set; its status is judged
 at the leaf's "integrated_at" time. Roles limit what a key may sign (investigators open cases and
 document; supervisors also release footage, lift holds and close cases; prosecutors acknowledge
-referrals for their authority; the service key only records evidence downloads).
+referrals for their authority; the service key only recorded evidence downloads, before they went to
+the access log, section 6a).
 
 To turn a raw Ed25519 public key into a PEM file openssl accepts, prefix the 12 DER bytes
 30 2a 30 05 06 03 2b 65 70 03 21 00 and convert (see the script).
@@ -108,6 +112,17 @@ different histories to different people without a witness noticing.
 --------
 media/<sha256> is named by the SHA-256 that a FootageCaptured or FootageDerivativeCreated statement
 of the case records: `sha256sum media/*` must print each file's own name.
+
+6a. ACCESS LOG
+--------------
+Every read of the case (its view, events, timeline, bundle), every download of its files and every
+refusal of one is an entry of the ledger's access log, a second RFC 6962 tree kept apart from the
+case log. access/entries/<n>.json is {"action", "actor", "case_id", "code", "index": n, "item",
+"outcome", "recorded_at", "request_id", "role", "token_id", "v": 1} (identifiers only, canonical
+JSON); its leaf hash is SHA-256(0x00 || the file's bytes) and access/proofs/<n>.json proves it
+against access/checkpoint.txt exactly as in section 4. access/checkpoint.txt is signed by the same
+log key as checkpoint.txt (section 5) but its first line is "@ORIGIN@/access", never the case
+log's origin. Every entry must name this case ("case_id").
 
 7. THE CASE RULES
 -----------------

@@ -7,7 +7,8 @@ never followed. Writes go to a temporary file inside the store, are fsynced, ren
 the folder is fsynced: a crash leaves either the whole file or nothing under its name. A file that is
 already stored is not written twice. Stored files are read-only (0400).
 
-Fixity checks live in ``ledger/fixity.py``; access records (``record_access``, ``open_evidence``) here.
+Fixity checks live in ``ledger/fixity.py``; what a download checks before it is recorded
+(``require_evidence``) here.
 """
 
 from __future__ import annotations
@@ -20,14 +21,12 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
-from domain.errors import ConflictError, LedgerError, MalformedInputError, NotFoundError, VerificationError
-from domain.events import EvidenceAccessed
+from domain.errors import LedgerError, MalformedInputError, NotFoundError, VerificationError
 from ledger.durable import fsync_dir
 
 if TYPE_CHECKING:
-    from ledger.append import Receipt
     from ledger.store import Ledger
 
 DEFAULT_MAX_BYTES = 20 * 1024**3
@@ -253,43 +252,7 @@ def hash_open_file(handle: IO[bytes], progress: Callable[[int], None] | None = N
     return digest.hexdigest(), size
 
 
-# --- access -----------------------------------------------------------------------------------
-
-ACCESS_ATTEMPTS = 5
-
-
-def record_access(
-    ledger: Ledger,
-    case_id: str,
-    *,
-    footage_id: str | None = None,
-    derivative_id: str | None = None,
-    actor: str,
-    purpose: str,
-    append: Callable[[bytes], Receipt] | None = None,
-) -> Receipt:
-    """Append an ``EvidenceAccessed`` signed by the data dir's service key (``keys/service.pem``),
-    through ``append`` (the service's writer thread; default: the ledger itself).
-
-    Retries when a concurrent writer took the case's next position."""
-    from ledger.envelope.keys import load_private_key
-    from ledger.settings import key_path
-
-    key = load_private_key(key_path(ledger.data_dir, "service"))
-    body: dict[str, Any] = {"actor": actor, "purpose": purpose}
-    if footage_id is not None:
-        body["footage_id"] = footage_id
-    if derivative_id is not None:
-        body["derivative_id"] = derivative_id
-    for attempt in range(ACCESS_ATTEMPTS):
-        try:
-            return (append or ledger.append_one)(
-                ledger.next_envelope(key, case_id, EvidenceAccessed.TYPE, body)
-            )
-        except ConflictError as exc:
-            if exc.code not in ("SEQ_CONFLICT", "PREV_MISMATCH") or attempt == ACCESS_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+# --- downloads ------------------------------------------------------------------------------------
 
 
 def find_media(ledger: Ledger, case_id: str, sha256: str) -> dict[str, str]:
@@ -304,25 +267,14 @@ def find_media(ledger: Ledger, case_id: str, sha256: str) -> dict[str, str]:
     raise NotFoundError("this case records no file with this SHA-256", code="EVIDENCE_NOT_FOUND")
 
 
-def open_evidence(
-    ledger: Ledger,
-    store: FootageStore,
-    case_id: str,
-    sha256: str,
-    *,
-    actor: str,
-    purpose: str,
-    append: Callable[[bytes], Receipt] | None = None,
-) -> tuple[IO[bytes], int, Receipt]:
-    """Record the access (EvidenceAccessed), then open the file: no bytes leave without a trace.
-
-    Returns (open file, size, receipt of the access event)."""
+def require_evidence(ledger: Ledger, store: FootageStore, case_id: str, sha256: str) -> dict[str, str]:
+    """The ids of the case's file with this SHA-256 (``find_media``), once it is known to be in the
+    store; NotFoundError (EVIDENCE_NOT_FOUND) otherwise. A download records its access (the access log,
+    ``api/access.py``) after this and before it opens the file: no byte leaves without a trace."""
     ids = find_media(ledger, case_id, sha256)
     if not store.exists(sha256):
         raise NotFoundError("the file is not in the footage store", code="EVIDENCE_NOT_FOUND")
-    receipt = record_access(ledger, case_id, actor=actor, purpose=purpose, append=append, **ids)
-    handle = store.open(sha256)
-    return handle, os.fstat(handle.fileno()).st_size, receipt
+    return ids
 
 
 def store_for(data_dir: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> FootageStore:

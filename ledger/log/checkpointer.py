@@ -7,6 +7,9 @@ recorded outside the database (the rollback guard) as it is signed. The witnesse
 witnesses of ``witnesses.json`` to cosign the newest signed checkpoint (``ledger.log.witnessing``,
 bounded timeouts) and records it again with their cosignatures. A slow or silent witness therefore
 never delays a signature, and neither thread ever holds the write lock while talking to a witness.
+
+The signer also signs the access log's checkpoint (``ledger/log/access.py``, origin ``<origin>/access``)
+at every tick where the access log grew; access checkpoints are not sent to witnesses.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class Checkpointer:
         self.witness_timeout = witness_timeout
         self.on_tick = on_tick
         self.latest_size = 0  # signed
+        self.access_size = 0  # access-log entries covered by the newest access checkpoint
         self.cosigned_size = 0  # signed, and the witnesses asked
         self._cond = threading.Condition()
         self._wake = threading.Event()
@@ -54,6 +58,8 @@ class Checkpointer:
             return
         latest = self.ledger.latest_checkpoint()
         self.latest_size = 0 if latest is None else latest.size
+        access = self.ledger.access_log.latest_checkpoint()
+        self.access_size = 0 if access is None else access.size
         self._threads = [
             threading.Thread(target=self._run, name="checkpointer", daemon=True),
             threading.Thread(target=self._run_witnesses, name="witnesser", daemon=True),
@@ -79,12 +85,32 @@ class Checkpointer:
             self.tick()
 
     def tick(self) -> None:
-        """Sign a checkpoint if the log grew (and hand it to the witnesser)."""
+        """Sign a checkpoint if the log grew (and hand it to the witnesser); sign an access checkpoint
+        if the access log grew."""
         if self.on_tick is not None:
             try:
                 self.on_tick()
             except Exception as exc:  # never kill the thread
                 logger.error("checkpointer hook failed: %s", type(exc).__name__)
+        self._tick_log()
+        self.tick_access()
+
+    def tick_access(self) -> None:
+        """Sign an access checkpoint if the access log grew since the last one."""
+        try:
+            if self.ledger.access_log.size() <= self.access_size:
+                return
+            checkpoint = self.ledger.access_log.checkpoint()
+        except LedgerError as exc:
+            logger.warning("access checkpoint failed: %s", exc.code)
+            return
+        except Exception as exc:
+            logger.error("access checkpoint failed: %s", type(exc).__name__)
+            return
+        if checkpoint is not None:
+            self.access_size = checkpoint.size
+
+    def _tick_log(self) -> None:
         try:
             if self.ledger.log_size() <= self.latest_size:
                 return

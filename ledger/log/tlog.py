@@ -1,8 +1,12 @@
-"""The transparency log inside the ledger's storage: leaves, tree nodes, checkpoints, proofs.
+"""The transparency logs inside the ledger's storage: leaves, tree nodes, checkpoints, proofs.
 
-Leaf ``n`` is the RFC 8785 commitment ``{"envelope_sha256", "index", "integrated_at", "v": 1}`` (no
-case content). Every complete perfect-subtree hash is stored in ``log_nodes`` as (level, index), so
-appending costs O(log n) hashes and inserts, and the root or any proof needs O(log n) node reads.
+Leaf ``n`` of the case log is the RFC 8785 commitment ``{"envelope_sha256", "index", "integrated_at",
+"v": 1}`` (no case content). Every complete perfect-subtree hash is stored in ``log_nodes`` as
+(level, index), so appending costs O(log n) hashes and inserts, and the root or any proof needs
+O(log n) node reads.
+
+The access log (``ledger/log/access.py``) is a second tree of the same kind in its own tables; every
+function here takes the :class:`Tables` of the log it works on (the case log by default).
 """
 
 from __future__ import annotations
@@ -23,20 +27,37 @@ from ledger.storage.integrity import tampered
 from ledger.storage.sql import Tx
 
 
+@dataclass(frozen=True)
+class Tables:
+    """The tables one Merkle log lives in (constant names, never user input)."""
+
+    entries: str
+    index: str  # the entries' leaf index column
+    nodes: str
+    checkpoints: str
+    cosignatures: str | None  # witness cosignature lines, when the log has any
+
+
+CASE_LOG = Tables("log_entries", "leaf_index", "log_nodes", "log_checkpoints", "log_cosignatures")
+ACCESS_LOG = Tables("access_entries", "entry_index", "access_nodes", "access_checkpoints", None)
+
+
 def log_size(tx: Tx) -> tuple[int, str | None]:
     """(number of leaves, integrated_at of the last leaf)."""
     row = tx.one("SELECT leaf_index, integrated_at FROM log_entries ORDER BY leaf_index DESC LIMIT 1")
     return (0, None) if row is None else (int(row[0]) + 1, str(row[1]))
 
 
-def fetch_nodes(tx: Tx, coords: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+def fetch_nodes(
+    tx: Tx, coords: Sequence[tuple[int, int]], tables: Tables = CASE_LOG
+) -> dict[tuple[int, int], bytes]:
     """Read the given (level, index) nodes in one query."""
     if not coords:
         return {}
     wanted = sorted(set(coords))
     clause = " OR ".join(["(level = ? AND idx = ?)"] * len(wanted))
     params = [value for coord in wanted for value in coord]
-    rows = tx.query(f"SELECT level, idx, hash FROM log_nodes WHERE {clause}", params)
+    rows = tx.query(f"SELECT level, idx, hash FROM {tables.nodes} WHERE {clause}", params)
     found = {(int(level), int(idx)): bytes(h) for level, idx, h in rows}
     missing = [c for c in wanted if c not in found]
     if missing:
@@ -44,25 +65,26 @@ def fetch_nodes(tx: Tx, coords: Sequence[tuple[int, int]]) -> dict[tuple[int, in
     return found
 
 
-def load_range(tx: Tx, size: int) -> merkle.CompactRange:
+def load_range(tx: Tx, size: int, tables: Tables = CASE_LOG) -> merkle.CompactRange:
     coords = merkle.frontier_coords(size)
-    return merkle.CompactRange(size, fetch_nodes(tx, coords))
+    return merkle.CompactRange(size, fetch_nodes(tx, coords, tables))
 
 
-def store_nodes(tx: Tx, nodes: Sequence[tuple[int, int, bytes]]) -> None:
-    tx.executemany("INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
+def store_nodes(tx: Tx, nodes: Sequence[tuple[int, int, bytes]], tables: Tables = CASE_LOG) -> None:
+    tx.executemany(f"INSERT INTO {tables.nodes} (level, idx, hash) VALUES (?, ?, ?)", nodes)
 
 
-def root_at(tx: Tx, size: int) -> bytes:
-    return merkle.root_from_nodes(size, fetch_nodes(tx, merkle.root_coords(size)))
+def root_at(tx: Tx, size: int, tables: Tables = CASE_LOG) -> bytes:
+    return merkle.root_from_nodes(size, fetch_nodes(tx, merkle.root_coords(size), tables))
 
 
-def inclusion_proof(tx: Tx, index: int, size: int) -> list[bytes]:
-    return merkle.inclusion_proof(index, size, fetch_nodes(tx, merkle.inclusion_coords(index, size)))
+def inclusion_proof(tx: Tx, index: int, size: int, tables: Tables = CASE_LOG) -> list[bytes]:
+    return merkle.inclusion_proof(index, size, fetch_nodes(tx, merkle.inclusion_coords(index, size), tables))
 
 
-def consistency_proof(tx: Tx, size1: int, size2: int) -> list[bytes]:
-    return merkle.consistency_proof(size1, size2, fetch_nodes(tx, merkle.consistency_coords(size1, size2)))
+def consistency_proof(tx: Tx, size1: int, size2: int, tables: Tables = CASE_LOG) -> list[bytes]:
+    coords = merkle.consistency_coords(size1, size2)
+    return merkle.consistency_proof(size1, size2, fetch_nodes(tx, coords, tables))
 
 
 @dataclass(frozen=True)
@@ -84,14 +106,18 @@ class StoredCheckpoint:
         return base64.b64encode(self.root).decode("ascii")
 
 
-def _checkpoint_from_row(tx: Tx, row: Sequence[Any], check: CheckpointCheck | None) -> StoredCheckpoint:
+def _checkpoint_from_row(
+    tx: Tx, row: Sequence[Any], check: CheckpointCheck | None, tables: Tables = CASE_LOG
+) -> StoredCheckpoint:
     try:
         size, root, signed = int(row[0]), bytes(row[1]), str(row[2]).encode("utf-8")
     except (TypeError, ValueError):
-        raise tampered("the log", check="checkpoint row", stream="log") from None
+        raise tampered(_what(tables), check="checkpoint row", stream=_stream(tables)) from None
     if check is not None:
         check.verify(size, root, signed)
-    lines = tx.query("SELECT line FROM log_cosignatures WHERE size = ? ORDER BY witness", (size,))
+    if tables.cosignatures is None:
+        return StoredCheckpoint(size=size, root=root, note=signed, signed_at=str(row[3]))
+    lines = tx.query(f"SELECT line FROM {tables.cosignatures} WHERE size = ? ORDER BY witness", (size,))
     return StoredCheckpoint(
         size=size, root=root, note=signed, signed_at=str(row[3]), cosignatures=tuple(str(r[0]) for r in lines)
     )
@@ -105,52 +131,79 @@ class CheckpointCheck:
     vkey: note.VerifierKey
     origin: str
     log_size: int
+    tables: Tables = CASE_LOG
 
     def verify(self, size: int, root: bytes, signed: bytes) -> None:
+        what, stream = _what(self.tables), _stream(self.tables)
         try:
             body = note.verify_checkpoint(signed, self.vkey, origin=self.origin).checkpoint
         except LedgerError:
-            raise tampered("the log", check="checkpoint signature", stream="log") from None
+            raise tampered(what, check="checkpoint signature", stream=stream) from None
         if (body.size, body.root) != (size, root) or size > self.log_size:
-            raise tampered("the log", check="checkpoint row", stream="log")
+            raise tampered(what, check="checkpoint row", stream=stream)
 
 
-def latest_checkpoint(tx: Tx, check: CheckpointCheck | None = None) -> StoredCheckpoint | None:
-    row = tx.one("SELECT size, root, note, signed_at FROM log_checkpoints ORDER BY size DESC LIMIT 1")
-    return None if row is None else _checkpoint_from_row(tx, row, check)
+def _what(tables: Tables) -> str:
+    return "the log" if tables == CASE_LOG else "the access log"
 
 
-def checkpoint_at(tx: Tx, size: int, check: CheckpointCheck | None = None) -> StoredCheckpoint:
-    row = tx.one("SELECT size, root, note, signed_at FROM log_checkpoints WHERE size = ?", (size,))
+def _stream(tables: Tables) -> str:
+    return "log" if tables == CASE_LOG else "access_log"
+
+
+def _select_checkpoints(tables: Tables) -> str:
+    return f"SELECT size, root, note, signed_at FROM {tables.checkpoints}"
+
+
+def latest_checkpoint(
+    tx: Tx, check: CheckpointCheck | None = None, tables: Tables = CASE_LOG
+) -> StoredCheckpoint | None:
+    row = tx.one(_select_checkpoints(tables) + " ORDER BY size DESC LIMIT 1")
+    return None if row is None else _checkpoint_from_row(tx, row, check, tables)
+
+
+def checkpoint_at(
+    tx: Tx, size: int, check: CheckpointCheck | None = None, tables: Tables = CASE_LOG
+) -> StoredCheckpoint:
+    row = tx.one(_select_checkpoints(tables) + " WHERE size = ?", (size,))
     if row is None:
         raise NotFoundError(f"no checkpoint of size {size} was signed", code="NO_CHECKPOINT")
-    return _checkpoint_from_row(tx, row, check)
+    return _checkpoint_from_row(tx, row, check, tables)
 
 
 def sign_checkpoint(
-    tx: Tx, *, origin: str, key_name: str, key: Ed25519PrivateKey, now: datetime, size: int, root: bytes
+    tx: Tx,
+    *,
+    origin: str,
+    key_name: str,
+    key: Ed25519PrivateKey,
+    now: datetime,
+    size: int,
+    root: bytes,
+    tables: Tables = CASE_LOG,
 ) -> StoredCheckpoint | None:
     """Sign a checkpoint for ``size`` leaves with ``root`` — the checked log head the caller read
-    (``ledger.read_models.log_head``) — if none covers it yet (never one of size 0). The stored tree
-    must agree with that root: the service never signs a root it did not compute itself; and the
-    newest stored checkpoint must be one this log signed, for no more entries than it has."""
+    (``ledger.read_models.log_head``; for the access log, the root its writer computed) — if none
+    covers it yet (never one of size 0). The stored tree must agree with that root: the service never
+    signs a root it did not compute itself; and the newest stored checkpoint must be one this log
+    signed, for no more entries than it has."""
     vkey = note.make_verifier_key(key_name, key.public_key())
-    latest = latest_checkpoint(tx, CheckpointCheck(vkey, origin, size))
+    latest = latest_checkpoint(tx, CheckpointCheck(vkey, origin, size, tables), tables)
     if size == 0 or (latest is not None and latest.size >= size):
         return latest
     try:
-        stored_root = root_at(tx, size)
+        stored_root = root_at(tx, size, tables)
     except NotFoundError:
         stored_root = b""
     if stored_root != root:
-        raise tampered("the log", check="tree", stream="log")
+        raise tampered(_what(tables), check="tree", stream=_stream(tables))
     body = note.Checkpoint(origin=origin, size=size, root=root).body()
     signed = note.sign_note(body, key_name, key)
     signed_at = format_time(now)
     if latest is not None and signed_at < latest.signed_at:
         signed_at = latest.signed_at  # checkpoint time never goes backwards
     tx.execute(
-        "INSERT INTO log_checkpoints (size, root, note, signed_at) VALUES (?, ?, ?, ?)",
+        f"INSERT INTO {tables.checkpoints} (size, root, note, signed_at) VALUES (?, ?, ?, ?)",
         (size, root, signed.decode("utf-8"), signed_at),
     )
     return StoredCheckpoint(size=size, root=root, note=signed, signed_at=signed_at)

@@ -154,6 +154,8 @@ def trigger_statements(plan: Plan) -> list[sql.Composed]:
 
 def grants(plan: Plan) -> dict[str, tuple[str, ...]]:
     """Table -> the privileges the running service needs on it (and nothing else)."""
+    # The access log's tables are among them (schema.ACCESS_LOG_TABLES): only ever inserted and read;
+    # its writers serialise on a transaction advisory lock, which needs no grant.
     wanted: dict[str, tuple[str, ...]] = {name: ("SELECT", "INSERT") for name in plan.append_only}
     # LOCK TABLE ... IN EXCLUSIVE MODE (the library's write lock) needs UPDATE, DELETE or TRUNCATE on
     # PostgreSQL 15; DELETE is the narrowest, and the triggers reject every actual DELETE.

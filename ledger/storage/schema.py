@@ -16,10 +16,34 @@ from dataclasses import dataclass
 # The append-only tables: the service only ever INSERTs into them (PostgreSQL triggers enforce it
 # for every role, see `db provision`). Everything else is a read model (rebuilt by `replay`) or
 # operational state, each row of which carries a MAC (``ledger/storage/integrity.py``).
+# The access log (docs/access-log.md): its entries, tree nodes and checkpoints, append-only too.
+ACCESS_LOG_TABLES = ("access_entries", "access_nodes", "access_checkpoints")
 APPEND_ONLY_TABLES = (
     "log_entries", "log_nodes", "log_checkpoints", "log_cosignatures", "api_tokens", "api_token_revocations",
+    *ACCESS_LOG_TABLES,
 )
 READ_MODEL_TABLES = ("case_state", "case_timeline", "public_releases", "projection_tracking", "log_head")
+
+# Every read of a case, timeline, bundle or evidence file, and every refusal of one: its own Merkle
+# log. ``entry`` is the exact leaf (canonical JSON, ``ledger/log/access_entry.py``); the other columns
+# repeat what it says, for the auditors' filters (the audit checks that they agree).
+ACCESS_LOG_DDL = (
+    """CREATE TABLE IF NOT EXISTS access_entries (
+        entry_index {bigint} PRIMARY KEY CHECK (entry_index >= 0),
+        case_id TEXT,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        entry {blob} NOT NULL,
+        recorded_at TEXT NOT NULL)""",
+    """CREATE INDEX IF NOT EXISTS access_entries_case ON access_entries (case_id, entry_index)""",
+    """CREATE INDEX IF NOT EXISTS access_entries_actor ON access_entries (actor, entry_index)""",
+    """CREATE TABLE IF NOT EXISTS access_nodes (
+        level INTEGER NOT NULL, idx {bigint} NOT NULL, hash {blob} NOT NULL,
+        PRIMARY KEY (level, idx))""",
+    """CREATE TABLE IF NOT EXISTS access_checkpoints (
+        size {bigint} PRIMARY KEY, root {blob} NOT NULL, note TEXT NOT NULL, signed_at TEXT NOT NULL)""",
+)
 
 # One definition list for both dialects; {blob} and {bigint} are substituted per backend.
 TABLES = [
@@ -71,6 +95,7 @@ TABLES = [
         mac TEXT NOT NULL DEFAULT '')""",
     """CREATE TABLE IF NOT EXISTS api_token_revocations (
         token_id TEXT PRIMARY KEY, revoked_at TEXT NOT NULL, mac TEXT NOT NULL)""",
+    *ACCESS_LOG_DDL,
 ]
 
 
@@ -100,6 +125,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         rebuild_read_models=True,
         seal_tokens=True,
     ),
+    Migration(3, "the access log: its entries, tree nodes and checkpoints (append-only)", ACCESS_LOG_DDL),
 )
 FIRST_VERSION = 1
 SCHEMA_VERSION = MIGRATIONS[-1].version if MIGRATIONS else FIRST_VERSION

@@ -35,6 +35,8 @@ class StorageError(LedgerError):
 
 
 Row = tuple[Any, ...]
+#: The advisory lock key of the access log's writers (PostgreSQL), a constant of this application.
+ACCESS_LOG_LOCK = 0x656C616363657373  # "elaccess"
 
 # The eventsourcing PostgreSQL datastore re-raises driver errors as its own persistence errors.
 _INTEGRITY = (psycopg.errors.UniqueViolation, sqlite3.IntegrityError, es.IntegrityError)
@@ -112,6 +114,22 @@ class Database:
             raise StorageError(f"database unavailable: {type(exc).__name__}") from exc
 
     @contextmanager
+    def access_write(self) -> Iterator[Tx]:
+        """A write transaction of the access log, serialised with the other access-log writers only.
+
+        PostgreSQL: a transaction-scoped advisory lock (no table lock: appends to the case log never
+        wait for it, nor it for them; it needs no privilege). SQLite: BEGIN IMMEDIATE, as any write."""
+        try:
+            if self.postgres:
+                yield from self._pg_tx(lock=False, advisory=ACCESS_LOG_LOCK)
+            else:
+                yield from self._sqlite_tx(immediate=True)
+        except _INTEGRITY as exc:
+            raise ConflictError("a concurrent writer stored the same access entry first", code="CONFLICT") from exc
+        except _UNAVAILABLE as exc:
+            raise StorageError(f"database unavailable: {type(exc).__name__}") from exc
+
+    @contextmanager
     def read(self) -> Iterator[Tx]:
         try:
             if self.postgres:
@@ -121,7 +139,7 @@ class Database:
         except _UNAVAILABLE as exc:
             raise StorageError(f"database unavailable: {type(exc).__name__}") from exc
 
-    def _pg_tx(self, *, lock: bool) -> Iterator[Tx]:
+    def _pg_tx(self, *, lock: bool, advisory: int | None = None) -> Iterator[Tx]:
         datastore = self.datastore
         assert isinstance(datastore, PostgresDatastore)
         # Tuple rows (the library's pool hands out dict rows, which merge duplicate column names).
@@ -133,6 +151,8 @@ class Database:
                 # The library's own lock statements (EXCLUSIVE lock on its events table: one writer at
                 # a time, commit order = insert order), sent as one simple-protocol round trip.
                 curs.execute(self._lock_sql)
+            if advisory is not None:
+                tx.execute("SELECT pg_advisory_xact_lock(?)", (advisory,))
             yield tx
 
     def _sqlite_tx(self, *, immediate: bool) -> Iterator[Tx]:

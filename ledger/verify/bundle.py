@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.envelope.dsse import REGISTRY_CASE_ID
+from ledger.verify.bundle_access import check_access
 from ledger.verify.bundle_checks import check_manifest, check_media, media_recorded, run_entry_checks
 from ledger.verify.bundle_files import BundleUnusable, load_bundle, open_bundle, parse_manifest, read_members
 from ledger.verify.bundle_log import check_checkpoint, check_inclusion
@@ -31,6 +32,8 @@ NOT_APPLICABLE = {
     6: "not applicable to a bundle: it holds one case, not the whole log (see the full-ledger audit)",
     11: "not applicable to a bundle: it holds no read models",
 }
+ACCESS_STEP = 13
+NO_ACCESS_LOG = "not applicable: bundle format 1 carries no access entries"
 
 
 # --- the whole run --------------------------------------------------------------------------------
@@ -42,6 +45,8 @@ def _steps(v: BundleVerification) -> list[Step]:
         failed = sum(1 for f in v.findings if f.step == number)
         if number in NOT_APPLICABLE:
             steps.append(Step(number, title, "not applicable", NOT_APPLICABLE[number]))
+        elif number == ACCESS_STEP and not v.manifest.has_access_log:
+            steps.append(Step(number, title, "not applicable", NO_ACCESS_LOG))
         elif failed:
             steps.append(
                 Step(number, title, "failed", f"{failed} finding(s); {v.counts.get(number, '')}".rstrip("; "))
@@ -78,6 +83,7 @@ def verify_bundle(path: Path, options: VerifyOptions | None = None) -> BundleVer
     v.counts[8] = _checkpoint_detail(v.checkpoint)
     checker = run_entry_checks(v, files, options)
     check_inclusion(v, files, checkpoint)
+    check_access(v, files)
     track = checker.cases.get(manifest.case_id)
     state = None if track is None else track.state
     check_media(v, files, media_recorded(files, checker, manifest.case_id), options.media_dir)

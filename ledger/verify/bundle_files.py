@@ -20,13 +20,14 @@ from domain.errors import MalformedInputError
 from ledger.envelope.dsse import REGISTRY_CASE_ID
 from ledger.verify.bundle_format import (
     BUNDLE_FORMAT,
+    BUNDLE_FORMATS,
     ENVELOPES,
     HEX64,
     INDEXED,
     LEAVES,
     MANIFEST,
     MANIFEST_FILE_KEYS,
-    MANIFEST_KEYS,
+    MANIFEST_KEYS_BY_FORMAT,
     MEDIA,
     PROOFS,
     file_sha256,
@@ -61,6 +62,14 @@ class Manifest:
     checkpoint_size: int | None
     case_events: int | None
     files: tuple[ManifestFile, ...]
+    format: str = BUNDLE_FORMAT
+    access_checkpoint_size: int | None = None
+    access_entries: int | None = None
+
+    @property
+    def has_access_log(self) -> bool:
+        """Format 2 and later carry the case's access-log entries."""
+        return self.format != BUNDLE_FORMATS[0]
 
 
 def _require(ok: bool, message: str) -> None:
@@ -99,8 +108,10 @@ def parse_manifest(raw: bytes) -> Manifest:
     except MalformedInputError as exc:
         raise BundleUnusable(f"manifest.json is not strict JSON: {exc.message}") from None
     _require(isinstance(data, dict), "must be a JSON object")
-    _require(data.get("format") == BUNDLE_FORMAT, f"format must be {BUNDLE_FORMAT!r}")
-    _require(set(data) <= MANIFEST_KEYS, f"unknown keys {sorted(set(data) - MANIFEST_KEYS)}")
+    fmt = data.get("format")
+    _require(fmt in BUNDLE_FORMATS, f"format must be one of {', '.join(map(repr, BUNDLE_FORMATS))}")
+    keys = MANIFEST_KEYS_BY_FORMAT[fmt]
+    _require(set(data) <= keys, f"unknown keys {sorted(set(data) - keys)}")
     origin, case_id = data.get("origin"), data.get("case_id")
     _require(isinstance(origin, str) and bool(origin), "origin must be a non-empty string")
     _require(isinstance(case_id, str) and bool(case_id), "case_id must be a non-empty string")
@@ -122,6 +133,9 @@ def parse_manifest(raw: bytes) -> Manifest:
         checkpoint_size=_optional_int(data, "checkpoint_size"),
         case_events=_optional_int(data, "case_events"),
         files=tuple(_file_entry(item) for item in files),
+        format=fmt,
+        access_checkpoint_size=_optional_int(data, "access_checkpoint_size"),
+        access_entries=_optional_int(data, "access_entries"),
     )
 
 

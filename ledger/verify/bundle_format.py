@@ -2,7 +2,7 @@
 (``ledger.evidence.bundle``) and the reader (``ledger.verify.bundle_files``), so that the two cannot
 drift apart. Public as ``ledger.verify.bundle_format``.
 
-A bundle is one zip file (format ``evidence-ledger-bundle/1``):
+A bundle is one zip file (format ``evidence-ledger-bundle/2``; version 1 is still read):
 
     manifest.json            format, origin, case id, created_at, trust root key id, every file's SHA-256/size
     HOW-TO-VERIFY.txt        how to check everything by hand
@@ -13,6 +13,12 @@ A bundle is one zip file (format ``evidence-ledger-bundle/1``):
     log.vkey                 the log's verifier key (a copy: pass --vkey for an independent check)
     witnesses/<name>.vkey    verifier keys of the ledger's witnesses (copies, as log.vkey)
     media/<sha256>           optional: footage and derivatives
+    access/checkpoint.txt    (version 2) the signed access checkpoint, origin "<origin>/access"
+    access/entries/<n>.json  (version 2) the exact access-log entry n: a read or refusal naming the case
+    access/proofs/<n>.json   (version 2) RFC 6962 inclusion proof of access entry n against it
+
+Version 2 added the ``access/`` members and the manifest keys ``access_checkpoint_size`` (null when
+the access log had no checkpoint) and ``access_entries`` (how many). A version 1 bundle has neither.
 
 Files are named by their SHA-256 in lowercase hex (``manifest.json``'s ``files``, ``media/``).
 Standard library only, so that the service writes bundles without loading the verifier.
@@ -24,13 +30,15 @@ import hashlib
 import re
 from pathlib import Path
 
-BUNDLE_FORMAT = "evidence-ledger-bundle/1"
+BUNDLE_FORMAT_V1 = "evidence-ledger-bundle/1"
+BUNDLE_FORMAT = "evidence-ledger-bundle/2"  # what the exporter writes
+BUNDLE_FORMATS = (BUNDLE_FORMAT_V1, BUNDLE_FORMAT)  # what the verifier reads
 MANIFEST = "manifest.json"
 GUIDE = "HOW-TO-VERIFY.txt"
 CHECKPOINT = "checkpoint.txt"
 LOG_VKEY = "log.vkey"
 ENVELOPES, LEAVES, PROOFS, MEDIA, WITNESSES = "envelopes/", "leaves/", "proofs/", "media/", "witnesses/"
-MANIFEST_KEYS = frozenset(
+MANIFEST_KEYS_V1 = frozenset(
     {
         "format",
         "origin",
@@ -43,6 +51,11 @@ MANIFEST_KEYS = frozenset(
         "files",
     }
 )
+MANIFEST_KEYS = MANIFEST_KEYS_V1 | {"access_checkpoint_size", "access_entries"}
+MANIFEST_KEYS_BY_FORMAT = {BUNDLE_FORMAT_V1: MANIFEST_KEYS_V1, BUNDLE_FORMAT: MANIFEST_KEYS}
+ACCESS_CHECKPOINT = "access/checkpoint.txt"
+ACCESS_ENTRIES, ACCESS_PROOFS = "access/entries/", "access/proofs/"
+ACCESS_INDEXED = re.compile(r"access/(entries|proofs)/(0|[1-9][0-9]{0,18})\.json")
 MANIFEST_FILE_KEYS = frozenset({"path", "sha256", "size"})  # one entry of the manifest's "files"
 INDEXED = re.compile(r"(envelopes|leaves|proofs)/(0|[1-9][0-9]{0,18})\.json")  # what member_path names
 HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -50,7 +63,8 @@ _CHUNK = 1024 * 1024
 
 
 def member_path(kind: str, index: int) -> str:
-    """The member of leaf ``index`` under ``kind`` (``ENVELOPES``, ``LEAVES`` or ``PROOFS``)."""
+    """The member of leaf ``index`` under ``kind`` (``ENVELOPES``, ``LEAVES``, ``PROOFS``,
+    ``ACCESS_ENTRIES`` or ``ACCESS_PROOFS``)."""
     return f"{kind}{index}.json"
 
 

@@ -86,6 +86,7 @@ def check_checkpoint(
 ) -> note.Checkpoint | None:
     raw = files.small(CHECKPOINT)
     log_key = _log_key(v, files, options)
+    v.log_key = log_key
     if raw is None:
         v.find("BAD_CHECKPOINT", 8, "the bundle holds no checkpoint", path=CHECKPOINT)
         return None

@@ -80,6 +80,9 @@ class BundleVerification:
     log_key_source: str | None = None  # "--vkey" | "pin file" | None (not pinned)
     pin_file: str | None = None
     counts: dict[int, str] = field(default_factory=dict)
+    log_key: note.VerifierKey | None = None  # the key the checkpoint was checked with (check 8)
+    access_checkpoint: dict[str, Any] = field(default_factory=dict)
+    access: list[dict[str, Any]] = field(default_factory=list)  # the case's access entries (ids only)
 
     @property
     def verified(self) -> bool:

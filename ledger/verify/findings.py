@@ -18,6 +18,7 @@ CHECKS: dict[int, str] = {
     9: "media files match their recorded SHA-256",
     10: "the case rules replayed from the events",
     11: "projections rebuilt from the events equal the stored read models",
+    13: "access log: signed access checkpoint (origin <origin>/access), every access entry included and naming the case",
 }
 
 

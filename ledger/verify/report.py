@@ -77,6 +77,9 @@ def report_json(v: BundleVerification, *, allow_unpinned: bool = False) -> dict[
             "checkpoint_size": m.checkpoint_size,
             "case_events": m.case_events,
             "files": len(m.files),
+            "format": m.format,
+            "access_checkpoint_size": m.access_checkpoint_size,
+            "access_entries": m.access_entries,
         },
         "trust_root": {
             "key_id": v.trust_root,
@@ -93,6 +96,7 @@ def report_json(v: BundleVerification, *, allow_unpinned: bool = False) -> dict[
         "registry": v.registry,
         "keys": v.keys,
         "media": v.media,
+        "access": {"checkpoint": v.access_checkpoint, "entries": v.access},
         "caveats": v.caveats,
     }
 
@@ -175,6 +179,30 @@ def _timeline_lines(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _access_lines(v: BundleVerification) -> list[str]:
+    """The case's access entries (identifiers only: entries hold nothing else)."""
+    cp = v.access_checkpoint
+    if "size" not in cp:
+        head = "Access log: no usable access checkpoint"
+    else:
+        signed = "signature valid" if cp.get("signature_valid") else "signature NOT valid"
+        head = f"Access log: checkpoint {cp.get('origin')} size {cp['size']} root {cp.get('root')}: {signed}"
+    lines = [head, f"  {len(v.access)} access entries of this case (index, time, action, outcome, who):"]
+    for r in v.access:
+        if "action" not in r:
+            lines.append(f"  {r['index']!s:>6}  unreadable entry  <-- finding")
+            continue
+        outcome = r["outcome"] + (f" {r['code']}" if r.get("code") else "")
+        item = f" item {r['item']}" if r.get("item") else ""
+        token = f" token {r['token_id']}" if r.get("token_id") else ""
+        mark = "" if r["ok"] else "  <-- finding"
+        lines.append(
+            f"  {r['index']!s:>6}  {r['recorded_at']:27}  {r['action']:18} {outcome:28} {r['actor']}"
+            f" ({r['role'] or '-'}){token}{item}{mark}"
+        )
+    return lines
+
+
 def _pin_text(pinned: bool, source: str | None, pin_file: object, option: str, unpinned: str) -> str:
     if not pinned:
         return unpinned
@@ -231,6 +259,8 @@ def render_text(v: BundleVerification, *, allow_unpinned: bool = False) -> str:
         "Timeline (seq, time, type, signer):",
         *_timeline_lines(v.timeline),
     ]
+    if v.manifest.has_access_log:
+        lines += ["", *_access_lines(v)]
     if v.media:
         lines += ["", "Media:"]
         lines += [f"  {r['sha256']} {media_ref(r)}: {r['status']}" for r in v.media]

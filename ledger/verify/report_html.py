@@ -240,6 +240,8 @@ def render_html(v: BundleVerification, *, allow_unpinned: bool = False) -> str:
         _timeline(doc["timeline"]),
         "<h2>Signing keys (from the key registry in the bundle)</h2>",
         _table(["Key id", "Holder", "Role", "Authority", "Registered", "Revoked"], keys, ["hash"]),
+        "<h2>Access log (reads, downloads and refusals of this case)</h2>",
+        _access(doc["access"], v.manifest.has_access_log),
         "<h2>Media files</h2>",
         _table(["SHA-256", "Footage / derivative", "Result"], media, ["hash"]),
         "<h2>Caveats</h2>",
@@ -249,6 +251,30 @@ def render_html(v: BundleVerification, *, allow_unpinned: bool = False) -> str:
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def _access(access: dict[str, Any], present: bool) -> str:
+    if not present:
+        return "<p>Not in this bundle (format 1).</p>"
+    cp = access["checkpoint"]
+    facts = _dl(
+        [
+            ("Access checkpoint origin", cp.get("origin", "none")),
+            ("Size", cp.get("size", "-")),
+            ("Root (hex)", cp.get("root", "-")),
+            ("Signature", "valid" if cp.get("signature_valid") else "NOT valid or absent"),
+        ]
+    )
+    rows = [
+        (
+            r["index"], r.get("recorded_at"), r.get("action"), r.get("outcome"), r.get("code") or "",
+            r.get("actor"), r.get("role") or "", r.get("token_id") or "", r.get("item") or "",
+            "ok" if r["ok"] else "FINDING",
+        )
+        for r in access["entries"]
+    ]
+    headers = ["Index", "Recorded at", "Action", "Outcome", "Code", "Actor", "Role", "Token id", "Item", "Result"]
+    return facts + _table(headers, rows, ["", "", "", "", "", "", "", "hash", "hash"])
 
 
 def _steps_table(steps: list[tuple[int, str, str, str]]) -> str:

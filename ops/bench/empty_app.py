@@ -15,3 +15,9 @@ app = FastAPI()
 async def empty(case_id: str, request: Request) -> JSONResponse:
     await request.body()
     return JSONResponse({"case_id": case_id}, status_code=201)
+
+
+@app.get("/v1/cases/{case_id}")
+async def empty_read(case_id: str) -> JSONResponse:
+    """The read benchmark's load-generator check (``bench_access``): a GET that does nothing."""
+    return JSONResponse({"case_id": case_id})

@@ -14,9 +14,6 @@ from typing import Any
 
 import pytest
 
-from ledger.envelope.dsse import parse_envelope
-from ledger.envelope.keys import key_id, load_private_key
-from ledger.settings import key_path
 from ledger.store import Ledger
 from tests.support.api import Api, problem, running_api
 from tests.support.cases import (
@@ -180,18 +177,26 @@ def _download(api: Api, case_id: str, who: str, sha: str = FOOTAGE_SHA, **params
                           headers=api.auth(who))
 
 
-def test_a_download_is_recorded_as_a_signed_evidence_accessed(api: Api) -> None:
+def downloads(api: Api, case_id: str) -> list[dict[str, Any]]:
+    """The access-log entries of the case's downloads, oldest first."""
+    entries = [json.loads(e.entry) for e in api.ledger.access_log.entries(case_id=case_id)]
+    return [e for e in entries if e["action"] == "evidence.download"]
+
+
+def test_a_download_is_recorded_in_the_access_log_not_in_the_case(api: Api) -> None:
     case_id = _case_with_stored_footage(api)
     response = _download(api, case_id, "auditor")
     assert response.status_code == 200 and response.content == FOOTAGE_BYTES
     assert response.headers["content-type"] == "application/octet-stream"
     assert response.headers["content-length"] == str(len(FOOTAGE_BYTES))
-    last = parse_envelope(api.ledger.case_envelopes(case_id)[-1]).statement
-    service = key_id(load_private_key(key_path(api.ledger.data_dir, "service")))
-    assert (last.type, last.signer, last.seq) == ("EvidenceAccessed", service, 3)
-    assert last.body == {"footage_id": "ftg-1", "actor": "Auditor E. Park", "purpose": "prosecution review"}
-    assert response.headers["x-access-event-id"] == last.event_id
-    assert api.ledger.case_view(case_id)["accesses"] == 1
+    assert api.ledger.case_head(case_id)[0] == 2  # no EvidenceAccessed: the case's next position is untouched
+    (entry,) = downloads(api, case_id)
+    assert {k: entry[k] for k in ("actor", "role", "item", "outcome", "code")} == {
+        "actor": "Auditor E. Park", "role": "auditor", "item": FOOTAGE_SHA, "outcome": "allowed", "code": None,
+    }
+    assert "purpose" not in entry and "prosecution review" not in json.dumps(entry)  # never free text
+    assert entry["request_id"] == response.headers["x-request-id"]
+    assert response.headers["x-access-entry-index"] == str(entry["index"])
 
 
 def test_the_access_is_committed_before_the_first_byte(api: Api) -> None:
@@ -200,7 +205,7 @@ def test_the_access_is_committed_before_the_first_byte(api: Api) -> None:
 
     def on_send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
-            seen.append(api.ledger.case_view(case_id)["accesses"])
+            seen.append(len(downloads(api, case_id)))
 
     query = f"case_id={case_id}&purpose=review".encode()
     status, _, body = drive(api, "GET", f"/v1/evidence/{FOOTAGE_SHA}", api.auth("investigator"),
@@ -232,7 +237,7 @@ def test_a_malformed_evidence_id_is_400_and_records_nothing(api: Api, raw: str) 
     status, _, body = drive(api, "GET", f"/v1/evidence/{raw}", api.auth("supervisor"), query=query)
     assert status == 400, (raw, status, body)
     assert json.loads(body)["code"] == "BAD_EVIDENCE_ID"
-    assert api.ledger.case_view(case_id)["accesses"] == 0
+    assert downloads(api, case_id) == []
 
 
 def test_malformed_ids_through_a_real_client_are_refused(api: Api) -> None:
@@ -242,7 +247,7 @@ def test_malformed_ids_through_a_real_client_are_refused(api: Api) -> None:
                                   headers=api.auth("supervisor"))
         assert response.status_code in (400, 404), (raw, response.status_code)
         assert response.json()["code"] in ("BAD_EVIDENCE_ID", "ROUTE_NOT_FOUND")
-    assert api.ledger.case_view(case_id)["accesses"] == 0
+    assert downloads(api, case_id) == []
 
 
 def test_prosecutors_download_only_from_cases_referred_to_them(api: Api) -> None:
@@ -253,13 +258,14 @@ def test_prosecutors_download_only_from_cases_referred_to_them(api: Api) -> None
     assert {k: v for k, v in absent.items() if k != "request_id"} == {
         k: v for k, v in invisible.items() if k != "request_id"
     }
-    assert api.ledger.case_view(hidden)["accesses"] == 0
+    (denied,) = downloads(api, hidden)
+    assert (denied["outcome"], denied["code"], denied["actor"]) == ("denied", "CASE_NOT_FOUND", "ADA C. Okafor")
     response = _download(api, referred, "prosecutor")
     assert response.status_code == 200 and response.content == FOOTAGE_BYTES
     problem(_download(api, referred, "admin"), 403, "ROLE_NOT_ALLOWED")
 
 
-def test_unknown_or_unstored_files_are_404_and_record_nothing(api: Api) -> None:
+def test_unknown_or_unstored_files_are_404_and_recorded_as_denied(api: Api) -> None:
     case_id = _case_with_stored_footage(api)
     problem(_download(api, case_id, "investigator", sha="0" * 64), 404, "EVIDENCE_NOT_FOUND")
     other = new_case_id()
@@ -267,10 +273,12 @@ def test_unknown_or_unstored_files_are_404_and_record_nothing(api: Api) -> None:
     unstored = hashlib.sha256(b"never uploaded").hexdigest()
     api.ok("investigator", other, "FootageCaptured", footage_captured(sha=unstored))
     problem(_download(api, other, "investigator", sha=unstored), 404, "EVIDENCE_NOT_FOUND")
-    assert api.ledger.case_view(case_id)["accesses"] == 0 and api.ledger.case_view(other)["accesses"] == 0
-    missing_purpose = api.client.get(f"/v1/evidence/{FOOTAGE_SHA}", params={"case_id": case_id},
+    for case, sha in ((case_id, "0" * 64), (other, unstored)):
+        (entry,) = downloads(api, case)
+        assert (entry["outcome"], entry["code"], entry["item"]) == ("denied", "EVIDENCE_NOT_FOUND", sha)
+    without_purpose = api.client.get(f"/v1/evidence/{FOOTAGE_SHA}", params={"case_id": case_id},
                                      headers=api.auth("investigator"))
-    problem(missing_purpose, 400, "INVALID_REQUEST")
+    assert without_purpose.status_code == 200  # a purpose is no longer needed: it was never to be recorded
 
 
 def test_downloads_and_group_commits_run_together_without_deadlock(api: Api) -> None:
@@ -289,9 +297,9 @@ def test_downloads_and_group_commits_run_together_without_deadlock(api: Api) -> 
 
     with ThreadPoolExecutor(8) as pool:
         appends = pool.map(append, opened, timeout=120)
-        downloads = pool.map(download, range(12), timeout=120)
-        assert list(appends) == [201] * 24 and list(downloads) == [200] * 12
-    assert api.ledger.case_view(case_id)["accesses"] == 12
+        fetched = pool.map(download, range(12), timeout=120)
+        assert list(appends) == [201] * 24 and list(fetched) == [200] * 12
+    assert len(downloads(api, case_id)) == 12
 
 
 # -- bundles -----------------------------------------------------------------------------------
@@ -333,14 +341,13 @@ def test_bundle_roles_and_the_prosecutor_404(api: Api) -> None:
     assert _bundle(api, hidden, "supervisor").status_code == 200
 
 
-def test_a_bundle_with_media_needs_a_purpose_and_records_each_file(api: Api, tmp_path: Path) -> None:
+def test_a_bundle_with_media_records_each_file(api: Api, tmp_path: Path) -> None:
     case_id = _case_with_stored_footage(api)
-    problem(_bundle(api, case_id, "supervisor", with_media="true"), 400, "BAD_ARGUMENT")
-    response = _bundle(api, case_id, "supervisor", with_media="true", purpose="court filing")
+    response = _bundle(api, case_id, "supervisor", with_media="true")
     assert response.status_code == 200, response.text
     with zipfile.ZipFile(io.BytesIO(response.content)) as zf:
         assert zf.read(f"media/{FOOTAGE_SHA}") == FOOTAGE_BYTES
-    last = parse_envelope(api.ledger.case_envelopes(case_id)[-1]).statement
-    assert last.type == "EvidenceAccessed"
-    assert last.body == {"footage_id": "ftg-1", "actor": "Sgt. B. Chen", "purpose": "court filing"}
+    (entry,) = downloads(api, case_id)
+    assert (entry["actor"], entry["item"], entry["outcome"]) == ("Sgt. B. Chen", FOOTAGE_SHA, "allowed")
+    assert api.ledger.case_head(case_id)[0] == 2
     assert list((tmp_path / "bundles").iterdir()) == []

@@ -20,8 +20,7 @@ from ledger.evidence.footage import (
     EvidenceTooLarge,
     FootageStore,
     UnsafeStoreEntry,
-    open_evidence,
-    record_access,
+    require_evidence,
 )
 from ledger.settings import key_path
 from ledger.store import Ledger
@@ -184,36 +183,42 @@ def test_stored_true_needs_the_file_in_the_store(ledger: Ledger) -> None:
     assert expected_files(ledger) == {FOOTAGE_SHA: [{"case_id": case_id, "footage_id": "ftg-1", "seq": "2"}]}
 
 
-def test_access_is_recorded_by_the_service_key_before_any_byte_leaves(ledger: Ledger) -> None:
+def test_a_download_is_checked_before_it_is_recorded(ledger: Ledger) -> None:
     actors = Actors.register(ledger)
     store = FootageStore(ledger.data_dir / "footage")
     store.put_stream([FOOTAGE_BYTES])
     case_id = new_case_id()
     actors.ok("investigator", case_id, "CaseOpened", case_opened())
     actors.ok("investigator", case_id, "FootageCaptured", footage_captured(stored=True))
-    actors.ok("supervisor", case_id, "CaseClosed", {"disposition": "unfounded"})
-    handle, size, receipt = open_evidence(
-        ledger, store, case_id, FOOTAGE_SHA, actor="ADA C. Okafor", purpose="prosecution review"
-    )
-    with handle:
-        assert handle.read() == FOOTAGE_BYTES and size == len(FOOTAGE_BYTES)
-    envelope = parse_envelope(ledger.case_envelopes(case_id)[-1])
-    service = key_id(load_private_key(key_path(ledger.data_dir, "service")))
-    assert (envelope.statement.type, envelope.statement.signer, receipt.seq) == (
-        "EvidenceAccessed",
-        service,
-        4,
-    )
-    assert envelope.statement.body == {
-        "footage_id": "ftg-1",
-        "actor": "ADA C. Okafor",
-        "purpose": "prosecution review",
-    }
-    record_access(ledger, case_id, footage_id="ftg-1", actor="auditor", purpose="audit")
-    assert ledger.case_view(case_id)["accesses"] == 2
-    with pytest.raises(NotFoundError):
-        open_evidence(ledger, store, case_id, "0" * 64, actor="x", purpose="y")
-    assert ledger.case_view(case_id)["accesses"] == 2  # nothing recorded for a refused download
+    assert require_evidence(ledger, store, case_id, FOOTAGE_SHA) == {"footage_id": "ftg-1"}
+    with pytest.raises(NotFoundError, match="records no file"):
+        require_evidence(ledger, store, case_id, "0" * 64)
+    actors.ok("investigator", case_id, "FootageCaptured", footage_captured("ftg-2", sha="1" * 64))
+    with pytest.raises(NotFoundError, match="not in the footage store"):
+        require_evidence(ledger, store, case_id, "1" * 64)
+    assert ledger.case_head(case_id)[0] == 3 and ledger.access_log.size() == 0  # checking records nothing
+
+
+def test_earlier_evidence_accessed_events_stay_valid(ledger: Ledger, tmp_path: Path) -> None:
+    """Downloads no longer append EvidenceAccessed, but the type stays registered: the events stored
+    before keep verifying (bundle and audit) and counting on the case."""
+    from ledger.evidence.bundle import export_bundle
+    from ledger.verify import verify_bundle
+    from tests.support.audit import audit
+
+    actors = Actors.register(ledger)
+    case_id = new_case_id()
+    actors.ok("investigator", case_id, "CaseOpened", case_opened())
+    actors.ok("investigator", case_id, "FootageCaptured", footage_captured())
+    service = load_private_key(key_path(ledger.data_dir, "service"))
+    body = {"footage_id": "ftg-1", "actor": "ADA C. Okafor", "purpose": "prosecution review"}
+    receipt = ledger.sign_and_append(service, case_id, "EvidenceAccessed", body)
+    assert receipt.seq == 3 and ledger.case_view(case_id)["accesses"] == 1
+    assert parse_envelope(ledger.case_envelopes(case_id)[-1]).statement.signer == key_id(service)
+    ledger.checkpoint()
+    bundle = export_bundle(ledger, case_id, tmp_path / "case.zip").path
+    assert verify_bundle(bundle).findings == []
+    assert audit(ledger).findings == []
 
 
 def test_evidence_commands(ledger: Ledger, database_url: str | None, tmp_path: Path) -> None:

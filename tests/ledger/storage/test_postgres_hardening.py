@@ -34,6 +34,7 @@ from ledger.cli.app import app, commands
 from ledger.envelope.keys import write_private_key
 from ledger.envelope.signing import build_envelope
 from ledger.log import merkle, note
+from ledger.log.access_entry import AccessRecord
 from ledger.replay import rebuild
 from ledger.settings import Settings
 from ledger.storage.schema import APPEND_ONLY_TABLES, READ_MODEL_TABLES
@@ -72,8 +73,14 @@ FIRST_COLUMN = {
     "log_cosignatures": "line",
     "api_tokens": "actor",
     "api_token_revocations": "revoked_at",
+    "access_entries": "actor",
+    "access_nodes": "hash",
+    "access_checkpoints": "note",
 }
 GRANTS = {
+    "access_checkpoints": "INSERT,SELECT",
+    "access_entries": "INSERT,SELECT",
+    "access_nodes": "INSERT,SELECT",
     "api_token_revocations": "INSERT,SELECT",
     "api_tokens": "INSERT,SELECT",
     "case_state": "DELETE,INSERT,SELECT,UPDATE",
@@ -183,6 +190,9 @@ def _populate(h: Hardened) -> None:
         actors.ok("investigator", case_id, "FootageCaptured", footage_captured())
         checkpoint = ledger.checkpoint()
         assert checkpoint is not None
+        # the access log, as the application role too (its writers' advisory lock needs no grant)
+        ledger.access_log.append([AccessRecord(action="case.read", actor="Det. A. Rivera", case_id=case_id)])
+        assert ledger.access_log.checkpoint() is not None
     with psycopg.connect(h.app_url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO log_cosignatures (size, witness, line, received_at) VALUES (%s, %s, %s, %s)",
