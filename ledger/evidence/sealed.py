@@ -187,7 +187,7 @@ def move_legacy_keys(db: Database, keystore: KeyStore, department_key: Path) -> 
             tx.execute("DELETE FROM sealed_keys_to_move WHERE sealed_ref = ?", (ref,))
     with db.erasing() as tx:
         tx.execute("DROP TABLE sealed_keys_to_move")
-    db.compact()
+    db.compact(vacuum=True)  # SQLite: the pages the dropped key columns freed are rewritten away
     destroy_file(department_key)
     return moved
 

@@ -133,14 +133,17 @@ class Database:
             raise StorageError(f"database unavailable: {type(exc).__name__}") from exc
         self.compact()
 
-    def compact(self) -> None:
-        """SQLite: checkpoint the WAL into the database file and truncate it (no-op on PostgreSQL)."""
+    def compact(self, *, vacuum: bool = False) -> None:
+        """SQLite: checkpoint the WAL into the database file and truncate it; with ``vacuum``, first
+        rewrite the whole file so that no freed page keeps old bytes (no-op on PostgreSQL)."""
         if self.postgres:
             return
         datastore = self.datastore
         assert isinstance(datastore, SQLiteDatastore)
         try:
             with datastore.get_connection(commit=False) as conn:
+                if vacuum:
+                    conn._sqlite_conn.execute("VACUUM")
                 conn._sqlite_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         except _UNAVAILABLE as exc:
             raise StorageError(f"database unavailable: {type(exc).__name__}") from exc
