@@ -87,7 +87,7 @@ GRANTS = {
     "log_nodes": "INSERT,SELECT",
     "projection_tracking": "DELETE,INSERT,SELECT,UPDATE",
     "public_releases": "DELETE,INSERT,SELECT,UPDATE",
-    "sealed_records": "INSERT,SELECT",
+    "sealed_records": "DELETE,INSERT,SELECT,UPDATE",
 }
 
 
