@@ -103,6 +103,7 @@ class _Batch:
     touched: dict[str, int] = field(default_factory=dict)  # case_id -> last leaf index
     public_before: dict[str, int] = field(default_factory=dict)  # case_id -> its public rows before the batch
     new_cases: int = 0
+    shredded: list[str] = field(default_factory=list)  # sealed refs of the accepted SealedRecordShredded
 
 
 @dataclass
@@ -138,6 +139,7 @@ class Appender:
         blob_exists: Callable[[str], bool] | None = None,
         max_statement_age: int | None = None,
         claim_sealed: Callable[[Tx, str, str], None] | None = None,
+        on_shredded: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.db = db
         self.origin = origin
@@ -150,6 +152,9 @@ class Appender:
         #: (tx, sealed_ref, case_id): bind a sealed record to the case naming it, or refuse
         #: (``ledger.evidence.sealed.claim``)
         self.claim_sealed = claim_sealed
+        #: called after a batch with accepted SealedRecordShredded events committed, with their sealed
+        #: refs: the event first, then the key's destruction (``ledger.evidence.disclosure``)
+        self.on_shredded = on_shredded
         self.mapper = EnvelopeMapper()
         self._registry: CaseHead | None = None  # decided by this process
         self._cache: dict[str, CaseHead] = {}  # case id -> head decided here, in insertion (age) order
@@ -264,10 +269,13 @@ class Appender:
         self._write(tx, batch, heads, position.head, LogHead(tree.size, tree.root(), integrated_at))
         decided = {cid: heads[cid] for cid in batch.touched}
         frontier = (tree, tree.root())
+        shredded = batch.shredded
 
         def committed() -> None:
             self._remember(decided)
             self._tree = frontier
+            if shredded and self.on_shredded is not None:
+                self.on_shredded(shredded)
 
         return results, committed
 
@@ -414,6 +422,8 @@ class Appender:
         # new events only: stored events are never re-judged (not in decide, which replay shares)
         refuse_personal_data(event)
         self._check_new(tx, st, event, integrated_at)
+        if st.type == "SealedRecordShredded":
+            batch.shredded.append(str(st.body["sealed_ref"]))
         if st.case_id != REGISTRY_CASE_ID and st.case_id not in batch.public_before:  # accepted: count it
             batch.public_before[st.case_id] = 0 if head is None else head.public
             batch.new_cases += head is None

@@ -111,6 +111,7 @@ class Ledger:
                 blob_exists=FootageStore(self.data_dir / "footage").exists,
                 max_statement_age=settings.max_clock_skew_seconds,
                 claim_sealed=claim,
+                on_shredded=self._destroy_shredded,
             )
             if create_tables:
                 self.migrate()
@@ -200,6 +201,11 @@ class Ledger:
             self._log_key = load_private_key(key_path(self.data_dir, "log"))
         return self._log_key
 
+    def _destroy_shredded(self, refs: list[str]) -> None:
+        from ledger.evidence.disclosure import destroy_shredded
+
+        destroy_shredded(self, refs)
+
     def keystore(self) -> KeyStore:
         """The keystore of sealed records' keys (``keystore_dir``; ConfigurationError if absent)."""
         if self._keystore is None:
@@ -222,9 +228,10 @@ class Ledger:
         ``callers``: per envelope, the authenticated actor its signing key must belong to (or None)."""
         self.require_writable()
         outcomes = self.appender.append(raws, now=self.clock(), callers=callers)
-        from ledger.evidence.disclosure import after_append
+        if any(isinstance(o, LedgerError) for o in outcomes):
+            from ledger.evidence.disclosure import record_refusals
 
-        after_append(self, raws, outcomes)  # shredded records' keys destroyed; refused disclosures recorded
+            record_refusals(self, raws, outcomes)  # refused disclosure attempts go on record
         return outcomes
 
     def next_envelope(self, key: Any, case_id: str, event_type: str, body: dict[str, Any]) -> bytes:

@@ -6,7 +6,7 @@
 * :func:`record_refusals`: every refused disclosure attempt (request, approval or disclosure refused
   by a case rule or the role table) is recorded in its case as a ``SealedDisclosureRefused`` signed
   by the service key. Called by ``Ledger.append`` for every batch, whoever appended it.
-* :func:`after_append`: once a ``SealedRecordShredded`` is committed (whoever appended it, through
+* :func:`destroy_shredded`: once a ``SealedRecordShredded`` is committed (whoever appended it, through
   any path), the record's key is destroyed and its row erased. A crash in between is finished by
   :func:`finish_shreds` (at the service's start, and by every shred and retention run): idempotent.
 * :func:`run_retention`: shreds, as the service, the sealed records of cases closed longer than the
@@ -71,22 +71,15 @@ def _recordable(outcome: Outcome) -> bool:
     return isinstance(outcome, AuthorizationError) and outcome.code == "ROLE_NOT_ALLOWED"
 
 
-def after_append(ledger: Ledger, raws: Sequence[bytes], outcomes: Sequence[Outcome]) -> None:
-    """What ``Ledger.append`` does after every batch committed: destroy the keys of the records whose
-    ``SealedRecordShredded`` was just accepted (the event first, then the key), and record every
-    refused disclosure attempt."""
-    from ledger.append import Receipt
-
-    for raw, outcome in zip(raws, outcomes, strict=True):
-        if not isinstance(outcome, Receipt) or outcome.duplicate:
-            continue
-        statement = parse_envelope(raw).statement
-        if statement.type == SealedRecordShredded.TYPE:
-            try:
-                destroy(ledger, str(statement.body["sealed_ref"]))
-            except (LedgerError, OSError) as exc:  # finished by the next start, shred or retention run
-                log.error("a shredded record's key could not be destroyed yet: %s", type(exc).__name__)
-    record_refusals(ledger, raws, outcomes)
+def destroy_shredded(ledger: Ledger, refs: list[str]) -> None:
+    """Called by the append path once a batch with accepted ``SealedRecordShredded`` events committed
+    (the event first, then the key): destroy each record's key and erase its row. A failure is
+    logged and finished by the next start, shred or retention run (:func:`finish_shreds`)."""
+    for ref in refs:
+        try:
+            destroy(ledger, ref)
+        except (LedgerError, OSError) as exc:
+            log.error("a shredded record's key could not be destroyed yet: %s", type(exc).__name__)
 
 
 def record_refusals(ledger: Ledger, raws: Sequence[bytes], outcomes: Sequence[Outcome]) -> None:
@@ -179,7 +172,7 @@ def shred(
 ) -> ShredResult:
     """Append ``SealedRecordShredded`` signed with ``key`` (a private key, or None for the service key);
     once it is committed ``Ledger.append`` destroys the record's key and erases its row
-    (:func:`after_append`). Earlier interrupted shreds are finished first."""
+    (:func:`destroy_shredded`). Earlier interrupted shreds are finished first."""
     if finish:
         finish_shreds(ledger)
     body = {"sealed_ref": sealed_ref, "reason": reason}
