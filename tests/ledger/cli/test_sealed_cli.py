@@ -54,10 +54,16 @@ def cli(tmp_path: Path, database_url: str | None) -> tuple[Cli, dict[str, Path]]
     return c, keys
 
 
+def _seal(c: Cli, tmp_path: Path) -> Any:
+    data = tmp_path / "person.json"
+    data.write_text(json.dumps(PERSON))
+    return c.json("seal", "--data-file", str(data))
+
+
 def test_two_person_disclosure_and_shred_through_the_cli(cli: tuple[Cli, dict[str, Path]], tmp_path: Path) -> None:
     c, keys = cli
     case_id = str(uuid.uuid4())
-    sealed = c.json("seal", "--data", json.dumps(PERSON))
+    sealed = _seal(c, tmp_path)
     ref = sealed["sealed_ref"]
     c.run("append", case_id, "CaseOpened", "--key", str(keys["inv"]), "--body", json.dumps(support.case_opened()))
     c.run("append", case_id, "ReportReceived", "--key", str(keys["inv"]), "--body",
@@ -89,10 +95,10 @@ def test_two_person_disclosure_and_shred_through_the_cli(cli: tuple[Cli, dict[st
     )
 
 
-def test_retention_run_prints_ids_and_counts(cli: tuple[Cli, dict[str, Path]]) -> None:
+def test_retention_run_prints_ids_and_counts(cli: tuple[Cli, dict[str, Path]], tmp_path: Path) -> None:
     c, keys = cli
     case_id = str(uuid.uuid4())
-    sealed = c.json("seal", "--data", json.dumps(PERSON))
+    sealed = _seal(c, tmp_path)
     c.run("append", case_id, "CaseOpened", "--key", str(keys["inv"]), "--body", json.dumps(support.case_opened()))
     c.run("append", case_id, "ReportReceived", "--key", str(keys["inv"]), "--body",
           json.dumps(support.report_received(sealed)))
