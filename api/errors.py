@@ -67,7 +67,8 @@ _STATUS_BY_CODE = {
     "TOO_LARGE": 413,
     "EVIDENCE_TOO_LARGE": 413,
     "DIGEST_MISMATCH": 422,
-    "INTEGRITY_FAILURE": 500,  # the stored history does not verify: the server's fault, not the request's
+    "INTEGRITY_FAILURE": 500,
+    "SHREDDED": 410,  # the sealed record's key was destroyed: gone for good  # the stored history does not verify: the server's fault, not the request's
 }
 ROLLBACK_CODE = "ROLLBACK_DETECTED"
 OPERATOR_CODES = (ROLLBACK_CODE, "STATE_TAMPERED")  # 503s that wait for an operator, not for a retry
@@ -80,6 +81,7 @@ TITLES = {
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
+    410: "Gone",
     413: "Payload too large",
     422: "Rule violation",
     500: "Internal error",
@@ -91,6 +93,7 @@ DESCRIPTIONS = {
     403: "The caller's role or signing key may not do this",
     404: "No such resource (or not visible to the caller)",
     409: "Version conflict or reused event id",
+    410: "The sealed record was shredded: it can never be unsealed (SHREDDED)",
     413: "Request body larger than the configured limit",
     422: "A rule of the case or of the executive order refused the event, or the upload's digest differs",
     500: "Internal error, or the stored history does not verify (INTEGRITY_FAILURE)",

@@ -85,6 +85,12 @@ class Runtime:
             self._start_services(ledger)
             self._state = "running"
         self.log.info("service started", origin=ledger.origin, backend=ledger.target.kind)
+        if ledger.keystore_in_data_dir:
+            self.log.warning(
+                "DEMO MODE: the keys of sealed personal data are in the data dir; a copy of the data dir and "
+                "the database unseals every record (docs/privacy.md)",
+                keystore_in_data_dir=True,
+            )
         if ledger.admin_key_on_server:
             self.log.warning(
                 "DEMO MODE: the trust-root admin private key is in the data dir; whoever holds this server "
@@ -107,6 +113,12 @@ class Runtime:
             self.log.warning("rebuilding the read models", code="READ_MODELS_OUTDATED")
             applied = ledger.rebuild_read_models(progress=self._rebuild_progress)
             self.log.info("read models rebuilt", size=applied)
+        ledger.keystore()  # a missing or misplaced keystore stops the start, with its reason
+        from ledger.evidence.disclosure import finish_shreds
+
+        finished = finish_shreds(ledger)  # a shred interrupted between its event and its key's destruction
+        if finished:
+            self.log.warning("finished interrupted shreds", size=finished)
         return ledger
 
     def _rebuild_progress(self, done: int, total: int) -> None:

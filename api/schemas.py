@@ -179,6 +179,16 @@ class Readiness(BaseModel):
     admin_key_on_server: bool = Field(
         description="true in demo mode: the trust-root admin private key is in the server's data dir"
     )
+    keystore_in_data_dir: bool = Field(
+        description="true in demo mode: the sealed records' keys are in the server's data dir"
+    )
+
+
+class Disclosure(BaseModel):
+    sealed_ref: str
+    data: Any = Field(description="the unsealed personal data, exactly as sealed")
+    commitment: str = Field(description="HMAC commitment recomputed from the data; equals the one in the report")
+    receipt: Receipt
 
 
 ENVELOPE_SCHEMA: dict[str, Any] = {

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from domain.case_state import CaseState, refuse_duplicate, violation
 from domain.context import DomainConfig, EventContext
-from domain.records import Incident, OfficialGroup, Report
+from domain.records import Incident, OfficialGroup, Report, SealedRecordRef
 
 if TYPE_CHECKING:
     from domain.events import CaseClosed, CaseOpened, CaseReopened, IncidentDocumented, ReportReceived
@@ -55,7 +55,15 @@ def record_report(state: CaseState, event: ReportReceived, ctx: EventContext, _:
         recorded_at=ctx.occurred_at,
         seq=ctx.seq,
     )
-    return replace(state, reports=(*state.reports, report))
+    sealed = state.sealed
+    if event.reporter is not None:
+        ref = event.reporter.sealed_ref
+        known = state.sealed_by_ref(ref)
+        if known is not None and known.shredded:
+            raise violation("the sealed record was shredded", "SHREDDED", sealed_ref=ref)
+        if known is None:
+            sealed = (*sealed, SealedRecordRef(sealed_ref=ref, report_id=event.report_id, seq=ctx.seq))
+    return replace(state, reports=(*state.reports, report), sealed=sealed)
 
 
 def record_incident(

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from domain.errors import RuleViolation
 from domain.records import (
+    DisclosureRequest,
     Footage,
     Hold,
     Incident,
@@ -18,6 +19,7 @@ from domain.records import (
     Referral,
     Release,
     Report,
+    SealedRecordRef,
     malformed_state,
 )
 
@@ -33,6 +35,8 @@ class CaseState(Record):
         "holds": Hold,
         "releases": Release,
         "referrals": Referral,
+        "sealed": SealedRecordRef,
+        "disclosures": DisclosureRequest,
     }
     case_id: str
     case_number: str
@@ -52,6 +56,9 @@ class CaseState(Record):
     releases: tuple[Release, ...] = ()
     referrals: tuple[Referral, ...] = ()
     accesses: int = 0
+    sealed: tuple[SealedRecordRef, ...] = ()
+    disclosures: tuple[DisclosureRequest, ...] = ()
+    disclosure_refusals: int = 0
 
     # ------------------------------------------------------------------ JSON
     def to_json(self) -> dict[str, Any]:
@@ -77,6 +84,12 @@ class CaseState(Record):
 
     def referral_by_id(self, referral_id: str) -> Referral | None:
         return next((r for r in self.referrals if r.referral_id == referral_id), None)
+
+    def sealed_by_ref(self, sealed_ref: str) -> SealedRecordRef | None:
+        return next((s for s in self.sealed if s.sealed_ref == sealed_ref), None)
+
+    def disclosure_by_id(self, request_id: str) -> DisclosureRequest | None:
+        return next((d for d in self.disclosures if d.request_id == request_id), None)
 
     def active_holds_covering(self, footage_id: str) -> tuple[Hold, ...]:
         return tuple(h for h in self.holds if h.covers(footage_id))

@@ -15,6 +15,8 @@ from domain.fields import ID_RE, SHA256_RE, is_timestamp
 REGISTRY_STREAM_ID = "00000000-0000-0000-0000-000000000000"
 
 DEFAULT_AUTHORITIES: tuple[str, ...] = ("middlesex_da", "massachusetts_ag")
+#: how long after a disclosure request it may be approved and the record disclosed (24 hours)
+DEFAULT_DISCLOSURE_WINDOW_SECONDS = 24 * 3600
 
 
 def _bad_context(name: str, expectation: str) -> InvalidEventError:
@@ -55,3 +57,5 @@ class EventContext:
 class DomainConfig:
     #: authorities that referrals may go to and prosecutor keys may belong to
     authorities: tuple[str, ...] = DEFAULT_AUTHORITIES
+    #: approvals and the disclosure must come within this many seconds of the request
+    disclosure_window_seconds: int = DEFAULT_DISCLOSURE_WINDOW_SECONDS

@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from domain import case_evidence as evidence
 from domain import case_lifecycle as lifecycle
+from domain import case_sealed as sealed
 from domain import registry_state as keys
 from domain.context import DomainConfig, EventContext
 from domain.errors import InvalidEventError
@@ -63,6 +64,9 @@ from domain.vocabulary import (
     CONDUCT,
     DEPICTS,
     DERIVATIVE_KINDS,
+    DISCLOSURE,
+    DISCLOSURE_APPROVAL,
+    DISCLOSURE_ATTEMPTS,
     FOOTAGE_SOURCES,
     HOLD_AUTHORITIES,
     INVESTIGATION,
@@ -71,6 +75,7 @@ from domain.vocabulary import (
     REPORT_CHANNELS,
     ROLES,
     SERVICE,
+    SHREDDING,
     SUPERVISION,
 )
 
@@ -117,7 +122,10 @@ class Rules:
     * ``stream``: ``"case"`` or ``"registry"`` (the key registry);
     * ``opens``: the event that opens a case (its effect gets ``None`` and builds the state);
     * ``when_closed``: accepted on a closed case (everything else waits for a reopening);
-    * ``media``: the file it records, if any.
+    * ``media``: the file it records, if any;
+    * ``sealed_field``: the body field holding a ``{sealed_ref, commitment}`` object (or null) that
+      brings a sealed record into the case: the ledger refuses a new event naming a record that does
+      not exist, was shredded or belongs to another case (``UNKNOWN_SEALED_REF``).
     """
 
     roles: frozenset[str]
@@ -128,6 +136,7 @@ class Rules:
     opens: bool = False
     when_closed: bool = False
     media: Media | None = None
+    sealed_field: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -188,7 +197,11 @@ def _check_declaration(cls: type[Event]) -> None:
     if rules.stream not in ("case", "registry") or (rules.stream == "registry" and rules.opens):
         raise _refuse(cls, "stream is 'case' or 'registry', and only a case event opens a case")
     body = {f.name for f in fields(cls) if "codec" in f.metadata}
-    named = rules.refs + (rules.media.names() if rules.media is not None else ())
+    named = (
+        rules.refs
+        + (rules.media.names() if rules.media is not None else ())
+        + ((rules.sealed_field,) if rules.sealed_field is not None else ())
+    )
     if not set(named) <= body:
         raise _refuse(cls, f"refs or media name fields it does not have: {sorted(set(named) - body)}")
 
@@ -227,6 +240,14 @@ def stored_file(event: Event) -> tuple[str, dict[str, str]] | None:
     if media is None or media.stored_field is None or getattr(event, media.stored_field) is not True:
         return None
     return getattr(event, media.sha256_field), {media.id_field: getattr(event, media.id_field)}
+
+
+def introduced_sealed_ref(event: Event) -> str | None:
+    """The sealed record ``event`` brings into its case (its type's ``sealed_field``), or None."""
+    rules = rules_of(event)
+    name = None if rules is None else rules.sealed_field
+    value = None if name is None else getattr(event, name)
+    return value.sealed_ref if isinstance(value, SealedReporter) else None
 
 
 def media_id_fields() -> tuple[str, ...]:
@@ -330,6 +351,7 @@ class ReportReceived(Event):
         effect=lifecycle.record_report,
         label=lambda b: f"Report {b['report_id']} received ({b['channel']})",
         refs=("report_id", "channel"),
+        sealed_field="reporter",
     )
     report_id: str = spec(ID)
     channel: str = spec(Enum(REPORT_CHANNELS))
@@ -557,6 +579,104 @@ class EvidenceAccessed(Event):
     def check(self) -> None:
         if (self.footage_id is None) == (self.derivative_id is None):
             raise invalid("footage_id|derivative_id", "exactly one of footage_id and derivative_id")
+
+
+# ----------------------------------------------------------------------------- sealed records
+
+
+@register
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SealedDisclosureRequested(Event):
+    """Asks for a sealed record of the case to be disclosed, with the purpose and legal basis."""
+
+    TYPE: ClassVar[str] = "SealedDisclosureRequested"
+    RULES: ClassVar[Rules] = Rules(
+        roles=DISCLOSURE,
+        effect=sealed.request_disclosure,
+        when_closed=True,
+        label=lambda b: f"Disclosure {b['request_id']} of sealed record {b['sealed_ref']} requested",
+        refs=("request_id", "sealed_ref"),
+    )
+    request_id: str = spec(ID)
+    sealed_ref: str = spec(ID)
+    purpose: str = spec(TEXT)
+    legal_basis: str = spec(TEXT)
+
+
+@register
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SealedDisclosureApproved(Event):
+    """Approves a disclosure request: by another person than the requester, within the window."""
+
+    TYPE: ClassVar[str] = "SealedDisclosureApproved"
+    RULES: ClassVar[Rules] = Rules(
+        roles=DISCLOSURE_APPROVAL,
+        effect=sealed.approve_disclosure,
+        when_closed=True,
+        label=lambda b: f"Disclosure {b['request_id']} approved",
+        refs=("request_id",),
+    )
+    request_id: str = spec(ID)
+
+
+@register
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SealedRecordDisclosed(Event):
+    """Signed by the requester: the ledger unseals the record for them once this is appended."""
+
+    TYPE: ClassVar[str] = "SealedRecordDisclosed"
+    RULES: ClassVar[Rules] = Rules(
+        roles=DISCLOSURE,
+        effect=sealed.disclose,
+        when_closed=True,
+        label=lambda b: f"Sealed record {b['sealed_ref']} disclosed (request {b['request_id']})",
+        refs=("request_id", "sealed_ref"),
+    )
+    request_id: str = spec(ID)
+    sealed_ref: str = spec(ID)
+    approvers: tuple[str, ...] = spec(ListOf(SHORT, max_len=20))
+
+
+@register
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SealedDisclosureRefused(Event):
+    """Appended by the server's own service key for every refused disclosure or approval attempt."""
+
+    TYPE: ClassVar[str] = "SealedDisclosureRefused"
+    RULES: ClassVar[Rules] = Rules(
+        roles=SERVICE,
+        effect=sealed.record_refusal,
+        # a refused attempt must leave a trace whatever the case's status
+        when_closed=True,
+        label=lambda b: f"{b['attempted']} refused ({b['code']})",
+        refs=("request_id", "sealed_ref", "attempted", "code"),
+    )
+    request_id: str | None = spec(ID, optional=True)
+    sealed_ref: str | None = spec(ID, optional=True)
+    attempted: str = spec(Enum(DISCLOSURE_ATTEMPTS))
+    actor: str = spec(SHORT)
+    code: str = spec(ID)
+
+    def check(self) -> None:
+        if self.request_id is None and self.sealed_ref is None:
+            raise invalid("request_id|sealed_ref", "at least one of request_id and sealed_ref")
+
+
+@register
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SealedRecordShredded(Event):
+    """The record's key is destroyed once this is appended: nothing can unseal it again."""
+
+    TYPE: ClassVar[str] = "SealedRecordShredded"
+    RULES: ClassVar[Rules] = Rules(
+        roles=SHREDDING,
+        effect=sealed.shred,
+        when_closed=True,
+        label=lambda b: f"Sealed record {b['sealed_ref']} shredded",
+        refs=("sealed_ref",),
+    )
+    sealed_ref: str = spec(ID)
+    reason: str = spec(TEXT)
 
 
 # ----------------------------------------------------------------------------- key registry events

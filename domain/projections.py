@@ -96,6 +96,9 @@ def case_view(state: CaseState) -> dict[str, Any]:
         "reports": [r.to_json() for r in state.reports],
         "incidents": [i.to_json() for i in state.incidents],
         "accesses": state.accesses,
+        "sealed": [s.to_json() for s in state.sealed],
+        "disclosures": [d.to_json() for d in state.disclosures],
+        "disclosure_refusals": state.disclosure_refusals,
     }
 
 

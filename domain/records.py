@@ -188,3 +188,40 @@ class Referral(Record):
     made_at: str
     seq: int
     acknowledgement: Acknowledgement | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SealedRecordRef(Record):
+    """A sealed record a report brought into the case: its reference only (never its contents)."""
+
+    sealed_ref: str
+    report_id: str
+    seq: int
+    shredded: bool = False
+    shredded_at: str | None = None
+    shredded_seq: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Approval(Record):
+    actor: str
+    role: str
+    at: str
+    seq: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DisclosureRequest(Record):
+    """A request to disclose a sealed record: who asked, who approved, whether it was disclosed.
+    Its purpose and legal basis stay in the signed event (free text)."""
+
+    NESTED: ClassVar[dict[str, type[Record]]] = {"approvals": Approval}
+    request_id: str
+    sealed_ref: str
+    requester: str
+    requester_role: str
+    requested_at: str
+    seq: int
+    approvals: tuple[Approval, ...] = ()
+    disclosed_at: str | None = None
+    disclosed_seq: int | None = None

@@ -18,11 +18,12 @@ from typing import Any
 from domain import projections
 from domain.context import DomainConfig, EventContext
 from domain.errors import AuthorizationError, ConflictError, LedgerError, MalformedInputError, RuleViolation
-from domain.events import stored_file
+from domain.events import introduced_sealed_ref, stored_file
 from domain.personal_data import refuse_personal_data
 from domain.registry import KeyInfo
+from domain.vocabulary import DISCLOSURE_ATTEMPTS
 from ledger.decide import Signer, decide, trust_root_signer
-from ledger.envelope.canonical import format_time
+from ledger.envelope.canonical import format_time, parse_time
 from ledger.envelope.dsse import REGISTRY_CASE_ID, UnverifiedEnvelope, parse_envelope, verify_envelope
 from ledger.envelope.keys import public_key_from_raw
 from ledger.log import merkle, tlog
@@ -102,6 +103,7 @@ class _Batch:
     touched: dict[str, int] = field(default_factory=dict)  # case_id -> last leaf index
     public_before: dict[str, int] = field(default_factory=dict)  # case_id -> its public rows before the batch
     new_cases: int = 0
+    shredded: list[str] = field(default_factory=list)  # sealed refs of the accepted SealedRecordShredded
 
 
 @dataclass
@@ -135,6 +137,9 @@ class Appender:
         mac: RowMac,
         trust_root: str | None = None,
         blob_exists: Callable[[str], bool] | None = None,
+        max_statement_age: int | None = None,
+        claim_sealed: Callable[[Tx, str, str], None] | None = None,
+        on_shredded: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.db = db
         self.origin = origin
@@ -142,6 +147,14 @@ class Appender:
         self.mac = mac
         self.trust_root = trust_root  # the admin key id the registry must start with (ledger.json)
         self.blob_exists = blob_exists
+        #: seconds a disclosure statement may be signed before it arrives (its window is timed by it)
+        self.max_statement_age = max_statement_age
+        #: (tx, sealed_ref, case_id): bind a sealed record to the case naming it, or refuse
+        #: (``ledger.evidence.sealed.claim``)
+        self.claim_sealed = claim_sealed
+        #: called after a batch with accepted SealedRecordShredded events committed, with their sealed
+        #: refs: the event first, then the key's destruction (``ledger.evidence.disclosure``)
+        self.on_shredded = on_shredded
         self.mapper = EnvelopeMapper()
         self._registry: CaseHead | None = None  # decided by this process
         self._cache: dict[str, CaseHead] = {}  # case id -> head decided here, in insertion (age) order
@@ -248,7 +261,7 @@ class Appender:
                 results[item.index] = refusal.again()
                 continue
             try:
-                results[item.index] = self._one(item, existing, accepted, heads, tree, batch, integrated_at)
+                results[item.index] = self._one(tx, item, existing, accepted, heads, tree, batch, integrated_at)
             except LedgerError as exc:
                 results[item.index] = exc
         if not batch.stored:
@@ -256,10 +269,13 @@ class Appender:
         self._write(tx, batch, heads, position.head, LogHead(tree.size, tree.root(), integrated_at))
         decided = {cid: heads[cid] for cid in batch.touched}
         frontier = (tree, tree.root())
+        shredded = batch.shredded
 
         def committed() -> None:
             self._remember(decided)
             self._tree = frontier
+            if shredded and self.on_shredded is not None:
+                self.on_shredded(shredded)
 
         return results, committed
 
@@ -363,6 +379,7 @@ class Appender:
 
     def _one(
         self,
+        tx: Tx,
         item: _Parsed,
         existing: dict[str, Receipt],
         accepted: dict[str, Receipt],
@@ -404,6 +421,9 @@ class Appender:
         )
         # new events only: stored events are never re-judged (not in decide, which replay shares)
         refuse_personal_data(event)
+        self._check_new(tx, st, event, integrated_at)
+        if st.type == "SealedRecordShredded":
+            batch.shredded.append(str(st.body["sealed_ref"]))
         if st.case_id != REGISTRY_CASE_ID and st.case_id not in batch.public_before:  # accepted: count it
             batch.public_before[st.case_id] = 0 if head is None else head.public
             batch.new_cases += head is None
@@ -503,6 +523,22 @@ class Appender:
                 "footage marked stored is not in the footage store", code="FOOTAGE_NOT_STORED", **claimed[1]
             )
         return new_state, ctx, event
+
+    def _check_new(self, tx: Tx, st: Any, event: Any, integrated_at: str) -> None:
+        """Checks of a NEW append only (never of the stored events that replay, the audit and the
+        offline verifier re-decide): a sealed record the event brings into its case must exist and be
+        no other case's (and is bound to this one, in this transaction); a disclosure statement must
+        not be signed longer ago than the allowed clock skew, since its window is timed by it."""
+        if st.type in DISCLOSURE_ATTEMPTS and self.max_statement_age is not None:
+            age = parse_time(integrated_at, field="integrated_at") - parse_time(st.occurred_at, field="occurred_at")
+            if age.total_seconds() > self.max_statement_age:
+                raise MalformedInputError(
+                    f"a disclosure statement must be signed at most {self.max_statement_age} s before it is appended",
+                    code="CLOCK_SKEW",
+                )
+        ref = introduced_sealed_ref(event)
+        if ref is not None and self.claim_sealed is not None:
+            self.claim_sealed(tx, ref, st.case_id)
 
     # -- writing ------------------------------------------------------------------------------
 

@@ -31,9 +31,16 @@ from ledger.envelope.keys import (
     raw_public_key,
 )
 from ledger.envelope.signing import build_envelope
-from ledger.evidence.sealed import DepartmentKey
+from ledger.evidence.keystore import FileKeyStore
 from ledger.log import note
-from ledger.settings import CONFIG_FILE, ConfigurationError, LedgerConfig, Settings, key_path
+from ledger.settings import (
+    CONFIG_FILE,
+    ConfigurationError,
+    LedgerConfig,
+    Settings,
+    key_path,
+    keystore_location,
+)
 from ledger.store import Ledger
 
 ORIGIN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,199}$")
@@ -71,7 +78,8 @@ GENESIS_REQUEST = "genesis-request.json"
 def init_data_dir(
     data_dir: Path, origin: str, settings: Settings, *, now: datetime, admin_public: bytes | None = None
 ) -> InitResult:
-    """Create keys (mode 0600), config and tables; refuse to overwrite.
+    """Create keys (mode 0600), the keystore (``settings.keystore_dir``, mode 0700; unset: the demo
+    keystore in the data dir), config and tables; refuse to overwrite.
 
     With ``admin_public`` (production) the trust-root admin key was made elsewhere and its private
     half never comes here: the registry stays empty until the admin signs its genesis offline
@@ -85,6 +93,8 @@ def init_data_dir(
         )
     if (data_dir / CONFIG_FILE).exists():
         raise ConfigurationError(f"{data_dir} is already initialised")
+    settings = settings.model_copy(update={"data_dir": data_dir})
+    keystore = keystore_location(settings)  # a keystore in the data dir is refused before anything is written
     if admin_public is not None:
         public_key_from_raw(admin_public)  # a usable Ed25519 key, before anything is written
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -92,13 +102,12 @@ def init_data_dir(
     admin = generate_key_pair(key_path(data_dir, "admin")) if admin_public is None else None
     log_key = generate_key_pair(key_path(data_dir, "log"))
     service = generate_key_pair(key_path(data_dir, "service"))
-    if not (data_dir / "seal.key").exists():
-        DepartmentKey.create(data_dir / "seal.key")
+    FileKeyStore.create(keystore.path)
     root_public = raw_public_key(admin) if admin is not None else admin_public
     assert root_public is not None
     config = LedgerConfig(origin=origin, admin_key_id=key_id(root_public), log_key_name=origin)
     config.save(data_dir)
-    ledger = Ledger(settings.model_copy(update={"data_dir": data_dir}), create_tables=True, clock=lambda: now)
+    ledger = Ledger(settings, create_tables=True, clock=lambda: now)
     try:
         if admin is not None:
             for raw in genesis_envelopes(admin, origin, raw_public_key(service), now=now):

@@ -2,8 +2,10 @@
 
 The data directory holds what ``init`` creates: ``ledger.json`` (origin, key ids), ``keys/`` (the log
 signing key, the server's service key, the state key that MACs read-model rows and tokens; mode
-0600 — and, only in demo mode, the trust-root admin key), ``seal.key`` (the department key that
-wraps sealed personal data; mode 0600) and, by default, the SQLite database.
+0600 — and, only in demo mode, the trust-root admin key) and, by default, the SQLite database.
+The keys of sealed personal data live in the keystore (``keystore_dir``), which must be outside the
+data dir and the database's directory; only a demo `init` puts it in ``<data dir>/keystore`` and
+every start says so (docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -62,6 +64,17 @@ class Settings(BaseSettings):
         default=None,
         pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$",
         description="first month (YYYY-MM) of the public statistics; default the month of the ledger's genesis",
+    )
+    keystore_dir: Path | None = Field(
+        default=None,
+        description="the keystore of sealed records' keys (outside the data dir); unset: the demo keystore "
+        "<data dir>/keystore, if a demo `init` made one",
+    )
+    disclosure_window_seconds: int = Field(
+        default=24 * 3600, gt=0, description="approvals and the disclosure must come this soon after a request"
+    )
+    retention_days: int = Field(
+        default=90, ge=0, description="`retention run` shreds sealed data of cases closed longer than this"
     )
 
 
@@ -154,3 +167,33 @@ def key_path(data_dir: Path, name: str) -> Path:
 def state_key_path(data_dir: Path) -> Path:
     """The key that MACs every row the service reads back (``ledger/integrity.py``)."""
     return data_dir / "keys" / "state.key"
+
+
+DEMO_KEYSTORE = "keystore"
+
+
+@dataclass(frozen=True)
+class KeystoreLocation:
+    path: Path
+    in_data_dir: bool  # demo mode: the keystore is in the data dir
+
+
+def keystore_location(settings: Settings) -> KeystoreLocation:
+    """Where the sealed records' keys are. A configured keystore inside the data dir or the SQLite
+    database's directory is refused (``KEYSTORE_IN_DATA_DIR``): a copy of those would then unseal
+    everything. Unset, it is the demo keystore in the data dir."""
+    if settings.keystore_dir is None:
+        return KeystoreLocation(settings.data_dir / DEMO_KEYSTORE, True)
+    path = settings.keystore_dir
+    target = database_target(settings)
+    near = [settings.data_dir] + ([target.sqlite_path.parent] if target.sqlite_path is not None else [])
+    for directory in near:
+        resolved, base = path.resolve(), directory.resolve()
+        if resolved == base or base in resolved.parents or resolved in base.parents:
+            raise ConfigurationError(
+                f"the keystore {path} must not be in (or contain) the data dir or the database's directory "
+                f"{directory}: a copy of those would unseal every record. Unset EVIDENCE_LEDGER_KEYSTORE_DIR "
+                "only for a demo (docs/privacy.md)",
+                code="KEYSTORE_IN_DATA_DIR",
+            )
+    return KeystoreLocation(path, False)

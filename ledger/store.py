@@ -20,7 +20,8 @@ from ledger.envelope.dsse import REGISTRY_CASE_ID
 from ledger.envelope.keys import load_private_key, load_public_key, raw_public_key
 from ledger.envelope.signing import build_envelope
 from ledger.evidence.footage import FootageStore
-from ledger.evidence.sealed import DepartmentKey, SealedStore
+from ledger.evidence.keystore import FileKeyStore, KeyStore
+from ledger.evidence.sealed import SealedStore, claim
 from ledger.log import note, tlog
 from ledger.log.access import AccessLog
 from ledger.log.rollback import CheckpointGuard, RollbackStatus
@@ -30,6 +31,7 @@ from ledger.settings import (
     Settings,
     database_target,
     key_path,
+    keystore_location,
     state_key_path,
 )
 from ledger.storage.app import LedgerApplication, application_env
@@ -95,7 +97,10 @@ class Ledger:
         )
         self.app = LedgerApplication(env=env)
         self.db = Database(self.app.recorder)
-        self.domain_config = DomainConfig(authorities=tuple(settings.authorities))
+        self.domain_config = DomainConfig(
+            authorities=tuple(settings.authorities), disclosure_window_seconds=settings.disclosure_window_seconds
+        )
+        self._keystore: KeyStore | None = None
         try:
             self.mac = self._state_key(create=create_tables)
             self.appender = Appender(
@@ -105,6 +110,9 @@ class Ledger:
                 mac=self.mac,
                 trust_root=self.config.admin_key_id,
                 blob_exists=FootageStore(self.data_dir / "footage").exists,
+                max_statement_age=settings.max_clock_skew_seconds,
+                claim_sealed=claim,
+                on_shredded=self._destroy_shredded,
             )
             if create_tables:
                 self.migrate()
@@ -136,6 +144,16 @@ class Ledger:
             upgrade_tokens(self.db, self.mac)
         if any(step.rebuild_read_models for step in steps) or self.stale_read_models() is not None:
             rebuild(self.db, self.appender, from_zero=True)
+        if any(step.move_sealed_keys for step in steps) or self._keys_to_move():
+            from ledger.evidence.sealed import bind_existing_records, move_legacy_keys
+
+            move_legacy_keys(self.db, self.keystore(), self.data_dir / "seal.key")
+            bind_existing_records(self.db)
+
+    def _keys_to_move(self) -> bool:
+        """True while schema 3's move of record keys into the keystore has not finished."""
+        with self.db.read() as tx:
+            return bool(self.db.columns(tx, "sealed_keys_to_move"))
 
     def check_ready(self, *, read_models: bool = True) -> None:
         """Refuse to run on missing tables, on settings that could lose acknowledged events, or (unless
@@ -188,8 +206,24 @@ class Ledger:
             self._log_key = load_private_key(key_path(self.data_dir, "log"))
         return self._log_key
 
+    def _destroy_shredded(self, refs: list[str]) -> None:
+        from ledger.evidence.disclosure import destroy_shredded
+
+        destroy_shredded(self, refs)
+
+    def keystore(self) -> KeyStore:
+        """The keystore of sealed records' keys (``keystore_dir``; ConfigurationError if absent)."""
+        if self._keystore is None:
+            self._keystore = FileKeyStore.open(keystore_location(self.settings).path)
+        return self._keystore
+
+    @property
+    def keystore_in_data_dir(self) -> bool:
+        """True in demo mode: the sealed records' keys are in the data dir (a copy of it unseals them)."""
+        return keystore_location(self.settings).in_data_dir
+
     def sealed_store(self) -> SealedStore:
-        return SealedStore(self.db, DepartmentKey.load(self.data_dir / "seal.key"))
+        return SealedStore(self.db, self.keystore())
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -198,7 +232,12 @@ class Ledger:
 
         ``callers``: per envelope, the authenticated actor its signing key must belong to (or None)."""
         self.require_writable()
-        return self.appender.append(raws, now=self.clock(), callers=callers)
+        outcomes = self.appender.append(raws, now=self.clock(), callers=callers)
+        if any(isinstance(o, LedgerError) for o in outcomes):
+            from ledger.evidence.disclosure import record_refusals
+
+            record_refusals(self, raws, outcomes)  # refused disclosure attempts go on record
+        return outcomes
 
     def next_envelope(self, key: Any, case_id: str, event_type: str, body: dict[str, Any]) -> bytes:
         """An envelope signed with ``key`` for the next position of a stream (as the log has it now)."""

@@ -38,7 +38,7 @@ from ledger.envelope.canonical import format_time, parse_time
 from ledger.storage.integrity import ALERT, RowMac
 from ledger.storage.sql import Database, Tx
 
-API_ROLES: tuple[str, ...] = ("investigator", "supervisor", "auditor", "prosecutor", "admin")
+API_ROLES: tuple[str, ...] = ("investigator", "supervisor", "auditor", "prosecutor", "admin", "counsel")
 assert set(API_ROLES) <= set(DOMAIN_ROLES)
 
 TOKEN_RE = re.compile(r"^elt_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")

@@ -187,10 +187,14 @@ def review_body() -> dict[str, Any]:
 def test_the_tables_are_derived_from_the_declarations(extension: ModuleType) -> None:
     assert EVENT_TYPES["PhotoCaptured"] is extension.PhotoCaptured
     assert {"PhotoCaptured", "CaseReviewed"} <= CASE_EVENT_TYPES
-    assert "PhotoCaptured" not in REGISTRY_EVENT_TYPES and len(CASE_EVENT_TYPES) == 16
+    assert "PhotoCaptured" not in REGISTRY_EVENT_TYPES and len(CASE_EVENT_TYPES) == 21
     assert "PhotoCaptured" in ALLOWED["investigator"] and "PhotoCaptured" in ALLOWED["supervisor"]
     assert ALLOWED["auditor"] == {"CaseReviewed"} and ALLOWED["prosecutor"] == {"ReferralAcknowledged"}
-    assert {"CaseReopened", "EvidenceAccessed", "CaseReviewed"} == ALLOWED_WHEN_CLOSED
+    sealed = {
+        "SealedDisclosureRequested", "SealedDisclosureApproved", "SealedRecordDisclosed",
+        "SealedDisclosureRefused", "SealedRecordShredded",
+    }
+    assert {"CaseReopened", "EvidenceAccessed", "CaseReviewed", *sealed} == ALLOWED_WHEN_CLOSED
     assert media_id_fields() == ("footage_id", "derivative_id", "photo_id")
     authorize("auditor", "CaseReviewed")
     with pytest.raises(AuthorizationError) as info:

@@ -63,7 +63,12 @@ def readyz(request: Request) -> Response:
             "the key registry has no trust root yet: submit the genesis the admin signed (`keys submit`)",
             code="NOT_READY",
         )
-    return json_response({"status": "ready", "admin_key_on_server": runtime.ledger.admin_key_on_server})
+    ledger = runtime.ledger
+    return json_response({
+        "status": "ready",
+        "admin_key_on_server": ledger.admin_key_on_server,
+        "keystore_in_data_dir": ledger.keystore_in_data_dir,
+    })
 
 
 @router.get(

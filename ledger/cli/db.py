@@ -21,9 +21,14 @@ from typing import Annotated
 
 import typer
 
-from ledger.cli.app import DataDir, app, db_app, settings_for
+from ledger.cli.app import DataDir, KeystoreDir, app, db_app, settings_for
 from ledger.cli.errors import cli_errors, fail
 
+KEYSTORE_DEMO_WARNING = (
+    "WARNING: DEMO MODE. The keys of sealed personal data are in {path}, inside the data dir: a copy of "
+    "the data dir and the database unseals every record. For production, run `init --keystore-dir DIR` "
+    "with a directory outside the data dir and the database's directory (docs/privacy.md)."
+)
 DEMO_WARNING = (
     "WARNING: DEMO MODE. The trust-root admin private key is stored in {path}: whoever holds this "
     "server can register keys. For production, generate the admin key offline (`evidence-ledger keys "
@@ -46,20 +51,25 @@ def init(
         ),
     ] = None,
     data_dir: DataDir = None,
+    keystore_dir: KeystoreDir = None,
 ) -> None:
-    """Create a data dir: log key, service key, state key, sealing key, tables (and, in demo mode only,
-    the trust-root admin key with the registry's genesis)."""
+    """Create a data dir: log key, service key, state key, the keystore of sealed records' keys, tables
+    (and, in demo mode only, the trust-root admin key with the registry's genesis)."""
     from ledger.bootstrap import GENESIS_REQUEST, init_data_dir
     from ledger.envelope.keys import load_public_key, raw_public_key
-    from ledger.settings import key_path
+    from ledger.settings import key_path, keystore_location
     from ledger.store import utc_now
 
-    settings = settings_for(data_dir)
+    settings = settings_for(data_dir, keystore_dir)
     admin_public = None if admin_public_key is None else raw_public_key(load_public_key(admin_public_key))
     result = init_data_dir(settings.data_dir, origin, settings, now=utc_now(), admin_public=admin_public)
     typer.echo(f"initialised {result.data_dir} for origin {result.origin}")
     typer.echo(f"trust-root admin key id: {result.admin_key_id}")
     typer.echo(f"log verifier key: {result.log_verifier_key}")
+    keystore = keystore_location(settings)
+    typer.echo(f"keystore: {keystore.path}")
+    if keystore.in_data_dir:
+        typer.echo(KEYSTORE_DEMO_WARNING.format(path=keystore.path), err=True)
     if admin_public is None:
         typer.echo(DEMO_WARNING.format(path=key_path(result.data_dir, "admin")), err=True)
         return
@@ -72,11 +82,12 @@ def init(
 
 @db_app.command("migrate")
 @cli_errors
-def db_migrate(data_dir: DataDir = None) -> None:
-    """Create or update the tables (safe to re-run; run once before starting workers)."""
+def db_migrate(data_dir: DataDir = None, keystore_dir: KeystoreDir = None) -> None:
+    """Create or update the tables (safe to re-run; run once before starting workers). From schema 2,
+    sealed records' keys move out of the database into the keystore."""
     from ledger.store import Ledger
 
-    with Ledger(settings_for(data_dir), create_tables=True) as ledger:
+    with Ledger(settings_for(data_dir, keystore_dir), create_tables=True) as ledger:
         typer.echo(f"schema ready on {ledger.target.describe()}")
 
 

@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from domain.context import DEFAULT_DISCLOSURE_WINDOW_SECONDS
 from domain.errors import ConflictError, LedgerError, NotFoundError
 from domain.events import declared
 from ledger.durable import fsync_dir
@@ -287,6 +288,9 @@ def _manifest(ledger: Ledger, contents: _Contents, files: list[dict[str, Any]]) 
         "access_entries": len(contents.access.entries),
         "files": files,
     }
+    window = ledger.domain_config.disclosure_window_seconds
+    if window != DEFAULT_DISCLOSURE_WINDOW_SECONDS:  # the verifier must judge disclosures by the same window
+        manifest["disclosure_window_seconds"] = window
     return (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 

@@ -162,8 +162,9 @@ def grants(plan: Plan) -> dict[str, tuple[str, ...]]:
     wanted[plan.events_table] = ("SELECT", "INSERT", "DELETE")
     for name in plan.read_write:
         wanted[name] = ("SELECT", "INSERT", "UPDATE", "DELETE")
-    # Sealed personal data is only ever added and read; removing it (crypto-shredding) is the owner's.
-    wanted[SEALED_TABLE] = ("SELECT", "INSERT")
+    # Sealed ciphertext (its keys are in the keystore): added, bound to the one case that names it
+    # (UPDATE of case_id), deleted when the record is shredded.
+    wanted[SEALED_TABLE] = ("SELECT", "INSERT", "UPDATE", "DELETE")
     wanted[META_TABLE] = ("SELECT",)
     return wanted
 

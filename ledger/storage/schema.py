@@ -86,9 +86,11 @@ TABLES = [
         id INTEGER PRIMARY KEY CHECK (id = 1), size {bigint} NOT NULL, root {blob} NOT NULL,
         integrated_at TEXT NOT NULL, cases {bigint} NOT NULL, public_releases {bigint} NOT NULL,
         read_models TEXT NOT NULL, mac TEXT NOT NULL)""",
+    # Sealed personal data: ciphertext, nonce and ids only; the record's key is in the keystore
+    # (ledger/evidence/keystore.py). case_id binds the record to the one case that names it.
     """CREATE TABLE IF NOT EXISTS sealed_records (
-        sealed_ref TEXT PRIMARY KEY, kek_id TEXT NOT NULL, wrapped_key {blob} NOT NULL,
-        nonce {blob} NOT NULL, ciphertext {blob} NOT NULL, created_at TEXT NOT NULL)""",
+        sealed_ref TEXT PRIMARY KEY, nonce {blob} NOT NULL, ciphertext {blob} NOT NULL,
+        created_at TEXT NOT NULL, case_id TEXT)""",
     """CREATE TABLE IF NOT EXISTS api_tokens (
         token_id TEXT PRIMARY KEY, token_sha256 TEXT NOT NULL UNIQUE, actor TEXT NOT NULL,
         role TEXT NOT NULL, authority TEXT, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
@@ -108,6 +110,7 @@ class Migration:
     statements: tuple[str, ...]
     rebuild_read_models: bool = False
     seal_tokens: bool = False
+    move_sealed_keys: bool = False
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -125,7 +128,24 @@ MIGRATIONS: tuple[Migration, ...] = (
         rebuild_read_models=True,
         seal_tokens=True,
     ),
-    Migration(3, "the access log: its entries, tree nodes and checkpoints (append-only)", ACCESS_LOG_DDL),
+    Migration(
+        3,
+        "the access log (entries, tree nodes, checkpoints; append-only); sealed records' keys move out of"
+        " the database into the keystore; a record belongs to one case",
+        (
+            *ACCESS_LOG_DDL,
+            # the wrapped keys wait here until the data step has put each into the keystore
+            """CREATE TABLE sealed_keys_to_move (
+                sealed_ref TEXT PRIMARY KEY, kek_id TEXT NOT NULL, wrapped_key {blob} NOT NULL)""",
+            "INSERT INTO sealed_keys_to_move (sealed_ref, kek_id, wrapped_key)"
+            " SELECT sealed_ref, kek_id, wrapped_key FROM sealed_records",
+            "ALTER TABLE sealed_records DROP COLUMN wrapped_key",
+            "ALTER TABLE sealed_records DROP COLUMN kek_id",
+            "ALTER TABLE sealed_records ADD COLUMN case_id TEXT",
+        ),
+        rebuild_read_models=True,
+        move_sealed_keys=True,
+    ),
 )
 FIRST_VERSION = 1
 SCHEMA_VERSION = MIGRATIONS[-1].version if MIGRATIONS else FIRST_VERSION

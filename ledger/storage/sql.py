@@ -74,6 +74,10 @@ class Tx:
         rows = self.query(sql, params)
         return rows[0] if rows else None
 
+    def rowcount(self) -> int:
+        """Rows the last statement changed."""
+        return int(self._cursor.rowcount)
+
     @property
     def raw(self) -> Any:
         return self._cursor
@@ -130,6 +134,39 @@ class Database:
             raise StorageError(f"database unavailable: {type(exc).__name__}") from exc
 
     @contextmanager
+    def erasing(self) -> Iterator[Tx]:
+        """A write transaction whose deletes leave no readable bytes in the database's own files.
+
+        SQLite: ``PRAGMA secure_delete`` overwrites what a delete frees, and a WAL checkpoint
+        (TRUNCATE) after the commit moves the pages into the database file and empties the WAL,
+        which held the row's earlier versions. PostgreSQL: an ordinary delete; the row's bytes stay in
+        the table's files until VACUUM reuses the space (docs/privacy.md)."""
+        if self.postgres:
+            with self.write() as tx:
+                yield tx
+            return
+        try:
+            yield from self._sqlite_tx(immediate=True, secure=True)
+        except _UNAVAILABLE as exc:
+            raise StorageError(f"database unavailable: {type(exc).__name__}") from exc
+        self.compact()
+
+    def compact(self, *, vacuum: bool = False) -> None:
+        """SQLite: checkpoint the WAL into the database file and truncate it; with ``vacuum``, first
+        rewrite the whole file so that no freed page keeps old bytes (no-op on PostgreSQL)."""
+        if self.postgres:
+            return
+        datastore = self.datastore
+        assert isinstance(datastore, SQLiteDatastore)
+        try:
+            with datastore.get_connection(commit=False) as conn:
+                if vacuum:
+                    conn._sqlite_conn.execute("VACUUM")
+                conn._sqlite_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except _UNAVAILABLE as exc:
+            raise StorageError(f"database unavailable: {type(exc).__name__}") from exc
+
+    @contextmanager
     def read(self) -> Iterator[Tx]:
         try:
             if self.postgres:
@@ -155,13 +192,15 @@ class Database:
                 tx.execute("SELECT pg_advisory_xact_lock(?)", (advisory,))
             yield tx
 
-    def _sqlite_tx(self, *, immediate: bool) -> Iterator[Tx]:
+    def _sqlite_tx(self, *, immediate: bool, secure: bool = False) -> Iterator[Tx]:
         datastore = self.datastore
         assert isinstance(datastore, SQLiteDatastore)
         with datastore.get_connection(commit=immediate) as conn:
             raw = conn._sqlite_conn
             cursor = raw.cursor()
             if immediate:
+                # only an erasing transaction overwrites what its deletes free (it costs writes)
+                cursor.execute(f"PRAGMA secure_delete={'ON' if secure else 'OFF'}")
                 cursor.execute("PRAGMA synchronous=FULL")
                 cursor.execute("PRAGMA cache_size=-131072")  # 128 MiB: index inserts stay in memory at 1M+ entries
                 cursor.execute("PRAGMA wal_autocheckpoint=10000")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -143,10 +144,13 @@ def _speculative(entries: list[Entry], **kwargs: Any) -> EntryChecker:
 
 def run_entry_checks(v: BundleVerification, files: BundleFiles, options: VerifyOptions) -> EntryChecker:
     entries = collect_entries(v, files)
-    authorities = v.manifest.authorities
+    authorities, window = v.manifest.authorities, v.manifest.disclosure_window_seconds
+    config = DomainConfig(authorities=authorities) if authorities else DomainConfig()
+    if window is not None:
+        config = replace(config, disclosure_window_seconds=window)
     kwargs: dict[str, Any] = {
         "origin": v.manifest.origin,  # a valid checkpoint was signed for exactly this origin
-        "config": DomainConfig(authorities=authorities) if authorities else DomainConfig(),
+        "config": config,
         "trust_root": options.trust_root,
         "partial_registry": True,
     }

@@ -59,6 +59,7 @@ class Manifest:
     created_at: str
     trust_root_key_id: str | None
     authorities: tuple[str, ...] | None
+    disclosure_window_seconds: int | None
     checkpoint_size: int | None
     case_events: int | None
     files: tuple[ManifestFile, ...]
@@ -86,6 +87,12 @@ def _optional_str(data: dict[str, Any], key: str) -> str | None:
 def _optional_int(data: dict[str, Any], key: str) -> int | None:
     value = data.get(key)
     _require(value is None or (type(value) is int and value >= 0), f"{key} must be an integer >= 0")
+    return value
+
+
+def _window(data: dict[str, Any]) -> int | None:
+    value = _optional_int(data, "disclosure_window_seconds")
+    _require(value is None or value > 0, "disclosure_window_seconds must be an integer > 0")
     return value
 
 
@@ -130,6 +137,7 @@ def parse_manifest(raw: bytes) -> Manifest:
         created_at=_optional_str(data, "created_at") or "",
         trust_root_key_id=_optional_str(data, "trust_root_key_id"),
         authorities=None if authorities is None else tuple(authorities),
+        disclosure_window_seconds=_window(data),
         checkpoint_size=_optional_int(data, "checkpoint_size"),
         case_events=_optional_int(data, "case_events"),
         files=tuple(_file_entry(item) for item in files),

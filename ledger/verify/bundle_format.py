@@ -46,6 +46,9 @@ MANIFEST_KEYS_V1 = frozenset(
         "created_at",
         "trust_root_key_id",
         "authorities",
+        # only when the ledger's disclosure window is not the default (24 h): older bundles, and the
+        # bundles of a ledger at the default, carry no such key
+        "disclosure_window_seconds",
         "checkpoint_size",
         "case_events",
         "files",

@@ -8,7 +8,12 @@ from domain.errors import AuthorizationError
 from domain.events import CASE_EVENT_TYPES, EVENT_TYPES, REGISTRY_EVENT_TYPES
 from domain.roles import ALLOWED, ROLES, authorize, is_allowed
 
-SUPERVISOR_ONLY = {"FootageReleased", "InvestigationHoldLifted", "CaseClosed", "CaseReopened"}
+SUPERVISOR_ONLY = {
+    "FootageReleased", "InvestigationHoldLifted", "CaseClosed", "CaseReopened", "SealedDisclosureApproved",
+    "SealedRecordShredded",
+}
+#: what counsel may do: ask for, approve and receive a disclosure, and shred
+COUNSEL = {"SealedDisclosureRequested", "SealedDisclosureApproved", "SealedRecordDisclosed", "SealedRecordShredded"}
 
 
 def test_table_covers_every_role_and_only_known_event_types() -> None:
@@ -19,11 +24,13 @@ def test_table_covers_every_role_and_only_known_event_types() -> None:
 
 def test_table_contents() -> None:
     investigator = ALLOWED["investigator"]
-    assert investigator == CASE_EVENT_TYPES - SUPERVISOR_ONLY - {"ReferralAcknowledged", "EvidenceAccessed"}
+    service_only = {"EvidenceAccessed", "SealedDisclosureRefused"}
+    assert investigator == CASE_EVENT_TYPES - SUPERVISOR_ONLY - {"ReferralAcknowledged"} - service_only
     assert ALLOWED["supervisor"] == investigator | SUPERVISOR_ONLY
     assert ALLOWED["prosecutor"] == {"ReferralAcknowledged"}
     assert ALLOWED["admin"] == REGISTRY_EVENT_TYPES
-    assert ALLOWED["service"] == {"EvidenceAccessed"}
+    assert ALLOWED["service"] == service_only | {"SealedRecordShredded"}
+    assert ALLOWED["counsel"] == COUNSEL
     assert ALLOWED["auditor"] == frozenset()
 
 

@@ -10,7 +10,7 @@ from domain.events import Event
 from domain.projections import case_view, public_release_entries, release_status, timeline_entry
 from tests.support.domain import DERIVATIVE_SHA, FOOTAGE_SHA, OTHER_SHA, Fold, ctx, ev, key
 
-PERSONAL = ("Caller saw", "smashed", "Central Square", "sealed:0001", "Bystander faces")
+PERSONAL = ("Caller saw", "smashed", "Central Square", "12" * 32, "Bystander faces")
 
 
 def statuses(state: CaseState) -> dict[str, str]:

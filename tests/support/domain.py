@@ -131,6 +131,22 @@ BODIES: dict[str, dict[str, Any]] = {
     "CaseClosed": {"disposition": "Referred"},
     "CaseReopened": {"reason": "New evidence"},
     "EvidenceAccessed": {"footage_id": "fp-1", "actor": "det-example", "purpose": "review"},
+    "SealedDisclosureRequested": {
+        "request_id": "dreq-1",
+        "sealed_ref": "sealed:0001",
+        "purpose": "Witness interview ordered by the court",
+        "legal_basis": "Summons 2025-17",
+    },
+    "SealedDisclosureApproved": {"request_id": "dreq-1"},
+    "SealedRecordDisclosed": {"request_id": "dreq-1", "sealed_ref": "sealed:0001", "approvers": ["counsel-example"]},
+    "SealedDisclosureRefused": {
+        "request_id": "dreq-1",
+        "sealed_ref": "sealed:0001",
+        "attempted": "SealedDisclosureApproved",
+        "actor": "sgt-example",
+        "code": "SAME_PERSON",
+    },
+    "SealedRecordShredded": {"sealed_ref": "sealed:0001", "reason": "Retention period ended"},
     "KeyRegistered": {
         "key_id": key(1)[0],
         "public_key": key(1)[1],
@@ -145,6 +161,8 @@ BODIES: dict[str, dict[str, Any]] = {
 ROLE_FOR: dict[str, str] = {
     "ReferralAcknowledged": "prosecutor",
     "EvidenceAccessed": "service",
+    "SealedDisclosureApproved": "counsel",
+    "SealedDisclosureRefused": "service",
     "KeyRegistered": "admin",
     "KeyRevoked": "admin",
 }
@@ -179,13 +197,21 @@ class Fold:
             self.add("CaseOpened")
 
     def add(
-        self, type_name: str, *, role: str | None = None, ctx_authority: str | None = None, **overrides: Any
+        self,
+        type_name: str,
+        *,
+        role: str | None = None,
+        ctx_authority: str | None = None,
+        actor: str = "sgt-example",
+        at: str | None = None,
+        **overrides: Any,
     ) -> CaseState:
-        """Append ``type_name`` (body overrides as keywords); ``ctx_authority`` is the signer's."""
+        """Append ``type_name`` (body overrides as keywords); ``ctx_authority``, ``actor`` and ``at``
+        are the signer's authority, the signer and the statement time (default ``ts(seq)``)."""
         role = role or ROLE_FOR.get(type_name, "supervisor")
         if role == "prosecutor" and ctx_authority is None:
             ctx_authority = "middlesex_da"
-        c = ctx(self.seq, role=role, authority=ctx_authority)
+        c = ctx(self.seq, role=role, authority=ctx_authority, actor=actor, at=at)
         self.state = apply(self.state, ev(type_name, **overrides), c, self.config)
         self.seq += 1
         return self.state

@@ -94,7 +94,7 @@ GRANTS = {
     "log_nodes": "INSERT,SELECT",
     "projection_tracking": "DELETE,INSERT,SELECT,UPDATE",
     "public_releases": "DELETE,INSERT,SELECT,UPDATE",
-    "sealed_records": "INSERT,SELECT",
+    "sealed_records": "DELETE,INSERT,SELECT,UPDATE",
 }
 
 
@@ -339,7 +339,8 @@ def test_the_application_role_has_no_ddl_ownership_or_escape_hatch(hardened: Har
             " AND privilege_type IN ('UPDATE', 'REFERENCES') ORDER BY 1",
             (hardened.app,),
         ).fetchall()
-    assert {t for (t,) in updatable} == set(READ_MODELS)
+    # ... and sealed_records, whose case binding the append path sets (docs/privacy.md)
+    assert {t for (t,) in updatable} == {*READ_MODELS, "sealed_records"}
 
 
 # -- history cannot be rewritten ----------------------------------------------------------------------
@@ -390,9 +391,9 @@ def test_read_models_stay_writable_and_inserts_still_work_for_the_owner(hardened
         for table in READ_MODELS:
             conn.execute(sql.SQL("DELETE FROM {} WHERE false").format(sql.Identifier(table)))
         conn.execute("UPDATE case_state SET view = view")
-        for statement in ("UPDATE sealed_records SET ciphertext = ciphertext", "DELETE FROM sealed_records"):
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):  # sealed data: added and read only
-                conn.execute(statement)
+        # sealed ciphertext (no keys in it): bound to its case by the append path, deleted by a shred
+        conn.execute("UPDATE sealed_records SET case_id = case_id WHERE false")
+        conn.execute("DELETE FROM sealed_records WHERE false")
         conn.execute("UPDATE log_head SET size = size")
     with hardened.ledger(hardened.owner_url) as ledger:  # the owner may still run the service, if it must
         actors = Actors.register(ledger)

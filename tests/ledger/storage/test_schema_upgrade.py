@@ -41,9 +41,16 @@ V1_TOKENS = """CREATE TABLE api_tokens (
         revoked_at TEXT)"""
 
 
+V1_SEALED = """CREATE TABLE sealed_records (
+        sealed_ref TEXT PRIMARY KEY, kek_id TEXT NOT NULL, wrapped_key {blob} NOT NULL,
+        nonce {blob} NOT NULL, ciphertext {blob} NOT NULL, created_at TEXT NOT NULL)"""
+
+
 def _as_schema_1(ledger: Ledger, tokens: list[tuple[object, ...]]) -> None:
-    """Turn a fresh schema-2 database into what the previous release left behind."""
+    """Turn a fresh database into what the schema-1 release left behind."""
     raw = Raw(ledger)
+    raw.run("DROP TABLE sealed_records")
+    raw.run(V1_SEALED.format(blob="BYTEA" if raw.postgres else "BLOB"))
     for table in ("case_state", "case_timeline", "public_releases", "projection_tracking"):
         raw.run(f"ALTER TABLE {table} DROP COLUMN mac")
     raw.run("ALTER TABLE public_releases DROP COLUMN version")

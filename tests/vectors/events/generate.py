@@ -153,6 +153,38 @@ BODIES: dict[str, tuple[int, dict[str, Any]]] = {
         14,
         {"derivative_id": "ftg-1-redacted", "actor": "Det. A. Rivera", "purpose": "download: \"quoted\" \\ path"},
     ),
+    "SealedDisclosureRequested": (
+        15,
+        {
+            "request_id": "dreq-1",
+            "sealed_ref": "3f1c2b9e-8d4a-4f1e-9b7c-0a1d2e3f4a5b",
+            "purpose": "Witness interview ordered by the court (Gerichtsbeschlu\u00df)",
+            "legal_basis": "Summons 2026-17 \u00a7 4",
+        },
+    ),
+    "SealedDisclosureApproved": (16, {"request_id": "dreq-1"}),
+    "SealedRecordDisclosed": (
+        17,
+        {
+            "request_id": "dreq-1",
+            "sealed_ref": "3f1c2b9e-8d4a-4f1e-9b7c-0a1d2e3f4a5b",
+            "approvers": ["Counsel J. O\u2019Brien"],
+        },
+    ),
+    "SealedDisclosureRefused": (
+        18,
+        {
+            "request_id": "dreq-2",
+            "sealed_ref": None,
+            "attempted": "SealedDisclosureApproved",
+            "actor": "Det. A. Rivera",
+            "code": "SAME_PERSON",
+        },
+    ),
+    "SealedRecordShredded": (
+        19,
+        {"sealed_ref": "3f1c2b9e-8d4a-4f1e-9b7c-0a1d2e3f4a5b", "reason": "Retention: closed > 90 days \u2014 policy 7"},
+    ),
     "KeyRegistered": (
         1,
         {

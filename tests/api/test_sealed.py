@@ -1,0 +1,105 @@
+"""Two-person disclosure and shredding over HTTP: requests and approvals are ordinary signed
+envelopes, the disclosure is the one endpoint that returns personal data, a shredded record is 410."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ledger.bootstrap import register_key
+from ledger.envelope.dsse import parse_envelope
+from ledger.envelope.keys import raw_public_key
+from ledger.settings import key_path
+from ledger.store import Ledger
+from tests.support.api import Api, problem, running_api
+from tests.support.cases import case_opened, new_case_id, report_received
+
+PERSON = {"name": "R. Reporter", "phone": "555-0100"}
+COUNSEL = "Counsel F. Moreau"
+
+
+@pytest.fixture
+def api(ledger: Ledger) -> Iterator[Api]:
+    with running_api(ledger) as running:
+        key = Ed25519PrivateKey.generate()
+        register_key(ledger, key_path(ledger.data_dir, "admin"), raw_public_key(key), actor=COUNSEL, role="counsel",
+                     authority=None)
+        running.actors.keys["counsel"] = key
+        assert running.runtime.tokens is not None
+        running.tokens["counsel"] = running.runtime.tokens.issue(
+            actor=COUNSEL, role="counsel", authority=None, expires_in=timedelta(days=1), now=ledger.clock()
+        ).token
+        yield running
+
+
+def _sealed_case(api: Api) -> tuple[str, str]:
+    sealed = api.client.post("/v1/sealed", content=json.dumps(PERSON), headers=api.auth("investigator"))
+    assert sealed.status_code == 201
+    case_id = new_case_id()
+    api.ok("investigator", case_id, "CaseOpened", case_opened())
+    api.ok("investigator", case_id, "ReportReceived", report_received(sealed.json()))
+    return case_id, str(sealed.json()["sealed_ref"])
+
+
+def test_a_disclosure_over_http(api: Api) -> None:
+    case_id, ref = _sealed_case(api)
+    body = {"request_id": "dreq-1", "sealed_ref": ref, "purpose": "court order", "legal_basis": "Summons 17"}
+    api.ok("investigator", case_id, "SealedDisclosureRequested", body)
+    problem(api.post("investigator", case_id, "SealedDisclosureApproved", {"request_id": "dreq-1"},
+                     caller="supervisor"), 403, "SIGNER_NOT_CALLER")
+    wrong = problem(api.post("investigator", case_id, "SealedDisclosureApproved", {"request_id": "dreq-1"}), 403,
+                    "ROLE_NOT_ALLOWED")
+    assert wrong["refs"] == {"role": "investigator", "event_type": "SealedDisclosureApproved"}
+    api.ok("counsel", case_id, "SealedDisclosureApproved", {"request_id": "dreq-1"})
+    disclosed = {"request_id": "dreq-1", "sealed_ref": ref, "approvers": [COUNSEL]}
+    raw = api.envelope("investigator", case_id, "SealedRecordDisclosed", disclosed)
+    url = f"/v1/sealed/{ref}/disclosure"
+    problem(api.client.post(url, content=raw, headers=api.auth("auditor")), 403, "ROLE_NOT_ALLOWED")
+    problem(api.client.post(url, content=raw, headers=api.auth("supervisor")), 403, "SIGNER_NOT_CALLER")
+    problem(api.client.post("/v1/sealed/other-ref/disclosure", content=raw, headers=api.auth("investigator")),
+            400, "BINDING_MISMATCH")
+    response = api.client.post(url, content=raw, headers=api.auth("investigator"))
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    answer = response.json()
+    assert answer["data"] == PERSON and answer["sealed_ref"] == ref and answer["receipt"]["case_id"] == case_id
+    problem(api.client.post(url, content=raw, headers=api.auth("investigator")), 409, "DISCLOSURE_ALREADY_MADE")
+    view = api.client.get(f"/v1/cases/{case_id}", headers=api.auth("counsel")).json()
+    assert view["disclosures"][0]["disclosed_seq"] == 6  # after the recorded refusal (seq 4)
+    # the refused approval by the wrong role is on record, signed by the service; nothing personal in the case
+    types = [parse_envelope(e).statement.type for e in api.ledger.case_envelopes(case_id)]
+    assert types.count("SealedDisclosureRefused") == 1
+    assert all(b"555-0100" not in e for e in api.ledger.case_envelopes(case_id))
+
+
+def test_a_refused_disclosure_is_a_problem_and_on_record(api: Api) -> None:
+    case_id, ref = _sealed_case(api)
+    body = {"request_id": "dreq-1", "sealed_ref": ref, "purpose": "court order", "legal_basis": "Summons 17"}
+    api.ok("counsel", case_id, "SealedDisclosureRequested", body)
+    problem(api.post("counsel", case_id, "SealedDisclosureApproved", {"request_id": "dreq-1"}), 422, "SAME_PERSON")
+    raw = api.envelope("counsel", case_id, "SealedRecordDisclosed",
+                       {"request_id": "dreq-1", "sealed_ref": ref, "approvers": ["nobody"]})
+    answer = problem(api.client.post(f"/v1/sealed/{ref}/disclosure", content=raw, headers=api.auth("counsel")), 422,
+                     "DISCLOSURE_NOT_APPROVED")
+    assert "R. Reporter" not in json.dumps(answer)
+    codes = [parse_envelope(e).statement.body.get("code") for e in api.ledger.case_envelopes(case_id)
+             if parse_envelope(e).statement.type == "SealedDisclosureRefused"]
+    assert codes == ["SAME_PERSON", "DISCLOSURE_NOT_APPROVED"]
+
+
+def test_a_shredded_record_is_gone(api: Api) -> None:
+    case_id, ref = _sealed_case(api)
+    api.ok("supervisor", case_id, "SealedRecordShredded", {"sealed_ref": ref, "reason": "retention"})
+    assert not api.ledger.keystore().has(ref) and not api.ledger.sealed_store().row_exists(ref)
+    body = {"request_id": "dreq-1", "sealed_ref": ref, "purpose": "court order", "legal_basis": "Summons 17"}
+    problem(api.post("investigator", case_id, "SealedDisclosureRequested", body), 410, "SHREDDED")
+    raw = api.envelope("investigator", case_id, "SealedRecordDisclosed",
+                       {"request_id": "dreq-1", "sealed_ref": ref, "approvers": [COUNSEL]})
+    problem(api.client.post(f"/v1/sealed/{ref}/disclosure", content=raw, headers=api.auth("investigator")), 422,
+            "UNKNOWN_DISCLOSURE_REQUEST")
+    ready = api.client.get("/readyz")
+    assert ready.json() == {"status": "ready", "admin_key_on_server": True, "keystore_in_data_dir": True}
