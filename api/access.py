@@ -246,12 +246,19 @@ class Access:
         recorded.index = self.allowed(case_id=case_id, item=item)
 
     @asynccontextmanager
-    async def guard_async(self, *, case_id: str | None = None, item: str | None = None) -> AsyncIterator[Recorded]:
+    async def guard_async(
+        self, *, case_id: str | None = None, item: str | None = None, every_refusal: bool = False
+    ) -> AsyncIterator[Recorded]:
+        """``guard`` for async routes; with ``every_refusal`` any refusal the block raises (a 409 or
+        410 too, not only 401/403/404) is recorded as a denial: for routes whose every refusal matters."""
         recorded = Recorded()
         try:
             yield recorded
         except LedgerError as exc:
-            await self.denied_async(exc, case_id=case_id, item=item)
+            if every_refusal:
+                await self.recorder.record_async(self._record(case_id, item, exc.code))
+            else:
+                await self.denied_async(exc, case_id=case_id, item=item)
             raise
         recorded.index = await self.allowed_async(case_id=case_id, item=item)
 

@@ -117,7 +117,6 @@ def may_see_case(principal: Principal, view: dict[str, object]) -> bool:
 
 Reader = Annotated[Principal, Depends(require(*API_ROLES))]
 CaseWriter = Annotated[Principal, Depends(require("investigator", "supervisor", "prosecutor", "counsel"))]
-Discloser = Annotated[Principal, Depends(require("investigator", "supervisor", "counsel"))]
 Sealer = Annotated[Principal, Depends(require("investigator", "supervisor"))]
 Replayer = Annotated[Principal, Depends(require("auditor", "supervisor", "admin"))]
 Admin = Annotated[Principal, Depends(require("admin"))]

@@ -50,8 +50,8 @@ ENTRY_KEYS = frozenset(
      "token_id", "v"}
 )
 MAX_ACTOR = 256
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_ITEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+UUID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+ITEM_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _CODE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 _WORD = re.compile(r"[a-z][a-z_]{0,31}")
 _TOKEN_ID = re.compile(r"[0-9a-f]{16}")
@@ -132,8 +132,8 @@ def check_record(r: AccessRecord) -> None:
         or any(unicodedata.category(ch).startswith("C") for ch in actor)
     ):
         raise _bad(f"actor is 1-{MAX_ACTOR} characters without control characters")
-    _optional(r.case_id, _UUID, "case_id")
-    _optional(r.item, _ITEM, "item")
+    _optional(r.case_id, UUID_PATTERN, "case_id")
+    _optional(r.item, ITEM_PATTERN, "item")
     _optional(r.code, _CODE, "code")
     _optional(r.role, _WORD, "role")
     _optional(r.token_id, _TOKEN_ID, "token_id")

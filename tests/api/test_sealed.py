@@ -103,3 +103,52 @@ def test_a_shredded_record_is_gone(api: Api) -> None:
             "UNKNOWN_DISCLOSURE_REQUEST")
     ready = api.client.get("/readyz")
     assert ready.json() == {"status": "ready", "admin_key_on_server": True, "keystore_in_data_dir": True}
+
+
+def _approved_disclosure(api: Api) -> tuple[str, str, bytes]:
+    case_id, ref = _sealed_case(api)
+    body = {"request_id": "dreq-1", "sealed_ref": ref, "purpose": "court order", "legal_basis": "Summons 17"}
+    api.ok("investigator", case_id, "SealedDisclosureRequested", body)
+    api.ok("counsel", case_id, "SealedDisclosureApproved", {"request_id": "dreq-1"})
+    raw = api.envelope("investigator", case_id, "SealedRecordDisclosed",
+                       {"request_id": "dreq-1", "sealed_ref": ref, "approvers": [COUNSEL]})
+    return case_id, ref, raw
+
+
+def _sealed_reads(api: Api, case_id: str) -> list[dict[str, object]]:
+    listed = api.client.get("/v1/access-log", params={"case_id": case_id}, headers=api.auth("auditor"))
+    assert listed.status_code == 200, listed.text
+    return [item["entry"] for item in listed.json()["items"] if item["entry"]["action"] == "sealed.read"]
+
+
+def test_every_disclosure_attempt_is_in_the_access_log(api: Api) -> None:
+    case_id, ref, raw = _approved_disclosure(api)
+    url = f"/v1/sealed/{ref}/disclosure"
+    problem(api.client.post(url, content=raw, headers=api.auth("auditor")), 403, "ROLE_NOT_ALLOWED")
+    assert api.client.post(url, content=raw, headers=api.auth("investigator")).status_code == 200
+    problem(api.client.post(url, content=raw, headers=api.auth("investigator")), 409, "DISCLOSURE_ALREADY_MADE")
+    entries = _sealed_reads(api, case_id)
+    assert [(e["role"], e["outcome"], e["code"], e["item"]) for e in entries] == [
+        ("investigator", "allowed", None, ref),
+        ("investigator", "denied", "DISCLOSURE_ALREADY_MADE", ref),
+    ]
+    everything = api.client.get("/v1/access-log", headers=api.auth("auditor")).text
+    assert "R. Reporter" not in everything and "555-0100" not in everything
+    # the auditor's refusal is recorded by the dependency before the case is known (no case id)
+    assert '"code":"ROLE_NOT_ALLOWED"' in everything.replace(" ", "")
+
+
+def test_a_disclosure_whose_access_record_fails_returns_no_data(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ledger.storage.sql import StorageError
+
+    case_id, ref, raw = _approved_disclosure(api)
+
+    def failing(records: object) -> list[int]:
+        raise StorageError("database unavailable: OperationalError")
+
+    monkeypatch.setattr(api.ledger.access_log, "append", failing)
+    response = api.client.post(f"/v1/sealed/{ref}/disclosure", content=raw, headers=api.auth("investigator"))
+    problem(response, 503, "ACCESS_LOG_UNAVAILABLE")
+    assert "R. Reporter" not in response.text and "555-0100" not in response.text
