@@ -5,34 +5,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import timedelta
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.bootstrap import register_key
 from ledger.envelope.dsse import parse_envelope
-from ledger.envelope.keys import raw_public_key
-from ledger.settings import key_path
 from ledger.store import Ledger
-from tests.support.api import Api, problem, running_api
+from tests.support.api import COUNSEL, Api, add_counsel, problem, running_api
 from tests.support.cases import case_opened, new_case_id, report_received
 
 PERSON = {"name": "R. Reporter", "phone": "555-0100"}
-COUNSEL = "Counsel F. Moreau"
 
 
 @pytest.fixture
 def api(ledger: Ledger) -> Iterator[Api]:
     with running_api(ledger) as running:
-        key = Ed25519PrivateKey.generate()
-        register_key(ledger, key_path(ledger.data_dir, "admin"), raw_public_key(key), actor=COUNSEL, role="counsel",
-                     authority=None)
-        running.actors.keys["counsel"] = key
-        assert running.runtime.tokens is not None
-        running.tokens["counsel"] = running.runtime.tokens.issue(
-            actor=COUNSEL, role="counsel", authority=None, expires_in=timedelta(days=1), now=ledger.clock()
-        ).token
+        add_counsel(running)
         yield running
 
 
@@ -152,3 +139,6 @@ def test_a_disclosure_whose_access_record_fails_returns_no_data(
     response = api.client.post(f"/v1/sealed/{ref}/disclosure", content=raw, headers=api.auth("investigator"))
     problem(response, 503, "ACCESS_LOG_UNAVAILABLE")
     assert "R. Reporter" not in response.text and "555-0100" not in response.text
+    # the signed disclosure is in the case (documented): the data was not handed over, a new request is needed
+    last = parse_envelope(api.ledger.case_envelopes(case_id)[-1]).statement.type
+    assert last == "SealedRecordDisclosed"

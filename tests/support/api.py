@@ -93,6 +93,27 @@ def running_api(ledger: Ledger, **api_overrides: Any) -> Iterator[Api]:
         yield Api(app=app, client=client, ledger=ledger, actors=actors)
 
 
+COUNSEL = "Counsel F. Moreau"
+
+
+def add_counsel(api: Api) -> None:
+    """Register a counsel key and token (the role two-person disclosure needs beside a supervisor)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from ledger.bootstrap import register_key
+    from ledger.envelope.keys import raw_public_key
+    from ledger.settings import key_path
+
+    key = Ed25519PrivateKey.generate()
+    register_key(api.ledger, key_path(api.ledger.data_dir, "admin"), raw_public_key(key), actor=COUNSEL,
+                 role="counsel", authority=None)
+    api.actors.keys["counsel"] = key
+    assert api.runtime.tokens is not None
+    api.tokens["counsel"] = api.runtime.tokens.issue(
+        actor=COUNSEL, role="counsel", authority=None, expires_in=timedelta(days=1), now=api.ledger.clock()
+    ).token
+
+
 def problem(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
     """Assert an RFC 9457 problem response and return its body."""
     assert response.status_code == status, (response.status_code, response.text)
