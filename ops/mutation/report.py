@@ -19,7 +19,8 @@ STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"
           36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout",
           37: "caught by type check", None: "not checked"}
 KILLED = {"killed", "timeout", "caught by type check"}
-CASE_RULES = ("domain/case.py", "domain/case_evidence.py", "domain/case_lifecycle.py", "domain/case_state.py",
+CASE_RULES = ("domain/case.py", "domain/case_evidence.py", "domain/case_lifecycle.py", "domain/case_sealed.py",
+              "domain/case_state.py",
               "domain/roles.py")
 
 
