@@ -430,3 +430,26 @@ def test_labels() -> None:
         "SealedRecordShredded": "Sealed record sealed:0001 shredded",
     }
     assert ts(0) == T0
+
+
+def test_approving_one_request_leaves_the_others_as_they_were() -> None:
+    fold = requested()
+    fold.add("SealedDisclosureRequested", role="investigator", actor="det-rivera", at=T0, request_id="dreq-2")
+    state = fold.add("SealedDisclosureApproved", role="counsel", actor="counsel-example", at=T0, request_id="dreq-2")
+    first, second = state.disclosures
+    assert (first.request_id, first.approvals) == ("dreq-1", ())
+    assert (second.request_id, [a.actor for a in second.approvals]) == ("dreq-2", ["counsel-example"])
+
+
+def test_a_shred_destroys_only_the_named_record() -> None:
+    other = "sealed:0002"
+    fold = with_report()
+    fold.add("ReportReceived", role="investigator", report_id="rep-2",
+             reporter={"sealed_ref": other, "commitment": "34" * 32})
+    state = fold.add("SealedRecordShredded", at=DAY_LATER)
+    assert state.sealed == (
+        SealedRecordRef(
+            sealed_ref=REF, report_id="rep-1", seq=1, shredded=True, shredded_at=DAY_LATER, shredded_seq=3
+        ),
+        SealedRecordRef(sealed_ref=other, report_id="rep-2", seq=2),
+    )
