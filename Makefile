@@ -7,7 +7,7 @@ ORIGIN ?= localhost/evidence-ledger
 # A new seed each run, printed so a failure can be replayed: make test HYPOTHESIS_SEED=<the printed seed>
 HYPOTHESIS_SEED ?= $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
 
-.PHONY: setup serve test lint mutation
+.PHONY: setup serve test lint mutation bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,3 +38,18 @@ mutation: setup
 	rm -rf mutants
 	$(BIN)/mutmut run --max-children 2
 	$(BIN)/python -m ops.mutation.report
+
+# Every benchmark of docs/benchmarks.md, each printing its figures beside a baseline measured in the same
+# run (about 15 minutes; needs PostgreSQL on 127.0.0.1 and wrk: apt-get install wrk).
+bench: setup
+	$(BIN)/python -m ops.bench.bench_http --backend postgres
+	$(BIN)/python -m ops.bench.bench_http --backend sqlite
+	$(BIN)/python -m ops.bench.bench_append --events 5000
+	$(BIN)/python -m ops.bench.bench_case_read --reads 2000
+	$(BIN)/python -m ops.bench.bench_access --backend postgres
+	$(BIN)/python -m ops.bench.bench_access --backend sqlite
+	$(BIN)/python -m ops.bench.bench_free_text
+	$(BIN)/python -m ops.bench.bench_verify
+	$(BIN)/python -m ops.bench.bench_audit --backend both --events 100000
+	$(BIN)/python -m ops.bench.bench_log --backend sqlite --size 1000000 --proofs 1000
+	$(BIN)/python -m ops.bench.bench_log --backend postgres --size 1000000 --proofs 1000

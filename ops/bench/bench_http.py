@@ -1,35 +1,76 @@
-"""Signed appends over HTTP with concurrent clients, against an empty FastAPI handler.
+"""Signed appends over HTTP, driven by wrk, against an empty FastAPI handler in the same run (P1).
 
-    python -m ops.bench.bench_http [--backend postgres|sqlite] [--clients 16] [--events 5000]
+    python -m ops.bench.bench_http [--backend postgres|sqlite] [--threads 2] [--connections 16] [--seconds 20]
 
-Starts `evidence-ledger serve` on loopback (PostgreSQL by default, a throwaway database), then
-POSTs pre-signed envelopes (each opening its own case, so no conflicts) from ``--clients``
-concurrent connections; every 201 is acknowledged after its transaction committed. The baseline is
-`ops/bench/empty_app.py` (a POST handler that only reads the body) under the same uvicorn settings,
-measured in the same run. Goal (issue 4): ≥ 1,500 events/s, p99 ≤ 100 ms, ≥ 50 % of the baseline.
-The load generator shares the machine's two cores with the server.
+Starts `evidence-ledger serve` on loopback (PostgreSQL by default, a throwaway database) and drives
+it with `wrk` (C, Debian package `wrk`) and `ops/bench/wrk_append.lua`: every wrk thread POSTs its
+own pre-signed `CaseOpened` envelopes, each for its own case, each once; a 201 comes after the
+envelope's transaction committed, and only 201s count. The baseline is `ops/bench/empty_app.py` (a
+POST handler that reads the body and answers 201) under the same uvicorn settings, driven by the
+same script with the same envelopes, so the figure is the server's and not the load generator's:
+the load generator's own ceiling is the empty handler's rate, printed beside the ledger's.
+Goal (issue 12, P1): >= 1,500 appends/s, p99 <= 100 ms, >= 50 % of the empty handler.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from ledger.envelope.dsse import parse_envelope
-from ops.bench.common import ORIGIN, case_opened_envelopes, database, median, percentile
-from ops.bench.httpload import LoadResult, run_load
+from ops.bench.common import ORIGIN, case_opened_envelopes, database
 from ops.ledgers import prepare_ledger
 from ops.procs import free_port, issue_token
+
+SCRIPT = Path(__file__).with_name("wrk_append.lua")
+WARM_UP_SECONDS = 3
+#: envelopes signed per thread per second of the run: well above any rate this machine reaches
+PER_THREAD_RATE = 2_500
+
+
+@dataclass(frozen=True)
+class Run:
+    """What wrk_append.lua's done() reports for one wrk run."""
+
+    name: str
+    created: int
+    other: int
+    exhausted_threads: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    socket_errors: int
+
+    @property
+    def rate(self) -> float:
+        return self.created / self.seconds
+
+    def line(self) -> str:
+        problems = []
+        if self.other:
+            problems.append(f"{self.other} answers other than 201")
+        if self.socket_errors:
+            problems.append(f"{self.socket_errors} socket errors")
+        if self.exhausted_threads:
+            problems.append(f"{self.exhausted_threads} threads ran out of envelopes: run longer files")
+        tail = f"  [{'; '.join(problems)}]" if problems else ""
+        return (
+            f"{self.name}: {self.rate:,.0f} req/s  p50 {self.p50_ms:.1f} ms  p99 {self.p99_ms:.1f} ms"
+            f"  ({self.created} created){tail}"
+        )
 
 
 @contextmanager
@@ -63,66 +104,91 @@ def _wait_until_up(process: subprocess.Popen[bytes], log: Any, base: str) -> str
     raise RuntimeError("server did not start in 60 s")
 
 
-def describe(name: str, result: LoadResult) -> str:
-    lat = result.latencies_ms
-    return (
-        f"{name}: {result.rate:,.0f} req/s ok={result.ok} statuses={dict(sorted(result.statuses.items()))} "
-        f"errors={result.errors} p50={median(lat):.1f} ms p99={percentile(lat, 99):.1f} ms"
+def write_requests(envelopes: Sequence[bytes], prefix: Path, threads: int) -> None:
+    """``prefix.1`` … ``prefix.<threads>``: each thread's share, one "<path>\\t<envelope>" per line."""
+    for n in range(threads):
+        lines = []
+        for envelope in envelopes[n::threads]:
+            assert b"\n" not in envelope and b"\t" not in envelope
+            case_id = parse_envelope(envelope).statement.case_id
+            lines.append(f"/v1/cases/{case_id}/events\t{envelope.decode()}\n")
+        Path(f"{prefix}.{n + 1}").write_text("".join(lines), "utf-8")
+
+
+def wrk(base: str, prefix: Path, token: str, threads: int, connections: int, seconds: int, name: str) -> Run:
+    command = [
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
+        "-s", str(SCRIPT), base, "--", str(prefix), token,
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    report = json.loads(out.strip().splitlines()[-1])
+    return Run(
+        name=name,
+        created=report["created"],
+        other=report["other"],
+        exhausted_threads=report["exhausted_threads"],
+        seconds=report["duration_us"] / 1e6,
+        p50_ms=report["p50_us"] / 1000,
+        p99_ms=report["p99_us"] / 1000,
+        socket_errors=sum(report[k] for k in ("connect_errors", "read_errors", "write_errors", "timeouts")),
     )
 
 
-def run(backend: str, clients: int, events: int) -> None:
-    with tempfile.TemporaryDirectory(prefix="el-http-") as tmp, database(backend) as url:
-        data_dir = Path(tmp) / "data"
+def measure(
+    command: list[str], env: dict[str, str], port: int, envelopes: Sequence[bytes], tmp: Path,
+    token: str, threads: int, connections: int, seconds: int, name: str,
+) -> Run:
+    """Warm the server up with envelopes of its own, then measure with the rest."""
+    warm, measured = tmp / f"{name}-warm", tmp / f"{name}-run"
+    split = threads * PER_THREAD_RATE * WARM_UP_SECONDS
+    write_requests(envelopes[:split], warm, threads)
+    write_requests(envelopes[split:], measured, threads)
+    with server(command, env, port) as base:
+        wrk(base, warm, token, threads, connections, WARM_UP_SECONDS, name)
+        return wrk(base, measured, token, threads, connections, seconds, name)
+
+
+def run(backend: str, threads: int, connections: int, seconds: int) -> list[Run]:
+    if shutil.which("wrk") is None:
+        sys.exit("bench_http needs wrk, a load generator that is not the bottleneck: apt-get install wrk")
+    with tempfile.TemporaryDirectory(prefix="el-http-") as tmp_name, database(backend) as url:
+        tmp = Path(tmp_name)
+        data_dir = tmp / "data"
         _, key = prepare_ledger(data_dir, url, origin=ORIGIN, actor="bench")
         env = {**os.environ, "EVIDENCE_LEDGER_DATA_DIR": str(data_dir)}
         if url:
             env["EVIDENCE_LEDGER_DATABASE_URL"] = url
         token = issue_token(data_dir, env, actor="bench")
-        envelopes = case_opened_envelopes(key, events + 200)
-        requests = [(f"/v1/cases/{parse_envelope(e).statement.case_id}/events", e) for e in envelopes]
+        envelopes = case_opened_envelopes(key, threads * PER_THREAD_RATE * (WARM_UP_SECONDS + seconds))
         port = free_port()
-        with server(
-            [sys.executable, "-m", "api", "serve", "--port", str(port), "--log-level", "warning"],
-            env,
-            port,
-        ) as base:
-            run_load(base, requests[:200], clients, token)  # warm-up
-            ledger_result = run_load(base, requests[200:], clients, token)
+        serve = [sys.executable, "-m", "api", "serve", "--port", str(port), "--log-level", "warning"]
+        ledger = measure(serve, env, port, envelopes, tmp, token, threads, connections, seconds,
+                         f"{backend} ledger, signed appends")
         port = free_port()
-        with server(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "ops.bench.empty_app:app",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-                "--no-server-header",
-            ],
-            env,
-            port,
-        ) as base:
-            run_load(base, requests[:200], clients)
-            baseline = run_load(base, requests[200:], clients)
-    print(describe(f"{backend} ledger  ({clients} clients, {events} signed appends)", ledger_result))
-    print(describe(f"{backend} empty FastAPI POST (same server settings)", baseline))
-    print(
-        f"{backend} ratio ledger/empty = {ledger_result.rate / baseline.rate:.0%} "
-        "(goals: >= 1,500/s, p99 <= 100 ms, >= 50% of the empty handler)"
-    )
+        empty = [
+            sys.executable, "-m", "uvicorn", "ops.bench.empty_app:app", "--port", str(port),
+            "--log-level", "warning", "--no-access-log", "--no-server-header",
+        ]
+        baseline = measure(empty, env, port, envelopes, tmp, token, threads, connections, seconds,
+                           f"{backend} empty FastAPI POST (same server settings)")
+    return [ledger, baseline]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="postgres", choices=["sqlite", "postgres"])
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--seconds", type=int, default=20)
     args = parser.parse_args()
-    run(args.backend, args.clients, args.events)
+    ledger, baseline = run(args.backend, args.threads, args.connections, args.seconds)
+    print(f"wrk -t{args.threads} -c{args.connections} -d{args.seconds}s, each request its own pre-signed envelope")
+    print(ledger.line())
+    print(baseline.line())
+    print(
+        f"{args.backend} ratio ledger/empty = {ledger.rate / baseline.rate:.0%} "
+        "(goals: >= 1,500/s, p99 <= 100 ms, >= 50% of the empty handler)"
+    )
 
 
 if __name__ == "__main__":
