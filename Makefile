@@ -46,6 +46,7 @@ bench: setup
 	$(BIN)/python -m ops.bench.bench_http --backend sqlite
 	$(BIN)/python -m ops.bench.bench_append --events 5000
 	$(BIN)/python -m ops.bench.bench_case_read --reads 2000
+	$(BIN)/python -m ops.bench.bench_case_growth
 	$(BIN)/python -m ops.bench.bench_access --backend postgres
 	$(BIN)/python -m ops.bench.bench_access --backend sqlite
 	$(BIN)/python -m ops.bench.bench_free_text
