@@ -28,21 +28,25 @@ def serve(
     import uvicorn
 
     from api.app import create_app
+    from api.connections import uvicorn_options
     from api.logs import configure_logging
+    from api.settings import ApiSettings
     from ledger.settings import LedgerConfig
 
     settings = settings_for(data_dir)
+    api_settings = ApiSettings()
     LedgerConfig.load(settings.data_dir)  # a clear error before uvicorn starts
     configure_logging()
     get_log().info("listening", host=host, port=port)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, api_settings=api_settings),
         host=host,
         port=port,
         log_level=log_level,
         access_log=False,  # one structured line per request comes from the app instead
         server_header=False,
         lifespan="on",
+        **uvicorn_options(api_settings),  # header/body timeouts, connection caps, keep-alive
     )
 
 

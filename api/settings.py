@@ -11,10 +11,11 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from api.connections import ConnectionSettings
 from ledger.tokens import TokenPolicy
 
 
-class ApiSettings(TokenPolicy):  # token_max_days comes from the token policy
+class ApiSettings(TokenPolicy, ConnectionSettings):  # token_max_days: the token policy; limits: connections
     model_config = SettingsConfigDict(env_prefix="EVIDENCE_LEDGER_API_", extra="ignore")
 
     max_batch: int = Field(default=256, ge=1, le=4096, description="envelopes per group commit")

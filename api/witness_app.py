@@ -10,8 +10,10 @@ and ``ledger.witness.cosigner`` (the ``Witness``); this module only carries it o
 * The body limit is the API's ``BodyLimitMiddleware`` with the witness's cap (``MAX_BODY``, 64 KiB):
   a larger Content-Length is refused with 413 before anything is read. Its problem documents are
   turned into the witness's one-line plain-text bodies (``PlainTextErrors``).
-* uvicorn runs it with no ``Server`` header, no access log, a keep-alive timeout and a bounded
-  graceful shutdown. A slow client holds one connection, never a thread: other requests go on.
+* uvicorn runs it with no ``Server`` header, no access log, a bounded graceful shutdown and the
+  connection limits of ``api.connections`` (header and body timeouts, overall and per-address
+  connection caps, keep-alive), read from ``EVIDENCE_LEDGER_WITNESS_*`` (``WitnessLimits``). A slow
+  client holds one connection, never a thread, and not for long: other requests go on.
 
 Every answer carries ``Cache-Control: no-store``.
 """
@@ -28,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 import uvicorn
+from pydantic_settings import SettingsConfigDict
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -36,6 +39,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from api.connections import ConnectionSettings, uvicorn_options
 from api.errors import PROBLEM_MEDIA_TYPE, status_for
 from api.middleware import BodyLimitMiddleware, Message, Scope
 from domain.errors import LedgerError
@@ -53,11 +57,16 @@ from ledger.witness.server import (
 )
 
 BODY_TIMEOUT = 10.0  # seconds for the whole body once the headers are in
-KEEP_ALIVE_TIMEOUT = 5  # seconds an idle connection stays open between requests
 GRACEFUL_SHUTDOWN_TIMEOUT = 10  # seconds open connections get to finish when the server stops
 DEFAULT_PORT = 7380
 
 logger = logging.getLogger("ledger.witness.server")
+
+
+class WitnessLimits(ConnectionSettings):
+    """The witness server's connection limits, from ``EVIDENCE_LEDGER_WITNESS_*`` (same defaults as the API)."""
+
+    model_config = SettingsConfigDict(env_prefix="EVIDENCE_LEDGER_WITNESS_", extra="ignore")
 
 
 def _response(reply: Reply, **headers: str) -> Response:
@@ -193,6 +202,7 @@ class WitnessServer:
         port: int = DEFAULT_PORT,
         *,
         log_level: str = "info",
+        limits: ConnectionSettings | None = None,
         **app_options: Any,
     ) -> None:
         self.app = create_witness_app(witness, **app_options)
@@ -207,8 +217,8 @@ class WitnessServer:
                 access_log=False,
                 server_header=False,
                 lifespan="off",
-                timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_TIMEOUT,
+                **uvicorn_options(limits or WitnessLimits()),
             )
         )
         self._running = threading.Event()
@@ -255,4 +265,4 @@ def serve(
         server.server_close()
 
 
-__all__ = ["BODY_TIMEOUT", "PlainTextErrors", "WitnessServer", "create_witness_app", "make_server", "serve"]
+__all__ = ["BODY_TIMEOUT", "PlainTextErrors", "WitnessLimits", "WitnessServer", "create_witness_app", "make_server", "serve"]

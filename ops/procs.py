@@ -83,13 +83,21 @@ def wait_ready(server: Server, timeout: float = 60.0) -> None:
 
 
 @contextmanager
-def serving(env: dict[str, str], log_path: Path) -> Iterator[Server]:
+def serving(env: dict[str, str], log_path: Path, *, open_files: int | None = None) -> Iterator[Server]:
     """`evidence-ledger serve` on a free loopback port with ``env``, ready, until the block ends
-    (then SIGTERM, and SIGKILL after 30 s)."""
+    (then SIGTERM, and SIGKILL after 30 s). ``open_files`` sets the server's soft RLIMIT_NOFILE."""
     port = free_port()
+
+    def limit_open_files() -> None:
+        if open_files is not None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+            [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=limit_open_files if open_files is not None else None,
         )
     running = Server(f"http://127.0.0.1:{port}", process, log_path)
     try:
