@@ -125,7 +125,10 @@ class GuardedH11Protocol(H11Protocol):
             self.cancel_timer()
             self.requests += 1
             if self.requests >= type(self).limits.max_requests_per_connection and self.cycle is not None:
+                # the last response says so (Connection: close), so a client never sends a request on a
+                # connection that is about to close; a new list, as the default one is shared
                 self.cycle.keep_alive = False
+                self.cycle.default_headers = [*self.cycle.default_headers, (b"connection", b"close")]
         if self.conn.their_state is h11.SEND_BODY:
             self.cancel_timer()
             self.timer = self.loop.call_later(type(self).limits.body_timeout, self.body_timed_out)

@@ -41,8 +41,6 @@ from ops.bench.common import ORIGIN, case_opened_envelopes, database, median, pe
 from ops.ledgers import prepare_ledger
 from ops.procs import free_port, issue_token
 
-UVICORN = ["--log-level", "warning", "--no-access-log", "--no-server-header"]
-
 
 @dataclass
 class Figures:
@@ -139,11 +137,11 @@ def run(backend: str, connections: int, seconds: int) -> Sequence[Figures]:
         with Ledger(settings) as ledger:
             written = ledger.access_log.size() - before
         port = free_port()
-        factory = [sys.executable, "-m", "uvicorn", "--factory", "ops.bench.read_app:app", "--port", str(port), *UVICORN]
+        factory = [sys.executable, "-m", "ops.bench.run_app", "--factory", "ops.bench.read_app:app", "--port", str(port)]
         with server(factory, env, port) as base:
             baseline = measure(base + path, token, connections, seconds, f"{backend} case read, not recorded (baseline)")
         port = free_port()
-        empty = [sys.executable, "-m", "uvicorn", "ops.bench.empty_app:app", "--port", str(port), *UVICORN]
+        empty = [sys.executable, "-m", "ops.bench.run_app", "ops.bench.empty_app:app", "--port", str(port)]
         with server(empty, env, port) as base:
             ceiling = measure(base + path, None, connections, seconds, f"{backend} empty FastAPI GET (load generator check)")
     for figures in (recorded, baseline, ceiling):

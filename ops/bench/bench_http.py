@@ -6,7 +6,8 @@ Starts `evidence-ledger serve` on loopback (PostgreSQL by default, a throwaway d
 it with `wrk` (C, Debian package `wrk`) and `ops/bench/wrk_append.lua`: every wrk thread POSTs its
 own pre-signed `CaseOpened` envelopes, each for its own case, each once; a 201 comes after the
 envelope's transaction committed, and only 201s count. The baseline is `ops/bench/empty_app.py` (a
-POST handler that reads the body and answers 201) under the same uvicorn settings, driven by the
+POST handler that reads the body and answers 201) under the same uvicorn settings
+(`ops/bench/run_app.py`), driven by the
 same script with the same envelopes, so the figure is the server's and not the load generator's:
 the load generator's own ceiling is the empty handler's rate, printed beside the ledger's.
 Goal (issue 12, P1): >= 1,500 appends/s, p99 <= 100 ms, >= 50 % of the empty handler.
@@ -165,10 +166,7 @@ def run(backend: str, threads: int, connections: int, seconds: int) -> list[Run]
         ledger = measure(serve, env, port, envelopes, tmp, token, threads, connections, seconds,
                          f"{backend} ledger, signed appends")
         port = free_port()
-        empty = [
-            sys.executable, "-m", "uvicorn", "ops.bench.empty_app:app", "--port", str(port),
-            "--log-level", "warning", "--no-access-log", "--no-server-header",
-        ]
+        empty = [sys.executable, "-m", "ops.bench.run_app", "ops.bench.empty_app:app", "--port", str(port)]
         baseline = measure(empty, env, port, envelopes, tmp, token, threads, connections, seconds,
                            f"{backend} empty FastAPI POST (same server settings)")
     return [ledger, baseline]

@@ -1,6 +1,6 @@
 """The access benchmark's baseline: the real service, with an access recorder that records nothing.
 
-Only ``ops/bench/bench_access.py`` starts it (``uvicorn --factory ops.bench.read_app:app``), to
+Only ``ops/bench/bench_access.py`` starts it (``ops.bench.run_app --factory ops.bench.read_app:app``), to
 measure what recording every read costs; the service itself has no way to turn recording off.
 """
 

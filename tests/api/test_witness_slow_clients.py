@@ -111,10 +111,12 @@ def test_a_connection_closes_after_its_last_allowed_request(tmp_path: Path) -> N
             with contextlib.suppress(BlockingIOError):
                 first += sock.recv(4096)
         assert first.startswith(b"HTTP/1.1 200 ") and still_open(sock)
+        assert b"connection: close" not in first.lower()
         sock.sendall(request)
         second = read_until_closed(sock, time.monotonic() + 5)  # the server closes after the 2nd answer
         sock.close()
         assert second.startswith(b"HTTP/1.1 200 ") and second.endswith(b"ok\n")
+        assert b"\r\nconnection: close\r\n" in second.lower()  # said before closing, not just closed
     finally:
         server.shutdown()
         server.server_close()
