@@ -24,11 +24,9 @@ not a commit. It never touches the case log: reads never take a case position.
 from __future__ import annotations
 
 import asyncio
-import queue
 import re
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Protocol
@@ -37,6 +35,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
 
 from api.auth import Principal, bearer, current_principal
+from api.batching import BatchWriter, resolve
 from api.errors import UnauthenticatedError, request_id_of, status_for
 from api.logs import get_logger
 from domain.errors import AuthorizationError, LedgerError
@@ -71,46 +70,22 @@ class _Pending:
     future: Future[int] = field(default_factory=Future)
 
 
-class AccessWriter:
+class AccessWriter(BatchWriter[_Pending]):
     """The access log's writer thread: batches of records, one transaction each."""
 
+    thread_name = "access-log"
+
     def __init__(self, log: AccessLog, *, max_batch: int = 512) -> None:
+        super().__init__(max_batch=max_batch)
         self.log = log
-        self.max_batch = max_batch
         self.logger = get_logger()
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._accepting = True
-        self._thread: threading.Thread | None = None
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> None:
-        with self._lock:
-            if self._thread is not None or not self._accepting:
-                return
-            self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Refuse new records, write everything already queued, then end the thread."""
-        with self._lock:
-            if not self._accepting:
-                return
-            self._accepting = False
-            self._queue.put(None)
-            thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
+    def _not_accepting(self) -> Exception:
+        return unavailable()
 
     def submit(self, record: AccessRecord) -> Future[int]:
         pending = _Pending(record)
-        with self._lock:
-            if not self._accepting:
-                raise unavailable()
-            self._queue.put(pending)
+        self._put(pending)
         return pending.future
 
     def record(self, record: AccessRecord) -> int:
@@ -127,24 +102,6 @@ class AccessWriter:
         except LedgerError as exc:
             raise unavailable(exc) from None
 
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            batch = [first]
-            while len(batch) < self.max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stopping = True
-                    break
-                batch.append(item)
-            self._commit([p for p in batch if p.future.set_running_or_notify_cancel()])
-
     def _commit(self, batch: list[_Pending]) -> None:
         if not batch:
             return
@@ -156,20 +113,10 @@ class AccessWriter:
             )
             failure = exc if isinstance(exc, LedgerError) else unavailable(exc)
             for pending in batch:
-                _resolve(pending.future, failure)
+                resolve(pending.future, failure)
             return
         for pending, index in zip(batch, indexes, strict=True):
-            _resolve(pending.future, index)
-
-
-def _resolve(future: Future[int], outcome: int | BaseException) -> None:
-    try:
-        if isinstance(outcome, BaseException):
-            future.set_exception(outcome)
-        else:
-            future.set_result(outcome)
-    except InvalidStateError:  # cancelled by its waiter
-        pass
+            resolve(pending.future, index)
 
 
 # --- what routes use ------------------------------------------------------------------------------

@@ -13,12 +13,11 @@ It is the only writer of events while the service runs (the checkpointer,
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from api.batching import BatchWriter, resolve
 from api.errors import UnavailableError
 from api.logs import get_logger
 from api.metrics import Metrics
@@ -35,79 +34,24 @@ class Pending:
     future: Future[Receipt] = field(default_factory=Future)
 
 
-class GroupCommitter:
+class GroupCommitter(BatchWriter[Pending]):
+    thread_name = "group-commit"
+
     def __init__(self, ledger: Ledger, *, max_batch: int = 256, metrics: Metrics | None = None) -> None:
+        super().__init__(max_batch=max_batch)
         self.ledger = ledger
-        self.max_batch = max_batch
         self.metrics = metrics or Metrics()
         self.log = get_logger()
-        self._queue: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._accepting = True
-        self._thread: threading.Thread | None = None
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> None:
-        """Start the writer thread; envelopes submitted before this wait for it (one first batch)."""
-        with self._lock:
-            if self._thread is not None or not self._accepting:
-                return
-            self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Refuse new work, finish everything already queued, then end the thread."""
-        with self._lock:
-            if not self._accepting:
-                return
-            self._accepting = False
-            self._queue.put(None)
-            thread = self._thread
-        if thread is None:  # never started: nothing will write what is queued
-            self._fail_queued(UnavailableError("the service stopped before starting"))
-            return
-        thread.join(timeout)
-
-    def _fail_queued(self, exc: Exception) -> None:
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if item is not None:
-                _resolve(item, exc)
+    def _not_accepting(self) -> Exception:
+        return UnavailableError("the service is not accepting appends (starting or stopping)")
 
     def submit(self, raw: bytes, *, actor: str | None) -> Future[Receipt]:
         pending = Pending(raw, actor)
-        with self._lock:
-            if not self._accepting:
-                raise UnavailableError("the service is not accepting appends (starting or stopping)")
-            self._queue.put(pending)
+        self._put(pending)
         return pending.future
 
     # -- the writer thread -------------------------------------------------------------------
-
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            batch = [first]
-            while len(batch) < self.max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stopping = True
-                    break
-                batch.append(item)
-            # From here on a waiter can no longer cancel; one that already gave up is not written.
-            self._commit([p for p in batch if p.future.set_running_or_notify_cancel()])
 
     def _commit(self, batch: list[Pending]) -> None:
         if not batch:
@@ -118,14 +62,14 @@ class GroupCommitter:
             outcomes = self._append(ready)
         except Exception as exc:  # resolve every waiter, whatever happened; never kill the thread
             for pending in ready:
-                _resolve(pending, exc)
+                resolve(pending.future, exc)
             if isinstance(exc, LedgerError):
                 self.log.warning("group commit refused", batch_size=len(ready), code=exc.code)
             else:
                 self.log.error("group commit failed", batch_size=len(ready), error_type=type(exc).__name__)
             return
         for pending, outcome in zip(ready, outcomes, strict=True):
-            _resolve(pending, outcome)
+            resolve(pending.future, outcome)
         self.metrics.observe_batch(len(ready))
         self.log.debug(
             "group commit", batch_size=len(ready), commit_ms=round((time.perf_counter() - started) * 1000, 3)
@@ -148,13 +92,3 @@ class GroupCommitter:
             except LedgerError as exc:
                 outcomes.append(exc)
         return outcomes
-
-
-def _resolve(pending: Pending, outcome: Receipt | BaseException) -> None:
-    try:
-        if isinstance(outcome, BaseException):
-            pending.future.set_exception(outcome)
-        else:
-            pending.future.set_result(outcome)
-    except InvalidStateError:  # already resolved or cancelled by its waiter
-        pass

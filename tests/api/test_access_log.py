@@ -279,3 +279,18 @@ def test_a_bundle_carries_its_case_access_entries_with_proofs(api: Api, tmp_path
     assert result.findings == [] and [a["index"] for a in result.access] == sorted(e["index"] for e in stored.values())
     assert {s.number: s.status for s in result.steps}[13] == "passed"
     assert base64.b64decode(result.access_checkpoint["root_base64"]) == bytes.fromhex(result.access_checkpoint["root"])
+
+
+def test_records_queued_on_a_writer_that_never_started_are_refused_not_left_waiting(ledger: Ledger) -> None:
+    from api.access import AccessWriter
+    from ledger.log.access import AccessLogUnavailable
+    from ledger.log.access_entry import AccessRecord
+
+    never_started = AccessWriter(ledger.access_log)
+    queued = never_started.submit(AccessRecord(action="cases.list", actor="Auditor E. Park", role="auditor"))
+    never_started.stop()
+    with pytest.raises(AccessLogUnavailable):
+        queued.result(timeout=5)
+    with pytest.raises(AccessLogUnavailable):
+        never_started.submit(AccessRecord(action="cases.list", actor="Auditor E. Park", role="auditor"))
+    assert ledger.access_log.size() == 0
