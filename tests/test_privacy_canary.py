@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import subprocess
 import uuid
 import zipfile
@@ -21,13 +20,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-import structlog
 
-from api.logs import configure_logging
 from ledger.log import note
 from ledger.store import Ledger
 from ledger.verify.bundle import VerifyOptions, verify_bundle
-from tests.support.api import COUNSEL, Api, add_counsel, problem, running_api
+from tests.support.api import COUNSEL, Api, add_counsel, captured_logs, problem, running_api
 from tests.support.cases import ROLES, case_opened, new_case_id, report_received
 
 CANARY = f"CANARY{uuid.uuid4().hex}"
@@ -42,15 +39,8 @@ PERSON = {
 
 @pytest.fixture
 def log_buffer() -> Iterator[io.StringIO]:
-    buffer = io.StringIO()
-    configure_logging(stream=buffer, level=logging.DEBUG)
-    handler = logging.StreamHandler(buffer)
-    logging.getLogger().addHandler(handler)
-    try:
+    with captured_logs() as buffer:
         yield buffer
-    finally:
-        logging.getLogger().removeHandler(handler)
-        structlog.reset_defaults()
 
 
 @pytest.fixture

@@ -12,18 +12,15 @@ from __future__ import annotations
 import base64
 import io
 import json
-import logging
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import structlog
 
-from api.logs import configure_logging
 from ledger.store import Ledger
-from tests.support.api import Api, running_api
+from tests.support.api import Api, captured_logs, running_api
 from tests.support.cases import (
     case_opened,
     footage_captured,
@@ -39,15 +36,8 @@ ENVELOPE_ROUTES = ("/events", "/v1/log/envelopes")
 
 @pytest.fixture
 def log_buffer() -> Iterator[io.StringIO]:
-    buffer = io.StringIO()
-    configure_logging(stream=buffer, level=logging.DEBUG)
-    handler = logging.StreamHandler(buffer)
-    logging.getLogger().addHandler(handler)
-    try:
+    with captured_logs() as buffer:
         yield buffer
-    finally:
-        logging.getLogger().removeHandler(handler)
-        structlog.reset_defaults()
 
 
 @pytest.fixture

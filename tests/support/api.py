@@ -7,6 +7,7 @@ and issues bearer tokens whose actor is the actor of the matching key.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -91,6 +92,26 @@ def running_api(ledger: Ledger, **api_overrides: Any) -> Iterator[Api]:
     app = create_app(ledger=ledger, api_settings=ApiSettings(**api_overrides))
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(app=app, client=client, ledger=ledger, actors=actors)
+
+
+@contextmanager
+def captured_logs() -> Iterator[io.StringIO]:
+    """Every structured and standard log line of the service, at DEBUG, into one buffer."""
+    import logging
+
+    import structlog
+
+    from api.logs import configure_logging
+
+    buffer = io.StringIO()
+    configure_logging(stream=buffer, level=logging.DEBUG)
+    handler = logging.StreamHandler(buffer)
+    logging.getLogger().addHandler(handler)
+    try:
+        yield buffer
+    finally:
+        logging.getLogger().removeHandler(handler)
+        structlog.reset_defaults()
 
 
 COUNSEL = "Counsel F. Moreau"
