@@ -205,8 +205,23 @@ def shredded_refs(ledger: Ledger) -> list[tuple[str, str]]:
 
 def finish_shreds(ledger: Ledger) -> int:
     """Destroy what a crash left behind after a committed shred (a key or a row); returns how many
-    records were finished now."""
-    return sum(destroy(ledger, ref) for _case_id, ref in shredded_refs(ledger))
+    records were finished now.
+
+    The log's rows only name candidates: destruction cannot be undone, so a record is destroyed
+    only when the case's checked state (its MAC'd row, current with the log) says it was shredded.
+    A planted or relabelled log row therefore destroys nothing; a case whose state fails its check
+    is left alone (the alert is logged; `audit` then `replay`)."""
+    from ledger.storage.integrity import StateTampered
+
+    finished = 0
+    for case_id, ref in shredded_refs(ledger):
+        try:
+            sealed = ledger.case_view(case_id).get("sealed", [])
+        except (StateTampered, LedgerError):
+            continue
+        if any(r.get("sealed_ref") == ref and r.get("shredded") is True for r in sealed):
+            finished += destroy(ledger, ref)
+    return finished
 
 
 # ---------------------------------------------------------------------------- retention

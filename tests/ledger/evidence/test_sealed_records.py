@@ -342,6 +342,33 @@ def test_a_crash_between_the_event_and_the_destruction_is_finished_later(
     assert disclosure.finish_shreds(w.ledger) == 0
 
 
+def test_a_planted_shred_in_the_log_tables_destroys_nothing(world: World) -> None:
+    """An insider who can only insert rows plants a stored event and a log row labelled
+    SealedRecordShredded for a live record (copying a signed request that names it): the next
+    start's clean-up must not destroy the key, as no signed shred is in the case's checked state."""
+    w = world
+    case_id, ref, _ = w.sealed_case()
+    request(w, case_id, ref)
+    keystore = FileKeyStore.open(w.keystore)
+    raw = Raw(w.ledger)
+    (named,) = [e for e in w.ledger.case_envelopes(case_id)
+                if parse_envelope(e).statement.type == "SealedDisclosureRequested"]
+    version, _ = w.ledger.case_head(case_id)
+    size = w.ledger.log_size()
+    raw.run(
+        f"INSERT INTO {raw.events} (originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?)",
+        (raw.key(case_id), version + 1, "x", named),
+    )
+    raw.run(
+        "INSERT INTO log_entries (leaf_index, event_id, case_id, seq, event_type, envelope_sha256, leaf,"
+        " integrated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (size, "planted", case_id, version + 1, "SealedRecordShredded", "0" * 64, b"x", "2026-02-05T17:00:00Z"),
+    )
+    assert (case_id, ref) in disclosure.shredded_refs(w.ledger)  # the planted row is a candidate
+    assert disclosure.finish_shreds(w.ledger) == 0
+    assert keystore.has(ref) and w.ledger.sealed_store().row_exists(ref)
+
+
 # ---------------------------------------------------------------------------- retention
 
 
