@@ -12,7 +12,7 @@ import typer
 
 from domain.errors import MalformedInputError
 from ledger.cli import log_checks
-from ledger.cli.app import DataDir, app, open_ledger
+from ledger.cli.app import DataDir, app, open_ledger, settings_for
 from ledger.cli.errors import cli_errors, fail
 
 log_app = typer.Typer(no_args_is_help=True, help="Transparency log: checkpoints, proofs, offline checks.")
@@ -33,7 +33,7 @@ def log_key(data_dir: DataDir = None) -> None:
     from ledger.envelope.keys import load_private_key
     from ledger.settings import LedgerConfig, key_path
 
-    settings_dir = data_dir or Path(__import__("os").environ.get("EVIDENCE_LEDGER_DATA_DIR", "./data"))
+    settings_dir = settings_for(data_dir).data_dir  # --data-dir, else EVIDENCE_LEDGER_DATA_DIR, else ./data
     config = LedgerConfig.load(settings_dir)
     typer.echo(log_verifier_key(config, load_private_key(key_path(settings_dir, "log"))))
 
