@@ -33,7 +33,7 @@ def _known_parameters(route: APIRoute) -> frozenset[str]:
     return known
 
 
-def reject_unknown_query_parameters(request: Request) -> None:
+async def reject_unknown_query_parameters(request: Request) -> None:
     route = request.scope.get("route")
     if not request.query_params or not isinstance(route, APIRoute):
         return
