@@ -10,10 +10,14 @@ Each envelope gets its own outcome: one bad envelope never fails the others in i
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from domain import projections
 from domain.context import DomainConfig, EventContext
@@ -56,6 +60,8 @@ _POSITION_SQL = (
     f" (SELECT envelope_sha256 FROM log_entries WHERE case_id = ? ORDER BY seq DESC LIMIT 1){LOG_HEAD_FROM}"
 )
 CACHE_SIZE = 10_000
+#: a batch at least this large has its signatures checked on every core before the lock
+PARALLEL_FROM = 8
 _KEY_REFUSALS = {
     "unknown": ("UNKNOWN_KEY", "not registered"),
     "not_yet_valid": ("KEY_NOT_YET_VALID", "not valid yet"),
@@ -159,6 +165,17 @@ class Appender:
         self._registry: CaseHead | None = None  # decided by this process
         self._cache: dict[str, CaseHead] = {}  # case id -> head decided here, in insertion (age) order
         self._tree: tuple[merkle.CompactRange, bytes] | None = None  # frontier + its root
+        #: key id -> public key of every key of a checked registry this process used: signatures are
+        #: checked against it before the lock (a key id is the SHA-256 of its key, and
+        #: ``verify_envelope`` checks that); the key's status is checked under the lock
+        self._public_keys: dict[str, Ed25519PublicKey] = {}
+        self._verifiers: ThreadPoolExecutor | None = None
+
+    def close(self) -> None:
+        """End the signature-checking threads (if a large batch started them)."""
+        verifiers, self._verifiers = self._verifiers, None
+        if verifiers is not None:
+            verifiers.shutdown(wait=True)
 
     # -- phase 1 ------------------------------------------------------------------------------
 
@@ -172,12 +189,43 @@ class Appender:
         return envelope
 
     def _verify_if_known(self, envelope: UnverifiedEnvelope) -> bool:
-        registry = self._registry
-        info = registry.state.lookup(envelope.keyid) if registry is not None else None
-        if info is None:
+        """Check the signature now if the key is known here (True), else leave it to the lock."""
+        public = self._public_keys.get(envelope.keyid)
+        if public is None:
             return False
-        verify_envelope(envelope, public_key_from_raw(info.public_key))
+        verify_envelope(envelope, public)
         return True
+
+    def _learn_keys(self, registry: CaseHead | None) -> None:
+        """Remember the public keys of a checked registry (for signature checks before the lock)."""
+        if registry is None:
+            return
+        for info in registry.state.keys:
+            if info.key_id not in self._public_keys:
+                self._public_keys[info.key_id] = public_key_from_raw(info.public_key)
+
+    def _phase1(self, i: int, raw: bytes, caller: str | None) -> _Parsed | LedgerError:
+        try:
+            envelope = self._parse(raw)
+            return _Parsed(i, envelope, self._verify_if_known(envelope), caller)
+        except LedgerError as exc:
+            return exc
+
+    def _prepare(self, raws: Sequence[bytes], callers: Sequence[str | None] | None) -> list[_Parsed | LedgerError]:
+        """Parse and check signatures of a batch: on every core for a large batch (Ed25519 in
+        ``cryptography`` releases the GIL), in this thread for a small one."""
+        jobs = [(i, raw, None if callers is None else callers[i]) for i, raw in enumerate(raws)]
+        workers = os.cpu_count() or 1
+        if len(raws) < PARALLEL_FROM or workers < 2:
+            return [self._phase1(*job) for job in jobs]
+        if self._verifiers is None:
+            self._verifiers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify")
+        chunks = [jobs[k::workers] for k in range(workers)]
+        results: list[_Parsed | LedgerError | None] = [None] * len(raws)
+        for done in self._verifiers.map(lambda chunk: [(j[0], self._phase1(*j)) for j in chunk], chunks):
+            for i, outcome in done:
+                results[i] = outcome
+        return [r for r in results if r is not None]
 
     # -- phase 2 ------------------------------------------------------------------------------
 
@@ -188,13 +236,11 @@ class Appender:
         registered to (the authenticated caller), or None for no such check."""
         outcomes: list[Outcome | None] = [None] * len(raws)
         parsed: list[_Parsed] = []
-        for i, raw in enumerate(raws):
-            try:
-                envelope = self._parse(raw)
-                caller = None if callers is None else callers[i]
-                parsed.append(_Parsed(i, envelope, self._verify_if_known(envelope), caller))
-            except LedgerError as exc:
-                outcomes[i] = exc
+        for i, prepared in enumerate(self._prepare(raws, callers)):
+            if isinstance(prepared, LedgerError):
+                outcomes[i] = prepared
+            else:
+                parsed.append(prepared)
         if parsed:
             with self.db.write() as tx:
                 results, committed = self._append_locked(tx, parsed, now)
@@ -221,6 +267,7 @@ class Appender:
         cached = self._registry
         if cached is None or (cached.version, cached.head_sha256) != top:
             cached = case_heads(tx, self.mac, {REGISTRY_CASE_ID: top})[REGISTRY_CASE_ID]
+            self._learn_keys(cached)
         return cached
 
     def _tree_at(self, tx: Tx, head: LogHead | None) -> merkle.CompactRange:
@@ -371,6 +418,7 @@ class Appender:
         for case_id, head in heads.items():
             if case_id == REGISTRY_CASE_ID:
                 self._registry = head
+                self._learn_keys(head)
             else:
                 self._cache.pop(case_id, None)
                 self._cache[case_id] = head

@@ -240,3 +240,59 @@ def test_a_lock_timeout_maps_to_storage_unavailable(pg_database: str, tmp_path: 
         other.execute("LOCK TABLE ledger_events IN EXCLUSIVE MODE")
         with pytest.raises(StorageError):
             ledger.checkpoint()
+
+
+def test_a_large_batch_checked_on_every_core_keeps_each_outcome_in_place(ledger: Ledger, actors: Actors) -> None:
+    """A batch of PARALLEL_FROM or more has its signatures checked in threads before the lock: a
+    forged signature, a malformed envelope and an unknown key are refused in their own places, and
+    the rest are accepted in order."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from ledger.append import PARALLEL_FROM
+
+    actors.keys["stranger"] = Ed25519PrivateKey.generate()
+    raws = [
+        actors.envelope("investigator", new_case_id(), "CaseOpened", case_opened(f"P{i}"))
+        for i in range(PARALLEL_FROM * 2)
+    ]
+    forged = json.loads(raws[3])
+    forged["signatures"][0]["sig"] = forged["signatures"][0]["sig"][:-4] + "AAA="
+    raws[3] = canonical(forged)
+    raws[5] = b"{not json"
+    raws[9] = actors.envelope("stranger", new_case_id(), "CaseOpened", case_opened("X"))
+    ledger.append([actors.envelope("investigator", new_case_id(), "CaseOpened", case_opened("warm"))])
+    outcomes = ledger.append(raws)
+    assert len(outcomes) == len(raws)
+    assert isinstance(outcomes[3], LedgerError) and outcomes[3].code in {"BAD_SIGNATURE", "MALFORMED_ENVELOPE"}
+    assert isinstance(outcomes[5], MalformedInputError)
+    assert isinstance(outcomes[9], AuthorizationError) and outcomes[9].code == "UNKNOWN_KEY"
+    accepted = [o for i, o in enumerate(outcomes) if i not in {3, 5, 9}]
+    assert all(isinstance(o, Receipt) for o in accepted)
+    indexes = [o.leaf_index for o in accepted if isinstance(o, Receipt)]
+    assert indexes == list(range(indexes[0], indexes[0] + len(indexes)))
+    for i, outcome in enumerate(outcomes):
+        if isinstance(outcome, Receipt):
+            assert outcome.event_id == parse_envelope(raws[i]).statement.event_id
+
+
+def test_a_key_revoked_after_its_signature_was_checked_is_still_refused(ledger: Ledger, actors: Actors) -> None:
+    """Signatures are checked before the lock against keys this process has seen; the key's status
+    is decided under the lock, so a revocation that lands first wins, in a large batch too."""
+    from ledger.append import PARALLEL_FROM
+    from ledger.bootstrap import revoke_key
+    from ledger.settings import key_path
+
+    ledger.append([actors.envelope("investigator", new_case_id(), "CaseOpened", case_opened("warm"))])
+    raws = [
+        actors.envelope("investigator", new_case_id(), "CaseOpened", case_opened(f"R{i}"))
+        for i in range(PARALLEL_FROM)
+    ]
+    revoke_key(
+        ledger,
+        key_path(ledger.data_dir, "admin"),
+        actors.key_id("investigator"),
+        reason="left the unit",
+        compromised_since=None,
+    )
+    outcomes = ledger.append(raws)
+    assert [getattr(o, "code", None) for o in outcomes] == ["REVOKED_KEY"] * len(raws)
