@@ -39,7 +39,7 @@ from ops.procs import free_port, issue_token
 SCRIPT = Path(__file__).with_name("wrk_append.lua")
 WARM_UP_SECONDS = 3
 #: envelopes signed per thread per second of the run: well above any rate this machine reaches
-PER_THREAD_RATE = 2_500
+PER_THREAD_RATE = 4_000
 
 
 @dataclass(frozen=True)
