@@ -97,6 +97,21 @@ class TimelinePage(BaseModel):
     next: int | None
 
 
+class CustodyLink(BaseModel):
+    step: int = Field(description="the link's number in the chain (1: the capture)")
+    from_custodian: str | None = Field(description="null for the first link (the capture)")
+    to_custodian: str
+    purpose: str = Field(description="`capture` for the first link")
+    at: str = Field(description="the signed statement's occurred_at")
+    seq: int = Field(description="the case event that made the link")
+    leaf_index: int = Field(description="that event's log entry")
+
+
+class CustodyPage(BaseModel):
+    items: list[CustodyLink]
+    next: int | None = Field(description="pass as `after` to get the next page; null at the end")
+
+
 class LogEnvelope(BaseModel):
     leaf_index: int
     case_id: str

@@ -14,7 +14,6 @@ from domain.case_state import CaseState, refuse_duplicate, require_footage, viol
 from domain.context import DomainConfig, EventContext
 from domain.records import (
     Acknowledgement,
-    CustodyStep,
     Derivative,
     Footage,
     Hold,
@@ -57,13 +56,6 @@ def is_depicting_federal_misconduct(footage: Footage) -> bool:
 
 def capture(state: CaseState, e: FootageCaptured, ctx: EventContext, _: DomainConfig) -> CaseState:
     refuse_duplicate(state.footage_by_id(e.footage_id) is not None, "footage_id", e.footage_id)
-    first = CustodyStep(
-        from_custodian=None,
-        to_custodian=e.custodian,
-        purpose=CAPTURE_PURPOSE,
-        at=ctx.occurred_at,
-        seq=ctx.seq,
-    )
     footage = Footage(
         footage_id=e.footage_id,
         source=e.source,
@@ -78,7 +70,7 @@ def capture(state: CaseState, e: FootageCaptured, ctx: EventContext, _: DomainCo
         custodian=e.custodian,
         captured_at=ctx.occurred_at,
         captured_seq=ctx.seq,
-        custody=(first,),
+        custody_steps=1,  # the capture is the first link (``FootageCaptured``'s ``Custody`` declaration)
     )
     return replace(state, footage=(*state.footage, footage))
 
@@ -93,14 +85,11 @@ def transfer_custody(
             "CUSTODY_MISMATCH",
             footage_id=e.footage_id,
         )
-    step = CustodyStep(
-        from_custodian=e.from_custodian,
-        to_custodian=e.to_custodian,
-        purpose=e.purpose,
-        at=ctx.occurred_at,
-        seq=ctx.seq,
+    # The link itself is a row of its own (``CustodyTransferred``'s ``Custody`` declaration): the
+    # state keeps what the rules use, the current custodian, and the number of links.
+    return state.with_footage(
+        replace(footage, custodian=e.to_custodian, custody_steps=footage.custody_steps + 1)
     )
-    return state.with_footage(replace(footage, custodian=e.to_custodian, custody=(*footage.custody, step)))
 
 
 def create_derivative(

@@ -1,7 +1,9 @@
 """The case state: an immutable, JSON-round-trippable read model, plus rule helpers.
 
-It grows with footage, holds, releases and the like, never with every event (the ledger keeps
-the timeline). ``to_json``/``from_json`` are lossless; the JSON carries ``"schema"``.
+It grows with footage, holds, releases and the like, never with every event: the ledger keeps the
+timeline and each footage item's chain of custody as rows of their own, one per event, and the state
+only the current custodian and the number of links (what the rules use). ``to_json``/``from_json``
+are lossless; the JSON carries ``"schema"``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from domain.records import (
     malformed_state,
 )
 
-STATE_SCHEMA = "case-state/1"
+#: 2: a footage item keeps the number of its custody links, not the chain
+STATE_SCHEMA = "case-state/2"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

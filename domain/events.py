@@ -112,6 +112,32 @@ class Media:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class Custody:
+    """The event adds a link to a footage item's chain of custody.
+
+    ``footage_field`` names the body field with the footage id, ``to_field`` the one with the new
+    custodian, ``from_field`` the one with the previous custodian (None: the chain's first link, the
+    capture) and ``purpose_field`` the link's purpose (None: :data:`CAPTURE_PURPOSE`). The links are
+    not kept in the case state, which only counts them (``Footage.custody_steps``; the type's effect
+    must count its link): the ledger writes each as a row of its own
+    (:func:`domain.projections.custody_entry`), so an append costs the same however long the chain.
+    """
+
+    footage_field: str = "footage_id"
+    to_field: str
+    from_field: str | None = None
+    purpose_field: str | None = None
+
+    def names(self) -> tuple[str, ...]:
+        """The body fields it names."""
+        return tuple(n for n in (self.footage_field, self.to_field, self.from_field, self.purpose_field) if n)
+
+
+#: the purpose of the first link of every custody chain (the capture)
+CAPTURE_PURPOSE = evidence.CAPTURE_PURPOSE
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Rules:
     """What an event type declares next to its fields (``RULES``). Read it with :func:`rules_of`
     (an event) or :func:`declared` (a type name).
@@ -123,6 +149,7 @@ class Rules:
     * ``opens``: the event that opens a case (its effect gets ``None`` and builds the state);
     * ``when_closed``: accepted on a closed case (everything else waits for a reopening);
     * ``media``: the file it records, if any;
+    * ``custody``: the link it adds to a footage item's chain of custody, if any;
     * ``sealed_field``: the body field holding a ``{sealed_ref, commitment}`` object (or null) that
       brings a sealed record into the case: the ledger refuses a new event naming a record that does
       not exist, was shredded or belongs to another case (``UNKNOWN_SEALED_REF``).
@@ -136,6 +163,7 @@ class Rules:
     opens: bool = False
     when_closed: bool = False
     media: Media | None = None
+    custody: Custody | None = None
     sealed_field: str | None = None
 
 
@@ -196,14 +224,17 @@ def _check_declaration(cls: type[Event]) -> None:
         raise _refuse(cls, "effect and label must be callables")
     if rules.stream not in ("case", "registry") or (rules.stream == "registry" and rules.opens):
         raise _refuse(cls, "stream is 'case' or 'registry', and only a case event opens a case")
+    if rules.custody is not None and rules.stream != "case":
+        raise _refuse(cls, "only a case event adds to a footage item's chain of custody")
     body = {f.name for f in fields(cls) if "codec" in f.metadata}
     named = (
         rules.refs
         + (rules.media.names() if rules.media is not None else ())
+        + (rules.custody.names() if rules.custody is not None else ())
         + ((rules.sealed_field,) if rules.sealed_field is not None else ())
     )
     if not set(named) <= body:
-        raise _refuse(cls, f"refs or media name fields it does not have: {sorted(set(named) - body)}")
+        raise _refuse(cls, f"refs, media or custody name fields it does not have: {sorted(set(named) - body)}")
 
 
 def register(cls: C) -> C:
@@ -240,6 +271,21 @@ def stored_file(event: Event) -> tuple[str, dict[str, str]] | None:
     if media is None or media.stored_field is None or getattr(event, media.stored_field) is not True:
         return None
     return getattr(event, media.sha256_field), {media.id_field: getattr(event, media.id_field)}
+
+
+def custody_link(event: Event) -> tuple[str, str | None, str, str] | None:
+    """(footage id, previous custodian or None, new custodian, purpose) of the custody link
+    ``event`` adds (its type's ``custody``); None for any other event."""
+    rules = rules_of(event)
+    custody = None if rules is None else rules.custody
+    if custody is None:
+        return None
+    return (
+        getattr(event, custody.footage_field),
+        None if custody.from_field is None else getattr(event, custody.from_field),
+        getattr(event, custody.to_field),
+        CAPTURE_PURPOSE if custody.purpose_field is None else getattr(event, custody.purpose_field),
+    )
 
 
 def introduced_sealed_ref(event: Event) -> str | None:
@@ -396,6 +442,7 @@ class FootageCaptured(Event):
         label=lambda b: f"Footage {b['footage_id']} captured ({b['source']})",
         refs=("footage_id", "source"),
         media=Media(id_field="footage_id", stored_field="stored"),
+        custody=Custody(to_field="custodian"),
     )
     footage_id: str = spec(ID)
     source: str = spec(Enum(FOOTAGE_SOURCES))
@@ -422,6 +469,7 @@ class CustodyTransferred(Event):
         effect=evidence.transfer_custody,
         label=lambda b: f"Custody of footage {b['footage_id']} transferred",
         refs=("footage_id",),
+        custody=Custody(from_field="from_custodian", to_field="to_custodian", purpose_field="purpose"),
     )
     footage_id: str = spec(ID)
     from_custodian: str = spec(SHORT)

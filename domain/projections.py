@@ -26,9 +26,9 @@ from domain.case_evidence import is_depicting_federal_misconduct
 from domain.case_state import CaseState
 from domain.context import EventContext
 from domain.errors import MalformedInputError
-from domain.events import Event, rules_of, unknown_type
+from domain.events import Event, custody_link, rules_of, unknown_type
 from domain.fields import timestamp_key
-from domain.records import Footage, Hold, Release
+from domain.records import CustodyStep, Footage, Hold, Release
 
 RELEASE_STATUSES = ("released", "held", "eligible", "not_covered")
 
@@ -67,8 +67,21 @@ def _hold_json(hold: Hold) -> dict[str, Any]:
     }
 
 
+#: where the service serves a footage item's chain of custody, page by page (the case view links it)
+CUSTODY_PATH = "/v1/cases/{case_id}/footage/{footage_id}/custody"
+
+
+def custody_href(case_id: str, footage_id: str) -> str:
+    """The path of a footage item's chain of custody. An id made of dots only (``.``, ``..``) is
+    percent-encoded, so that no client takes it for a dot-segment of the path."""
+    segment = footage_id if footage_id.strip(".") else footage_id.replace(".", "%2E")
+    return CUSTODY_PATH.format(case_id=case_id, footage_id=segment)
+
+
 def _footage_json(state: CaseState, footage: Footage) -> dict[str, Any]:
     view = footage.to_json()
+    # The chain itself is served page by page: the view has its length and where to read it.
+    view["custody"] = {"steps": view.pop("custody_steps"), "href": custody_href(state.case_id, footage.footage_id)}
     view["release_status"] = release_status(state, footage)
     view["held_by"] = [h.hold_id for h in state.active_holds_covering(footage.footage_id)]
     return view
@@ -268,6 +281,21 @@ def case_summary(state: CaseState) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- timeline
+
+
+def custody_entry(event: Event, ctx: EventContext) -> tuple[str, dict[str, Any]] | None:
+    """(footage id, link) of the link ``event`` adds to a footage item's chain of custody (its type's
+    ``Rules.custody``), None for any other event. The link is what the chain used to hold in the
+    state, plus the leaf index of its event; the ledger stores it as a row of its own, numbered by
+    ``Footage.custody_steps`` after the event (the first link is 1)."""
+    link = custody_link(event)
+    if link is None:
+        return None
+    footage_id, from_custodian, to_custodian, purpose = link
+    step = CustodyStep(
+        from_custodian=from_custodian, to_custodian=to_custodian, purpose=purpose, at=ctx.occurred_at, seq=ctx.seq
+    )
+    return footage_id, {**step.to_json(), "leaf_index": ctx.leaf_index}
 
 
 def _ids(body: dict[str, object], names: tuple[str, ...]) -> dict[str, object]:

@@ -62,7 +62,10 @@ class Record:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CustodyStep(Record):
-    """One link of the chain; the first link (``from_custodian`` None) is the capture."""
+    """One link of a footage item's chain of custody; the first link (``from_custodian`` None) is the
+    capture. Not part of the case state: the chain grows with every transfer, so the ledger keeps it
+    as rows of their own, one per link (:func:`domain.projections.custody_entry`), and the state
+    only the current custodian and the number of links."""
 
     from_custodian: str | None
     to_custodian: str
@@ -83,7 +86,7 @@ class Derivative(Record):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Footage(Record):
-    NESTED: ClassVar[dict[str, type[Record]]] = {"custody": CustodyStep, "derivatives": Derivative}
+    NESTED: ClassVar[dict[str, type[Record]]] = {"derivatives": Derivative}
     footage_id: str
     source: str
     device_id: str
@@ -97,7 +100,8 @@ class Footage(Record):
     custodian: str
     captured_at: str
     captured_seq: int
-    custody: tuple[CustodyStep, ...]
+    #: links in the chain of custody (the capture is the first); the links are rows of their own
+    custody_steps: int
     derivatives: tuple[Derivative, ...] = ()
     accesses: int = 0
 

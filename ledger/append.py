@@ -19,7 +19,6 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from domain import projections
 from domain.context import DomainConfig, EventContext
 from domain.errors import AuthorizationError, ConflictError, LedgerError, MalformedInputError, RuleViolation
 from domain.events import introduced_sealed_ref, stored_file
@@ -39,14 +38,13 @@ from ledger.storage.read_models import (
     LOG_HEAD_SELECT,
     LOG_HEAD_WIDTH,
     CaseHead,
+    CaseLines,
     LogHead,
     case_heads,
     checked_log_head,
     log_tops,
-    timeline_row,
     write_position,
     write_read_models,
-    write_timeline,
 )
 from ledger.storage.sql import Database, Tx
 
@@ -105,7 +103,7 @@ class _Batch:
     stored: list[RecordedEnvelope] = field(default_factory=list)
     entries: list[tuple[Any, ...]] = field(default_factory=list)
     nodes: list[tuple[int, int, bytes]] = field(default_factory=list)
-    timeline: list[tuple[Any, ...]] = field(default_factory=list)
+    lines: CaseLines = field(default_factory=CaseLines)  # timeline lines and custody links, one row each
     touched: dict[str, int] = field(default_factory=dict)  # case_id -> last leaf index
     public_before: dict[str, int] = field(default_factory=dict)  # case_id -> its public rows before the batch
     new_cases: int = 0
@@ -485,8 +483,7 @@ class Appender:
             (leaf_index, st.event_id, st.case_id, st.seq, st.type, envelope.sha256, leaf, integrated_at)
         )
         if st.case_id != REGISTRY_CASE_ID:
-            entry = projections.timeline_entry(event, ctx)
-            batch.timeline.append(timeline_row(self.mac, st.case_id, st.seq, leaf_index, entry))
+            batch.lines.add(self.mac, event, ctx, new_state)
         heads[st.case_id] = CaseHead(st.seq, envelope.sha256, new_state)
         batch.touched[st.case_id] = leaf_index
         receipt = Receipt(
@@ -606,7 +603,7 @@ class Appender:
             batch.entries,
         )
         tlog.store_nodes(tx, batch.nodes)
-        write_timeline(tx, batch.timeline)
+        batch.lines.write(tx)
         touched = {cid: heads[cid] for cid in batch.touched}
         write_read_models(tx, self.mac, touched, batch.touched)
         public = sum(touched[cid].public - old for cid, old in batch.public_before.items())

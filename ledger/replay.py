@@ -1,4 +1,4 @@
-"""Rebuilding the read models (case state, timeline, public releases, log head) from the stored events.
+"""Rebuilding the read models (case state, timeline, custody links, public releases, log head) from the stored events.
 
 The read models are normally written in the same transaction as the events they reflect, with the
 position (last leaf index) in ``projection_tracking``. ``rebuild`` folds the log again from leaf 0
@@ -12,21 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from domain import projections
 from ledger.append import Appender
 from ledger.envelope.dsse import REGISTRY_CASE_ID, parse_envelope
 from ledger.log import merkle, tlog
 from ledger.storage.integrity import tampered
 from ledger.storage.read_models import (
     CaseHead,
+    CaseLines,
     LogHead,
     case_heads,
-    timeline_row,
     tracked_position,
     write_position,
     write_read_models,
-    write_timeline,
 )
+from ledger.storage.schema import READ_MODEL_TABLES
 from ledger.storage.sql import Database, Tx
 
 Progress = Callable[[int, int], None]
@@ -64,7 +63,7 @@ def rebuild(
     with db.write() as tx:
         total = int((tx.one("SELECT COUNT(*) FROM log_entries") or (0,))[0])
         if from_zero:
-            for table in ("case_state", "case_timeline", "public_releases", "projection_tracking", "log_head"):
+            for table in READ_MODEL_TABLES:
                 tx.execute(f"DELETE FROM {table}")
             heads: dict[str, CaseHead] = {}
             position = -1
@@ -74,7 +73,7 @@ def rebuild(
         tree = tlog.load_range(tx, position + 1)
         applied = 0
         touched: dict[str, int] = {}
-        timeline: list[tuple[object, ...]] = []
+        lines = CaseLines()
         integrated_at = ""
         while True:
             chunk = _entries(tx, db, position + 1)
@@ -91,15 +90,14 @@ def rebuild(
                 touched[case_id] = index
                 tree.append(merkle.leaf_hash(tlog.leaf_bytes(envelope.sha256, index, integrated_at)))
                 if case_id != REGISTRY_CASE_ID:
-                    entry = projections.timeline_entry(event, ctx)
-                    timeline.append(timeline_row(appender.mac, case_id, envelope.statement.seq, index, entry))
+                    lines.add(appender.mac, event, ctx, state)
                 position = index
                 applied += 1
             if progress is not None:
                 progress(position + 1, total)
         if position >= 0 and tree.root() != tlog.root_at(tx, position + 1):
             raise tampered("the log", check="tree", stream="log")
-        write_timeline(tx, timeline, replace=True)
+        lines.write(tx, replace=True)
         if touched:
             write_read_models(tx, appender.mac, {cid: heads[cid] for cid in touched}, touched)
             cases = [head for cid, head in heads.items() if cid != REGISTRY_CASE_ID]

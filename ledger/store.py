@@ -42,6 +42,7 @@ from ledger.storage.read_models import (
     STATISTICS,
     case_row,
     case_rows,
+    custody_links,
     load_state,
     log_head,
     log_tops,
@@ -406,6 +407,12 @@ class Ledger:
         with self.db.read() as tx:
             top = log_tops(tx, [case_id]).get(case_id, (0, ""))[0]
             return timeline_lines(tx, self.mac, case_id, after=after, limit=limit, top=top)
+
+    def custody(self, case_id: str, footage_id: str, *, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """Checked links of a footage item's chain of custody with step > ``after`` (StateTampered if
+        one was edited or removed; NotFoundError for a case or footage that does not exist)."""
+        with self.db.read() as tx:
+            return custody_links(tx, self.mac, case_id, footage_id, after=after, limit=limit)
 
     def list_cases(
         self,

@@ -25,6 +25,7 @@ from domain.events import (
     CASE_EVENT_TYPES,
     EVENT_TYPES,
     REGISTRY_EVENT_TYPES,
+    Custody,
     Event,
     Rules,
     media_id_fields,
@@ -65,17 +66,14 @@ from typing import ClassVar
 
 from domain.case_state import CaseState, refuse_duplicate
 from domain.context import DomainConfig, EventContext
-from domain.events import Event, Media, Rules, register
-from domain.fields import BOOL, COUNT, ID, SHA256, TEXT, TIMESTAMP, Enum, spec
-from domain.records import CustodyStep, Footage
+from domain.events import Custody, Event, Media, Rules, register
+from domain.fields import BOOL, COUNT, ID, SHA256, SHORT, TEXT, TIMESTAMP, Enum, spec
+from domain.records import Footage
 from domain.vocabulary import INVESTIGATION
 
 
 def take_photo(state: CaseState, e: PhotoCaptured, ctx: EventContext, _: DomainConfig) -> CaseState:
     refuse_duplicate(state.footage_by_id(e.photo_id) is not None, "photo_id", e.photo_id)
-    first = CustodyStep(
-        from_custodian=None, to_custodian="CPD Photo Unit", purpose="capture", at=ctx.occurred_at, seq=ctx.seq
-    )
     photo = Footage(
         footage_id=e.photo_id,
         source="other",
@@ -87,10 +85,10 @@ def take_photo(state: CaseState, e: PhotoCaptured, ctx: EventContext, _: DomainC
         media_type="image/jpeg",
         depicts=("property_damage_by_federal_officials",),
         stored=e.stored,
-        custodian="CPD Photo Unit",
+        custodian=e.custodian,
         captured_at=ctx.occurred_at,
         captured_seq=ctx.seq,
-        custody=(first,),
+        custody_steps=1,  # its first custody link, declared below
     )
     return replace(state, footage=(*state.footage, photo))
 
@@ -105,12 +103,14 @@ class PhotoCaptured(Event):
         label=lambda b: f"Photo {b['photo_id']} taken with {b['camera_id']}",
         refs=("photo_id", "camera_id"),
         media=Media(id_field="photo_id", stored_field="stored"),
+        custody=Custody(footage_field="photo_id", to_field="custodian"),
     )
     photo_id: str = spec(ID)
     camera_id: str = spec(ID)
     taken_at: str = spec(TIMESTAMP)
     sha256: str = spec(SHA256)
     size_bytes: int = spec(COUNT)
+    custodian: str = spec(SHORT)
     stored: bool = spec(BOOL)
 
 
@@ -173,6 +173,7 @@ def photo_body(photo_id: str = "photo-1", *, stored: bool = False) -> dict[str, 
         "taken_at": "2026-02-05T17:05:00Z",
         "sha256": PHOTO_SHA,
         "size_bytes": len(PHOTO_BYTES),
+        "custodian": "CPD Photo Unit",
         "stored": stored,
     }
 
@@ -277,6 +278,12 @@ def test_the_ledger_the_bundle_verifier_and_the_reports_pick_them_up(
     view = ledger.case_view(case_id)
     assert (view["status"], view["version"], view["footage"][0]["footage_id"]) == ("closed", 4, "photo-1")
     assert ledger.public_releases() == []
+    # its custody link, declared with the type, is a row of the chain like a FootageCaptured's
+    (link,) = ledger.custody(case_id, "photo-1")
+    assert (link["step"], link["from_custodian"], link["to_custodian"], link["purpose"], link["seq"]) == (
+        1, None, "CPD Photo Unit", "capture", 2
+    )
+    assert view["footage"][0]["custody"] == {"steps": 1, "href": f"/v1/cases/{case_id}/footage/photo-1/custody"}
 
     # fixity: the stored claim is expected in the store, under the type's own id field
     expected = expected_files(ledger)
@@ -336,6 +343,10 @@ def test_registration_refuses_an_incomplete_or_clashing_declaration(tmp_path: Pa
         register(declare("Unheard", **label, roles=frozenset({"janitor"})))
     with pytest.raises(TypeError, match="fields it does not have"):
         register(declare("Unheard", **label, refs=("nope",)))
+    with pytest.raises(TypeError, match="fields it does not have"):
+        register(declare("Unheard", **label, custody=Custody(footage_field="case_ref", to_field="nope")))
+    with pytest.raises(TypeError, match="chain of custody"):
+        register(declare("Unheard", **label, stream="registry", custody=Custody(footage_field="case_ref", to_field="case_ref")))
     misnamed = declare("Misnamed", **label)
     misnamed.TYPE = "SomethingElse"
     with pytest.raises(TypeError, match="equal its"):

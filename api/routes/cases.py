@@ -1,4 +1,5 @@
-"""Cases: append a signed event, list and read cases, their stored envelopes and timelines."""
+"""Cases: append a signed event, list and read cases, their stored envelopes, timelines and chains of
+custody."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from api.errors import UnavailableError, problems
 from api.routes.evidence import PURPOSE_PATTERN
 from api.streaming import FileStreamResponse
 from ledger.evidence.bundle import BundleInfo, NotCheckpointed, export_bundle
+from ledger.log.access_entry import ITEM_PATTERN
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 
@@ -32,11 +34,14 @@ MAX_SCANS = 20
 CaseId = Annotated[str, PathParam(pattern=UUID_PATTERN, description="case UUID (lowercase, hyphenated)")]
 Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="page size")]
 AfterSeq = Annotated[int, Query(ge=0, le=MAX_SEQ, description="return entries with seq greater than this")]
+AfterStep = Annotated[int, Query(ge=0, le=MAX_SEQ, description="return links with step greater than this")]
+FootageId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9._:-]{1,128}$", description="the footage id in the case")]
 Word = Annotated[str | None, Query(pattern=r"^[a-z_]{1,64}$")]
 CaseLister = Annotated[Access, Depends(audited("cases.list"))]
 CaseReader = Annotated[Access, Depends(audited("case.read"))]
 EventsReader = Annotated[Access, Depends(audited("case.events"))]
 TimelineReader = Annotated[Access, Depends(audited("case.timeline"))]
+CustodyReader = Annotated[Access, Depends(audited("case.custody"))]
 BundleReader = Annotated[Access, Depends(audited("case.bundle", "prosecutor", "auditor", "supervisor"))]
 
 
@@ -163,6 +168,25 @@ def get_timeline(
         entries = runtime.ledger.timeline(case_id, after=after, limit=limit + 1)
     page = entries[:limit]
     return json_response({"items": page, "next": page[-1]["seq"] if len(entries) > limit else None})
+
+
+@router.get(
+    "/{case_id}/footage/{footage_id}/custody",
+    summary="A footage item's chain of custody: one link per capture or transfer, oldest first",
+    response_model=schemas.CustodyPage,
+    responses=problems(400, 401, 403, 404, 503),
+)
+def get_custody(
+    request: Request, case_id: CaseId, footage_id: FootageId, access: CustodyReader, after: AfterStep = 0,
+    limit: Limit = 100,
+) -> Response:
+    runtime = runtime_of(request)
+    item = footage_id if ITEM_PATTERN.fullmatch(footage_id) else None
+    with access.guard(case_id=case_id, item=item):
+        visible_case(runtime, access.caller, case_id)
+        links = runtime.ledger.custody(case_id, footage_id, after=after, limit=limit + 1)
+    page = links[:limit]
+    return json_response({"items": page, "next": page[-1]["step"] if len(links) > limit else None})
 
 
 MEDIA_PREFIX = "media/"

@@ -3,8 +3,8 @@
 The engine has already folded every case through ``domain.case.apply`` (and the registry through
 ``domain.registry.apply_registry``): its final states are the heads. The rows are then built by
 the append path's own ``write_read_models``, run against a scratch in-memory SQLite store, and the
-timeline lines by ``domain.projections.timeline_entry`` with the same context the append path
-gives it. Nothing about the row format is restated here, so the rebuild cannot drift from the
+timeline lines and custody links by ``domain.projections.timeline_entry`` and ``custody_entry``
+with the same context the append path gives them. Nothing about the row format is restated here, so the rebuild cannot drift from the
 writer. Every column the writer sets is compared exactly (a blanked field is drift), and with the
 service's state key every row's MAC is checked too. Cases whose events have findings are not
 compared: their drift would only restate the finding.
@@ -28,6 +28,7 @@ from ledger.storage.read_models import (
     STATISTICS_KEY,
     TRACKING_NAME,
     CaseHead,
+    custody_row,
     timeline_row,
     write_read_models,
 )
@@ -58,12 +59,14 @@ def _heads(checker: EntryChecker, skip: set[str]) -> tuple[dict[str, CaseHead], 
 
 
 def _timeline(
-    checker: EntryChecker, parsed: Mapping[int, UnverifiedEnvelope], skip: set[str]
-) -> dict[tuple[str, int], tuple[int, str]]:
-    """The timeline lines exactly as the append path writes them (same context, leaf index included)."""
+    checker: EntryChecker, parsed: Mapping[int, UnverifiedEnvelope], skip: set[str], models: ReadModels
+) -> None:
+    """The timeline lines and custody links exactly as the append path writes them (same context,
+    leaf index included; a footage item's links numbered in log order from 1)."""
     mac = RowMac(secrets.token_bytes(32))  # scratch rows: their MACs are not compared
     rows: dict[tuple[str, int], tuple[int, str]] = {}
-    for c in checker.checked:
+    steps: dict[tuple[str, str], int] = {}
+    for c in sorted(checker.checked, key=lambda c: c.leaf_index):
         if not c.ok or c.case_id in skip or c.case_id == REGISTRY_CASE_ID or c.case_id is None:
             continue
         st = parsed[c.leaf_index].statement
@@ -79,7 +82,12 @@ def _timeline(
         )
         line = timeline_row(mac, st.case_id, st.seq, c.leaf_index, projections.timeline_entry(event, ctx))
         rows[(st.case_id, st.seq)] = (c.leaf_index, str(line[3]))
-    return rows
+        link = projections.custody_entry(event, ctx)
+        if link is not None:
+            step = steps[(st.case_id, link[0])] = steps.get((st.case_id, link[0]), 0) + 1
+            row = custody_row(mac, st.case_id, link[0], step, st.seq, c.leaf_index, link[1])
+            models.custody[(st.case_id, link[0], step)] = (st.seq, c.leaf_index, str(row[5]))
+    models.timeline = rows
 
 
 def rebuild_read_models(
@@ -105,7 +113,7 @@ def rebuild_read_models(
         models.macs = {}
     finally:
         conn.close()
-    models.timeline = _timeline(checker, parsed, skip)
+    _timeline(checker, parsed, skip, models)
     return models
 
 
@@ -134,6 +142,11 @@ def _line_drift(expected: ReadModels, live: ReadModels, skip: set[str]) -> dict[
             continue
         what = "missing" if have is None else "without event" if want is None else "differs"
         drift.setdefault(key[0], []).append(f"case_timeline seq {key[1]} {what}")
+    for link in set(expected.custody) | set(live.custody):
+        want_link, have_link = expected.custody.get(link), live.custody.get(link)
+        if link[0] not in skip and want_link != have_link:
+            what = "missing" if have_link is None else "without event" if want_link is None else "differs"
+            drift.setdefault(link[0], []).append(f"case_custody footage {link[1]} step {link[2]} {what}")
     for case_id, footage_id in set(expected.releases) | set(live.releases):
         pair = (case_id, footage_id)
         if case_id not in skip and expected.releases.get(pair) != live.releases.get(pair):
@@ -150,6 +163,10 @@ def mac_drift(live: ReadModels, mac: RowMac) -> dict[str | None, list[str]]:
     for (case_id, seq), (leaf_index, entry) in live.timeline.items():
         if not mac.valid("case_timeline", (case_id, seq, leaf_index, entry), live.macs.get(("case_timeline", (case_id, seq)))):
             drift.setdefault(case_id, []).append(f"case_timeline seq {seq} mac")
+    for (case_id, footage_id, step), (seq, leaf_index, entry) in live.custody.items():
+        link: tuple[Any, ...] = (case_id, footage_id, step, seq, leaf_index, entry)
+        if not mac.valid("case_custody", link, live.macs.get(("case_custody", (case_id, footage_id, step)))):
+            drift.setdefault(case_id, []).append(f"case_custody footage {footage_id} step {step} mac")
     for (case_id, footage_id), (status, entry, version) in live.releases.items():
         fields: tuple[Any, ...] = (case_id, footage_id, status, entry, version)
         if not mac.valid("public_release", fields, live.macs.get(("public_releases", (case_id, footage_id)))):

@@ -47,6 +47,7 @@ class ReadModels:
 
     case_state: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     timeline: dict[tuple[str, int], tuple[int, str]] = field(default_factory=dict)
+    custody: dict[tuple[str, str, int], tuple[int, int, str]] = field(default_factory=dict)  # -> seq, leaf, entry
     releases: dict[tuple[str, str], tuple[str, str, int]] = field(default_factory=dict)
     tracking: int | None = None
     log_head: tuple[int, bytes, str, int, int, str] | None = None
@@ -198,6 +199,10 @@ def read_models(tx: Tx, *, live: bool = True) -> ReadModels:
     for r in _rows(tx, "SELECT case_id, seq, leaf_index, entry, mac FROM case_timeline") if live else ():
         models.timeline[(str(r[0]), int(r[1]))] = (int(r[2]), str(r[3]))
         models.macs[("case_timeline", (str(r[0]), int(r[1])))] = str(r[4])
+    if live:
+        for r in _rows(tx, "SELECT case_id, footage_id, step, seq, leaf_index, entry, mac FROM case_custody"):
+            models.custody[(str(r[0]), str(r[1]), int(r[2]))] = (int(r[3]), int(r[4]), str(r[5]))
+            models.macs[("case_custody", (str(r[0]), str(r[1]), int(r[2])))] = str(r[6])
     for r in _rows(tx, "SELECT case_id, footage_id, status, entry, version, mac FROM public_releases"):
         models.releases[(str(r[0]), str(r[1]))] = (str(r[2]), str(r[3]), int(r[4]))
         models.macs[("public_releases", (str(r[0]), str(r[1])))] = str(r[5])

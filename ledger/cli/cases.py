@@ -1,4 +1,5 @@
-"""`evidence-ledger append | seal | case show | case events | replay`: writing and reading cases."""
+"""`evidence-ledger append | seal | case show | case events | case custody | replay`: writing and
+reading cases."""
 
 from __future__ import annotations
 
@@ -164,6 +165,31 @@ def case_events(case_id: str, data_dir: DataDir = None) -> None:
     for raw in envelopes:
         out.write(raw + b"\n")
     out.flush()
+
+
+@case_app.command("custody")
+@cli_errors
+def case_custody(
+    case_id: str,
+    footage_id: Annotated[str, typer.Argument(help="the footage id in the case")],
+    data_dir: DataDir = None,
+) -> None:
+    """A footage item's chain of custody, one link per line (JSON), oldest first."""
+    import json
+
+    with open_ledger(data_dir) as ledger:
+        after, links = 0, []
+        while True:  # page by page, each page checked against the case's state row
+            page = ledger.custody(_case_uuid(case_id), footage_id, after=after, limit=CUSTODY_PAGE)
+            links += page
+            if len(page) < CUSTODY_PAGE:
+                break
+            after = page[-1]["step"]
+    for link in links:
+        typer.echo(json.dumps(link, ensure_ascii=False, sort_keys=True))
+
+
+CUSTODY_PAGE = 1000
 
 
 @app.command()

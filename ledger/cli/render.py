@@ -16,13 +16,14 @@ def render_case(view: dict[str, Any]) -> None:
     )
     footage = view.get("footage", [])
     if footage:
-        table = Table("footage", "source", "sha256", "custodian", "release status")
+        table = Table("footage", "source", "sha256", "custodian", "custody links", "release status")
         for item in footage:
             table.add_row(
                 str(item.get("footage_id")),
                 str(item.get("source")),
                 str(item.get("sha256", ""))[:16] + "…",
                 str(item.get("custodian")),
+                str((item.get("custody") or {}).get("steps", "")),
                 str(item.get("release_status")),
             )
         console.print(table)

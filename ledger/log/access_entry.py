@@ -36,6 +36,7 @@ ACTIONS = frozenset(
         "case.read",  # GET /v1/cases/{id} (also as_of / at_index)
         "case.events",  # GET /v1/cases/{id}/events
         "case.timeline",  # GET /v1/cases/{id}/timeline
+        "case.custody",  # GET /v1/cases/{id}/footage/{footage_id}/custody (item = the footage id)
         "case.bundle",  # GET /v1/cases/{id}/bundle
         "evidence.download",  # GET /v1/evidence/{sha256}, and each media file of a bundle
         "sealed.read",  # a sealed record disclosed (item = sealed_ref)

@@ -1,5 +1,5 @@
-"""The read models: case state (decision state and view), timeline, public rows (releases and the
-statistics' inputs), the log head.
+"""The read models: case state (decision state and view), timeline, custody links, public rows
+(releases and the statistics' inputs), the log head.
 
 Written in the same transaction as the events they reflect (``ledger/append.py``), rebuilt from the
 log by ``ledger/projection.py`` and by the audit's scratch rebuild; never evidence.
@@ -18,11 +18,13 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from domain import case as case_rules
 from domain import projections, registry
+from domain.context import EventContext
+from domain.errors import NotFoundError
 from ledger.envelope.dsse import REGISTRY_CASE_ID
 from ledger.storage.integrity import RowMac, StateTampered, tampered
 from ledger.storage.sql import Tx
@@ -32,10 +34,11 @@ CASE_COLUMNS = "case_id, version, head_sha256, status, category, updated_leaf, s
 # ``public_count`` (per case) and the log head's ``public_releases`` count the rows of ``public_releases``:
 # release rows and statistics rows alike (:func:`public_rows`).
 LOG_HEAD_COLUMNS = "size, root, integrated_at, cases, public_releases, read_models, mac"
-#: Bump when the stored view, timeline or public release formats change; the decision states' format
-#: is fingerprinted from their classes (:func:`read_model_format`). 2: public rows are released
-#: footage only (the release's own fields) plus one statistics row per case.
-VIEW_FORMAT = 2
+#: Bump when the stored view, timeline, custody or public release formats change; the decision
+#: states' format is fingerprinted from their classes (:func:`read_model_format`). 2: public rows are
+#: released footage only (the release's own fields) plus one statistics row per case. 3: a footage
+#: item's chain of custody is rows of their own (``case_custody``); the view has its length and link.
+VIEW_FORMAT = 3
 
 
 def read_model_format() -> str:
@@ -184,6 +187,57 @@ def write_timeline(tx: Tx, rows: Sequence[tuple[Any, ...]], *, replace: bool = F
     tx.executemany(sql, rows)
 
 
+CUSTODY_COLUMNS = "case_id, footage_id, step, seq, leaf_index, entry, mac"
+
+
+def custody_row(
+    mac: RowMac, case_id: str, footage_id: str, step: int, seq: int, leaf_index: int, entry: dict[str, Any]
+) -> tuple[Any, ...]:
+    """One link of a footage item's chain of custody (``step``: its number in the chain, from 1)."""
+    fields = (case_id, footage_id, step, seq, leaf_index, json.dumps({**entry, "step": step}, sort_keys=True))
+    return (*fields, mac.mac("case_custody", fields))
+
+
+def write_custody(tx: Tx, rows: Sequence[tuple[Any, ...]], *, replace: bool = False) -> None:
+    """Insert custody links made by :func:`custody_row` (``replace``: a rebuild overwrites)."""
+    sql = f"INSERT INTO case_custody ({CUSTODY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    if replace:
+        sql += (
+            " ON CONFLICT (case_id, footage_id, step) DO UPDATE SET seq = excluded.seq,"
+            " leaf_index = excluded.leaf_index, entry = excluded.entry, mac = excluded.mac"
+        )
+    tx.executemany(sql, rows)
+
+
+@dataclass
+class CaseLines:
+    """The rows events add to their cases' long lists, one row per event and never rewritten: a
+    timeline line for every case event, and a custody link for each event that adds one. The case
+    state only counts them, so an append costs the same however long a case has grown."""
+
+    timeline: list[tuple[Any, ...]] = field(default_factory=list)
+    custody: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def add(self, mac: RowMac, event: Any, ctx: EventContext, state: Any) -> None:
+        """The rows of one decided case event (``state``: the case's state after it; ``ctx`` carries
+        the event's leaf index)."""
+        assert ctx.leaf_index is not None
+        entry = projections.timeline_entry(event, ctx)
+        self.timeline.append(timeline_row(mac, ctx.case_id, ctx.seq, ctx.leaf_index, entry))
+        link = projections.custody_entry(event, ctx)
+        if link is not None:
+            footage_id, step = link
+            footage = state.footage_by_id(footage_id)
+            assert footage is not None  # the event's rules required it (or made it)
+            self.custody.append(
+                custody_row(mac, ctx.case_id, footage_id, footage.custody_steps, ctx.seq, ctx.leaf_index, step)
+            )
+
+    def write(self, tx: Tx, *, replace: bool = False) -> None:
+        write_timeline(tx, self.timeline, replace=replace)
+        write_custody(tx, self.custody, replace=replace)
+
+
 def write_position(tx: Tx, mac: RowMac, position: int, head: LogHead) -> None:
     """The tracked position (last leaf folded into the read models) and the log head."""
     tx.execute(
@@ -319,6 +373,41 @@ def timeline_lines(
     if len(rows) < limit and after + len(rows) < top:
         raise _case_tampered(case_id, "timeline")
     return lines
+
+
+def custody_links(
+    tx: Tx, mac: RowMac, case_id: str, footage_id: str, *, after: int, limit: int
+) -> list[dict[str, Any]]:
+    """Checked links of a footage item's chain of custody with step > ``after``, at most ``limit``.
+
+    The chain's length comes from the case's checked state row (its MAC, and its version must be the
+    case's last log entry); every link up to it must be there, in order, each with its MAC. So an
+    edited, planted or deleted link raises StateTampered; a link written after the state was read
+    is not served. NotFoundError when the case or the footage does not exist."""
+    fields = case_row(tx, mac, case_id) if case_id != REGISTRY_CASE_ID else None
+    if fields is None:
+        raise NotFoundError("no such case", code="CASE_NOT_FOUND")
+    footage = load_state(case_id, fields[6]).footage_by_id(footage_id)
+    if footage is None:
+        raise NotFoundError("no footage with this id in the case", code="FOOTAGE_NOT_FOUND", footage_id=footage_id)
+    last = int(footage.custody_steps)
+    rows = tx.query(
+        f"SELECT {CUSTODY_COLUMNS} FROM case_custody WHERE case_id = ? AND footage_id = ? AND step > ?"
+        " AND step <= ? ORDER BY step LIMIT ?",
+        (case_id, footage_id, after, last, limit),
+    )
+    links = []
+    for expected, row in enumerate(rows, after + 1):
+        try:
+            values = (str(row[0]), str(row[1]), int(row[2]), int(row[3]), int(row[4]), str(row[5]))
+        except (TypeError, ValueError):
+            raise _case_tampered(case_id, "custody") from None
+        if values[2] != expected or values[3] > fields[1] or not mac.valid("case_custody", values, row[6]):
+            raise _case_tampered(case_id, "custody")
+        links.append(json.loads(values[5]))
+    if len(rows) < min(limit, max(last - after, 0)):
+        raise _case_tampered(case_id, "custody")
+    return links
 
 
 def public_entries(tx: Tx, mac: RowMac, status: str) -> list[Any]:

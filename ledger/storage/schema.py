@@ -22,7 +22,16 @@ APPEND_ONLY_TABLES = (
     "log_entries", "log_nodes", "log_checkpoints", "log_cosignatures", "api_tokens", "api_token_revocations",
     *ACCESS_LOG_TABLES,
 )
-READ_MODEL_TABLES = ("case_state", "case_timeline", "public_releases", "projection_tracking", "log_head")
+READ_MODEL_TABLES = (
+    "case_state", "case_timeline", "case_custody", "public_releases", "projection_tracking", "log_head",
+)
+
+# A footage item's chain of custody, one row per link (``step`` from 1), written with the event that
+# adds the link; the case state only counts them. ``entry`` is the link as served (JSON).
+CASE_CUSTODY_DDL = """CREATE TABLE IF NOT EXISTS case_custody (
+        case_id TEXT NOT NULL, footage_id TEXT NOT NULL, step {bigint} NOT NULL, seq {bigint} NOT NULL,
+        leaf_index {bigint} NOT NULL, entry TEXT NOT NULL, mac TEXT NOT NULL,
+        PRIMARY KEY (case_id, footage_id, step))"""
 
 # Every read of a case, timeline, bundle or evidence file, and every refusal of one: its own Merkle
 # log. ``entry`` is the exact leaf (canonical JSON, ``ledger/log/access_entry.py``); the other columns
@@ -76,6 +85,7 @@ TABLES = [
     """CREATE TABLE IF NOT EXISTS case_timeline (
         case_id TEXT NOT NULL, seq {bigint} NOT NULL, leaf_index {bigint} NOT NULL, entry TEXT NOT NULL,
         mac TEXT NOT NULL DEFAULT '', PRIMARY KEY (case_id, seq))""",
+    CASE_CUSTODY_DDL,
     """CREATE TABLE IF NOT EXISTS public_releases (
         case_id TEXT NOT NULL, footage_id TEXT NOT NULL, status TEXT NOT NULL, entry TEXT NOT NULL,
         version {bigint} NOT NULL DEFAULT 0, mac TEXT NOT NULL DEFAULT '',
@@ -145,6 +155,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
         rebuild_read_models=True,
         move_sealed_keys=True,
+    ),
+    Migration(
+        4,
+        "a footage item's chain of custody leaves the case state for rows of its own (case_custody), so an"
+        " append costs the same however long the chain; the read models are rebuilt to fill it",
+        (CASE_CUSTODY_DDL,),
+        rebuild_read_models=True,
     ),
 )
 FIRST_VERSION = 1

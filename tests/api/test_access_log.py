@@ -1,5 +1,5 @@
 """The access log over HTTP (SQLite and PostgreSQL): every read and every refusal of a case, timeline,
-bundle or evidence file is recorded before anything is returned; a failing access log fails closed;
+chain of custody, bundle or evidence file is recorded before anything is returned; a failing access log fails closed;
 downloads never take a case position; auditors read, page and prove the log."""
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ READS = [
     ("case.read", "/v1/cases/{case}", {"as_of": "2099-01-01T00:00:00Z"}),
     ("case.events", "/v1/cases/{case}/events", {}),
     ("case.timeline", "/v1/cases/{case}/timeline", {}),
+    ("case.custody", "/v1/cases/{case}/footage/ftg-1/custody", {}),
     ("case.bundle", "/v1/cases/{case}/bundle", {}),
     ("evidence.download", f"/v1/evidence/{FOOTAGE_SHA}", {"case_id": "{case}"}),
 ]
@@ -90,7 +91,7 @@ def test_every_read_route_records_the_read_and_its_refusals(
     case_id = stored_case(api)
     hidden_path = path.format(case=case_id)
     query = {k: v.format(case=case_id) for k, v in params.items()}
-    item = FOOTAGE_SHA if action == "evidence.download" else None
+    item = {"evidence.download": FOOTAGE_SHA, "case.custody": "ftg-1"}.get(action)
 
     ok = get(api, hidden_path, "supervisor", **query)
     assert ok.status_code == 200, ok.text

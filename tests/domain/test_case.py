@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -278,12 +279,33 @@ def test_custody_chain_starts_at_capture_and_follows_transfers() -> None:
     fold = with_footage()
     state = fold.add("CustodyTransferred")
     footage = state.footage_by_id("fp-1")
-    assert footage is not None and footage.custodian == "CPD Video Lab"
-    chain = [(s.from_custodian, s.to_custodian, s.purpose, s.seq) for s in footage.custody]
+    assert footage is not None and footage.custodian == "CPD Video Lab" and footage.custody_steps == 2
+    chain = [(f, s["step"], s["from_custodian"], s["to_custodian"], s["purpose"], s["seq"]) for f, s in fold.custody]
     assert chain == [
-        (None, "CPD Evidence Unit", "capture", 1),
-        ("CPD Evidence Unit", "CPD Video Lab", "redaction", 2),
+        ("fp-1", 1, None, "CPD Evidence Unit", "capture", 1),
+        ("fp-1", 2, "CPD Evidence Unit", "CPD Video Lab", "redaction", 2),
     ]
+
+
+def test_the_state_counts_custody_links_and_does_not_grow_with_them() -> None:
+    """The chain is rows of the ledger's own; the state keeps the custodian and the count only."""
+    fold = with_footage()
+    small = len(json.dumps(fold.add("CustodyTransferred").to_json()))
+    for i in range(50):
+        fold.add("CustodyTransferred", from_custodian=fold.custody[-1][1]["to_custodian"], to_custodian=f"Unit {i}")
+    state = fold.state
+    assert state is not None
+    footage = state.footage_by_id("fp-1")
+    assert footage is not None and footage.custody_steps == 52 == len(fold.custody)
+    assert footage.custodian == "Unit 49"
+    assert len(json.dumps(state.to_json())) <= small + 2  # the count gained a digit; nothing else grew
+
+
+def test_a_refused_transfer_adds_no_link() -> None:
+    fold = with_footage()
+    fold.refused("CustodyTransferred", from_custodian="Somebody Else")
+    assert [s["step"] for _, s in fold.custody] == [1]
+    assert fold.state is not None and fold.state.footage[0].custody_steps == 1
 
 
 def test_custody_mismatch() -> None:
@@ -390,7 +412,7 @@ def test_state_json_round_trip_exact() -> None:
     fold.add("ReferralAcknowledged")
     state = fold.add("EvidenceAccessed", footage_id=None, derivative_id="dv-1")
     data = state.to_json()
-    assert data["schema"] == "case-state/1"
+    assert data["schema"] == "case-state/2"
     assert CaseState.from_json(data) == state
     assert CaseState.from_json(data).to_json() == data
     import json
@@ -408,7 +430,7 @@ def test_malformed_state_json_is_refused(mutate: str) -> None:
     elif mutate == "extra":
         data["timeline"] = []
     else:
-        del data["footage"][0]["custody"][0]["seq"]
+        del data["holds"][0]["placed_seq"]
     with pytest.raises(MalformedInputError) as info:
         CaseState.from_json(data)
     assert info.value.code == "MALFORMED_STATE"

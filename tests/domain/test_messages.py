@@ -284,7 +284,7 @@ ROWS: list[tuple[Callable[[], LedgerError], type[LedgerError], str, str]] = [
         state_json_of_another_schema,
         MalformedInputError,
         "MALFORMED_STATE",
-        "CaseState: expected an object with schema 'case-state/1'",
+        "CaseState: expected an object with schema 'case-state/2'",
     ),
 ]
 

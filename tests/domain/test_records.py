@@ -58,16 +58,14 @@ def captured_fp1(at_seq: int) -> Footage:
         custodian="CPD Evidence Unit",
         captured_at=ts(at_seq),
         captured_seq=at_seq,
-        custody=(
-            CustodyStep(
-                from_custodian=None,
-                to_custodian="CPD Evidence Unit",
-                purpose="capture",
-                at=ts(at_seq),
-                seq=at_seq,
-            ),
-        ),
+        custody_steps=1,
     )
+
+
+def capture_link(at_seq: int) -> dict[str, object]:
+    """The first custody link of fp-1, captured at ``at_seq`` (its leaf index is the context's)."""
+    step = CustodyStep(from_custodian=None, to_custodian="CPD Evidence Unit", purpose="capture", at=ts(at_seq), seq=at_seq)
+    return {**step.to_json(), "leaf_index": None, "step": 1}
 
 
 def with_fp1() -> Fold:
@@ -199,8 +197,9 @@ def test_an_incident_keeps_its_times_conduct_and_every_group_of_officials() -> N
 
 
 def test_a_capture_records_the_file_its_first_custodian_and_when() -> None:
-    state = state_of(with_fp1())
-    assert state.footage == (captured_fp1(at_seq=1),)
+    fold = with_fp1()
+    assert state_of(fold).footage == (captured_fp1(at_seq=1),)
+    assert fold.custody == [("fp-1", capture_link(at_seq=1))]
 
 
 def test_a_capture_records_a_file_not_in_the_footage_store_as_such() -> None:
@@ -214,17 +213,14 @@ def test_a_transfer_records_who_to_whom_why_when_and_at_which_seq() -> None:
     fold.add("ReportReceived")
     state = fold.add("CustodyTransferred", to_custodian="Middlesex DA", purpose="prosecution")
     footage = footage_of(state)
-    assert footage.custodian == "Middlesex DA"
-    assert footage.custody == (
-        *captured_fp1(at_seq=1).custody,
-        CustodyStep(
-            from_custodian="CPD Evidence Unit",
-            to_custodian="Middlesex DA",
-            purpose="prosecution",
-            at=ts(3),
-            seq=3,
-        ),
+    assert (footage.custodian, footage.custody_steps) == ("Middlesex DA", 2)
+    transfer = CustodyStep(
+        from_custodian="CPD Evidence Unit", to_custodian="Middlesex DA", purpose="prosecution", at=ts(3), seq=3
     )
+    assert fold.custody == [
+        ("fp-1", capture_link(at_seq=1)),
+        ("fp-1", {**transfer.to_json(), "leaf_index": None, "step": 2}),
+    ]
 
 
 def test_a_derivative_records_its_file_kind_and_when_on_its_footage() -> None:

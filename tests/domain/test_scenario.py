@@ -52,10 +52,11 @@ def test_cambridge_scenario() -> None:
 
     view = case_view(state)
     assert view["status"] == "open" and view["footage"][0]["release_status"] == "released"
-    assert [s["to_custodian"] for s in view["footage"][0]["custody"]] == [
-        "CPD Evidence Unit",
-        "CPD Video Lab",
-    ]
+    assert view["footage"][0]["custodian"] == "CPD Video Lab"
+    assert view["footage"][0]["custody"] == {
+        "steps": 2, "href": f"/v1/cases/{state.case_id}/footage/fp-1/custody"
+    }
+    assert [s["to_custodian"] for _, s in fold.custody] == ["CPD Evidence Unit", "CPD Video Lab"]
     assert view["footage"][0]["derivatives"][0]["derivative_id"] == "dv-1"
     assert view["active_holds"] == [] and view["releases"][0]["derivative_id"] == "dv-1"
     assert view["reports"][0]["reporter_sealed"] is True

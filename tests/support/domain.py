@@ -13,6 +13,7 @@ from domain.case import CaseState, apply
 from domain.context import REGISTRY_STREAM_ID, DomainConfig, EventContext
 from domain.errors import LedgerError
 from domain.events import Event, parse_body
+from domain.projections import custody_entry
 from domain.registry import KeyRegistryState, apply_registry
 
 CANARY = "CANARY-7f3a"
@@ -193,6 +194,8 @@ class Fold:
         self.state: CaseState | None = None
         self.seq = 0
         self.config = config
+        #: (footage id, link) of every custody link the accepted events added, in order
+        self.custody: list[tuple[str, dict[str, Any]]] = []
         if open_case:
             self.add("CaseOpened")
 
@@ -212,7 +215,13 @@ class Fold:
         if role == "prosecutor" and ctx_authority is None:
             ctx_authority = "middlesex_da"
         c = ctx(self.seq, role=role, authority=ctx_authority, actor=actor, at=at)
-        self.state = apply(self.state, ev(type_name, **overrides), c, self.config)
+        event = ev(type_name, **overrides)
+        self.state = apply(self.state, event, c, self.config)
+        link = custody_entry(event, c)
+        if link is not None:  # numbered as the ledger numbers its custody rows
+            footage = self.state.footage_by_id(link[0])
+            assert footage is not None
+            self.custody.append((link[0], {**link[1], "step": footage.custody_steps}))
         self.seq += 1
         return self.state
 

@@ -295,7 +295,7 @@ def _read_models(ledger: Ledger) -> dict[str, Any]:
     with ledger.db.read() as tx:
         return {
             table: [tuple(row) for row in tx.query(f"SELECT * FROM {table} ORDER BY 1, 2")]
-            for table in ("case_state", "case_timeline", "public_releases", "projection_tracking")
+            for table in ("case_state", "case_timeline", "case_custody", "public_releases", "projection_tracking")
         }
 
 
@@ -317,7 +317,7 @@ def test_rebuild_is_deterministic_and_equals_the_incremental_result(
     cases = [CaseModel(new_case_id()), CaseModel(new_case_id())]
     for model in cases:
         actors.ok("investigator", model.case_id, "CaseOpened", case_opened(model.case_id[:8]))
-    applied = 2
+    applied, links = 2, 0
     for which, op, k in steps:
         model = cases[which]
         planned = model.step(op, k)
@@ -325,9 +325,17 @@ def test_rebuild_is_deterministic_and_equals_the_incremental_result(
             who, event_type, body = planned
             actors.ok(who, model.case_id, event_type, body)
             applied += 1
+            links += event_type in ("FootageCaptured", "CustodyTransferred")
 
     incremental = _read_models(ledger)
     assert sum(1 for row in incremental["case_timeline"] if row[0] in {m.case_id for m in cases}) == applied
+    ours = {m.case_id for m in cases}  # the ledger is shared by the examples
+    assert sum(1 for row in incremental["case_custody"] if row[0] in ours) == links  # one row per link
+    for model in cases:
+        for footage_id, footage in model.footage.items():
+            chain = ledger.custody(model.case_id, footage_id)
+            assert [link["step"] for link in chain] == list(range(1, len(chain) + 1))
+            assert chain[-1]["to_custodian"] == footage["custodian"] and chain[0]["purpose"] == "capture"
     rebuild(ledger.db, ledger.appender, from_zero=True)
     first = _read_models(ledger)
     rebuild(ledger.db, ledger.appender, from_zero=True)
@@ -343,7 +351,7 @@ def test_rebuild_is_deterministic_and_equals_the_incremental_result(
 
 def _assert_same_as_incremental(ledger: Ledger, incremental: dict[str, Any], rebuilt: dict[str, Any]) -> None:
     """A rebuild equals the incremental result, table by table."""
-    for table in ("case_state", "case_timeline", "projection_tracking", "public_releases"):
+    for table in ("case_state", "case_timeline", "case_custody", "projection_tracking", "public_releases"):
         assert rebuilt[table] == incremental[table], table
 
 

@@ -179,7 +179,7 @@ def _read_models(ledger: Ledger) -> dict[str, Any]:
     with ledger.db.read() as tx:
         return {
             table: tx.query(f"SELECT * FROM {table} ORDER BY 1, 2")
-            for table in ("case_state", "case_timeline", "public_releases", "projection_tracking")
+            for table in ("case_state", "case_timeline", "case_custody", "public_releases", "projection_tracking")
         }
 
 

@@ -83,6 +83,7 @@ GRANTS = {
     "access_nodes": "INSERT,SELECT",
     "api_token_revocations": "INSERT,SELECT",
     "api_tokens": "INSERT,SELECT",
+    "case_custody": "DELETE,INSERT,SELECT,UPDATE",
     "case_state": "DELETE,INSERT,SELECT,UPDATE",
     "case_timeline": "DELETE,INSERT,SELECT,UPDATE",
     "ledger_events": "DELETE,INSERT,SELECT",

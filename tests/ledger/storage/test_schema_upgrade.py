@@ -1,9 +1,11 @@
 """`db migrate` brings a schema-1 database (no row MACs, no log head, tokens with a revoked_at
-column, created by the previous release) to schema 2: read models rebuilt from the signed events,
-existing tokens sealed, revocations kept, and the service works and audits clean."""
+column, created by an earlier release) up to the current schema: read models rebuilt from the signed
+events, existing tokens sealed, revocations kept, and the service works and audits clean; and a
+schema-3 database (custody chains inside the case state) to schema 4 (custody links as rows)."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -12,6 +14,7 @@ from domain.errors import LedgerError
 from ledger.audit.run import run_audit
 from ledger.audit.source import read_database
 from ledger.settings import ConfigurationError, state_key_path
+from ledger.storage.read_models import log_head, write_position
 from ledger.store import Ledger
 from ledger.tokens import TokenStore, token_id_of
 from tests.support.audit import Raw, options
@@ -55,13 +58,13 @@ def _as_schema_1(ledger: Ledger, tokens: list[tuple[object, ...]]) -> None:
         raw.run(f"ALTER TABLE {table} DROP COLUMN mac")
     raw.run("ALTER TABLE public_releases DROP COLUMN version")
     raw.run("ALTER TABLE case_state DROP COLUMN public_count")
-    for table in ("log_head", "api_token_revocations", "api_tokens"):
+    for table in ("log_head", "api_token_revocations", "api_tokens", "case_custody"):
         raw.run(f"DROP TABLE {table}")
     raw.run(V1_TOKENS)
     for row in tokens:
         raw.run("INSERT INTO api_tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
     raw.run("UPDATE ledger_meta SET value = '1' WHERE key = 'schema_version'")
-    tables = {t: _columns(raw, t) for t in (*V1_COLUMNS, "log_head", "api_token_revocations")}
+    tables = {t: _columns(raw, t) for t in (*V1_COLUMNS, "log_head", "api_token_revocations", "case_custody")}
     assert {t: c for t, c in tables.items() if c} == V1_COLUMNS, "the previous release's schema, exactly"
 
 
@@ -115,6 +118,41 @@ def test_a_schema_1_database_is_upgraded_and_works(make_ledger: object) -> None:
         report = run_audit(read_database(upgraded.db, mac=upgraded.mac), options(upgraded))
         assert report.findings == [], report.findings
         Ledger(settings, create_tables=True, clock=clock).close()  # idempotent
+    finally:
+        upgraded.close()
+
+
+def test_a_schema_3_database_gets_its_custody_chains_as_rows(make_ledger: object) -> None:
+    """Schema 4 moves each footage item's chain of custody out of the case state into rows of their own
+    (``case_custody``): `db migrate` creates the table and rebuilds the read models from the signed
+    events, so every chain is there, checked, and the audit is clean."""
+    ledger = make_ledger()  # type: ignore[operator]
+    actors = Actors.register(ledger)
+    case_id = new_case_id()
+    actors.ok("investigator", case_id, "CaseOpened", case_opened())
+    actors.ok("investigator", case_id, "FootageCaptured", footage_captured())
+    for frm, to in (("CPD Evidence Unit", "CPD Video Lab"), ("CPD Video Lab", "Middlesex DA")):
+        actors.ok("investigator", case_id, "CustodyTransferred",
+                  {"footage_id": "ftg-1", "from_custodian": frm, "to_custodian": to, "purpose": "review"})
+    chain, view = ledger.custody(case_id, "ftg-1"), ledger.case_view(case_id)
+    with ledger.db.write() as tx:  # the schema-3 release's read models were in another format
+        head, size = log_head(tx, ledger.mac)
+        assert head is not None
+        write_position(tx, ledger.mac, size - 1, dataclasses.replace(head, read_models="2.00000000000000ff"))
+    ledger.close()
+    raw = Raw(ledger)
+    raw.run("DROP TABLE case_custody")
+    raw.run("UPDATE ledger_meta SET value = '3' WHERE key = 'schema_version'")
+
+    with pytest.raises(ConfigurationError):
+        make_ledger()  # type: ignore[operator]  # refused until migrated
+    upgraded = Ledger(ledger.settings, create_tables=True, clock=ledger.clock)  # what `db migrate` runs
+    try:
+        assert upgraded.stale_read_models() is None
+        assert upgraded.custody(case_id, "ftg-1") == chain and [link["step"] for link in chain] == [1, 2, 3]
+        assert upgraded.case_view(case_id) == view and view["footage"][0]["custody"]["steps"] == 3
+        report = run_audit(read_database(upgraded.db, mac=upgraded.mac), options(upgraded))
+        assert report.findings == [], report.findings
     finally:
         upgraded.close()
 

@@ -32,6 +32,7 @@ from ledger.log.leaf import leaf_bytes
 from ledger.replay import rebuild
 from ledger.settings import Settings
 from ledger.storage.integrity import StateTampered
+from ledger.storage.read_models import CUSTODY_COLUMNS
 from ledger.store import Ledger
 from tests.support.api import Api, problem, running_api
 from tests.support.audit import Raw, options
@@ -205,7 +206,7 @@ def test_a_hold_lifted_while_the_service_runs_is_refused_on_read_and_never_used(
 
 def test_read_model_rows_restored_to_before_a_hold_do_not_allow_a_release(world: World) -> None:
     w = world
-    before = {t: w.rows(t, w.case_id) for t in ("case_state", "case_timeline", "public_releases")}
+    before = {t: w.rows(t, w.case_id) for t in ("case_state", "case_timeline", "case_custody", "public_releases")}
     w.actors.ok("investigator", w.case_id, "InvestigationHoldPlaced", hold_placed())
     for table, rows in before.items():
         w.put_rows(table, w.case_id, rows)
@@ -248,6 +249,94 @@ def test_one_tampered_case_does_not_fail_the_others_in_its_batch(world: World) -
         ]
     )
     assert isinstance(outcomes[0], StateTampered) and not isinstance(outcomes[1], LedgerError)
+
+
+# --- a footage item's chain of custody -------------------------------------------------------------
+
+
+def _transferred(w: World, count: int) -> None:
+    """``count`` transfers of ftg-1 after its capture: a chain of ``count + 1`` links."""
+    for i in range(count):
+        w.actors.ok("investigator", w.case_id, "CustodyTransferred", {
+            "footage_id": "ftg-1", "from_custodian": "CPD Evidence Unit" if i == 0 else f"Unit {i - 1}",
+            "to_custodian": f"Unit {i}", "purpose": "review",
+        })
+
+
+def _custody_drift(w: World) -> list[str]:
+    """What the audit names for the case (one PROJECTION_DRIFT for it, nothing else)."""
+    report = run_audit(read_database(w.ledger.db, mac=w.ledger.mac), options(w.ledger))
+    assert [(f.code, f.case_id) for f in report.findings] == [("PROJECTION_DRIFT", w.case_id)], report.findings
+    return list(report.findings[0].evidence["differences"])
+
+
+CUSTODY_EDITS = {
+    # a DBA rewrites who had the footage (the row's MAC no longer checks)
+    "edited": (("UPDATE case_custody SET entry = REPLACE(entry, 'Unit 1', 'Unit 9') WHERE case_id = ? AND step = 3",),
+               "case_custody footage ftg-1 step 3 differs"),
+    # a link removed from the middle of the chain, or its newest link
+    "deleted": (("DELETE FROM case_custody WHERE case_id = ? AND step = 2",), "case_custody footage ftg-1 step 2 missing"),
+    "last deleted": (("DELETE FROM case_custody WHERE case_id = ? AND step = 4",),
+                     "case_custody footage ftg-1 step 4 missing"),
+    # two links swapped: each row is a real one, under the wrong number
+    "renumbered": (tuple(f"UPDATE case_custody SET step = {new} WHERE case_id = ? AND step = {old}"
+                         for old, new in ((3, 99), (4, 3), (99, 4))),
+                   "case_custody footage ftg-1 step 3 differs"),
+}
+
+
+@pytest.mark.parametrize("edit", CUSTODY_EDITS)
+def test_an_edited_or_deleted_custody_link_is_refused_on_read_and_named_by_the_audit(world: World, edit: str) -> None:
+    w = world
+    _transferred(w, 3)
+    assert [link["to_custodian"] for link in w.ledger.custody(w.case_id, "ftg-1")] == [
+        "CPD Evidence Unit", "Unit 0", "Unit 1", "Unit 2"
+    ]
+    statements, difference = CUSTODY_EDITS[edit]
+    for statement in statements:
+        w.raw.run(statement, (w.case_id,))
+    with pytest.raises(StateTampered) as refused:
+        w.ledger.custody(w.case_id, "ftg-1")
+    tampered(refused.value, case_id=w.case_id)
+    with pytest.raises(StateTampered):  # a page that starts at the edit says so too
+        w.ledger.custody(w.case_id, "ftg-1", after=1, limit=3)
+    assert difference in _custody_drift(w)
+    # decisions never read the chain: the custodian is the signed state's
+    w.actors.ok("investigator", w.case_id, "CustodyTransferred", {
+        "footage_id": "ftg-1", "from_custodian": "Unit 2", "to_custodian": "Unit 3", "purpose": "review"})
+    repaired(w)
+    assert [link["step"] for link in w.ledger.custody(w.case_id, "ftg-1")] == [1, 2, 3, 4, 5]
+    assert audit_clean(w)
+
+
+def test_a_custody_link_copied_from_another_footage_or_case_is_refused(world: World) -> None:
+    w = world
+    w.actors.ok("investigator", w.case_id, "FootageCaptured", footage_captured("ftg-2"))
+    _transferred(w, 1)
+    # ftg-2's capture relabelled as ftg-1's second link: a real row, MAC'd for another place
+    w.raw.run("DELETE FROM case_custody WHERE case_id = ? AND footage_id = 'ftg-1' AND step = 2", (w.case_id,))
+    w.raw.run("UPDATE case_custody SET footage_id = 'ftg-1', step = 2 WHERE case_id = ? AND footage_id = 'ftg-2'",
+              (w.case_id,))
+    with pytest.raises(StateTampered):
+        w.ledger.custody(w.case_id, "ftg-1")
+    with pytest.raises(StateTampered):
+        w.ledger.custody(w.case_id, "ftg-2")  # its chain lost its only link
+
+
+def test_custody_links_beyond_the_signed_state_are_never_served(world: World) -> None:
+    """A link planted after the chain's end (a copy of a real row, renumbered) is not read: the chain's
+    length is the checked state's."""
+    w = world
+    _transferred(w, 1)
+    (row,) = w.raw.run(f"SELECT {CUSTODY_COLUMNS} FROM case_custody WHERE case_id = ? AND step = 2", (w.case_id,))
+    w.raw.run("INSERT INTO case_custody VALUES (?, ?, ?, ?, ?, ?, ?)", (*row[:2], 3, *row[3:]))
+    assert [link["step"] for link in w.ledger.custody(w.case_id, "ftg-1")] == [1, 2]
+    assert "case_custody footage ftg-1 step 3 without event" in _custody_drift(w)
+
+
+def audit_clean(w: World) -> bool:
+    report = run_audit(read_database(w.ledger.db, mac=w.ledger.mac), options(w.ledger))
+    return report.findings == []
 
 
 # --- the key registry ---------------------------------------------------------------------------
