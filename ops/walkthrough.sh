@@ -47,9 +47,12 @@ evidence-ledger append "$CASE" FootageReleased --key chen.pem --body "$RELEASE"
 evidence-ledger append "$CASE" ReferralMade --key rivera.pem --body '{"referral_id": "ref-1",
   "authority": "middlesex_da", "basis": "Property damage by federal officers"}'
 evidence-ledger append "$CASE" ReferralAcknowledged --key okafor.pem --body '{"referral_id": "ref-1", "note": "Received"}'
+evidence-ledger append "$CASE" CustodyTransferred --key rivera.pem --body '{"footage_id": "ftg-1",
+  "from_custodian": "CPD Evidence Unit", "to_custodian": "Middlesex DA", "purpose": "Copy delivered for prosecution"}'
 evidence-ledger append "$CASE" CaseClosed --key chen.pem --body '{"disposition": "referred"}'
 
 evidence-ledger case show "$CASE"            # footage with release_status, holds, releases, referrals
+evidence-ledger case custody "$CASE" ftg-1   # the footage's chain of custody, one link per line
 evidence-ledger case events "$CASE" > events.jsonl   # the stored envelopes, one per line, exactly as stored
 evidence-ledger replay                       # rebuild every projection from the events
 

@@ -99,6 +99,8 @@ def test_walkthrough_runs_as_written(tmp_path: Path) -> None:
     assert "PERSONAL_DATA_IN_FREE_TEXT" in result.stderr and "field=narrative kind=phone" in result.stderr
     assert "617-555-0100" not in result.stderr  # the refusal names the field, never the value
     assert "verified: leaf 5 is in cambridgema.gov/evidence-ledger" in result.stdout
+    chain = [json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"at"')]
+    assert [(link["step"], link["to_custodian"]) for link in chain] == [(1, "CPD Evidence Unit"), (2, "Middlesex DA")]
     sealed = _sealed_values(tmp_path / "walk" / "data")
     assert "(caller name)" in sealed
     _assert_no_argv_holds(argv_log, sealed)

@@ -31,6 +31,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from domain.errors import LedgerError
+from domain.events import declared
 from ledger.envelope.dsse import REGISTRY_CASE_ID, parse_envelope
 from ledger.log import merkle, note, tlog
 from ledger.log.rollback import GUARD_DIR, HISTORY
@@ -135,6 +136,9 @@ def _check_rows(ledger: Ledger, report: CheckReport, entries: list[StoredEntry],
             str(c): (int(n), int(m))
             for c, n, m in tx.query("SELECT case_id, COUNT(*), MAX(seq) FROM case_timeline GROUP BY case_id")
         }
+        custody = Counter({
+            str(c): int(n) for c, n in tx.query("SELECT case_id, COUNT(*) FROM case_custody GROUP BY case_id")
+        })
     for orphan in orphans:
         report.half_present += 1
         report.problem(f"stored event {orphan[0]} v{orphan[1]} has no log entry")
@@ -143,6 +147,7 @@ def _check_rows(ledger: Ledger, report: CheckReport, entries: list[StoredEntry],
         report.problem(f"{event_rows} stored events for {size} log entries")
     last: dict[str, StoredEntry] = {}
     counts: Counter[str] = Counter()
+    links: Counter[str] = Counter()  # custody links the entries add (captures, transfers)
     for e in entries:
         if not e.envelope:
             report.half_present += 1
@@ -165,6 +170,8 @@ def _check_rows(ledger: Ledger, report: CheckReport, entries: list[StoredEntry],
             report.half_present += 1
             report.problem(f"log entry {e.leaf_index}: its columns disagree with its envelope")
         counts[e.case_id] += 1
+        rules = declared(st.type)
+        links[e.case_id] += rules is not None and rules.custody is not None
         if e.case_id not in last or e.seq > last[e.case_id].seq:
             last[e.case_id] = e
     for case_id, entry in last.items():
@@ -176,6 +183,10 @@ def _check_rows(ledger: Ledger, report: CheckReport, entries: list[StoredEntry],
             report.problem(
                 f"case {case_id}: timeline {timeline.get(case_id)} disagrees with {counts[case_id]} entries"
             )
+    for case_id in set(links) | set(custody):
+        if links[case_id] != custody[case_id]:
+            report.half_present += 1
+            report.problem(f"case {case_id}: {custody[case_id]} custody links for {links[case_id]} custody events")
     for case_id in set(heads) - set(last):
         report.half_present += 1
         report.problem(f"case {case_id}: read model row without any log entry")

@@ -5,6 +5,7 @@ problems, and an edited link answers 503 STATE_TAMPERED."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -35,7 +36,7 @@ def case_id(api: Api) -> str:
     api.ok("investigator", case_id, "CaseOpened", case_opened())
     api.ok("investigator", case_id, "FootageCaptured", footage_captured())
     custodians = ["CPD Evidence Unit", *(f"Unit {i}" for i in range(TRANSFERS))]
-    for frm, to in zip(custodians, custodians[1:], strict=False):
+    for frm, to in pairwise(custodians):
         transfer(api, case_id, frm, to)
     return case_id
 

@@ -54,7 +54,7 @@ def cli(tmp_path: Path, database_url: str | None) -> Cli:
     return c
 
 
-def test_cambridge_scenario_through_the_cli(cli: Cli, tmp_path: Path) -> None:
+def test_cambridge_scenario_through_the_cli(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     keys = {}
     for name, role, authority in [
         ("inv", "investigator", None),
@@ -76,6 +76,9 @@ def test_cambridge_scenario_through_the_cli(cli: Cli, tmp_path: Path) -> None:
     cli.append(case_id, "ReportReceived", keys["inv"], support.report_received(sealed))
     cli.append(case_id, "IncidentDocumented", keys["inv"], support.incident_documented())
     cli.append(case_id, "FootageCaptured", keys["inv"], support.footage_captured())
+    for frm, to in (("CPD Evidence Unit", "CPD Video Lab"), ("CPD Video Lab", "CPD Evidence Unit")):
+        cli.append(case_id, "CustodyTransferred", keys["inv"],
+                   {"footage_id": "ftg-1", "from_custodian": frm, "to_custodian": to, "purpose": "review"})
     cli.append(case_id, "InvestigationHoldPlaced", keys["inv"], support.hold_placed())
     refused = cli.append(case_id, "FootageReleased", keys["sup"], support.footage_released(False), code=1)
     assert "RELEASE_UNDER_HOLD" in refused and "hold-1" in refused
@@ -85,20 +88,30 @@ def test_cambridge_scenario_through_the_cli(cli: Cli, tmp_path: Path) -> None:
     cli.append(case_id, "ReferralMade", keys["inv"], support.referral_made())
     cli.append(case_id, "ReferralAcknowledged", keys["ada"], {"referral_id": "ref-1", "note": "Received"})
     receipt = json.loads(cli.append(case_id, "CaseClosed", keys["sup"], {"disposition": "referred"}))
-    assert receipt["seq"] == 11
+    assert receipt["seq"] == 13
     view = cli.json("case", "show", case_id, "--json")
     assert view["status"] == "closed" and view["footage"][0]["release_status"] == "released"
+    assert view["footage"][0]["custody"]["steps"] == 3
+    monkeypatch.setattr("ledger.cli.cases.CUSTODY_PAGE", 2)  # the chain is read page by page
+    chain = [json.loads(line) for line in cli.run("case", "custody", case_id, "ftg-1").splitlines()]
+    assert [(link["step"], link["from_custodian"], link["to_custodian"], link["seq"]) for link in chain] == [
+        (1, None, "CPD Evidence Unit", 4), (2, "CPD Evidence Unit", "CPD Video Lab", 5),
+        (3, "CPD Video Lab", "CPD Evidence Unit", 6),
+    ]
     lines = cli.run("case", "events", case_id).splitlines()
-    assert len(lines) == 11 and all(
+    assert len(lines) == 13 and all(
         json.loads(line)["payloadType"].endswith("event.v1+json") for line in lines
     )
     assert "replayed" in cli.run("replay")
     assert cli.json("case", "show", case_id, "--json") == view
+    assert [json.loads(line) for line in cli.run("case", "custody", case_id, "ftg-1").splitlines()] == chain
     assert "CANARY-CLI-5521" not in json.dumps(view) + "\n".join(lines)
 
 
 def test_cli_errors_are_one_line_and_non_zero(cli: Cli, tmp_path: Path) -> None:
     out = cli.run("case", "show", str(uuid.uuid4()), code=1)
+    assert out.strip().startswith("error: CASE_NOT_FOUND") and len(out.strip().splitlines()) == 1
+    out = cli.run("case", "custody", str(uuid.uuid4()), "ftg-1", code=1)
     assert out.strip().startswith("error: CASE_NOT_FOUND") and len(out.strip().splitlines()) == 1
     out = cli.run(
         "append", "not-a-uuid", "CaseOpened", "--key", str(tmp_path / "none.pem"), "--body", "{}", code=2

@@ -259,6 +259,14 @@ def test_a_timeline_row_missing_is_half_present(small: Small) -> None:
     assert report.half_present == 1 and report.lost == 0
 
 
+def test_a_custody_link_missing_is_half_present(small: Small) -> None:
+    with small.ledger.db.write() as tx:
+        tx.execute("DELETE FROM case_custody WHERE case_id = ? AND step = 2", (small.case_id,))
+    report = small.check(small.record())
+    assert report.half_present == 1 and report.lost == 0
+    assert any("1 custody links for 2 custody events" in p for p in report.problems)
+
+
 def test_a_checkpoint_that_is_not_a_prefix_of_the_final_log_is_reported(small: Small) -> None:
     ledger = small.ledger
     forged = note.sign_note(
