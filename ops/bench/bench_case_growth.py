@@ -2,8 +2,8 @@
 
     python -m ops.bench.bench_case_growth [--backend sqlite|postgres|both] [--size 3000] [--appends 200]
 
-Grows one case to ``--size`` events (custody transfers of one footage item, so its state and view
-grow with it), then times ``--appends`` single-envelope appends (one `Ledger.append` call, one
+Grows one case to ``--size`` events (custody transfers of one footage item: the kind of history that
+made the state and view grow before its links became rows of their own), then times ``--appends`` single-envelope appends (one `Ledger.append` call, one
 transaction each) to it, and in the same run as many single appends of the same kind to cases of
 three events. Both series alternate, so the machine's drift touches both alike.
 Goal (issue 12, P8): the large case's median ≤ 1.25 × the small case's.

@@ -3,8 +3,10 @@
     python -m ops.bench.bench_case_read [--backend sqlite|postgres|both] [--reads N]
 
 Builds one case and grows it to 10, 100 and 1,000 events (custody transfers on one footage item,
-so the projection itself grows), timing `Ledger.case_view_json` — what the API serves — at each
-size. Baseline in the same run: the same read on a 10-event case.
+whose links are rows of their own: the view holds their number), timing `Ledger.case_view_json` — what the API serves — at each
+size, and the read of the chain's last page of (up to) 100 links, `Ledger.custody` — what
+`GET /v1/cases/{id}/footage/{footage_id}/custody` serves. Baseline in the same run: the same reads
+on a 10-event case (for the chain's page, on the 100-event case: the first with a page of ~100 links).
 Goal (issue 2): p99 ≤ 10 ms at 1,000 events, flat in the number of events.
 """
 
@@ -14,11 +16,13 @@ import argparse
 import json
 import time
 import uuid
+from functools import partial
 from typing import Any
 
 from ops.bench.common import BenchLedger, bench_ledger, median, percentile, signed_chain
 
 SIZES = (10, 100, 1000)
+PAGE = 100
 
 
 def _event(seq: int) -> tuple[str, dict[str, Any]]:
@@ -60,7 +64,16 @@ def _grow(bench: BenchLedger, case_id: str, start: int, stop: int) -> None:
         assert all(hasattr(o, "leaf_index") for o in outcomes), outcomes[0]
 
 
-def run(backend: str, reads: int) -> list[tuple[int, float, float]]:
+def _timed(reads: int, read: Any) -> tuple[list[float], Any]:
+    timings, result = [], None
+    for _ in range(reads):
+        started = time.perf_counter()
+        result = read()
+        timings.append((time.perf_counter() - started) * 1000)
+    return timings, result
+
+
+def run(backend: str, reads: int) -> list[tuple[int, float, float, float, float]]:
     rows = []
     with bench_ledger(backend) as bench:
         case_id = str(uuid.uuid4())
@@ -68,13 +81,13 @@ def run(backend: str, reads: int) -> list[tuple[int, float, float]]:
         for size in SIZES:
             _grow(bench, case_id, done + 1, size)
             done = size
-            timings = []
-            for _ in range(reads):
-                started = time.perf_counter()
-                raw = bench.ledger.case_view_json(case_id)
-                timings.append((time.perf_counter() - started) * 1000)
+            timings, raw = _timed(reads, lambda: bench.ledger.case_view_json(case_id))
             assert json.loads(raw)["version"] == size
-            rows.append((size, median(timings), percentile(timings, 99)))
+            links = size - 1  # the capture and every transfer
+            after = max(links - PAGE, 0)
+            pages, page = _timed(reads, partial(bench.ledger.custody, case_id, "f1", after=after, limit=PAGE))
+            assert [link["step"] for link in page] == list(range(after + 1, links + 1))
+            rows.append((size, median(timings), percentile(timings, 99), median(pages), percentile(pages, 99)))
     return rows
 
 
@@ -85,11 +98,15 @@ def main() -> None:
     args = parser.parse_args()
     for backend in ["sqlite", "postgres"] if args.backend == "both" else [args.backend]:
         rows = run(backend, args.reads)
-        base_p99 = rows[0][2]
-        for size, p50, p99 in rows:
+        base_p99, base_page = rows[0][2], rows[1][4]  # pages: the 100-event case's is the first (nearly) full one
+        for size, p50, p99, page_p50, page_p99 in rows:
             print(
                 f"{backend:8s} case of {size:5d} events: p50 {p50:.3f} ms, p99 {p99:.3f} ms "
                 f"(p99 / 10-event baseline = {p99 / base_p99:.2f}x; goal p99 <= 10 ms, flat)"
+            )
+            print(
+                f"{backend:8s}   its chain's last page (<= {PAGE} links): p50 {page_p50:.3f} ms, p99 {page_p99:.3f} ms "
+                f"(p99 / 100-event case = {page_p99 / base_page:.2f}x; goal p99 <= 10 ms, flat)"
             )
 
 
