@@ -4,8 +4,8 @@ The engine has already folded every case through ``domain.case.apply`` (and the 
 ``domain.registry.apply_registry``): its final states are the heads. The rows are then built by
 the append path's own ``write_read_models``, run against a scratch in-memory SQLite store, and the
 timeline lines and custody links by ``domain.projections.timeline_entry`` and ``custody_entry``
-with the same context the append path gives them. Nothing about the row format is restated here, so the rebuild cannot drift from the
-writer. Every column the writer sets is compared exactly (a blanked field is drift), and with the
+with the same context the append path gives them. Nothing about the row format is restated here,
+so the rebuild cannot drift from the writer. Every column the writer sets is compared exactly (a blanked field is drift), and with the
 service's state key every row's MAC is checked too. Cases whose events have findings are not
 compared: their drift would only restate the finding.
 """
