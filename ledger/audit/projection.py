@@ -12,9 +12,8 @@ compared: their drift would only restate the finding.
 
 from __future__ import annotations
 
-import secrets
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from domain import projections
@@ -22,7 +21,7 @@ from domain.context import EventContext
 from domain.events import parse_body
 from ledger.audit.source import ReadModels, read_models
 from ledger.envelope.dsse import REGISTRY_CASE_ID, UnverifiedEnvelope
-from ledger.storage.integrity import RowMac
+from ledger.storage.integrity import Field, RowMac
 from ledger.storage.read_models import (
     READ_MODEL_FORMAT,
     STATISTICS_KEY,
@@ -36,6 +35,16 @@ from ledger.storage.sql import Database, Tx
 from ledger.verify import EntryChecker, Finding
 
 _SCRATCH_TABLES = ("case_state (", "public_releases (")
+
+
+class _Unsigned(RowMac):
+    """The scratch rebuild's rows are compared by content only: computing their MACs would be wasted."""
+
+    def __init__(self) -> None:
+        super().__init__(bytes(32))
+
+    def mac(self, kind: str, fields: Sequence[Field]) -> str:
+        return ""
 
 
 def _scratch() -> tuple[sqlite3.Connection, Tx]:
@@ -63,14 +72,17 @@ def _timeline(
 ) -> None:
     """The timeline lines and custody links exactly as the append path writes them (same context,
     leaf index included; a footage item's links numbered in log order from 1)."""
-    mac = RowMac(secrets.token_bytes(32))  # scratch rows: their MACs are not compared
+    mac = _Unsigned()
+    decided = checker.events or {}  # the events as the rules parsed them
     rows: dict[tuple[str, int], tuple[int, str]] = {}
     steps: dict[tuple[str, str], int] = {}
     for c in sorted(checker.checked, key=lambda c: c.leaf_index):
         if not c.ok or c.case_id in skip or c.case_id == REGISTRY_CASE_ID or c.case_id is None:
             continue
         st = parsed[c.leaf_index].statement
-        event = parse_body(st.type, st.type_version, st.body)
+        event = decided.get(c.leaf_index)
+        if event is None:
+            event = parse_body(st.type, st.type_version, st.body)
         ctx = EventContext(
             case_id=st.case_id,
             seq=st.seq,
@@ -103,7 +115,7 @@ def rebuild_read_models(
     heads, leaf_of = _heads(checker, skip)
     conn, tx = _scratch()
     try:
-        write_read_models(tx, RowMac(secrets.token_bytes(32)), heads, leaf_of)
+        write_read_models(tx, _Unsigned(), heads, leaf_of)
         models = read_models(tx, live=False)
         models.tracking = log_size - 1 if log_size else None
         cases = sum(1 for case_id in models.case_state if case_id != REGISTRY_CASE_ID)

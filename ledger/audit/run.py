@@ -25,12 +25,13 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from domain.context import DomainConfig
-from ledger.audit.access import audit_access
+from ledger.audit.access import AccessAudit, audit_access
+from ledger.audit.by_case import ByCase, check_by_case, located, projection_findings
 from ledger.audit.projection import compare_read_models, rebuild_read_models
 from ledger.audit.source import AuditInput
 from ledger.envelope.canonical import format_time
@@ -55,6 +56,7 @@ from ledger.verify import (
 )
 
 Progress = Callable[[str, int, int | None], None]
+BY_CASE_PHASE = "cases (entries, order, projections)"  # the timing of the parallel path (by_case)
 
 
 def _noop(_phase: str, _done: int, _total: int | None) -> None:
@@ -230,12 +232,19 @@ def _cases_with_findings(findings: Sequence[Finding], data: AuditInput) -> set[s
     return cases
 
 
-def _log_checks(data: AuditInput, options: AuditOptions, report: AuditReport) -> None:
+@dataclass
+class _Tree:
+    """The tree folded from the leaves and the checkpoints checked against it (no entry needed)."""
+
+    short: int | None  # the tree could be rebuilt only up to this leaf
+    scan: Any
+    checked: Any
+
+
+def _tree(data: AuditInput, options: AuditOptions, log_size: int) -> _Tree:
     hashes = _leaf_hashes(data)
-    if len(hashes) < report.log_size:
-        report.notes.append(f"the tree could be rebuilt only up to leaf {len(hashes)} (a leaf is missing)")
     inputs = data.checkpoints + options.kept
-    scan = scan_tree(hashes, {*checkpoint_sizes(inputs), report.log_size}, data.nodes)
+    scan = scan_tree(hashes, {*checkpoint_sizes(inputs), log_size}, data.nodes)
     checked = check_checkpoints(
         scan,
         inputs,
@@ -243,8 +252,15 @@ def _log_checks(data: AuditInput, options: AuditOptions, report: AuditReport) ->
         origin=options.origin,
         witnesses=options.witnesses,
         min_witnesses=options.min_witnesses,
-        log_size=report.log_size,
+        log_size=log_size,
     )
+    return _Tree(len(hashes) if len(hashes) < log_size else None, scan, checked)
+
+
+def _log_checks(data: AuditInput, options: AuditOptions, report: AuditReport, tree: _Tree) -> None:
+    if tree.short is not None:
+        report.notes.append(f"the tree could be rebuilt only up to leaf {tree.short} (a leaf is missing)")
+    scan, checked = tree.scan, tree.checked
     report.findings += scan.findings + checked.findings
     report.checkpoints = checked.known
     report.witnessed_size = checked.witnessed_size
@@ -352,14 +368,19 @@ def _token_checks(data: AuditInput, report: AuditReport) -> None:
         )
 
 
-def _access_checks(data: AuditInput, options: AuditOptions, report: AuditReport) -> None:
+def _access_audit(data: AuditInput, options: AuditOptions) -> AccessAudit | None:
     if data.access is None:
-        report.notes.append("access log not checked (not readable from this source)")
-        return
-    checked = audit_access(
+        return None
+    return audit_access(
         data.access, log_key=options.log_key, origin=options.origin, now=options.now,
         max_age=options.max_checkpoint_age,
     )
+
+
+def _access_checks(report: AuditReport, checked: AccessAudit | None) -> None:
+    if checked is None:
+        report.notes.append("access log not checked (not readable from this source)")
+        return
     report.access = checked.to_json()
     report.findings += checked.findings
     report.notes += checked.notes
@@ -384,32 +405,38 @@ def _projection_checks(
         report.notes.append(f"projections of {len(skip)} case(s) not compared: their events have findings")
 
 
+def _projection_checks_by_case(
+    data: AuditInput, options: AuditOptions, by_case: ByCase, report: AuditReport
+) -> None:
+    """As ``_projection_checks``, from the per-case comparisons the workers made."""
+    if data.read_models is None:
+        report.notes.append("read models not compared (not readable from this source)")
+        return
+    skip = _cases_with_findings(report.findings, data)
+    report.findings += projection_findings(
+        by_case, data.read_models, skip, options.mac, report.log_size, report.expected_log_head
+    )
+    if options.mac is None:
+        report.notes.append("read-model MACs not checked (the service's state key was not available)")
+    if skip:
+        report.notes.append(f"projections of {len(skip)} case(s) not compared: their events have findings")
+
+
 def _entry_checks(
-    data: AuditInput, options: AuditOptions, report: AuditReport, progress: Progress
-) -> tuple[Matched, EntryChecker, dict[int, UnverifiedEnvelope]]:
+    data: AuditInput, matched: Matched, options: AuditOptions, report: AuditReport, progress: Progress
+) -> tuple[EntryChecker, dict[int, UnverifiedEnvelope]]:
+    """The serial path (with signatures verified by worker processes when ``workers`` > 1)."""
     clock = _Clock(report.timings)
-    matched = match_log(data.log, data.events)
-    clock.lap("match")
     registry = [e for e in matched.entries if matched.rows[e.leaf_index].case_id == REGISTRY_CASE_ID]
     known_keys = public_keys_in(parse_all(registry).values())  # so that workers verify every signature
     checker, parsed = check_all(matched.entries, options, progress, known_keys)
     clock.lap("entries")
     event_ids = {i: env.statement.event_id for i, env in parsed.items()}
-    report.findings += matched.findings + _located(checker)
+    report.findings += matched.findings + located(checker)
     report.findings += order_findings(matched, checker.checked, data.log, event_ids)
+    report.cases = sum(1 for case_id in checker.cases if case_id != REGISTRY_CASE_ID)
     clock.lap("order")
-    return matched, checker, parsed
-
-
-def _located(checker: EntryChecker) -> list[Finding]:
-    """The engine's findings, each with the case and seq of its statement when the engine found
-    the problem before reading them (leaf checks come first)."""
-    where = {c.leaf_index: c for c in checker.checked}
-    located = []
-    for f in checker.findings:
-        c = where.get(f.leaf_index) if f.leaf_index is not None and f.case_id is None else None
-        located.append(f if c is None or c.case_id is None else replace(f, case_id=c.case_id, seq=c.seq))
-    return located
+    return checker, parsed
 
 
 def run_audit(data: AuditInput, options: AuditOptions, progress: Progress = _noop) -> AuditReport:
@@ -423,15 +450,42 @@ def _run_audit(data: AuditInput, options: AuditOptions, progress: Progress) -> A
     report.log_size = (max(r.leaf_index for r in data.log) + 1) if data.log else 0
     report.events = len(data.events)
     timer = _Timer(report)
-    _, checker, parsed = _entry_checks(data, options, report, progress)
-    report.cases = sum(1 for case_id in checker.cases if case_id != REGISTRY_CASE_ID)
-    with timer.phase("tree and checkpoints"):
-        _log_checks(data, options, report)
-    with timer.phase("projections"):
-        _projection_checks(data, options, checker, parsed, report)
+    clock = _Clock(report.timings)
+    matched = match_log(data.log, data.events)
+    clock.lap("match")
+
+    def meanwhile() -> tuple[_Tree, AccessAudit | None]:
+        with timer.phase("tree and checkpoints"):
+            tree = _tree(data, options, report.log_size)
+        with timer.phase("access log"):
+            return tree, _access_audit(data, options)
+
+    by_case, (tree, access) = check_by_case(
+        matched.entries,
+        matched,
+        data.log,
+        data.read_models,
+        origin=options.origin,
+        config=options.config,
+        trust_root=options.trust_root,
+        mac=options.mac,
+        workers=options.workers,
+        progress=progress,
+        meanwhile=meanwhile,
+    )
+    if by_case is None:
+        checker, parsed = _entry_checks(data, matched, options, report, progress)
+        _log_checks(data, options, report, tree)
+        with timer.phase("projections"):
+            _projection_checks(data, options, checker, parsed, report)
+    else:
+        clock.lap(BY_CASE_PHASE)
+        report.findings += matched.findings + by_case.engine + by_case.order
+        report.cases = by_case.cases
+        _log_checks(data, options, report, tree)
+        _projection_checks_by_case(data, options, by_case, report)
     _token_checks(data, report)
-    with timer.phase("access log"):
-        _access_checks(data, options, report)
+    _access_checks(report, access)
     report.findings.sort(key=_order)
     _add_notes(data, options, report)
     return report

@@ -11,6 +11,7 @@ manifest), the pin file or the arguments are unusable, 3 no finding but a pin is
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -39,7 +40,7 @@ def _options(
     min_witnesses: int | None,
     media: Path | None,
     trust_root: str | None,
-    workers: int,
+    workers: int | None,
     pins: Any,
 ) -> Any:
     from ledger.log import note
@@ -51,7 +52,7 @@ def _options(
         fail("--trust-root is a key id: 64 lowercase hex digits", 2)
     if media is not None and not media.is_dir():
         fail(f"--media {media} is not a folder", 2)
-    if workers < 1:
+    if workers is not None and workers < 1:
         fail("--workers must be >= 1", 2)
     witnesses = tuple(verifier_key_arg(w, "--witness", note.SIG_TYPE_COSIGNATURE_V1) for w in witness or [])
     if len({(w.name, w.key_id) for w in witnesses}) != len(witnesses):
@@ -62,7 +63,7 @@ def _options(
         min_witnesses=min_witnesses,
         media_dir=media,
         trust_root=trust_root,
-        workers=workers,
+        workers=workers or os.cpu_count() or 1,
         pins=pins,
     )
 
@@ -118,7 +119,10 @@ def verify(
         str | None,
         typer.Option("--trust-root", help="pin the trust root: the admin key id the City published"),
     ] = None,
-    workers: Annotated[int, typer.Option("--workers", help="processes for signature checks")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="processes, this one included: the others check signatures (default: all cores)"),
+    ] = None,
     trust: TrustFile = None,
     allow_unpinned: AllowUnpinned = False,
 ) -> None:

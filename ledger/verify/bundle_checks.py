@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -10,13 +12,14 @@ from typing import Any
 from domain.context import DomainConfig
 from domain.errors import LedgerError
 from domain.events import declared
-from ledger.envelope.dsse import REGISTRY_CASE_ID, UnverifiedEnvelope, parse_envelope
+from ledger.envelope.dsse import PAYLOAD_TYPE, REGISTRY_CASE_ID, UnverifiedEnvelope, pae, parse_envelope
 from ledger.verify.bundle_files import BundleFiles, ManifestFile
 from ledger.verify.bundle_format import ENVELOPES, HEX64, LEAVES, MANIFEST, MEDIA, file_sha256, member_path
 from ledger.verify.bundle_model import BundleVerification, VerifyOptions
-from ledger.verify.engine import Entry, EntryChecker, check_entries, verify_signatures
+from ledger.verify.engine import Entry, EntryChecker, _verify_one, check_entries, public_keys_in
 
 PARALLEL_FROM = 200  # entries; below this a worker process costs more than it saves
+_FORK = "fork"  # the workers inherit the entries; where processes cannot fork, one process checks all
 
 # --- step 1: the manifest -----------------------------------------------------------------------
 
@@ -108,35 +111,61 @@ def check_case(v: BundleVerification, checker: EntryChecker) -> None:
     v.counts[10] = f"{len(events)} case events replayed through the case rules"
 
 
-def _signature_verdicts(raws: list[tuple[int, bytes]]) -> dict[int, bool]:
-    """In a worker process: leaf index → signature verdict, exactly as ``check_entries`` computes them."""
+def _can_fork() -> bool:
+    """Fork only where processes can, and only from a single-threaded process (a forked child has
+    only the forking thread: a lock another thread held at the fork would never be released)."""
+    return _FORK in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+
+
+_ENTRIES: list[Entry] = []  # set just before the signature workers fork; they inherit it
+
+
+def _signature_verdicts(part: int, parts: int) -> dict[int, bool]:
+    """In a worker process: leaf index -> signature verdict of every ``parts``-th entry from
+    ``part`` on, exactly as ``check_entries`` computes them (with the keys registered anywhere in
+    the bundle, as ``verify_signatures`` over all entries would use)."""
     parsed: list[tuple[int, UnverifiedEnvelope]] = []
-    for index, raw in raws:
+    for entry in _ENTRIES:
         try:
-            parsed.append((index, parse_envelope(raw)))
+            parsed.append((entry.leaf_index, parse_envelope(entry.envelope)))
         except LedgerError:
             continue
-    by_position = verify_signatures([envelope for _, envelope in parsed])
-    return {parsed[pos][0]: ok for pos, ok in by_position.items()}
+    keys = public_keys_in(envelope for _, envelope in parsed)
+    verdicts = {}
+    for index, envelope in parsed[part::parts]:
+        public = keys.get(envelope.keyid)
+        if public is not None:
+            verdicts[index] = _verify_one((public, envelope.sig, pae(PAYLOAD_TYPE, envelope.payload)))
+    return verdicts
 
 
-def _speculative(entries: list[Entry], **kwargs: Any) -> EntryChecker:
-    """Replay with every signature assumed valid while one worker process checks them for real.
+def _speculative(entries: list[Entry], workers: int, **kwargs: Any) -> EntryChecker:
+    """Replay with every signature assumed valid while ``workers`` - 1 processes check them for real.
 
-    When the worker finds every signature valid (a clean bundle), the result is exactly what
-    ``check_entries`` would give; otherwise the entries are checked again the ordinary way."""
-    with ProcessPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(_signature_verdicts, [(e.leaf_index, e.envelope) for e in entries])
-        parsed: dict[int, UnverifiedEnvelope] = {}
-        for entry in entries:
-            try:
-                parsed[entry.leaf_index] = parse_envelope(entry.envelope)
-            except LedgerError:
-                continue
-        checker = EntryChecker(**kwargs, signature_verdicts=dict.fromkeys(parsed, True))
-        for entry in entries:
-            checker.check(entry, parsed.get(entry.leaf_index))
-        verdicts = future.result()
+    The workers are forked: they inherit the entries (nothing is pickled but the verdicts coming
+    back). When they find every signature valid (a clean bundle), the result is exactly what
+    ``check_entries`` would give; otherwise the entries are checked again the ordinary way. A
+    worker's exception is raised here, a dead worker is ``BrokenProcessPool``: never swallowed."""
+    global _ENTRIES
+    parts = max(1, workers - 1)
+    _ENTRIES = entries
+    try:
+        with ProcessPoolExecutor(parts, mp_context=multiprocessing.get_context(_FORK)) as pool:
+            futures = [pool.submit(_signature_verdicts, part, parts) for part in range(parts)]
+            parsed: dict[int, UnverifiedEnvelope] = {}
+            for entry in entries:
+                try:
+                    parsed[entry.leaf_index] = parse_envelope(entry.envelope)
+                except LedgerError:
+                    continue
+            checker = EntryChecker(**kwargs, signature_verdicts=dict.fromkeys(parsed, True))
+            for entry in entries:
+                checker.check(entry, parsed.get(entry.leaf_index))
+            verdicts: dict[int, bool] = {}
+            for future in futures:
+                verdicts.update(future.result())
+    finally:
+        _ENTRIES = []
     if verdicts.keys() == parsed.keys() and all(verdicts.values()):
         return checker
     return check_entries(entries, **kwargs)
@@ -154,8 +183,8 @@ def run_entry_checks(v: BundleVerification, files: BundleFiles, options: VerifyO
         "trust_root": options.trust_root,
         "partial_registry": True,
     }
-    if options.workers > 1 and len(entries) >= PARALLEL_FROM:
-        checker = _speculative(entries, **kwargs)
+    if options.workers > 1 and len(entries) >= PARALLEL_FROM and _can_fork():
+        checker = _speculative(entries, options.workers, **kwargs)
     else:
         checker = check_entries(entries, **kwargs)
     v.findings.extend(checker.findings)

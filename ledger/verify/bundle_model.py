@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ class VerifyOptions:
     min_witnesses: int | None = None
     media_dir: Path | None = None
     trust_root: str | None = None
-    workers: int = 1
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # processes, this one included
     pins: PinFile | None = None
     vkey_source: str = "--vkey"
     trust_root_source: str = "--trust-root"

@@ -130,6 +130,8 @@ class EntryChecker:
         trust_root: str | None = None,
         partial_registry: bool = False,
         signature_verdicts: dict[int, bool] | None = None,
+        registry_at: Callable[[int], Any] | None = None,
+        keep_events: bool = False,
     ) -> None:
         self.origin = origin
         self.config = config or DomainConfig()
@@ -139,6 +141,11 @@ class EntryChecker:
         self.findings: list[Finding] = []
         self.cases: dict[str, CaseTrack] = {}
         self.registry: Any = None
+        # The registry as of a leaf index, when the registry's own entries were checked elsewhere
+        # first (the audit checks cases in parallel, each against the registry of its positions).
+        self.registry_at = registry_at
+        # leaf index -> the event as the rules parsed it, for callers that project it further
+        self.events: dict[int, Any] | None = {} if keep_events else None
         self.checked: list[Checked] = []
         self.envelope_hashes: set[str] = set()
         self._root_refused = False
@@ -166,6 +173,8 @@ class EntryChecker:
             self._find(result, "BINDING_MISMATCH", 4, f"statement is bound to ledger '{st.ledger}'")
         track = self.cases.setdefault(st.case_id, CaseTrack())
         self._check_chain(envelope, track, result, digest)
+        if self.registry_at is not None:
+            self.registry = self.registry_at(entry.leaf_index)
         signer = self._check_signer(envelope, result, integrated_at or st.occurred_at, entry.leaf_index)
         if signer is not None:
             self._apply(envelope, track, result, signer)
@@ -264,9 +273,11 @@ class EntryChecker:
     def _apply(self, envelope: UnverifiedEnvelope, track: CaseTrack, result: Checked, signer: Any) -> None:
         st = envelope.statement
         try:
-            track.state, _event, _ctx = decide(
+            track.state, event, _ctx = decide(
                 track.state, st, signer, self.config, leaf_index=result.leaf_index
             )
+            if self.events is not None:
+                self.events[result.leaf_index] = event
             if st.case_id == REGISTRY_CASE_ID:
                 self.registry = track.state
             actor, role = signer.actor, signer.role

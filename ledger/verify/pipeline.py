@@ -117,5 +117,5 @@ def check_pipelined(
     progress: Progress | None = None,
 ) -> tuple[EntryChecker, dict[int, UnverifiedEnvelope]]:
     """What ``engine.check_entries`` does, pipelined; also returns the parsed envelopes."""
-    checker = EntryChecker(origin=origin, config=config, trust_root=trust_root)
+    checker = EntryChecker(origin=origin, config=config, trust_root=trust_root, keep_events=True)
     return PipelinedCheck(checker, workers, known_keys or {}, progress).run(entries)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from dataclasses import replace
 from typing import Any
+from unittest.mock import patch
 
 import psycopg
 
-from ledger.audit.run import AuditOptions, AuditReport, run_audit
+from ledger.audit import by_case
+from ledger.audit.run import BY_CASE_PHASE, AuditOptions, AuditReport, run_audit
 from ledger.audit.source import read_database
 from ledger.bootstrap import log_verifier_key
 from ledger.log import note
@@ -70,6 +73,26 @@ def options(ledger: Ledger, kept: list[bytes] | None = None) -> AuditOptions:
     )
 
 
+def comparable(report: AuditReport) -> dict[str, Any]:
+    """The whole report but its timings (which say how long each phase took, and which path ran)."""
+    return {k: v for k, v in report.to_json().items() if k != "timings"}
+
+
+def by_case_ran(report: AuditReport) -> bool:
+    return BY_CASE_PHASE in report.timings
+
+
 def audit(ledger: Ledger, kept: list[bytes] | None = None) -> AuditReport:
-    return run_audit(read_database(ledger.db, mac=ledger.mac), options(ledger, kept))
+    """The audit with one worker; every call also audits the same data case by case on two worker
+    processes (``ledger.audit.by_case``, from any size of ledger) and checks that both reports are
+    the same, so that every tampering a test makes is checked on both paths."""
+    data = read_database(ledger.db, mac=ledger.mac)
+    opts = options(ledger, kept)
+    serial = run_audit(data, opts)
+    # A PostgreSQL ledger's connection pool has idle threads, so the audit would not fork: the
+    # comparison forks anyway (the children touch no connection), to cover both backends.
+    with patch.object(by_case, "MIN_ENTRIES", 0), patch.object(by_case, "_may_fork", lambda: True):
+        parallel = run_audit(data, replace(opts, workers=2))
+    assert comparable(parallel) == comparable(serial)
+    return serial
 
