@@ -82,10 +82,9 @@ def by_case_ran(report: AuditReport) -> bool:
     return BY_CASE_PHASE in report.timings
 
 
-def audit(ledger: Ledger, kept: list[bytes] | None = None) -> AuditReport:
-    """The audit with one worker; every call also audits the same data case by case on two worker
-    processes (``ledger.audit.by_case``, from any size of ledger) and checks that both reports are
-    the same, so that every tampering a test makes is checked on both paths."""
+def audit_both(ledger: Ledger, kept: list[bytes] | None = None) -> tuple[AuditReport, AuditReport]:
+    """The audit with one worker, and the same data audited case by case on two worker processes
+    (``ledger.audit.by_case``, from any size of ledger)."""
     data = read_database(ledger.db, mac=ledger.mac)
     opts = options(ledger, kept)
     serial = run_audit(data, opts)
@@ -93,6 +92,12 @@ def audit(ledger: Ledger, kept: list[bytes] | None = None) -> AuditReport:
     # comparison forks anyway (the children touch no connection), to cover both backends.
     with patch.object(by_case, "MIN_ENTRIES", 0), patch.object(by_case, "_may_fork", lambda: True):
         parallel = run_audit(data, replace(opts, workers=2))
+    return serial, parallel
+
+
+def audit(ledger: Ledger, kept: list[bytes] | None = None) -> AuditReport:
+    """The audit with one worker; every call also checks that the audit case by case on two worker
+    processes gives the same report, so that every tampering a test makes is checked on both paths."""
+    serial, parallel = audit_both(ledger, kept)
     assert comparable(parallel) == comparable(serial)
     return serial
-

@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from ledger.log import merkle, note
 from ledger.log.leaf import leaf_bytes
 from ledger.settings import key_path
 from ledger.store import Ledger
-from tests.support.audit import Raw, audit, options, verifier_key
+from tests.support.audit import Raw, audit, audit_both, by_case_ran, comparable, options, verifier_key
 from tests.support.cases import Actors, case_opened, new_case_id, run_cambridge_scenario
 
 # --- helpers shared with test_rollback / test_time_travel --------------------------------------------
@@ -502,3 +504,59 @@ def test_witness_cosignatures_are_checked(scenario: Scenario) -> None:
     report = run_audit(read_database(s.ledger.db), opts)
     assert [(f.code, f.evidence["size"]) for f in report.findings] == [("BAD_COSIGNATURE", size)]
     assert report.witnessed_size is None
+
+
+# --- case by case on worker processes: the same report as one process ---------------------------------
+
+
+def _fail_in_worker(task: int) -> None:
+    raise RuntimeError(f"task {task} could not be checked")
+
+
+def _die_in_worker(task: int) -> None:
+    os._exit(3)
+
+
+def test_tampered_cases_are_checked_case_by_case_with_the_same_report(scenario: Scenario) -> None:
+    s, raw = scenario, Raw(scenario.ledger)
+    edited = resign_body(s.envelope(s.case_id, 2), narrative="Nothing was seen.")
+    raw.run(
+        f"UPDATE {raw.events} SET state = ? WHERE originator_id = ? AND originator_version = 2",
+        (edited, raw.key(s.case_id)),
+    )
+    raw.run("UPDATE case_state SET status = 'closed' WHERE case_id = ?", (s.other,))
+    serial, parallel = audit_both(s.ledger)
+    assert by_case_ran(parallel) and not by_case_ran(serial)
+    assert comparable(parallel) == comparable(serial)
+    assert {f.code for f in serial.findings} >= {"BAD_SIGNATURE", "PROJECTION_DRIFT"}
+
+
+def test_an_envelope_under_another_cases_row_is_checked_in_one_process(scenario: Scenario) -> None:
+    s, raw = scenario, Raw(scenario.ledger)
+    raw.run(
+        f"UPDATE {raw.events} SET originator_id = ?, originator_version = 99"
+        " WHERE originator_id = ? AND originator_version = 2",
+        (raw.key(s.case_id), raw.key(s.other)),
+    )
+    serial, parallel = audit_both(s.ledger)
+    assert not by_case_ran(parallel)  # a worker would have checked the other case without it
+    assert comparable(parallel) == comparable(serial)
+    assert ("ORDER_VIOLATION", s.leaf[(s.other, 2)], s.other, 2) in where(serial)
+
+
+def test_an_error_in_a_case_worker_is_raised_not_swallowed(
+    scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ledger.audit import by_case
+
+    monkeypatch.setattr(by_case, "_check_task", _fail_in_worker)
+    with pytest.raises(RuntimeError, match="could not be checked"):
+        audit_both(scenario.ledger)
+
+
+def test_a_dead_case_worker_is_an_error_not_a_hang(scenario: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ledger.audit import by_case
+
+    monkeypatch.setattr(by_case, "_check_task", _die_in_worker)
+    with pytest.raises(BrokenProcessPool):
+        audit_both(scenario.ledger)

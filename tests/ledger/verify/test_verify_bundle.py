@@ -14,8 +14,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -471,3 +473,25 @@ def test_parallel_verification_equals_sequential(
         reports = [report_json(verify_bundle(path, VerifyOptions(workers=w))) for w in (1, 2)]
         assert reports[0] == reports[1]
     assert codes(reports[1]) == {"BAD_SIGNATURE"}
+
+
+def _fail_in_worker(part: int, parts: int) -> dict[int, bool]:
+    raise RuntimeError(f"part {part} of {parts} could not be checked")
+
+
+def _die_in_worker(part: int, parts: int) -> dict[int, bool]:
+    os._exit(3)
+
+
+@pytest.mark.parametrize(("worker", "error"), [(_fail_in_worker, RuntimeError), (_die_in_worker, BrokenProcessPool)])
+def test_a_failing_signature_worker_is_an_error_not_a_verdict(
+    exported: Exported, monkeypatch: pytest.MonkeyPatch, worker: Callable[[int, int], dict[int, bool]],
+    error: type[Exception],
+) -> None:
+    from ledger.verify import bundle_checks
+    from ledger.verify.bundle import VerifyOptions, verify_bundle
+
+    monkeypatch.setattr(bundle_checks, "PARALLEL_FROM", 0)
+    monkeypatch.setattr(bundle_checks, "_signature_verdicts", worker)
+    with pytest.raises(error):
+        verify_bundle(exported.path, VerifyOptions(workers=2))
