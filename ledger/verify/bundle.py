@@ -13,13 +13,30 @@ log key and the trust root pinned; without findings but with a pin missing it is
 
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from ledger.envelope.dsse import REGISTRY_CASE_ID
 from ledger.verify.bundle_access import check_access
-from ledger.verify.bundle_checks import check_manifest, check_media, media_recorded, run_entry_checks
-from ledger.verify.bundle_files import BundleUnusable, load_bundle, open_bundle, parse_manifest, read_members
+from ledger.verify.bundle_checks import (
+    check_manifest,
+    check_media,
+    media_recorded,
+    run_entry_checks,
+    signature_pool,
+)
+from ledger.verify.bundle_files import (
+    BundleFiles,
+    BundleUnusable,
+    Manifest,
+    load_bundle,
+    open_bundle,
+    parse_manifest,
+    read_members,
+)
+from ledger.verify.bundle_format import ENVELOPES
 from ledger.verify.bundle_log import check_checkpoint, check_inclusion
 from ledger.verify.bundle_model import BundleVerification, Step, VerifyOptions
 from ledger.verify.bundle_state import case_summary
@@ -72,16 +89,30 @@ def verify_bundle(path: Path, options: VerifyOptions | None = None) -> BundleVer
     bundle itself cannot be used (not a zip, no usable manifest)."""
     options = options or VerifyOptions()
     bundle_sha, source = load_bundle(Path(path))
-    with open_bundle(source, Path(path).name) as (zf, manifest_raw):
-        manifest = parse_manifest(manifest_raw)
-        files = read_members(zf)
+    with ExitStack() as stack:
+        with open_bundle(source, Path(path).name) as (zf, manifest_raw):
+            manifest = parse_manifest(manifest_raw)
+            listed = sum(1 for f in manifest.files if f.path.startswith(ENVELOPES))
+            pool = stack.enter_context(signature_pool(options.workers, listed))
+            files = read_members(zf)
+        return _verify(path, options, bundle_sha, manifest, files, pool)
+
+
+def _verify(
+    path: Path,
+    options: VerifyOptions,
+    bundle_sha: str,
+    manifest: Manifest,
+    files: BundleFiles,
+    pool: ProcessPoolExecutor | None,
+) -> BundleVerification:
     v = BundleVerification(Path(path).name, bundle_sha, manifest)
     options = options.pinned_for(manifest.origin)
     _pins(v, options)
     check_manifest(v, files)
     checkpoint = check_checkpoint(v, files, options)
     v.counts[8] = _checkpoint_detail(v.checkpoint)
-    checker = run_entry_checks(v, files, options)
+    checker = run_entry_checks(v, files, options, pool)
     check_inclusion(v, files, checkpoint)
     check_access(v, files)
     track = checker.cases.get(manifest.case_id)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from ledger.verify.bundle_model import BundleVerification, VerifyOptions
 from ledger.verify.engine import Entry, EntryChecker, _verify_one, check_entries, public_keys_in
 
 PARALLEL_FROM = 200  # entries; below this a worker process costs more than it saves
+SEND_EVERY = 100  # entries parsed before their signatures go to a worker
 _FORK = "fork"  # the workers inherit the entries; where processes cannot fork, one process checks all
 
 # --- step 1: the manifest -----------------------------------------------------------------------
@@ -117,61 +120,75 @@ def _can_fork() -> bool:
     return _FORK in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
 
-_ENTRIES: list[Entry] = []  # set just before the signature workers fork; they inherit it
+@contextmanager
+def signature_pool(workers: int, listed: int) -> Iterator[ProcessPoolExecutor | None]:
+    """``workers`` - 1 forked processes for the signatures, started at once so that their start-up
+    overlaps the reading of the bundle (``listed``: the envelopes the manifest lists; below
+    ``PARALLEL_FROM`` no pool is worth its start-up). None: check in this process."""
+    if workers <= 1 or listed < PARALLEL_FROM or not _can_fork():
+        yield None
+        return
+    with ProcessPoolExecutor(workers - 1, mp_context=multiprocessing.get_context(_FORK)) as pool:
+        pool.submit(int)  # a fork-context pool starts its processes at the first task
+        yield pool
 
 
-def _signature_verdicts(part: int, parts: int) -> dict[int, bool]:
-    """In a worker process: leaf index -> signature verdict of every ``parts``-th entry from
-    ``part`` on, exactly as ``check_entries`` computes them (with the keys registered anywhere in
-    the bundle, as ``verify_signatures`` over all entries would use)."""
-    parsed: list[tuple[int, UnverifiedEnvelope]] = []
-    for entry in _ENTRIES:
+def _signature_verdicts(items: list[tuple[int, bytes, bytes, bytes]]) -> dict[int, bool]:
+    """In a worker process: leaf index -> verdict of (leaf index, public key, signature, message)."""
+    return {index: _verify_one((public, sig, message)) for index, public, sig, message in items}
+
+
+def _speculative(entries: list[Entry], pool: ProcessPoolExecutor, **kwargs: Any) -> EntryChecker:
+    """Replay with every signature assumed valid while the pool's processes check them for real.
+
+    This process parses the entries and sends the workers, every ``SEND_EVERY`` entries, what to
+    verify (key, signature, signed message: nothing is parsed twice), so that they start while it
+    still parses. An envelope whose key is registered only further on waits for the end of the
+    parsing: the verdicts are those of ``check_entries``, which uses the keys registered anywhere in
+    the bundle. When every parsed entry's signature verifies (a clean bundle), the result is
+    exactly what ``check_entries`` would give; otherwise the entries are checked again the ordinary
+    way. A worker's exception is raised here, a dead worker is ``BrokenProcessPool``: never
+    swallowed."""
+    parsed: dict[int, UnverifiedEnvelope] = {}
+    keys: dict[str, bytes] = {}
+    futures = []
+    batch: list[tuple[int, bytes, bytes, bytes]] = []
+    waiting: list[tuple[int, UnverifiedEnvelope]] = []
+
+    def item(index: int, env: UnverifiedEnvelope) -> tuple[int, bytes, bytes, bytes]:
+        return index, keys[env.keyid], env.sig, pae(PAYLOAD_TYPE, env.payload)
+
+    for entry in entries:
         try:
-            parsed.append((entry.leaf_index, parse_envelope(entry.envelope)))
+            env = parse_envelope(entry.envelope)
         except LedgerError:
             continue
-    keys = public_keys_in(envelope for _, envelope in parsed)
-    verdicts = {}
-    for index, envelope in parsed[part::parts]:
-        public = keys.get(envelope.keyid)
-        if public is not None:
-            verdicts[index] = _verify_one((public, envelope.sig, pae(PAYLOAD_TYPE, envelope.payload)))
-    return verdicts
-
-
-def _speculative(entries: list[Entry], workers: int, **kwargs: Any) -> EntryChecker:
-    """Replay with every signature assumed valid while ``workers`` - 1 processes check them for real.
-
-    The workers are forked: they inherit the entries (nothing is pickled but the verdicts coming
-    back). When they find every signature valid (a clean bundle), the result is exactly what
-    ``check_entries`` would give; otherwise the entries are checked again the ordinary way. A
-    worker's exception is raised here, a dead worker is ``BrokenProcessPool``: never swallowed."""
-    global _ENTRIES
-    parts = max(1, workers - 1)
-    _ENTRIES = entries
-    try:
-        with ProcessPoolExecutor(parts, mp_context=multiprocessing.get_context(_FORK)) as pool:
-            futures = [pool.submit(_signature_verdicts, part, parts) for part in range(parts)]
-            parsed: dict[int, UnverifiedEnvelope] = {}
-            for entry in entries:
-                try:
-                    parsed[entry.leaf_index] = parse_envelope(entry.envelope)
-                except LedgerError:
-                    continue
-            checker = EntryChecker(**kwargs, signature_verdicts=dict.fromkeys(parsed, True))
-            for entry in entries:
-                checker.check(entry, parsed.get(entry.leaf_index))
-            verdicts: dict[int, bool] = {}
-            for future in futures:
-                verdicts.update(future.result())
-    finally:
-        _ENTRIES = []
+        parsed[entry.leaf_index] = env
+        keys.update(public_keys_in([env]))
+        if env.keyid in keys:
+            batch.append(item(entry.leaf_index, env))
+        else:
+            waiting.append((entry.leaf_index, env))
+        if len(batch) >= SEND_EVERY:
+            futures.append(pool.submit(_signature_verdicts, batch))
+            batch = []
+    batch += [item(index, env) for index, env in waiting if env.keyid in keys]
+    if batch:
+        futures.append(pool.submit(_signature_verdicts, batch))
+    checker = EntryChecker(**kwargs, signature_verdicts=dict.fromkeys(parsed, True))
+    for entry in entries:
+        checker.check(entry, parsed.get(entry.leaf_index))
+    verdicts: dict[int, bool] = {}
+    for future in futures:
+        verdicts.update(future.result())
     if verdicts.keys() == parsed.keys() and all(verdicts.values()):
         return checker
     return check_entries(entries, **kwargs)
 
 
-def run_entry_checks(v: BundleVerification, files: BundleFiles, options: VerifyOptions) -> EntryChecker:
+def run_entry_checks(
+    v: BundleVerification, files: BundleFiles, options: VerifyOptions, pool: ProcessPoolExecutor | None = None
+) -> EntryChecker:
     entries = collect_entries(v, files)
     authorities, window = v.manifest.authorities, v.manifest.disclosure_window_seconds
     config = DomainConfig(authorities=authorities) if authorities else DomainConfig()
@@ -183,8 +200,8 @@ def run_entry_checks(v: BundleVerification, files: BundleFiles, options: VerifyO
         "trust_root": options.trust_root,
         "partial_registry": True,
     }
-    if options.workers > 1 and len(entries) >= PARALLEL_FROM and _can_fork():
-        checker = _speculative(entries, options.workers, **kwargs)
+    if pool is not None and len(entries) >= PARALLEL_FROM:
+        checker = _speculative(entries, pool, **kwargs)
     else:
         checker = check_entries(entries, **kwargs)
     v.findings.extend(checker.findings)

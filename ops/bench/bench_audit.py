@@ -67,8 +67,15 @@ def audit_options(ledger: Ledger, workers: int) -> AuditOptions:
     )
 
 
-def full_audit(data: AuditInput, options: AuditOptions, profile: bool) -> tuple[float, AuditReport]:
+def cpu_seconds() -> tuple[float, float]:
+    """CPU seconds used so far by this process and by its (finished) worker processes."""
+    t = os.times()
+    return t.user + t.system, t.children_user + t.children_system
+
+
+def full_audit(data: AuditInput, options: AuditOptions, profile: bool) -> tuple[float, AuditReport, str]:
     profiler = cProfile.Profile() if profile else None
+    own, children = cpu_seconds()
     start = time.perf_counter()
     if profiler is not None:
         profiler.enable()
@@ -76,12 +83,14 @@ def full_audit(data: AuditInput, options: AuditOptions, profile: bool) -> tuple[
     if profiler is not None:
         profiler.disable()
     elapsed = time.perf_counter() - start
+    own_after, children_after = cpu_seconds()
+    cpu = f"CPU {own_after - own:.1f} s in this process + {children_after - children:.1f} s in workers"
     assert report.findings == [], [str(f) for f in report.findings[:5]]
     if profiler is not None:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(22)
         print(out.getvalue())
-    return elapsed, report
+    return elapsed, report, cpu
 
 
 def run(backend: str, events: int, workers: int, serial: bool, profile: bool) -> None:
@@ -99,10 +108,10 @@ def run(backend: str, events: int, workers: int, serial: bool, profile: bool) ->
         bench.ledger.close()
         bare_one = bare_ed25519_rate(items[:5000], 1)
         before = bare_ed25519_rate(items, workers)
-        elapsed, report = full_audit(data, options, profile)
+        elapsed, report, cpu = full_audit(data, options, profile)
         after = bare_ed25519_rate(items, workers)
         if serial:
-            serial_elapsed, serial_report = full_audit(data, replace(options, workers=1), False)
+            serial_elapsed, serial_report, serial_cpu = full_audit(data, replace(options, workers=1), False)
             assert serial_report.to_json()["findings"] == report.to_json()["findings"]
     elapsed += read
     bare = (before + after) / 2
@@ -117,6 +126,7 @@ def run(backend: str, events: int, workers: int, serial: bool, profile: bool) ->
         "baseline  [goal >= 80%]"
     )
     print("  phases: " + ", ".join(f"{k} {v:.2f}s" for k, v in {"read": read, **report.timings}.items()))
+    print(f"  run_audit: {cpu}")
     if serial:
         serial_elapsed += read
         serial_rate = total / serial_elapsed
@@ -127,6 +137,7 @@ def run(backend: str, events: int, workers: int, serial: bool, profile: bool) ->
         print(
             "  phases: " + ", ".join(f"{k} {v:.2f}s" for k, v in {"read": read, **serial_report.timings}.items())
         )
+        print(f"  run_audit: {serial_cpu}")
 
 
 def main() -> None:

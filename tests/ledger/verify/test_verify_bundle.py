@@ -475,17 +475,17 @@ def test_parallel_verification_equals_sequential(
     assert codes(reports[1]) == {"BAD_SIGNATURE"}
 
 
-def _fail_in_worker(part: int, parts: int) -> dict[int, bool]:
-    raise RuntimeError(f"part {part} of {parts} could not be checked")
+def _fail_in_worker(items: list[Any]) -> dict[int, bool]:
+    raise RuntimeError(f"{len(items)} signatures could not be checked")
 
 
-def _die_in_worker(part: int, parts: int) -> dict[int, bool]:
+def _die_in_worker(items: list[Any]) -> dict[int, bool]:
     os._exit(3)
 
 
 @pytest.mark.parametrize(("worker", "error"), [(_fail_in_worker, RuntimeError), (_die_in_worker, BrokenProcessPool)])
 def test_a_failing_signature_worker_is_an_error_not_a_verdict(
-    exported: Exported, monkeypatch: pytest.MonkeyPatch, worker: Callable[[int, int], dict[int, bool]],
+    exported: Exported, monkeypatch: pytest.MonkeyPatch, worker: Callable[[list[Any]], dict[int, bool]],
     error: type[Exception],
 ) -> None:
     from ledger.verify import bundle_checks
