@@ -13,24 +13,23 @@ log key and the trust root pinned; without findings but with a pin missing it is
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import ExitStack
+import io
 from pathlib import Path
 from typing import Any
 
 from ledger.envelope.dsse import REGISTRY_CASE_ID
+from ledger.log import note
 from ledger.verify.bundle_access import check_access
 from ledger.verify.bundle_checks import (
     check_manifest,
     check_media,
     media_recorded,
     run_entry_checks,
-    signature_pool,
+    worker_pool,
 )
 from ledger.verify.bundle_files import (
     BundleFiles,
     BundleUnusable,
-    Manifest,
     load_bundle,
     open_bundle,
     parse_manifest,
@@ -41,7 +40,7 @@ from ledger.verify.bundle_log import check_checkpoint, check_inclusion
 from ledger.verify.bundle_model import BundleVerification, Step, VerifyOptions
 from ledger.verify.bundle_state import case_summary
 from ledger.verify.engine import EntryChecker
-from ledger.verify.findings import CHECKS
+from ledger.verify.findings import CHECKS, Finding
 
 __all__ = ["BundleUnusable", "BundleVerification", "Step", "VerifyOptions", "verify_bundle"]
 
@@ -89,31 +88,16 @@ def verify_bundle(path: Path, options: VerifyOptions | None = None) -> BundleVer
     bundle itself cannot be used (not a zip, no usable manifest)."""
     options = options or VerifyOptions()
     bundle_sha, source = load_bundle(Path(path))
-    with ExitStack() as stack:
-        with open_bundle(source, Path(path).name) as (zf, manifest_raw):
-            manifest = parse_manifest(manifest_raw)
-            listed = sum(1 for f in manifest.files if f.path.startswith(ENVELOPES))
-            pool = stack.enter_context(signature_pool(options.workers, listed))
-            files = read_members(zf)
-        return _verify(path, options, bundle_sha, manifest, files, pool)
-
-
-def _verify(
-    path: Path,
-    options: VerifyOptions,
-    bundle_sha: str,
-    manifest: Manifest,
-    files: BundleFiles,
-    pool: ProcessPoolExecutor | None,
-) -> BundleVerification:
+    with open_bundle(source, Path(path).name) as (zf, manifest_raw):
+        manifest = parse_manifest(manifest_raw)
+        files = read_members(zf, source.getvalue() if isinstance(source, io.BytesIO) else None)
     v = BundleVerification(Path(path).name, bundle_sha, manifest)
     options = options.pinned_for(manifest.origin)
     _pins(v, options)
     check_manifest(v, files)
     checkpoint = check_checkpoint(v, files, options)
     v.counts[8] = _checkpoint_detail(v.checkpoint)
-    checker = run_entry_checks(v, files, options, pool)
-    check_inclusion(v, files, checkpoint)
+    checker = _entries_and_inclusion(v, files, options, checkpoint)
     check_access(v, files)
     track = checker.cases.get(manifest.case_id)
     state = None if track is None else track.state
@@ -126,6 +110,43 @@ def _verify(
     v.findings.sort(key=lambda f: f.step)
     v.steps = _steps(v)
     return v
+
+
+# What a forked worker inherits to check the inclusion proofs: the bundle so far, its files, and
+# the checkpoint. Set just before the pool forks, cleared after.
+_INHERITED: tuple[BundleVerification, BundleFiles, note.Checkpoint | None] | None = None
+
+
+def _inclusion_in_worker() -> tuple[list[Finding], str]:
+    """In a worker process: ``check_inclusion``'s findings and its count line."""
+    assert _INHERITED is not None, "set before the pool forks"
+    v, files, checkpoint = _INHERITED
+    part = BundleVerification(v.bundle, v.bundle_sha256, v.manifest)
+    check_inclusion(part, files, checkpoint)
+    return part.findings, part.counts[7]
+
+
+def _entries_and_inclusion(
+    v: BundleVerification, files: BundleFiles, options: VerifyOptions, checkpoint: note.Checkpoint | None
+) -> EntryChecker:
+    """Checks 2-5 and 10 (the entries), then 7 (the inclusion proofs). With more than one worker the
+    other processes check the inclusion proofs and the signatures while this one parses and
+    replays the entries; the findings are added in the same order as in one process."""
+    global _INHERITED
+    _INHERITED = (v, files, checkpoint)
+    try:
+        with worker_pool(options.workers, len(files.indexes(ENVELOPES))) as pool:
+            inclusion = None if pool is None else pool.submit(_inclusion_in_worker)
+            checker = run_entry_checks(v, files, options, pool)
+            if inclusion is None:
+                check_inclusion(v, files, checkpoint)
+            else:
+                found, count = inclusion.result()
+                v.findings += found
+                v.counts[7] = count
+    finally:
+        _INHERITED = None
+    return checker
 
 
 def _pins(v: BundleVerification, options: VerifyOptions) -> None:

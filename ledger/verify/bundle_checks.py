@@ -121,15 +121,14 @@ def _can_fork() -> bool:
 
 
 @contextmanager
-def signature_pool(workers: int, listed: int) -> Iterator[ProcessPoolExecutor | None]:
-    """``workers`` - 1 forked processes for the signatures, started at once so that their start-up
-    overlaps the reading of the bundle (``listed``: the envelopes the manifest lists; below
-    ``PARALLEL_FROM`` no pool is worth its start-up). None: check in this process."""
-    if workers <= 1 or listed < PARALLEL_FROM or not _can_fork():
+def worker_pool(workers: int, entries: int) -> Iterator[ProcessPoolExecutor | None]:
+    """``workers`` - 1 forked processes (they inherit what this one holds); None (check in this
+    process) with one worker, where processes cannot fork, or for fewer than ``PARALLEL_FROM``
+    entries, where a pool costs more than it saves."""
+    if workers <= 1 or entries < PARALLEL_FROM or not _can_fork():
         yield None
         return
     with ProcessPoolExecutor(workers - 1, mp_context=multiprocessing.get_context(_FORK)) as pool:
-        pool.submit(int)  # a fork-context pool starts its processes at the first task
         yield pool
 
 

@@ -18,6 +18,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -453,26 +454,74 @@ def test_unusable_bundles_and_arguments_exit_2(exported: Exported, tmp_path: Pat
 # --- the speculative parallel path gives exactly the sequential result -----------------------------------
 
 
+def _flip_last_signature(m: Members, case_id: str) -> None:
+    flip_sig(m, case_indexes(m, case_id)[-1])
+
+
+def _edit_first_leaf(m: Members, case_id: str) -> None:
+    first = case_indexes(m, case_id)[0]
+    leaf = json.loads(m[f"leaves/{first}.json"])
+    leaf["envelope_sha256"] = "0" * 64
+    m[f"leaves/{first}.json"] = canonical(leaf)
+
+
+def _edit_a_proof(m: Members, case_id: str) -> None:
+    second = case_indexes(m, case_id)[1]
+    proof = json.loads(m[f"proofs/{second}.json"])
+    proof["audit_path"][0] = base64.b64encode(b"\x07" * 32).decode()
+    m[f"proofs/{second}.json"] = canonical(proof)
+
+
+def _drop_a_proof(m: Members, case_id: str) -> None:
+    del m[f"proofs/{case_indexes(m, case_id)[2]}.json"]
+
+
+def _drop_an_entry(m: Members, case_id: str) -> None:
+    drop_entry(m, case_indexes(m, case_id)[3])
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (None, set()),
+        (_flip_last_signature, {"BAD_SIGNATURE"}),
+        (_edit_first_leaf, {"LEAF_MISMATCH", "BAD_INCLUSION"}),
+        (_edit_a_proof, {"BAD_INCLUSION"}),
+        (_drop_a_proof, {"BAD_INCLUSION"}),
+        (_drop_an_entry, {"SEQ_GAP"}),
+    ],
+)
 def test_parallel_verification_equals_sequential(
-    exported: Exported, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    exported: Exported,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    change: Callable[[Members, str], None] | None,
+    expected: set[str],
 ) -> None:
-    from ledger.verify import bundle_checks
+    """Worker processes (signatures, inclusion proofs) give exactly the one-process report, for a
+    clean bundle and for each kind of tampering they see."""
+    from ledger.verify import bundle, bundle_checks
     from ledger.verify.bundle import VerifyOptions, verify_bundle
     from ledger.verify.report import report_json
 
     monkeypatch.setattr(bundle_checks, "PARALLEL_FROM", 0)
+    pools: list[object] = []
+    real_pool = bundle.worker_pool
 
-    def build(f: Forger) -> None:
-        last = case_indexes(f.members, exported.case_id)[-1]
-        env = dict(f.members)
-        flip_sig(env, last)
-        f.replace(last, env[f"envelopes/{last}.json"])
+    @contextmanager
+    def spied(workers: int, entries: int) -> Iterator[object]:
+        with real_pool(workers, entries) as pool:
+            pools.append(pool)
+            yield pool
 
-    bad = forged(exported, tmp_path, build)
-    for path in (exported.path, bad):
-        reports = [report_json(verify_bundle(path, VerifyOptions(workers=w))) for w in (1, 2)]
-        assert reports[0] == reports[1]
-    assert codes(reports[1]) == {"BAD_SIGNATURE"}
+    monkeypatch.setattr(bundle, "worker_pool", spied)
+    path = exported.path
+    if change is not None:
+        path = tampered(exported.path, tmp_path / "t.zip", lambda m: change(m, exported.case_id))
+    reports = [report_json(verify_bundle(path, VerifyOptions(workers=w))) for w in (1, 2)]
+    assert pools[0] is None and pools[1] is not None  # one process, then a worker pool
+    assert reports[0] == reports[1]
+    assert codes(reports[1]) >= expected and (expected or not codes(reports[1]))
 
 
 def _fail_in_worker(items: list[Any]) -> dict[int, bool]:
