@@ -25,7 +25,7 @@ from ledger.verify.bundle_checks import (
     check_media,
     media_recorded,
     run_entry_checks,
-    worker_pool,
+    signature_verdicts,
 )
 from ledger.verify.bundle_files import (
     BundleFiles,
@@ -41,6 +41,7 @@ from ledger.verify.bundle_model import BundleVerification, Step, VerifyOptions
 from ledger.verify.bundle_state import case_summary
 from ledger.verify.engine import EntryChecker
 from ledger.verify.findings import CHECKS, Finding
+from ledger.verify.forked import can_fork, forked
 
 __all__ = ["BundleUnusable", "BundleVerification", "Step", "VerifyOptions", "verify_bundle"]
 
@@ -49,6 +50,7 @@ NOT_APPLICABLE = {
     11: "not applicable to a bundle: it holds no read models",
 }
 ACCESS_STEP = 13
+PARALLEL_FROM = 200  # entries; below this a worker process costs more than it saves
 NO_ACCESS_LOG = "not applicable: bundle format 1 carries no access entries"
 
 
@@ -112,9 +114,14 @@ def verify_bundle(path: Path, options: VerifyOptions | None = None) -> BundleVer
     return v
 
 
-# What a forked worker inherits to check the inclusion proofs: the bundle so far, its files, and
-# the checkpoint. Set just before the pool forks, cleared after.
+# What the forked workers inherit: the bundle so far, its files, and the checkpoint. Set just
+# before the pool forks, cleared after.
 _INHERITED: tuple[BundleVerification, BundleFiles, note.Checkpoint | None] | None = None
+
+
+def _verdicts_in_worker() -> dict[int, bool]:
+    assert _INHERITED is not None, "set before the pool forks"
+    return signature_verdicts(_INHERITED[1])
 
 
 def _inclusion_in_worker() -> tuple[list[Finding], str]:
@@ -129,23 +136,25 @@ def _inclusion_in_worker() -> tuple[list[Finding], str]:
 def _entries_and_inclusion(
     v: BundleVerification, files: BundleFiles, options: VerifyOptions, checkpoint: note.Checkpoint | None
 ) -> EntryChecker:
-    """Checks 2-5 and 10 (the entries), then 7 (the inclusion proofs). With more than one worker the
-    other processes check the inclusion proofs and the signatures while this one parses and
-    replays the entries; the findings are added in the same order as in one process."""
+    """Checks 2-5 and 10 (the entries), then 7 (the inclusion proofs). With more than one worker,
+    forked workers check the signatures and the inclusion proofs from the files they inherit while
+    this process parses and replays the entries; each sends back one answer, added in the same
+    order as in one process (``ledger.verify.forked``: a worker's exception is raised here, a dead
+    worker is ``BrokenProcessPool``)."""
     global _INHERITED
+    if options.workers <= 1 or len(files.indexes(ENVELOPES)) < PARALLEL_FROM or not can_fork():
+        checker = run_entry_checks(v, files, options)
+        check_inclusion(v, files, checkpoint)
+        return checker
     _INHERITED = (v, files, checkpoint)
     try:
-        with worker_pool(options.workers, len(files.indexes(ENVELOPES))) as pool:
-            inclusion = None if pool is None else pool.submit(_inclusion_in_worker)
-            checker = run_entry_checks(v, files, options, pool)
-            if inclusion is None:
-                check_inclusion(v, files, checkpoint)
-            else:
-                found, count = inclusion.result()
-                v.findings += found
-                v.counts[7] = count
+        with forked([_verdicts_in_worker, _inclusion_in_worker], options.workers - 1) as workers:
+            checker = run_entry_checks(v, files, options, lambda: workers.result(0))
+            found, count = workers.result(1)
     finally:
         _INHERITED = None
+    v.findings += found
+    v.counts[7] = count
     return checker
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import threading
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+import base64
+import hashlib
+import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,6 @@ from ledger.verify.bundle_files import BundleFiles, ManifestFile
 from ledger.verify.bundle_format import ENVELOPES, HEX64, LEAVES, MANIFEST, MEDIA, file_sha256, member_path
 from ledger.verify.bundle_model import BundleVerification, VerifyOptions
 from ledger.verify.engine import Entry, EntryChecker, _verify_one, check_entries, public_keys_in
-
-PARALLEL_FROM = 200  # entries; below this a worker process costs more than it saves
-SEND_EVERY = 100  # entries parsed before their signatures go to a worker
-_FORK = "fork"  # the workers inherit the entries; where processes cannot fork, one process checks all
 
 # --- step 1: the manifest -----------------------------------------------------------------------
 
@@ -114,80 +109,83 @@ def check_case(v: BundleVerification, checker: EntryChecker) -> None:
     v.counts[10] = f"{len(events)} case events replayed through the case rules"
 
 
-def _can_fork() -> bool:
-    """Fork only where processes can, and only from a single-threaded process (a forked child has
-    only the forking thread: a lock another thread held at the fork would never be released)."""
-    return _FORK in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+def _loosely(raw: bytes) -> tuple[str, bytes, bytes, Any] | None:
+    """(keyid, signature, payload, statement) read without the strict checks, or None. For an
+    envelope that parses strictly these are exactly the strict parser's values."""
+    try:
+        data = json.loads(raw)
+        signature = data["signatures"][0]
+        keyid, sig = signature["keyid"], base64.b64decode(signature["sig"])
+        payload = base64.b64decode(data["payload"])
+        statement = json.loads(payload)
+    except (ValueError, TypeError, KeyError, IndexError):
+        return None
+    return (keyid, sig, payload, statement) if isinstance(keyid, str) else None
 
 
-@contextmanager
-def worker_pool(workers: int, entries: int) -> Iterator[ProcessPoolExecutor | None]:
-    """``workers`` - 1 forked processes (they inherit what this one holds); None (check in this
-    process) with one worker, where processes cannot fork, or for fewer than ``PARALLEL_FROM``
-    entries, where a pool costs more than it saves."""
-    if workers <= 1 or entries < PARALLEL_FROM or not _can_fork():
-        yield None
-        return
-    with ProcessPoolExecutor(workers - 1, mp_context=multiprocessing.get_context(_FORK)) as pool:
-        yield pool
+def _loose_key(statement: Any) -> tuple[str, bytes] | None:
+    """(key id, public key) of a KeyRegistered statement whose key id is its key's SHA-256."""
+    if not isinstance(statement, dict) or statement.get("type") != "KeyRegistered":
+        return None
+    body = statement.get("body")
+    key_id = body.get("key_id") if isinstance(body, dict) else None
+    try:
+        public = base64.b64decode(body["public_key"], validate=True)  # type: ignore[index]
+    except (KeyError, TypeError, ValueError):
+        return None
+    return (key_id, public) if isinstance(key_id, str) and hashlib.sha256(public).hexdigest() == key_id else None
 
 
-def _signature_verdicts(items: list[tuple[int, bytes, bytes, bytes]]) -> dict[int, bool]:
-    """In a worker process: leaf index -> verdict of (leaf index, public key, signature, message)."""
-    return {index: _verify_one((public, sig, message)) for index, public, sig, message in items}
+def signature_verdicts(files: BundleFiles) -> dict[int, bool]:
+    """Leaf index -> signature verdict of every envelope of the bundle, with the keys registered
+    anywhere in it (run by a worker while the main process parses strictly and replays).
+
+    A key id is the SHA-256 of its key, so whichever envelope registers it, the key is the same
+    bytes; for every envelope that parses strictly the verdict is the one ``check_entries`` gives."""
+    read = {}
+    for index in files.indexes(ENVELOPES):
+        loose = _loosely(files.small(member_path(ENVELOPES, index)) or b"")
+        if loose is not None:
+            read[index] = loose
+    keys = dict(k for _, _, _, statement in read.values() if (k := _loose_key(statement)) is not None)
+    return {
+        index: _verify_one((keys[keyid], sig, pae(PAYLOAD_TYPE, payload)))
+        for index, (keyid, sig, payload, _) in read.items()
+        if keyid in keys
+    }
 
 
-def _speculative(entries: list[Entry], pool: ProcessPoolExecutor, **kwargs: Any) -> EntryChecker:
-    """Replay with every signature assumed valid while the pool's processes check them for real.
+def _speculative(entries: list[Entry], verdicts: Callable[[], dict[int, bool]], **kwargs: Any) -> EntryChecker:
+    """Replay with every signature assumed valid while a worker checks them for real
+    (``verdicts``: waits for its answer, raising its exception if it failed).
 
-    This process parses the entries and sends the workers, every ``SEND_EVERY`` entries, what to
-    verify (key, signature, signed message: nothing is parsed twice), so that they start while it
-    still parses. An envelope whose key is registered only further on waits for the end of the
-    parsing: the verdicts are those of ``check_entries``, which uses the keys registered anywhere in
-    the bundle. When every parsed entry's signature verifies (a clean bundle), the result is
-    exactly what ``check_entries`` would give; otherwise the entries are checked again the ordinary
-    way. A worker's exception is raised here, a dead worker is ``BrokenProcessPool``: never
-    swallowed."""
+    When every parsed entry's signature has a verdict (its key is registered in the bundle) and
+    verifies, as in a clean bundle, the result is exactly what ``check_entries`` would give;
+    otherwise the entries are checked again the ordinary way."""
     parsed: dict[int, UnverifiedEnvelope] = {}
-    keys: dict[str, bytes] = {}
-    futures = []
-    batch: list[tuple[int, bytes, bytes, bytes]] = []
-    waiting: list[tuple[int, UnverifiedEnvelope]] = []
-
-    def item(index: int, env: UnverifiedEnvelope) -> tuple[int, bytes, bytes, bytes]:
-        return index, keys[env.keyid], env.sig, pae(PAYLOAD_TYPE, env.payload)
-
     for entry in entries:
         try:
-            env = parse_envelope(entry.envelope)
+            parsed[entry.leaf_index] = parse_envelope(entry.envelope)
         except LedgerError:
             continue
-        parsed[entry.leaf_index] = env
-        keys.update(public_keys_in([env]))
-        if env.keyid in keys:
-            batch.append(item(entry.leaf_index, env))
-        else:
-            waiting.append((entry.leaf_index, env))
-        if len(batch) >= SEND_EVERY:
-            futures.append(pool.submit(_signature_verdicts, batch))
-            batch = []
-    batch += [item(index, env) for index, env in waiting if env.keyid in keys]
-    if batch:
-        futures.append(pool.submit(_signature_verdicts, batch))
     checker = EntryChecker(**kwargs, signature_verdicts=dict.fromkeys(parsed, True))
     for entry in entries:
         checker.check(entry, parsed.get(entry.leaf_index))
-    verdicts: dict[int, bool] = {}
-    for future in futures:
-        verdicts.update(future.result())
-    if verdicts.keys() == parsed.keys() and all(verdicts.values()):
+    keys = public_keys_in(parsed.values())
+    got = verdicts()
+    if all(env.keyid in keys and got.get(index) is True for index, env in parsed.items()):
         return checker
     return check_entries(entries, **kwargs)
 
 
 def run_entry_checks(
-    v: BundleVerification, files: BundleFiles, options: VerifyOptions, pool: ProcessPoolExecutor | None = None
+    v: BundleVerification,
+    files: BundleFiles,
+    options: VerifyOptions,
+    verdicts: Callable[[], dict[int, bool]] | None = None,
 ) -> EntryChecker:
+    """Checks 2-5 and 10; ``verdicts``: the signature verdicts a worker is computing (see
+    ``_speculative``)."""
     entries = collect_entries(v, files)
     authorities, window = v.manifest.authorities, v.manifest.disclosure_window_seconds
     config = DomainConfig(authorities=authorities) if authorities else DomainConfig()
@@ -199,8 +197,8 @@ def run_entry_checks(
         "trust_root": options.trust_root,
         "partial_registry": True,
     }
-    if pool is not None and len(entries) >= PARALLEL_FROM:
-        checker = _speculative(entries, pool, **kwargs)
+    if verdicts is not None:
+        checker = _speculative(entries, verdicts, **kwargs)
     else:
         checker = check_entries(entries, **kwargs)
     v.findings.extend(checker.findings)

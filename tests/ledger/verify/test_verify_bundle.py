@@ -500,47 +500,47 @@ def test_parallel_verification_equals_sequential(
 ) -> None:
     """Worker processes (signatures, inclusion proofs) give exactly the one-process report, for a
     clean bundle and for each kind of tampering they see."""
-    from ledger.verify import bundle, bundle_checks
+    from ledger.verify import bundle
     from ledger.verify.bundle import VerifyOptions, verify_bundle
     from ledger.verify.report import report_json
 
-    monkeypatch.setattr(bundle_checks, "PARALLEL_FROM", 0)
-    pools: list[object] = []
-    real_pool = bundle.worker_pool
+    monkeypatch.setattr(bundle, "PARALLEL_FROM", 0)
+    runs: list[int] = []
+    real_forked = bundle.forked
 
     @contextmanager
-    def spied(workers: int, entries: int) -> Iterator[object]:
-        with real_pool(workers, entries) as pool:
-            pools.append(pool)
-            yield pool
+    def spied(tasks: list[Callable[[], object]], processes: int) -> Iterator[object]:
+        runs.append(processes)
+        with real_forked(tasks, processes) as workers:
+            yield workers
 
-    monkeypatch.setattr(bundle, "worker_pool", spied)
+    monkeypatch.setattr(bundle, "forked", spied)
     path = exported.path
     if change is not None:
         path = tampered(exported.path, tmp_path / "t.zip", lambda m: change(m, exported.case_id))
     reports = [report_json(verify_bundle(path, VerifyOptions(workers=w))) for w in (1, 2)]
-    assert pools[0] is None and pools[1] is not None  # one process, then a worker pool
+    assert runs == [1]  # one process, then one forked worker
     assert reports[0] == reports[1]
     assert codes(reports[1]) >= expected and (expected or not codes(reports[1]))
 
 
-def _fail_in_worker(items: list[Any]) -> dict[int, bool]:
-    raise RuntimeError(f"{len(items)} signatures could not be checked")
+def _fail_in_worker() -> dict[int, bool]:
+    raise RuntimeError("the signatures could not be checked")
 
 
-def _die_in_worker(items: list[Any]) -> dict[int, bool]:
+def _die_in_worker() -> dict[int, bool]:
     os._exit(3)
 
 
 @pytest.mark.parametrize(("worker", "error"), [(_fail_in_worker, RuntimeError), (_die_in_worker, BrokenProcessPool)])
-def test_a_failing_signature_worker_is_an_error_not_a_verdict(
-    exported: Exported, monkeypatch: pytest.MonkeyPatch, worker: Callable[[list[Any]], dict[int, bool]],
+def test_a_failing_worker_is_an_error_not_a_verdict(
+    exported: Exported, monkeypatch: pytest.MonkeyPatch, worker: Callable[[], dict[int, bool]],
     error: type[Exception],
 ) -> None:
-    from ledger.verify import bundle_checks
+    from ledger.verify import bundle
     from ledger.verify.bundle import VerifyOptions, verify_bundle
 
-    monkeypatch.setattr(bundle_checks, "PARALLEL_FROM", 0)
-    monkeypatch.setattr(bundle_checks, "_signature_verdicts", worker)
+    monkeypatch.setattr(bundle, "PARALLEL_FROM", 0)
+    monkeypatch.setattr(bundle, "_verdicts_in_worker", worker)
     with pytest.raises(error):
         verify_bundle(exported.path, VerifyOptions(workers=2))
