@@ -91,6 +91,7 @@ class _Job:
     trust_root: str | None
     live: ReadModels | None
     live_lines: dict[str, list[int]]  # case id -> seqs of its live timeline rows
+    live_links: dict[str, list[tuple[str, int]]]  # case id -> (footage id, step) of its custody rows
     live_releases: dict[str, list[str]]  # case id -> footage ids (or the statistics key) of its rows
     mac: RowMac | None
 
@@ -139,6 +140,10 @@ def _live_subset(job: _Job, case_ids: Iterable[str]) -> ReadModels:
             sub.timeline[(case_id, seq)] = live.timeline[(case_id, seq)]
             if (key2 := ("case_timeline", (case_id, seq))) in macs:
                 sub.macs[key2] = macs[key2]
+        for footage_id, step in job.live_links.get(case_id, ()):
+            sub.custody[(case_id, footage_id, step)] = live.custody[(case_id, footage_id, step)]
+            if (key4 := ("case_custody", (case_id, footage_id, step))) in macs:
+                sub.macs[key4] = macs[key4]
         for footage in job.live_releases.get(case_id, ()):
             sub.releases[(case_id, footage)] = live.releases[(case_id, footage)]
             if (key3 := ("public_releases", (case_id, footage))) in macs:
@@ -216,16 +221,28 @@ def _deal(groups: dict[str, list[Entry]], others: Iterable[str], count: int) -> 
     return [t for t in tasks if t]
 
 
-def _live_index(live: ReadModels | None) -> tuple[dict[str, list[int]], dict[str, list[str]], set[str]]:
-    lines: dict[str, list[int]] = {}
-    releases: dict[str, list[str]] = {}
+@dataclass
+class _LiveIndex:
+    """Which live rows belong to which case (so that a worker takes its cases' rows only)."""
+
+    lines: dict[str, list[int]] = field(default_factory=dict)
+    links: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    releases: dict[str, list[str]] = field(default_factory=dict)
+    cases: set[str] = field(default_factory=set)
+
+
+def _live_index(live: ReadModels | None) -> _LiveIndex:
+    index = _LiveIndex()
     if live is None:
-        return lines, releases, set()
+        return index
     for case_id, seq in live.timeline:
-        lines.setdefault(case_id, []).append(seq)
+        index.lines.setdefault(case_id, []).append(seq)
+    for case_id, footage_id, step in live.custody:
+        index.links.setdefault(case_id, []).append((footage_id, step))
     for case_id, footage in live.releases:
-        releases.setdefault(case_id, []).append(footage)
-    return lines, releases, {*live.case_state, *lines, *releases}
+        index.releases.setdefault(case_id, []).append(footage)
+    index.cases = {*live.case_state, *index.lines, *index.links, *index.releases}
+    return index
 
 
 @dataclass
@@ -286,12 +303,12 @@ def check_by_case(
             return None, meanwhile()  # the trust root did not apply: the serial rules take over
         leaves.append(entry.leaf_index)
         states.append(checker.registry)
-    lines, releases, live_cases = _live_index(live)
-    others = live_cases - set(groups) - {REGISTRY_CASE_ID}
+    index = _live_index(live)
+    others = index.cases - set(groups) - {REGISTRY_CASE_ID}
     tasks = _deal(groups, others, workers * TASKS_PER_WORKER)
     job = _Job(
         groups, tasks, matched, {r.leaf_index: r for r in log}, leaves, states, origin, config, trust_root,
-        live, lines, releases, mac,
+        live, index.lines, index.links, index.releases, mac,
     )
     registry = finish_group(job, [REGISTRY_CASE_ID], checker, parsed, GroupResult(entries=len(leaves)))
     _JOB = job
