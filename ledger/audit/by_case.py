@@ -280,7 +280,7 @@ def check_by_case(
     global _JOB
     usable = (
         workers > 1
-        and len(entries) >= MIN_ENTRIES
+        and len(entries) >= max(1, MIN_ENTRIES)
         and _may_fork()
         and len({e.leaf_index for e in entries}) == len(entries)
         and matched.rows[entries[0].leaf_index].case_id == REGISTRY_CASE_ID
