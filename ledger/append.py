@@ -186,14 +186,6 @@ class Appender:
             )
         return envelope
 
-    def _verify_if_known(self, envelope: UnverifiedEnvelope) -> bool:
-        """Check the signature now if the key is known here (True), else leave it to the lock."""
-        public = self._public_keys.get(envelope.keyid)
-        if public is None:
-            return False
-        verify_envelope(envelope, public)
-        return True
-
     def _learn_keys(self, registry: CaseHead | None) -> None:
         """Remember the public keys of a checked registry (for signature checks before the lock)."""
         if registry is None:
@@ -202,28 +194,52 @@ class Appender:
             if info.key_id not in self._public_keys:
                 self._public_keys[info.key_id] = public_key_from_raw(info.public_key)
 
-    def _phase1(self, i: int, raw: bytes, caller: str | None) -> _Parsed | LedgerError:
-        try:
-            envelope = self._parse(raw)
-            return _Parsed(i, envelope, self._verify_if_known(envelope), caller)
-        except LedgerError as exc:
-            return exc
-
     def _prepare(self, raws: Sequence[bytes], callers: Sequence[str | None] | None) -> list[_Parsed | LedgerError]:
-        """Parse and check signatures of a batch: on every core for a large batch (Ed25519 in
-        ``cryptography`` releases the GIL), in this thread for a small one."""
-        jobs = [(i, raw, None if callers is None else callers[i]) for i, raw in enumerate(raws)]
+        """Parse a batch (in this thread: parsing holds the GIL) and check the signatures of known
+        keys; a large batch's signatures are checked on every core (Ed25519 in ``cryptography``
+        releases the GIL)."""
+        results: list[_Parsed | LedgerError] = []
+        known: list[tuple[int, UnverifiedEnvelope, Ed25519PublicKey]] = []
+        for i, raw in enumerate(raws):
+            caller = None if callers is None else callers[i]
+            try:
+                envelope = self._parse(raw)
+            except LedgerError as exc:
+                results.append(exc)
+                continue
+            public = self._public_keys.get(envelope.keyid)
+            results.append(_Parsed(i, envelope, public is not None, caller))
+            if public is not None:
+                known.append((i, envelope, public))
+        for i, error in self._check_signatures(known):
+            results[i] = error
+        return results
+
+    def _check_signatures(
+        self, known: list[tuple[int, UnverifiedEnvelope, Ed25519PublicKey]]
+    ) -> list[tuple[int, LedgerError]]:
+        """(index, refusal) of every signature that does not verify."""
+
+        def check(part: list[tuple[int, UnverifiedEnvelope, Ed25519PublicKey]]) -> list[tuple[int, LedgerError]]:
+            failed = []
+            for i, envelope, public in part:
+                try:
+                    verify_envelope(envelope, public)
+                except LedgerError as exc:
+                    failed.append((i, exc))
+            return failed
+
         workers = os.cpu_count() or 1
-        if len(raws) < PARALLEL_FROM or workers < 2:
-            return [self._phase1(*job) for job in jobs]
+        if len(known) < PARALLEL_FROM or workers < 2:
+            return check(known)
         if self._verifiers is None:
-            self._verifiers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify")
-        chunks = [jobs[k::workers] for k in range(workers)]
-        results: list[_Parsed | LedgerError | None] = [None] * len(raws)
-        for done in self._verifiers.map(lambda chunk: [(j[0], self._phase1(*j)) for j in chunk], chunks):
-            for i, outcome in done:
-                results[i] = outcome
-        return [r for r in results if r is not None]
+            self._verifiers = ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="verify")
+        parts = [known[k::workers] for k in range(workers)]
+        others = [self._verifiers.submit(check, part) for part in parts[1:]]
+        failed = check(parts[0])  # this thread takes a share too
+        for other in others:
+            failed.extend(other.result())
+        return failed
 
     # -- phase 2 ------------------------------------------------------------------------------
 
