@@ -22,6 +22,19 @@ def actors(ledger: Ledger) -> Actors:
     return Actors.register(ledger)
 
 
+def revoke_investigator(ledger: Ledger, actors: Actors) -> None:
+    from ledger.bootstrap import revoke_key
+    from ledger.settings import key_path
+
+    revoke_key(
+        ledger,
+        key_path(ledger.data_dir, "admin"),
+        actors.key_id("investigator"),
+        reason="left the unit",
+        compromised_since=None,
+    )
+
+
 def test_init_registers_the_trust_root_and_service_key(ledger: Ledger) -> None:
     registry = ledger.registry_state()
     assert registry is not None
@@ -90,22 +103,13 @@ def test_wrong_seq_and_wrong_prev_conflict(ledger: Ledger, actors: Actors) -> No
 def test_unknown_revoked_and_wrongly_roled_keys_are_refused(ledger: Ledger, actors: Actors) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from ledger.bootstrap import revoke_key
-    from ledger.settings import key_path
-
     case_id = new_case_id()
     actors.keys["stranger"] = Ed25519PrivateKey.generate()
     unknown = actors.refused("stranger", case_id, "CaseOpened", case_opened())
     assert isinstance(unknown, AuthorizationError) and unknown.code == "UNKNOWN_KEY"
     wrong_role = actors.refused("auditor", case_id, "CaseOpened", case_opened())
     assert isinstance(wrong_role, AuthorizationError) and wrong_role.code == "ROLE_NOT_ALLOWED"
-    revoke_key(
-        ledger,
-        key_path(ledger.data_dir, "admin"),
-        actors.key_id("investigator"),
-        reason="left the unit",
-        compromised_since=None,
-    )
+    revoke_investigator(ledger, actors)
     revoked = actors.refused("investigator", case_id, "CaseOpened", case_opened())
     assert revoked.code == "REVOKED_KEY"
 
@@ -279,20 +283,12 @@ def test_a_key_revoked_after_its_signature_was_checked_is_still_refused(ledger: 
     """Signatures are checked before the lock against keys this process has seen; the key's status
     is decided under the lock, so a revocation that lands first wins, in a large batch too."""
     from ledger.append import PARALLEL_FROM
-    from ledger.bootstrap import revoke_key
-    from ledger.settings import key_path
 
     ledger.append([actors.envelope("investigator", new_case_id(), "CaseOpened", case_opened("warm"))])
     raws = [
         actors.envelope("investigator", new_case_id(), "CaseOpened", case_opened(f"R{i}"))
         for i in range(PARALLEL_FROM)
     ]
-    revoke_key(
-        ledger,
-        key_path(ledger.data_dir, "admin"),
-        actors.key_id("investigator"),
-        reason="left the unit",
-        compromised_since=None,
-    )
+    revoke_investigator(ledger, actors)
     outcomes = ledger.append(raws)
     assert [getattr(o, "code", None) for o in outcomes] == ["REVOKED_KEY"] * len(raws)
