@@ -97,6 +97,18 @@ def _noop(_phase: str, _done: int, _total: int | None) -> None:
 # --- database ---------------------------------------------------------------------------------
 
 
+#: what a number column that holds no number reads as (SQLite keeps whatever a DBA writes into it):
+#: no real row has it, so the audit names the row as drift instead of failing on it
+NOT_A_NUMBER = -1
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return NOT_A_NUMBER
+
+
 def _rows(tx: Tx, sql: str) -> Iterator[tuple[Any, ...]]:
     cursor = tx.raw
     cursor.execute(sql)
@@ -193,18 +205,18 @@ def read_models(tx: Tx, *, live: bool = True) -> ReadModels:
         " FROM case_state",
     ):
         models.case_state[str(r[0])] = (
-            int(r[1]), str(r[2]), str(r[3]), str(r[4]), int(r[5]), str(r[6]), str(r[7]), int(r[8])
+            _int(r[1]), str(r[2]), str(r[3]), str(r[4]), _int(r[5]), str(r[6]), str(r[7]), _int(r[8])
         )
         models.macs[("case_state", str(r[0]))] = str(r[9])
     for r in _rows(tx, "SELECT case_id, seq, leaf_index, entry, mac FROM case_timeline") if live else ():
-        models.timeline[(str(r[0]), int(r[1]))] = (int(r[2]), str(r[3]))
-        models.macs[("case_timeline", (str(r[0]), int(r[1])))] = str(r[4])
+        models.timeline[(str(r[0]), _int(r[1]))] = (_int(r[2]), str(r[3]))
+        models.macs[("case_timeline", (str(r[0]), _int(r[1])))] = str(r[4])
     if live:
         for r in _rows(tx, "SELECT case_id, footage_id, step, seq, leaf_index, entry, mac FROM case_custody"):
-            models.custody[(str(r[0]), str(r[1]), int(r[2]))] = (int(r[3]), int(r[4]), str(r[5]))
-            models.macs[("case_custody", (str(r[0]), str(r[1]), int(r[2])))] = str(r[6])
+            models.custody[(str(r[0]), str(r[1]), _int(r[2]))] = (_int(r[3]), _int(r[4]), str(r[5]))
+            models.macs[("case_custody", (str(r[0]), str(r[1]), _int(r[2])))] = str(r[6])
     for r in _rows(tx, "SELECT case_id, footage_id, status, entry, version, mac FROM public_releases"):
-        models.releases[(str(r[0]), str(r[1]))] = (str(r[2]), str(r[3]), int(r[4]))
+        models.releases[(str(r[0]), str(r[1]))] = (str(r[2]), str(r[3]), _int(r[4]))
         models.macs[("public_releases", (str(r[0]), str(r[1])))] = str(r[5])
     if live:
         row = tx.one("SELECT position, mac FROM projection_tracking WHERE name = 'read_models'")

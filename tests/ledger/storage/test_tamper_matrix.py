@@ -800,3 +800,21 @@ def test_the_cli_refuses_with_exit_1_and_the_code(world: World, monkeypatch: pyt
     assert w.size() == size
     shown = CliRunner().invoke(app, ["case", "show", w.case_id])
     assert shown.exit_code == 1 and "STATE_TAMPERED" in shown.output
+
+
+def test_a_custody_link_whose_step_is_not_a_number_is_named_by_the_audit(world: World) -> None:
+    """SQLite keeps text written into an INTEGER column: the read refuses the chain and the audit
+    names the link instead of failing on it. PostgreSQL's types refuse the edit itself."""
+    w = world
+    _transferred(w, 3)
+    if w.ledger.db.postgres:
+        with pytest.raises(psycopg.Error):
+            w.raw.run("UPDATE case_custody SET step = 'x' WHERE case_id = ? AND step = 3", (w.case_id,))
+        return
+    w.raw.run("UPDATE case_custody SET step = 'x' WHERE case_id = ? AND step = 3", (w.case_id,))
+    with pytest.raises(StateTampered):
+        w.ledger.custody(w.case_id, "ftg-1")
+    differences = _custody_drift(w)
+    assert "case_custody footage ftg-1 step 3 missing" in differences
+    repaired(w)
+    assert [link["step"] for link in w.ledger.custody(w.case_id, "ftg-1")] == [1, 2, 3, 4]
