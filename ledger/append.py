@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -167,13 +167,6 @@ class Appender:
         #: checked against it before the lock (a key id is the SHA-256 of its key, and
         #: ``verify_envelope`` checks that); the key's status is checked under the lock
         self._public_keys: dict[str, Ed25519PublicKey] = {}
-        self._verifiers: ThreadPoolExecutor | None = None
-
-    def close(self) -> None:
-        """End the signature-checking threads (if a large batch started them)."""
-        verifiers, self._verifiers = self._verifiers, None
-        if verifiers is not None:
-            verifiers.shutdown(wait=True)
 
     # -- phase 1 ------------------------------------------------------------------------------
 
@@ -232,14 +225,28 @@ class Appender:
         workers = os.cpu_count() or 1
         if len(known) < PARALLEL_FROM or workers < 2:
             return check(known)
-        if self._verifiers is None:
-            self._verifiers = ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="verify")
+        # Threads of this batch only (started and joined here): none outlives the call, so a
+        # process that appended can still fork (the audit's and the verifier's workers) and
+        # nothing is left to shut down or to race on.
         parts = [known[k::workers] for k in range(workers)]
-        others = [self._verifiers.submit(check, part) for part in parts[1:]]
-        failed = check(parts[0])  # this thread takes a share too
-        for other in others:
-            failed.extend(other.result())
-        return failed
+        found: list[list[tuple[int, LedgerError]]] = [[] for _ in parts]
+        errors: list[BaseException] = []
+
+        def run(n: int) -> None:
+            try:
+                found[n] = check(parts[n])
+            except BaseException as exc:  # re-raised in the calling thread below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(n,), name="verify") for n in range(1, len(parts))]
+        for thread in threads:
+            thread.start()
+        run(0)  # this thread takes a share too
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        return [failure for part in found for failure in part]
 
     # -- phase 2 ------------------------------------------------------------------------------
 

@@ -189,7 +189,6 @@ class Ledger:
     # -- lifecycle ----------------------------------------------------------------------------
 
     def close(self) -> None:
-        self.appender.close()
         self.app.close()
 
     def __enter__(self) -> Ledger:

@@ -89,8 +89,13 @@ def forked(tasks: Sequence[Callable[[], Any]], processes: int) -> Iterator[Forke
             numbers = list(range(n, len(tasks), count))
             conn, child = context.Pipe(duplex=False)
             process = context.Process(target=_run, args=(child, [tasks[i] for i in numbers]), daemon=True)
-            process.start()
-            child.close()  # so that the worker's death is an end of file here
+            try:
+                process.start()
+            except BaseException:
+                conn.close()  # not yet in ``started``: its ends are closed here
+                raise
+            finally:
+                child.close()  # so that the worker's death is an end of file here
             started.append((conn, numbers, process))
         yield Forked([(conn, numbers) for conn, numbers, _ in started])
     finally:

@@ -168,8 +168,8 @@ def main() -> None:
         bench.ledger.checkpoint()
         export_bundle(bench.ledger, case_id, bundle)
         trust_root = bench.ledger.config.admin_key_id
-        # As for `evidence-ledger verify`, no ledger is open while verifying: its appender's
-        # verifier threads would keep the verifier from forking its workers.
+        # As for `evidence-ledger verify`, no ledger is open while verifying (a smaller process
+        # to fork, no connection pool's threads).
         bench.ledger.close()
         items = bundle_signatures(bundle)
         bare_one = bare_ed25519_rate(items, 1)
