@@ -505,6 +505,10 @@ def test_parallel_verification_equals_sequential(
     from ledger.verify.report import report_json
 
     monkeypatch.setattr(bundle, "PARALLEL_FROM", 0)
+    # An earlier test in this process may have left idle threads (a PostgreSQL ledger's connection
+    # pool), and the verifier then does not fork; the comparison forks anyway (the children touch
+    # no connection), so that it covers the workers whatever ran before.
+    monkeypatch.setattr(bundle, "can_fork", lambda: True)
     runs: list[int] = []
     real_forked = bundle.forked
 
@@ -541,6 +545,7 @@ def test_a_failing_worker_is_an_error_not_a_verdict(
     from ledger.verify.bundle import VerifyOptions, verify_bundle
 
     monkeypatch.setattr(bundle, "PARALLEL_FROM", 0)
+    monkeypatch.setattr(bundle, "can_fork", lambda: True)  # as above: fork whatever ran before
     monkeypatch.setattr(bundle, "_verdicts_in_worker", worker)
     with pytest.raises(error):
         verify_bundle(exported.path, VerifyOptions(workers=2))
