@@ -11,7 +11,6 @@ import pytest
 
 from domain.errors import LedgerError, MalformedInputError
 from ledger.envelope.canonical import format_time
-from ledger.settings import key_path
 from ledger.store import Ledger
 from ledger.time_travel import moment
 from tests.support.api import problem, running_api
@@ -104,16 +103,8 @@ def test_points_in_time_are_checked(history: Any) -> None:
 
 
 def test_the_key_registry_is_taken_as_of_then(history: Any) -> None:
-    from ledger.bootstrap import revoke_key
-
     ledger, actors, case_id, seen = history
-    revoke_key(
-        ledger,
-        key_path(ledger.data_dir, "admin"),
-        actors.key_id("investigator"),
-        reason="left",
-        compromised_since=None,
-    )
+    actors.revoke("investigator", reason="left")
     assert without_point(ledger.case_at(case_id, at_index=seen[3][0])) == seen[3][2]
     assert ledger.case_at(case_id, at_index=ledger.log_size() - 1)["status"] == "closed"
 
@@ -134,8 +125,9 @@ def test_a_tampered_history_is_not_served(history: Any) -> None:
 def test_case_show_travels_in_time(history: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from ledger.cli.app import app
+    from ledger.cli.app import commands
 
+    app = commands()
     ledger, _, case_id, seen = history
     monkeypatch.setenv("EVIDENCE_LEDGER_DATA_DIR", str(ledger.data_dir))
     if ledger.settings.database_url:
@@ -223,8 +215,9 @@ def test_http_as_of_outside_the_representable_range_is_a_400(case_api: Any, as_o
 def test_case_show_refuses_an_unrepresentable_as_of(history: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from ledger.cli.app import app
+    from ledger.cli.app import commands
 
+    app = commands()
     ledger, _, case_id, _ = history
     monkeypatch.setenv("EVIDENCE_LEDGER_DATA_DIR", str(ledger.data_dir))
     if ledger.settings.database_url:

@@ -88,6 +88,16 @@ class Actors:
     def key_id(self, who: str) -> str:
         return key_id(self.keys[who])
 
+    def revoke(self, who: str, *, reason: str = "left the unit") -> None:
+        """Revoke ``who``'s key with the ledger's demo-mode admin key (not as compromised)."""
+        from ledger.bootstrap import revoke_key
+        from ledger.settings import key_path
+
+        revoke_key(
+            self.ledger, key_path(self.ledger.data_dir, "admin"), self.key_id(who), reason=reason,
+            compromised_since=None,
+        )
+
 
 def new_case_id() -> str:
     return str(uuid.uuid4())

@@ -22,19 +22,6 @@ def actors(ledger: Ledger) -> Actors:
     return Actors.register(ledger)
 
 
-def revoke_investigator(ledger: Ledger, actors: Actors) -> None:
-    from ledger.bootstrap import revoke_key
-    from ledger.settings import key_path
-
-    revoke_key(
-        ledger,
-        key_path(ledger.data_dir, "admin"),
-        actors.key_id("investigator"),
-        reason="left the unit",
-        compromised_since=None,
-    )
-
-
 def test_init_registers_the_trust_root_and_service_key(ledger: Ledger) -> None:
     registry = ledger.registry_state()
     assert registry is not None
@@ -109,7 +96,7 @@ def test_unknown_revoked_and_wrongly_roled_keys_are_refused(ledger: Ledger, acto
     assert isinstance(unknown, AuthorizationError) and unknown.code == "UNKNOWN_KEY"
     wrong_role = actors.refused("auditor", case_id, "CaseOpened", case_opened())
     assert isinstance(wrong_role, AuthorizationError) and wrong_role.code == "ROLE_NOT_ALLOWED"
-    revoke_investigator(ledger, actors)
+    actors.revoke("investigator")
     revoked = actors.refused("investigator", case_id, "CaseOpened", case_opened())
     assert revoked.code == "REVOKED_KEY"
 
@@ -289,6 +276,6 @@ def test_a_key_revoked_after_its_signature_was_checked_is_still_refused(ledger: 
         actors.envelope("investigator", new_case_id(), "CaseOpened", case_opened(f"R{i}"))
         for i in range(PARALLEL_FROM)
     ]
-    revoke_investigator(ledger, actors)
+    actors.revoke("investigator")
     outcomes = ledger.append(raws)
     assert [getattr(o, "code", None) for o in outcomes] == ["REVOKED_KEY"] * len(raws)

@@ -27,13 +27,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from api.witness_app import make_server
-from ledger.bootstrap import revoke_key
 from ledger.envelope.canonical import canonical
 from ledger.envelope.dsse import REGISTRY_CASE_ID
 from ledger.evidence.footage import FootageStore
 from ledger.log import note
 from ledger.log.witnessing import configure_witness
-from ledger.settings import key_path
 from ledger.store import Ledger
 from ledger.witness.cosigner import Witness
 from tests.support.bundles import (
@@ -197,13 +195,7 @@ def test_unknown_key_when_the_pinned_trust_root_differs(exported: Exported) -> N
 
 def test_revoked_key(ledger: Ledger, tmp_path: Path) -> None:
     def revoke(actors: Any, case_id: str) -> None:
-        revoke_key(
-            ledger,
-            key_path(ledger.data_dir, "admin"),
-            actors.key_id("investigator"),
-            reason="left the unit",
-            compromised_since=None,
-        )
+        actors.revoke("investigator")
 
     exported = export_scenario(ledger, tmp_path / "case.zip", before_export=revoke)
     assert "KeyRevoked" in {
