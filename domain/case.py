@@ -61,7 +61,19 @@ def apply(
             "the case is closed; reopen it first", "CASE_CLOSED", case_id=state.case_id, event_type=event.TYPE
         )
     new: CaseState = rules.effect(state, event, ctx, config)
+    if rules.custody is not None:
+        _check_counted(rules.custody.footage_field, state, new, event)
     return replace(new, version=ctx.seq, updated_at=ctx.occurred_at)
+
+
+def _check_counted(footage_field: str, before: CaseState, after: CaseState, event: Event) -> None:
+    """An event type that declares a custody link must count it: the ledger numbers the link's row
+    by the footage's ``custody_steps`` after the event, so a type whose effect forgets the count
+    would number two links alike. A fault of the type's definition, never of the input."""
+    footage_id = getattr(event, footage_field)
+    old, counted = before.footage_by_id(footage_id), after.footage_by_id(footage_id)
+    if counted is None or counted.custody_steps != (0 if old is None else old.custody_steps) + 1:
+        raise TypeError(f"{event.TYPE} declares a custody link but its effect does not count it in custody_steps")
 
 
 def replay(items: list[tuple[Event, EventContext]], config: DomainConfig | None = None) -> CaseState | None:

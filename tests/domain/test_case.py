@@ -461,3 +461,23 @@ def test_every_case_event_type_has_a_handler() -> None:
         effect = EVENT_TYPES[name].RULES.effect
         assert effect.__module__ in ("domain.case_lifecycle", "domain.case_evidence", "domain.case_sealed"), name
     assert {name for name in CASE_EVENT_TYPES if EVENT_TYPES[name].RULES.opens} == {"CaseOpened"}
+
+
+def test_a_type_that_declares_a_custody_link_must_count_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ledger numbers a link's row by ``custody_steps`` after its event: a type whose effect
+    forgets to count the link it declares is refused as a faulty definition, not numbered twice."""
+    from dataclasses import replace
+
+    from domain.events import EVENT_TYPES
+
+    fold = with_footage()
+    transferred = EVENT_TYPES["CustodyTransferred"]
+
+    def forgets_the_count(state: CaseState, event: Any, ctx: EventContext, config: DomainConfig) -> CaseState:
+        footage = state.footage_by_id("fp-1")
+        assert footage is not None
+        return state.with_footage(replace(footage, custodian=event.to_custodian))
+
+    monkeypatch.setattr(transferred, "RULES", replace(transferred.RULES, effect=forgets_the_count))
+    with pytest.raises(TypeError, match="does not count it"):
+        fold.add("CustodyTransferred")
