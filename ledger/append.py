@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import base64
 import os
-import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -225,28 +225,13 @@ class Appender:
         workers = os.cpu_count() or 1
         if len(known) < PARALLEL_FROM or workers < 2:
             return check(known)
-        # Threads of this batch only (started and joined here): none outlives the call, so a
-        # process that appended can still fork (the audit's and the verifier's workers) and
-        # nothing is left to shut down or to race on.
+        # Threads of this batch only (joined when the block ends): none outlives the call, so a
+        # process that appended can still fork (the audit's and the verifier's workers).
         parts = [known[k::workers] for k in range(workers)]
-        found: list[list[tuple[int, LedgerError]]] = [[] for _ in parts]
-        errors: list[BaseException] = []
-
-        def run(n: int) -> None:
-            try:
-                found[n] = check(parts[n])
-            except BaseException as exc:  # re-raised in the calling thread below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=run, args=(n,), name="verify") for n in range(1, len(parts))]
-        for thread in threads:
-            thread.start()
-        run(0)  # this thread takes a share too
-        for thread in threads:
-            thread.join()
-        if errors:
-            raise errors[0]
-        return [failure for part in found for failure in part]
+        with ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="verify") as pool:
+            others = [pool.submit(check, part) for part in parts[1:]]
+            failed = check(parts[0])  # this thread takes a share too
+            return failed + [failure for other in others for failure in other.result()]
 
     # -- phase 2 ------------------------------------------------------------------------------
 

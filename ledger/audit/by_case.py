@@ -36,7 +36,6 @@ from __future__ import annotations
 import bisect
 import heapq
 import multiprocessing
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -49,20 +48,13 @@ from ledger.audit.source import ReadModels
 from ledger.envelope.dsse import REGISTRY_CASE_ID, UnverifiedEnvelope, parse_envelope
 from ledger.storage.integrity import RowMac
 from ledger.storage.read_models import READ_MODEL_FORMAT
-from ledger.verify import Entry, EntryChecker, Finding, LogRow, Matched, order_findings
+from ledger.verify import Entry, EntryChecker, Finding, LogRow, Matched, can_fork, order_findings
 
 MIN_ENTRIES = 1000  # below this a pool costs more than it saves
 TASKS_PER_WORKER = 4  # several tasks per worker even out cases of different sizes
 
 Progress = Callable[[str, int, int | None], None]
 T = TypeVar("T")
-
-
-def _may_fork() -> bool:
-    """Fork only where processes can, and only from a single-threaded process: a forked child has
-    only the forking thread, and a lock another thread held at the fork is never released there.
-    (``evidence-ledger audit`` closes the ledger, and its connection pool's threads, first.)"""
-    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
 
 def located(checker: EntryChecker) -> list[Finding]:
@@ -281,7 +273,7 @@ def check_by_case(
     usable = (
         workers > 1
         and len(entries) >= max(1, MIN_ENTRIES)
-        and _may_fork()
+        and can_fork()  # ``evidence-ledger audit`` closes the ledger (its pool's threads) first
         and len({e.leaf_index for e in entries}) == len(entries)
         and matched.rows[entries[0].leaf_index].case_id == REGISTRY_CASE_ID
     )

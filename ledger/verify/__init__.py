@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ledger.verify.bundle_model import VerifyOptions
     from ledger.verify.engine import Entry, EntryChecker, check_entries, public_keys_in, verify_signatures
     from ledger.verify.findings import Finding
+    from ledger.verify.forked import can_fork
     from ledger.verify.log_checks import (
         CheckpointInput,
         KnownCheckpoint,
@@ -64,6 +65,7 @@ __all__ = [
     "PinFileError",
     "VerifyOptions",
     "bundle_format",
+    "can_fork",
     "check_checkpoints",
     "check_entries",
     "check_origin",
@@ -100,6 +102,8 @@ if not TYPE_CHECKING:  # type checkers read the imports above; at run time a nam
             from ledger.verify import engine as module
         elif name == "Finding":
             from ledger.verify import findings as module
+        elif name == "can_fork":
+            from ledger.verify import forked as module
         elif name in (
             "CheckpointInput",
             "KnownCheckpoint",

@@ -90,7 +90,7 @@ def audit_both(ledger: Ledger, kept: list[bytes] | None = None) -> tuple[AuditRe
     serial = run_audit(data, opts)
     # A PostgreSQL ledger's connection pool has idle threads, so the audit would not fork: the
     # comparison forks anyway (the children touch no connection), to cover both backends.
-    with patch.object(by_case, "MIN_ENTRIES", 0), patch.object(by_case, "_may_fork", lambda: True):
+    with patch.object(by_case, "MIN_ENTRIES", 0), patch.object(by_case, "can_fork", lambda: True):
         parallel = run_audit(data, replace(opts, workers=2))
     return serial, parallel
 
