@@ -2,7 +2,7 @@
 
 The assets are those the pinned package ``fastapi-offline`` ships (``fastapi_offline/static``),
 served under ``/docs-assets``; the pages are FastAPI's own, pointed at them. Nothing loads from a CDN
-(no Google fonts, no Swagger validator badge), and each page sends a Content-Security-Policy that
+(no Google fonts, no Swagger validator badge, no ReDoc logo from Redocly's CDN), and each page sends a Content-Security-Policy that
 allows only this origin plus the one inline script that starts Swagger UI (by its hash).
 """
 
@@ -17,11 +17,14 @@ import fastapi_offline
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
 ASSETS = Path(fastapi_offline.__file__).parent / "static"
 ASSETS_URL = "/docs-assets"
+#: ReDoc's sidebar shows an attribution logo it loads from Redocly's CDN; served here with that one
+#: URL replaced by an empty image (the ``img`` then removes itself), the text link stays
+REDOC_LOGO = b'src:"https://cdn.redoc.ly/redoc/logo-mini.svg"'
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 
 
@@ -67,6 +70,12 @@ def install(app: FastAPI) -> None:
             with_google_fonts=False,
         )
     )
+    redoc_js = (ASSETS / "redoc.standalone.js").read_bytes().replace(REDOC_LOGO, b'src:"data:,"')
+
+    async def redoc_script(_request: Request) -> Response:
+        return Response(redoc_js, media_type="text/javascript; charset=utf-8")
+
+    app.add_route(f"{ASSETS_URL}/redoc.standalone.js", redoc_script, methods=["GET"], include_in_schema=False)
     app.mount(ASSETS_URL, StaticFiles(directory=ASSETS), name="docs-assets")
 
     async def docs(_request: Request) -> HTMLResponse:

@@ -55,7 +55,7 @@ a { color: #0645ad; }
 a:visited { color: #5a2d82; }
 a:focus, .scroll:focus { outline: 3px solid #1a1a1a; outline-offset: 2px; }
 p, li { max-width: 45rem; overflow-wrap: anywhere; }
-.scroll { overflow-x: auto; max-width: 100%; border: 1px solid #8a8a8a; }
+.scroll { overflow-x: auto; max-width: 100%; border: 1px solid #8a8a8a; position: relative; }
 table { border-collapse: collapse; width: 100%; }
 caption { text-align: left; font-weight: 600; padding: 0.5rem; }
 th, td { text-align: left; vertical-align: top; padding: 0.4rem 0.6rem; border-top: 1px solid #8a8a8a; }

@@ -256,6 +256,7 @@ def test_api_docs_come_from_local_assets(api: Api) -> None:
         asset_response = api.client.get(f"/docs-assets/{asset}")
         assert asset_response.status_code == 200 and len(asset_response.content) > 100_000
     assert "validatorUrl" in api.client.get("/docs").text
+    assert b"cdn.redoc.ly" not in api.client.get("/docs-assets/redoc.standalone.js").content
     assert api.client.get("/docs-assets/swagger-ui.css").headers["content-type"].startswith("text/css")
 
 
