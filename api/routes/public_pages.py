@@ -61,6 +61,10 @@ caption { text-align: left; font-weight: 600; padding: 0.5rem; }
 th, td { text-align: left; vertical-align: top; padding: 0.4rem 0.6rem; border-top: 1px solid #8a8a8a; }
 thead th { background: #ececec; }
 td.num, th.num { text-align: right; }
+td.sha { min-width: 15rem; max-width: 22rem; }
+td.sha code { word-break: break-all; }
+td.copy { min-width: 9rem; max-width: 18rem; overflow-wrap: anywhere; }
+tbody th { white-space: nowrap; }
 code { font: 0.85rem/1.4 ui-monospace, "DejaVu Sans Mono", monospace; }
 .chart { max-width: 40rem; width: 100%; height: auto; display: block; }
 .chart .bar { fill: #1f4e79; }
@@ -230,6 +234,12 @@ def chart_svg(counts: Sequence[tuple[str, int]]) -> str:
     return "".join(parts)
 
 
+def _short_time(value: str) -> str:
+    """``2026-02-05T18:02:11.000000Z`` as ``2026-02-05 18:02:11`` (the exact value is the ``datetime``)."""
+    match = re.fullmatch(r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.\d+)?Z", value)
+    return f"{match.group(1)} {match.group(2)}" if match else value
+
+
 def _release_row(entry: Mapping[str, Any]) -> str:
     sha = _text(entry.get("sha256"))
     url = _web_url(entry.get("url"))
@@ -238,11 +248,11 @@ def _release_row(entry: Mapping[str, Any]) -> str:
     released = _text(entry.get("released_at"))
     return (
         "<tr>"
-        f'<th scope="row"><time datetime="{_h(released)}">{_h(released)}</time></th>'
-        f"<td><code>{_h(sha)}</code></td>"
+        f'<th scope="row"><time datetime="{_h(released)}">{_h(_short_time(released))}</time></th>'
+        f'<td class="sha"><code>{_h(sha)}</code></td>'
         f"<td>{_h(entry.get('basis'))}</td>"
         f"<td>{_h(entry.get('channel'))}</td>"
-        f"<td>{copy}</td>"
+        f'<td class="copy">{copy}</td>'
         f'<td><a href="{VERIFIER}" class="verify">Verify a copy<span class="vh"> of {_h(sha[:12])}…</span></a><br>'
         '<a href="/v1/log/checkpoint" class="proof">Signed checkpoint</a></td>'
         "</tr>"

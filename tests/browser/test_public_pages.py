@@ -108,7 +108,7 @@ def test_public_page_fits_a_phone(browser: Any, released: dict[str, Any], server
         container = page.locator(".scroll").first
         scroll = container.evaluate("e => [e.scrollWidth, e.clientWidth, getComputedStyle(e).overflowX]")
         assert scroll[2] == "auto" and scroll[0] > scroll[1]  # the table is wider and scrolls inside its box
-        assert page.locator("svg.chart").bounding_box()["width"] <= PHONE["width"]  # type: ignore[index]
+        assert page.locator("svg.chart").bounding_box()["width"] <= PHONE["width"]
     finally:
         context.close()
 
