@@ -10,13 +10,16 @@ import json
 import re
 from collections.abc import Iterator
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
 import pytest
 
 from api.routes.public_pages import csv_cell, releases_atom, releases_csv, render_page
+from ledger.settings import Settings
 from ledger.store import Ledger
+from ops.screenshots import demo_ledger
 from tests.support.api import Api, problem, running_api
 from tests.support.cases import case_opened, footage_captured, hold_placed, new_case_id
 
@@ -264,3 +267,12 @@ def test_the_new_endpoints_are_in_the_openapi_document(api: Api) -> None:
     paths: dict[str, Any] = api.client.get("/openapi.json").json()["paths"]
     assert {"/public", "/v1/public/releases.csv", "/v1/public/releases.atom"} <= paths.keys()
     assert "/docs" not in paths and "/redoc" not in paths
+
+
+def test_the_screenshot_demo_has_released_held_and_waiting_footage(tmp_path: Path) -> None:
+    demo_ledger(tmp_path / "data")
+    with Ledger(Settings(data_dir=tmp_path / "data")) as ledger:
+        releases = ledger.public_releases()
+        months = ledger.public_statistics()["months"]
+    assert len(releases) == 11 and len({r["released_at"][:7] for r in releases}) == 7
+    assert len(months) >= 6

@@ -14,6 +14,7 @@ import pytest
 
 from ledger.store import Ledger
 from ops.procs import Server, serving
+from ops.screenshots import api_docs, public_pages
 from tests.support.cases import Actors, case_opened, footage_captured, hold_placed, new_case_id
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -171,3 +172,19 @@ def test_redoc_renders_offline(page: Any, server: Server) -> None:
     assert len(rendered) == len(expected)
     assert page.get_by_text("Evidence ledger").first.is_visible()
     assert errors == [] and page.outside == []
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_the_screenshot_script_saves_every_page(
+    browser: Any, released: dict[str, Any], server: Server, tmp_path: Path
+) -> None:
+    saved = [*public_pages(browser, server.url, tmp_path), *api_docs(browser, server.url, tmp_path)]
+    assert [p.name for p in saved] == ["public.png", "public-phone.png", "docs.png"]
+    assert _png_size(tmp_path / "public.png")[0] == 1280
+    assert _png_size(tmp_path / "public-phone.png")[0] == PHONE["width"]
+    assert _png_size(tmp_path / "docs.png") == (1280, 900)
