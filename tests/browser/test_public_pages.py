@@ -91,11 +91,36 @@ def test_public_page_renders_without_javascript(browser: Any, released: dict[str
         context.close()
 
 
+CONTRAST = """() => {
+  const rgb = (c) => (c.match(/[0-9.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+    .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const background = (e) => {
+    for (; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor); if (c.length === 3 || c[3] > 0) return c; }
+    return [255, 255, 255];
+  };
+  const low = [];
+  for (const e of document.querySelectorAll('body *')) {
+    if (![...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+    if (e.closest('svg')) continue;
+    const style = getComputedStyle(e);
+    const [a, b] = [lum(rgb(style.color)), lum(background(e))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) low.push(e.tagName + ': ' + ratio.toFixed(2));
+  }
+  return low;
+}"""
+
+
 def test_public_page_fits_a_phone(browser: Any, released: dict[str, Any], server: Server) -> None:
     context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
     try:
         page = context.new_page()
+        console: list[str] = []
+        page.on("console", lambda m: console.append(m.text) if m.type in ("error", "warning") else None)
         page.goto(f"{server.url}/public")
+        assert console == []  # e.g. a stylesheet the page's own CSP refused
+        assert page.evaluate(CONTRAST) == []  # WCAG AA: every text at least 4.5:1 against its background
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         # nothing sticks out of the viewport except what is inside a scrolling table container
         overflowing = page.evaluate(
