@@ -9,6 +9,7 @@ allows only this origin plus the one inline script that starts Swagger UI (by it
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 from pathlib import Path
@@ -47,6 +48,11 @@ def _page(response: HTMLResponse) -> tuple[str, dict[str, str]]:
     return body, {"Content-Security-Policy": _csp(body), "X-Content-Type-Options": "nosniff"}
 
 
+@functools.cache
+def _redoc_script() -> bytes:
+    return (ASSETS / "redoc.standalone.js").read_bytes().replace(REDOC_LOGO, b'src:"data:,"')
+
+
 def install(app: FastAPI) -> None:
     """Mount the assets and add ``/docs`` and ``/redoc`` (the app is built with both turned off)."""
     openapi_url = app.openapi_url or "/openapi.json"
@@ -70,10 +76,8 @@ def install(app: FastAPI) -> None:
             with_google_fonts=False,
         )
     )
-    redoc_js = (ASSETS / "redoc.standalone.js").read_bytes().replace(REDOC_LOGO, b'src:"data:,"')
-
     async def redoc_script(_request: Request) -> Response:
-        return Response(redoc_js, media_type="text/javascript; charset=utf-8")
+        return Response(_redoc_script(), media_type="text/javascript; charset=utf-8")
 
     app.add_route(f"{ASSETS_URL}/redoc.standalone.js", redoc_script, methods=["GET"], include_in_schema=False)
     app.mount(ASSETS_URL, StaticFiles(directory=ASSETS), name="docs-assets")

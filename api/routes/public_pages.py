@@ -154,7 +154,7 @@ def releases_atom(entries: Sequence[Mapping[str, Any]], *, origin: str, base_url
     page = base_url.rstrip("/") + "/public"
     feed = ElementTree.Element(f"{{{ATOM_NS}}}feed")
     sub(feed, "id", f"urn:uuid:{uuid.uuid5(FEED_NAMESPACE, origin + '/public/releases')}")
-    sub(feed, "title", "Footage released under the executive order")
+    sub(feed, "title", "Released footage")
     newest = max((_text(e.get("released_at")) for e in entries), default=NEVER)
     sub(feed, "updated", newest)
     author = sub(feed, "author")

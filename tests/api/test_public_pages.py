@@ -128,6 +128,11 @@ def test_atom_ids_are_stable_and_the_empty_feed_is_valid() -> None:
     assert len(set(ids)) == 2
     assert [e.findtext(f"{ATOM}updated") for e in first.findall(f"{ATOM}entry")] == [
         "2026-03-01T09:00:00Z", "2026-02-05T18:00:00Z"]  # newest first
+    odd = [{**entries[0], "channel": "bell\x07 and \ufffe", "url": "javascript:alert(1)"}]
+    parsed = parse_atom(releases_atom(odd, origin="o", base_url="http://h/"))  # XML 1.0 cannot carry \x07
+    (entry,) = parsed.findall(f"{ATOM}entry")
+    assert "bell\ufffd and \ufffd" in (entry.findtext(f"{ATOM}title") or "")
+    assert entry.find(f"{ATOM}link").get("href") == "http://h/public"  # type: ignore[union-attr]
     empty = parse_atom(releases_atom([], origin="o", base_url="http://h/"))
     assert empty.findtext(f"{ATOM}updated") == "1970-01-01T00:00:00Z" and not empty.findall(f"{ATOM}entry")
 
