@@ -209,11 +209,12 @@ def chart_svg(counts: Sequence[tuple[str, int]]) -> str:
     bar_w = max(min(slot * 0.7, 48), 2)
     total = sum(n for _, n in counts)
     desc = "; ".join(f"{m}: {n}" for m, n in counts) or "no releases yet"
+    noun = "release" if total == 1 else "releases"
     parts = [
         f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" aria-labelledby="chart-title chart-desc"'
         ' xmlns="http://www.w3.org/2000/svg">',
         '<title id="chart-title">Footage released per month</title>',
-        f'<desc id="chart-desc">{_h(f"{total} releases in all. {desc}.")}</desc>',
+        f'<desc id="chart-desc">{_h(f"{total} {noun} in all. {desc}.")}</desc>',
         f'<line class="axis" x1="{left}" y1="{top + plot_h}" x2="{width - 5}" y2="{top + plot_h}"/>',
         f'<text x="{left - 6}" y="{top + 4}" text-anchor="end">{peak}</text>',
         f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end">0</text>',
