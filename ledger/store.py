@@ -451,6 +451,12 @@ class Ledger:
             rows = public_entries(tx, self.mac, RELEASED)
         return sorted((entry for row in rows for entry in row), key=projections.public_release_order)
 
+    def public_releases_page(self, *, after: str | None = None, limit: int) -> dict[str, Any]:
+        """One page ``{items, next}`` of :meth:`public_releases` (every row is still checked):
+        ``after`` is a ``next`` an earlier page returned (None: the first page); see
+        :func:`domain.projections.public_release_page`."""
+        return projections.public_release_page(self.public_releases(), after=after, limit=limit)
+
     def public_statistics(self, now: datetime | None = None) -> dict[str, Any]:
         """Monthly counts of footage by month of capture, for months whose cutoff ``now`` (default:
         the ledger's clock) has reached, each count as a range of ``public_statistics_bucket``

@@ -413,18 +413,14 @@ def fake_server(ledger: Ledger, token: str) -> httpx.Client:
             return httpx.Response(401)
         path = request.url.path
         if path == "/v1/log/envelopes":
-            start, limit = int(request.url.params["start"]), int(request.url.params["limit"])
+            after, limit = request.url.params.get("after"), int(request.url.params["limit"])
+            entries = ledger.entries(0 if after is None else int(after) + 1, limit + 1)
+            items = [
+                {"leaf_index": e.leaf_index, "case_id": e.case_id, "seq": e.seq, "envelope": e.envelope.decode()}
+                for e in entries[:limit]
+            ]
             return httpx.Response(
-                200,
-                json=[
-                    {
-                        "leaf_index": e.leaf_index,
-                        "case_id": e.case_id,
-                        "seq": e.seq,
-                        "envelope": e.envelope.decode(),
-                    }
-                    for e in ledger.entries(start, limit)
-                ],
+                200, json={"items": items, "next": items[-1]["leaf_index"] if len(entries) > limit else None}
             )
         if path.startswith("/v1/log/entries/"):
             return httpx.Response(200, content=ledger.leaf(int(path.rsplit("/", 1)[1])))
