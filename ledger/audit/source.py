@@ -275,8 +275,8 @@ def _get(http: Transport, path: str, **params: Any) -> httpx.Response:
 def _envelope_page(http: Transport, after: int | None) -> tuple[list[dict[str, Any]], int | None]:
     params: dict[str, Any] = {"limit": SERVER_PAGE} if after is None else {"after": after, "limit": SERVER_PAGE}
     data = _get(http, "/v1/log/envelopes", **params).json()
-    items = data.get("items") if isinstance(data, dict) else None
-    following = data.get("next") if isinstance(data, dict) else None
+    items: Any = data.get("items") if isinstance(data, dict) else None
+    following: Any = data.get("next") if isinstance(data, dict) else None
     ok = isinstance(items, list) and all(
         isinstance(d, dict)
         and type(d.get("leaf_index")) is int
@@ -293,7 +293,7 @@ def _envelope_page(http: Transport, after: int | None) -> tuple[list[dict[str, A
             "GET /v1/log/envelopes did not return a page {items: [{leaf_index, case_id, seq, envelope, leaf}],"
             " next}"
         )
-    return items, following  # type: ignore[return-value]
+    return items, following
 
 
 def _server_envelopes(http: Transport, progress: Progress) -> list[dict[str, Any]]:

@@ -452,6 +452,28 @@ def test_a_server_is_audited_through_its_api(scenario: Scenario) -> None:
     assert where(report) == [("MISSING_ENTRY", s.leaf[(s.other, 2)], s.other, 2)]
 
 
+@pytest.mark.parametrize(
+    "page",
+    [
+        [{"leaf_index": 0, "case_id": "c", "seq": 1, "envelope": None}],  # the old bare array
+        {"items": [{"leaf_index": 0, "case_id": "c", "seq": 1, "envelope": None}], "next": 0},  # never moves
+        {"items": [], "next": 5},  # a next after nothing
+        {"items": [{"leaf_index": "0", "case_id": "c", "seq": 1, "envelope": None}], "next": None},
+    ],
+)
+def test_a_replay_feed_that_is_not_a_forward_page_is_unusable_input(page: object) -> None:
+    from ledger.audit.source import AuditInputError
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/log/envelopes":
+            return httpx.Response(200, json=page)
+        return httpx.Response(404)
+
+    client = httpx.Client(transport=httpx.MockTransport(handle), base_url="http://ledger.test")
+    with pytest.raises(AuditInputError, match="/v1/log/envelopes"):
+        read_server("http://ledger.test", "t0k", client=client)
+
+
 def test_an_unauthorised_server_audit_is_unusable_input(scenario: Scenario) -> None:
     from ledger.audit.source import AuditInputError
 
