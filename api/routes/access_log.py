@@ -56,13 +56,17 @@ def entries(
 ) -> Response:
     if after is not None and cursor is not None:
         raise MalformedInputError("give `after` only (`cursor` is its deprecated name)", code="BAD_ARGUMENT")
+    deprecated = cursor is not None
     cursor = after if cursor is None else cursor
     access.allowed(case_id=case_id)
     log = runtime_of(request).ledger.access_log
     rows = log.entries(case_id=case_id, actor=actor, after=-1 if cursor is None else cursor, limit=limit + 1)
     items = [{"leaf_index": r.index, "entry": _parsed(r.entry), "leaf": r.entry.decode("utf-8", "replace")}
              for r in rows[:limit]]
-    return json_response({"items": items, "next": items[-1]["leaf_index"] if len(rows) > limit else None})
+    response = json_response({"items": items, "next": items[-1]["leaf_index"] if len(rows) > limit else None})
+    if deprecated:  # RFC 9745: this request used a deprecated parameter
+        response.headers["Deprecation"] = "true"
+    return response
 
 
 def _parsed(raw: bytes) -> Any:

@@ -114,8 +114,10 @@ def test_the_access_log_takes_after_and_its_deprecated_name_cursor(api: Api) -> 
     auditor = api.auth("auditor")
     first = api.client.get("/v1/access-log", params={"limit": 1}, headers=auditor).json()
     by_after = api.client.get("/v1/access-log", params={"limit": 1, "after": first["next"]}, headers=auditor).json()
-    by_cursor = api.client.get("/v1/access-log", params={"limit": 1, "cursor": first["next"]}, headers=auditor).json()
-    assert by_after == by_cursor and by_after["items"][0]["leaf_index"] == first["next"] + 1
+    old = api.client.get("/v1/access-log", params={"limit": 1, "cursor": first["next"]}, headers=auditor)
+    assert by_after == old.json() and by_after["items"][0]["leaf_index"] == first["next"] + 1
+    assert old.headers["deprecation"] == "true"
+    assert "deprecation" not in api.client.get("/v1/access-log", headers=auditor).headers
     operation = api.app.openapi()["paths"]["/v1/access-log"]["get"]
     assert {p["name"]: p.get("deprecated", False) for p in operation["parameters"]}["cursor"] is True
 
