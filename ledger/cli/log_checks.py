@@ -4,7 +4,7 @@ proofs checked offline, with public keys only.
 They import no database driver and no web framework (they are also the `log` commands of
 ``evidence-ledger-verify``, ``ledger.cli.offline``). The log key is pinned with ``--vkey`` or by the
 pin file's entry for the checkpoint's origin (``ledger.verify.trust``). Exit codes: 0 verified, 1
-verification failed, 2 unusable input, pin file or arguments, 3 every check possible without the
+verification failed, 2 unusable input, pin file or arguments, 4 every check possible without the
 log key passed but no log key is pinned (0 with ``--allow-unpinned``; the output still says
 UNPINNED, never verified).
 """
@@ -19,7 +19,7 @@ import typer
 
 from domain.errors import VerificationError
 from ledger.cli.args import read_file, verifier_key
-from ledger.cli.errors import check_errors
+from ledger.cli.errors import UNPINNED, check_errors
 from ledger.cli.verify import AllowUnpinned, TrustFile, load_pin_file
 
 VKey = Annotated[
@@ -50,14 +50,14 @@ class _LogTrust:
     suffix: str  # says where a pinned key came from, when not from --vkey
 
     def unpinned(self, what: str, allow_unpinned: bool) -> NoReturn:
-        """Print the UNPINNED verdict of a check done without the log key; exit 3 (0 if allowed)."""
+        """Print the UNPINNED verdict of a check done without the log key; exit 4 (0 if allowed)."""
         origin = self.checkpoint.origin
         where = "no pin file" if self.pins is None else f"the pin file {self.pins.path} has no entry for it"
         typer.echo(
             f"UNPINNED: {what}; the log signature was not checked: no log key is pinned for {origin}"
             f" ({where}). Give --vkey, or pin it: evidence-ledger trust pin --origin {origin} --vkey KEY"
         )
-        raise typer.Exit(0 if allow_unpinned else 3)
+        raise typer.Exit(0 if allow_unpinned else UNPINNED)
 
 
 def _log_trust(note_bytes: bytes, vkey: str | None, trust: Path | None) -> _LogTrust:
@@ -96,7 +96,7 @@ def verify_checkpoint(
     trust: TrustFile = None,
     allow_unpinned: AllowUnpinned = False,
 ) -> None:
-    """Check a checkpoint's log signature and witness cosignatures (exit 3 if no log key is pinned)."""
+    """Check a checkpoint's log signature and witness cosignatures (exit 4 if no log key is pinned)."""
     from ledger.log import note
 
     raw = read_file(file, "checkpoint")
@@ -122,7 +122,7 @@ def verify_inclusion(
     trust: TrustFile = None,
     allow_unpinned: AllowUnpinned = False,
 ) -> None:
-    """Check that LEAF is in the tree the checkpoint signs (exit 3 if no log key is pinned)."""
+    """Check that LEAF is in the tree the checkpoint signs (exit 4 if no log key is pinned)."""
     from ledger.log import merkle, note
     from ledger.log.proof_json import parse_inclusion_proof
 
@@ -150,7 +150,7 @@ def verify_consistency(
     trust: TrustFile = None,
     allow_unpinned: AllowUnpinned = False,
 ) -> None:
-    """Check that the newer checkpoint's tree extends the older one's (exit 3 if no log key is pinned)."""
+    """Check that the newer checkpoint's tree extends the older one's (exit 4 if no log key is pinned)."""
     from ledger.log import merkle, note
     from ledger.log.proof_json import parse_consistency_proof
 

@@ -11,7 +11,8 @@ from ledger.cli import log_checks, trust, verify
 
 app = typer.Typer(
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_show_locals=False,
     help="Verify evidence-ledger bundles, checkpoints and proofs offline, against keys you pinned.",
 )

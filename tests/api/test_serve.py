@@ -73,7 +73,7 @@ def test_serve_end_to_end(ledger: Ledger, server: Server, tmp_path: Path) -> Non
     key_file = tmp_path / "investigator.pem"
     write_private_key(actors.keys["investigator"], key_file)
     appended = _cli(ledger, "append", case_id, "FootageCaptured", "--key", str(key_file),
-                    "--body", json.dumps(footage_captured()), "--server", server.url, "--token", token)
+                    "--body", json.dumps(footage_captured()), "--server", server.url, "--token", token, "--json")
     assert appended.returncode == 0, appended.stderr
     assert json.loads(appended.stdout)["seq"] == 2
 

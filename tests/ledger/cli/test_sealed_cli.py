@@ -49,7 +49,7 @@ def cli(tmp_path: Path, database_url: str | None) -> tuple[Cli, dict[str, Path]]
     for name, role in [("inv", "investigator"), ("sup", "supervisor"), ("law", "counsel")]:
         key = tmp_path / f"{name}.pem"
         c.run("keys", "new", "--name", name, "--out", str(key))
-        c.json("keys", "register", "--public-key", f"{key}.pub", "--actor", name, "--role", role)
+        c.json("keys", "register", "--public-key", f"{key}.pub", "--actor", name, "--role", role, "--json")
         keys[name] = key
     return c, keys
 
