@@ -63,11 +63,16 @@ def fail(message: str, code: int = REFUSED) -> NoReturn:
     raise typer.Exit(code)
 
 
+SAID_ONCE = 12  # a ref value at least this long is not repeated after a message that holds it
+
+
 def describe(exc: LedgerError) -> str:
-    """``CODE: message (refs)`` — refs are identifiers only, never personal data; a ref whose value the
-    message already says is not said twice."""
+    """``CODE: message (refs)`` — refs are identifiers only, never personal data; a long ref value (an
+    id, a URL, an expectation) that the message already says word for word is not said twice, while
+    short ones (``field=narrative kind=phone``) stay as the stable, greppable part of the line."""
     refs = " ".join(
-        f"{k}={v}" for k, v in exc.refs.items() if v is not None and str(v) not in exc.message
+        f"{k}={v}" for k, v in exc.refs.items()
+        if v is not None and not (len(str(v)) >= SAID_ONCE and str(v) in exc.message)
     )
     return f"{exc.code}: {exc.message}" + (f" ({refs})" if refs else "")
 
