@@ -13,7 +13,17 @@ from typing import Annotated
 
 import typer
 
-from ledger.cli.app import DataDir, JsonOption, app, cli_errors, emit, fail, open_ledger, settings_for
+from ledger.cli.app import (
+    DataDir,
+    JsonOption,
+    app,
+    cli_errors,
+    emit,
+    fail,
+    open_ledger,
+    print_json,
+    settings_for,
+)
 from ledger.cli.progress import progress_bar, wanted
 
 evidence_app = typer.Typer(no_args_is_help=True, help="The footage store: content-addressed evidence files.")
@@ -104,7 +114,7 @@ def evidence_put(
 
 @evidence_app.command("fixity")
 @cli_errors
-def evidence_fixity(data_dir: DataDir = None) -> None:
+def evidence_fixity(as_json: JsonOption = False, data_dir: DataDir = None) -> None:
     """Re-hash every stored file; report mismatches, missing files (stored: true) and strays."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -115,18 +125,25 @@ def evidence_fixity(data_dir: DataDir = None) -> None:
         expected = expected_files(ledger)
         store = store_for(ledger.data_dir)
     columns = (TextColumn("fixity"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True) as progress:
+    with Progress(*columns, transient=True, disable=not wanted(as_json)) as progress:
         task = progress.add_task("hashing", total=None)
 
         def report(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
         result = check_fixity(store, expected, progress=report)
-    for problem in result.problems:
+    if as_json:
+        print_json({
+            "checked": result.checked,
+            "bytes": result.bytes,
+            "problems": [{"code": p.code, "what": p.what, "detail": p.detail, "refs": p.refs} for p in result.problems],
+        })
+    for problem in [] if as_json else result.problems:
         refs = " ".join(f"{k}={v}" for k, v in problem.refs.items())
         typer.echo(
             f"{problem.code}: {problem.what}: {problem.detail}" + (f" ({refs})" if refs else ""), err=True
         )
-    typer.echo(f"checked {result.checked} files, {result.bytes} bytes; {len(result.problems)} problem(s)")
+    if not as_json:
+        typer.echo(f"checked {result.checked} files, {result.bytes} bytes; {len(result.problems)} problem(s)")
     if result.problems:
         raise typer.Exit(1)

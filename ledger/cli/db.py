@@ -102,13 +102,17 @@ def _warn(keystore: Any, demo: bool, data_dir: Path) -> None:
 
 @db_app.command("migrate")
 @cli_errors
-def db_migrate(data_dir: DataDir = None, keystore_dir: KeystoreDir = None) -> None:
+def db_migrate(as_json: JsonOption = False, data_dir: DataDir = None, keystore_dir: KeystoreDir = None) -> None:
     """Create or update the tables (safe to re-run; run once before starting workers). From schema 2,
     sealed records' keys move out of the database into the keystore."""
     from ledger.store import Ledger
 
     with Ledger(settings_for(data_dir, keystore_dir), create_tables=True) as ledger:
-        typer.echo(f"schema ready on {ledger.target.describe()}")
+        target = ledger.target.describe()
+    if as_json:
+        print_json({"schema_ready": True, "database": target})
+    else:
+        typer.echo(f"schema ready on {target}")
 
 
 

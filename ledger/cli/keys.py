@@ -29,6 +29,7 @@ def keys_new(
     out: Annotated[
         Path, typer.Option(help="private key file (PEM PKCS#8, mode 0600); FILE.pub gets the public key")
     ],
+    as_json: JsonOption = False,
 ) -> None:
     """Create an Ed25519 key pair."""
     from ledger.envelope.keys import generate_key_pair, key_id
@@ -36,7 +37,8 @@ def keys_new(
     if out.exists():
         fail(f"{out} exists; refusing to overwrite a key", 2)
     key = generate_key_pair(out)
-    typer.echo(f"key {name}: id {key_id(key)}; private {out} (0600), public {out}.pub")
+    emit({"name": name, "key_id": key_id(key), "private_key": str(out), "public_key": f"{out}.pub"}, as_json,
+         f"key {name}: id {key_id(key)}; private {out} (0600), public {out}.pub")
 
 
 AdminKey = Annotated[
@@ -104,7 +106,8 @@ def _registry_change(
             now=utc_now(),
         )
         _write_new(out, raw + b"\n")
-        typer.echo(f"signed {event_type} for registry position {version + 1}: {out}")
+        emit({"event_type": event_type, "seq": version + 1, "out": str(out)}, as_json,
+             f"signed {event_type} for registry position {version + 1}: {out}")
         return
     if server is not None:
         if not token:
@@ -203,6 +206,7 @@ def keys_genesis(
     admin_key: Annotated[Path, typer.Option("--admin-key", help="the trust-root admin private key")],
     request: Annotated[Path, typer.Option(help="genesis-request.json written by `init --admin-public-key`")],
     out: Annotated[Path, typer.Option(help="where to write the two signed envelopes (JSON lines)")],
+    as_json: JsonOption = False,
 ) -> None:
     """Offline: sign the registry's genesis (the admin's own registration and the service key's)."""
     from ledger.bootstrap import genesis_from_request
@@ -214,7 +218,8 @@ def keys_genesis(
         fail("--request: expected the JSON object `init` wrote", 2)
     envelopes = genesis_from_request(load_private_key(admin_key), wanted, now=utc_now())
     _write_new(out, b"".join(raw + b"\n" for raw in envelopes))
-    typer.echo(f"signed the registry genesis for {wanted['origin']}: {out}; submit it with `keys submit`")
+    emit({"origin": wanted["origin"], "out": str(out), "envelopes": len(envelopes)}, as_json,
+         f"signed the registry genesis for {wanted['origin']}: {out}; submit it with `keys submit`")
 
 
 @keys_app.command("submit")

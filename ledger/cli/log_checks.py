@@ -11,6 +11,7 @@ UNPINNED, never verified).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -49,15 +50,28 @@ class _LogTrust:
     pins: Any  # trust.PinFile | None
     suffix: str  # says where a pinned key came from, when not from --vkey
 
-    def unpinned(self, what: str, allow_unpinned: bool) -> NoReturn:
+    def unpinned(self, what: str, allow_unpinned: bool, as_json: bool = False) -> NoReturn:
         """Print the UNPINNED verdict of a check done without the log key; exit 4 (0 if allowed)."""
         origin = self.checkpoint.origin
         where = "no pin file" if self.pins is None else f"the pin file {self.pins.path} has no entry for it"
-        typer.echo(
+        message = (
             f"UNPINNED: {what}; the log signature was not checked: no log key is pinned for {origin}"
             f" ({where}). Give --vkey, or pin it: evidence-ledger trust pin --origin {origin} --vkey KEY"
         )
-        raise typer.Exit(0 if allow_unpinned else UNPINNED)
+        code = 0 if allow_unpinned else UNPINNED
+        _result(as_json, {"verdict": "unpinned", "origin": origin, "size": self.checkpoint.size,
+                          "message": message, "exit_code": code}, message)
+        raise typer.Exit(code)
+
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="print the verdict as JSON")]
+
+
+def _result(as_json: bool, data: dict[str, Any], text: str) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        typer.echo(text)
 
 
 def _log_trust(note_bytes: bytes, vkey: str | None, trust: Path | None) -> _LogTrust:
@@ -95,6 +109,7 @@ def verify_checkpoint(
     min_witnesses: MinWitnesses = None,
     trust: TrustFile = None,
     allow_unpinned: AllowUnpinned = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Check a checkpoint's log signature and witness cosignatures (exit 4 if no log key is pinned)."""
     from ledger.log import note
@@ -105,11 +120,14 @@ def verify_checkpoint(
     witnesses, required = _witness_policy(anchor, witness, min_witnesses)
     if anchor.key is None:
         skipped = "; witness cosignatures were not checked either" if witness else ""
-        anchor.unpinned(f"the checkpoint of {cp.origin} at size {cp.size} parses{skipped}", allow_unpinned)
+        anchor.unpinned(f"the checkpoint of {cp.origin} at size {cp.size} parses{skipped}", allow_unpinned, as_json)
     verified = note.verify_checkpoint(raw, anchor.key, witnesses, required)
     names = ", ".join(c.name for c in verified.cosignatures) or "none"
-    typer.echo(
-        f"verified: {verified.checkpoint.origin} size {verified.checkpoint.size}; cosigned by {names}{anchor.suffix}"
+    _result(
+        as_json,
+        {"verdict": "verified", "origin": verified.checkpoint.origin, "size": verified.checkpoint.size,
+         "cosigned_by": [c.name for c in verified.cosignatures], "exit_code": 0},
+        f"verified: {verified.checkpoint.origin} size {verified.checkpoint.size}; cosigned by {names}{anchor.suffix}",
     )
 
 
@@ -121,6 +139,7 @@ def verify_inclusion(
     vkey: VKey = None,
     trust: TrustFile = None,
     allow_unpinned: AllowUnpinned = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Check that LEAF is in the tree the checkpoint signs (exit 4 if no log key is pinned)."""
     from ledger.log import merkle, note
@@ -137,8 +156,10 @@ def verify_inclusion(
         anchor.unpinned(
             f"leaf {index} leads to the root that the checkpoint of {cp.origin} at size {cp.size} states",
             allow_unpinned,
+            as_json,
         )
-    typer.echo(f"verified: leaf {index} is in {cp.origin} at size {cp.size}{anchor.suffix}")
+    _result(as_json, {"verdict": "verified", "origin": cp.origin, "size": cp.size, "index": index, "exit_code": 0},
+            f"verified: leaf {index} is in {cp.origin} at size {cp.size}{anchor.suffix}")
 
 
 @check_errors
@@ -149,6 +170,7 @@ def verify_consistency(
     vkey: VKey = None,
     trust: TrustFile = None,
     allow_unpinned: AllowUnpinned = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Check that the newer checkpoint's tree extends the older one's (exit 4 if no log key is pinned)."""
     from ledger.log import merkle, note
@@ -170,5 +192,8 @@ def verify_consistency(
             f"the proof shows that the tree of size {second.size} extends the tree of size {first.size}"
             " as the two checkpoints state them",
             allow_unpinned,
+            as_json,
         )
-    typer.echo(f"verified: size {second.size} extends size {first.size}{anchor.suffix}")
+    _result(as_json, {"verdict": "verified", "origin": first.origin, "old_size": first.size, "size": second.size,
+                      "exit_code": 0},
+            f"verified: size {second.size} extends size {first.size}{anchor.suffix}")
