@@ -39,6 +39,8 @@ USAGE_CODES = frozenset({
     "KEYSTORE_IN_DATA_DIR",
     "KEYSTORE_NOT_FOUND",
     "KEYSTORE_UNUSABLE",
+    "BAD_STATEMENT",  # e.g. an event type that is no type name
+    "UNKNOWN_EVENT_TYPE",
 })
 OK, REFUSED, USAGE, UNAVAILABLE, UNPINNED = 0, 1, 2, 3, 4
 #: the exit codes of every command, as the help and the README show them

@@ -69,6 +69,7 @@ def test_serve_end_to_end(ledger: Ledger, server: Server, tmp_path: Path) -> Non
     with pytest.raises(AuthorizationError) as refused:
         append_remote(server.url, token, case_id, "FootageCaptured", footage_captured(), actors.keys["supervisor"])
     assert refused.value.code == "SIGNER_NOT_CALLER"
+    assert "'Sgt. B. Chen'" in refused.value.message and "'Det. A. Rivera'" in refused.value.message  # both actors
 
     key_file = tmp_path / "investigator.pem"
     write_private_key(actors.keys["investigator"], key_file)
