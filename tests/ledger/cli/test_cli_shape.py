@@ -31,7 +31,7 @@ ARTIFACTS = {
     "serve", "witness serve", "log key", "log checkpoint", "log entry", "log prove-inclusion",
     "log prove-consistency", "keys head", "case events", "case custody",
 }
-#: commands outside this part of the CLI that print JSON today (documented in docs/cli.md)
+#: commands that print JSON meant to be pasted into an event or kept (README, "Output, exit codes, help")
 ALWAYS_JSON = {"seal", "sealed request", "sealed approve", "sealed disclose", "sealed shred", "retention run"}
 #: commands that print one line of progress text only
 TEXT_ONLY = {"replay", "db provision"}
