@@ -805,7 +805,8 @@ def unknown_type(type_name: object, type_version: object) -> InvalidEventError:
         f"the known version of {type_name} is {known.VERSION}" if known is not None else type_hint(type_name)
     )
     return InvalidEventError(
-        f"unknown event type or version: {shown} v{type_version if type(type_version) is int else '?'}; {hint}",
+        f"unknown event type or version: {shown} v{type_version if type(type_version) is int else '?'}; {hint};"
+        f" known: {', '.join(f'{t} v{c.VERSION}' for t, c in EVENT_TYPES.items())}",
         code="UNKNOWN_EVENT_TYPE",
         type=type_name if safe else None,
         version=type_version if type(type_version) is int else None,
