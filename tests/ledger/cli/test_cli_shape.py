@@ -29,10 +29,10 @@ from tests.support.cases import Actors, case_opened, footage_captured, new_case_
 #: registry head an offline admin signs against, stored envelopes), or that run a server: no --json
 ARTIFACTS = {
     "serve", "witness serve", "log key", "log checkpoint", "log entry", "log prove-inclusion",
-    "log prove-consistency", "keys head", "case events", "case custody",
+    "log prove-consistency", "keys head", "case events", "case custody", "sealed disclose",
 }
 #: commands that print JSON meant to be pasted into an event or kept (README, "Output, exit codes, help")
-ALWAYS_JSON = {"seal", "sealed request", "sealed approve", "sealed disclose", "sealed shred", "retention run"}
+ALWAYS_JSON = {"seal"}
 #: commands that print one line of progress text only
 TEXT_ONLY = {"replay", "db provision"}
 

@@ -31,7 +31,8 @@ class Cli:
         return result.output
 
     def json(self, *args: str) -> Any:
-        return json.loads(self.run(*args))
+        as_json = [] if args[0] == "seal" or "--json" in args else ["--json"]  # seal prints JSON always
+        return json.loads(self.run(*args, *as_json))
 
 
 @pytest.fixture
@@ -109,3 +110,5 @@ def test_retention_run_prints_ids_and_counts(cli: tuple[Cli, dict[str, Path]], t
     assert done["shredded"] == [{"case_id": case_id, "sealed_ref": sealed["sealed_ref"]}]
     assert done["counts"] == {"shredded": 1, "blocked": 0, "finished": 0}
     assert c.json("retention", "run", "--after-days", "0")["counts"]["shredded"] == 0
+    text = c.run("retention", "run", "--after-days", "0")  # readable text by default
+    assert text.startswith("retention: cases closed before ") and "0 sealed record(s) shredded" in text
