@@ -55,11 +55,6 @@ EXIT_CODES = {
 UNAVAILABLE_CODES = frozenset({"SERVER_UNREACHABLE", "BAD_RESPONSE", "STORAGE_UNAVAILABLE"})
 
 
-def exit_code_table() -> str:
-    """The exit codes as lines of text, for ``--help``."""
-    return "\n".join(f"{code}  {meaning}" for code, meaning in EXIT_CODES.items())
-
-
 def fail(message: str, code: int = REFUSED) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
