@@ -21,7 +21,7 @@ from starlette.responses import Response
 from api.auth import Principal, may_see_case
 from api.errors import UnavailableError
 from api.runtime import Runtime
-from domain.errors import MalformedInputError, NotFoundError
+from domain.errors import MalformedInputError, case_not_found
 from ledger.append import Receipt
 from ledger.envelope.canonical import parse_strict, parse_time
 from ledger.envelope.dsse import REGISTRY_CASE_ID, UnverifiedEnvelope, parse_envelope
@@ -76,7 +76,7 @@ def visible_case(runtime: Runtime, principal: Principal, case_id: str) -> dict[s
     """The case view, or the same 404 as for a missing case when the caller may not see it."""
     view = runtime.ledger.case_view(case_id)
     if not may_see_case(principal, view):
-        raise NotFoundError("no such case", code="CASE_NOT_FOUND")
+        raise case_not_found(case_id)
     return view
 
 

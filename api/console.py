@@ -13,7 +13,7 @@ from importlib.util import find_spec
 
 # Distributions of the "server" extra, by the module they install (pyproject.toml).
 SERVER_EXTRA = ("eventsourcing", "psycopg", "pydantic_settings", "fastapi", "uvicorn", "httpx", "structlog")
-OFFLINE_COMMANDS = ("verify", "log", "trust", "--help", "-h")
+OFFLINE_COMMANDS = ("verify", "log", "trust", "--help", "-h", "--version")
 PROJECT = ("api", "ledger", "domain")
 
 

@@ -19,7 +19,7 @@ from dataclasses import replace
 from domain.case_state import CaseState, violation
 from domain.context import REGISTRY_STREAM_ID, DomainConfig, EventContext
 from domain.events import ALLOWED_WHEN_CLOSED, Event, Rules, rules_of
-from domain.roles import authorize
+from domain.roles import authorize, who_may
 
 __all__ = ["ALLOWED_WHEN_CLOSED", "CaseState", "apply", "replay"]
 
@@ -58,7 +58,10 @@ def apply(
         )
     if state.status == "closed" and not rules.when_closed:
         raise violation(
-            "the case is closed; reopen it first", "CASE_CLOSED", case_id=state.case_id, event_type=event.TYPE
+            f"the case is closed; reopen it first with {_reopening()}",
+            "CASE_CLOSED",
+            case_id=state.case_id,
+            event_type=event.TYPE,
         )
     new: CaseState = rules.effect(state, event, ctx, config)
     if rules.custody is not None:
@@ -82,3 +85,12 @@ def replay(items: list[tuple[Event, EventContext]], config: DomainConfig | None 
     for event, ctx in items:
         state = apply(state, event, ctx, config)
     return state
+
+
+def _reopening() -> str:
+    """``a CaseReopened event (only a key of role 'supervisor' may append it)``, from the declarations."""
+    from domain import case_lifecycle
+    from domain.events import EVENT_TYPES
+
+    names = [name for name, cls in EVENT_TYPES.items() if cls.RULES.effect is case_lifecycle.reopen]
+    return " or ".join(f"a {name} event ({who_may(name)} append it)" for name in names) or "a reopening event"

@@ -70,3 +70,13 @@ class ConflictError(LedgerError):
     """A concurrent writer won, or an id was reused with different bytes (maps to 409)."""
 
     code = "CONFLICT"
+
+
+def case_not_found(case_id: str) -> NotFoundError:
+    """The one CASE_NOT_FOUND: the same words for a case that does not exist and one the caller may not
+    see (so the answer does not tell them apart), with the next step for the command line and the API."""
+    return NotFoundError(
+        f"no case {case_id} (the cases are listed by evidence-ledger case list, or GET /v1/cases)",
+        code="CASE_NOT_FOUND",
+        case_id=case_id,
+    )

@@ -789,12 +789,39 @@ class KeyRevoked(Event):
     compromised_since: str | None = spec(TIMESTAMP, optional=True)
 
 
+#: where the event types are listed, for messages read on the command line and over HTTP alike
+LIST_TYPES_HINT = "list them with `evidence-ledger events list` (or see GET /openapi.json)"
+
+
+def closest_type(name: object) -> str | None:
+    """The registered event type ``name`` most likely meant (a case or spelling slip), or None."""
+    import difflib
+
+    if not isinstance(name, str) or not name or len(name) > 64:
+        return None
+    by_lower = {t.lower(): t for t in EVENT_TYPES}
+    if name.lower() in by_lower:
+        return by_lower[name.lower()]
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.75)
+    return by_lower[close[0]] if close else None
+
+
+def type_hint(name: object) -> str:
+    """``did you mean X?`` (when one type is close) followed by where the types are listed."""
+    match = closest_type(name)
+    return (f"did you mean {match}? " if match is not None and match != name else "") + LIST_TYPES_HINT
+
+
 def unknown_type(type_name: object, type_version: object) -> InvalidEventError:
     safe = isinstance(type_name, str) and type_name.isascii() and type_name.isalnum() and len(type_name) < 64
     shown = repr(type_name) if safe else "(unprintable name)"
+    known = EVENT_TYPES.get(type_name) if isinstance(type_name, str) else None
+    hint = (
+        f"the known version of {type_name} is {known.VERSION}" if known is not None else type_hint(type_name)
+    )
     return InvalidEventError(
-        f"unknown event type or version: {shown} v{type_version if type(type_version) is int else '?'}; "
-        f"known: {', '.join(f'{t} v{c.VERSION}' for t, c in EVENT_TYPES.items())}",
+        f"unknown event type or version: {shown} v{type_version if type(type_version) is int else '?'}; {hint};"
+        f" known: {', '.join(f'{t} v{c.VERSION}' for t, c in EVENT_TYPES.items())}",
         code="UNKNOWN_EVENT_TYPE",
         type=type_name if safe else None,
         version=type_version if type(type_version) is int else None,

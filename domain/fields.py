@@ -278,6 +278,28 @@ def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
+#: a key shaped like a field name
+FIELD_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def _unexpected(extra: Sequence[str], names: set[str]) -> str:
+    """Names each unexpected key that is a slip of a declared field name (shaped like one and close to
+    one, e.g. ``sumary``), with that field; any other key might hold data and is only counted."""
+    import difflib
+
+    shown = []
+    for key in sorted(k for k in extra if FIELD_NAME_RE.fullmatch(k)):
+        close = difflib.get_close_matches(key, sorted(names), n=1, cutoff=0.75)
+        if close:
+            shown.append(f"'{key}' (did you mean '{close[0]}'?)")
+    hidden = len(extra) - len(shown)
+    parts = ([f"unexpected field{'s' if len(shown) > 1 else ''} {', '.join(shown)}"] if shown else []) + (
+        [f"{hidden} other unexpected field(s), not named: a key unlike any field name may hold data"]
+        if hidden else []
+    )
+    return "; ".join(parts)
+
+
 def parse_fields(cls: type, body: object, prefix: str = "") -> Any:
     """Build ``cls`` from a JSON object: exact key set, every value through its codec.
 
@@ -292,9 +314,9 @@ def parse_fields(cls: type, body: object, prefix: str = "") -> Any:
     for f in declared:
         if f.name not in body and not f.metadata["optional"]:
             raise invalid(_join(prefix, f.name), "a value (the required field is missing)")
-    extra = sum(1 for k in body if k not in names)
+    extra = [k for k in body if k not in names]
     if extra:
-        raise invalid(where, f"only the fields {', '.join(sorted(names))} ({extra} unexpected field(s))")
+        raise invalid(where, f"only the fields {', '.join(sorted(names))} ({_unexpected(extra, names)})")
     values: dict[str, Any] = {}
     nulls: set[str] = set()
     for f in declared:

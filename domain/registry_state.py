@@ -137,7 +137,11 @@ def revoke(
 ) -> KeyRegistryState:
     info = state.lookup(event.key_id)
     if info is None:
-        raise violation("no key with this id is registered", "UNKNOWN_KEY", key_id=event.key_id)
+        raise violation(
+            "no key with this id is registered (evidence-ledger keys list, or GET /v1/keys, lists them)",
+            "UNKNOWN_KEY",
+            key_id=event.key_id,
+        )
     if info.revoked:
         raise violation("this key is already revoked", "KEY_ALREADY_REVOKED", key_id=event.key_id)
     revoked = replace(

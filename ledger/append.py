@@ -66,6 +66,15 @@ _KEY_REFUSALS = {
     "revoked": ("REVOKED_KEY", "revoked"),
     "compromised": ("REVOKED_KEY", "marked compromised"),
 }
+#: the next step after a key refusal; worded for the command line and the HTTP API alike
+_KEY_HINTS = {
+    "unknown": (
+        ": an admin registers it (evidence-ledger keys register --public-key FILE.pub --actor ACTOR --role ROLE,"
+        " or POST /v1/keys); the registered keys are listed by evidence-ledger keys list (or GET /v1/keys)"
+    ),
+    "revoked": ": sign with another registered key of the same actor (evidence-ledger keys list)",
+    "compromised": ": sign with another registered key of the same actor (evidence-ledger keys list)",
+}
 
 
 @dataclass(frozen=True)
@@ -526,7 +535,11 @@ class Appender:
             # The very first registry event is the self-signed trust root: its key is in its body.
             root = trust_root_signer(st)
             if root is None:
-                raise AuthorizationError("the ledger has no key registry yet", code="UNKNOWN_KEY")
+                raise AuthorizationError(
+                    "the ledger has no key registry yet: its genesis comes first (evidence-ledger keys genesis"
+                    " and keys submit; docs/keys.md)",
+                    code="UNKNOWN_KEY",
+                )
             if self.trust_root is not None and st.signer != self.trust_root:
                 raise AuthorizationError(
                     "the registry must start with the trust-root admin key this ledger was initialised with",
@@ -540,12 +553,15 @@ class Appender:
         status = "unknown" if info is None else reg_state.key_status_at(st.signer, at)
         if status != "active":
             code, what = _KEY_REFUSALS[status]
-            raise AuthorizationError(f"signer key is {what}", code=code, key_id=st.signer)
+            raise AuthorizationError(f"signer key is {what}{_KEY_HINTS.get(status, '')}", code=code, key_id=st.signer)
         if caller is not None and info.actor != caller:
             raise AuthorizationError(
-                "the envelope is signed with a key registered to another actor than the caller",
+                f"the envelope is signed with a key registered to {info.actor!r}, but the caller (the token's"
+                f" actor) is {caller!r}: sign with a key registered to {caller!r}, or use {info.actor!r}'s token",
                 code="SIGNER_NOT_CALLER",
                 key_id=st.signer,
+                signer_actor=info.actor,
+                caller=caller,
             )
         if not verified:  # a key id names exactly one public key, so an earlier check stands
             verify_envelope(envelope, public_key_from_raw(info.public_key))

@@ -128,6 +128,18 @@ def parse_database_url(url: str) -> DatabaseTarget:
     )
 
 
+def not_a_data_dir(data_dir: Path) -> str:
+    """Why ``data_dir`` cannot be used, and what to check — never an invitation to create a second ledger
+    where the user mistyped the path of the first."""
+    where = "check --data-dir / EVIDENCE_LEDGER_DATA_DIR"
+    new = "(`evidence-ledger init` creates a new, separate ledger)"
+    if not Path(data_dir).exists():
+        return f"the data dir {data_dir} does not exist: {where} {new}"
+    if not Path(data_dir).is_dir():
+        return f"the data dir {data_dir} is not a directory: {where}"
+    return f"{data_dir} is not an initialised data dir (it has no {CONFIG_FILE}): {where} {new}"
+
+
 @dataclass(frozen=True)
 class LedgerConfig:
     """What `init` wrote to ``ledger.json``."""
@@ -142,9 +154,7 @@ class LedgerConfig:
         try:
             data = json.loads(path.read_text("utf-8"))
         except FileNotFoundError:
-            raise ConfigurationError(
-                f"{data_dir} is not an initialised data dir (run `evidence-ledger init`)"
-            ) from None
+            raise ConfigurationError(not_a_data_dir(data_dir)) from None
         except (OSError, ValueError) as exc:
             raise ConfigurationError(f"cannot read {path}: {exc}") from None
         return LedgerConfig(

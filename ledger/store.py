@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from domain import projections
 from domain.context import DomainConfig
-from domain.errors import LedgerError, NotFoundError
+from domain.errors import LedgerError, case_not_found
 from ledger.append import Appender, Outcome, Receipt
 from ledger.envelope.dsse import REGISTRY_CASE_ID
 from ledger.envelope.keys import load_private_key, load_public_key, raw_public_key
@@ -351,7 +351,7 @@ class Ledger:
         with self.db.read() as tx:
             fields = None if case_id == REGISTRY_CASE_ID else case_row(tx, self.mac, case_id)
         if fields is None:
-            raise NotFoundError("no such case", code="CASE_NOT_FOUND")
+            raise case_not_found(case_id)
         return fields
 
     def case_view_json(self, case_id: str) -> bytes:
@@ -537,6 +537,13 @@ class Ledger:
     def checkpoint_at(self, size: int) -> tlog.StoredCheckpoint:
         with self.db.read() as tx:
             return self._witnessed(tlog.checkpoint_at(tx, size, self._checkpoint_check(tx)))
+
+    def checkpoints(self, after: int = 0, limit: int = 1000) -> list[tlog.StoredCheckpoint]:
+        """The signed checkpoints of size > ``after`` (smallest first), each checked, with the
+        cosignatures that verify under a configured witness."""
+        with self.db.read() as tx:
+            found = tlog.checkpoints(tx, self._checkpoint_check(tx), after=after, limit=limit)
+        return [self._witnessed(c) for c in found]
 
     def _checkpoint_check(self, tx: Any) -> tlog.CheckpointCheck:
         _, size = log_head(tx, self.mac)

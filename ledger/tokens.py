@@ -173,10 +173,12 @@ class TokenStore:
         self._check_issue(actor, role, authority, expires_in)
         if not has_active_key(self.registry(), actor, role, authority, format_time(now)):
             raise AuthorizationError(
-                f"no active registered key of role '{role}' belongs to this actor: register one first "
-                "(`evidence-ledger keys register`), then issue the token",
+                f"no active registered key of role '{role}' belongs to the actor {actor!r}: check the actor's"
+                " spelling against `evidence-ledger keys list`, or register the actor's key first"
+                " (`evidence-ledger keys register`), then issue the token",
                 code="NO_ACTIVE_KEY",
                 role=role,
+                actor=actor,
             )
         token_id = secrets.token_hex(8)
         token = f"elt_{token_id}_{secrets.token_urlsafe(32)}"

@@ -97,6 +97,22 @@ def _named(url: httpx.URL) -> str:
     return str(url.copy_with(username=None, password=None, query=None, fragment=None))
 
 
+def _reason(exc: httpx.HTTPError, timeout: float) -> str:
+    """Why no answer came, in words: refused, timed out, name not resolved, reset, or the error's kind."""
+    text = str(exc).lower()
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out after {timeout:g} s"
+    if isinstance(exc, httpx.ConnectError):
+        if "refused" in text:
+            return "connection refused"
+        if "name or service" in text or "nodename" in text or "getaddrinfo" in text or "resolution" in text:
+            return "the host name does not resolve"
+        return f"cannot connect: {str(exc)[:120]}"
+    if "reset" in text:
+        return "connection reset"
+    return f"{type(exc).__name__}: {str(exc)[:120]}"
+
+
 class Transport:
     """Requests to one server (``base_url``) or to absolute URLs, with the project's defaults.
 
@@ -154,7 +170,9 @@ class Transport:
                 body = self._read(response, path, until)
         except httpx.HTTPError as exc:
             raise ServerUnreachable(
-                f"cannot reach {self.url(path)}: {type(exc).__name__}: {str(exc)[:200]}", url=self.url(path)
+                f"cannot reach {self.url(path)} ({_reason(exc, self.timeout)}); is the server running? check the URL"
+                " (--server)",
+                url=self.url(path),
             ) from exc
         return httpx.Response(
             response.status_code,

@@ -16,7 +16,7 @@ evidence-ledger keys register --public-key okafor.pem.pub --actor "ADA Okafor" -
 
 CASE=$(python -c 'import uuid; print(uuid.uuid4())')
 printf 'stand-in for the original body-camera file' > footage.mp4
-SHA=$(evidence-ledger evidence put footage.mp4 | python -c 'import json, sys; print(json.load(sys.stdin)["sha256"])')
+SHA=$(evidence-ledger evidence put footage.mp4 --json | python -c 'import json, sys; print(json.load(sys.stdin)["sha256"])')
 
 evidence-ledger append "$CASE" CaseOpened --key rivera.pem --body '{"case_number": "CPD-2026-0001",
   "category": "property_damage", "summary": "Vehicle damaged during a federal operation"}'
@@ -66,7 +66,7 @@ evidence-ledger log verify-checkpoint --vkey log.vkey checkpoint.txt
 evidence-ledger log verify-inclusion --vkey log.vkey --checkpoint checkpoint.txt --leaf leaf5.json --proof inclusion.json
 
 # The prosecutor's bundle: one file, verified offline (no server, no database, no network).
-ROOT=$(evidence-ledger keys list | python -c 'import json, sys; print(json.load(sys.stdin)["root_key_id"])')
+ROOT=$(evidence-ledger keys list --json | python -c 'import json, sys; print(json.load(sys.stdin)["root_key_id"])')
 evidence-ledger export "$CASE" --out case.zip --with-media
 evidence-ledger verify case.zip --vkey log.vkey --trust-root "$ROOT" --html report.html
 

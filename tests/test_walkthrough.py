@@ -104,6 +104,30 @@ def test_walkthrough_runs_as_written(tmp_path: Path) -> None:
     sealed = _sealed_values(tmp_path / "walk" / "data")
     assert "(caller name)" in sealed
     _assert_no_argv_holds(argv_log, sealed)
+    _run_the_readme_consistency_example(tmp_path / "walk", env)
+
+
+def readme_block(heading: str) -> str:
+    """The first ```sh block of the README section that starts with ``heading``."""
+    readme = (ROOT / "README.md").read_text("utf-8")
+    section = readme[readme.index(heading):]
+    found = re.search(r"```sh\n(.*?)```", section, re.S)
+    assert found is not None, f"no sh block under {heading}"
+    return found.group(1)
+
+
+def _run_the_readme_consistency_example(work: Path, env: dict[str, str]) -> None:
+    """The README's consistency example runs as written in the walk-through's folder: the sizes it
+    uses are the ones `log checkpoints` lists."""
+    block = readme_block("## Verifying by hand")
+    assert "log checkpoints" in block and "prove-consistency" in block
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", block], cwd=work, capture_output=True, text=True, timeout=120,
+        check=False, env={**env, "EVIDENCE_LEDGER_DATA_DIR": "./data"},
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert re.search(r"verified: size \d+ extends size 2\n", result.stdout), result.stdout
+    assert "cosignature(s)" in result.stdout  # the text listing
 
 
 @pytest.mark.slow

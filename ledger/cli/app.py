@@ -17,17 +17,58 @@ from typing import Annotated, Any
 import typer
 
 from ledger.cli.args import read_json_arg
-from ledger.cli.errors import cli_errors, fail
+from ledger.cli.errors import EXIT_CODES, cli_errors, fail
 
-__all__ = ["DataDir", "KeystoreDir", "app", "cli_errors", "commands", "fail", "main", "open_ledger", "print_json",
-           "read_json_arg", "settings_for"]
+__all__ = ["DataDir", "JsonOption", "KeystoreDir", "app", "cli_errors", "commands", "emit", "fail", "main",
+           "open_ledger", "print_json", "read_json_arg", "settings_for"]
+
+#: -h and --help on every command and group (click contexts inherit it from the root)
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+def epilog() -> str:
+    """The exit codes and the output rule, shown under ``evidence-ledger --help``."""
+    lines = [f"{code} {meaning}" for code, meaning in EXIT_CODES.items()]
+    return (
+        "Exit codes: " + "; ".join(lines) + ". Every command prints readable text, or JSON with --json;"
+        " errors are one line on stderr naming the next step. Shell completion:"
+        " evidence-ledger --install-completion."
+    )
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("evidence-ledger")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"evidence-ledger {package_version()}")
+        raise typer.Exit(0)
+
+
+VersionOption = Annotated[
+    bool,
+    typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit"),
+]
 
 app = typer.Typer(
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    context_settings=CONTEXT,
     pretty_exceptions_show_locals=False,  # locals may hold personal data or key material
     help="Signed, append-only, verifiable evidence ledger.",
+    epilog=epilog(),
 )
+
+
+@app.callback()
+def _root(version: VersionOption = False) -> None:
+    """Signed, append-only, verifiable evidence ledger."""
 keys_app = typer.Typer(no_args_is_help=True, help="Signing keys and the key registry.")
 case_app = typer.Typer(no_args_is_help=True, help="Read cases.")
 db_app = typer.Typer(no_args_is_help=True, help="Database administration.")
@@ -72,6 +113,18 @@ def open_ledger(data_dir: Path | None, keystore_dir: Path | None = None) -> Any:
 
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON (one stable shape) instead of text")]
+
+
+def emit(data: Any, as_json: bool, text: str | list[str]) -> None:
+    """The one output rule: ``data`` as JSON with ``--json``, else the readable ``text`` lines."""
+    if as_json:
+        print_json(data)
+        return
+    for line in [text] if isinstance(text, str) else text:
+        typer.echo(line)
 
 
 _registered: list[bool] = []  # the offline commands are added once

@@ -25,9 +25,10 @@ def append(
     token: Annotated[
         str | None, typer.Option(envvar="EVIDENCE_LEDGER_TOKEN", help="bearer token for --server")
     ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the receipt as JSON")] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Sign an event for the next position of a case and append it; prints the receipt."""
+    """Sign an event for the next position of a case and append it; prints the receipt (--json: as JSON)."""
     from ledger.envelope.keys import load_private_key
 
     body_data = read_json_arg(body, "body")
@@ -39,11 +40,22 @@ def append(
 
         if not token:
             fail("--server needs --token (or EVIDENCE_LEDGER_TOKEN)", 2)
-        print_json(append_remote(server, token, _case_uuid(case_id), event_type, body_data, signer))
+        receipt = append_remote(server, token, _case_uuid(case_id), event_type, body_data, signer)
+        _print_receipt(receipt, event_type, as_json)
         return
     with open_ledger(data_dir) as ledger:
         receipt = ledger.sign_and_append(signer, _case_uuid(case_id), event_type, body_data)
-        print_json(receipt.to_json())
+    _print_receipt(receipt.to_json(), event_type, as_json)
+
+
+def _print_receipt(receipt: dict[str, object], event_type: str, as_json: bool) -> None:
+    if as_json:
+        print_json(receipt)
+        return
+    typer.echo(
+        f"appended {event_type} as seq {receipt.get('seq')} of case {receipt.get('case_id')}:"
+        f" leaf {receipt.get('leaf_index')}, event {receipt.get('event_id')}, at {receipt.get('integrated_at')}"
+    )
 
 
 def _case_uuid(value: str) -> str:

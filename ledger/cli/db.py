@@ -17,11 +17,11 @@ import os
 import secrets
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from ledger.cli.app import DataDir, KeystoreDir, app, db_app, settings_for
+from ledger.cli.app import DataDir, JsonOption, KeystoreDir, app, db_app, print_json, settings_for
 from ledger.cli.errors import cli_errors, fail
 
 KEYSTORE_DEMO_WARNING = (
@@ -50,6 +50,7 @@ def init(
             "without it the admin private key is generated into the data dir (demo mode)",
         ),
     ] = None,
+    as_json: JsonOption = False,
     data_dir: DataDir = None,
     keystore_dir: KeystoreDir = None,
 ) -> None:
@@ -57,21 +58,31 @@ def init(
     (and, in demo mode only, the trust-root admin key with the registry's genesis)."""
     from ledger.bootstrap import GENESIS_REQUEST, init_data_dir
     from ledger.envelope.keys import load_public_key, raw_public_key
-    from ledger.settings import key_path, keystore_location
+    from ledger.settings import keystore_location
     from ledger.store import utc_now
 
     settings = settings_for(data_dir, keystore_dir)
     admin_public = None if admin_public_key is None else raw_public_key(load_public_key(admin_public_key))
     result = init_data_dir(settings.data_dir, origin, settings, now=utc_now(), admin_public=admin_public)
+    keystore = keystore_location(settings)
+    if as_json:
+        print_json({
+            "data_dir": str(result.data_dir),
+            "origin": result.origin,
+            "admin_key_id": result.admin_key_id,
+            "log_verifier_key": result.log_verifier_key,
+            "keystore": str(keystore.path),
+            "demo_mode": admin_public is None,
+            "genesis_request": None if admin_public is None else str(result.data_dir / GENESIS_REQUEST),
+        })
+        _warn(keystore, admin_public is None, result.data_dir)
+        return
     typer.echo(f"initialised {result.data_dir} for origin {result.origin}")
     typer.echo(f"trust-root admin key id: {result.admin_key_id}")
     typer.echo(f"log verifier key: {result.log_verifier_key}")
-    keystore = keystore_location(settings)
     typer.echo(f"keystore: {keystore.path}")
-    if keystore.in_data_dir:
-        typer.echo(KEYSTORE_DEMO_WARNING.format(path=keystore.path), err=True)
+    _warn(keystore, admin_public is None, result.data_dir)
     if admin_public is None:
-        typer.echo(DEMO_WARNING.format(path=key_path(result.data_dir, "admin")), err=True)
         return
     request = result.data_dir / GENESIS_REQUEST
     typer.echo("the key registry is empty until the admin signs its genesis offline:")
@@ -80,15 +91,28 @@ def init(
     typer.echo("  3. here:  evidence-ledger keys submit genesis.jsonl")
 
 
+def _warn(keystore: Any, demo: bool, data_dir: Path) -> None:
+    from ledger.settings import key_path
+
+    if keystore.in_data_dir:
+        typer.echo(KEYSTORE_DEMO_WARNING.format(path=keystore.path), err=True)
+    if demo:
+        typer.echo(DEMO_WARNING.format(path=key_path(data_dir, "admin")), err=True)
+
+
 @db_app.command("migrate")
 @cli_errors
-def db_migrate(data_dir: DataDir = None, keystore_dir: KeystoreDir = None) -> None:
+def db_migrate(as_json: JsonOption = False, data_dir: DataDir = None, keystore_dir: KeystoreDir = None) -> None:
     """Create or update the tables (safe to re-run; run once before starting workers). From schema 2,
     sealed records' keys move out of the database into the keystore."""
     from ledger.store import Ledger
 
     with Ledger(settings_for(data_dir, keystore_dir), create_tables=True) as ledger:
-        typer.echo(f"schema ready on {ledger.target.describe()}")
+        target = ledger.target.describe()
+    if as_json:
+        print_json({"schema_ready": True, "database": target})
+    else:
+        typer.echo(f"schema ready on {target}")
 
 
 

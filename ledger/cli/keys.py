@@ -9,7 +9,16 @@ from typing import Annotated, Any
 import typer
 
 from domain.errors import LedgerError, MalformedInputError
-from ledger.cli.app import DataDir, keys_app, open_ledger, print_json, read_json_arg, settings_for
+from ledger.cli.app import (
+    DataDir,
+    JsonOption,
+    emit,
+    keys_app,
+    open_ledger,
+    print_json,
+    read_json_arg,
+    settings_for,
+)
 from ledger.cli.errors import cli_errors, fail
 
 
@@ -20,6 +29,7 @@ def keys_new(
     out: Annotated[
         Path, typer.Option(help="private key file (PEM PKCS#8, mode 0600); FILE.pub gets the public key")
     ],
+    as_json: JsonOption = False,
 ) -> None:
     """Create an Ed25519 key pair."""
     from ledger.envelope.keys import generate_key_pair, key_id
@@ -27,7 +37,8 @@ def keys_new(
     if out.exists():
         fail(f"{out} exists; refusing to overwrite a key", 2)
     key = generate_key_pair(out)
-    typer.echo(f"key {name}: id {key_id(key)}; private {out} (0600), public {out}.pub")
+    emit({"name": name, "key_id": key_id(key), "private_key": str(out), "public_key": f"{out}.pub"}, as_json,
+         f"key {name}: id {key_id(key)}; private {out} (0600), public {out}.pub")
 
 
 AdminKey = Annotated[
@@ -72,6 +83,7 @@ def _registry_change(
     head: Path | None,
     out: Path | None,
     data_dir: Path | None,
+    as_json: bool = False,
 ) -> None:
     """Sign a registry event with the admin key and append it locally, send it to a server, or
     (offline, with --head and --out) write it for `keys submit`."""
@@ -94,16 +106,23 @@ def _registry_change(
             now=utc_now(),
         )
         _write_new(out, raw + b"\n")
-        typer.echo(f"signed {event_type} for registry position {version + 1}: {out}")
+        emit({"event_type": event_type, "seq": version + 1, "out": str(out)}, as_json,
+             f"signed {event_type} for registry position {version + 1}: {out}")
         return
     if server is not None:
         if not token:
             fail("--server needs --token (or EVIDENCE_LEDGER_TOKEN)", 2)
         with RemoteLedger(server, token) as remote:
-            print_json(remote.append(REGISTRY_CASE_ID, event_type, body(remote.clock()), admin))
+            _receipt(remote.append(REGISTRY_CASE_ID, event_type, body(remote.clock()), admin), event_type, as_json)
         return
     with open_ledger(data_dir) as ledger:
-        print_json(ledger.sign_and_append(admin, REGISTRY_CASE_ID, event_type, body(ledger.clock())).to_json())
+        receipt = ledger.sign_and_append(admin, REGISTRY_CASE_ID, event_type, body(ledger.clock())).to_json()
+    _receipt(receipt, event_type, as_json)
+
+
+def _receipt(receipt: dict[str, Any], event_type: str, as_json: bool) -> None:
+    emit(receipt, as_json, f"{event_type} appended: registry position {receipt.get('seq')},"
+         f" leaf {receipt.get('leaf_index')}, event {receipt.get('event_id')}")
 
 
 def _write_new(path: Path, data: bytes) -> None:
@@ -128,6 +147,7 @@ def keys_register(
     token: Token = None,
     head: HeadFile = None,
     out: OutFile = None,
+    as_json: JsonOption = False,
     data_dir: DataDir = None,
 ) -> None:
     """Register a public key in the key registry (a KeyRegistered event signed by an admin key)."""
@@ -138,7 +158,7 @@ def keys_register(
     _registry_change(
         "KeyRegistered",
         lambda now: registry_body(public, actor=actor, role=role, authority=authority, valid_from=now),
-        admin_key=admin_key, server=server, token=token, head=head, out=out, data_dir=data_dir,
+        admin_key=admin_key, server=server, token=token, head=head, out=out, data_dir=data_dir, as_json=as_json,
     )
 
 
@@ -155,6 +175,7 @@ def keys_revoke(
     token: Token = None,
     head: HeadFile = None,
     out: OutFile = None,
+    as_json: JsonOption = False,
     data_dir: DataDir = None,
 ) -> None:
     """Revoke a key (a KeyRevoked event signed by an admin key)."""
@@ -163,14 +184,15 @@ def keys_revoke(
         body["compromised_since"] = compromised_since
     _registry_change(
         "KeyRevoked", lambda _now: body,
-        admin_key=admin_key, server=server, token=token, head=head, out=out, data_dir=data_dir,
+        admin_key=admin_key, server=server, token=token, head=head, out=out, data_dir=data_dir, as_json=as_json,
     )
 
 
 @keys_app.command("head")
 @cli_errors
 def keys_head(data_dir: DataDir = None) -> None:
-    """The registry's position (origin, version, head_sha256): what an offline admin signs against."""
+    """The registry's position (origin, version, head_sha256) as JSON: the file an offline admin signs
+    against (`keys register --head FILE`); always JSON, since it is that file."""
     from ledger.envelope.dsse import REGISTRY_CASE_ID
 
     with open_ledger(data_dir) as ledger:
@@ -184,6 +206,7 @@ def keys_genesis(
     admin_key: Annotated[Path, typer.Option("--admin-key", help="the trust-root admin private key")],
     request: Annotated[Path, typer.Option(help="genesis-request.json written by `init --admin-public-key`")],
     out: Annotated[Path, typer.Option(help="where to write the two signed envelopes (JSON lines)")],
+    as_json: JsonOption = False,
 ) -> None:
     """Offline: sign the registry's genesis (the admin's own registration and the service key's)."""
     from ledger.bootstrap import genesis_from_request
@@ -195,7 +218,8 @@ def keys_genesis(
         fail("--request: expected the JSON object `init` wrote", 2)
     envelopes = genesis_from_request(load_private_key(admin_key), wanted, now=utc_now())
     _write_new(out, b"".join(raw + b"\n" for raw in envelopes))
-    typer.echo(f"signed the registry genesis for {wanted['origin']}: {out}; submit it with `keys submit`")
+    emit({"origin": wanted["origin"], "out": str(out), "envelopes": len(envelopes)}, as_json,
+         f"signed the registry genesis for {wanted['origin']}: {out}; submit it with `keys submit`")
 
 
 @keys_app.command("submit")
@@ -204,6 +228,7 @@ def keys_submit(
     envelopes: Annotated[Path, typer.Argument(help="signed registry envelopes, one per line")],
     server: Server = None,
     token: Token = None,
+    as_json: JsonOption = False,
     data_dir: DataDir = None,
 ) -> None:
     """Append registry envelopes signed elsewhere (`keys genesis`, or `keys register --out`)."""
@@ -220,7 +245,7 @@ def keys_submit(
         if not token:
             fail("--server needs --token (or EVIDENCE_LEDGER_TOKEN)", 2)
         with RemoteLedger(server, token) as remote:
-            print_json([remote.post_envelope(REGISTRY_CASE_ID, raw) for raw in raws])
+            _receipts([remote.post_envelope(REGISTRY_CASE_ID, raw) for raw in raws], as_json)
         return
     receipts = []
     with open_ledger(data_dir) as ledger:
@@ -230,15 +255,34 @@ def keys_submit(
                 raise outcome
             receipts.append(outcome.to_json())
         ledger.checkpoint()
-    print_json(receipts)
+    _receipts(receipts, as_json)
+
+
+def _receipts(receipts: list[dict[str, Any]], as_json: bool) -> None:
+    emit(receipts, as_json, [
+        f"appended registry position {r.get('seq')} (leaf {r.get('leaf_index')}, event {r.get('event_id')})"
+        for r in receipts
+    ])
 
 
 @keys_app.command("list")
 @cli_errors
-def keys_list(data_dir: DataDir = None) -> None:
-    """List registered keys (no key material beyond public keys)."""
+def keys_list(as_json: JsonOption = False, data_dir: DataDir = None) -> None:
+    """List registered keys (no key material beyond public keys); --json: the registry document."""
     with open_ledger(data_dir) as ledger:
         state = ledger.registry_state()
-        print_json([] if state is None else state.to_json())
+    data = {} if state is None else state.to_json()
+    emit(data, as_json, _registry_lines(data))
+
+
+def _registry_lines(registry: dict[str, Any]) -> list[str]:
+    if not registry:
+        return ["the key registry is empty (its genesis comes first: docs/keys.md)"]
+    lines = [f"trust root {registry.get('root_key_id')}; registry version {registry.get('version')}"]
+    for key in registry.get("keys", []):
+        status = "revoked" if key.get("revoked") else "active"
+        authority = f" for {key['authority']}" if key.get("authority") else ""
+        lines.append(f"{key.get('key_id')}  {key.get('role')}{authority}  {key.get('actor')}  ({status})")
+    return lines
 
 

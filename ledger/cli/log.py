@@ -12,7 +12,7 @@ import typer
 
 from domain.errors import MalformedInputError
 from ledger.cli import log_checks
-from ledger.cli.app import DataDir, app, open_ledger, settings_for
+from ledger.cli.app import DataDir, JsonOption, app, emit, open_ledger, settings_for
 from ledger.cli.errors import cli_errors, fail
 
 log_app = typer.Typer(no_args_is_help=True, help="Transparency log: checkpoints, proofs, offline checks.")
@@ -55,6 +55,32 @@ def log_checkpoint(
         return
     sys.stdout.buffer.write(checkpoint.with_cosignatures())
     sys.stdout.buffer.flush()
+
+
+@log_app.command("checkpoints")
+@cli_errors
+def log_checkpoints(as_json: JsonOption = False, data_dir: DataDir = None) -> None:
+    """List the signed checkpoints: size, time, root hash, cosignatures (the sizes that `log checkpoint
+    --size`, `prove-consistency` and `prove-inclusion --size` can use)."""
+    with open_ledger(data_dir) as ledger:
+        found, after = [], 0
+        while True:
+            page = ledger.checkpoints(after=after, limit=CHECKPOINT_PAGE)
+            found += page
+            if len(page) < CHECKPOINT_PAGE:
+                break
+            after = page[-1].size
+    rows = [
+        {"size": c.size, "signed_at": c.signed_at, "root_hash": c.root.hex(), "root_b64": c.root_b64,
+         "cosignatures": len(c.cosignatures)}
+        for c in found
+    ]
+    emit({"items": rows}, as_json, [
+        f"{r['size']:>8}  {r['signed_at']}  {r['root_hash']}  {r['cosignatures']} cosignature(s)" for r in rows
+    ] or ["no checkpoint signed yet (the log has no entries, or `evidence-ledger log checkpoint` signs one)"])
+
+
+CHECKPOINT_PAGE = 1000
 
 
 @log_app.command("prove-inclusion")

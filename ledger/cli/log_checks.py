@@ -4,13 +4,14 @@ proofs checked offline, with public keys only.
 They import no database driver and no web framework (they are also the `log` commands of
 ``evidence-ledger-verify``, ``ledger.cli.offline``). The log key is pinned with ``--vkey`` or by the
 pin file's entry for the checkpoint's origin (``ledger.verify.trust``). Exit codes: 0 verified, 1
-verification failed, 2 unusable input, pin file or arguments, 3 every check possible without the
+verification failed, 2 unusable input, pin file or arguments, 4 every check possible without the
 log key passed but no log key is pinned (0 with ``--allow-unpinned``; the output still says
 UNPINNED, never verified).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -19,7 +20,7 @@ import typer
 
 from domain.errors import VerificationError
 from ledger.cli.args import read_file, verifier_key
-from ledger.cli.errors import check_errors
+from ledger.cli.errors import UNPINNED, check_errors
 from ledger.cli.verify import AllowUnpinned, TrustFile, load_pin_file
 
 VKey = Annotated[
@@ -49,15 +50,28 @@ class _LogTrust:
     pins: Any  # trust.PinFile | None
     suffix: str  # says where a pinned key came from, when not from --vkey
 
-    def unpinned(self, what: str, allow_unpinned: bool) -> NoReturn:
-        """Print the UNPINNED verdict of a check done without the log key; exit 3 (0 if allowed)."""
+    def unpinned(self, what: str, allow_unpinned: bool, as_json: bool = False) -> NoReturn:
+        """Print the UNPINNED verdict of a check done without the log key; exit 4 (0 if allowed)."""
         origin = self.checkpoint.origin
         where = "no pin file" if self.pins is None else f"the pin file {self.pins.path} has no entry for it"
-        typer.echo(
+        message = (
             f"UNPINNED: {what}; the log signature was not checked: no log key is pinned for {origin}"
             f" ({where}). Give --vkey, or pin it: evidence-ledger trust pin --origin {origin} --vkey KEY"
         )
-        raise typer.Exit(0 if allow_unpinned else 3)
+        code = 0 if allow_unpinned else UNPINNED
+        _result(as_json, {"verdict": "unpinned", "origin": origin, "size": self.checkpoint.size,
+                          "message": message, "exit_code": code}, message)
+        raise typer.Exit(code)
+
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="print the verdict as JSON")]
+
+
+def _result(as_json: bool, data: dict[str, Any], text: str) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        typer.echo(text)
 
 
 def _log_trust(note_bytes: bytes, vkey: str | None, trust: Path | None) -> _LogTrust:
@@ -95,8 +109,9 @@ def verify_checkpoint(
     min_witnesses: MinWitnesses = None,
     trust: TrustFile = None,
     allow_unpinned: AllowUnpinned = False,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Check a checkpoint's log signature and witness cosignatures (exit 3 if no log key is pinned)."""
+    """Check a checkpoint's log signature and witness cosignatures (exit 4 if no log key is pinned)."""
     from ledger.log import note
 
     raw = read_file(file, "checkpoint")
@@ -105,11 +120,14 @@ def verify_checkpoint(
     witnesses, required = _witness_policy(anchor, witness, min_witnesses)
     if anchor.key is None:
         skipped = "; witness cosignatures were not checked either" if witness else ""
-        anchor.unpinned(f"the checkpoint of {cp.origin} at size {cp.size} parses{skipped}", allow_unpinned)
+        anchor.unpinned(f"the checkpoint of {cp.origin} at size {cp.size} parses{skipped}", allow_unpinned, as_json)
     verified = note.verify_checkpoint(raw, anchor.key, witnesses, required)
     names = ", ".join(c.name for c in verified.cosignatures) or "none"
-    typer.echo(
-        f"verified: {verified.checkpoint.origin} size {verified.checkpoint.size}; cosigned by {names}{anchor.suffix}"
+    _result(
+        as_json,
+        {"verdict": "verified", "origin": verified.checkpoint.origin, "size": verified.checkpoint.size,
+         "cosigned_by": [c.name for c in verified.cosignatures], "exit_code": 0},
+        f"verified: {verified.checkpoint.origin} size {verified.checkpoint.size}; cosigned by {names}{anchor.suffix}",
     )
 
 
@@ -121,8 +139,9 @@ def verify_inclusion(
     vkey: VKey = None,
     trust: TrustFile = None,
     allow_unpinned: AllowUnpinned = False,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Check that LEAF is in the tree the checkpoint signs (exit 3 if no log key is pinned)."""
+    """Check that LEAF is in the tree the checkpoint signs (exit 4 if no log key is pinned)."""
     from ledger.log import merkle, note
     from ledger.log.proof_json import parse_inclusion_proof
 
@@ -137,8 +156,10 @@ def verify_inclusion(
         anchor.unpinned(
             f"leaf {index} leads to the root that the checkpoint of {cp.origin} at size {cp.size} states",
             allow_unpinned,
+            as_json,
         )
-    typer.echo(f"verified: leaf {index} is in {cp.origin} at size {cp.size}{anchor.suffix}")
+    _result(as_json, {"verdict": "verified", "origin": cp.origin, "size": cp.size, "index": index, "exit_code": 0},
+            f"verified: leaf {index} is in {cp.origin} at size {cp.size}{anchor.suffix}")
 
 
 @check_errors
@@ -149,8 +170,9 @@ def verify_consistency(
     vkey: VKey = None,
     trust: TrustFile = None,
     allow_unpinned: AllowUnpinned = False,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Check that the newer checkpoint's tree extends the older one's (exit 3 if no log key is pinned)."""
+    """Check that the newer checkpoint's tree extends the older one's (exit 4 if no log key is pinned)."""
     from ledger.log import merkle, note
     from ledger.log.proof_json import parse_consistency_proof
 
@@ -170,5 +192,8 @@ def verify_consistency(
             f"the proof shows that the tree of size {second.size} extends the tree of size {first.size}"
             " as the two checkpoints state them",
             allow_unpinned,
+            as_json,
         )
-    typer.echo(f"verified: size {second.size} extends size {first.size}{anchor.suffix}")
+    _result(as_json, {"verdict": "verified", "origin": first.origin, "old_size": first.size, "size": second.size,
+                      "exit_code": 0},
+            f"verified: size {second.size} extends size {first.size}{anchor.suffix}")

@@ -5,17 +5,44 @@ the same commands are part of `evidence-ledger`, which falls back to them on suc
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from ledger.cli import log_checks, trust, verify
 
+
+def _print_version(value: bool) -> None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    if value:
+        try:
+            typer.echo(f"evidence-ledger {version('evidence-ledger')}")
+        except PackageNotFoundError:
+            typer.echo("evidence-ledger unknown")
+        raise typer.Exit(0)
+
+
 app = typer.Typer(
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_show_locals=False,
     help="Verify evidence-ledger bundles, checkpoints and proofs offline, against keys you pinned.",
 )
 log_app = typer.Typer(no_args_is_help=True, help="Check checkpoints and proofs offline.")
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit"),
+    ] = False,
+) -> None:
+    """Verify evidence-ledger bundles, checkpoints and proofs offline, against keys you pinned."""
+
+
 app.add_typer(log_app, name="log")
 app.add_typer(trust.trust_app, name="trust")
 app.command("verify")(verify.verify)

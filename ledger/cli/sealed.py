@@ -18,9 +18,10 @@ import typer
 from domain.errors import MalformedInputError, NotFoundError
 from ledger.cli.app import (
     DataDir,
+    JsonOption,
     KeystoreDir,
+    emit,
     open_ledger,
-    print_json,
     retention_app,
     sealed_app,
     settings_for,
@@ -36,7 +37,7 @@ RequestId = Annotated[str, typer.Option("--request-id", help="the disclosure req
 
 def _append(
     case_id: str, event_type: str, body: dict[str, Any], key: Path, server: str | None, token: str | None,
-    data_dir: Path | None, keystore_dir: Path | None,
+    data_dir: Path | None, keystore_dir: Path | None, as_json: bool = False,
 ) -> None:
     from ledger.envelope.keys import load_private_key
 
@@ -46,10 +47,16 @@ def _append(
 
         if not token:
             fail("--server needs --token (or EVIDENCE_LEDGER_TOKEN)", 2)
-        print_json(append_remote(server, token, _case_uuid(case_id), event_type, body, signer))
+        _receipt(append_remote(server, token, _case_uuid(case_id), event_type, body, signer), event_type, as_json)
         return
     with open_ledger(data_dir, keystore_dir) as ledger:
-        print_json(ledger.sign_and_append(signer, _case_uuid(case_id), event_type, body).to_json())
+        receipt = ledger.sign_and_append(signer, _case_uuid(case_id), event_type, body).to_json()
+    _receipt(receipt, event_type, as_json)
+
+
+def _receipt(receipt: dict[str, Any], event_type: str, as_json: bool, extra: str = "") -> None:
+    emit(receipt, as_json, f"appended {event_type} as seq {receipt.get('seq')} of case {receipt.get('case_id')}:"
+         f" leaf {receipt.get('leaf_index')}, event {receipt.get('event_id')}{extra}")
 
 
 @sealed_app.command("request")
@@ -63,12 +70,13 @@ def request(
     legal_basis: Annotated[str, typer.Option("--legal-basis", help="the law, order or process that allows it")],
     server: Server = None,
     token: Token = None,
+    as_json: JsonOption = False,
     data_dir: DataDir = None,
     keystore_dir: KeystoreDir = None,
 ) -> None:
     """Ask for a sealed record to be disclosed (investigator, supervisor or counsel); prints the receipt."""
     body = {"request_id": request_id, "sealed_ref": sealed_ref, "purpose": purpose, "legal_basis": legal_basis}
-    _append(case_id, "SealedDisclosureRequested", body, key, server, token, data_dir, keystore_dir)
+    _append(case_id, "SealedDisclosureRequested", body, key, server, token, data_dir, keystore_dir, as_json)
 
 
 @sealed_app.command("approve")
@@ -79,11 +87,13 @@ def approve(
     request_id: RequestId,
     server: Server = None,
     token: Token = None,
+    as_json: JsonOption = False,
     data_dir: DataDir = None,
     keystore_dir: KeystoreDir = None,
 ) -> None:
     """Approve another person's disclosure request (supervisor or counsel); prints the receipt."""
-    _append(case_id, "SealedDisclosureApproved", {"request_id": request_id}, key, server, token, data_dir, keystore_dir)
+    _append(case_id, "SealedDisclosureApproved", {"request_id": request_id}, key, server, token, data_dir,
+            keystore_dir, as_json)
 
 
 def _request_in(view: dict[str, Any], request_id: str) -> dict[str, Any]:
@@ -181,13 +191,14 @@ def shred(
     reason: Annotated[str, typer.Option(help="why (recorded in the signed event)")],
     server: Server = None,
     token: Token = None,
+    as_json: JsonOption = False,
     data_dir: DataDir = None,
     keystore_dir: KeystoreDir = None,
 ) -> None:
     """Shred a sealed record (supervisor or counsel): the signed event first, then its key is destroyed."""
     if server is not None:
         _append(case_id, "SealedRecordShredded", {"sealed_ref": sealed_ref, "reason": reason}, key, server, token,
-                data_dir, keystore_dir)
+                data_dir, keystore_dir, as_json)
         return
     from ledger.envelope.keys import load_private_key
     from ledger.evidence.disclosure import shred as shred_record
@@ -195,7 +206,9 @@ def shred(
     signer = load_private_key(key)
     with open_ledger(data_dir, keystore_dir) as ledger:
         result = shred_record(ledger, signer, _case_uuid(case_id), sealed_ref, reason)
-    print_json({**result.receipt.to_json(), "key_destroyed": result.destroyed})
+    receipt = result.receipt.to_json()
+    _receipt({**receipt, "key_destroyed": result.destroyed}, "SealedRecordShredded", as_json,
+             "; its key is destroyed" if result.destroyed else "; its key was already destroyed")
 
 
 @retention_app.command("run")
@@ -204,6 +217,7 @@ def retention_run(
     after_days: Annotated[
         int | None, typer.Option("--after-days", min=0, help="shred cases closed longer ago (default: retention_days, 90)")
     ] = None,
+    as_json: JsonOption = False,
     data_dir: DataDir = None,
     keystore_dir: KeystoreDir = None,
 ) -> None:
@@ -217,6 +231,12 @@ def retention_run(
     with Ledger(settings) as ledger:
         ledger.require_writable()
         report = run_retention(ledger, after_days=days, now=ledger.clock())
-    print_json({**report.to_json(), "counts": {
+    data = {**report.to_json(), "counts": {
         "shredded": len(report.shredded), "blocked": len(report.blocked), "finished": report.finished,
-    }})
+    }}
+    emit(data, as_json, [
+        f"retention: cases closed before {report.cutoff}: {len(report.shredded)} sealed record(s) shredded,"
+        f" {len(report.blocked)} kept (held or referred), {report.finished} earlier shred(s) finished",
+        *(f"  shredded {s['sealed_ref']} of case {s['case_id']}" for s in data["shredded"]),
+        *(f"  kept {b['sealed_ref']} of case {b['case_id']}: {b['code']}" for b in data["blocked"]),
+    ])

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ledger.cli.app import DataDir, app, print_json, settings_for
+from ledger.cli.app import DataDir, JsonOption, app, emit, settings_for
 from ledger.cli.errors import cli_errors
 
 tokens_app = typer.Typer(no_args_is_help=True, help="Bearer tokens for the HTTP API (stored hashed).")
@@ -38,9 +38,11 @@ def tokens_issue(
     role: Annotated[str, typer.Option(help="investigator | supervisor | auditor | prosecutor | admin")],
     authority: Annotated[str | None, typer.Option(help="prosecutors: the authority they act for")] = None,
     expires_in: Annotated[str, typer.Option("--expires-in", help="lifetime, e.g. 30d, 12h, 90m")] = "30d",
+    as_json: JsonOption = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Issue a token; it is printed once, alone on the last line, and only its SHA-256 is stored."""
+    """Issue a token; it is printed once, alone on the last line (--json: the "token" field), and only its
+    SHA-256 is stored. Refused (exit 1) unless the actor holds an active registered key of the role."""
     from ledger.store import utc_now
     from ledger.tokens import parse_duration
 
@@ -48,15 +50,18 @@ def tokens_issue(
     with _token_store(data_dir) as store:
         issued = store.issue(actor=actor, role=role, authority=authority, expires_in=lifetime, now=utc_now())
     record = issued.record
-    typer.echo(f"token id {record.token_id} for {record.actor} ({record.role}), expires {record.expires_at}")
-    typer.echo("store it now; it cannot be shown again:")
-    typer.echo(issued.token)
+    emit({**record.to_json(utc_now()), "token": issued.token}, as_json, [
+        f"token id {record.token_id} for {record.actor} ({record.role}), expires {record.expires_at}",
+        "store it now; it cannot be shown again:",
+        issued.token,
+    ])
 
 
 @tokens_app.command("revoke")
 @cli_errors
 def tokens_revoke(
     token_id: Annotated[str, typer.Argument(help="the token id shown by `tokens issue` / `tokens list`")],
+    as_json: JsonOption = False,
     data_dir: DataDir = None,
 ) -> None:
     """Revoke a token (effective immediately)."""
@@ -64,17 +69,21 @@ def tokens_revoke(
 
     with _token_store(data_dir) as store:
         record = store.revoke(token_id, now=utc_now())
-    typer.echo(f"revoked token {record.token_id} ({record.actor}) at {record.revoked_at}")
+    emit(record.to_json(utc_now()), as_json,
+         f"revoked token {record.token_id} ({record.actor}) at {record.revoked_at}")
 
 
 @tokens_app.command("list")
 @cli_errors
-def tokens_list(data_dir: DataDir = None) -> None:
+def tokens_list(as_json: JsonOption = False, data_dir: DataDir = None) -> None:
     """List tokens (ids, actors, roles, expiry, status; never the tokens or their hashes)."""
     from ledger.store import utc_now
 
     with _token_store(data_dir) as store:
         records = store.list()
     now = utc_now()
-    print_json([r.to_json(now) for r in records])
+    data = [r.to_json(now) for r in records]
+    emit(data, as_json, [
+        "  ".join(str(d.get(k, "")) for k in ("token_id", "status", "role", "actor", "expires_at")) for d in data
+    ] or ["no tokens"])
 

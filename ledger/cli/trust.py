@@ -55,6 +55,7 @@ def trust_pin(
         typer.Option("--min-witnesses", help="valid cosignatures required (default: all witnesses)"),
     ] = None,
     trust: TrustFile = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print what was pinned as JSON")] = False,
 ) -> None:
     """Pin a log's keys for its origin (replacing an earlier pin of that origin) in the pin file."""
     from ledger.durable import write_atomic
@@ -98,6 +99,15 @@ def trust_pin(
         write_atomic(path, render_pin_file(current.with_pin(pin)), mode=0o600)
     except OSError as exc:
         fail(f"cannot write the pin file {path}: {exc.strerror or exc}", 2)
+    if as_json:
+        import json
+
+        typer.echo(json.dumps({
+            "origin": origin, "pin_file": str(path), "replaced": replaced, "vkey": str(pin.vkey),
+            "trust_root": pin.trust_root, "witnesses": [str(w) for w in pin.witnesses],
+            "min_witnesses": pin.min_witnesses,
+        }, indent=2, sort_keys=True))
+        return
     typer.echo(f"{'replaced the pin' if replaced else 'pinned'} for {origin} in {path}")
     for line in _pin_lines(pin):
         typer.echo(line)

@@ -4,8 +4,9 @@ Needs only the bundle and public keys: imports no database driver, no eventsourc
 framework (a test runs it with those imports blocked). The verdict is VERIFIED only when the log
 verifier key and the trust root are both pinned (given here, or read from the pin file: see
 ``ledger.verify.trust``). Exit codes: 0 verified, 1 findings, 2 the bundle itself (not a zip, no
-manifest), the pin file or the arguments are unusable, 3 no finding but a pin is missing (0 with
-``--allow-unpinned``; the verdict stays UNPINNED).
+manifest), the pin file or the arguments are unusable, 4 no finding but a pin is missing: verified
+but not anchored to a trust root, not a pass (0 with ``--allow-unpinned``; the verdict stays
+UNPINNED).
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ AllowUnpinned = Annotated[
     bool,
     typer.Option(
         "--allow-unpinned",
-        help="exit 0 instead of 3 when nothing is wrong but a key is not pinned (the verdict stays UNPINNED)",
+        help="exit 0 instead of 4 when nothing is wrong but a key is not pinned (the verdict stays UNPINNED)",
     ),
 ]
 
@@ -129,13 +130,16 @@ def verify(
     """Verify an evidence bundle offline: signatures, chains, proofs, checkpoint, witnesses, media, rules.
 
     VERIFIED (exit 0) needs no finding and both --vkey and --trust-root pinned (here or in the pin
-    file); with a pin missing the verdict is UNPINNED (exit 3); any finding is FAILED (exit 1).
+    file); with a pin missing the verdict is UNPINNED (exit 4, not a pass); any finding is FAILED (exit 1).
     """
     from ledger.verify import BundleUnusable, exit_code, render_text, report_json, verify_bundle
 
     options = _options(vkey, witness, min_witnesses, media, trust_root, workers, load_pin_file(trust))
+    from ledger.cli.progress import progress_bar, wanted
+
     try:
-        result = verify_bundle(bundle, options)
+        with progress_bar("verify", wanted(as_json)) as report:
+            result = verify_bundle(bundle, options, report)
     except BundleUnusable as exc:
         fail(f"unusable bundle: {exc.message}", 2)
     except OSError as exc:

@@ -151,7 +151,12 @@ def statement_from_json(data: object) -> Statement:
         _hex64(prev, "prev")
     kind = data["type"]
     if not isinstance(kind, str) or not _TYPE_NAME.fullmatch(kind):
-        raise MalformedInputError("statement field 'type' must be an event type name", code="BAD_STATEMENT")
+        from domain.events import type_hint
+
+        raise MalformedInputError(
+            f"statement field 'type' must be an event type name (UpperCamelCase); {type_hint(kind)}",
+            code="BAD_STATEMENT",
+        )
     if not isinstance(data["body"], dict):
         raise MalformedInputError("statement field 'body' must be a JSON object", code="BAD_STATEMENT")
     if not isinstance(data["occurred_at"], str):

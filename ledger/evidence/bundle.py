@@ -22,14 +22,14 @@ import os
 import re
 import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domain.context import DEFAULT_DISCLOSURE_WINDOW_SECONDS
-from domain.errors import ConflictError, LedgerError, NotFoundError
+from domain.errors import ConflictError, LedgerError, case_not_found
 from domain.events import declared
 from ledger.durable import fsync_dir
 from ledger.envelope.canonical import canonical, format_time
@@ -247,7 +247,7 @@ def collect(
     which must cover the case's last event."""
     version, _ = (0, None) if case_id == REGISTRY_CASE_ID else ledger.case_head(case_id)
     if version == 0:
-        raise NotFoundError("no such case", code="CASE_NOT_FOUND", case_id=case_id)
+        raise case_not_found(case_id)
     checkpoint = ledger.latest_checkpoint()
     case_rows = [] if checkpoint is None else stream_rows(ledger, case_id, checkpoint.size)
     if checkpoint is None or len(case_rows) < version:
@@ -323,14 +323,43 @@ def _members(ledger: Ledger, contents: _Contents) -> Iterator[tuple[str, bytes]]
         yield bf.member_path(bf.ACCESS_PROOFS, entry.index), canonical(proof)
 
 
-def _write(ledger: Ledger, contents: _Contents, handle: Any, store: FootageStore) -> None:
+def _write(
+    ledger: Ledger,
+    contents: _Contents,
+    handle: Any,
+    store: FootageStore,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> None:
     with zipfile.ZipFile(handle, "w", allowZip64=True) as zf:
         writer = _ZipWriter(zf, contents.created_at)
         for name, data in _members(ledger, contents):
             writer.add(name, data)
+        total = sum(_stored_size(store, sha) for sha in contents.media) if progress is not None else 0
+        done = 0
         for sha in contents.media:
-            writer.add_stream(f"{bf.MEDIA}{sha}", store.iter_chunks(sha))
+            chunks: Iterable[bytes] = store.iter_chunks(sha)
+            if progress is not None:
+                chunks = _counted(chunks, done, total, progress)
+            writer.add_stream(f"{bf.MEDIA}{sha}", chunks)
+            done += _stored_size(store, sha) if progress is not None else 0
         writer.add(bf.MANIFEST, _manifest(ledger, contents, writer.files), listed=False)
+
+
+def _stored_size(store: FootageStore, sha: str) -> int:
+    try:
+        return store.path_of(sha).stat().st_size
+    except OSError:
+        return 0
+
+
+def _counted(
+    chunks: Iterable[bytes], start: int, total: int, progress: Callable[[str, int, int], None]
+) -> Iterator[bytes]:
+    done = start
+    for chunk in chunks:
+        yield chunk
+        done += len(chunk)
+        progress("writing media", done, total)
 
 
 def export_bundle(
@@ -340,8 +369,10 @@ def export_bundle(
     *,
     with_media: bool = False,
     store: FootageStore | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> BundleInfo:
-    """Write the case's bundle to ``out`` (atomically: temporary file, fsync, rename).
+    """Write the case's bundle to ``out`` (atomically: temporary file, fsync, rename); ``progress``
+    hears of the media bytes written (``("writing media", done, total)``, after each chunk).
 
     A read: it signs nothing and asks no witness. The newest signed checkpoint must cover the
     case (``NotCheckpointed`` otherwise); callers that want a fresh one sign it first
@@ -352,7 +383,7 @@ def export_bundle(
     fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w+b") as handle:
-            _write(ledger, contents, handle, store)
+            _write(ledger, contents, handle, store, progress)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, out)

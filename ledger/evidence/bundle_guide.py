@@ -32,7 +32,7 @@ With the verifier installed, give it the keys you obtained from the City, not th
 
 (or pin them once with `evidence-ledger trust pin --origin @ORIGIN@ --vkey ... --trust-root ...`).
 It says VERIFIED, exit code 0, only when nothing is wrong and both keys are pinned; without them it
-says UNPINNED, exit code 3: the bundle was then only checked against its own copies of the keys.
+says UNPINNED, exit code 4: the bundle was then only checked against its own copies of the keys.
 
 1. FILES
 --------

@@ -165,9 +165,15 @@ class FootageStore:
             raise
         return writer.commit()
 
-    def put_file(self, path: Path, *, max_bytes: int | None = None) -> tuple[str, int, bool]:
+    def put_file(
+        self, path: Path, *, max_bytes: int | None = None, progress: Callable[[str, int, int], None] | None = None
+    ) -> tuple[str, int, bool]:
+        """Store a file; ``progress("storing", done, size)`` is called after each chunk read."""
         with open(path, "rb") as handle:
-            return self.put_stream(iter(lambda: handle.read(CHUNK), b""), max_bytes=max_bytes)
+            chunks: Iterable[bytes] = iter(lambda: handle.read(CHUNK), b"")
+            if progress is not None:
+                chunks = _reported(chunks, os.fstat(handle.fileno()).st_size, progress)
+            return self.put_stream(chunks, max_bytes=max_bytes)
 
     def _install(self, tmp: Path, sha: str) -> bool:
         final = self.path_of(sha)
@@ -287,3 +293,12 @@ def require_evidence(ledger: Ledger, store: FootageStore, case_id: str, sha256: 
 
 def store_for(data_dir: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> FootageStore:
     return FootageStore(Path(data_dir) / "footage", max_bytes=max_bytes)
+
+
+def _reported(chunks: Iterable[bytes], total: int, progress: Callable[[str, int, int], None]) -> Iterator[bytes]:
+    done = 0
+    progress("storing", 0, total)
+    for chunk in chunks:
+        yield chunk
+        done += len(chunk)
+        progress("storing", done, total)

@@ -167,8 +167,20 @@ def checkpoint_at(
 ) -> StoredCheckpoint:
     row = tx.one(_select_checkpoints(tables) + " WHERE size = ?", (size,))
     if row is None:
-        raise NotFoundError(f"no checkpoint of size {size} was signed", code="NO_CHECKPOINT")
+        raise NotFoundError(
+            f"no checkpoint of size {size} was signed (the signed sizes: evidence-ledger log checkpoints)",
+            code="NO_CHECKPOINT",
+            size=size,
+        )
     return _checkpoint_from_row(tx, row, check, tables)
+
+
+def checkpoints(
+    tx: Tx, check: CheckpointCheck | None = None, tables: Tables = CASE_LOG, *, after: int = 0, limit: int = 1000
+) -> list[StoredCheckpoint]:
+    """The signed checkpoints of size > ``after``, smallest first, at most ``limit``, each checked."""
+    rows = tx.query(_select_checkpoints(tables) + " WHERE size > ? ORDER BY size LIMIT ?", (after, limit))
+    return [_checkpoint_from_row(tx, row, check, tables) for row in rows]
 
 
 def sign_checkpoint(

@@ -35,7 +35,7 @@ from ledger.envelope.b64 import b64encode
 from ledger.envelope.canonical import format_time
 from ledger.log import note
 from ledger.log.tlog import StoredCheckpoint
-from ledger.settings import CONFIG_FILE, ConfigurationError
+from ledger.settings import CONFIG_FILE, ConfigurationError, not_a_data_dir
 from ledger.transport import Transport
 
 WITNESSES_FILE = "witnesses.json"
@@ -113,7 +113,7 @@ def configure_witness(data_dir: Path, url: str, vkey: str) -> WitnessEndpoint:
     """Add a witness to ``witnesses.json`` (or change its URL); refuse a second key under one name."""
     data_dir = Path(data_dir)
     if not (data_dir / CONFIG_FILE).exists():
-        raise ConfigurationError(f"{data_dir} is not an initialised data dir (run `evidence-ledger init`)")
+        raise ConfigurationError(not_a_data_dir(data_dir))
     endpoint = WitnessEndpoint(_check_url(url), _witness_key(vkey))
     endpoints = load_witnesses(data_dir)
     for known in endpoints:

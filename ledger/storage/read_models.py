@@ -24,7 +24,7 @@ from typing import Any
 from domain import case as case_rules
 from domain import projections, registry
 from domain.context import EventContext
-from domain.errors import NotFoundError
+from domain.errors import NotFoundError, case_not_found
 from ledger.envelope.dsse import REGISTRY_CASE_ID
 from ledger.storage.integrity import RowMac, StateTampered, tampered
 from ledger.storage.sql import Tx
@@ -390,7 +390,7 @@ def custody_links(
     is not served. NotFoundError when the case or the footage does not exist."""
     fields = case_row(tx, mac, case_id) if case_id != REGISTRY_CASE_ID else None
     if fields is None:
-        raise NotFoundError("no such case", code="CASE_NOT_FOUND")
+        raise case_not_found(case_id)
     footage = load_state(case_id, fields[6]).footage_by_id(footage_id)
     if footage is None:
         raise NotFoundError("no footage with this id in the case", code="FOOTAGE_NOT_FOUND", footage_id=footage_id)

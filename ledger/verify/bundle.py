@@ -30,6 +30,7 @@ from ledger.verify.bundle_checks import (
 from ledger.verify.bundle_files import (
     BundleFiles,
     BundleUnusable,
+    Progress,
     load_bundle,
     open_bundle,
     parse_manifest,
@@ -85,14 +86,19 @@ def _checkpoint_detail(cp: dict[str, Any]) -> str:
     )
 
 
-def verify_bundle(path: Path, options: VerifyOptions | None = None) -> BundleVerification:
+def verify_bundle(
+    path: Path, options: VerifyOptions | None = None, progress: Progress | None = None
+) -> BundleVerification:
     """Run every applicable check on the bundle at ``path``; raise BundleUnusable only when the
-    bundle itself cannot be used (not a zip, no usable manifest)."""
+    bundle itself cannot be used (not a zip, no usable manifest). ``progress`` hears of the bytes
+    read (``(stage, done, total)`` after each chunk), then of the stage "checking"."""
     options = options or VerifyOptions()
-    bundle_sha, source = load_bundle(Path(path))
+    bundle_sha, source = load_bundle(Path(path), progress)
     with open_bundle(source, Path(path).name) as (zf, manifest_raw):
         manifest = parse_manifest(manifest_raw)
-        files = read_members(zf, source.getvalue() if isinstance(source, io.BytesIO) else None)
+        files = read_members(zf, source.getvalue() if isinstance(source, io.BytesIO) else None, progress)
+    if progress is not None:
+        progress("checking", 0, 0)
     v = BundleVerification(Path(path).name, bundle_sha, manifest)
     options = options.pinned_for(manifest.origin)
     _pins(v, options)

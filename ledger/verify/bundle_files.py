@@ -11,7 +11,7 @@ import io
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,12 +196,20 @@ _READ_ERRORS = (
 )
 
 
-def _stream_hash(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[str, int]:
+#: progress of a long read: ``(stage, bytes done, bytes in the stage)``, called after each chunk
+Progress = Callable[[str, int, int], None]
+
+
+def _stream_hash(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, advance: Callable[[int], None] | None = None
+) -> tuple[str, int]:
     digest, size = hashlib.sha256(), 0
     with zf.open(info) as stream:
         for chunk in iter(lambda: stream.read(CHUNK), b""):
             digest.update(chunk)
             size += len(chunk)
+            if advance is not None:
+                advance(len(chunk))
     return digest.hexdigest(), size
 
 
@@ -248,7 +256,11 @@ def _plain_member(raw: bytes, info: zipfile.ZipInfo) -> bytes | None:
 
 
 def _read_member(
-    zf: zipfile.ZipFile, info: zipfile.ZipInfo, keep: bool, raw: bytes | None = None
+    zf: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    keep: bool,
+    raw: bytes | None = None,
+    advance: Callable[[int], None] | None = None,
 ) -> tuple[MemberInfo, bytes | None]:
     """Hash one member; keep its bytes if asked and small. zipfile never inflates a member beyond
     its declared size and checks its CRC, so a lying header is a read error, not a memory bomb
@@ -259,8 +271,10 @@ def _read_member(
             plain = None if raw is None else _plain_member(raw, info)
             data = zf.read(info) if plain is None else plain
             result.sha256, result.size = hashlib.sha256(data).hexdigest(), len(data)
+            if advance is not None:
+                advance(len(data))
             return result, data
-        result.sha256, result.size = _stream_hash(zf, info)
+        result.sha256, result.size = _stream_hash(zf, info, advance)
     except _READ_ERRORS as exc:
         result.error = f"cannot be read: {type(exc).__name__}"
         return result, None
@@ -269,9 +283,25 @@ def _read_member(
     return result, None
 
 
-def read_members(zf: zipfile.ZipFile, raw: bytes | None = None) -> BundleFiles:
-    """Every member hashed once (``raw``: the whole zip, when it is in memory)."""
+def _counter(stage: str, total: int, progress: Progress | None) -> Callable[[int], None] | None:
+    """``advance(n)`` reporting ``stage`` to ``progress`` (None without one)."""
+    if progress is None:
+        return None
+    done = [0]
+
+    def advance(n: int) -> None:
+        done[0] += n
+        progress(stage, done[0], total)
+
+    progress(stage, 0, total)
+    return advance
+
+
+def read_members(zf: zipfile.ZipFile, raw: bytes | None = None, progress: Progress | None = None) -> BundleFiles:
+    """Every member hashed once (``raw``: the whole zip, when it is in memory); ``progress`` hears of
+    the bytes read after each chunk (stage "reading files")."""
     files = BundleFiles()
+    advance = _counter("reading files", sum(i.file_size for i in zf.infolist() if not i.is_dir()), progress)
     for info in zf.infolist():
         if info.is_dir():
             continue
@@ -279,20 +309,24 @@ def read_members(zf: zipfile.ZipFile, raw: bytes | None = None) -> BundleFiles:
             files.duplicates.append(info.filename)
             continue
         keep = not info.filename.startswith(MEDIA) and info.filename != MANIFEST
-        member, data = _read_member(zf, info, keep, raw)
+        member, data = _read_member(zf, info, keep, raw, advance)
         files.members[info.filename] = member
         if data is not None:
             files.content[info.filename] = data
     return files
 
 
-def load_bundle(path: Path) -> tuple[str, Path | io.BytesIO]:
-    """(SHA-256 of the bundle file, what to open): small bundles are read into memory once."""
+def load_bundle(path: Path, progress: Progress | None = None) -> tuple[str, Path | io.BytesIO]:
+    """(SHA-256 of the bundle file, what to open): small bundles are read into memory once; a large
+    one is hashed in chunks, each reported to ``progress`` (stage "hashing the bundle")."""
     try:
-        if path.stat().st_size <= IN_MEMORY:
+        size = path.stat().st_size
+        if size <= IN_MEMORY:
             data = path.read_bytes()
+            if progress is not None:
+                progress("hashing the bundle", size, size)
             return hashlib.sha256(data).hexdigest(), io.BytesIO(data)
-        return file_sha256(path)[0], path
+        return file_sha256(path, _counter("hashing the bundle", size, progress))[0], path
     except OSError as exc:
         raise BundleUnusable(f"cannot read {path}: {exc.strerror or exc}") from None
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 BUNDLE_FORMAT_V1 = "evidence-ledger-bundle/1"
@@ -71,11 +72,14 @@ def member_path(kind: str, index: int) -> str:
     return f"{kind}{index}.json"
 
 
-def file_sha256(path: Path) -> tuple[str, int]:
-    """(SHA-256 in lowercase hex, size) of a file, read in chunks: the bundle itself, or media."""
+def file_sha256(path: Path, advance: Callable[[int], None] | None = None) -> tuple[str, int]:
+    """(SHA-256 in lowercase hex, size) of a file, read in chunks: the bundle itself, or media;
+    ``advance(n)`` is called after each chunk of ``n`` bytes (a progress bar)."""
     digest, size = hashlib.sha256(), 0
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):
             digest.update(chunk)
             size += len(chunk)
+            if advance is not None:
+                advance(len(chunk))
     return digest.hexdigest(), size

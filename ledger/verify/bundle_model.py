@@ -13,7 +13,7 @@ from ledger.verify.findings import Finding
 from ledger.verify.trust import PinFile
 
 VERIFIED, UNPINNED, FAILED = "verified", "unpinned", "failed"
-EXIT_CODES = {VERIFIED: 0, FAILED: 1, UNPINNED: 3}
+EXIT_CODES = {VERIFIED: 0, FAILED: 1, UNPINNED: 4}  # 4: verified, not anchored to a trust root
 PIN_FILE = "pin file"
 
 

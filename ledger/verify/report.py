@@ -25,7 +25,7 @@ def verdict(v: BundleVerification) -> str:
 
 
 def exit_code(v: BundleVerification, allow_unpinned: bool = False) -> int:
-    """0 verified, 1 findings, 3 unpinned (0 with ``allow_unpinned``; the verdict stays unpinned)."""
+    """0 verified, 1 findings, 4 unpinned (0 with ``allow_unpinned``; the verdict stays unpinned)."""
     return 0 if v.verdict == UNPINNED and allow_unpinned else EXIT_CODES[v.verdict]
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from ledger.store import Ledger
-from tests.support.api import Api, problem, running_api
+from tests.support.api import Api, assert_same_404, problem, running_api
 from tests.support.cases import (
     FOOTAGE_BYTES,
     FOOTAGE_SHA,
@@ -253,11 +253,10 @@ def test_malformed_ids_through_a_real_client_are_refused(api: Api) -> None:
 def test_prosecutors_download_only_from_cases_referred_to_them(api: Api) -> None:
     hidden = _case_with_stored_footage(api)
     referred = _case_with_stored_footage(api, referred=True)
-    absent = problem(_download(api, new_case_id(), "prosecutor"), 404, "CASE_NOT_FOUND")
+    missing = new_case_id()
+    absent = problem(_download(api, missing, "prosecutor"), 404, "CASE_NOT_FOUND")
     invisible = problem(_download(api, hidden, "prosecutor"), 404, "CASE_NOT_FOUND")
-    assert {k: v for k, v in absent.items() if k != "request_id"} == {
-        k: v for k, v in invisible.items() if k != "request_id"
-    }
+    assert_same_404(absent, missing, invisible, hidden)
     (denied,) = downloads(api, hidden)
     assert (denied["outcome"], denied["code"], denied["actor"]) == ("denied", "CASE_NOT_FOUND", "ADA C. Okafor")
     response = _download(api, referred, "prosecutor")
@@ -332,11 +331,10 @@ def test_bundle_roles_and_the_prosecutor_404(api: Api) -> None:
     referred = _case_with_stored_footage(api, referred=True)
     problem(_bundle(api, hidden, "investigator"), 403, "ROLE_NOT_ALLOWED")
     problem(_bundle(api, hidden, "admin"), 403, "ROLE_NOT_ALLOWED")
-    absent = problem(_bundle(api, new_case_id(), "prosecutor"), 404, "CASE_NOT_FOUND")
+    missing = new_case_id()
+    absent = problem(_bundle(api, missing, "prosecutor"), 404, "CASE_NOT_FOUND")
     invisible = problem(_bundle(api, hidden, "prosecutor"), 404, "CASE_NOT_FOUND")
-    assert {k: v for k, v in absent.items() if k != "request_id"} == {
-        k: v for k, v in invisible.items() if k != "request_id"
-    }
+    assert_same_404(absent, missing, invisible, hidden)
     assert _bundle(api, referred, "prosecutor").status_code == 200
     assert _bundle(api, hidden, "supervisor").status_code == 200
 

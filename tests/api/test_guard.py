@@ -22,7 +22,7 @@ from ledger.log.rollback import latest_path
 from ledger.log.witnessing import configure_witness
 from ledger.store import Ledger
 from ledger.witness.cosigner import Witness
-from tests.support.api import Api, problem, running_api
+from tests.support.api import Api, assert_same_404, problem, running_api
 from tests.support.audit import Raw
 from tests.support.cases import (
     FOOTAGE_BYTES,
@@ -144,11 +144,10 @@ def test_time_travel_keeps_the_prosecutor_404(api: Api) -> None:
     first = api.ok("investigator", referred, "ReferralMade", referral_made())
     prosecutor = api.auth("prosecutor")
     params = {"at_index": receipt["leaf_index"]}
+    missing = new_case_id()
     invisible = problem(api.client.get(f"/v1/cases/{hidden}", params=params, headers=prosecutor), 404)
-    absent = problem(api.client.get(f"/v1/cases/{new_case_id()}", params=params, headers=prosecutor), 404)
-    assert {k: v for k, v in invisible.items() if k != "request_id"} == {
-        k: v for k, v in absent.items() if k != "request_id"
-    }
+    absent = problem(api.client.get(f"/v1/cases/{missing}", params=params, headers=prosecutor), 404)
+    assert_same_404(invisible, hidden, absent, missing)
     seen = api.client.get(f"/v1/cases/{referred}", params={"at_index": first["leaf_index"]}, headers=prosecutor)
     assert seen.status_code == 200 and seen.json()["version"] == 2
 

@@ -69,11 +69,12 @@ def test_serve_end_to_end(ledger: Ledger, server: Server, tmp_path: Path) -> Non
     with pytest.raises(AuthorizationError) as refused:
         append_remote(server.url, token, case_id, "FootageCaptured", footage_captured(), actors.keys["supervisor"])
     assert refused.value.code == "SIGNER_NOT_CALLER"
+    assert "'Sgt. B. Chen'" in refused.value.message and "'Det. A. Rivera'" in refused.value.message  # both actors
 
     key_file = tmp_path / "investigator.pem"
     write_private_key(actors.keys["investigator"], key_file)
     appended = _cli(ledger, "append", case_id, "FootageCaptured", "--key", str(key_file),
-                    "--body", json.dumps(footage_captured()), "--server", server.url, "--token", token)
+                    "--body", json.dumps(footage_captured()), "--server", server.url, "--token", token, "--json")
     assert appended.returncode == 0, appended.stderr
     assert json.loads(appended.stdout)["seq"] == 2
 

@@ -240,7 +240,15 @@ def test_body_must_be_an_object_with_string_keys(bad: Any) -> None:
 def test_extra_field_message_does_not_echo_the_unknown_key() -> None:
     with pytest.raises(InvalidEventError) as info:
         parse_body("CaseClosed", 1, {"disposition": "x", "reporter_name_" + C: "y"})
-    assert "1 unexpected field" in str(info.value) and C not in str(info.value)
+    assert "1 other unexpected field(s), not named" in str(info.value) and C not in str(info.value)
+
+
+def test_a_misspelt_field_is_named_with_the_field_meant() -> None:
+    with pytest.raises(InvalidEventError) as info:
+        parse_body("CaseClosed", 1, {"disposition": "x", "dispositon": "y", "reporter_name_" + C: "z"})
+    message = str(info.value)
+    assert "unexpected field 'dispositon' (did you mean 'disposition'?)" in message
+    assert "1 other unexpected field(s)" in message and C not in message
 
 
 def test_nested_json_types_are_strict() -> None:

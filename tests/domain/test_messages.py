@@ -177,7 +177,8 @@ ROWS: list[tuple[Callable[[], LedgerError], type[LedgerError], str, str]] = [
         "CASE_NOT_OPENED",
         "the first event of a case must be CaseOpened",
     ),
-    (event_on_a_closed_case, RuleViolation, "CASE_CLOSED", "the case is closed; reopen it first"),
+    (event_on_a_closed_case, RuleViolation, "CASE_CLOSED",
+     "the case is closed; reopen it first with a CaseReopened event (only a key of role 'supervisor' may append it)"),
     (reopening_an_open_case, RuleViolation, "CASE_NOT_CLOSED", "only a closed case can be reopened"),
     (duplicate("ReportReceived"), RuleViolation, "DUPLICATE_ID", "report_id is already used in this case"),
     (
@@ -272,13 +273,13 @@ ROWS: list[tuple[Callable[[], LedgerError], type[LedgerError], str, str]] = [
         known_role_not_allowed,
         AuthorizationError,
         "ROLE_NOT_ALLOWED",
-        "role 'investigator' may not append 'FootageReleased'",
+        "role 'investigator' may not append 'FootageReleased'; only a key of role 'supervisor' may",
     ),
     (
         unknown_role,
         AuthorizationError,
         "ROLE_NOT_ALLOWED",
-        "unknown role; it may not append 'ReportReceived'",
+        "unknown role; it may not append 'ReportReceived'; only a key of role 'investigator' or 'supervisor' may",
     ),
     (
         state_json_of_another_schema,

@@ -126,3 +126,24 @@ def test_answers_are_capped_and_never_decompressed() -> None:
     )
     with Transport(client=zipped) as http, pytest.raises(BadResponse):
         http.request("GET", "/v1/z")
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [
+        (httpx.ReadTimeout("read timed out"), "(timed out after 2 s)"),
+        (httpx.ConnectError("[Errno 111] Connection refused"), "(connection refused)"),
+        (httpx.ConnectError("[Errno -2] Name or service not known"), "(the host name does not resolve)"),
+        (httpx.RemoteProtocolError("peer closed connection"), "(RemoteProtocolError: peer closed connection)"),
+    ],
+)
+def test_an_unreachable_server_says_why_and_what_to_check(failure: httpx.HTTPError, reason: str) -> None:
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise failure
+
+    client = httpx.Client(transport=httpx.MockTransport(fail), base_url="http://ledger.test")
+    with Transport(timeout=2, client=client) as http, pytest.raises(ServerUnreachable) as caught:
+        http.call("GET", "/v1/keys")
+    assert caught.value.message == (
+        f"cannot reach http://ledger.test/v1/keys {reason}; is the server running? check the URL (--server)"
+    )

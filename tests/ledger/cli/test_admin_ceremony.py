@@ -88,7 +88,7 @@ def test_production_init_keeps_no_admin_private_key_and_takes_an_offline_genesis
 
     genesis = tmp_path / "offline" / "genesis.jsonl"
     run("keys", "genesis", "--admin-key", admin_pem, "--request", request, "--out", genesis)
-    submitted = json.loads(run("keys", "submit", genesis).stdout)
+    submitted = json.loads(run("keys", "submit", genesis, "--json").stdout)
     assert [r["seq"] for r in submitted] == [1, 2]
     with Ledger(run.settings) as ledger:
         state = ledger.registry_state()
@@ -113,8 +113,8 @@ def test_production_init_keeps_no_admin_private_key_and_takes_an_offline_genesis
     signed = tmp_path / "offline" / "chen.json"
     run("keys", "register", "--public-key", f"{chen}.pub", "--actor", "Sgt. Chen", "--role", "supervisor",
         "--admin-key", admin_pem, "--head", head, "--out", signed)
-    assert json.loads(run("keys", "submit", signed).stdout)[0]["seq"] == 4
-    stale = run("keys", "submit", signed)  # the same envelope again: idempotent
+    assert json.loads(run("keys", "submit", signed, "--json").stdout)[0]["seq"] == 4
+    stale = run("keys", "submit", signed, "--json")  # the same envelope again: idempotent
     assert json.loads(stale.stdout)[0]["seq"] == 4
     run("append", new_case_id(), "CaseOpened", "--key", investigator, "--body", json.dumps(case_opened()))
 
@@ -177,7 +177,7 @@ def test_an_admin_registers_keys_through_the_api_with_a_key_the_server_never_hol
             app,
             ["keys", "register", "--public-key", f"{new_key}.pub", "--actor", "ADA Okafor", "--role", "prosecutor",
              "--authority", "middlesex_da", "--admin-key", str(admin_pem), "--server", "http://testserver",
-             "--token", token],
+             "--token", token, "--json"],
         )
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout)["case_id"] == REGISTRY_CASE_ID

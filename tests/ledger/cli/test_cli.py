@@ -34,8 +34,11 @@ class Cli:
     def json(self, *args: str, stdin: str | None = None) -> Any:
         return json.loads(self.run(*args, stdin=stdin))
 
-    def append(self, case_id: str, kind: str, key: Path, body: dict[str, Any], code: int = 0) -> str:
-        return self.run("append", case_id, kind, "--key", str(key), "--body", json.dumps(body), code=code)
+    def append(
+        self, case_id: str, kind: str, key: Path, body: dict[str, Any], code: int = 0, *, as_json: bool = False
+    ) -> str:
+        json_flag = ["--json"] if as_json else []
+        return self.run("append", case_id, kind, "--key", str(key), "--body", json.dumps(body), *json_flag, code=code)
 
 
 @pytest.fixture(autouse=True)
@@ -65,7 +68,7 @@ def test_cambridge_scenario_through_the_cli(cli: Cli, tmp_path: Path, monkeypatc
         cli.run("keys", "new", "--name", name, "--out", str(key))
         assert key.stat().st_mode & 0o777 == 0o600
         extra = ["--authority", authority] if authority else []
-        cli.json("keys", "register", "--public-key", f"{key}.pub", "--actor", name, "--role", role, *extra)
+        cli.json("keys", "register", "--public-key", f"{key}.pub", "--actor", name, "--role", role, *extra, "--json")
         keys[name] = key
     case_id = str(uuid.uuid4())
     sealed = cli.json(
@@ -87,7 +90,7 @@ def test_cambridge_scenario_through_the_cli(cli: Cli, tmp_path: Path, monkeypatc
     cli.append(case_id, "FootageReleased", keys["sup"], support.footage_released())
     cli.append(case_id, "ReferralMade", keys["inv"], support.referral_made())
     cli.append(case_id, "ReferralAcknowledged", keys["ada"], {"referral_id": "ref-1", "note": "Received"})
-    receipt = json.loads(cli.append(case_id, "CaseClosed", keys["sup"], {"disposition": "referred"}))
+    receipt = json.loads(cli.append(case_id, "CaseClosed", keys["sup"], {"disposition": "referred"}, as_json=True))
     assert receipt["seq"] == 13
     view = cli.json("case", "show", case_id, "--json")
     assert view["status"] == "closed" and view["footage"][0]["release_status"] == "released"
@@ -136,7 +139,7 @@ def test_log_commands_prove_and_verify_offline(cli: Cli, tmp_path: Path) -> None
     key = tmp_path / "inv.pem"
     cli.run("keys", "new", "--name", "inv", "--out", str(key))
     cli.run("keys", "register", "--public-key", f"{key}.pub", "--actor", "inv", "--role", "investigator")
-    receipt = json.loads(cli.append(str(uuid.uuid4()), "CaseOpened", key, support.case_opened()))
+    receipt = json.loads(cli.append(str(uuid.uuid4()), "CaseOpened", key, support.case_opened(), as_json=True))
     second = tmp_path / "cp2"
     second.write_text(cli.run("log", "checkpoint"))
     size1 = int(first.read_text().splitlines()[1])

@@ -31,7 +31,8 @@ class Cli:
         return result.output
 
     def json(self, *args: str) -> Any:
-        return json.loads(self.run(*args))
+        as_json = [] if args[0] == "seal" or "--json" in args else ["--json"]  # seal prints JSON always
+        return json.loads(self.run(*args, *as_json))
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ def cli(tmp_path: Path, database_url: str | None) -> tuple[Cli, dict[str, Path]]
     for name, role in [("inv", "investigator"), ("sup", "supervisor"), ("law", "counsel")]:
         key = tmp_path / f"{name}.pem"
         c.run("keys", "new", "--name", name, "--out", str(key))
-        c.json("keys", "register", "--public-key", f"{key}.pub", "--actor", name, "--role", role)
+        c.json("keys", "register", "--public-key", f"{key}.pub", "--actor", name, "--role", role, "--json")
         keys[name] = key
     return c, keys
 
@@ -109,3 +110,5 @@ def test_retention_run_prints_ids_and_counts(cli: tuple[Cli, dict[str, Path]], t
     assert done["shredded"] == [{"case_id": case_id, "sealed_ref": sealed["sealed_ref"]}]
     assert done["counts"] == {"shredded": 1, "blocked": 0, "finished": 0}
     assert c.json("retention", "run", "--after-days", "0")["counts"]["shredded"] == 0
+    text = c.run("retention", "run", "--after-days", "0")  # readable text by default
+    assert text.startswith("retention: cases closed before ") and "0 sealed record(s) shredded" in text

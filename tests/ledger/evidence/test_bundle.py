@@ -206,6 +206,13 @@ def test_the_export_command(ledger: Ledger, database_url: str | None, tmp_path: 
     runner = CliRunner()
     result = runner.invoke(app, ["export", case_id, "--out", str(tmp_path / "b.zip")], env=env)
     assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"wrote {tmp_path / 'b.zip'} (") and "1 events" in result.output
+    before = (tmp_path / "b.zip").read_bytes()
+    result = runner.invoke(app, ["export", case_id, "--out", str(tmp_path / "b.zip"), "--json"], env=env)
+    assert result.exit_code == 2 and str(tmp_path / "b.zip") in result.output and "--force" in result.output
+    assert (tmp_path / "b.zip").read_bytes() == before  # an existing bundle is never replaced silently
+    result = runner.invoke(app, ["export", case_id, "--out", str(tmp_path / "b.zip"), "--json", "--force"], env=env)
+    assert result.exit_code == 0, result.output
     assert json.loads(result.output)["case_events"] == 1
     result = runner.invoke(app, ["export", new_case_id(), "--out", str(tmp_path / "c.zip")], env=env)
     assert result.exit_code == 1 and "CASE_NOT_FOUND" in result.output

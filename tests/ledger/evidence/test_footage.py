@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from collections.abc import Iterator
@@ -230,7 +231,10 @@ def test_evidence_commands(ledger: Ledger, database_url: str | None, tmp_path: P
     source.write_bytes(FOOTAGE_BYTES)
     result = runner.invoke(app, ["evidence", "put", str(source)], env=env)
     assert result.exit_code == 0, result.output
-    assert f'"sha256": "{FOOTAGE_SHA}"' in result.output and f'"size": {len(FOOTAGE_BYTES)}' in result.output
+    assert result.output.splitlines()[:2] == [f"sha256 {FOOTAGE_SHA}", f"size {len(FOOTAGE_BYTES)} bytes"]
+    result = runner.invoke(app, ["evidence", "put", str(source), "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {"sha256": FOOTAGE_SHA, "size": len(FOOTAGE_BYTES), "created": False}
     actors = Actors.register(ledger)
     case_id = new_case_id()
     actors.ok("investigator", case_id, "CaseOpened", case_opened())

@@ -83,7 +83,7 @@ def verify_json(*args: str) -> tuple[int, dict[str, Any]]:
 
 def test_verify_without_pins_is_unpinned_with_exit_3(exported: Exported) -> None:
     result = run_verify(str(exported.path))
-    assert result.returncode == 3, result.stderr
+    assert result.returncode == 4, result.stderr
     first = result.stdout.splitlines()[0]
     assert first == "EVIDENCE BUNDLE VERIFICATION: UNPINNED"
     assert "VERIFIED" not in result.stdout
@@ -91,7 +91,7 @@ def test_verify_without_pins_is_unpinned_with_exit_3(exported: Exported) -> None
     assert f"evidence-ledger trust pin --origin {exported.ledger.origin}" in result.stdout
 
     rc, report = verify_json(str(exported.path))
-    assert rc == 3 and report["verdict"] == "unpinned" and report["exit_code"] == 3
+    assert rc == 4 and report["verdict"] == "unpinned" and report["exit_code"] == 4
     assert report["verified"] is False and report["findings"] == []
     assert report["pins"]["missing"] == ["--vkey", "--trust-root"]
     assert report["pins"]["log_key"] == {"pinned": False, "source": None}
@@ -112,11 +112,11 @@ def test_one_pin_alone_is_unpinned_and_names_the_missing_one(
 ) -> None:
     args = ["--vkey", exported.log_vkey] if given == "vkey" else ["--trust-root", exported.trust_root]
     result = run_verify(str(exported.path), *args)
-    assert result.returncode == 3, result.stderr
+    assert result.returncode == 4, result.stderr
     assert "UNPINNED" in result.stdout and "VERIFIED" not in result.stdout
     assert f"not pinned: {named}," in result.stdout and not_named not in result.stdout
     rc, report = verify_json(str(exported.path), *args)
-    assert rc == 3 and report["verdict"] == "unpinned" and report["pins"]["missing"] == missing
+    assert rc == 4 and report["verdict"] == "unpinned" and report["pins"]["missing"] == missing
 
 
 def test_allow_unpinned_exits_0_but_never_says_verified(exported: Exported, tmp_path: Path) -> None:
@@ -134,7 +134,7 @@ def test_allow_unpinned_exits_0_but_never_says_verified(exported: Exported, tmp_
 def test_the_html_report_shows_an_amber_unpinned_banner(exported: Exported, tmp_path: Path) -> None:
     unpinned, pinned = tmp_path / "unpinned.html", tmp_path / "pinned.html"
     assert (
-        run_verify(str(exported.path), "--vkey", exported.log_vkey, "--html", str(unpinned)).returncode == 3
+        run_verify(str(exported.path), "--vkey", exported.log_vkey, "--html", str(unpinned)).returncode == 4
     )
     page = unpinned.read_text("utf-8")
     assert '<p class="verdict unpinned">UNPINNED' in page and "verdict ok" not in page
@@ -184,7 +184,7 @@ def test_a_pin_file_supplies_both_pins(exported: Exported, tmp_path: Path, own_c
 def test_a_pin_file_without_trust_root_pins_only_the_log_key(exported: Exported, tmp_path: Path) -> None:
     pins = write_pins(tmp_path / "p.toml", pin_for(exported, trust_root=False))
     rc, report = verify_json(str(exported.path), "--trust", str(pins))
-    assert rc == 3 and report["pins"]["missing"] == ["--trust-root"]
+    assert rc == 4 and report["pins"]["missing"] == ["--trust-root"]
     rc, report = verify_json(str(exported.path), "--trust", str(pins), "--trust-root", exported.trust_root)
     assert rc == 0 and report["verdict"] == "verified"
     assert report["pins"]["trust_root"]["source"] == "--trust-root"
@@ -193,7 +193,7 @@ def test_a_pin_file_without_trust_root_pins_only_the_log_key(exported: Exported,
 def test_a_pin_for_another_origin_does_not_apply(exported: Exported, tmp_path: Path) -> None:
     pins = write_pins(tmp_path / "p.toml", pin_for(exported, origin="elsewhere.example/log"))
     rc, report = verify_json(str(exported.path), "--trust", str(pins))
-    assert rc == 3 and report["verdict"] == "unpinned" and report["checkpoint"]["key_source"] == "bundle"
+    assert rc == 4 and report["verdict"] == "unpinned" and report["checkpoint"]["key_source"] == "bundle"
     assert f"The pin file {pins} has no entry for the origin {exported.ledger.origin}." in report["caveats"]
 
 
@@ -459,7 +459,7 @@ def log_files(ledger: Ledger, tmp_path: Path) -> LogFiles:
 
 def test_log_verify_without_a_log_key_is_unpinned(log_files: LogFiles) -> None:
     for name, command in log_files.commands().items():
-        out = run_cli(*command, code=3).stdout
+        out = run_cli(*command, code=4).stdout
         assert out.startswith("UNPINNED: ") and "verified" not in out.lower(), (name, out)
         assert f"no log key is pinned for {log_files.origin} (no pin file)" in out
         allowed = run_cli(*command, "--allow-unpinned").stdout
@@ -482,7 +482,7 @@ def test_log_verify_without_a_log_key_still_checks_what_it_can(log_files: LogFil
 def test_log_verify_with_a_pin_file(log_files: LogFiles, tmp_path: Path, own_config: Path) -> None:
     run_cli("trust", "pin", "--origin", "elsewhere.example/log", "--vkey", log_files.vkey)
     for command in log_files.commands().values():
-        out = run_cli(*command, code=3).stdout
+        out = run_cli(*command, code=4).stdout
         assert "has no entry for it" in out  # the pin is for another origin
     run_cli("trust", "pin", "--origin", log_files.origin, "--vkey", log_files.vkey)
     path = own_config / "evidence-ledger" / "trust.toml"

@@ -85,7 +85,7 @@ def test_a_clean_bundle_verifies_offline_with_pinned_keys(exported: Exported) ->
 
 def test_the_text_report_names_its_caveats_and_never_shows_narratives(exported: Exported) -> None:
     result = run_verify(str(exported.path))
-    assert result.returncode == 3, result.stderr  # nothing pinned: UNPINNED, never VERIFIED
+    assert result.returncode == 4, result.stderr  # nothing pinned: UNPINNED, never VERIFIED
     assert "UNPINNED" in result.stdout and "not an independent check" in result.stdout
     assert "NOT pinned" in result.stdout
     for secret in (NARRATIVE, "Jane Caller", "617-555-0100", "Vehicle damaged", "Active DA investigation"):
