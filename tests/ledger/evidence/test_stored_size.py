@@ -104,7 +104,7 @@ def test_the_cli_exits_1_with_size_mismatch(tmp_path: Path, database_url: str | 
     run("keys", "register", "--public-key", f"{key}.pub", "--actor", "inv", "--role", "investigator")
     footage = tmp_path / "clip.mp4"
     footage.write_bytes(FOOTAGE_BYTES)
-    put = json.loads(run("evidence", "put", str(footage)))
+    put = json.loads(run("evidence", "put", str(footage), "--json"))
     case_id = str(uuid.uuid4())
 
     def append(body: dict[str, object], code: int = 0) -> str:
