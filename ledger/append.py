@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from domain.context import DomainConfig, EventContext
 from domain.errors import AuthorizationError, ConflictError, LedgerError, MalformedInputError, RuleViolation
-from domain.events import introduced_sealed_ref, stored_file
+from domain.events import CaseOpened, introduced_sealed_ref, stored_file
 from domain.personal_data import refuse_personal_data
 from domain.registry import KeyInfo
 from domain.vocabulary import DISCLOSURE_ATTEMPTS
@@ -41,6 +41,7 @@ from ledger.storage.read_models import (
     CaseLines,
     LogHead,
     case_heads,
+    case_number_holders,
     checked_log_head,
     log_tops,
     write_position,
@@ -108,6 +109,7 @@ class _Batch:
     public_before: dict[str, int] = field(default_factory=dict)  # case_id -> its public rows before the batch
     new_cases: int = 0
     shredded: list[str] = field(default_factory=list)  # sealed refs of the accepted SealedRecordShredded
+    numbers: dict[str, str] = field(default_factory=dict)  # case number -> case id, of the accepted CaseOpened
 
 
 @dataclass
@@ -475,7 +477,12 @@ class Appender:
         )
         # new events only: stored events are never re-judged (not in decide, which replay shares)
         refuse_personal_data(event)
+        number = event.case_number if isinstance(event, CaseOpened) else None
+        if number is not None:
+            self._check_case_number(tx, number, batch)
         self._check_new(tx, st, event, integrated_at)
+        if number is not None:
+            batch.numbers[number] = st.case_id
         if st.type == "SealedRecordShredded":
             batch.shredded.append(str(st.body["sealed_ref"]))
         if st.case_id != REGISTRY_CASE_ID and st.case_id not in batch.public_before:  # accepted: count it
@@ -592,6 +599,22 @@ class Appender:
         ref = introduced_sealed_ref(event)
         if ref is not None and self.claim_sealed is not None:
             self.claim_sealed(tx, ref, st.case_id)
+
+    def _check_case_number(self, tx: Tx, number: str, batch: _Batch) -> None:
+        """A new case's number must be no other case's (checked under the write lock, so two
+        concurrent CaseOpened with one number cannot both land). The rows read are checked
+        (``case_number_holders``); the same batch's earlier cases count too."""
+        holder = batch.numbers.get(number)
+        if holder is None:
+            holders = case_number_holders(tx, self.mac, number)
+            holder = holders[0] if holders else None
+        if holder is not None:
+            raise ConflictError(
+                f"case number {number} is already used by case {holder}; a case number opens one case only",
+                code="DUPLICATE_CASE_NUMBER",
+                case_id=holder,
+                case_number=number,
+            )
 
     # -- writing ------------------------------------------------------------------------------
 
