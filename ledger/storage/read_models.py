@@ -361,10 +361,10 @@ def case_number_holders(tx: Tx, mac: RowMac, number: str) -> list[str]:
     column. The column is only an index key, outside the row's MAC: each row found is checked like
     every case row (its MAC, and its version is the case's last log entry) and its MAC'd view must
     carry the number, else the row is tampered (``StateTampered``: a planted number never blocks a case
-    unnoticed). A row deleted, or whose column was changed, is not found here: every list of cases
-    refuses while a row is missing (the log head counts them), every read of the case refuses an
-    edited row, and the audit names both (``PROJECTION_DRIFT``) and any number two cases' signed
-    ``CaseOpened`` events share (``DUPLICATE_CASE_NUMBER``)."""
+    unnoticed). A row deleted, or whose column was changed, is not found here: every read and list
+    refuses while a row is missing (the log head counts them), and the audit names both
+    (``PROJECTION_DRIFT``) and any number two cases' signed ``CaseOpened`` events share
+    (``DUPLICATE_CASE_NUMBER``). See docs/design.md, "One case per case number"."""
     rows = tx.query(
         f"SELECT {CASE_COLUMNS}, {_TOP_SQL} FROM case_state WHERE case_number = ? AND case_id <> ? ORDER BY case_id",
         (number, REGISTRY_CASE_ID),
