@@ -42,8 +42,9 @@ def events_list(as_json: AsJson = False) -> None:
     if as_json:
         print_json({"items": items})
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from ledger.cli.render import terminal
 
     table = Table("type", "who may append it", "notes", title="Event types (evidence-ledger events template TYPE)")
     for item in items:
@@ -55,7 +56,7 @@ def events_list(as_json: AsJson = False) -> None:
         elif item["when_closed"]:
             notes.append("accepted on a closed case")
         table.add_row(item["type"], ", ".join(item["roles"]), "; ".join(notes))
-    Console(width=120).print(table)
+    terminal().print(table)
 
 
 @events_app.command("template")
@@ -97,13 +98,14 @@ def events_schema(type_name: TypeName, as_json: AsJson = False) -> None:
     if as_json:
         print_json(schema)
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from ledger.cli.render import terminal
 
     table = Table("field", "required", "value", title=f"{schema['title']} (--json: the JSON Schema)")
     for field_name, part in schema["properties"].items():
         table.add_row(field_name, "yes" if field_name in schema["required"] else "optional", _describe(part))
-    console = Console(width=140)
+    console = terminal()
     console.print(table)
     console.print("No other field is allowed.")
     if "$comment" in schema:

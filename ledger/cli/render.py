@@ -10,13 +10,20 @@ from rich.markup import escape
 from rich.table import Table
 
 
+def terminal() -> Console:
+    """The terminal's width on a terminal; 160 columns when the output goes to a file or a pipe."""
+    import sys
+
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
 def _text(value: Any) -> str:
     return "" if value is None else escape(str(value))
 
 
 def render_case(view: dict[str, Any], timeline: Sequence[dict[str, Any]] = ()) -> None:
     """The case: its footage, holds, releases, referrals and (when given) its timeline."""
-    console = Console()
+    console = terminal()
     console.print(
         f"[bold]Case {_text(view.get('case_number', '?'))}[/bold] ({view['case_id']}) — {_text(view.get('status'))}, "
         f"{_text(view.get('category'))}, version {view['version']}"
@@ -71,7 +78,7 @@ def _section(console: Console, title: str, items: Any, columns: Sequence[str], r
 
 
 def render_case_list(items: Sequence[dict[str, Any]], next_cursor: str | None) -> None:
-    console = Console(width=160)
+    console = terminal()
     if not items:
         console.print("no cases")
         return
