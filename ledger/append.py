@@ -110,6 +110,8 @@ class _Batch:
     new_cases: int = 0
     shredded: list[str] = field(default_factory=list)  # sealed refs of the accepted SealedRecordShredded
     numbers: dict[str, str] = field(default_factory=dict)  # case number -> case id, of the accepted CaseOpened
+    #: case number -> the case that has it (or the refusal of its tampered row), for the batch's CaseOpened
+    holders: dict[str, str | StateTampered] = field(default_factory=dict)
 
 
 @dataclass
@@ -307,6 +309,7 @@ class Appender:
             heads[REGISTRY_CASE_ID] = position.registry
         existing = self._existing(tx, parsed, heads, position.head, broken)
         batch = _Batch()
+        batch.holders = case_number_holders(tx, self.mac, _opened_numbers(parsed))
         results: dict[int, Outcome] = {}
         accepted: dict[str, Receipt] = {}
         for item in parsed:
@@ -479,7 +482,7 @@ class Appender:
         refuse_personal_data(event)
         number = event.case_number if isinstance(event, CaseOpened) else None
         if number is not None:
-            self._check_case_number(tx, number, batch)
+            self._check_case_number(number, batch)
         self._check_new(tx, st, event, integrated_at)
         if number is not None:
             batch.numbers[number] = st.case_id
@@ -600,14 +603,14 @@ class Appender:
         if ref is not None and self.claim_sealed is not None:
             self.claim_sealed(tx, ref, st.case_id)
 
-    def _check_case_number(self, tx: Tx, number: str, batch: _Batch) -> None:
-        """A new case's number must be no other case's (checked under the write lock, so two
-        concurrent CaseOpened with one number cannot both land). The rows read are checked
-        (``case_number_holders``); the same batch's earlier cases count too."""
-        holder = batch.numbers.get(number)
-        if holder is None:
-            holders = case_number_holders(tx, self.mac, number)
-            holder = holders[0] if holders else None
+    def _check_case_number(self, number: str, batch: _Batch) -> None:
+        """A new case's number must be no other case's (looked up under the write lock, one query per
+        batch, so two concurrent CaseOpened with one number cannot both land). The rows read are
+        checked (``case_number_holders``); the same batch's earlier cases count too."""
+        found = batch.holders.get(number)
+        if isinstance(found, StateTampered):
+            raise found.again()
+        holder = batch.numbers.get(number) or found
         if holder is not None:
             raise ConflictError(
                 f"case number {number} is already used by case {holder}; a case number opens one case only",
@@ -641,6 +644,17 @@ class Appender:
         cases, releases = (0, 0) if before is None else (before.cases, before.public_releases)
         head = LogHead(after.size, after.root, after.integrated_at, cases + batch.new_cases, releases + public)
         write_position(tx, self.mac, max(batch.touched.values()), head)
+
+
+def _opened_numbers(parsed: Sequence[_Parsed]) -> set[str]:
+    """The case numbers the batch's CaseOpened statements name (looked up before the batch)."""
+    numbers: set[str] = set()
+    for item in parsed:
+        st = item.envelope.statement
+        number = st.body.get("case_number") if st.type == "CaseOpened" and isinstance(st.body, dict) else None
+        if isinstance(number, str):
+            numbers.add(number)
+    return numbers
 
 
 @dataclass(frozen=True)

@@ -356,25 +356,37 @@ def case_rows(tx: Tx, mac: RowMac, where: str, params: Sequence[Any]) -> list[tu
     return [checked_case_row(mac, r[:10], _top_of(r[10:])) for r in rows]
 
 
-def case_number_holders(tx: Tx, mac: RowMac, number: str) -> list[str]:
-    """The ids of the cases opened with case number ``number``, found by the ``case_number`` lookup
-    column. The column is only an index key, outside the row's MAC: each row found is checked like
-    every case row (its MAC, and its version is the case's last log entry) and its MAC'd view must
-    carry the number, else the row is tampered (``StateTampered``: a planted number never blocks a case
+def case_number_holders(tx: Tx, mac: RowMac, numbers: Iterable[str]) -> dict[str, str | StateTampered]:
+    """For each of ``numbers`` that a case was opened with: that case's id (the first, in case id
+    order), found by the ``case_number`` lookup column in one query. The column is only an index
+    key, outside the row's MAC: each row found is checked like every case row (its MAC, and its
+    version is the case's last log entry) and its MAC'd view must carry the number, else the number
+    maps to the ``StateTampered`` refusal naming that case (a planted number never blocks a case
     unnoticed). A row deleted, or whose column was changed, is not found here: every read and list
     refuses while a row is missing (the log head counts them), and the audit names both
     (``PROJECTION_DRIFT``) and any number two cases' signed ``CaseOpened`` events share
     (``DUPLICATE_CASE_NUMBER``). See docs/design.md, "One case per case number"."""
+    ordered = sorted(set(numbers))
+    if not ordered:
+        return {}
+    marks = ",".join("?" * len(ordered))
     rows = tx.query(
-        f"SELECT {CASE_COLUMNS}, {_TOP_SQL} FROM case_state WHERE case_number = ? AND case_id <> ? ORDER BY case_id",
-        (number, REGISTRY_CASE_ID),
+        f"SELECT {CASE_COLUMNS}, {_TOP_SQL}, case_number FROM case_state"
+        f" WHERE case_number IN ({marks}) AND case_id <> ? ORDER BY case_id",
+        (*ordered, REGISTRY_CASE_ID),
     )
-    holders = []
+    holders: dict[str, str | StateTampered] = {}
     for row in rows:
-        fields = checked_case_row(mac, row[:10], _top_of(row[10:]))
-        if json.loads(fields[7]).get("case_number") != number:
-            raise _case_tampered(fields[0], "case_number")
-        holders.append(fields[0])
+        number = str(row[12])
+        if number in holders:
+            continue
+        try:
+            fields = checked_case_row(mac, row[:10], _top_of(row[10:12]))
+            if json.loads(fields[7]).get("case_number") != number:
+                raise _case_tampered(fields[0], "case_number")
+            holders[number] = fields[0]
+        except StateTampered as exc:
+            holders[number] = exc
     return holders
 
 
