@@ -14,9 +14,7 @@ from collections.abc import Iterable, Mapping
 
 from domain.errors import LedgerError
 from ledger.envelope.dsse import REGISTRY_CASE_ID, parse_envelope
-from ledger.verify.engine import Entry
-from ledger.verify.findings import Finding
-from ledger.verify.log_match import EventRow
+from ledger.verify import Entry, EventRow, Finding
 
 #: the check number (the case rules replayed from the events, here across cases)
 STEP = 10
