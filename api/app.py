@@ -17,7 +17,7 @@ from api.event_docs import add_event_schemas
 from api.logs import configure_logging
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware, RouteTable
 from api.query import reject_unknown_query_parameters
-from api.routes import access_log, cases, evidence, keys, log, ops, sealed
+from api.routes import access_log, api_docs, cases, evidence, keys, log, ops, public_pages, sealed
 from api.runtime import Runtime
 from api.settings import ApiSettings
 from ledger.evidence.footage import EvidenceTooLarge
@@ -64,14 +64,15 @@ def create_app(
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # /docs and /redoc from local assets: api_docs.install below
         redoc_url=None,
         dependencies=[Depends(reject_unknown_query_parameters)],
     )
     app.state.runtime = runtime
-    routers = [module.router for module in (cases, evidence, keys, log, access_log, ops, sealed)]
+    routers = [module.router for module in (cases, evidence, keys, log, access_log, ops, public_pages, sealed)]
     for router in routers:
         app.include_router(router)
+    api_docs.install(app)
     app.state.route_table = RouteTable.of([*routers, app.router])
     install_error_handlers(app)
     evidence_cap = (runtime.api_settings.max_evidence_bytes, _evidence_too_large)
