@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from api.access import AccessRecorder
 from api.auth import Authenticator
 from api.errors import PROBLEM_SCHEMA, install_error_handlers
+from api.event_docs import add_event_schemas
 from api.logs import configure_logging
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware, RouteTable
 from api.query import reject_unknown_query_parameters
@@ -106,6 +107,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
     components["Problem"] = PROBLEM_SCHEMA
+    add_event_schemas(schema)  # every event type's body schema, statement schema and example
     app.openapi_schema = schema
     return schema
 

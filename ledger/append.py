@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from domain.context import DomainConfig, EventContext
 from domain.errors import AuthorizationError, ConflictError, LedgerError, MalformedInputError, RuleViolation
-from domain.events import introduced_sealed_ref, stored_file, stored_file_size
+from domain.events import CaseOpened, introduced_sealed_ref, stored_file, stored_file_size
 from domain.personal_data import refuse_personal_data
 from domain.registry import KeyInfo
 from domain.vocabulary import DISCLOSURE_ATTEMPTS
@@ -41,6 +41,7 @@ from ledger.storage.read_models import (
     CaseLines,
     LogHead,
     case_heads,
+    case_number_holders,
     checked_log_head,
     log_tops,
     write_position,
@@ -117,6 +118,9 @@ class _Batch:
     public_before: dict[str, int] = field(default_factory=dict)  # case_id -> its public rows before the batch
     new_cases: int = 0
     shredded: list[str] = field(default_factory=list)  # sealed refs of the accepted SealedRecordShredded
+    numbers: dict[str, str] = field(default_factory=dict)  # case number -> case id, of the accepted CaseOpened
+    #: case number -> the case that has it (or the refusal of its tampered row), for the batch's CaseOpened
+    holders: dict[str, str | StateTampered] = field(default_factory=dict)
 
 
 @dataclass
@@ -316,6 +320,7 @@ class Appender:
             heads[REGISTRY_CASE_ID] = position.registry
         existing = self._existing(tx, parsed, heads, position.head, broken)
         batch = _Batch()
+        batch.holders = case_number_holders(tx, self.mac, _opened_numbers(parsed))
         results: dict[int, Outcome] = {}
         accepted: dict[str, Receipt] = {}
         for item in parsed:
@@ -486,7 +491,12 @@ class Appender:
         )
         # new events only: stored events are never re-judged (not in decide, which replay shares)
         refuse_personal_data(event)
+        number = event.case_number if isinstance(event, CaseOpened) else None
+        if number is not None:
+            self._check_case_number(number, batch)
         self._check_new(tx, st, event, integrated_at)
+        if number is not None:
+            batch.numbers[number] = st.case_id
         if st.type == "SealedRecordShredded":
             batch.shredded.append(str(st.body["sealed_ref"]))
         if st.case_id != REGISTRY_CASE_ID and st.case_id not in batch.public_before:  # accepted: count it
@@ -613,6 +623,22 @@ class Appender:
         if ref is not None and self.claim_sealed is not None:
             self.claim_sealed(tx, ref, st.case_id)
 
+    def _check_case_number(self, number: str, batch: _Batch) -> None:
+        """A new case's number must be no other case's (looked up under the write lock, one query per
+        batch, so two concurrent CaseOpened with one number cannot both land). The rows read are
+        checked (``case_number_holders``); the same batch's earlier cases count too."""
+        found = batch.holders.get(number)
+        if isinstance(found, StateTampered):
+            raise found.again()
+        holder = batch.numbers.get(number) or found
+        if holder is not None:
+            raise ConflictError(
+                f"case number {number} is already used by case {holder}; a case number opens one case only",
+                code="DUPLICATE_CASE_NUMBER",
+                case_id=holder,
+                case_number=number,
+            )
+
     def _check_stored_size(self, event: Any) -> None:
         """SIZE_MISMATCH when the event claims a stored file (``decide`` checked it is there) and
         declares a size other than the stored file's. The size is the file's own (fstat), not a
@@ -658,6 +684,17 @@ class Appender:
         cases, releases = (0, 0) if before is None else (before.cases, before.public_releases)
         head = LogHead(after.size, after.root, after.integrated_at, cases + batch.new_cases, releases + public)
         write_position(tx, self.mac, max(batch.touched.values()), head)
+
+
+def _opened_numbers(parsed: Sequence[_Parsed]) -> set[str]:
+    """The case numbers the batch's CaseOpened statements name (looked up before the batch)."""
+    numbers: set[str] = set()
+    for item in parsed:
+        st = item.envelope.statement
+        number = st.body.get("case_number") if st.type == "CaseOpened" and isinstance(st.body, dict) else None
+        if isinstance(number, str):
+            numbers.add(number)
+    return numbers
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,14 @@ class RemoteLedger:
         return self.post_envelope(case_id, raw, wait=wait)
 
 
+def list_cases_remote(server: str, token: str, **params: Any) -> dict[str, Any]:
+    """``GET /v1/cases`` (``{items, next}``) with the given filters (None: not sent)."""
+    with RemoteLedger(server, token) as remote:
+        sent = {k: v for k, v in params.items() if v is not None}
+        page: dict[str, Any] = remote.transport.call("GET", "/v1/cases", params=sent).json()
+        return page
+
+
 def append_remote(
     server: str, token: str, case_id: str, event_type: str, body: dict[str, Any], key: Ed25519PrivateKey | Path | str
 ) -> dict[str, Any]:
@@ -119,5 +127,6 @@ __all__ = [
     "Transport",
     "append_remote",
     "error_from_response",
+    "list_cases_remote",
     "problem_code",
 ]

@@ -35,7 +35,7 @@ from ledger.settings import (
     state_key_path,
 )
 from ledger.storage.app import LedgerApplication, application_env
-from ledger.storage.integrity import RowMac, StateTampered
+from ledger.storage.integrity import RowMac, StateTampered, tampered
 from ledger.storage.read_models import (
     READ_MODEL_FORMAT,
     RELEASED,
@@ -420,12 +420,16 @@ class Ledger:
         *,
         status: str | None = None,
         category: str | None = None,
+        number: str | None = None,
         after: str | None = None,
         limit: int = 50,
     ) -> list[dict[str, Any]]:
+        """Cases in case id order after ``after``, each from its checked row (a list with a row missing
+        is refused: the log head counts them); ``number`` keeps the case(s) opened with that case
+        number, found by its lookup column and believed only when the row's MAC'd view carries it."""
         where = "case_id <> ?"
         params: list[Any] = [REGISTRY_CASE_ID]
-        for column, value in (("status", status), ("category", category)):
+        for column, value in (("status", status), ("category", category), ("case_number", number)):
             if value is not None:
                 where += f" AND {column} = ?"
                 params.append(value)
@@ -436,7 +440,11 @@ class Ledger:
         params.append(limit)
         with self.db.read() as tx:
             rows = case_rows(tx, self.mac, where, params)
-        return [{"case_id": r[0], "version": r[1], **json.loads(r[7])} for r in rows]
+        views = [{"case_id": r[0], "version": r[1], **json.loads(r[7])} for r in rows]
+        if number is not None and any(view.get("case_number") != number for view in views):
+            bad = next(view["case_id"] for view in views if view.get("case_number") != number)
+            raise tampered(f"case {bad}", check="case_number", case_id=bad)
+        return views
 
     def registry_state(self) -> Any:
         """The key registry's state from its checked read-model row (None before the trust root)."""

@@ -14,12 +14,18 @@ evidence-ledger keys register --public-key rivera.pem.pub --actor "Det. Rivera" 
 evidence-ledger keys register --public-key chen.pem.pub --actor "Sgt. Chen" --role supervisor
 evidence-ledger keys register --public-key okafor.pem.pub --actor "ADA Okafor" --role prosecutor --authority middlesex_da
 
-CASE=$(python -c 'import uuid; print(uuid.uuid4())')
+evidence-ledger events list                       # every event type and the roles that may append it
+evidence-ledger events template FootageCaptured   # a fillable body: every field with what goes in it
+# Open the case: a new case id, printed; its CaseOpened is signed with the investigator's key.
+CASE=$(evidence-ledger case new --number CPD-2026-0001 --key rivera.pem --category property_damage \
+  --summary "Vehicle damaged during a federal operation")
+if evidence-ledger case new --number CPD-2026-0001 --key rivera.pem --category violence --summary "Typo"; then
+  echo "a second case with the same number should have been refused" >&2; exit 1
+fi                                                # refused: DUPLICATE_CASE_NUMBER (case_id=$CASE)
+evidence-ledger case list --number CPD-2026-0001  # find a case by its number
 printf 'stand-in for the original body-camera file' > footage.mp4
 SHA=$(evidence-ledger evidence put footage.mp4 --json | python -c 'import json, sys; print(json.load(sys.stdin)["sha256"])')
 
-evidence-ledger append "$CASE" CaseOpened --key rivera.pem --body '{"case_number": "CPD-2026-0001",
-  "category": "property_damage", "summary": "Vehicle damaged during a federal operation"}'
 # The caller's identity is sealed outside the log and never put on a command line (every local user
 # sees arguments in ps and /proc): `seal` reads a file or standard input. printf is a shell builtin, so
 # no process gets the data as an argument; at a terminal, run `seal --data-file -` and type it instead.
@@ -35,8 +41,10 @@ evidence-ledger append "$CASE" FootageCaptured --key rivera.pem --body "{\"foota
   \"source\": \"body_worn_camera\", \"device_id\": \"BWC-0042\", \"recorded_from\": \"2026-02-05T16:58:00Z\",
   \"recorded_to\": \"2026-02-05T17:06:00Z\", \"sha256\": \"$SHA\", \"size_bytes\": 42, \"media_type\": \"video/mp4\",
   \"depicts\": [\"property_damage_by_federal_officials\"], \"custodian\": \"CPD Evidence Unit\", \"stored\": true}"
-evidence-ledger append "$CASE" InvestigationHoldPlaced --key rivera.pem --body '{"hold_id": "hold-1",
-  "scope": "case", "authority": "middlesex_da", "reason": "Active DA investigation"}'
+# A body can come from a file (--body @hold.json) or standard input (--body -):
+evidence-ledger append "$CASE" InvestigationHoldPlaced --key rivera.pem --body - <<'JSON'
+{"hold_id": "hold-1", "scope": "case", "authority": "middlesex_da", "reason": "Active DA investigation"}
+JSON
 RELEASE="{\"footage_id\": \"ftg-1\", \"sha256\": \"$SHA\", \"basis\": \"executive_order\", \"channel\": \"city website\"}"
 if evidence-ledger append "$CASE" FootageReleased --key chen.pem --body "$RELEASE"; then
   echo "the release under a hold should have been refused" >&2; exit 1
@@ -51,7 +59,7 @@ evidence-ledger append "$CASE" CustodyTransferred --key rivera.pem --body '{"foo
   "from_custodian": "CPD Evidence Unit", "to_custodian": "Middlesex DA", "purpose": "Copy delivered for prosecution"}'
 evidence-ledger append "$CASE" CaseClosed --key chen.pem --body '{"disposition": "referred"}'
 
-evidence-ledger case show "$CASE"            # footage with release_status, holds, releases, referrals
+evidence-ledger case show "$CASE"            # footage, holds, releases, referrals and the timeline
 evidence-ledger case custody "$CASE" ftg-1   # the footage's chain of custody, one link per line
 evidence-ledger case events "$CASE" > events.jsonl   # the stored envelopes, one per line, exactly as stored
 evidence-ledger replay                       # rebuild every projection from the events

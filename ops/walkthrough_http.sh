@@ -18,10 +18,9 @@ SERVER=$!
 trap 'kill $SERVER' EXIT
 for _ in $(seq 1 50); do curl -fsS "$URL/healthz" > /dev/null 2>&1 && break; sleep 0.2; done
 
-CASE=$(python -c 'import uuid; print(uuid.uuid4())')
 # The client signs locally with the investigator's key; the token alone could not append.
-evidence-ledger append "$CASE" CaseOpened --key rivera.pem --server "$URL" --token "$TOKEN" \
-  --body '{"case_number": "CPD-2026-0002", "category": "violence", "summary": "Use of force at a traffic stop"}'
+CASE=$(evidence-ledger case new --number CPD-2026-0002 --key rivera.pem --server "$URL" --token "$TOKEN" \
+  --category violence --summary "Use of force at a traffic stop")
 # Personal data is sealed outside the log: the request body comes from standard input (--data-binary @-),
 # never from an argument.
 SEALED=$(printf '%s' '{"name": "(caller name)", "phone": "(caller phone)"}' | curl -fsS -H "Authorization: Bearer $TOKEN" \

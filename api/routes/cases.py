@@ -77,22 +77,31 @@ def list_cases(
     access: CaseLister,
     status: Word = None,
     category: Word = None,
+    number: Annotated[
+        str | None, Query(pattern=r"^[A-Za-z0-9._:-]{1,128}$", description="only the case opened with this case number")
+    ] = None,
     after: Annotated[str | None, Query(pattern=UUID_PATTERN, description="cursor: the last case_id seen")] = None,
     limit: Limit = 50,
 ) -> Response:
     with access.guard():
-        page = _list_page(runtime_of(request).ledger, access, status, category, after, limit)
+        page = _list_page(runtime_of(request).ledger, access, status, category, number, after, limit)
     return json_response(page)
 
 
 def _list_page(
-    ledger: Any, access: Access, status: str | None, category: str | None, after: str | None, limit: int
+    ledger: Any,
+    access: Access,
+    status: str | None,
+    category: str | None,
+    number: str | None,
+    after: str | None,
+    limit: int,
 ) -> dict[str, Any]:
     principal = access.caller
     collected: list[dict[str, Any]] = []
     cursor = after
     for _ in range(MAX_SCANS):
-        page = ledger.list_cases(status=status, category=category, after=cursor, limit=limit)
+        page = ledger.list_cases(status=status, category=category, number=number, after=cursor, limit=limit)
         for view in page:
             cursor = view["case_id"]
             if may_see_case(principal, view):

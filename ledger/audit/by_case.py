@@ -126,6 +126,7 @@ def _live_subset(job: _Job, case_ids: Iterable[str]) -> ReadModels:
         row = live.case_state.get(case_id)
         if row is not None:
             sub.case_state[case_id] = row
+            sub.case_numbers[case_id] = live.case_numbers.get(case_id)
             if (key := ("case_state", case_id)) in macs:
                 sub.macs[key] = macs[key]
         for seq in job.live_lines.get(case_id, ()):

@@ -143,7 +143,10 @@ def _case_drift(expected: ReadModels, live: ReadModels, case_id: str) -> list[st
     want, have = expected.case_state.get(case_id), live.case_state.get(case_id)
     if want is None or have is None:
         return ["case_state row " + ("missing" if have is None else "without events")]
-    return [f"case_state.{col}" for col, a, b in zip(_CASE_COLUMNS, want, have, strict=True) if a != b]
+    drift = [f"case_state.{col}" for col, a, b in zip(_CASE_COLUMNS, want, have, strict=True) if a != b]
+    if expected.case_numbers.get(case_id) != live.case_numbers.get(case_id):  # the lookup column
+        drift.append("case_state.case_number")
+    return drift
 
 
 def _line_drift(expected: ReadModels, live: ReadModels, skip: set[str]) -> dict[str, list[str]]:

@@ -32,6 +32,7 @@ from typing import Any
 from domain.context import DomainConfig
 from ledger.audit.access import AccessAudit, audit_access
 from ledger.audit.by_case import ByCase, check_by_case, located, projection_findings
+from ledger.audit.case_numbers import case_number_findings
 from ledger.audit.projection import compare_read_models, rebuild_read_models
 from ledger.audit.source import AuditInput
 from ledger.envelope.canonical import format_time
@@ -484,6 +485,7 @@ def _run_audit(data: AuditInput, options: AuditOptions, progress: Progress) -> A
         report.cases = by_case.cases
         _log_checks(data, options, report, tree)
         _projection_checks_by_case(data, options, by_case, report)
+    report.findings += case_number_findings(matched.entries, matched.rows)
     _token_checks(data, report)
     _access_checks(report, access)
     report.findings.sort(key=_order)

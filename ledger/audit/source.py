@@ -46,6 +46,7 @@ class ReadModels:
     """The live read models, row by row as stored (content columns; their MACs apart)."""
 
     case_state: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    case_numbers: dict[str, str | None] = field(default_factory=dict)  # case_state.case_number (outside the MAC)
     timeline: dict[tuple[str, int], tuple[int, str]] = field(default_factory=dict)
     custody: dict[tuple[str, str, int], tuple[int, int, str]] = field(default_factory=dict)  # -> seq, leaf, entry
     releases: dict[tuple[str, str], tuple[str, str, int]] = field(default_factory=dict)
@@ -201,9 +202,10 @@ def read_models(tx: Tx, *, live: bool = True) -> ReadModels:
     models = ReadModels()
     for r in _rows(
         tx,
-        "SELECT case_id, version, head_sha256, status, category, updated_leaf, state, view, public_count, mac"
-        " FROM case_state",
+        "SELECT case_id, version, head_sha256, status, category, updated_leaf, state, view, public_count, mac,"
+        " case_number FROM case_state",
     ):
+        models.case_numbers[str(r[0])] = None if r[10] is None else str(r[10])
         models.case_state[str(r[0])] = (
             _int(r[1]), str(r[2]), str(r[3]), str(r[4]), _int(r[5]), str(r[6]), str(r[7]), _int(r[8])
         )

@@ -1,6 +1,6 @@
 """The `evidence-ledger` command line: the Typer app, its groups and the options every command shares.
 
-The commands live beside this module, one module per group (``keys``, ``cases``, ``db``, ``log``,
+The commands live beside this module, one module per group (``keys``, ``cases``, ``events``, ``db``, ``log``,
 ``witness``, ``verify``, ``trust``, ``bundle``, ``audit``, ``tokens``, ``sealed``); :func:`commands` imports
 them, which registers them. Every command has ``--help``; errors go through ``ledger.cli.errors``.
 Heavy modules are imported inside the commands so that the offline commands (``verify``, ``log
@@ -70,7 +70,7 @@ app = typer.Typer(
 def _root(version: VersionOption = False) -> None:
     """Signed, append-only, verifiable evidence ledger."""
 keys_app = typer.Typer(no_args_is_help=True, help="Signing keys and the key registry.")
-case_app = typer.Typer(no_args_is_help=True, help="Read cases.")
+case_app = typer.Typer(no_args_is_help=True, help="Open, list and read cases.")
 db_app = typer.Typer(no_args_is_help=True, help="Database administration.")
 sealed_app = typer.Typer(no_args_is_help=True, help="Sealed personal data: two-person disclosure, shredding.")
 retention_app = typer.Typer(no_args_is_help=True, help="Retention of sealed personal data.")
@@ -132,9 +132,9 @@ _registered: list[bool] = []  # the offline commands are added once
 
 def commands() -> typer.Typer:
     """The app with every ledger command registered (the modules register themselves on import)."""
-    from ledger.cli import audit, bundle, cases, db, keys, log, sealed, tokens, trust, verify, witness
+    from ledger.cli import audit, bundle, cases, db, events, keys, log, sealed, tokens, trust, verify, witness
 
-    assert all((audit, bundle, cases, db, keys, log, sealed, tokens, witness))
+    assert all((audit, bundle, cases, db, events, keys, log, sealed, tokens, witness))
     if not _registered:
         app.command("verify")(verify.verify)
         app.add_typer(trust.trust_app, name="trust")

@@ -1,5 +1,5 @@
 """Arguments every command reads the same way: verifier keys given as text or as a file, JSON given
-inline or as @FILE. A value that cannot be used is a ``MalformedInputError`` (``BAD_ARGUMENT``),
+inline, as @FILE or as - (standard input). A value that cannot be used is a ``MalformedInputError`` (``BAD_ARGUMENT``),
 which ``ledger.cli.errors`` turns into exit 2."""
 
 from __future__ import annotations
@@ -43,11 +43,33 @@ def verifier_key(value: str, what: str = "verifier key", sig_type: int | None = 
     return key
 
 
+#: how much a JSON argument read from standard input may be (an event body is far smaller)
+STDIN_LIMIT = 4 * 1024 * 1024
+
+
+def read_stdin(what: str) -> bytes:
+    import sys
+
+    if sys.stdin.isatty():
+        print(f"reading the {what} (JSON) from standard input; end with Ctrl-D", file=sys.stderr)
+    raw = sys.stdin.buffer.read(STDIN_LIMIT + 1)
+    if len(raw) > STDIN_LIMIT:
+        raise MalformedInputError(f"the {what} on standard input is larger than 4 MiB", code="BAD_ARGUMENT")
+    return raw
+
+
 def read_json_arg(value: str, what: str) -> Any:
-    """A JSON argument given inline or as @FILE; parsed strictly."""
+    """A JSON argument given inline, as @FILE, or as ``-`` (standard input); parsed strictly."""
     from ledger.envelope.canonical import parse_strict
 
-    raw = read_file(Path(value[1:]), f"{what} file") if value.startswith("@") else value.encode("utf-8")
+    if value == "-":
+        raw = read_stdin(what)
+    elif value.startswith("@"):
+        raw = read_file(Path(value[1:]), f"{what} file")
+    else:
+        raw = value.encode("utf-8")
+    if not raw.strip():
+        raise MalformedInputError(f"{what}: empty; give a JSON object", code="BAD_ARGUMENT")
     try:
         return parse_strict(raw)
     except MalformedInputError as exc:

@@ -1,5 +1,5 @@
-"""`evidence-ledger append | seal | case show | case events | case custody | replay`: writing and
-reading cases."""
+"""`evidence-ledger append | seal | case new | case list | case show | case events | case custody |
+replay`: writing and reading cases."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ def append(
     case_id: Annotated[str, typer.Argument(help="case UUID")],
     event_type: Annotated[str, typer.Argument(metavar="TYPE", help="event type, e.g. CaseOpened")],
     key: Annotated[Path, typer.Option(help="signer's private key file")],
-    body: Annotated[str, typer.Option(help="event body as JSON or @FILE")],
+    body: Annotated[
+        str, typer.Option(help="event body as JSON, @FILE or - (standard input); `events template TYPE` prints one")
+    ],
     server: Annotated[str | None, typer.Option(help="append through a running server at this URL")] = None,
     token: Annotated[
         str | None, typer.Option(envvar="EVIDENCE_LEDGER_TOKEN", help="bearer token for --server")
@@ -56,6 +58,108 @@ def _print_receipt(receipt: dict[str, object], event_type: str, as_json: bool) -
         f"appended {event_type} as seq {receipt.get('seq')} of case {receipt.get('case_id')}:"
         f" leaf {receipt.get('leaf_index')}, event {receipt.get('event_id')}, at {receipt.get('integrated_at')}"
     )
+
+
+AsJson = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+Server = Annotated[str | None, typer.Option(help="work through a running server at this URL")]
+Token = Annotated[str | None, typer.Option(envvar="EVIDENCE_LEDGER_TOKEN", help="bearer token for --server")]
+
+
+@case_app.command("new")
+@cli_errors
+def case_new(
+    number: Annotated[str, typer.Option("--number", help="the case number, e.g. CPD-2026-0001 (one case per number)")],
+    key: Annotated[Path, typer.Option(help="signer's private key file (an investigator's or supervisor's)")],
+    category: Annotated[
+        str | None, typer.Option(help="the case category (`events schema CaseOpened` lists them)")
+    ] = None,
+    summary: Annotated[str | None, typer.Option(help="one line about the case (no personal data)")] = None,
+    body: Annotated[
+        str | None, typer.Option(help="the rest of the CaseOpened body as JSON, @FILE or - (standard input)")
+    ] = None,
+    server: Server = None,
+    token: Token = None,
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Open a case: a new case id, and its CaseOpened signed and appended. Prints the case id
+    (--json: {"case_id", "receipt"}). A case number already used by another case is refused
+    (DUPLICATE_CASE_NUMBER, naming that case)."""
+    import uuid
+
+    from ledger.envelope.keys import load_private_key
+
+    opened = _opening_body(number, category, summary, body)
+    signer = load_private_key(key)
+    case_id = str(uuid.uuid4())
+    if server is not None:
+        from ledger.client import append_remote
+
+        if not token:
+            fail("--server needs --token (or EVIDENCE_LEDGER_TOKEN)", 2)
+        receipt = append_remote(server, token, case_id, "CaseOpened", opened, signer)
+    else:
+        with open_ledger(data_dir) as ledger:
+            receipt = ledger.sign_and_append(signer, case_id, "CaseOpened", opened).to_json()
+    if as_json:
+        print_json({"case_id": case_id, "receipt": receipt})
+    else:
+        typer.echo(case_id)
+        typer.echo(f"opened case {opened['case_number']} (leaf {receipt['leaf_index']})", err=True)
+
+
+def _opening_body(number: str, category: str | None, summary: str | None, body: str | None) -> dict[str, object]:
+    """The CaseOpened body from the options and --body (an option and --body may not disagree)."""
+    opened = {} if body is None else read_json_arg(body, "body")
+    if not isinstance(opened, dict):
+        fail("body must be a JSON object", 2)
+    for name, value in (("case_number", number), ("category", category), ("summary", summary)):
+        if value is None:
+            continue
+        if name in opened and opened[name] != value:
+            fail(f"--{'number' if name == 'case_number' else name} and the body's {name} differ; give it once", 2)
+        opened[name] = value
+    missing = [name for name in ("category", "summary") if name not in opened]
+    if missing:
+        fail(f"give {' and '.join('--' + m for m in missing)} (or put them in --body)", 2)
+    return opened
+
+
+@case_app.command("list")
+@cli_errors
+def case_list(
+    number: Annotated[str | None, typer.Option("--number", help="only the case opened with this case number")] = None,
+    status: Annotated[str | None, typer.Option(help="only cases with this status (open, closed)")] = None,
+    category: Annotated[str | None, typer.Option(help="only cases of this category")] = None,
+    after: Annotated[str | None, typer.Option(help="cursor: list the cases after this case id (the last `next`)")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="at most this many cases")] = 50,
+    server: Server = None,
+    token: Token = None,
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Cases in case id order, each checked against the signed log (--json: {"items": [case views],
+    "next": the cursor for --after, or null})."""
+    if after is not None:
+        after = _case_uuid(after)
+    if server is not None:
+        from ledger.client import list_cases_remote
+
+        if not token:
+            fail("--server needs --token (or EVIDENCE_LEDGER_TOKEN)", 2)
+        page = list_cases_remote(
+            server, token, number=number, status=status, category=category, after=after, limit=limit
+        )
+    else:
+        with open_ledger(data_dir) as ledger:
+            items = ledger.list_cases(status=status, category=category, number=number, after=after, limit=limit + 1)
+        page = {"items": items[:limit], "next": items[limit - 1]["case_id"] if len(items) > limit else None}
+    if as_json:
+        print_json(page)
+        return
+    from ledger.cli.render import render_case_list
+
+    render_case_list(page["items"], page["next"])
 
 
 def _case_uuid(value: str) -> str:
@@ -151,18 +255,26 @@ def case_show(
     ] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Show a case from its projection (or, with --as-of/--at-index, replayed as it was then)."""
+    """Show a case from its projection (or, with --as-of/--at-index, replayed as it was then): its
+    footage, holds, releases, referrals and timeline (--json: the case view)."""
+    timeline: list[dict[str, object]] = []
     with open_ledger(data_dir) as ledger:
         if as_of is None and at_index is None:
             view = ledger.case_view(_case_uuid(case_id))
         else:
             view = ledger.case_at(_case_uuid(case_id), as_of=as_of, at_index=at_index)
+        if not as_json:  # the timeline up to the version shown, page by page, each line checked
+            while len(timeline) < view["version"]:
+                page = ledger.timeline(view["case_id"], after=len(timeline), limit=TIMELINE_PAGE)
+                timeline += page[: view["version"] - len(timeline)]
+                if len(page) < TIMELINE_PAGE:
+                    break
     if as_json:
         print_json(view)
     else:
         from ledger.cli.render import render_case
 
-        render_case(view)
+        render_case(view, timeline)
 
 
 @case_app.command("events")
@@ -202,6 +314,7 @@ def case_custody(
 
 
 CUSTODY_PAGE = 1000
+TIMELINE_PAGE = 1000
 
 
 @app.command()

@@ -136,11 +136,12 @@ def write_read_models(tx: Tx, mac: RowMac, heads: Mapping[str, CaseHead], leaf_o
     for case_id, head in heads.items():
         state_json = json.dumps(head.state.to_json(), sort_keys=True, separators=(",", ":"))
         public = 0
+        number = None
         if case_id == REGISTRY_CASE_ID:
             status, category, view = "registry", "registry", state_json
         else:
             view_data = projections.case_view(head.state)
-            status, category = view_data["status"], view_data["category"]
+            status, category, number = view_data["status"], view_data["category"], view_data["case_number"]
             view = json.dumps(view_data, sort_keys=True, separators=(",", ":"))
             for key, status, entry in public_rows(head.state):
                 release = (case_id, key, status, json.dumps(entry, sort_keys=True))
@@ -150,13 +151,13 @@ def write_read_models(tx: Tx, mac: RowMac, heads: Mapping[str, CaseHead], leaf_o
         fields = (
             case_id, head.version, head.head_sha256, status, category, leaf_of[case_id], state_json, view, public,
         )
-        rows.append((*fields, mac.mac("case_state", fields)))
+        rows.append((*fields, mac.mac("case_state", fields), number))
     tx.executemany(
-        f"INSERT INTO case_state ({CASE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        f"INSERT INTO case_state ({CASE_COLUMNS}, case_number) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (case_id) DO UPDATE SET version = excluded.version,"
         " head_sha256 = excluded.head_sha256, status = excluded.status, category = excluded.category,"
         " updated_leaf = excluded.updated_leaf, state = excluded.state, view = excluded.view,"
-        " public_count = excluded.public_count, mac = excluded.mac",
+        " public_count = excluded.public_count, mac = excluded.mac, case_number = excluded.case_number",
         rows,
     )
     # A case's public rows are replaced whole: footage that stopped being eligible (a new hold) must vanish.
@@ -353,6 +354,40 @@ def case_rows(tx: Tx, mac: RowMac, where: str, params: Sequence[Any]) -> list[tu
         raise tampered("the case list", check="count", stream="cases")
     rows = tx.query(f"SELECT {CASE_COLUMNS}, {_TOP_SQL} FROM case_state WHERE {where}", params)
     return [checked_case_row(mac, r[:10], _top_of(r[10:])) for r in rows]
+
+
+def case_number_holders(tx: Tx, mac: RowMac, numbers: Iterable[str]) -> dict[str, str | StateTampered]:
+    """For each of ``numbers`` that a case was opened with: that case's id (the first, in case id
+    order), found by the ``case_number`` lookup column in one query. The column is only an index
+    key, outside the row's MAC: each row found is checked like every case row (its MAC, and its
+    version is the case's last log entry) and its MAC'd view must carry the number, else the number
+    maps to the ``StateTampered`` refusal naming that case (a planted number never blocks a case
+    unnoticed). A row deleted, or whose column was changed, is not found here: every read and list
+    refuses while a row is missing (the log head counts them), and the audit names both
+    (``PROJECTION_DRIFT``) and any number two cases' signed ``CaseOpened`` events share
+    (``DUPLICATE_CASE_NUMBER``). See docs/design.md, "One case per case number"."""
+    ordered = sorted(set(numbers))
+    if not ordered:
+        return {}
+    marks = ",".join("?" * len(ordered))
+    rows = tx.query(
+        f"SELECT {CASE_COLUMNS}, {_TOP_SQL}, case_number FROM case_state"
+        f" WHERE case_number IN ({marks}) AND case_id <> ? ORDER BY case_id",
+        (*ordered, REGISTRY_CASE_ID),
+    )
+    holders: dict[str, str | StateTampered] = {}
+    for row in rows:
+        number = str(row[12])
+        if number in holders:
+            continue
+        try:
+            fields = checked_case_row(mac, row[:10], _top_of(row[10:12]))
+            if json.loads(fields[7]).get("case_number") != number:
+                raise _case_tampered(fields[0], "case_number")
+            holders[number] = fields[0]
+        except StateTampered as exc:
+            holders[number] = exc
+    return holders
 
 
 def timeline_lines(

@@ -33,6 +33,8 @@ CASE_CUSTODY_DDL = """CREATE TABLE IF NOT EXISTS case_custody (
         leaf_index {bigint} NOT NULL, entry TEXT NOT NULL, mac TEXT NOT NULL,
         PRIMARY KEY (case_id, footage_id, step))"""
 
+CASE_NUMBER_INDEX = "CREATE INDEX IF NOT EXISTS case_state_number ON case_state (case_number, case_id)"
+
 # Every read of a case, timeline, bundle or evidence file, and every refusal of one: its own Merkle
 # log. ``entry`` is the exact leaf (canonical JSON, ``ledger/log/access_entry.py``); the other columns
 # repeat what it says, for the auditors' filters (the audit checks that they agree).
@@ -80,8 +82,12 @@ TABLES = [
         case_id TEXT PRIMARY KEY, version {bigint} NOT NULL, head_sha256 TEXT NOT NULL,
         status TEXT NOT NULL, category TEXT NOT NULL, updated_leaf {bigint} NOT NULL,
         state TEXT NOT NULL, view TEXT NOT NULL, public_count {bigint} NOT NULL DEFAULT 0,
-        mac TEXT NOT NULL DEFAULT '')""",
+        mac TEXT NOT NULL DEFAULT '', case_number TEXT)""",
     """CREATE INDEX IF NOT EXISTS case_state_status ON case_state (status, category, case_id)""",
+    # The case number's lookup key only (not unique: a ledger from before the rule may hold a number
+    # twice). Never believed alone: a row found by it is checked, and its MAC'd view must carry the
+    # number (``ledger.storage.read_models.case_number_holders``).
+    CASE_NUMBER_INDEX,
     """CREATE TABLE IF NOT EXISTS case_timeline (
         case_id TEXT NOT NULL, seq {bigint} NOT NULL, leaf_index {bigint} NOT NULL, entry TEXT NOT NULL,
         mac TEXT NOT NULL DEFAULT '', PRIMARY KEY (case_id, seq))""",
@@ -161,6 +167,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         "a footage item's chain of custody leaves the case state for rows of its own (case_custody), so an"
         " append costs the same however long the chain; the read models are rebuilt to fill it",
         (CASE_CUSTODY_DDL,),
+        rebuild_read_models=True,
+    ),
+    Migration(
+        5,
+        "a case's number becomes a lookup column of its case_state row (indexed), so a CaseOpened with a"
+        " number another case already has is refused (DUPLICATE_CASE_NUMBER) and cases can be listed by"
+        " number; the read models are rebuilt to fill it",
+        ("ALTER TABLE case_state ADD COLUMN case_number TEXT", CASE_NUMBER_INDEX),
         rebuild_read_models=True,
     ),
 )

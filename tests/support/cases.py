@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,7 +110,14 @@ REDACTED_BYTES = FOOTAGE_BYTES.replace(b"parked car", b"[REDACTED]")
 REDACTED_SHA = hashlib.sha256(REDACTED_BYTES).hexdigest()
 
 
-def case_opened(number: str = "CPD-2026-0001") -> dict[str, Any]:
+_CASE_NUMBERS = itertools.count(1)
+
+
+def case_opened(number: str | None = None) -> dict[str, Any]:
+    """A CaseOpened body. Case numbers are unique in a ledger (``DUPLICATE_CASE_NUMBER``): without
+    ``number``, each call gets a number no other call of the test process got."""
+    if number is None:
+        number = f"CPD-2026-A{next(_CASE_NUMBERS):04d}"  # no test spells a number so
     return {
         "case_number": number,
         "category": "property_damage",

@@ -33,7 +33,7 @@ def test_init_registers_the_trust_root_and_service_key(ledger: Ledger) -> None:
 
 def test_append_returns_a_receipt_and_the_case_projection(ledger: Ledger, actors: Actors) -> None:
     case_id = new_case_id()
-    receipt = actors.ok("investigator", case_id, "CaseOpened", case_opened())
+    receipt = actors.ok("investigator", case_id, "CaseOpened", case_opened("CPD-2026-0001"))
     assert receipt.seq == 1 and receipt.leaf_index == ledger.log_size() - 1
     leaf = ledger.leaf(receipt.leaf_index)
     assert merkle.leaf_hash(leaf).hex() == receipt.leaf_hash

@@ -58,6 +58,8 @@ def _as_schema_1(ledger: Ledger, tokens: list[tuple[object, ...]]) -> None:
         raw.run(f"ALTER TABLE {table} DROP COLUMN mac")
     raw.run("ALTER TABLE public_releases DROP COLUMN version")
     raw.run("ALTER TABLE case_state DROP COLUMN public_count")
+    raw.run("DROP INDEX case_state_number")
+    raw.run("ALTER TABLE case_state DROP COLUMN case_number")
     for table in ("log_head", "api_token_revocations", "api_tokens", "case_custody"):
         raw.run(f"DROP TABLE {table}")
     raw.run(V1_TOKENS)
@@ -142,6 +144,8 @@ def test_a_schema_3_database_gets_its_custody_chains_as_rows(make_ledger: object
     ledger.close()
     raw = Raw(ledger)
     raw.run("DROP TABLE case_custody")
+    raw.run("DROP INDEX case_state_number")  # schema 5's
+    raw.run("ALTER TABLE case_state DROP COLUMN case_number")
     raw.run("UPDATE ledger_meta SET value = '3' WHERE key = 'schema_version'")
 
     with pytest.raises(ConfigurationError):
