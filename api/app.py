@@ -16,7 +16,7 @@ from api.errors import PROBLEM_SCHEMA, install_error_handlers
 from api.logs import configure_logging
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware, RouteTable
 from api.query import reject_unknown_query_parameters
-from api.routes import access_log, cases, evidence, keys, log, ops, sealed
+from api.routes import access_log, cases, evidence, keys, log, ops, sealed, verifier_page
 from api.runtime import Runtime
 from api.settings import ApiSettings
 from ledger.evidence.footage import EvidenceTooLarge
@@ -68,7 +68,7 @@ def create_app(
         dependencies=[Depends(reject_unknown_query_parameters)],
     )
     app.state.runtime = runtime
-    routers = [module.router for module in (cases, evidence, keys, log, access_log, ops, sealed)]
+    routers = [module.router for module in (cases, evidence, keys, log, access_log, ops, sealed, verifier_page)]
     for router in routers:
         app.include_router(router)
     app.state.route_table = RouteTable.of([*routers, app.router])

@@ -39,3 +39,9 @@ def content_security_policy(page: bytes | None = None) -> str:
     if match is None:
         raise ValueError(f"{PAGE_NAME} declares no Content-Security-Policy")
     return match.group(1).decode("ascii")
+
+
+def with_script_hash(page: bytes) -> bytes:
+    """``page`` with its policy's ``script-src`` set to the hash of its inline script (run
+    ``python -m ledger.verify.web`` after editing the script; a test checks it was run)."""
+    return re.sub(rb"script-src 'sha256-[A-Za-z0-9+/=]*'", b"script-src " + script_hash(page).encode(), page, count=1)

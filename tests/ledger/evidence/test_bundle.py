@@ -78,6 +78,7 @@ def test_member_order_is_fixed_and_the_manifest_comes_last(ledger: Ledger, tmp_p
     indexes = sorted(int(n[10:-5]) for n in names if n.startswith("envelopes/"))
     assert names == [
         "HOW-TO-VERIFY.txt",
+        "verify.html",
         "checkpoint.txt",
         "log.vkey",
         *[f"envelopes/{i}.json" for i in indexes],
