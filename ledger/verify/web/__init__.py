@@ -44,4 +44,6 @@ def content_security_policy(page: bytes | None = None) -> str:
 def with_script_hash(page: bytes) -> bytes:
     """``page`` with its policy's ``script-src`` set to the hash of its inline script (run
     ``python -m ledger.verify.web`` after editing the script; a test checks it was run)."""
-    return re.sub(rb"script-src 'sha256-[A-Za-z0-9+/=]*'", b"script-src " + script_hash(page).encode(), page, count=1)
+    return re.sub(
+        rb"script-src 'sha256-[A-Za-z0-9+/=]*'", b"script-src " + script_hash(page).encode(), page, count=1
+    )

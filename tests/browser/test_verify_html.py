@@ -1,0 +1,326 @@
+"""verify.html in a real browser: the same verdict and finding codes as `evidence-ledger verify --json`.
+
+Each bundle is checked twice, by the command (in a fresh interpreter, ``tests.support.bundles.verify``)
+and by the page in headless Chromium, opened from file:// and served at /verify by a real server; the
+page must connect nowhere (``page.outside``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ledger.envelope.canonical import canonical
+from ledger.log import note
+from ledger.store import Ledger
+from ledger.verify import web
+from ops.procs import Server, serving
+from tests.browser.conftest import VerifierPage
+from tests.support.bundles import (
+    Exported,
+    Forger,
+    Members,
+    case_indexes,
+    codes,
+    drop_entry,
+    export_scenario,
+    flip_sig,
+    forged,
+    read_members,
+    run_verify,
+    tampered,
+)
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def exported(ledger: Ledger, tmp_path: Path) -> Exported:
+    return export_scenario(ledger, tmp_path / "case.zip")
+
+
+@pytest.fixture
+def server(ledger: Ledger, tmp_path: Path) -> Iterator[Server]:
+    env = {**os.environ, "EVIDENCE_LEDGER_DATA_DIR": str(ledger.data_dir), "PYTHONPATH": str(ROOT)}
+    with serving(env, tmp_path / "server.log") as running:
+        yield running
+
+
+def pinned(exported: Exported) -> dict[str, str]:
+    return {"vkey": exported.log_vkey, "trust_root": exported.trust_root}
+
+
+def cli_args(pins: dict[str, str]) -> list[str]:
+    args = []
+    if pins.get("vkey"):
+        args += ["--vkey", pins["vkey"]]
+    if pins.get("trust_root"):
+        args += ["--trust-root", pins["trust_root"]]
+    return args
+
+
+def same_as_cli(verifier: VerifierPage, bundle: Path, pins: dict[str, str]) -> tuple[str, set[str]]:
+    """Check ``bundle`` with the page and the command; they must agree. Returns (verdict, codes)."""
+    result = run_verify(str(bundle), "--json", *cli_args(pins))
+    assert result.returncode in (0, 1, 3) and "Traceback" not in result.stderr, result.stderr
+    report = json.loads(result.stdout)
+    verdict, found = verifier.check(bundle, **pins)
+    assert (verdict, set(found)) == (report["verdict"], codes(report)), report["findings"]
+    assert len(found) == len(report["findings"])
+    return verdict, set(found)
+
+
+# --- tampering -----------------------------------------------------------------------------------
+
+
+def _last(m: Members, e: Exported) -> int:
+    return case_indexes(m, e.case_id)[-1]
+
+
+def flipped_signature_byte(e: Exported, tmp: Path) -> Path:
+    return tampered(e.path, tmp / "flipped.zip", lambda m: flip_sig(m, _last(m, e)))
+
+
+def flipped_and_resigned_tree(e: Exported, tmp: Path) -> Path:
+    def build(f: Forger) -> None:
+        last = _last(f.members, e)
+        copy = dict(f.members)
+        flip_sig(copy, last)
+        f.replace(last, copy[f"envelopes/{last}.json"])
+
+    return forged(e, tmp, build)
+
+
+def manifest_mismatch(e: Exported, tmp: Path) -> Path:
+    return tampered(e.path, tmp / "manifest.zip", lambda m: flip_sig(m, _last(m, e)), manifest=False)
+
+
+def wrong_inclusion_proof(e: Exported, tmp: Path) -> Path:
+    def change(m: Members) -> None:
+        second = case_indexes(m, e.case_id)[1]
+        proof = json.loads(m[f"proofs/{second}.json"])
+        proof["audit_path"][0] = base64.b64encode(b"\x07" * 32).decode()
+        m[f"proofs/{second}.json"] = canonical(proof)
+
+    return tampered(e.path, tmp / "proof.zip", change)
+
+
+def swapped_checkpoint(e: Exported, tmp: Path) -> Path:
+    """The checkpoint of a longer log (one more entry), genuinely signed by the log key."""
+    longer = read_members(
+        forged(e, tmp, lambda f: f.append(f.next_envelope("supervisor", "CaseReopened", {"reason": "x"})))
+    )
+    return tampered(
+        e.path, tmp / "swapped.zip", lambda m: m.update({"checkpoint.txt": longer["checkpoint.txt"]})
+    )
+
+
+def checkpoint_signed_by_another_key(e: Exported, tmp: Path) -> Path:
+    def change(m: Members) -> None:
+        body = note.open_note(m["checkpoint.txt"])[0]
+        m["checkpoint.txt"] = note.sign_note(body, e.ledger.config.log_key_name, Ed25519PrivateKey.generate())
+
+    return tampered(e.path, tmp / "foreign.zip", change)
+
+
+def removed_event(e: Exported, tmp: Path) -> Path:
+    return tampered(e.path, tmp / "removed.zip", lambda m: drop_entry(m, case_indexes(m, e.case_id)[1]))
+
+
+def removed_last_event(e: Exported, tmp: Path) -> Path:
+    return tampered(e.path, tmp / "truncated.zip", lambda m: drop_entry(m, _last(m, e)))
+
+
+def edited_leaf(e: Exported, tmp: Path) -> Path:
+    def change(m: Members) -> None:
+        first = case_indexes(m, e.case_id)[0]
+        leaf = json.loads(m[f"leaves/{first}.json"])
+        leaf["envelope_sha256"] = "0" * 64
+        m[f"leaves/{first}.json"] = canonical(leaf)
+
+    return tampered(e.path, tmp / "leaf.zip", change)
+
+
+def role_not_allowed(e: Exported, tmp: Path) -> Path:
+    return forged(
+        e, tmp, lambda f: f.append(f.next_envelope("prosecutor", "CaseReopened", {"reason": "new evidence"}))
+    )
+
+
+def event_on_a_closed_case(e: Exported, tmp: Path) -> Path:
+    return forged(
+        e, tmp, lambda f: f.append(f.next_envelope("supervisor", "CaseClosed", {"disposition": "x"}))
+    )
+
+
+def broken_chain(e: Exported, tmp: Path) -> Path:
+    return forged(
+        e,
+        tmp,
+        lambda f: f.append(f.next_envelope("supervisor", "CaseReopened", {"reason": "x"}, prev="ab" * 32)),
+    )
+
+
+def non_canonical_envelope(e: Exported, tmp: Path) -> Path:
+    def change(m: Members) -> None:
+        last = _last(m, e)
+        m[f"envelopes/{last}.json"] = json.dumps(json.loads(m[f"envelopes/{last}.json"]), indent=1).encode()
+
+    return tampered(e.path, tmp / "spaces.zip", change)
+
+
+TAMPERED: dict[str, tuple[Callable[[Exported, Path], Path], set[str]]] = {
+    "flipped signature byte": (flipped_signature_byte, {"BAD_SIGNATURE", "LEAF_MISMATCH"}),
+    "flipped signature, tree re-signed": (flipped_and_resigned_tree, {"BAD_SIGNATURE"}),
+    "manifest mismatch": (manifest_mismatch, {"MANIFEST_MISMATCH", "BAD_SIGNATURE", "LEAF_MISMATCH"}),
+    "wrong inclusion proof": (wrong_inclusion_proof, {"BAD_INCLUSION"}),
+    "swapped checkpoint": (swapped_checkpoint, {"BAD_INCLUSION"}),
+    "checkpoint signed by another key": (checkpoint_signed_by_another_key, {"BAD_CHECKPOINT"}),
+    "removed event": (removed_event, {"SEQ_GAP"}),
+    "removed last event": (removed_last_event, {"SEQ_GAP"}),
+    "edited leaf": (edited_leaf, {"LEAF_MISMATCH", "BAD_INCLUSION"}),
+    "role not allowed": (role_not_allowed, {"ROLE_NOT_ALLOWED"}),
+    "event on a closed case": (event_on_a_closed_case, {"RULE_VIOLATION"}),
+    "broken chain": (broken_chain, {"CHAIN_BREAK"}),
+    "non-canonical envelope": (non_canonical_envelope, {"NON_CANONICAL", "LEAF_MISMATCH"}),
+}
+
+
+# --- the page from file:// ----------------------------------------------------------------------
+
+
+def test_a_clean_bundle_is_verified_with_the_right_pins(
+    verifier_file: VerifierPage, exported: Exported
+) -> None:
+    assert same_as_cli(verifier_file, exported.path, pinned(exported)) == ("verified", set())
+    assert verifier_file.page.inner_text("#verdict") == "VERIFIED"
+    assert verifier_file.page.outside == []
+
+
+def test_without_pins_it_is_unpinned_never_verified(verifier_file: VerifierPage, exported: Exported) -> None:
+    assert same_as_cli(verifier_file, exported.path, {}) == ("unpinned", set())
+    assert verifier_file.page.inner_text("#verdict") == "UNPINNED"
+    only_root = {"trust_root": exported.trust_root}
+    assert same_as_cli(verifier_file, exported.path, only_root) == ("unpinned", set())
+    assert verifier_file.page.outside == []
+
+
+def test_a_wrong_trust_root_is_the_same_finding_as_the_cli(
+    verifier_file: VerifierPage, exported: Exported
+) -> None:
+    wrong = {**pinned(exported), "trust_root": "0" * 64}
+    assert same_as_cli(verifier_file, exported.path, wrong) == ("failed", {"UNKNOWN_KEY"})
+    other = note.make_verifier_key(
+        exported.ledger.config.log_key_name, Ed25519PrivateKey.generate().public_key()
+    )
+    assert same_as_cli(verifier_file, exported.path, {**pinned(exported), "vkey": str(other)}) == (
+        "failed",
+        {"BAD_CHECKPOINT"},
+    )
+    assert verifier_file.page.outside == []
+
+
+@pytest.mark.parametrize("name", list(TAMPERED))
+def test_a_tampered_bundle_gives_the_cli_codes(
+    verifier_file: VerifierPage, exported: Exported, tmp_path: Path, name: str
+) -> None:
+    make, expected = TAMPERED[name]
+    bundle = make(exported, tmp_path)
+    assert same_as_cli(verifier_file, bundle, pinned(exported)) == ("failed", expected)
+    assert verifier_file.page.inner_text("#verdict") == "FAILED"
+    assert verifier_file.page.outside == []
+
+
+def test_a_file_that_is_no_bundle_gets_no_verdict(verifier_file: VerifierPage, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.zip"
+    junk.write_bytes(b"not a zip at all")
+    verdict, found = verifier_file.check(junk)
+    assert (verdict, found) == ("unusable", [])
+    assert "cannot be used as a bundle" in verifier_file.page.inner_text("#verdict-text")
+
+
+def test_the_copy_inside_the_bundle_is_this_page(exported: Exported) -> None:
+    assert read_members(exported.path)["verify.html"] == web.page_bytes()
+
+
+def test_without_webcrypto_ed25519_there_is_no_verdict(page: Any) -> None:
+    page.add_init_script(
+        "const real = crypto.subtle.importKey.bind(crypto.subtle);"
+        "crypto.subtle.importKey = (f, k, alg, ...rest) => (alg && alg.name === 'Ed25519')"
+        " ? Promise.reject(new DOMException('unsupported', 'NotSupportedError')) : real(f, k, alg, ...rest);"
+    )
+    VerifierPage(page, (ROOT / "ledger/verify/web/verify.html").as_uri()).open()
+    assert page.get_attribute("body", "data-ready") == "unsupported"
+    assert "This browser cannot check Ed25519 signatures" in page.inner_text("#unsupported")
+    assert not page.is_visible("#bundle")
+
+
+# --- the page served at /verify ------------------------------------------------------------------
+
+
+def test_the_served_page_has_its_policy_as_a_header_and_verifies(
+    page: Any, server: Server, exported: Exported, tmp_path: Path
+) -> None:
+    response = httpx.get(f"{server.url}/verify", timeout=30)
+    assert response.status_code == 200 and response.content == web.page_bytes()
+    policy = response.headers["content-security-policy"]
+    assert (
+        "connect-src 'none'" in policy
+        and web.script_hash() in policy
+        and "unsafe-inline" not in policy.split("script-src")[1].split(";")[0]
+    )
+    verifier = VerifierPage(page, f"{server.url}/verify").open()
+    assert same_as_cli(verifier, exported.path, pinned(exported)) == ("verified", set())
+    assert same_as_cli(verifier, exported.path, {}) == ("unpinned", set())
+    for name in ("flipped signature byte", "manifest mismatch", "swapped checkpoint", "removed event"):
+        make, expected = TAMPERED[name]
+        assert same_as_cli(verifier, make(exported, tmp_path), pinned(exported)) == ("failed", expected)
+    assert page.outside == []
+
+
+def test_the_page_cannot_connect_anywhere(page: Any, server: Server) -> None:
+    """The policy blocks a request even to the server the page came from."""
+    VerifierPage(page, f"{server.url}/verify").open()
+    blocked = page.evaluate("fetch('/healthz').then(() => 'connected', () => 'blocked')")
+    assert blocked == "blocked"
+
+
+# --- the page's own consistency ------------------------------------------------------------------
+
+
+def test_the_policy_allows_exactly_the_inline_script() -> None:
+    page = web.page_bytes()
+    assert web.with_script_hash(page) == page, "run `python -m ledger.verify.web` after editing the script"
+    assert b"http://" not in page and b"https://" not in page and b" src=" not in page
+
+
+def test_the_event_type_table_is_the_domain_s() -> None:
+    from domain.events import EVENT_TYPES
+    from domain.vocabulary import ROLES
+
+    text = web.page_bytes().decode("utf-8")
+    table = json.loads(text.split("const EVENT_TYPES = ", 1)[1].split(";\n", 1)[0])
+    assert table == {
+        name: [
+            cls.VERSION,
+            sorted(cls.RULES.roles),
+            cls.RULES.stream,
+            bool(cls.RULES.opens),
+            bool(cls.RULES.when_closed),
+        ]
+        for name, cls in EVENT_TYPES.items()
+    }
+    media = {name: cls.RULES.media for name, cls in EVENT_TYPES.items() if cls.RULES.media is not None}
+    shown = json.loads(text.split("const MEDIA_TYPES = ", 1)[1].split(";", 1)[0])
+    assert shown == {name: [m.id_field, m.sha256_field] for name, m in media.items()}
+    roles = json.loads(text.split("const ROLES = ", 1)[1].split(";", 1)[0])
+    assert roles == sorted(ROLES)
