@@ -82,11 +82,15 @@ class VerifierPage:
         self.page.wait_for_selector("body[data-ready]", state="attached")
         return self
 
-    def check(self, bundle: Path, *, vkey: str = "", trust_root: str = "", witnesses: str = "") -> tuple[str, list[str]]:
-        """(verdict, finding codes in table order) for ``bundle`` with these pins."""
+    def check(
+        self, bundle: Path, *, vkey: str = "", trust_root: str = "", witnesses: str = "", min_witnesses: str = ""
+    ) -> tuple[str, list[str]]:
+        """(verdict, finding codes in table order) for ``bundle`` with these pins (``witnesses``: one
+        verifier key per line)."""
         self.page.fill("#trust-root", trust_root)
         self.page.fill("#log-key", vkey)
         self.page.fill("#witness-keys", witnesses)
+        self.page.fill("#min-witnesses", min_witnesses)
         self.page.evaluate("document.getElementById('verdict').removeAttribute('data-verdict')")
         self.page.set_input_files("#bundle", [])  # so that choosing the same file again is a change
         self.page.set_input_files("#bundle", str(bundle))

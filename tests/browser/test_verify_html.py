@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.envelope.canonical import canonical
+from ledger.evidence.footage import FootageStore
 from ledger.log import note
+from ledger.log.access_entry import DENIED, AccessRecord
+from ledger.log.proof_json import inclusion_proof_json
 from ledger.store import Ledger
 from ledger.verify import web
 from ops.procs import Server, serving
@@ -35,9 +39,12 @@ from tests.support.bundles import (
     flip_sig,
     forged,
     read_members,
+    refresh_manifest,
     run_verify,
     tampered,
+    write_members,
 )
+from tests.support.cases import FOOTAGE_BYTES, FOOTAGE_SHA, new_case_id
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,6 +72,10 @@ def cli_args(pins: dict[str, str]) -> list[str]:
         args += ["--vkey", pins["vkey"]]
     if pins.get("trust_root"):
         args += ["--trust-root", pins["trust_root"]]
+    for witness in pins.get("witnesses", "").split():
+        args += ["--witness", witness]
+    if pins.get("min_witnesses"):
+        args += ["--min-witnesses", pins["min_witnesses"]]
     return args
 
 
@@ -324,3 +335,121 @@ def test_the_event_type_table_is_the_domain_s() -> None:
     assert shown == {name: [m.id_field, m.sha256_field] for name, m in media.items()}
     roles = json.loads(text.split("const ROLES = ", 1)[1].split(";", 1)[0])
     assert roles == sorted(ROLES)
+
+
+# --- access log, media and witnesses -------------------------------------------------------------
+
+TOKEN_ID = "0123456789abcdef"  # noqa: S105 - a token's public id, not a secret
+
+
+def test_access_entries(verifier_file: VerifierPage, ledger: Ledger, tmp_path: Path) -> None:
+    other = new_case_id()
+
+    def reads(_: object, case_id: str) -> None:
+        def read(case: str, action: str = "case.read", **fields: Any) -> AccessRecord:
+            return AccessRecord(
+                action=action,
+                actor="Det. A. Rivera",
+                role="investigator",
+                token_id=TOKEN_ID,
+                case_id=case,
+                request_id="req-00000001",
+                **fields,
+            )
+
+        ledger.access_log.append(
+            [
+                read(case_id),
+                read(other),
+                read(case_id, "evidence.download", item="a" * 64),
+                read(case_id, outcome=DENIED, code="CASE_NOT_FOUND"),
+            ]
+        )
+        ledger.access_log.checkpoint()
+
+    exported = export_scenario(ledger, tmp_path / "case.zip", before_export=reads)
+    pins = pinned(exported)
+    assert same_as_cli(verifier_file, exported.path, pins) == ("verified", set())
+    flipped = tampered(
+        exported.path,
+        tmp_path / "a.zip",
+        lambda m: m.update(
+            {"access/entries/2.json": m["access/entries/2.json"].replace(b"aaaa", b"aaac", 1)}
+        ),
+    )
+    assert same_as_cli(verifier_file, flipped, pins) == ("failed", {"BAD_ACCESS_INCLUSION"})
+    swapped = tampered(
+        exported.path, tmp_path / "b.zip", lambda m: m.update({"access/checkpoint.txt": m["checkpoint.txt"]})
+    )
+    assert same_as_cli(verifier_file, swapped, pins) == ("failed", {"BAD_ACCESS_CHECKPOINT"})
+    checkpoint = ledger.access_log.latest_checkpoint()
+    assert checkpoint is not None
+    (stranger,) = ledger.access_log.entries(case_id=other)
+    proof = ledger.access_log.inclusion_proof(stranger.index, checkpoint.size)
+
+    def smuggle(m: Members) -> None:  # a genuine entry with a genuine proof, of another case
+        m[f"access/entries/{stranger.index}.json"] = stranger.entry
+        m[f"access/proofs/{stranger.index}.json"] = canonical(
+            inclusion_proof_json(stranger.index, proof, tree_size=checkpoint.size)
+        )
+        manifest = json.loads(m["manifest.json"])
+        manifest["access_entries"] += 1
+        m["manifest.json"] = json.dumps(manifest).encode()
+
+    smuggled = tampered(exported.path, tmp_path / "c.zip", smuggle)
+    assert same_as_cli(verifier_file, smuggled, pins) == ("failed", {"ACCESS_ENTRY_OTHER_CASE"})
+    assert verifier_file.page.outside == []
+
+
+def test_media_inside_the_bundle(verifier_file: VerifierPage, ledger: Ledger, tmp_path: Path) -> None:
+    FootageStore(ledger.data_dir / "footage").put_stream([FOOTAGE_BYTES])
+    exported = export_scenario(ledger, tmp_path / "case.zip", with_media=True)
+    assert f"media/{FOOTAGE_SHA}" in read_members(exported.path)
+    assert same_as_cli(verifier_file, exported.path, pinned(exported)) == ("verified", set())
+
+    def flip(m: Members) -> None:
+        data = bytearray(m[f"media/{FOOTAGE_SHA}"])
+        data[100] ^= 0x01
+        m[f"media/{FOOTAGE_SHA}"] = bytes(data)
+
+    bad = tampered(exported.path, tmp_path / "m.zip", flip)
+    assert same_as_cli(verifier_file, bad, pinned(exported)) == ("failed", {"MEDIA_MISMATCH"})
+    stray = tampered(exported.path, tmp_path / "s.zip", lambda m: m.update({"media/" + "ab" * 32: b"stray"}))
+    assert same_as_cli(verifier_file, stray, pinned(exported)) == ("failed", {"MEDIA_MISMATCH"})
+
+
+def test_witness_cosignatures(verifier_file: VerifierPage, ledger: Ledger, tmp_path: Path) -> None:
+    from ledger.witness.cosigner import Witness
+
+    log_vkey = note.make_verifier_key(ledger.config.log_key_name, ledger.log_key.public_key())
+    witness = Witness.create(tmp_path / "witness", "w.example/w1", str(log_vkey))
+    exported = export_scenario(ledger, tmp_path / "case.zip")
+    members = read_members(exported.path)
+    members["checkpoint.txt"] += witness.add_checkpoint(0, [], members["checkpoint.txt"], now=time.time())
+    members["witnesses/w.example_w1.vkey"] = str(witness.verifier_key).encode() + b"\n"
+    refresh_manifest(members)
+    cosigned = write_members(members, tmp_path / "cosigned.zip")
+    pins = pinned(exported)
+    absent = note.make_verifier_key("w.example/absent", Ed25519PrivateKey.generate().public_key(), 0x04)
+    assert same_as_cli(verifier_file, cosigned, pins) == ("verified", set())  # the bundle's witness key
+    assert same_as_cli(verifier_file, cosigned, {**pins, "witnesses": str(witness.verifier_key)}) == (
+        "verified",
+        set(),
+    )
+    two = {**pins, "witnesses": f"{witness.verifier_key}\n{absent}"}
+    assert same_as_cli(verifier_file, cosigned, two) == ("failed", {"WITNESS_POLICY"})
+    assert same_as_cli(verifier_file, cosigned, {**two, "min_witnesses": "1"}) == ("verified", set())
+    line = f"— {witness.name} ".encode()
+
+    def corrupt(m: Members) -> None:  # one byte of the cosignature itself flipped
+        rows = m["checkpoint.txt"].splitlines(keepends=True)
+        at = next(i for i, row in enumerate(rows) if row.startswith(line))
+        name, sig = rows[at].rsplit(b" ", 1)
+        raw = bytearray(base64.b64decode(sig))
+        raw[-1] ^= 0x01
+        rows[at] = name + b" " + base64.b64encode(bytes(raw)) + b"\n"
+        m["checkpoint.txt"] = b"".join(rows)
+
+    bad = tampered(cosigned, tmp_path / "badcosig.zip", corrupt)
+    assert same_as_cli(verifier_file, bad, pins) == ("failed", {"WITNESS_POLICY"})
+    assert verifier_file.page.outside == []
