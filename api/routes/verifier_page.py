@@ -28,7 +28,8 @@ def verifier_page() -> Response:
         web.page_bytes(),
         media_type="text/html; charset=utf-8",
         headers={
-            "Content-Security-Policy": web.content_security_policy(),
+            # the page's own policy, and what only a header can say: no framing (clickjacking)
+            "Content-Security-Policy": web.content_security_policy() + "; frame-ancestors 'none'",
             "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "no-referrer",
             "Cache-Control": "no-cache",

@@ -25,6 +25,7 @@ def test_the_page_is_served_without_a_token_with_its_policy_header(api: Api) -> 
     directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
     assert directives["connect-src"] == "'none'" and directives["default-src"] == "'none'"
     assert directives["script-src"] == web.script_hash()  # the one inline script, nothing else
+    assert directives["frame-ancestors"] == "'none'"
     assert response.headers["x-content-type-options"] == "nosniff"
     assert api.client.get("/verify", params={"x": "1"}).status_code == 400  # unknown query parameters
 
