@@ -275,6 +275,18 @@ def test_without_webcrypto_ed25519_there_is_no_verdict(page: Any) -> None:
     assert not page.is_visible("#bundle")
 
 
+def test_without_deflate_raw_there_is_no_verdict(page: Any) -> None:
+    page.add_init_script(
+        "const Real = DecompressionStream;"
+        "window.DecompressionStream = function (format) {"
+        " if (format === 'deflate-raw') throw new TypeError('unsupported'); return new Real(format); };"
+    )
+    VerifierPage(page, (ROOT / "ledger/verify/web/verify.html").as_uri()).open()
+    assert page.get_attribute("body", "data-ready") == "unsupported"
+    assert "This browser cannot read zip files" in page.inner_text("#unsupported-zip")
+    assert not page.is_visible("#bundle")
+
+
 # --- the page served at /verify ------------------------------------------------------------------
 
 
