@@ -464,4 +464,12 @@ def test_witness_cosignatures(verifier_file: VerifierPage, ledger: Ledger, tmp_p
 
     bad = tampered(cosigned, tmp_path / "badcosig.zip", corrupt)
     assert same_as_cli(verifier_file, bad, pins) == ("failed", {"WITNESS_POLICY"})
+
+    def twice(m: Members) -> None:  # a good cosignature line, then a corrupted copy of it
+        good = next(row for row in m["checkpoint.txt"].splitlines(keepends=True) if row.startswith(line))
+        corrupt(m)
+        m["checkpoint.txt"] = m["checkpoint.txt"].replace(line, good + line, 1)
+
+    doubled = tampered(cosigned, tmp_path / "twice.zip", twice)
+    assert same_as_cli(verifier_file, doubled, pins) == ("failed", {"WITNESS_POLICY"})
     assert verifier_file.page.outside == []
