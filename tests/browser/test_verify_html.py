@@ -473,3 +473,71 @@ def test_witness_cosignatures(verifier_file: VerifierPage, ledger: Ledger, tmp_p
     doubled = tampered(cosigned, tmp_path / "twice.zip", twice)
     assert same_as_cli(verifier_file, doubled, pins) == ("failed", {"WITNESS_POLICY"})
     assert verifier_file.page.outside == []
+
+
+# --- strict JSON and RFC 8785: the page's parser and canonical form against the project's -----------
+
+ENVELOPE_EDITS: dict[str, tuple[Callable[[bytes], bytes], str]] = {
+    "duplicate key": (
+        lambda raw: raw.replace(b'{"payload":', b'{"payloadType":"x","payload":', 1),
+        "MALFORMED_ENTRY",
+    ),
+    "whitespace": (lambda raw: raw.replace(b'","payloadType"', b'", "payloadType"', 1), "NON_CANONICAL"),
+    "keys out of order": (
+        lambda raw: (
+            b'{"payloadType"'
+            + raw.split(b',"payloadType"', 1)[1][:-1].split(b',"signatures"')[0]
+            + b',"payload"'
+            + raw[len(b'{"payload"') :].split(b',"payloadType"', 1)[0]
+            + b',"signatures"'
+            + raw.split(b',"signatures"', 1)[1]
+        ),
+        "NON_CANONICAL",
+    ),
+    "escaped slash": (lambda raw: raw.replace(b"application/vnd", b"application\\/vnd", 1), "NON_CANONICAL"),
+    "byte-order mark": (lambda raw: b"\xef\xbb\xbf" + raw, "MALFORMED_ENTRY"),
+    "invalid UTF-8": (lambda raw: raw.replace(b'"payloadType"', b'"payloadType\xff"', 1), "MALFORMED_ENTRY"),
+}
+BODY_EDITS: dict[str, tuple[bytes, str]] = {  # inserted as the body's first member (key "!" sorts first)
+    "float": (b'"!":1.0', "MALFORMED_ENTRY"),
+    "integer beyond 2^53": (b'"!":9007199254740993', "MALFORMED_ENTRY"),
+    "escaped non-ASCII letter": (b'"!":"\\u00e9"', "NON_CANONICAL"),
+    "upper-case escape": (b'"!":"\\u001F"', "NON_CANONICAL"),
+    "lone surrogate": (b'"!":"\\ud800"', "MALFORMED_ENTRY"),
+    "keys in UTF-16 order (canonical)": ('"!":{"\U0001f600":1,"\ufb01":2}'.encode(), "BAD_SIGNATURE"),
+    "keys in code point order": ('"!":{"\ufb01":2,"\U0001f600":1}'.encode(), "NON_CANONICAL"),
+    "literal control character": (b'"!":"\x01"', "MALFORMED_ENTRY"),
+    "deep nesting": (b'"!":' + b"[" * 70 + b"]" * 70, "MALFORMED_ENTRY"),
+}
+
+
+def _with_statement(raw: bytes, edit: bytes) -> bytes:
+    envelope = json.loads(raw)
+    statement = base64.b64decode(envelope["payload"])
+    assert statement.startswith(b'{"body":{')
+    statement = (
+        b'{"body":{' + edit + (b"," if not statement.startswith(b'{"body":{}') else b"") + statement[9:]
+    )
+    envelope["payload"] = base64.b64encode(statement).decode()
+    return canonical(envelope)
+
+
+def test_strict_json_and_canonical_form_match_the_project_s(
+    verifier_file: VerifierPage, exported: Exported, tmp_path: Path
+) -> None:
+    edits: dict[str, tuple[Callable[[bytes], bytes], str]] = dict(ENVELOPE_EDITS)
+    edits.update(
+        {
+            name: ((lambda raw, e=edit: _with_statement(raw, e)), code)
+            for name, (edit, code) in BODY_EDITS.items()
+        }
+    )
+    for n, (name, (edit, code)) in enumerate(edits.items()):
+
+        def change(m: Members, edit: Callable[[bytes], bytes] = edit) -> None:
+            last = _last(m, exported)
+            m[f"envelopes/{last}.json"] = edit(m[f"envelopes/{last}.json"])
+
+        bundle = tampered(exported.path, tmp_path / f"json-{n}.zip", change)
+        verdict, found = same_as_cli(verifier_file, bundle, pinned(exported))
+        assert (verdict, found) == ("failed", {code, "LEAF_MISMATCH"}), name  # the edit changed the bytes
