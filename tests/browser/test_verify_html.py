@@ -251,9 +251,23 @@ def test_a_tampered_bundle_gives_the_cli_codes(
     assert verifier_file.page.outside == []
 
 
+def test_a_malformed_pin_gets_no_verdict(verifier_file: VerifierPage, exported: Exported) -> None:
+    """As the command exits 2 on a malformed --trust-root or --vkey, the page names the field and gives no verdict."""
+    for pins, says in (
+        ({"trust_root": "ABC"}, "The trust root is a key id"),
+        ({"vkey": "not a key"}, "The log verifier key cannot be read"),
+        ({"witnesses": exported.log_vkey}, "A witness key must be a cosignature/v1 key"),
+    ):
+        result = run_verify(str(exported.path), "--json", *cli_args(pins))
+        assert result.returncode == 2, result.stdout
+        assert verifier_file.check(exported.path, **pins) == ("unusable", [])
+        assert says in verifier_file.page.inner_text("#verdict-text")
+
+
 def test_a_file_that_is_no_bundle_gets_no_verdict(verifier_file: VerifierPage, tmp_path: Path) -> None:
     junk = tmp_path / "junk.zip"
     junk.write_bytes(b"not a zip at all")
+    assert run_verify(str(junk), "--json").returncode == 2  # the command: unusable input
     verdict, found = verifier_file.check(junk)
     assert (verdict, found) == ("unusable", [])
     assert "cannot be used as a bundle" in verifier_file.page.inner_text("#verdict-text")
