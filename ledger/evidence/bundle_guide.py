@@ -142,7 +142,11 @@ authority; a closed case accepts only a reopening or an access record. `evidence
 replays them; by hand, list the statements in log order (case id, seq, type, time, signer) and
 read them:
 
-    for f in $(ls envelopes | sort -n); do sed 's/.*"payload":"\([^"]*\)".*/\1/' "envelopes/$f" | base64 -d | sed 's/.*"case_id":"\([^"]*\)","event_id".*"occurred_at":"\([^"]*\)","prev".*"seq":\([0-9]*\),"signer":"\([0-9a-f]*\)","type":"\([^"]*\)","type_version".*/\1 \3 \5 \2 \4/'; echo; done
+    for f in $(ls envelopes | sort -n); do sed 's/.*"payload":"\([^"]*\)".*/\1/' "envelopes/$f" | base64 -d | sed 's/.*"case_id":"\([^"]*\)","event_id".*"occurred_at":"\([^"]*\)","prev":\([^,]*\),"seq":\([0-9]*\),"signer":"\([0-9a-f]*\)","type":"\([^"]*\)","type_version".*/\1 seq=\4 \6 \2 signer=\5 prev=\3/'; echo " sha256=$(sha256sum "envelopes/$f" | cut -c1-64)"; done
+
+Each line shows the envelope's "prev" and its own SHA-256: within a case, seq counts 1, 2, 3, ...
+and each "prev" is the SHA-256 of the line before it (step 10 of the script below checks exactly
+that).
 
 8. A SCRIPT THAT CHECKS ONE ENTRY
 --------------------------------
@@ -259,27 +263,43 @@ for f in media/*; do
   echo "media: $f matches its name"
 done
 echo "entry $N checked"
+
+# 10. the case's chain: every envelope is of this case (or the key registry), seq runs 1, 2, 3, ...
+#     up to the manifest's count, and each "prev" is the SHA-256 of the case's previous envelope
+CASE=$(awk -F'"' '/^  "case_id":/ { print $4 }' manifest.json)
+EVENTS=$(sed -n 's/^  "case_events": \([0-9]*\),*$/\1/p' manifest.json)
+for f in $(ls envelopes | sort -n); do
+  field payload "envelopes/$f" | base64 -d | sed 's/.*"case_id":"\([^"]*\)","event_id".*"prev":\([^,]*\),"seq":\([0-9]*\),"signer".*/\1 \3 \2/'
+  echo " $(sha256sum "envelopes/$f" | cut -c1-64)"
+done | awk -v c="$CASE" -v events="$EVENTS" -v registry=00000000-0000-0000-0000-000000000000 '
+  $1 == registry { next }
+  $1 != c { print "an envelope of another case: " $1; bad = 1; next }
+  { want = last == "" ? "null" : "\"" last "\"" }
+  $2 != seq + 1 || $3 != want { print "chain broken at seq " $2; bad = 1 }
+  { seq = $2; last = $4 }
+  END { if (seq != events) { print "the case ends at seq " seq ", the manifest announces " events; bad = 1 } exit bad }
+' || fail "the case's chain"
+echo "chain: case $CASE, seq 1..$EVENTS, every prev matches"
 @END@
 
-To check the whole case, run the script for every file in envelopes/, then follow each case event's
-"prev" back to the SHA-256 of the previous envelope of the case (sha256sum envelopes/<n>.json), and
-confirm that seq runs 1, 2, 3, ... without a gap up to the last event of the case (section 7 lists
-them).
+To check every entry, run the script once for each file in envelopes/.
 
 9. WHAT THE SCRIPT DOES NOT CHECK
 ---------------------------------
 The script checks, for one entry: the manifest, the entry's Ed25519 signature by the key that a
 KeyRegistered envelope of the bundle registers under that key id, its leaf, its inclusion proof
 against checkpoint.txt, the checkpoint's signature by log.vkey, each cosignature by a key in
-witnesses/, and the media files' names. It does NOT check:
+witnesses/, and the media files' names; and for the whole case, its chain (step 10). It does NOT
+check:
   - that the JSON files are strict, canonical JSON (it reads fields with sed and relies on it);
   - that the signer's key was registered, active and not revoked at the entry's position, by whom
     it was registered (an active admin key), or that its role may sign this type of event;
   - that the first registry envelope is the trust root, self-signed, with the key id the City
     published (compare the trust root key id at the top of this file by eye);
-  - the case's chain ("prev", seq without gaps), the bundle holding every event of the case, or
-    any envelope of another case or ledger origin: do it with the loop above;
-  - the case rules (section 7), the manifest's counts, or how many witnesses a policy requires;
+  - the other entries' signatures, leaves and proofs (run it for each), nor that every statement
+    names this ledger's origin ("ledger");
+  - the case rules (section 7), the access count in the manifest, or how many witnesses a policy
+    requires;
   - the access log (section 6a): its entries, proofs and access checkpoint;
   - that the keys in log.vkey and witnesses/ are the real ones: obtain them independently.
 `evidence-ledger verify` and verify.html check all of these (verify.html all but most case rules).

@@ -28,7 +28,16 @@ from ledger.log.proof_json import parse_inclusion_proof
 from ledger.settings import key_path
 from ledger.store import Ledger
 from ledger.verify import VerifyOptions, report_json, verify_bundle
-from tests.support.bundles import export_scenario, read_members, refresh_manifest, statement, write_members
+from tests.support.bundles import (
+    case_indexes,
+    drop_entry,
+    export_scenario,
+    read_members,
+    refresh_manifest,
+    statement,
+    tampered,
+    write_members,
+)
 from tests.support.cases import FOOTAGE_BYTES, FOOTAGE_SHA, REDACTED_SHA, Actors, case_opened, new_case_id
 
 commands()
@@ -184,7 +193,7 @@ def test_the_guide_script_checks_every_entry_by_hand(ledger: Ledger, tmp_path: P
     # Only POSIX tools, base64, sha256sum and OpenSSL on the PATH: no Python.
     tools = tmp_path / "bin"
     tools.mkdir()
-    for tool in ("sh", "sed", "awk", "od", "tail", "head", "cut", "tr", "grep", "wc", "cat", "mkdir",
+    for tool in ("sh", "sed", "awk", "od", "tail", "head", "cut", "tr", "grep", "wc", "cat", "mkdir", "ls", "sort",
                  "base64", "sha256sum", "openssl"):
         found = shutil.which(tool)
         assert found is not None, tool
@@ -203,6 +212,16 @@ def test_the_guide_script_checks_every_entry_by_hand(ledger: Ledger, tmp_path: P
         assert result.returncode == 0, result.stdout + result.stderr
         assert result.stdout.count("Signature Verified Successfully") == 3  # event, checkpoint, witness
         assert f"entry {index} checked" in result.stdout and "media: media/" in result.stdout
+        assert f"chain: case {exported.case_id}, seq 1..11, every prev matches" in result.stdout
+    # An event removed, the manifest rewritten (a careful forger): the chain check stops it.
+    gap = tmp_path / "gap"
+    second = case_indexes(members, exported.case_id)[1]
+    with zipfile.ZipFile(tampered(tmp_path / "cosigned.zip", tmp_path / "gap.zip", lambda m: drop_entry(m, second))) as zf:
+        zf.extractall(gap)
+    removed = subprocess.run(
+        ["sh", str(script), str(indexes[0])], cwd=gap, env=env, capture_output=True, text=True, check=False, timeout=60
+    )
+    assert removed.returncode != 0 and "chain broken at seq 3" in removed.stdout, removed.stdout + removed.stderr
     # A wrong proof, listed in the manifest as it is (a careful forger): the inclusion check stops it.
     proof = json.loads(members[f"proofs/{index}.json"])
     proof["audit_path"][0] = base64.b64encode(b"\x07" * 32).decode()
