@@ -27,7 +27,7 @@ from ledger.log.proof_json import inclusion_proof_json
 from ledger.store import Ledger
 from ledger.verify import web
 from ops.procs import Server, serving
-from tests.browser.conftest import VerifierPage
+from tests.support.browser import VERIFY_PAGE, VerifierPage
 from tests.support.bundles import (
     Exported,
     Forger,
@@ -283,7 +283,7 @@ def test_without_webcrypto_ed25519_there_is_no_verdict(page: Any) -> None:
         "crypto.subtle.importKey = (f, k, alg, ...rest) => (alg && alg.name === 'Ed25519')"
         " ? Promise.reject(new DOMException('unsupported', 'NotSupportedError')) : real(f, k, alg, ...rest);"
     )
-    VerifierPage(page, (ROOT / "ledger/verify/web/verify.html").as_uri()).open()
+    VerifierPage(page, VERIFY_PAGE.as_uri()).open()
     assert page.get_attribute("body", "data-ready") == "unsupported"
     assert "This browser cannot check Ed25519 signatures" in page.inner_text("#unsupported")
     assert not page.is_visible("#bundle")
@@ -295,7 +295,7 @@ def test_without_deflate_raw_there_is_no_verdict(page: Any) -> None:
         "window.DecompressionStream = function (format) {"
         " if (format === 'deflate-raw') throw new TypeError('unsupported'); return new Real(format); };"
     )
-    VerifierPage(page, (ROOT / "ledger/verify/web/verify.html").as_uri()).open()
+    VerifierPage(page, VERIFY_PAGE.as_uri()).open()
     assert page.get_attribute("body", "data-ready") == "unsupported"
     assert "This browser cannot read zip files" in page.inner_text("#unsupported-zip")
     assert not page.is_visible("#bundle")
