@@ -16,7 +16,18 @@ from api.errors import PROBLEM_SCHEMA, install_error_handlers
 from api.logs import configure_logging
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware, RouteTable
 from api.query import reject_unknown_query_parameters
-from api.routes import access_log, cases, evidence, keys, log, ops, sealed, verifier_page
+from api.routes import (
+    access_log,
+    api_docs,
+    cases,
+    evidence,
+    keys,
+    log,
+    ops,
+    public_pages,
+    sealed,
+    verifier_page,
+)
 from api.runtime import Runtime
 from api.settings import ApiSettings
 from ledger.evidence.footage import EvidenceTooLarge
@@ -63,14 +74,18 @@ def create_app(
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # /docs and /redoc from local assets: api_docs.install below
         redoc_url=None,
         dependencies=[Depends(reject_unknown_query_parameters)],
     )
     app.state.runtime = runtime
-    routers = [module.router for module in (cases, evidence, keys, log, access_log, ops, sealed, verifier_page)]
+    routers = [
+        module.router
+        for module in (cases, evidence, keys, log, access_log, ops, public_pages, sealed, verifier_page)
+    ]
     for router in routers:
         app.include_router(router)
+    api_docs.install(app)
     app.state.route_table = RouteTable.of([*routers, app.router])
     install_error_handlers(app)
     evidence_cap = (runtime.api_settings.max_evidence_bytes, _evidence_too_large)

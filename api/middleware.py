@@ -59,7 +59,7 @@ class RouteTable:
     def of(cls, routers: list[Any]) -> RouteTable:
         return cls(
             [
-                (r.path, r.path_regex, set(r.methods or ()))
+                (r.path, r.path_regex, set(getattr(r, "methods", None) or ()))  # a Mount has no methods
                 for router in routers
                 for r in router.routes
                 if hasattr(r, "path_regex") and hasattr(r, "path")

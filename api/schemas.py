@@ -94,7 +94,7 @@ class TimelineEntry(BaseModel):
 
 class TimelinePage(BaseModel):
     items: list[TimelineEntry]
-    next: int | None
+    next: int | None = Field(description="pass as `after` to get the next page; null at the end")
 
 
 class CustodyLink(BaseModel):
@@ -123,6 +123,11 @@ class LogEnvelope(BaseModel):
         description="the exact leaf bytes (ASCII canonical JSON), as GET /v1/log/entries/{index} serves them; "
         "null only if the stored leaf is not ASCII (fetch that endpoint for its bytes)"
     )
+
+
+class LogEnvelopePage(BaseModel):
+    items: list[LogEnvelope]
+    next: int | None = Field(description="pass as `after` to get the next page; null at the end")
 
 
 class StoredEvidence(BaseModel):
@@ -161,6 +166,11 @@ class PublicRelease(BaseModel):
     basis: str = Field(description="the release basis, e.g. executive_order or public_records_request")
     channel: str = Field(description="where it was released")
     url: str | None = Field(description="where the file can be found, when the decision names one")
+
+
+class PublicReleasePage(BaseModel):
+    items: list[PublicRelease]
+    next: str | None = Field(description="pass as `after` to get the next page; null at the end")
 
 
 class CountRange(BaseModel):
@@ -269,4 +279,4 @@ class AccessLogItem(BaseModel):
 
 class AccessLogPage(BaseModel):
     items: list[AccessLogItem]
-    next: int | None = Field(description="pass as `cursor` to get the next page; null at the end")
+    next: int | None = Field(description="pass as `after` to get the next page; null at the end")

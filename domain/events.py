@@ -99,16 +99,20 @@ class Media:
 
     ``id_field`` names the body field with the file's id in the case (it is how bundles, reports
     and fixity problems refer to the file); ``stored_field``, if any, names the boolean body field
-    that claims the file is in the footage store (the ledger refuses the claim when it is not).
+    that claims the file is in the footage store (the ledger refuses the claim when it is not);
+    ``size_field``, if any, the integer body field with the file's size in bytes, which must then be
+    the stored file's size (the ledger refuses a stored claim whose size differs).
     """
 
     id_field: str
     sha256_field: str = "sha256"
     stored_field: str | None = None
+    size_field: str | None = None
 
     def names(self) -> tuple[str, ...]:
         """The body fields it names."""
-        return (self.id_field, self.sha256_field) + ((self.stored_field,) if self.stored_field else ())
+        optional = (self.stored_field, self.size_field)
+        return (self.id_field, self.sha256_field, *(name for name in optional if name))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -271,6 +275,17 @@ def stored_file(event: Event) -> tuple[str, dict[str, str]] | None:
     if media is None or media.stored_field is None or getattr(event, media.stored_field) is not True:
         return None
     return getattr(event, media.sha256_field), {media.id_field: getattr(event, media.id_field)}
+
+
+def stored_file_size(event: Event) -> int | None:
+    """The size in bytes ``event`` declares for the file it claims is in the footage store (its
+    media's ``size_field``); None when it claims no stored file or declares no size."""
+    rules = rules_of(event)
+    media = None if rules is None else rules.media
+    if media is None or media.size_field is None or stored_file(event) is None:
+        return None
+    size = getattr(event, media.size_field)
+    return size if type(size) is int else None
 
 
 def custody_link(event: Event) -> tuple[str, str | None, str, str] | None:
@@ -441,7 +456,7 @@ class FootageCaptured(Event):
         effect=evidence.capture,
         label=lambda b: f"Footage {b['footage_id']} captured ({b['source']})",
         refs=("footage_id", "source"),
-        media=Media(id_field="footage_id", stored_field="stored"),
+        media=Media(id_field="footage_id", stored_field="stored", size_field="size_bytes"),
         custody=Custody(to_field="custodian"),
     )
     footage_id: str = spec(ID)

@@ -139,6 +139,52 @@ def public_release_order(entry: Mapping[str, Any]) -> tuple[Any, ...]:
     return (timestamp_key(entry["released_at"]), entry["sha256"], entry["basis"], entry["channel"], entry["url"] or "")
 
 
+#: a page cursor of the public release list: ``<released_at>_<sha256>_<n>``, the last entry served
+#: (its time and file) and how many entries with that same time and file were served up to it
+PUBLIC_CURSOR_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z_[0-9a-f]{64}_[1-9][0-9]{0,8}$"
+_PUBLIC_CURSOR = re.compile(PUBLIC_CURSOR_PATTERN)
+
+
+def public_release_page(
+    entries: list[dict[str, Any]], *, after: str | None, limit: int
+) -> dict[str, Any]:
+    """One page ``{items, next}`` of the public release list ``entries`` (in
+    :func:`public_release_order`): the entries after the cursor ``after`` (None: from the first),
+    at most ``limit``; ``next`` is the cursor of the last one served, or None when none follow.
+
+    The cursor names a position by the entries' own fields (keyset pagination), not by a count
+    from the start, so a release recorded between two requests never shifts a page. Raises
+    MalformedInputError (BAD_CURSOR) for a cursor that is not one."""
+    start = 0
+    if after is not None:
+        if _PUBLIC_CURSOR.fullmatch(after) is None:
+            raise MalformedInputError("not a cursor of this list (pass a `next` it returned)", code="BAD_CURSOR")
+        released_at, sha256, count = after.split("_")
+        try:
+            mark = (timestamp_key(released_at), sha256)
+        except (MalformedInputError, ValueError):  # not a timestamp, or no such date
+            raise MalformedInputError("not a cursor of this list (pass a `next` it returned)",
+                                      code="BAD_CURSOR") from None
+        while start < len(entries) and _group(entries[start]) < mark:
+            start += 1
+        skip = int(count)
+        while skip and start < len(entries) and _group(entries[start]) == mark:
+            start, skip = start + 1, skip - 1
+    items = entries[start:start + limit]
+    if not items or start + len(items) >= len(entries):
+        return {"items": items, "next": None}
+    last = items[-1]
+    end = start + len(items)
+    same = 0
+    while end - same - 1 >= 0 and _group(entries[end - same - 1]) == _group(last):
+        same += 1
+    return {"items": items, "next": f"{last['released_at']}_{last['sha256']}_{same}"}
+
+
+def _group(entry: Mapping[str, Any]) -> tuple[Any, ...]:
+    return timestamp_key(entry["released_at"]), entry["sha256"]
+
+
 # ---------------------------------------------------------------------------- public statistics
 
 #: the statuses the public statistics count, in their order

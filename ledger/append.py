@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from domain.context import DomainConfig, EventContext
 from domain.errors import AuthorizationError, ConflictError, LedgerError, MalformedInputError, RuleViolation
-from domain.events import introduced_sealed_ref, stored_file
+from domain.events import introduced_sealed_ref, stored_file, stored_file_size
 from domain.personal_data import refuse_personal_data
 from domain.registry import KeyInfo
 from domain.vocabulary import DISCLOSURE_ATTEMPTS
@@ -140,7 +140,7 @@ class Appender:
         config: DomainConfig,
         mac: RowMac,
         trust_root: str | None = None,
-        blob_exists: Callable[[str], bool] | None = None,
+        blob_size: Callable[[str], int | None] | None = None,
         max_statement_age: int | None = None,
         claim_sealed: Callable[[Tx, str, str], None] | None = None,
         on_shredded: Callable[[list[str]], None] | None = None,
@@ -150,7 +150,9 @@ class Appender:
         self.config = config
         self.mac = mac
         self.trust_root = trust_root  # the admin key id the registry must start with (ledger.json)
-        self.blob_exists = blob_exists
+        #: the size in bytes of the regular file stored under a SHA-256 (None: no such file), read
+        #: from the file itself, never from a metadata row (``FootageStore.stored_size``)
+        self.blob_size = blob_size
         #: seconds a disclosure statement may be signed before it arrives (its window is timed by it)
         self.max_statement_age = max_statement_age
         #: (tx, sealed_ref, case_id): bind a sealed record to the case naming it, or refuse
@@ -571,7 +573,7 @@ class Appender:
             leaf_index=leaf_index,
         )
         claimed = stored_file(event)  # a file the event says is in the footage store
-        if claimed is not None and self.blob_exists is not None and not self.blob_exists(claimed[0]):
+        if claimed is not None and self.blob_size is not None and self.blob_size(claimed[0]) is None:
             raise RuleViolation(
                 "footage marked stored is not in the footage store", code="FOOTAGE_NOT_STORED", **claimed[1]
             )
@@ -581,7 +583,9 @@ class Appender:
         """Checks of a NEW append only (never of the stored events that replay, the audit and the
         offline verifier re-decide): a sealed record the event brings into its case must exist and be
         no other case's (and is bound to this one, in this transaction); a disclosure statement must
-        not be signed longer ago than the allowed clock skew, since its window is timed by it."""
+        not be signed longer ago than the allowed clock skew, since its window is timed by it; a file
+        claimed stored must have the declared size (read from the stored file itself)."""
+        self._check_stored_size(event)
         if st.type in DISCLOSURE_ATTEMPTS and self.max_statement_age is not None:
             age = parse_time(integrated_at, field="integrated_at") - parse_time(st.occurred_at, field="occurred_at")
             if age.total_seconds() > self.max_statement_age:
@@ -592,6 +596,26 @@ class Appender:
         ref = introduced_sealed_ref(event)
         if ref is not None and self.claim_sealed is not None:
             self.claim_sealed(tx, ref, st.case_id)
+
+    def _check_stored_size(self, event: Any) -> None:
+        """SIZE_MISMATCH when the event claims a stored file (``decide`` checked it is there) and
+        declares a size other than the stored file's. The size is the file's own (fstat), not a
+        metadata row: the file's name is its SHA-256, so the store has nothing else to edit."""
+        declared = stored_file_size(event)
+        claimed = stored_file(event)
+        if declared is None or claimed is None or self.blob_size is None:
+            return
+        size = self.blob_size(claimed[0])
+        if size is None:
+            raise RuleViolation(
+                "footage marked stored is not in the footage store", code="FOOTAGE_NOT_STORED", **claimed[1]
+            )
+        if declared != size:
+            raise RuleViolation(
+                f"size_bytes is {declared} but the stored file with this SHA-256 has {size} bytes:"
+                " declare the size `evidence put` or POST /v1/evidence reported",
+                code="SIZE_MISMATCH", size_bytes=declared, stored_size=size, **claimed[1],
+            )
 
     # -- writing ------------------------------------------------------------------------------
 

@@ -110,7 +110,7 @@ class Ledger:
                 config=self.domain_config,
                 mac=self.mac,
                 trust_root=self.config.admin_key_id,
-                blob_exists=FootageStore(self.data_dir / "footage").exists,
+                blob_size=FootageStore(self.data_dir / "footage").stored_size,
                 max_statement_age=settings.max_clock_skew_seconds,
                 claim_sealed=claim,
                 on_shredded=self._destroy_shredded,
@@ -358,13 +358,15 @@ class Ledger:
         """The case projection as JSON bytes, spliced from the checked row without decoding its view:
         the read cost stays flat however long the case's history is."""
         fields = self._case_fields(case_id)
-        head = json.dumps({"case_id": case_id, "head_sha256": fields[2], "version": fields[1]})
         view = fields[7]
-        return (head[:-1] + ("," + view[1:] if view != "{}" else "}")).encode("utf-8")
+        # The stored view (``domain.projections.case_view``, sorted keys) already names the case and
+        # its version, and both are covered by the row's MAC with the row's own columns; only the
+        # head hash is added. Splicing a key the view has would send it twice (invalid I-JSON).
+        return ('{"head_sha256":' + json.dumps(fields[2]) + "," + view[1:]).encode("utf-8")
 
     def case_view(self, case_id: str) -> dict[str, Any]:
         version, head, view = self.case_row(case_id)
-        return {"case_id": case_id, "version": version, "head_sha256": head, **view}
+        return {**view, "case_id": case_id, "version": version, "head_sha256": head}
 
     def case_at(self, case_id: str, *, as_of: str | None = None, at_index: int | None = None) -> dict[str, Any]:
         """The case exactly as the ledger knew it after leaf ``at_index`` (or at time ``as_of``), with
@@ -448,6 +450,12 @@ class Ledger:
         with self.db.read() as tx:
             rows = public_entries(tx, self.mac, RELEASED)
         return sorted((entry for row in rows for entry in row), key=projections.public_release_order)
+
+    def public_releases_page(self, *, after: str | None = None, limit: int) -> dict[str, Any]:
+        """One page ``{items, next}`` of :meth:`public_releases` (every row is still checked):
+        ``after`` is a ``next`` an earlier page returned (None: the first page); see
+        :func:`domain.projections.public_release_page`."""
+        return projections.public_release_page(self.public_releases(), after=after, limit=limit)
 
     def public_statistics(self, now: datetime | None = None) -> dict[str, Any]:
         """Monthly counts of footage by month of capture, for months whose cutoff ``now`` (default:

@@ -34,6 +34,7 @@ ProofReader = Annotated[Access, Depends(audited("access_log.proof", "auditor"))]
 @router.get(
     "",
     summary="Access-log entries with their leaf index, oldest first (auditors; cursor pagination)",
+    description="Page with `after` (the previous page's `next`); `cursor` is its deprecated name.",
     response_model=schemas.AccessLogPage,
     responses=problems(400, 401, 403, 503),
 )
@@ -44,15 +45,28 @@ def entries(
     actor: Annotated[
         str | None, Query(min_length=1, max_length=MAX_ACTOR, description="only entries of this actor")
     ] = None,
-    cursor: Annotated[int | None, Query(ge=0, le=MAX_INDEX, description="the last leaf_index seen")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_INDEX, description="cursor: the last leaf_index seen (the previous `next`)")
+    ] = None,
+    cursor: Annotated[
+        int | None,
+        Query(ge=0, le=MAX_INDEX, deprecated=True, description="deprecated name of `after` (same meaning)"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX, description="page size")] = 100,
 ) -> Response:
+    if after is not None and cursor is not None:
+        raise MalformedInputError("give `after` only (`cursor` is its deprecated name)", code="BAD_ARGUMENT")
+    deprecated = cursor is not None
+    cursor = after if cursor is None else cursor
     access.allowed(case_id=case_id)
     log = runtime_of(request).ledger.access_log
     rows = log.entries(case_id=case_id, actor=actor, after=-1 if cursor is None else cursor, limit=limit + 1)
     items = [{"leaf_index": r.index, "entry": _parsed(r.entry), "leaf": r.entry.decode("utf-8", "replace")}
              for r in rows[:limit]]
-    return json_response({"items": items, "next": items[-1]["leaf_index"] if len(rows) > limit else None})
+    response = json_response({"items": items, "next": items[-1]["leaf_index"] if len(rows) > limit else None})
+    if deprecated:  # RFC 9745: this request used a deprecated parameter
+        response.headers["Deprecation"] = "true"
+    return response
 
 
 def _parsed(raw: bytes) -> Any:

@@ -119,29 +119,30 @@ def consistency(request: Request, first: Size, second: Size) -> Response:
 @router.get(
     "/envelopes",
     summary="Stored envelopes and their leaves in log order, for replay and audit (auditor, supervisor, admin)",
-    response_model=list[schemas.LogEnvelope],
+    response_model=schemas.LogEnvelopePage,
     responses=problems(400, 401, 403, 503),
 )
 def envelopes(
     request: Request,
     access: Replayer,
-    start: Annotated[int, Query(ge=0, le=MAX_INDEX)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_INDEX, description="cursor: the last leaf_index seen (omit: from leaf 0)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="page size")] = 500,
 ) -> Response:
     access.allowed()  # every case's envelopes: recorded (no case id) before any is read
-    entries = runtime_of(request).ledger.entries(start, limit)
-    return json_response(
-        [
-            {
-                "leaf_index": e.leaf_index,
-                "case_id": e.case_id,
-                "seq": e.seq,
-                "envelope": e.envelope.decode("utf-8") if e.envelope else None,  # no event row: null
-                "leaf": _ascii(e.leaf),
-            }
-            for e in entries
-        ]
-    )
+    entries = runtime_of(request).ledger.entries(0 if after is None else after + 1, limit + 1)
+    items = [
+        {
+            "leaf_index": e.leaf_index,
+            "case_id": e.case_id,
+            "seq": e.seq,
+            "envelope": e.envelope.decode("utf-8") if e.envelope else None,  # no event row: null
+            "leaf": _ascii(e.leaf),
+        }
+        for e in entries[:limit]
+    ]
+    return json_response({"items": items, "next": items[-1]["leaf_index"] if len(entries) > limit else None})
 
 
 def _ascii(raw: bytes) -> str | None:

@@ -2,26 +2,38 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from starlette.responses import PlainTextResponse, Response
 
 from api import schemas
 from api.appending import json_response, runtime_of
 from api.errors import UnavailableError, problems
+from domain.projections import PUBLIC_CURSOR_PATTERN
 
 router = APIRouter()
+PAGE_MAX = 1000
 
 
 @router.get(
     "/v1/public/releases",
-    summary="Every release of footage: the released file's SHA-256, time, basis, channel and URL; public",
-    description="Nothing about footage that was not released, held or not. See docs/api.md.",
+    summary="Every release of footage: the released file's SHA-256, time, basis, channel and URL; public"
+    " (cursor pagination)",
+    description="Oldest release first. Nothing about footage that was not released, held or not. See docs/api.md.",
     tags=["public"],
-    response_model=list[schemas.PublicRelease],
-    responses=problems(503),
+    response_model=schemas.PublicReleasePage,
+    responses=problems(400, 503),
 )
-def public_releases(request: Request) -> Response:
-    return json_response(runtime_of(request).ledger.public_releases())
+def public_releases(
+    request: Request,
+    after: Annotated[
+        str | None,
+        Query(max_length=200, pattern=PUBLIC_CURSOR_PATTERN, description="cursor: the `next` of the previous page"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX, description="page size")] = 100,
+) -> Response:
+    return json_response(runtime_of(request).ledger.public_releases_page(after=after, limit=limit))
 
 
 @router.get(

@@ -4,8 +4,8 @@ The database reader runs one read-only transaction (PostgreSQL: REPEATABLE READ,
 read from one snapshot; SQLite: one WAL snapshot) and reads each table on its own — the events
 table and ``log_entries`` separately, never joined — exactly as stored. It writes nothing.
 
-The server reader uses ``GET /v1/log/envelopes?start=&limit=`` (JSON list of
-``{leaf_index, case_id, seq, envelope}``) and ``GET /v1/log/entries/{index}`` (exact leaf bytes)
+The server reader uses ``GET /v1/log/envelopes?after=&limit=`` (pages ``{items, next}`` of
+``{leaf_index, case_id, seq, envelope, leaf}``) and ``GET /v1/log/entries/{index}`` (exact leaf bytes)
 with a bearer token, and ``GET /v1/log/checkpoint``, through :class:`ledger.client.Transport` (an
 unreachable server is ``SERVER_UNREACHABLE``, a refusal ``UNUSABLE_INPUT``). A server shows only
 logged envelopes and no read models, so unlogged events, tree nodes and projections are not checked
@@ -272,32 +272,43 @@ def _get(http: Transport, path: str, **params: Any) -> httpx.Response:
     return response
 
 
-def _envelope_page(http: Transport, start: int) -> list[dict[str, Any]]:
-    data = _get(http, "/v1/log/envelopes", start=start, limit=SERVER_PAGE).json()
-    ok = isinstance(data, list) and all(
+def _envelope_page(http: Transport, after: int | None) -> tuple[list[dict[str, Any]], int | None]:
+    params: dict[str, Any] = {"limit": SERVER_PAGE} if after is None else {"after": after, "limit": SERVER_PAGE}
+    data = _get(http, "/v1/log/envelopes", **params).json()
+    items: Any = data.get("items") if isinstance(data, dict) else None
+    following: Any = data.get("next") if isinstance(data, dict) else None
+    ok = isinstance(items, list) and all(
         isinstance(d, dict)
         and type(d.get("leaf_index")) is int
         and (d.get("envelope") is None or isinstance(d.get("envelope"), str))  # null: the event row is gone
         and (d.get("leaf") is None or isinstance(d.get("leaf"), str))
         and isinstance(d.get("case_id"), str)
         and type(d.get("seq")) is int
-        for d in data
+        for d in items
     )
+    # a next page must start after this one (never loop on a server that repeats itself)
+    ok = ok and (following is None or (type(following) is int and bool(items) and following >= items[-1]["leaf_index"]))
     if not ok:
         raise AuditInputError(
-            "GET /v1/log/envelopes did not return a list of {leaf_index, case_id, seq, envelope, leaf}"
+            "GET /v1/log/envelopes did not return a page {items: [{leaf_index, case_id, seq, envelope, leaf}],"
+            " next}"
         )
-    return data
+    return items, following
 
 
 def _server_envelopes(http: Transport, progress: Progress) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
+    after: int | None = None
     while True:
-        page = _envelope_page(http, items[-1]["leaf_index"] + 1 if items else 0)
-        if not page:
-            return items
+        previous = after
+        page, after = _envelope_page(http, after)
+        if after is not None and previous is not None and after <= previous:
+            raise AuditInputError("GET /v1/log/envelopes returned a next page that does not move forward")
         items += page
-        progress("envelopes", len(items), None)
+        if page:
+            progress("envelopes", len(items), None)
+        if after is None:
+            return items
 
 
 def _server_leaves(http: Transport, indexes: list[int], progress: Progress) -> dict[int, bytes]:

@@ -213,6 +213,14 @@ class FootageStore:
             raise UnsafeStoreEntry("the stored name is not a regular file inside the store", sha256=sha256)
         return os.fdopen(fd, "rb")
 
+    def stored_size(self, sha256: str) -> int | None:
+        """The size in bytes of the regular file stored under this hash, from the file itself (fstat
+        of the opened file, never through a symlink); None when there is no such file."""
+        try:
+            return self.size_of(sha256)
+        except (MalformedInputError, NotFoundError, UnsafeStoreEntry, OSError):
+            return None
+
     def size_of(self, sha256: str) -> int:
         with self.open(sha256) as handle:
             return os.fstat(handle.fileno()).st_size

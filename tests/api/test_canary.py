@@ -97,7 +97,8 @@ def _read_everything(api: Api, case_id: str, responses: list[httpx.Response]) ->
                      f"/v1/cases/{case_id}/timeline", "/v1/keys", "/v1/log/envelopes"):
             responses.append(api.client.get(path, headers=headers))
     size = api.ledger.log_size()
-    public = ["/v1/public/releases", "/v1/log/checkpoint", "/v1/log/key", "/metrics", "/healthz", "/readyz",
+    public = ["/v1/public/releases", "/v1/public/releases.csv", "/v1/public/releases.atom", "/public",
+              "/v1/log/checkpoint", "/v1/log/key", "/metrics", "/healthz", "/readyz",
               f"/v1/log/proof/inclusion?index=0&size={size}", f"/v1/log/proof/consistency?first=1&second={size}"]
     public += [f"/v1/log/entries/{i}" for i in range(size)]
     responses += [api.client.get(path) for path in public]

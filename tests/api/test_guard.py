@@ -161,16 +161,16 @@ def test_the_replay_feed_carries_each_leaf_and_null_for_a_missing_event_row(api:
     api.ok("investigator", case_id, "CaseOpened", case_opened())
     second = api.ok("investigator", case_id, "FootageCaptured", footage_captured())
     auditor = api.auth("auditor")
-    items = api.client.get("/v1/log/envelopes", params={"start": 0, "limit": 1000}, headers=auditor).json()
+    items = api.client.get("/v1/log/envelopes", params={"limit": 1000}, headers=auditor).json()["items"]
     for item in items:
         assert item["leaf"].encode("ascii") == api.client.get(f"/v1/log/entries/{item['leaf_index']}").content
         assert isinstance(item["envelope"], str) and item["envelope"]
     raw = Raw(api.ledger)
     raw.run(f"DELETE FROM {raw.events} WHERE originator_id = ? AND originator_version = 2", (raw.key(case_id),))
-    page = api.client.get("/v1/log/envelopes", params={"start": second["leaf_index"], "limit": 1},
+    page = api.client.get("/v1/log/envelopes", params={"after": second["leaf_index"] - 1, "limit": 1},
                           headers=auditor).json()
-    assert page == [{"leaf_index": second["leaf_index"], "case_id": case_id, "seq": 2, "envelope": None,
-                     "leaf": items[second["leaf_index"]]["leaf"]}]
+    assert page["items"] == [{"leaf_index": second["leaf_index"], "case_id": case_id, "seq": 2, "envelope": None,
+                              "leaf": items[second["leaf_index"]]["leaf"]}]
 
 
 # -- witnesses ---------------------------------------------------------------------------------

@@ -162,12 +162,12 @@ def test_unknown_query_parameters_are_refused_not_ignored(api: Api) -> None:
     marker = "Jane Caller 617-555-0100"
     for response in (
         api.client.get("/v1/log/checkpoint", params={marker: "1"}),
-        api.client.get("/v1/log/envelopes", params={"start": "0", "keyless": "1"}, headers=auditor),
+        api.client.get("/v1/log/envelopes", params={"after": "0", "keyless": "1"}, headers=auditor),
     ):
         body = problem(response, 400, "INVALID_REQUEST")
         assert marker not in response.text and body["errors"][0]["msg"] == "unknown query parameter"
     assert api.client.get(f"/v1/cases/{case_id}", params={"at_index": opened["leaf_index"]}, headers=auditor).status_code == 200
-    assert api.client.get("/v1/log/envelopes", params={"start": "0", "limit": "5"}, headers=auditor).status_code == 200
+    assert api.client.get("/v1/log/envelopes", params={"after": "0", "limit": "5"}, headers=auditor).status_code == 200
 
 
 def test_unknown_routes_and_methods_are_problems_with_allow(api: Api) -> None:

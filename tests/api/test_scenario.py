@@ -61,7 +61,8 @@ def test_cambridge_scenario_over_http(api: Api) -> None:
     view = api.client.get(f"/v1/cases/{case_id}", headers=api.auth("auditor")).json()
     assert view["status"] == "closed" and view["version"] == 11 and view["releases"][0]["footage_id"] == "ftg-1"
     releases = api.client.get("/v1/public/releases").json()
-    assert releases == [
+    assert releases["next"] is None
+    assert releases["items"] == [
         {
             "sha256": REDACTED_SHA,
             "released_at": view["releases"][0]["released_at"],
@@ -159,7 +160,9 @@ def test_replay_endpoint_returns_envelopes_in_log_order(api: Api) -> None:
     case_id = new_case_id()
     receipt = api.ok("investigator", case_id, "CaseOpened", case_opened())
     problem(api.client.get("/v1/log/envelopes", headers=api.auth("investigator")), 403, "ROLE_NOT_ALLOWED")
-    entries = api.client.get("/v1/log/envelopes", params={"start": 0}, headers=api.auth("auditor")).json()
+    page = api.client.get("/v1/log/envelopes", headers=api.auth("auditor")).json()
+    entries = page["items"]
+    assert page["next"] is None
     assert [e["leaf_index"] for e in entries] == list(range(len(entries)))
     last = entries[receipt["leaf_index"]]
     assert (last["case_id"], last["seq"]) == (case_id, 1)

@@ -413,18 +413,14 @@ def fake_server(ledger: Ledger, token: str) -> httpx.Client:
             return httpx.Response(401)
         path = request.url.path
         if path == "/v1/log/envelopes":
-            start, limit = int(request.url.params["start"]), int(request.url.params["limit"])
+            after, limit = request.url.params.get("after"), int(request.url.params["limit"])
+            entries = ledger.entries(0 if after is None else int(after) + 1, limit + 1)
+            items = [
+                {"leaf_index": e.leaf_index, "case_id": e.case_id, "seq": e.seq, "envelope": e.envelope.decode()}
+                for e in entries[:limit]
+            ]
             return httpx.Response(
-                200,
-                json=[
-                    {
-                        "leaf_index": e.leaf_index,
-                        "case_id": e.case_id,
-                        "seq": e.seq,
-                        "envelope": e.envelope.decode(),
-                    }
-                    for e in ledger.entries(start, limit)
-                ],
+                200, json={"items": items, "next": items[-1]["leaf_index"] if len(entries) > limit else None}
             )
         if path.startswith("/v1/log/entries/"):
             return httpx.Response(200, content=ledger.leaf(int(path.rsplit("/", 1)[1])))
@@ -454,6 +450,28 @@ def test_a_server_is_audited_through_its_api(scenario: Scenario) -> None:
         read_server("http://ledger.test", "t0k", client=fake_server(s.ledger, "t0k")), options(s.ledger)
     )
     assert where(report) == [("MISSING_ENTRY", s.leaf[(s.other, 2)], s.other, 2)]
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        [{"leaf_index": 0, "case_id": "c", "seq": 1, "envelope": None}],  # the old bare array
+        {"items": [{"leaf_index": 0, "case_id": "c", "seq": 1, "envelope": None}], "next": 0},  # never moves
+        {"items": [], "next": 5},  # a next after nothing
+        {"items": [{"leaf_index": "0", "case_id": "c", "seq": 1, "envelope": None}], "next": None},
+    ],
+)
+def test_a_replay_feed_that_is_not_a_forward_page_is_unusable_input(page: object) -> None:
+    from ledger.audit.source import AuditInputError
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/log/envelopes":
+            return httpx.Response(200, json=page)
+        return httpx.Response(404)
+
+    client = httpx.Client(transport=httpx.MockTransport(handle), base_url="http://ledger.test")
+    with pytest.raises(AuditInputError, match="/v1/log/envelopes"):
+        read_server("http://ledger.test", "t0k", client=client)
 
 
 def test_an_unauthorised_server_audit_is_unusable_input(scenario: Scenario) -> None:
