@@ -17,7 +17,18 @@ from api.event_docs import add_event_schemas
 from api.logs import configure_logging
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware, RouteTable
 from api.query import reject_unknown_query_parameters
-from api.routes import access_log, api_docs, cases, evidence, keys, log, ops, public_pages, sealed
+from api.routes import (
+    access_log,
+    api_docs,
+    cases,
+    evidence,
+    keys,
+    log,
+    ops,
+    public_pages,
+    sealed,
+    verifier_page,
+)
 from api.runtime import Runtime
 from api.settings import ApiSettings
 from ledger.evidence.footage import EvidenceTooLarge
@@ -69,7 +80,10 @@ def create_app(
         dependencies=[Depends(reject_unknown_query_parameters)],
     )
     app.state.runtime = runtime
-    routers = [module.router for module in (cases, evidence, keys, log, access_log, ops, public_pages, sealed)]
+    routers = [
+        module.router
+        for module in (cases, evidence, keys, log, access_log, ops, public_pages, sealed, verifier_page)
+    ]
     for router in routers:
         app.include_router(router)
     api_docs.install(app)

@@ -6,18 +6,23 @@ Builds a demo ledger in a temporary directory (a few cases over several months, 
 released, some held, some awaiting a decision), runs a real ``evidence-ledger serve`` on it on
 loopback, and saves PNGs taken with Debian's Chromium through Playwright on a closed network (no host
 but loopback resolves, so a page that needed a CDN would show it). Each page's part is a function of
-its own: :func:`public_pages` (``public.png``, ``public-phone.png``) and :func:`api_docs`
-(``docs.png``).
+its own: :func:`public_pages` (``public.png``, ``public-phone.png``), :func:`api_docs`
+(``docs.png``) and :func:`verifier_page` (``verify-verified.png``, ``verify-unpinned.png``,
+``verify-tampered.png``: the page served at ``/verify`` checking a bundle of the demo ledger with
+and without the keys, and a copy with one signature byte flipped).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
+import json
 import os
 import sys
 import tempfile
 import uuid
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -27,7 +32,11 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.bootstrap import init_data_dir, register_key
+from ledger.envelope.canonical import canonical
+from ledger.envelope.dsse import REGISTRY_CASE_ID
 from ledger.envelope.keys import raw_public_key
+from ledger.evidence.bundle import export_bundle
+from ledger.log import note
 from ledger.settings import Settings, key_path
 from ledger.store import Ledger
 from ops.procs import Server, serving
@@ -148,6 +157,71 @@ def api_docs(browser: Any, server_url: str, out_dir: Path) -> list[Path]:
     ]
 
 
+def demo_bundle(work: Path) -> tuple[Path, dict[str, str]]:
+    """(bundle of one case of a demo ledger of its own, the keys to pin: log key and trust root)."""
+    data_dir = work / "bundle-data"
+    demo_ledger(data_dir)
+    with Ledger(Settings(data_dir=data_dir)) as ledger:
+        case_id = next(entry.case_id for entry in ledger.iter_entries() if entry.case_id != REGISTRY_CASE_ID)
+        ledger.checkpoint()
+        bundle = export_bundle(ledger, case_id, work / "CPD-2026-0001.zip").path
+        vkey = str(note.make_verifier_key(ledger.config.log_key_name, ledger.log_key.public_key()))
+        return bundle, {"vkey": vkey, "trust_root": ledger.config.admin_key_id}
+
+
+def flipped(bundle: Path, out: Path) -> Path:
+    """A copy whose last envelope has one signature byte flipped; the manifest is left as it was."""
+    with zipfile.ZipFile(bundle) as zf:
+        members = {info.filename: zf.read(info) for info in zf.infolist()}
+    last = max((n for n in members if n.startswith("envelopes/")), key=lambda n: int(n[10:-5]))
+    envelope = json.loads(members[last])
+    sig = bytearray(base64.b64decode(envelope["signatures"][0]["sig"]))
+    sig[5] ^= 0x01
+    envelope["signatures"][0]["sig"] = base64.b64encode(bytes(sig)).decode()
+    members[last] = canonical(envelope)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return out
+
+
+def verifier_page(browser: Any, server_url: str, out_dir: Path, work: Path) -> list[Path]:
+    """``/verify`` checking a demo bundle: with the keys (VERIFIED), without (UNPINNED), and a copy with one
+    signature byte flipped (FAILED, with its findings)."""
+    bundle, pins = demo_bundle(work)
+    bad = flipped(bundle, work / "CPD-2026-0001-altered.zip")
+    context = browser.new_context(viewport=DESKTOP)
+    saved = []
+    try:
+        page = context.new_page()
+        outside: list[str] = []
+        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith("http://127.0.0.1") else None)
+        page.goto(f"{server_url}/verify")
+        page.wait_for_selector("body[data-ready=yes]", state="attached")
+        for name, path, given, expected in (
+            ("verify-verified.png", bundle, pins, "verified"),
+            ("verify-unpinned.png", bundle, {}, "unpinned"),
+            ("verify-tampered.png", bad, pins, "failed"),
+        ):
+            page.fill("#trust-root", given.get("trust_root", ""))
+            page.fill("#log-key", given.get("vkey", ""))
+            page.evaluate("document.getElementById('verdict').removeAttribute('data-verdict')")
+            page.set_input_files("#bundle", [])
+            page.set_input_files("#bundle", str(path))
+            page.wait_for_selector("#verdict[data-verdict]", state="attached", timeout=60_000)
+            verdict = page.get_attribute("#verdict", "data-verdict")
+            if verdict != expected:
+                raise RuntimeError(f"{name}: the page said {verdict}, expected {expected}")
+            page.evaluate("document.getElementById('result').scrollIntoView()")
+            page.screenshot(path=str(out_dir / name))
+            saved.append(out_dir / name)
+        if outside:
+            raise RuntimeError(f"/verify asked for something outside loopback: {outside}")
+    finally:
+        context.close()
+    return saved
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images", help="where the PNGs go")
@@ -161,7 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as work, demo_server(Path(work)) as server, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CLOSED_NETWORK)
         try:
-            saved = [*public_pages(browser, server.url, args.out), *api_docs(browser, server.url, args.out)]
+            saved = [
+                *public_pages(browser, server.url, args.out),
+                *api_docs(browser, server.url, args.out),
+                *verifier_page(browser, server.url, args.out, Path(work)),
+            ]
         finally:
             browser.close()
     for path in saved:

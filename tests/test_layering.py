@@ -231,7 +231,8 @@ def test_every_name_the_verifier_exports_exists() -> None:
 
 
 def test_the_verifier_imports_a_module_only_when_a_name_of_it_is_used() -> None:
-    """`import ledger.verify` loads only the bundle layout and a name loads its own module, so the
+    """`import ledger.verify` loads only the bundle layout and the verifier page (both standard library
+    only, and the bundle writer needs both) and a name loads its own module, so the
     pin-file commands do not pay for the whole verifier, nor the service (it writes bundles) for any."""
     code = (
         "import json, sys\n"
@@ -247,6 +248,6 @@ def test_the_verifier_imports_a_module_only_when_a_name_of_it_is_used() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, timeout=60
     )
     assert json.loads(result.stdout) == [
-        ["ledger.verify.bundle_format"],
-        ["ledger.verify.bundle_format", "ledger.verify.trust"],
+        ["ledger.verify.bundle_format", "ledger.verify.web"],
+        ["ledger.verify.bundle_format", "ledger.verify.trust", "ledger.verify.web"],
     ]

@@ -40,6 +40,7 @@ from ledger.log import merkle, note, tlog
 from ledger.log.access import StoredAccessEntry
 from ledger.log.proof_json import inclusion_proof_json
 from ledger.verify import bundle_format as bf
+from ledger.verify import web as verifier_web
 
 if TYPE_CHECKING:
 
@@ -301,6 +302,7 @@ def _members(ledger: Ledger, contents: _Contents) -> Iterator[tuple[str, bytes]]
         bf.GUIDE,
         guide_text(ledger.origin, contents.case_id, size, ledger.config.admin_key_id, example).encode(),
     )
+    yield bf.VERIFIER_PAGE, verifier_web.page_bytes()
     yield bf.CHECKPOINT, contents.checkpoint.with_cosignatures()
     yield bf.LOG_VKEY, contents.log_vkey.encode("ascii")
     for name, text in contents.witnesses:

@@ -1,8 +1,10 @@
 """HOW-TO-VERIFY.txt: the plain-text guide shipped in every bundle.
 
 It explains every format in the bundle and gives a POSIX shell script (between the BEGIN/END SCRIPT
-lines) that checks one entry completely with sha256sum, base64, openssl and python3 one-liners.
-``tests/ledger/evidence/test_bundle.py`` runs that script on a real bundle.
+lines) that checks one entry with plain POSIX tools (sh, sed, awk, od, tail, cut, tr), base64,
+sha256sum and OpenSSL 3 (``openssl pkeyutl -verify -rawin`` for Ed25519): no Python. It says exactly
+what it does not check. ``tests/ledger/evidence/test_bundle.py`` runs that script with /bin/sh on a
+real bundle.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ Trust root key id:    @ROOTKEY@   (compare with the key id the City of Cambridge
 
 This zip file is a self-contained, signed record of one case of the Cambridge Police evidence
 ledger. Everything in it can be checked without any server, database or network, either with the
-`evidence-ledger verify` command (see docs/verification.md of the project) or by hand with standard
-tools, as described here. Nothing in this bundle needs to be trusted except three public keys that
+`evidence-ledger verify` command (see docs/verification.md of the project), in a web browser with
+the verifier page (verify.html), or by hand with standard tools, as described here. Nothing in this bundle needs to be trusted except three public keys that
 you obtain independently: the trust root key id (above), the log verifier key and, if you require
 them, the witnesses' verifier keys.
 
@@ -36,6 +38,11 @@ says UNPINNED, exit code 4: the bundle was then only checked against its own cop
 
 1. FILES
 --------
+verify.html            The in-browser verifier: open it, give it the keys and this zip file; it
+                       checks everything below except part of the case rules, connecting nowhere.
+                       The copy in here proves nothing about itself (whoever could change the
+                       bundle could change it): prefer the page served at /verify by the ledger's
+                       own server, or the one from the project's release.
 manifest.json          JSON. "files" lists every other file with its SHA-256 (lowercase hex) and
                        size in bytes. The manifest itself is not signed: it only makes accidental or
                        careless changes visible. The signatures below are what proves authenticity.
@@ -124,45 +131,69 @@ against access/checkpoint.txt exactly as in section 4. access/checkpoint.txt is 
 log key as checkpoint.txt (section 5) but its first line is "@ORIGIN@/access", never the case
 log's origin. Every entry must name this case ("case_id").
 
-7. THE CASE RULES
+"""
+
+_SCRIPT_PART = r"""7. THE CASE RULES
 -----------------
 The events of the case, in seq order, must obey the executive order's rules: footage is released
 only when no active investigation hold covers it; a referral goes to the Middlesex District
 Attorney or the Massachusetts Attorney General and is acknowledged by a prosecutor key of that
 authority; a closed case accepts only a reopening or an access record. `evidence-ledger verify`
-replays them; by hand, list the statements in order and read them:
+replays them; by hand, list the statements in log order (case id, seq, type, time, signer) and
+read them:
 
-    for f in $(ls envelopes | sort -n); do python3 -c 'import base64,json,sys; s=json.loads(base64.b64decode(json.load(open(sys.argv[1]))["payload"])); print(s["case_id"][:8], s["seq"], s["type"], s["occurred_at"], s["signer"][:16])' "envelopes/$f"; done
+    for f in $(ls envelopes | sort -n); do sed 's/.*"payload":"\([^"]*\)".*/\1/' "envelopes/$f" | base64 -d | sed 's/.*"case_id":"\([^"]*\)","event_id".*"occurred_at":"\([^"]*\)","prev":\([^,]*\),"seq":\([0-9]*\),"signer":"\([0-9a-f]*\)","type":"\([^"]*\)","type_version".*/\1 seq=\4 \6 \2 signer=\5 prev=\3/'; echo " sha256=$(sha256sum "envelopes/$f" | cut -c1-64)"; done
 
-8. A SCRIPT THAT CHECKS ONE ENTRY COMPLETELY
--------------------------------------------
+Each line shows the envelope's "prev" and its own SHA-256: within a case, seq counts 1, 2, 3, ...
+and each "prev" is the SHA-256 of the line before it (step 10 of the script below checks exactly
+that).
+
+8. A SCRIPT THAT CHECKS ONE ENTRY
+--------------------------------
 Unzip the bundle (`unzip bundle.zip -d bundle && cd bundle`), save the lines between the BEGIN and
 END lines as check.sh and run `sh check.sh N` for any leaf index N (default @N@, the case's first
-event). It writes its scratch files to .check/ and stops at the first failure.
+event). It needs only a POSIX shell and its usual tools (sed, awk, od, tail, cut, tr), base64,
+sha256sum and OpenSSL 3; no Python. It writes its scratch files to .check/ and stops at the first
+failure. It reads the JSON files with sed, relying on their canonical form (no spaces, sorted keys),
+which is also why it never parses them strictly.
 
 @BEGIN@
 set -eu
 N=${1:-@N@}
 T=application/vnd.evidence-ledger.event.v1+json
-SPKI='\\060\\052\\060\\005\\006\\003\\053\\145\\160\\003\\041\\000'
+SPKI='\060\052\060\005\006\003\053\145\160\003\041\000'
 mkdir -p .check
+fail() { echo "FAILED: $*" >&2; exit 1; }
+hex() { od -An -tx1 -v | tr -d ' \n'; }
+hexn() { od -An -tx1 -v -N"$1" | tr -d ' \n'; }
+unhex() { printf "$(printf %s "$1" | awk '{ d = "0123456789abcdef"; for (i = 1; i < length($0); i += 2)
+  printf "\\%03o", (index(d, substr($0, i, 1)) - 1) * 16 + index(d, substr($0, i + 1, 1)) - 1 }')"; }
+field() { sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p" "$2"; }
+pem() { { printf "$SPKI"; printf %s "$1" | base64 -d | tail -c +2; } > .check/key.der
+  openssl pkey -pubin -inform DER -in .check/key.der -out "$2"; }
 
 # 1. every file against the manifest
-python3 -c 'import json; [print(f["sha256"] + "  " + f["path"]) for f in json.load(open("manifest.json"))["files"]]' | sha256sum -c --quiet -
+awk -F'"' '/"path":/ { p = $4 } /"sha256":/ { print $4 "  " p }' manifest.json | sha256sum -c --quiet - || fail "manifest"
 echo "manifest: every listed file matches"
 
 # 2. the statement and the signature inside the envelope
-python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["payload"])' "envelopes/$N.json" | base64 -d > .check/statement.json
-python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["signatures"][0]["sig"])' "envelopes/$N.json" | base64 -d > .check/sig.bin
-SIGNER=$(python3 -c 'import json; print(json.load(open(".check/statement.json"))["signer"])')
+field payload "envelopes/$N.json" | base64 -d > .check/statement.json
+field sig "envelopes/$N.json" | base64 -d > .check/sig.bin
+SIGNER=$(field keyid "envelopes/$N.json")
+test "$(field signer .check/statement.json)" = "$SIGNER" || fail "the statement's signer is not the envelope's keyid"
+echo "entry $N: signed by key $SIGNER"
 
 # 3. the signer's public key, from its KeyRegistered envelope in this bundle
-PUB=$(python3 -c 'import base64,glob,json,sys
-for f in glob.glob("envelopes/*.json"):
-    s = json.loads(base64.b64decode(json.load(open(f))["payload"]))
-    if s["type"] == "KeyRegistered" and s["body"]["key_id"] == sys.argv[1]: print(s["body"]["public_key"])' "$SIGNER")
-test "$(printf %s "$PUB" | base64 -d | sha256sum | cut -c1-64)" = "$SIGNER"
-(printf "$SPKI"; printf %s "$PUB" | base64 -d) > .check/signer.der
+PUB=
+for f in envelopes/*.json; do
+  field payload "$f" | base64 -d > .check/other.json
+  if [ "$(field type .check/other.json)" = KeyRegistered ] && [ "$(field key_id .check/other.json)" = "$SIGNER" ]; then
+    PUB=$(field public_key .check/other.json); break
+  fi
+done
+test -n "$PUB" || fail "no KeyRegistered envelope for the signer"
+test "$(printf %s "$PUB" | base64 -d | sha256sum | cut -c1-64)" = "$SIGNER" || fail "the key id is not the key's SHA-256"
+{ printf "$SPKI"; printf %s "$PUB" | base64 -d; } > .check/signer.der
 openssl pkey -pubin -inform DER -in .check/signer.der -out .check/signer.pem
 
 # 4. Ed25519 over the DSSE PAE
@@ -172,72 +203,106 @@ openssl pkeyutl -verify -pubin -inkey .check/signer.pem -rawin -in .check/pae.bi
 
 # 5. the leaf commits to these envelope bytes at this index
 ENV_SHA=$(sha256sum "envelopes/$N.json" | cut -c1-64)
-python3 -c 'import json,sys; l=json.load(open(sys.argv[1])); assert l["envelope_sha256"] == sys.argv[2] and l["index"] == int(sys.argv[3]) and l["v"] == 1, "leaf mismatch"' "leaves/$N.json" "$ENV_SHA" "$N"
+grep -q "^{\"envelope_sha256\":\"$ENV_SHA\",\"index\":$N,\"integrated_at\":\"[^\"]*\",\"v\":1}\$" "leaves/$N.json" || fail "leaf mismatch"
 echo "leaf $N: commits to envelope $ENV_SHA"
 
 # 6. the inclusion proof leads to the checkpoint's root (RFC 9162 2.1.3.2)
-python3 -c 'import base64,hashlib,json,sys
-n = int(sys.argv[1]); H = lambda b: hashlib.sha256(b).digest()
-lines = open("checkpoint.txt", "rb").read().split(b"\\n"); size, root = int(lines[1]), base64.b64decode(lines[2])
-r, fn, sn = H(b"\\0" + open(f"leaves/{n}.json", "rb").read()), n, size - 1
-for p in map(base64.b64decode, json.load(open(f"proofs/{n}.json"))["audit_path"]):
-    assert sn > 0, "proof too long"
-    if fn & 1 or fn == sn:
-        r = H(b"\\1" + p + r)
-        while fn & 1 == 0 and fn: fn, sn = fn >> 1, sn >> 1
-    else:
-        r = H(b"\\1" + r + p)
-    fn, sn = fn >> 1, sn >> 1
-assert sn == 0 and r == root, "inclusion proof does not lead to the checkpoint root"
-print(f"inclusion: leaf {n} is in the tree of size {size}")' "$N"
+SIZE=$(sed -n 2p checkpoint.txt)
+ROOT=$(sed -n 3p checkpoint.txt | base64 -d | hex)
+grep -q "\"leaf_index\":$N,\"tree_size\":$SIZE}\$" "proofs/$N.json" || fail "the proof is for another leaf or tree size"
+R=$({ printf '\000'; cat "leaves/$N.json"; } | sha256sum | cut -c1-64)
+FN=$N; SN=$((SIZE - 1))
+for P in $(sed 's/.*"audit_path":\[\([^]]*\)\].*/\1/' "proofs/$N.json" | tr ',' ' ' | tr -d '"'); do
+  test "$SN" -gt 0 || fail "proof too long"
+  P=$(printf %s "$P" | base64 -d | hex)
+  if [ $((FN % 2)) -eq 1 ] || [ "$FN" -eq "$SN" ]; then
+    R=$({ printf '\001'; unhex "$P"; unhex "$R"; } | sha256sum | cut -c1-64)
+    while [ $((FN % 2)) -eq 0 ] && [ "$FN" -ne 0 ]; do FN=$((FN / 2)); SN=$((SN / 2)); done
+  else
+    R=$({ printf '\001'; unhex "$R"; unhex "$P"; } | sha256sum | cut -c1-64)
+  fi
+  FN=$((FN / 2)); SN=$((SN / 2))
+done
+test "$SN" -eq 0 && test "$R" = "$ROOT" || fail "the inclusion proof does not lead to the checkpoint's root"
+echo "inclusion: leaf $N is in the tree of size $SIZE"
 
-# 7. the checkpoint is signed by the log key
-python3 -c 'import base64,hashlib
-note = open("checkpoint.txt", "rb").read(); cut = note.index(b"\\n\\n") + 1
-name, kid, key = open("log.vkey").read().strip().split("+", 2); raw = base64.b64decode(key)
-assert raw[0] == 1 and hashlib.sha256(name.encode() + b"\\n" + raw).digest()[:4].hex() == kid.lower(), "bad log.vkey"
-sigs = [base64.b64decode(l[2:].split(" ")[1]) for l in note[cut + 1:].decode().splitlines() if l[2:].split(" ")[0] == name]
-sig = [s[4:] for s in sigs if s[:4].hex() == kid.lower()][0]
-open(".check/note.txt", "wb").write(note[:cut]); open(".check/note.sig", "wb").write(sig)
-open(".check/log.der", "wb").write(bytes.fromhex("302a300506032b6570032100") + raw[1:])'
-openssl pkey -pubin -inform DER -in .check/log.der -out .check/log.pem
+# 7. the checkpoint is signed by the log key (note text: every line up to the blank line)
+awk 'NF == 0 { exit } { print }' checkpoint.txt > .check/note.txt
+NAME=$(cut -d+ -f1 log.vkey); KID=$(cut -d+ -f2 log.vkey | tr 'A-F' 'a-f'); KEY=$(cut -d+ -f3- log.vkey)
+test "$(printf %s "$KEY" | base64 -d | hexn 1)" = 01 || fail "log.vkey is not an Ed25519 log key"
+test "$({ printf '%s\n' "$NAME"; printf %s "$KEY" | base64 -d; } | sha256sum | cut -c1-8)" = "$KID" || fail "bad log.vkey"
+SIG=$(awk -v n="$NAME" 'f && $2 == n { print $3 } NF == 0 { f = 1 }' checkpoint.txt | while read -r B; do
+  if [ "$(printf %s "$B" | base64 -d | hexn 4)" = "$KID" ]; then echo "$B"; fi; done | head -n 1)
+test -n "$SIG" || fail "the checkpoint carries no signature by the log key"
+printf %s "$SIG" | base64 -d | tail -c +5 > .check/note.sig
+pem "$KEY" .check/log.pem
 openssl pkeyutl -verify -pubin -inkey .check/log.pem -rawin -in .check/note.txt -sigfile .check/note.sig
 
 # 8. each witness cosignature
 for W in witnesses/*.vkey; do
   [ -e "$W" ] || continue
-  rm -f .check/cosig.msg .check/cosig.sig .check/witness.der
-  python3 -c 'import base64,hashlib,sys
-note = open("checkpoint.txt", "rb").read(); cut = note.index(b"\\n\\n") + 1
-name, kid, key = open(sys.argv[1]).read().strip().split("+", 2); raw = base64.b64decode(key)
-assert raw[0] == 4 and hashlib.sha256(name.encode() + b"\\n" + raw).digest()[:4].hex() == kid.lower(), "bad witness key"
-for l in note[cut + 1:].decode().splitlines():
-    n, b = l[2:].split(" "); d = base64.b64decode(b)
-    if n == name and d[:4].hex() == kid.lower():
-        ts = int.from_bytes(d[4:12], "big"); print(name, "cosigned at", ts)
-        open(".check/cosig.msg", "wb").write(b"cosignature/v1\\ntime %d\\n" % ts + note[:cut])
-        open(".check/cosig.sig", "wb").write(d[12:])
-        open(".check/witness.der", "wb").write(bytes.fromhex("302a300506032b6570032100") + raw[1:])' "$W"
-  if [ -e .check/cosig.sig ]; then
-    openssl pkey -pubin -inform DER -in .check/witness.der -out .check/witness.pem
-    openssl pkeyutl -verify -pubin -inkey .check/witness.pem -rawin -in .check/cosig.msg -sigfile .check/cosig.sig
-  else
-    echo "$W: no cosignature by this witness"
-  fi
+  WNAME=$(cut -d+ -f1 "$W"); WKID=$(cut -d+ -f2 "$W" | tr 'A-F' 'a-f'); WKEY=$(cut -d+ -f3- "$W")
+  test "$(printf %s "$WKEY" | base64 -d | hexn 1)" = 04 || fail "$W is not a cosignature/v1 key"
+  test "$({ printf '%s\n' "$WNAME"; printf %s "$WKEY" | base64 -d; } | sha256sum | cut -c1-8)" = "$WKID" || fail "bad $W"
+  COSIG=$(awk -v n="$WNAME" 'f && $2 == n { print $3 } NF == 0 { f = 1 }' checkpoint.txt | while read -r B; do
+    if [ "$(printf %s "$B" | base64 -d | hexn 4)" = "$WKID" ]; then echo "$B"; fi; done | head -n 1)
+  if [ -z "$COSIG" ]; then echo "$W: no cosignature by this witness"; continue; fi
+  TS=0
+  for B in $(printf %s "$COSIG" | base64 -d | od -An -tu1 -v -j4 -N8); do TS=$((TS * 256 + B)); done
+  echo "$WNAME cosigned at $TS"
+  { printf 'cosignature/v1\ntime %s\n' "$TS"; cat .check/note.txt; } > .check/cosig.msg
+  printf %s "$COSIG" | base64 -d | tail -c +13 > .check/cosig.sig
+  pem "$WKEY" .check/witness.pem
+  openssl pkeyutl -verify -pubin -inkey .check/witness.pem -rawin -in .check/cosig.msg -sigfile .check/cosig.sig
 done
 
 # 9. media files hash to their names
 for f in media/*; do
   [ -e "$f" ] || continue
-  test "$(sha256sum "$f" | cut -c1-64)" = "${f#media/}"
+  test "$(sha256sum "$f" | cut -c1-64)" = "${f#media/}" || fail "$f does not hash to its name"
   echo "media: $f matches its name"
 done
 echo "entry $N checked"
+
+# 10. the case's chain: every envelope is of this case (or the key registry), seq runs 1, 2, 3, ...
+#     up to the manifest's count, and each "prev" is the SHA-256 of the case's previous envelope
+CASE=$(awk -F'"' '/^  "case_id":/ { print $4 }' manifest.json)
+EVENTS=$(sed -n 's/^  "case_events": \([0-9]*\),*$/\1/p' manifest.json)
+for f in $(ls envelopes | sort -n); do
+  field payload "envelopes/$f" | base64 -d | sed 's/.*"case_id":"\([^"]*\)","event_id".*"prev":\([^,]*\),"seq":\([0-9]*\),"signer".*/\1 \3 \2/'
+  echo " $(sha256sum "envelopes/$f" | cut -c1-64)"
+done | awk -v c="$CASE" -v events="$EVENTS" -v registry=00000000-0000-0000-0000-000000000000 '
+  $1 == registry { next }
+  $1 != c { print "an envelope of another case: " $1; bad = 1; next }
+  { want = last == "" ? "null" : "\"" last "\"" }
+  $2 != seq + 1 || $3 != want { print "chain broken at seq " $2; bad = 1 }
+  { seq = $2; last = $4 }
+  END { if (seq != events) { print "the case ends at seq " seq ", the manifest announces " events; bad = 1 } exit bad }
+' || fail "the case's chain"
+echo "chain: case $CASE, seq 1..$EVENTS, every prev matches"
 @END@
 
-To check the whole case, run the script for every file in envelopes/, then follow each case event's
-"prev" back to the SHA-256 of the previous envelope of the case (sha256sum envelopes/<n>.json), and
-confirm that seq runs 1, 2, 3, ... without a gap up to the last event of the case.
+To check every entry, run the script once for each file in envelopes/.
+
+9. WHAT THE SCRIPT DOES NOT CHECK
+---------------------------------
+The script checks, for one entry: the manifest, the entry's Ed25519 signature by the key that a
+KeyRegistered envelope of the bundle registers under that key id, its leaf, its inclusion proof
+against checkpoint.txt, the checkpoint's signature by log.vkey, each cosignature by a key in
+witnesses/, and the media files' names; and for the whole case, its chain (step 10). It does NOT
+check:
+  - that the JSON files are strict, canonical JSON (it reads fields with sed and relies on it);
+  - that the signer's key was registered, active and not revoked at the entry's position, by whom
+    it was registered (an active admin key), or that its role may sign this type of event;
+  - that the first registry envelope is the trust root, self-signed, with the key id the City
+    published (compare the trust root key id at the top of this file by eye);
+  - the other entries' signatures, leaves and proofs (run it for each), nor that every statement
+    names this ledger's origin ("ledger");
+  - the case rules (section 7), the access count in the manifest, or how many witnesses a policy
+    requires;
+  - the access log (section 6a): its entries, proofs and access checkpoint;
+  - that the keys in log.vkey and witnesses/ are the real ones: obtain them independently.
+`evidence-ledger verify` and verify.html check all of these (verify.html all but most case rules).
 
 What the bundle cannot prove by itself: that no event of the case was appended after this
 checkpoint (compare with a newer bundle or the ledger's public checkpoints), and that the keys in it
@@ -247,7 +312,7 @@ City and the witnesses, not from the bundle).
 
 
 def guide_text(origin: str, case_id: str, size: int, trust_root: str, example_index: int) -> str:
-    text = _GUIDE
+    text = _GUIDE + _SCRIPT_PART
     for placeholder, value in (
         ("@ORIGIN@", origin),
         ("@CASE@", case_id),

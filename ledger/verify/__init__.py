@@ -5,9 +5,10 @@ of `ledger` (canonical JSON, envelopes, keys, leaves, Merkle, notes): never Fast
 psycopg or sqlite3.
 
 The public surface is ``__all__``: code outside this package imports only these names (and the
-module ``bundle_format``, the bundle's layout shared with the writer), never the modules behind
+modules ``bundle_format``, the bundle's layout shared with the writer, and ``web``, the in-browser
+verifier page the writer ships), never the modules behind
 them (checked by ``tests/test_layering.py``); the modules of the package import each other by
-module, never through this package. Every name but ``bundle_format`` is imported from its module on
+module, never through this package. Every name but ``bundle_format`` and ``web`` (standard library only) is imported from its module on
 first use (PEP 562), so an importer pays only for what it takes: the pin-file commands load the
 pin-file reader alone, and the service, which writes bundles, loads no verifier at all.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ledger.verify import bundle_format
+from ledger.verify import bundle_format, web
 
 if TYPE_CHECKING:
     from ledger.verify.bundle import verify_bundle
@@ -87,6 +88,7 @@ __all__ = [
     "verify_bundle",
     "verify_known",
     "verify_signatures",
+    "web",
 ]
 
 if not TYPE_CHECKING:  # type checkers read the imports above; at run time a name is imported when used

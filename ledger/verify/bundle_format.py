@@ -6,6 +6,7 @@ A bundle is one zip file (format ``evidence-ledger-bundle/2``; version 1 is stil
 
     manifest.json            format, origin, case id, created_at, trust root key id, every file's SHA-256/size
     HOW-TO-VERIFY.txt        how to check everything by hand
+    verify.html              the in-browser verifier (a convenience copy: use a trusted one, see docs)
     envelopes/<n>.json       the DSSE envelope at leaf index n, bytes exactly as stored
     leaves/<n>.json          the exact leaf bytes at index n
     proofs/<n>.json          RFC 6962 inclusion proof of leaf n against checkpoint.txt
@@ -36,6 +37,7 @@ BUNDLE_FORMAT = "evidence-ledger-bundle/2"  # what the exporter writes
 BUNDLE_FORMATS = (BUNDLE_FORMAT_V1, BUNDLE_FORMAT)  # what the verifier reads
 MANIFEST = "manifest.json"
 GUIDE = "HOW-TO-VERIFY.txt"
+VERIFIER_PAGE = "verify.html"  # listed in the manifest like the guide; optional (older bundles lack it)
 CHECKPOINT = "checkpoint.txt"
 LOG_VKEY = "log.vkey"
 ENVELOPES, LEAVES, PROOFS, MEDIA, WITNESSES = "envelopes/", "leaves/", "proofs/", "media/", "witnesses/"

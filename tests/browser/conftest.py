@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.browser import VERIFY_PAGE, VerifierPage
+
 CHROMIUM = Path(os.environ.get("EVIDENCE_LEDGER_TEST_CHROMIUM", "/usr/bin/chromium"))
 CLOSED_NETWORK = ["--no-sandbox", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
 
@@ -58,3 +60,18 @@ def page(browser: Any) -> Iterator[Any]:
         yield opened
     finally:
         context.close()
+
+
+# --- pages that read ledgers: the in-browser verifier (verify.html) --------------------------------------
+
+
+@pytest.fixture
+def backend() -> str:
+    """Pages read bundles and public views; SQLite ledgers make them here."""
+    return "sqlite"
+
+
+@pytest.fixture
+def verifier_file(page: Any) -> VerifierPage:
+    """verify.html opened from file://, as a copy on disk is."""
+    return VerifierPage(page, VERIFY_PAGE.as_uri()).open()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import shutil
 import subprocess
@@ -16,6 +18,7 @@ from typer.testing import CliRunner
 from domain.errors import NotFoundError
 from ledger.bootstrap import register_key, revoke_key
 from ledger.cli.app import app, commands
+from ledger.envelope.canonical import canonical
 from ledger.envelope.keys import generate_key_pair, key_id, raw_public_key
 from ledger.evidence.bundle import bundle_bytes, export_bundle
 from ledger.evidence.bundle_guide import guide_script
@@ -25,7 +28,16 @@ from ledger.log.proof_json import parse_inclusion_proof
 from ledger.settings import key_path
 from ledger.store import Ledger
 from ledger.verify import VerifyOptions, report_json, verify_bundle
-from tests.support.bundles import export_scenario, read_members, refresh_manifest, statement, write_members
+from tests.support.bundles import (
+    case_indexes,
+    drop_entry,
+    export_scenario,
+    read_members,
+    refresh_manifest,
+    statement,
+    tampered,
+    write_members,
+)
 from tests.support.cases import FOOTAGE_BYTES, FOOTAGE_SHA, REDACTED_SHA, Actors, case_opened, new_case_id
 
 commands()
@@ -78,6 +90,7 @@ def test_member_order_is_fixed_and_the_manifest_comes_last(ledger: Ledger, tmp_p
     indexes = sorted(int(n[10:-5]) for n in names if n.startswith("envelopes/"))
     assert names == [
         "HOW-TO-VERIFY.txt",
+        "verify.html",
         "checkpoint.txt",
         "log.vkey",
         *[f"envelopes/{i}.json" for i in indexes],
@@ -174,26 +187,53 @@ def test_the_guide_script_checks_every_entry_by_hand(ledger: Ledger, tmp_path: P
     with zipfile.ZipFile(write_members(members, tmp_path / "cosigned.zip")) as zf:
         zf.extractall(folder)
     script = tmp_path / "check.sh"
-    script.write_text(guide_script((folder / "HOW-TO-VERIFY.txt").read_text("utf-8")))
-    assert body and ledger.origin in (folder / "HOW-TO-VERIFY.txt").read_text()
-    indexes = sorted(int(n[10:-5]) for n in members if n.startswith("envelopes/"))
-    for index in (indexes[0], indexes[1], indexes[-1]):  # trust root, a registration, the last case event
-        result = subprocess.run(
-            ["sh", str(script), str(index)],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            check=False,
+    guide = (folder / "HOW-TO-VERIFY.txt").read_text("utf-8")
+    script.write_text(guide_script(guide))
+    assert body and ledger.origin in guide and "python" not in guide_script(guide).lower()
+    # Only POSIX tools, base64, sha256sum and OpenSSL on the PATH: no Python.
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("sh", "sed", "awk", "od", "tail", "head", "cut", "tr", "grep", "wc", "cat", "mkdir", "ls", "sort",
+                 "base64", "sha256sum", "openssl"):
+        found = shutil.which(tool)
+        assert found is not None, tool
+        (tools / tool).symlink_to(found)
+    env = {"PATH": str(tools), "LC_ALL": "C"}
+
+    def run(index: int) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["sh", str(script), str(index)], cwd=folder, env=env, capture_output=True, text=True, check=False,
             timeout=60,
         )
+
+    indexes = sorted(int(n[10:-5]) for n in members if n.startswith("envelopes/"))
+    for index in (indexes[0], indexes[1], indexes[-1]):  # trust root, a registration, the last case event
+        result = run(index)
         assert result.returncode == 0, result.stdout + result.stderr
         assert result.stdout.count("Signature Verified Successfully") == 3  # event, checkpoint, witness
         assert f"entry {index} checked" in result.stdout and "media: media/" in result.stdout
-    (folder / "leaves" / f"{index}.json").write_bytes(b"{}")
-    result = subprocess.run(
-        ["sh", str(script), str(index)], cwd=folder, capture_output=True, text=True, check=False, timeout=60
+        assert f"chain: case {exported.case_id}, seq 1..11, every prev matches" in result.stdout
+    # An event removed, the manifest rewritten (a careful forger): the chain check stops it.
+    gap = tmp_path / "gap"
+    second = case_indexes(members, exported.case_id)[1]
+    with zipfile.ZipFile(tampered(tmp_path / "cosigned.zip", tmp_path / "gap.zip", lambda m: drop_entry(m, second))) as zf:
+        zf.extractall(gap)
+    removed = subprocess.run(
+        ["sh", str(script), str(indexes[0])], cwd=gap, env=env, capture_output=True, text=True, check=False, timeout=60
     )
-    assert result.returncode != 0  # the manifest check stops it
+    assert removed.returncode != 0 and "chain broken at seq 3" in removed.stdout, removed.stdout + removed.stderr
+    # A wrong proof, listed in the manifest as it is (a careful forger): the inclusion check stops it.
+    proof = json.loads(members[f"proofs/{index}.json"])
+    proof["audit_path"][0] = base64.b64encode(b"\x07" * 32).decode()
+    forged_proof = canonical(proof)
+    manifest = (folder / "manifest.json").read_text("utf-8")
+    old_sha = hashlib.sha256(members[f"proofs/{index}.json"]).hexdigest()
+    (folder / "manifest.json").write_text(manifest.replace(old_sha, hashlib.sha256(forged_proof).hexdigest()))
+    (folder / "proofs" / f"{index}.json").write_bytes(forged_proof)
+    result = run(index)
+    assert result.returncode != 0 and "inclusion proof does not lead to the checkpoint's root" in result.stderr
+    (folder / "leaves" / f"{index}.json").write_bytes(b"{}")
+    assert run(index).returncode != 0  # the manifest check stops it
 
 
 def test_the_export_command(ledger: Ledger, database_url: str | None, tmp_path: Path) -> None:
