@@ -24,9 +24,12 @@ CLOSED_NETWORK = ["--no-sandbox", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUD
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium per test process, on a closed network."""
+    """One headless Chromium per test module, on a closed network.
+
+    Not per session: Playwright's synchronous API keeps its event loop marked as running in the thread
+    while it is open, so every later test of the same worker that calls ``asyncio.run`` would fail."""
     if not CHROMIUM.exists():
         reason = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
         if os.environ.get("CI"):

@@ -109,12 +109,12 @@ def test_case_new_takes_the_rest_of_the_body_from_a_file_or_stdin(
 def test_append_reads_the_body_from_stdin_and_a_file(cli: Cli, keys: dict[str, Path], tmp_path: Path) -> None:
     case_id = cli.run("case", "new", "--number", "CPD-B-1", "--key", str(keys["inv"]), "--category", "violence",
                       "--summary", "Stdin bodies").strip()
-    receipt = cli.json("append", case_id, "FootageCaptured", "--key", str(keys["inv"]), "--body", "-",
+    receipt = cli.json("append", case_id, "FootageCaptured", "--key", str(keys["inv"]), "--body", "-", "--json",
                        stdin=json.dumps(support.footage_captured()))
     assert receipt["seq"] == 2
     body = tmp_path / "hold.json"
     body.write_text(json.dumps(support.hold_placed()), encoding="utf-8")
-    assert cli.json("append", case_id, "InvestigationHoldPlaced", "--key", str(keys["inv"]), "--body", f"@{body}")[
+    assert cli.json("append", case_id, "InvestigationHoldPlaced", "--key", str(keys["inv"]), "--body", f"@{body}", "--json")[
         "seq"] == 3
     bad = cli.result("append", case_id, "CaseClosed", "--key", str(keys["sup"]), "--body", "-", stdin='{"a": 1, "a": 2}')
     assert bad.exit_code == 2
