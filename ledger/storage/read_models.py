@@ -143,8 +143,8 @@ def write_read_models(tx: Tx, mac: RowMac, heads: Mapping[str, CaseHead], leaf_o
             view_data = projections.case_view(head.state)
             status, category, number = view_data["status"], view_data["category"], view_data["case_number"]
             view = json.dumps(view_data, sort_keys=True, separators=(",", ":"))
-            for key, status, entry in public_rows(head.state):
-                release = (case_id, key, status, json.dumps(entry, sort_keys=True))
+            for key, public_status, entry in public_rows(head.state):
+                release = (case_id, key, public_status, json.dumps(entry, sort_keys=True))
                 releases.append((*release, head.version, mac.mac("public_release", (*release, head.version))))
                 public += 1
         head.public = public

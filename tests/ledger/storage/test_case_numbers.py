@@ -16,7 +16,7 @@ from ledger.audit.source import read_database
 from ledger.storage.integrity import StateTampered
 from ledger.store import Ledger
 from tests.support.audit import Raw, options
-from tests.support.cases import Actors, case_opened, new_case_id
+from tests.support.cases import Actors, case_opened, footage_captured, new_case_id, run_cambridge_scenario
 
 NUMBER = "CPD-2026-0420"
 
@@ -115,3 +115,17 @@ def test_a_deleted_lookup_row_fails_every_list_and_the_audit(ledger: Ledger) -> 
     with pytest.raises(StateTampered):
         ledger.list_cases(number=NUMBER)
     assert _audit_codes(ledger) == [("PROJECTION_DRIFT", first, ["case_state row missing"])]
+
+
+def test_cases_are_listed_by_their_own_status_whatever_their_footage(ledger: Ledger) -> None:
+    """The status column is the case's, not that of its last public row (a case with released footage
+    was once written as 'statistics' and vanished from every status filter)."""
+    actors = Actors.register(ledger)
+    closed, still_open = new_case_id(), new_case_id()
+    run_cambridge_scenario(actors, closed, None)
+    actors.ok("investigator", still_open, "CaseOpened", case_opened())
+    actors.ok("investigator", still_open, "FootageCaptured", footage_captured())
+    assert [c["case_id"] for c in ledger.list_cases(status="closed")] == [closed]
+    assert [c["case_id"] for c in ledger.list_cases(status="open")] == [still_open]
+    assert {c["status"] for c in ledger.list_cases()} == {"open", "closed"}
+    assert _audit_codes(ledger) == []
