@@ -254,7 +254,8 @@ def _release_row(entry: Mapping[str, Any]) -> str:
         f"<td>{_h(entry.get('basis'))}</td>"
         f"<td>{_h(entry.get('channel'))}</td>"
         f'<td class="copy">{copy}</td>'
-        f'<td><a href="{VERIFIER}" class="verify">Verify a copy<span class="vh"> of {_h(sha[:12])}…</span></a><br>'
+        f'<td><a href="#check-heading" class="how">Check your copy<span class="vh"> of {_h(sha[:12])}…</span></a><br>'
+        f'<a href="{VERIFIER}" class="verify">Check a case bundle</a><br>'
         '<a href="/v1/log/checkpoint" class="proof">Signed checkpoint</a></td>'
         "</tr>"
     )
