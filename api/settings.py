@@ -43,3 +43,9 @@ class ApiSettings(TokenPolicy, ConnectionSettings):  # token_max_days: the token
     tmp_dir: Path | None = Field(
         default=None, description="where bundles are built before they are streamed (default: the system's)"
     )
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="the service's public address for links in the Atom feed (behind a reverse proxy); default:"
+        " the address the request came to",
+    )

@@ -414,5 +414,6 @@ def public_releases_csv(request: Request) -> Response:
 )
 def public_releases_atom(request: Request) -> Response:
     runtime = runtime_of(request)
-    body = releases_atom(_releases(request), origin=runtime.ledger.origin, base_url=str(request.base_url))
+    base_url = runtime.api_settings.public_url or str(request.base_url)
+    body = releases_atom(_releases(request), origin=runtime.ledger.origin, base_url=base_url)
     return Response(body, media_type="application/atom+xml; charset=utf-8", headers=SECURITY_HEADERS)

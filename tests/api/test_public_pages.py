@@ -17,6 +17,7 @@ from xml.etree import ElementTree
 import pytest
 
 from api.routes.public_pages import csv_cell, releases_atom, releases_csv, render_page
+from api.settings import ApiSettings
 from ledger.settings import Settings
 from ledger.store import Ledger
 from ops.screenshots import demo_ledger
@@ -281,3 +282,14 @@ def test_the_screenshot_demo_has_released_held_and_waiting_footage(tmp_path: Pat
         months = ledger.public_statistics()["months"]
     assert len(releases) == 11 and len({r["released_at"][:7] for r in releases}) == 7
     assert len(months) >= 6
+
+
+def test_the_feed_links_to_the_configured_public_address_behind_a_proxy(ledger: Ledger) -> None:
+    with running_api(ledger, public_url="https://evidence.cambridgema.gov/ledger") as api:
+        feed = parse_atom(api.client.get("/v1/public/releases.atom").content)
+    links = {link.get("rel"): link.get("href") for link in feed.findall(f"{ATOM}link")}
+    assert links["self"] == "https://evidence.cambridgema.gov/ledger/v1/public/releases.atom"
+    assert links["alternate"] == "https://evidence.cambridgema.gov/ledger/public"
+    for unusable in ("javascript:alert(1)", "evidence.cambridgema.gov", "https://a b"):
+        with pytest.raises(ValueError):
+            ApiSettings(public_url=unusable)
