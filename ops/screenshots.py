@@ -7,7 +7,7 @@ released, some held, some awaiting a decision), runs a real ``evidence-ledger se
 loopback, and saves PNGs taken with Debian's Chromium through Playwright on a closed network (no host
 but loopback resolves, so a page that needed a CDN would show it). Each page's part is a function of
 its own: :func:`public_pages` (``public.png``, ``public-phone.png``), :func:`api_docs`
-(``docs.png``) and :func:`verifier_page` (``verify-verified.png``, ``verify-unpinned.png``,
+(``docs.png``, ``redoc.png``) and :func:`verifier_page` (``verify-verified.png``, ``verify-unpinned.png``,
 ``verify-tampered.png``: the page served at ``/verify`` checking a bundle of the demo ledger with
 and without the keys, and a copy with one signature byte flipped).
 """
@@ -127,7 +127,7 @@ def _shoot(browser: Any, url: str, out: Path, *, viewport: dict[str, int], full_
     try:
         page = context.new_page()
         outside: list[str] = []
-        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith("http://127.0.0.1") else None)
+        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(("http://127.0.0.1", "blob:http://127.0.0.1", "data:")) else None)
         page.goto(url)
         if wait_for:
             page.wait_for_selector(wait_for, timeout=60_000)
@@ -150,10 +150,13 @@ def public_pages(browser: Any, server_url: str, out_dir: Path) -> list[Path]:
 
 
 def api_docs(browser: Any, server_url: str, out_dir: Path) -> list[Path]:
-    """Swagger UI at ``/docs`` (``docs.png``: the first screenful, every operation listed below it)."""
+    """Swagger UI at ``/docs`` (``docs.png``) and ReDoc at ``/redoc`` (``redoc.png``): the first screenful of
+    each, every operation listed below it."""
     return [
         _shoot(browser, f"{server_url}/docs", out_dir / "docs.png", viewport=DESKTOP, full_page=False,
                wait_for=".opblock"),
+        _shoot(browser, f"{server_url}/redoc", out_dir / "redoc.png", viewport=DESKTOP, full_page=False,
+               wait_for="[data-section-id*='operation/']"),
     ]
 
 
@@ -195,7 +198,7 @@ def verifier_page(browser: Any, server_url: str, out_dir: Path, work: Path) -> l
     try:
         page = context.new_page()
         outside: list[str] = []
-        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith("http://127.0.0.1") else None)
+        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(("http://127.0.0.1", "blob:http://127.0.0.1", "data:")) else None)
         page.goto(f"{server_url}/verify")
         page.wait_for_selector("body[data-ready=yes]", state="attached")
         for name, path, given, expected in (

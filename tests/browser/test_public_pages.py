@@ -209,7 +209,8 @@ def test_the_screenshot_script_saves_every_page(
     browser: Any, released: dict[str, Any], server: Server, tmp_path: Path
 ) -> None:
     saved = [*public_pages(browser, server.url, tmp_path), *api_docs(browser, server.url, tmp_path)]
-    assert [p.name for p in saved] == ["public.png", "public-phone.png", "docs.png"]
+    assert [p.name for p in saved] == ["public.png", "public-phone.png", "docs.png", "redoc.png"]
     assert _png_size(tmp_path / "public.png")[0] == 1280
     assert _png_size(tmp_path / "public-phone.png")[0] == PHONE["width"]
     assert _png_size(tmp_path / "docs.png") == (1280, 900)
+    assert _png_size(tmp_path / "redoc.png") == (1280, 900)
