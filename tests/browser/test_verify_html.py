@@ -340,22 +340,31 @@ def test_the_policy_allows_exactly_the_inline_script() -> None:
     assert b"http://" not in page and b"https://" not in page and b" src=" not in page
 
 
-def test_the_event_type_table_is_the_domain_s() -> None:
+def test_the_page_s_tables_are_generated_from_the_domain() -> None:
     from domain.events import EVENT_TYPES
     from domain.vocabulary import ROLES
 
-    text = web.page_bytes().decode("utf-8")
+    page = web.page_bytes()
+    assert web.with_domain_tables(page) == page, (
+        "run `python -m ledger.verify.web` after changing an event type"
+    )
+    text = page.decode("utf-8")
     table = json.loads(text.split("const EVENT_TYPES = ", 1)[1].split(";\n", 1)[0])
-    assert table == {
+    assert {
+        name: [t["version"], t["roles"], t["stream"], t["opens"], t["when_closed"], t["effect"]]
+        for name, t in table.items()
+    } == {
         name: [
             cls.VERSION,
             sorted(cls.RULES.roles),
             cls.RULES.stream,
             bool(cls.RULES.opens),
             bool(cls.RULES.when_closed),
+            cls.RULES.effect.__name__,
         ]
         for name, cls in EVENT_TYPES.items()
     }
+    assert table["FootageReleased"]["fields"][1][:2] == ["derivative_id", True]  # optional
     media = {name: cls.RULES.media for name, cls in EVENT_TYPES.items() if cls.RULES.media is not None}
     shown = json.loads(text.split("const MEDIA_TYPES = ", 1)[1].split(";", 1)[0])
     assert shown == {name: [m.id_field, m.sha256_field] for name, m in media.items()}
