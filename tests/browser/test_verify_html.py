@@ -281,6 +281,11 @@ RULE_BREAKING: dict[str, tuple[list[Step], list[str]]] = {
         [("prosecutor", "CaseReopened", {"why": "x"})],
         ["INVALID_BODY"],
     ),
+    "a key registry event in the case": (
+        [("investigator", "KeyRevoked", {"key_id": "ab" * 32, "reason": "x"})],
+        ["WRONG_STREAM"],
+    ),
+    "an unknown event type": ([("investigator", "CaseTeleported", {})], ["UNKNOWN_EVENT_TYPE"]),
     "a custody transfer by someone who is not the custodian": (
         [
             REOPEN,
