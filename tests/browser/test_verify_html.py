@@ -281,6 +281,22 @@ RULE_BREAKING: dict[str, tuple[list[Step], list[str]]] = {
         [("prosecutor", "CaseReopened", {"why": "x"})],
         ["INVALID_BODY"],
     ),
+    "a time's fraction in other decimal digits, compared by value": (
+        [
+            REOPEN,
+            (
+                "investigator",
+                "IncidentDocumented",
+                {
+                    **incident_documented(),
+                    "incident_id": "inc-2",
+                    "occurred_from": "2026-02-05T16:55:00.9Z",
+                    "occurred_to": "2026-02-05T16:55:00.\u0661Z",  # ARABIC-INDIC DIGIT ONE: .1 < .9
+                },
+            ),
+        ],
+        ["INVALID_BODY"],
+    ),
     "a key registry event in the case": (
         [("investigator", "KeyRevoked", {"key_id": "ab" * 32, "reason": "x"})],
         ["WRONG_STREAM"],
@@ -334,6 +350,16 @@ RULE_BREAKING: dict[str, tuple[list[Step], list[str]]] = {
 #: a continuation every rule accepts: the page must not refuse what the command accepts either
 ACCEPTED: list[Step] = [
     REOPEN,
+    (
+        "investigator",
+        "IncidentDocumented",
+        {
+            **incident_documented(),
+            "incident_id": "inc-2",
+            "occurred_from": "2026-02-05T16:55:00.1Z",
+            "occurred_to": "2026-02-05T16:55:00.\u0669Z",  # ARABIC-INDIC DIGIT NINE, as Python's \d reads it
+        },
+    ),
     (
         "investigator",
         "CustodyTransferred",
