@@ -39,7 +39,7 @@ says UNPINNED, exit code 4: the bundle was then only checked against its own cop
 1. FILES
 --------
 verify.html            The in-browser verifier: open it, give it the keys and this zip file; it
-                       checks everything below except part of the case rules, connecting nowhere.
+                       checks everything below, the case rules included, connecting nowhere.
                        The copy in here proves nothing about itself (whoever could change the
                        bundle could change it): prefer the page served at /verify by the ledger's
                        own server, or the one from the project's release.
@@ -302,7 +302,7 @@ check:
     requires;
   - the access log (section 6a): its entries, proofs and access checkpoint;
   - that the keys in log.vkey and witnesses/ are the real ones: obtain them independently.
-`evidence-ledger verify` and verify.html check all of these (verify.html all but most case rules).
+`evidence-ledger verify` and verify.html check all of these.
 
 What the bundle cannot prove by itself: that no event of the case was appended after this
 checkpoint (compare with a newer bundle or the ledger's public checkpoints), and that the keys in it

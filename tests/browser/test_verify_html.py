@@ -38,13 +38,24 @@ from tests.support.bundles import (
     export_scenario,
     flip_sig,
     forged,
+    index_of,
     read_members,
     refresh_manifest,
     run_verify,
+    statement,
     tampered,
     write_members,
 )
-from tests.support.cases import FOOTAGE_BYTES, FOOTAGE_SHA, new_case_id
+from tests.support.cases import (
+    FOOTAGE_BYTES,
+    FOOTAGE_SHA,
+    footage_captured,
+    footage_released,
+    hold_placed,
+    incident_documented,
+    new_case_id,
+    referral_made,
+)
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,6 +98,10 @@ def same_as_cli(verifier: VerifierPage, bundle: Path, pins: dict[str, str]) -> t
     verdict, found = verifier.check(bundle, **pins)
     assert (verdict, set(found)) == (report["verdict"], codes(report)), report["findings"]
     assert len(found) == len(report["findings"])
+    rows = verifier.page.query_selector_all("#findings-body tr") if found else []
+    shown = sorted((row.get_attribute("data-code"), row.get_attribute("data-rule") or "") for row in rows)
+    given = sorted((f["code"], f.get("evidence", {}).get("rule", "")) for f in report["findings"])
+    assert shown == given  # a rule violation names the same rule (evidence.rule of --json)
     return verdict, set(found)
 
 
@@ -204,6 +219,221 @@ TAMPERED: dict[str, tuple[Callable[[Exported, Path], Path], set[str]]] = {
     "broken chain": (broken_chain, {"CHAIN_BREAK"}),
     "non-canonical envelope": (non_canonical_envelope, {"NON_CANONICAL", "LEAF_MISMATCH"}),
 }
+
+
+# --- check 10: events signed by registered keys that break a rule of the case ----------------------
+
+#: one step of a forged continuation: (who signs, event type, body or a function of the forger giving it)
+Step = tuple[str, str, "dict[str, Any] | Callable[[Forger], dict[str, Any]]"]
+REOPEN: Step = ("supervisor", "CaseReopened", {"reason": "new evidence"})
+
+
+def _sealed_ref(f: Forger) -> str:
+    """The sealed record the scenario's report brought into the case."""
+    index = index_of(f.members, lambda st: st["type"] == "ReportReceived")
+    ref: str = statement(f.members[f"envelopes/{index}.json"])["body"]["reporter"]["sealed_ref"]
+    return ref
+
+
+def _request(who_asks: str = "supervisor") -> list[Step]:
+    body = lambda f: {"request_id": "dsc-1", "sealed_ref": _sealed_ref(f), "purpose": "p", "legal_basis": "b"}  # noqa: E731
+    return [(who_asks, "SealedDisclosureRequested", body)]
+
+
+RULE_BREAKING: dict[str, tuple[list[Step], list[str]]] = {
+    "release while a hold is active": (
+        [
+            REOPEN,
+            ("investigator", "InvestigationHoldPlaced", hold_placed("hold-2")),
+            ("supervisor", "FootageReleased", footage_released()),
+        ],
+        ["RELEASE_UNDER_HOLD"],
+    ),
+    "referral to an authority that is not configured": (
+        [
+            REOPEN,
+            ("investigator", "ReferralMade", {**referral_made(), "referral_id": "ref-2", "authority": "fbi"}),
+        ],
+        ["AUTHORITY_NOT_CONFIGURED"],
+    ),
+    "acknowledgement by a prosecutor of another authority": (
+        [
+            REOPEN,
+            (
+                "investigator",
+                "ReferralMade",
+                {**referral_made(), "referral_id": "ref-2", "authority": "massachusetts_ag"},
+            ),
+            ("prosecutor", "ReferralAcknowledged", {"referral_id": "ref-2", "note": "Received"}),
+        ],
+        ["REFERRAL_AUTHORITY_MISMATCH"],
+    ),
+    "an ordinary event on a closed case": (
+        [("investigator", "FootageCaptured", footage_captured("ftg-2"))],
+        ["CASE_CLOSED"],
+    ),
+    "a field of the wrong type": (
+        [REOPEN, ("investigator", "FootageCaptured", {**footage_captured("ftg-2"), "size_bytes": "6400"})],
+        ["INVALID_BODY"],
+    ),
+    "a missing required field": ([("supervisor", "CaseReopened", {})], ["INVALID_BODY"]),
+    "an invalid body outranks the signer's role": (
+        [("prosecutor", "CaseReopened", {"why": "x"})],
+        ["INVALID_BODY"],
+    ),
+    "a time's fraction in other decimal digits, compared by value": (
+        [
+            REOPEN,
+            (
+                "investigator",
+                "IncidentDocumented",
+                {
+                    **incident_documented(),
+                    "incident_id": "inc-2",
+                    "occurred_from": "2026-02-05T16:55:00.9Z",
+                    "occurred_to": "2026-02-05T16:55:00.\u0661Z",  # ARABIC-INDIC DIGIT ONE: .1 < .9
+                },
+            ),
+        ],
+        ["INVALID_BODY"],
+    ),
+    "a key registry event in the case": (
+        [("investigator", "KeyRevoked", {"key_id": "ab" * 32, "reason": "x"})],
+        ["WRONG_STREAM"],
+    ),
+    "an unknown event type": ([("investigator", "CaseTeleported", {})], ["UNKNOWN_EVENT_TYPE"]),
+    "a custody transfer by someone who is not the custodian": (
+        [
+            REOPEN,
+            (
+                "investigator",
+                "CustodyTransferred",
+                {
+                    "footage_id": "ftg-1",
+                    "from_custodian": "Det. A. Rivera",
+                    "to_custodian": "DA",
+                    "purpose": "p",
+                },
+            ),
+        ],
+        ["CUSTODY_MISMATCH"],
+    ),
+    "a disclosure approved by the person who asked": (
+        [*_request(), ("supervisor", "SealedDisclosureApproved", {"request_id": "dsc-1"})],
+        ["SAME_PERSON"],
+    ),
+    "several refusals, and events after them still checked": (
+        [
+            ("supervisor", "CaseReopened", {"reason": "x"}),
+            ("supervisor", "CaseReopened", {"reason": "twice"}),
+            ("investigator", "FootageCaptured", footage_captured("ftg-1")),
+            ("supervisor", "FootageReleased", {**footage_released(), "derivative_id": "nope"}),
+            ("investigator", "InvestigationHoldPlaced", hold_placed("hold-3", ["ftg-9"])),
+            ("supervisor", "InvestigationHoldLifted", {"hold_id": "hold-1", "reason": "again"}),
+            (
+                "investigator",
+                "IncidentDocumented",
+                {**incident_documented(), "occurred_to": "2026-02-05T16:00:00Z"},
+            ),
+        ],
+        [
+            "CASE_NOT_CLOSED",
+            "DUPLICATE_ID",
+            "UNKNOWN_DERIVATIVE",
+            "UNKNOWN_FOOTAGE",
+            "HOLD_NOT_ACTIVE",
+            "INVALID_BODY",
+        ],
+    ),
+}
+
+#: a continuation every rule accepts: the page must not refuse what the command accepts either
+ACCEPTED: list[Step] = [
+    REOPEN,
+    (
+        "investigator",
+        "IncidentDocumented",
+        {
+            **incident_documented(),
+            "incident_id": "inc-2",
+            "occurred_from": "2026-02-05T16:55:00.1Z",
+            "occurred_to": "2026-02-05T16:55:00.\u0669Z",  # ARABIC-INDIC DIGIT NINE, as Python's \d reads it
+        },
+    ),
+    (
+        "investigator",
+        "CustodyTransferred",
+        {"footage_id": "ftg-1", "from_custodian": "CPD Evidence Unit", "to_custodian": "DA", "purpose": "p"},
+    ),
+    ("investigator", "InvestigationHoldPlaced", hold_placed("hold-2", ["ftg-1"])),
+    ("supervisor", "InvestigationHoldLifted", {"hold_id": "hold-2", "reason": "done"}),
+    ("investigator", "ReferralMade", {**referral_made(), "referral_id": "ref-2", "bundle_sha256": None}),
+    ("prosecutor", "ReferralAcknowledged", {"referral_id": "ref-2", "note": ""}),
+    *_request("investigator"),
+    ("supervisor", "SealedDisclosureApproved", {"request_id": "dsc-1"}),
+    (
+        "investigator",
+        "SealedRecordDisclosed",
+        lambda f: {"request_id": "dsc-1", "sealed_ref": _sealed_ref(f), "approvers": ["Sgt. B. Chen"]},
+    ),
+    ("supervisor", "SealedRecordShredded", lambda f: {"sealed_ref": _sealed_ref(f), "reason": "retention"}),
+    ("supervisor", "CaseClosed", {"disposition": "done"}),
+]
+
+
+def continued(e: Exported, tmp: Path, steps: list[Step]) -> Path:
+    """The scenario's bundle with ``steps`` appended, each signed by the scenario's registered key."""
+
+    def build(f: Forger) -> None:
+        for who, event_type, body in steps:
+            f.append(f.next_envelope(who, event_type, body(f) if callable(body) else body))
+
+    return forged(e, tmp, build)
+
+
+@pytest.mark.parametrize("name", list(RULE_BREAKING))
+def test_a_signed_event_that_breaks_a_rule_fails_as_in_the_cli(
+    verifier_file: VerifierPage, exported: Exported, tmp_path: Path, name: str
+) -> None:
+    steps, rules = RULE_BREAKING[name]
+    bundle = continued(exported, tmp_path, steps)
+    assert same_as_cli(verifier_file, bundle, pinned(exported)) == ("failed", {"RULE_VIOLATION"})
+    shown = [
+        row.get_attribute("data-rule") for row in verifier_file.page.query_selector_all("#findings-body tr")
+    ]
+    assert shown == rules
+    assert verifier_file.page.outside == []
+
+
+def test_signed_events_that_keep_every_rule_verify_as_in_the_cli(
+    verifier_file: VerifierPage, exported: Exported, tmp_path: Path
+) -> None:
+    bundle = continued(exported, tmp_path, ACCEPTED)
+    assert same_as_cli(verifier_file, bundle, pinned(exported)) == ("verified", set())
+
+
+def test_the_manifest_s_configuration_is_the_one_the_rules_use(
+    verifier_file: VerifierPage, exported: Exported, tmp_path: Path
+) -> None:
+    """No authorities (an empty list) means the default ones, as for the command; the disclosure window
+    is the manifest's."""
+
+    def build(f: Forger) -> None:
+        manifest = json.loads(f.members["manifest.json"])
+        f.members["manifest.json"] = json.dumps(
+            {**manifest, "authorities": [], "disclosure_window_seconds": 60}
+        ).encode()
+        ((who, event_type, body),) = _request("investigator")
+        f.append(f.next_envelope(who, event_type, body(f) if callable(body) else body))
+        f.exported.ledger.clock.advance(seconds=61)  # type: ignore[attr-defined]
+        f.append(f.next_envelope("supervisor", "SealedDisclosureApproved", {"request_id": "dsc-1"}))
+
+    bundle = forged(exported, tmp_path, build)
+    assert same_as_cli(verifier_file, bundle, pinned(exported)) == ("failed", {"RULE_VIOLATION"})
+    shown = [
+        row.get_attribute("data-rule") for row in verifier_file.page.query_selector_all("#findings-body tr")
+    ]
+    assert shown == ["REQUEST_EXPIRED"]
 
 
 # --- the page from file:// ----------------------------------------------------------------------
@@ -340,22 +570,31 @@ def test_the_policy_allows_exactly_the_inline_script() -> None:
     assert b"http://" not in page and b"https://" not in page and b" src=" not in page
 
 
-def test_the_event_type_table_is_the_domain_s() -> None:
+def test_the_page_s_tables_are_generated_from_the_domain() -> None:
     from domain.events import EVENT_TYPES
     from domain.vocabulary import ROLES
 
-    text = web.page_bytes().decode("utf-8")
+    page = web.page_bytes()
+    assert web.with_domain_tables(page) == page, (
+        "run `python -m ledger.verify.web` after changing an event type"
+    )
+    text = page.decode("utf-8")
     table = json.loads(text.split("const EVENT_TYPES = ", 1)[1].split(";\n", 1)[0])
-    assert table == {
+    assert {
+        name: [t["version"], t["roles"], t["stream"], t["opens"], t["when_closed"], t["effect"]]
+        for name, t in table.items()
+    } == {
         name: [
             cls.VERSION,
             sorted(cls.RULES.roles),
             cls.RULES.stream,
             bool(cls.RULES.opens),
             bool(cls.RULES.when_closed),
+            cls.RULES.effect.__name__,
         ]
         for name, cls in EVENT_TYPES.items()
     }
+    assert table["FootageReleased"]["fields"][1][:2] == ["derivative_id", True]  # optional
     media = {name: cls.RULES.media for name, cls in EVENT_TYPES.items() if cls.RULES.media is not None}
     shown = json.loads(text.split("const MEDIA_TYPES = ", 1)[1].split(";", 1)[0])
     assert shown == {name: [m.id_field, m.sha256_field] for name, m in media.items()}
