@@ -67,6 +67,15 @@ def test_window_is_inclusive_to_the_nanosecond() -> None:
     assert DomainConfig().disclosure_window_seconds == 86400
 
 
+def test_the_window_is_judged_at_the_end_of_time_too() -> None:
+    """A signed request dated on the last day of year 9999: its window ends past what a datetime can
+    hold, which once crashed the replay (and `verify`) instead of judging the event."""
+    last = "9999-12-31T23:00:00Z"
+    assert within_window(last, "9999-12-31T23:59:59.999999999Z", 86400)
+    assert not within_window("0001-01-01T00:00:00Z", last, 86400)
+    assert not within_window(last, "9999-12-31T23:00:01Z", 0)
+
+
 # ---------------------------------------------------------------------------- reports bring records in
 
 
