@@ -16,7 +16,7 @@ from domain.case_state import CaseState
 from domain.context import REGISTRY_STREAM_ID
 from domain.errors import AuthorizationError, LedgerError, MalformedInputError, RuleViolation
 from domain.roles import authorize
-from tests.support.domain import DERIVATIVE_SHA, OTHER_SHA, Fold, ctx, ev
+from tests.support.domain import CASE_ID, DERIVATIVE_SHA, OTHER_SHA, Fold, ctx, ev
 
 
 def with_footage() -> Fold:
@@ -175,7 +175,9 @@ ROWS: list[tuple[Callable[[], LedgerError], type[LedgerError], str, str]] = [
         event_before_opening,
         RuleViolation,
         "CASE_NOT_OPENED",
-        "the first event of a case must be CaseOpened",
+        f"case {CASE_ID} has no events yet (it does not exist): open it with a CaseOpened event"
+        f" (evidence-ledger case new, or POST /v1/cases/{CASE_ID}/events), or check the id"
+        " (evidence-ledger case list, or GET /v1/cases)",
     ),
     (event_on_a_closed_case, RuleViolation, "CASE_CLOSED",
      "the case is closed; reopen it first with a CaseReopened event (only a key of role 'supervisor' may append it)"),
@@ -237,7 +239,8 @@ ROWS: list[tuple[Callable[[], LedgerError], type[LedgerError], str, str]] = [
         release_under_a_hold,
         RuleViolation,
         "RELEASE_UNDER_HOLD",
-        "an active investigation hold covers this footage",
+        "an active investigation hold covers this footage; lift it first with an InvestigationHoldLifted event"
+        " (only a key of role 'supervisor' may append it)",
     ),
     (
         executive_order_release_of_uncovered_footage,
