@@ -86,7 +86,9 @@ def _uuid(value: str) -> str:
     try:
         return str(uuid.UUID(value))
     except ValueError:
-        raise MalformedInputError("CASE_ID must be a UUID", code="BAD_ARGUMENT") from None
+        raise MalformedInputError(
+            "CASE_ID must be a case id (a UUID, as `evidence-ledger case list` shows)", code="BAD_ARGUMENT"
+        ) from None
 
 
 @evidence_app.command("put")
