@@ -54,6 +54,11 @@ def event_before_opening() -> LedgerError:
     return Fold(open_case=False).refused("ReportReceived")
 
 
+def later_event_without_an_opening() -> LedgerError:
+    """A replay or a bundle that lost the case's first event: no state, at seq 3."""
+    return raised(lambda: apply(None, ev("ReportReceived"), ctx(3, role="investigator")))
+
+
 def event_on_a_closed_case() -> LedgerError:
     fold = Fold()
     fold.add("CaseClosed")
@@ -179,6 +184,7 @@ ROWS: list[tuple[Callable[[], LedgerError], type[LedgerError], str, str]] = [
         f" (evidence-ledger case new, or POST /v1/cases/{CASE_ID}/events), or check the id"
         " (evidence-ledger case list, or GET /v1/cases)",
     ),
+    (later_event_without_an_opening, RuleViolation, "CASE_NOT_OPENED", "the first event of a case must be CaseOpened"),
     (event_on_a_closed_case, RuleViolation, "CASE_CLOSED",
      "the case is closed; reopen it first with a CaseReopened event (only a key of role 'supervisor' may append it)"),
     (reopening_an_open_case, RuleViolation, "CASE_NOT_CLOSED", "only a closed case can be reopened"),
