@@ -75,7 +75,10 @@ async def current_principal(
     An authenticator may offer ``authenticate_cached`` (no I/O: a Principal, None, or NEEDS_IO);
     otherwise, or when it answers NEEDS_IO, ``authenticate`` runs in the threadpool."""
     if credentials is None:
-        raise UnauthenticatedError("a bearer token is required")
+        raise UnauthenticatedError(
+            "a bearer token is required: an admin issues one with evidence-ledger tokens issue --actor … --role …;"
+            " send it as Authorization: Bearer <token> (evidence-ledger … --token, or EVIDENCE_LEDGER_TOKEN)"
+        )
     runtime = request.app.state.runtime
     authenticator, now = runtime.authenticator, runtime.clock()
     cached = getattr(authenticator, "authenticate_cached", None)
@@ -83,7 +86,10 @@ async def current_principal(
     if principal is NEEDS_IO:
         principal = await run_in_threadpool(authenticator.authenticate, credentials.credentials, now=now)
     if principal is None:
-        raise UnauthenticatedError("the bearer token is not valid (unknown, expired or revoked)")
+        raise UnauthenticatedError(
+            "the bearer token is not valid (unknown, expired or revoked): ask an admin for a new one"
+            " (evidence-ledger tokens issue --actor … --role …)"
+        )
     assert isinstance(principal, Principal)
     request.scope[ACTOR_SCOPE_KEY] = principal
     return principal

@@ -91,4 +91,6 @@ def witness_serve(
 
 def main() -> None:
     """The `evidence-ledger` script."""
-    commands()()
+    from ledger.cli.errors import run
+
+    run(commands())

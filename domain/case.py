@@ -53,9 +53,7 @@ def apply(
         opened: CaseState = rules.effect(None, event, ctx, config)
         return opened
     if state is None:
-        raise violation(
-            "the first event of a case must be CaseOpened", "CASE_NOT_OPENED", case_id=ctx.case_id
-        )
+        raise violation(case_not_opened_message(ctx), "CASE_NOT_OPENED", case_id=ctx.case_id)
     if state.status == "closed" and not rules.when_closed:
         raise violation(
             f"the case is closed; reopen it first with {_reopening()}",
@@ -85,6 +83,24 @@ def replay(items: list[tuple[Event, EventContext]], config: DomainConfig | None 
     for event, ctx in items:
         state = apply(state, event, ctx, config)
     return state
+
+
+def case_not_opened_message(ctx: EventContext) -> str:
+    """An event for a case with no events yet: the case does not exist (a mistyped id, or not yet
+    opened); the next step for the command line and the API, with the opening type(s) from the
+    declarations. A later position without an opening (a replay or a bundle that lost its first
+    event) keeps the rule's own words."""
+    from domain.events import EVENT_TYPES
+
+    opening = " or ".join(name for name, cls in EVENT_TYPES.items() if cls.RULES.opens) or "an opening event"
+    if ctx.seq > 1:  # not the first position: earlier events are missing, not the case
+        return f"the first event of a case must be {opening}"
+    case_id = ctx.case_id
+    return (
+        f"case {case_id} has no events yet (it does not exist): open it with a {opening} event"
+        f" (evidence-ledger case new, or POST /v1/cases/{case_id}/events), or check the id"
+        " (evidence-ledger case list, or GET /v1/cases)"
+    )
 
 
 def _reopening() -> str:

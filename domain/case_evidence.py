@@ -154,6 +154,15 @@ def _released_sha256(state: CaseState, footage: Footage, derivative_id: str | No
     return derivative.sha256
 
 
+def _lifting() -> str:
+    """``an InvestigationHoldLifted event (only a key of role 'supervisor' may append it)``, from the declarations."""
+    from domain.events import EVENT_TYPES
+    from domain.roles import who_may
+
+    names = [name for name, cls in EVENT_TYPES.items() if cls.RULES.effect is lift_hold]
+    return " or ".join(f"an {name} event ({who_may(name)} append it)" for name in names) or "a lifting event"
+
+
 def release(state: CaseState, e: FootageReleased, ctx: EventContext, _: DomainConfig) -> CaseState:
     footage = require_footage(state, e.footage_id)
     if e.sha256 != _released_sha256(state, footage, e.derivative_id):
@@ -166,7 +175,7 @@ def release(state: CaseState, e: FootageReleased, ctx: EventContext, _: DomainCo
     holds = state.active_holds_covering(e.footage_id)
     if holds:
         raise violation(
-            "an active investigation hold covers this footage",
+            f"an active investigation hold covers this footage; lift it first with {_lifting()}",
             "RELEASE_UNDER_HOLD",
             hold_id=holds[0].hold_id,
             footage_id=e.footage_id,

@@ -27,6 +27,8 @@ from domain.records import (
 
 #: 2: a footage item keeps the number of its custody links, not the chain
 STATE_SCHEMA = "case-state/2"
+#: the statuses a case can have (CaseClosed closes it, CaseReopened opens it again)
+CASE_STATUSES = ("open", "closed")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -45,7 +47,7 @@ class CaseState(Record):
     case_number: str
     category: str
     summary: str
-    status: str  # "open" | "closed"
+    status: str  # one of CASE_STATUSES
     version: int  # seq of the last applied event
     opened_at: str
     updated_at: str

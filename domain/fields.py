@@ -38,7 +38,7 @@ def invalid(path: str, expectation: str) -> InvalidEventError:
 
 def _widen(exc: InvalidEventError, path: str, template: str) -> InvalidEventError:
     """Re-word an error about ``path`` itself (not a nested field) with a wider expectation."""
-    if exc.refs.get("field") != path:
+    if exc.refs.get("field") != path or "expected" not in exc.refs:  # not a value's expectation: keep it
         return exc
     return invalid(path, template.format(exc.refs.get("expected", "a valid value")))
 
@@ -282,9 +282,10 @@ def _join(prefix: str, name: str) -> str:
 FIELD_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
-def _unexpected(extra: Sequence[str], names: set[str]) -> str:
+def _unexpected(where: str, extra: Sequence[str], names: set[str]) -> InvalidEventError:
     """Names each unexpected key that is a slip of a declared field name (shaped like one and close to
-    one, e.g. ``sumary``), with that field; any other key might hold data and is only counted."""
+    one, e.g. ``sumary``), with that field; any other key might hold data and is only counted. Then
+    the declared fields, so the message says what may be there."""
     import difflib
 
     shown = []
@@ -293,11 +294,16 @@ def _unexpected(extra: Sequence[str], names: set[str]) -> str:
         if close:
             shown.append(f"'{key}' (did you mean '{close[0]}'?)")
     hidden = len(extra) - len(shown)
+    other = "other " if shown else ""
     parts = ([f"unexpected field{'s' if len(shown) > 1 else ''} {', '.join(shown)}"] if shown else []) + (
-        [f"{hidden} other unexpected field(s), not named: a key unlike any field name may hold data"]
+        [f"{hidden} {other}unexpected field{'s' if hidden > 1 else ''}"
+         f" (not named: {'their names' if hidden > 1 else 'its name'} may hold data)"]
         if hidden else []
     )
-    return "; ".join(parts)
+    allowed = ", ".join(sorted(names)) or "none"
+    return InvalidEventError(
+        f"{where}: {'; '.join(parts)}; the allowed fields are: {allowed}", code="INVALID_BODY", field=where
+    )
 
 
 def parse_fields(cls: type, body: object, prefix: str = "") -> Any:
@@ -316,7 +322,7 @@ def parse_fields(cls: type, body: object, prefix: str = "") -> Any:
             raise invalid(_join(prefix, f.name), "a value (the required field is missing)")
     extra = [k for k in body if k not in names]
     if extra:
-        raise invalid(where, f"only the fields {', '.join(sorted(names))} ({_unexpected(extra, names)})")
+        raise _unexpected(where, extra, names)
     values: dict[str, Any] = {}
     nulls: set[str] = set()
     for f in declared:

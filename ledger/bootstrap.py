@@ -92,7 +92,10 @@ def init_data_dir(
             code="BAD_ORIGIN",
         )
     if (data_dir / CONFIG_FILE).exists():
-        raise ConfigurationError(f"{data_dir} is already initialised")
+        raise ConfigurationError(
+            f"{data_dir} is already initialised: it is a ledger already; use it with --data-dir {data_dir}"
+            " (or EVIDENCE_LEDGER_DATA_DIR), or give init another --data-dir to create a separate one"
+        )
     settings = settings.model_copy(update={"data_dir": data_dir})
     keystore = keystore_location(settings)  # a keystore in the data dir is refused before anything is written
     if admin_public is not None:

@@ -109,6 +109,32 @@ def list_cases_remote(server: str, token: str, **params: Any) -> dict[str, Any]:
         return page
 
 
+def case_remote(
+    server: str, token: str, case_id: str, *, as_of: str | None = None, at_index: int | None = None,
+    timeline: bool = False,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``GET /v1/cases/{id}`` (the case view, now or at a past point) and, with ``timeline``, its timeline
+    up to the version shown (``GET /v1/cases/{id}/timeline``, page by page)."""
+    with RemoteLedger(server, token) as remote:
+        params = {k: v for k, v in (("as_of", as_of), ("at_index", at_index)) if v is not None}
+        view: dict[str, Any] = remote.transport.call("GET", f"/v1/cases/{case_id}", params=params).json()
+        lines: list[dict[str, Any]] = []
+        after = 0
+        while timeline and len(lines) < int(view["version"]):
+            page = remote.transport.call(
+                "GET", f"/v1/cases/{case_id}/timeline", params={"after": after, "limit": TIMELINE_PAGE}
+            ).json()
+            lines += page["items"]
+            if page["next"] is None or not page["items"]:
+                break
+            after = page["next"]
+        return view, lines[: int(view["version"])]
+
+
+#: the timeline's page size asked of the server (its maximum page is larger)
+TIMELINE_PAGE = 100
+
+
 def append_remote(
     server: str, token: str, case_id: str, event_type: str, body: dict[str, Any], key: Ed25519PrivateKey | Path | str
 ) -> dict[str, Any]:
@@ -126,6 +152,7 @@ __all__ = [
     "ServerUnreachable",
     "Transport",
     "append_remote",
+    "case_remote",
     "error_from_response",
     "list_cases_remote",
     "problem_code",

@@ -35,7 +35,7 @@ REPORT='{"report_id": "rpt-1", "channel": "911_call", "received_at": "2026-02-05
   "reporter": null}'
 if evidence-ledger append "$CASE" ReportReceived --key rivera.pem --body "${REPORT/window./window; call back 617-555-0100.}"; then
   echo "a phone number in a narrative should have been refused" >&2; exit 1
-fi                                          # refused: PERSONAL_DATA_IN_FREE_TEXT (field=narrative kind=phone)
+fi                                          # refused: PERSONAL_DATA_IN_FREE_TEXT: narrative: … (kind=phone)
 evidence-ledger append "$CASE" ReportReceived --key rivera.pem --body "${REPORT/null/$SEALED}"
 evidence-ledger append "$CASE" FootageCaptured --key rivera.pem --body "{\"footage_id\": \"ftg-1\",
   \"source\": \"body_worn_camera\", \"device_id\": \"BWC-0042\", \"recorded_from\": \"2026-02-05T16:58:00Z\",

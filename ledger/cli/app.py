@@ -144,4 +144,6 @@ def commands() -> typer.Typer:
 
 def main() -> None:
     """`python -m ledger`: every ledger command (``serve`` comes with ``api.cli.main``)."""
-    commands()()
+    from ledger.cli.errors import run
+
+    run(commands())

@@ -154,10 +154,11 @@ def _location(finding: Any) -> str:
 
 
 def render(report: Any) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from ledger.cli.render import Terminal
+
+    console = Terminal()
     independent = "independent (--vkey)" if report.independent else "[yellow]NOT independent[/yellow]"
     console.print(f"[bold]Audit of {report.source}[/bold] — trust: {independent}")
     console.print(

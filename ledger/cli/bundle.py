@@ -49,7 +49,8 @@ def export(
     from ledger.log.witnessing import checkpoint_with_witnesses
 
     if out.exists() and not force:
-        fail(f"{out} exists; refusing to overwrite a bundle (give --force to replace it, or another --out)", 2)
+        fail(f"{out} exists; refusing to overwrite a bundle (give --force to replace it, or another --out)", 2,
+             error="FILE_EXISTS")
     if out.is_dir():
         fail(f"{out} is a directory; --out names the bundle file to write", 2)
     case = _uuid(case_id)
@@ -85,7 +86,9 @@ def _uuid(value: str) -> str:
     try:
         return str(uuid.UUID(value))
     except ValueError:
-        raise MalformedInputError("CASE_ID must be a UUID", code="BAD_ARGUMENT") from None
+        raise MalformedInputError(
+            "CASE_ID must be a case id (a UUID, as `evidence-ledger case list` shows)", code="BAD_ARGUMENT"
+        ) from None
 
 
 @evidence_app.command("put")

@@ -10,7 +10,7 @@ from typing import Annotated, BinaryIO
 import typer
 
 from domain.errors import MalformedInputError
-from ledger.cli.app import DataDir, app, case_app, open_ledger, print_json, read_json_arg, settings_for
+from ledger.cli.app import DataDir, app, case_app, emit, open_ledger, print_json, read_json_arg, settings_for
 from ledger.cli.errors import cli_errors, fail
 
 
@@ -31,8 +31,10 @@ def append(
     data_dir: DataDir = None,
 ) -> None:
     """Sign an event for the next position of a case and append it; prints the receipt (--json: as JSON)."""
+    from ledger.cli.events import type_name_arg
     from ledger.envelope.keys import load_private_key
 
+    event_type = type_name_arg(event_type, "UNKNOWN_EVENT_TYPE")  # before reading a key or signing
     body_data = read_json_arg(body, "body")
     if not isinstance(body_data, dict):
         fail("body must be a JSON object", 2)
@@ -129,7 +131,7 @@ def _opening_body(number: str, category: str | None, summary: str | None, body: 
 @cli_errors
 def case_list(
     number: Annotated[str | None, typer.Option("--number", help="only the case opened with this case number")] = None,
-    status: Annotated[str | None, typer.Option(help="only cases with this status (open, closed)")] = None,
+    status: Annotated[str | None, typer.Option(help="only cases with this status: open or closed")] = None,
     category: Annotated[str | None, typer.Option(help="only cases of this category")] = None,
     after: Annotated[str | None, typer.Option(help="cursor: list the cases after this case id (the last `next`)")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="at most this many cases")] = 50,
@@ -138,10 +140,16 @@ def case_list(
     as_json: AsJson = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Cases in case id order, each checked against the signed log (--json: {"items": [case views],
+    """Cases in case id order, each checked against the signed log (--json: {"items": \\[case views],
     "next": the cursor for --after, or null})."""
+    from domain.case_state import CASE_STATUSES
+
+    if status is not None and status not in CASE_STATUSES:
+        raise MalformedInputError(
+            f"--status must be one of: {', '.join(CASE_STATUSES)}", code="BAD_ARGUMENT"
+        )
     if after is not None:
-        after = _case_uuid(after)
+        after = _case_uuid(after, "--after")
     if server is not None:
         from ledger.client import list_cases_remote
 
@@ -162,13 +170,15 @@ def case_list(
     render_case_list(page["items"], page["next"])
 
 
-def _case_uuid(value: str) -> str:
+def _case_uuid(value: str, name: str = "CASE_ID") -> str:
     import uuid
 
     try:
         parsed = uuid.UUID(value)
     except ValueError:
-        raise MalformedInputError("CASE_ID must be a UUID", code="BAD_ARGUMENT") from None
+        raise MalformedInputError(
+            f"{name} must be a case id (a UUID, as `evidence-ledger case list` shows)", code="BAD_ARGUMENT"
+        ) from None
     return str(parsed)
 
 
@@ -199,7 +209,7 @@ def seal(
     The data is read from a file or standard input, never from an argument: arguments are visible to
     every local user and kept in shell history."""
     if data is not None:
-        fail(DATA_ON_COMMAND_LINE, 2)  # the value itself is never repeated
+        fail(DATA_ON_COMMAND_LINE, 2, error="BAD_ARGUMENT")  # the value itself is never repeated
     if data_file is None:
         fail("give the personal data with --data-file PATH or --data-file - (standard input)", 2)
     value = _read_sealed_data(data_file)
@@ -253,11 +263,24 @@ def case_show(
     at_index: Annotated[
         int | None, typer.Option("--at-index", help="the case as the ledger knew it after this leaf index")
     ] = None,
+    server: Server = None,
+    token: Token = None,
     data_dir: DataDir = None,
 ) -> None:
     """Show a case from its projection (or, with --as-of/--at-index, replayed as it was then): its
-    footage, holds, releases, referrals and timeline (--json: the case view)."""
+    footage, holds, releases, referrals and timeline (--json: the case view). With --server, the
+    server's view of it (GET /v1/cases/{id}: a prosecutor sees only the cases referred to them)."""
     timeline: list[dict[str, object]] = []
+    if server is not None:
+        from ledger.client import case_remote
+
+        if not token:
+            fail("--server needs --token (or EVIDENCE_LEDGER_TOKEN)", 2)
+        view, timeline = case_remote(
+            server, token, _case_uuid(case_id), as_of=as_of, at_index=at_index, timeline=not as_json
+        )
+        _show(view, timeline, as_json)
+        return
     with open_ledger(data_dir) as ledger:
         if as_of is None and at_index is None:
             view = ledger.case_view(_case_uuid(case_id))
@@ -269,6 +292,10 @@ def case_show(
                 timeline += page[: view["version"] - len(timeline)]
                 if len(page) < TIMELINE_PAGE:
                     break
+    _show(view, timeline, as_json)
+
+
+def _show(view: dict[str, object], timeline: list[dict[str, object]], as_json: bool) -> None:
     if as_json:
         print_json(view)
     else:
@@ -321,23 +348,25 @@ TIMELINE_PAGE = 1000
 @cli_errors
 def replay(
     resume: Annotated[bool, typer.Option("--resume", help="continue from the tracked position")] = False,
+    as_json: AsJson = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Rebuild every projection from the stored events (from zero unless --resume)."""
-    from rich.progress import Progress
-
+    """Rebuild every projection from the stored events (from zero unless --resume); prints how many
+    entries were applied (--json: {"replayed": n, "resumed": whether it continued}). A progress bar
+    shows on stderr at a terminal only."""
+    from ledger.cli.progress import progress_bar, wanted
     from ledger.replay import rebuild
     from ledger.store import Ledger
 
     settings = settings_for(data_dir)
-    with Ledger(settings, check_read_models=False) as ledger, Progress(transient=True) as progress:
-        task = progress.add_task("replaying", total=None)
+    with Ledger(settings, check_read_models=False) as ledger, progress_bar("replay", wanted(as_json), in_bytes=False) as bar:
 
         def report(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
+            if bar is not None:
+                bar("entries", done, total)
 
         resume = resume and ledger.stale_read_models() is None  # other-format read models: from zero
         applied = rebuild(ledger.db, ledger.appender, from_zero=not resume, progress=report)
-    typer.echo(f"replayed {applied} entries")
+    emit({"replayed": applied, "resumed": resume}, as_json, f"replayed {applied} entries")
 
 

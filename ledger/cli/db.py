@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ledger.cli.app import DataDir, JsonOption, KeystoreDir, app, db_app, print_json, settings_for
+from ledger.cli.app import DataDir, JsonOption, KeystoreDir, app, db_app, emit, print_json, settings_for
 from ledger.cli.errors import cli_errors, fail
 
 KEYSTORE_DEMO_WARNING = (
@@ -138,23 +138,34 @@ def db_provision(
         bool,
         typer.Option("--check", help="only check the triggers and the role's effective privileges; change nothing"),
     ] = False,
+    as_json: JsonOption = False,
     data_dir: DataDir = None,
 ) -> None:
-    """As the owner: tables, append-only triggers and a least-privilege role for `serve`; prints its URL."""
+    """As the owner: tables, append-only triggers and a least-privilege role for `serve`; prints its URL.
+
+    --json: {"action": "provision", "role", "database", "tables", "created", "password_set", "url",
+    "url_file"} ("url" is null when --url-file holds it); with --check {"action": "check", "role",
+    "database", "least_privilege": true}; with --print-sql {"action": "print-sql", "role", "database", "sql"}."""
     from ledger.settings import database_target
     from ledger.storage import provision as pg
 
     settings = settings_for(data_dir)
     target = database_target(settings)
     plan = pg.plan_for(target, app_role)
+    about = {"role": app_role, "database": target.describe()}
     if print_sql:
-        typer.echo(pg.script(plan, password=not no_password), nl=False)
+        sql = pg.script(plan, password=not no_password)
+        if as_json:
+            print_json({"action": "print-sql", **about, "sql": sql})
+        else:
+            typer.echo(sql, nl=False)
         return
     if check_only:
         problems = pg.check(target, plan)
         if problems:
             fail(f"{pg.NotLeastPrivilege.code}: " + "; ".join(problems), 1)
-        typer.echo(f"role {app_role}: least-privilege on {target.describe()}; append-only triggers in place")
+        emit({"action": "check", **about, "least_privilege": True}, as_json,
+             f"role {app_role}: least-privilege on {target.describe()}; append-only triggers in place")
         return
     if url_file is not None and not url_file.parent.is_dir():
         fail(f"--url-file: {url_file.parent} is not a directory", 2)
@@ -165,20 +176,23 @@ def db_provision(
         plan = replace(
             plan, events_table=ledger.db.events_table, event_type=ledger.db.recorder.stored_event_type_name
         )
-    typer.echo(f"tables ready on {target.describe()}")
+    say = (lambda line: None) if as_json else typer.echo  # step by step for people; one document with --json
+    say(f"tables ready on {target.describe()}")
     password = None if no_password else secrets.token_urlsafe(32)
     done = pg.provision(target, plan, password=password)
-    typer.echo(f"append-only triggers on {', '.join(done.tables)}")
-    typer.echo(
+    say(f"append-only triggers on {', '.join(done.tables)}")
+    say(
         f"role {app_role} {'created' if done.created else 'exists'}; its privileges were granted again and checked"
         + ("" if password is None else "; new password set")
     )
     url = pg.app_url(settings.database_url or "", app_role, password)
-    if url_file is None:
-        typer.echo(url)
-        return
-    _write_private(url_file, url + "\n")
-    typer.echo(f"the database URL for {app_role} is in {url_file} (mode 0600)")
+    if url_file is not None:
+        _write_private(url_file, url + "\n")
+    emit({
+        "action": "provision", **about, "tables": list(done.tables), "created": done.created,
+        "password_set": password is not None, "url": url if url_file is None else None,
+        "url_file": None if url_file is None else str(url_file),
+    }, as_json, url if url_file is None else f"the database URL for {app_role} is in {url_file} (mode 0600)")
 
 
 def _write_private(path: Path, text: str) -> None:

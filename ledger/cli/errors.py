@@ -13,11 +13,20 @@ unusable input, and only a failed verification is 1. Every other command uses :f
 An error is always one line on stderr, ``error: CODE: message (refs)``, also under ``--json``
 (stdout then stays empty, so a script reading the JSON never parses an error as a result). The
 message says what to do next; refs are identifiers, never personal data.
+
+A reader that stops early (``evidence-ledger keys list | head -1``) closes the pipe: the command
+then stops quietly, without an error line, with exit status **141** (128 + SIGPIPE, what a shell
+reports for a program ended by a closed pipe), and its standard output is pointed at ``os.devnull``
+as the Python documentation recommends, so that flushing at exit does not fail again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import re
+import sys
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
@@ -43,6 +52,8 @@ USAGE_CODES = frozenset({
     "UNKNOWN_EVENT_TYPE",
 })
 OK, REFUSED, USAGE, UNAVAILABLE, UNPINNED = 0, 1, 2, 3, 4
+#: the reader closed the pipe (128 + SIGPIPE); not one of :data:`EXIT_CODES`: no error is reported
+BROKEN_PIPE = 141
 #: the exit codes of every command, as the help and the README show them
 EXIT_CODES = {
     OK: "ok",
@@ -55,23 +66,87 @@ EXIT_CODES = {
 UNAVAILABLE_CODES = frozenset({"SERVER_UNREACHABLE", "BAD_RESPONSE", "STORAGE_UNAVAILABLE"})
 
 
-def fail(message: str, code: int = REFUSED) -> NoReturn:
+#: ``CODE: `` at the start of a message: it names its code already
+CODE_PREFIX = re.compile(r"[A-Z][A-Z0-9_]*: ")
+#: the code of a message given without one, by exit code
+DEFAULT_CODES = {REFUSED: "REFUSED", USAGE: "BAD_ARGUMENT", UNAVAILABLE: "SERVER_UNREACHABLE"}
+
+
+def fail(message: str, code: int = REFUSED, *, error: str | None = None) -> NoReturn:
+    """One line ``error: CODE: message`` on stderr and exit ``code``; ``error`` is the CODE, unless the
+    message starts with one (else the usual code for the exit: ``BAD_ARGUMENT`` for 2)."""
+    if error is not None:
+        message = f"{error}: {message}"
+    elif not CODE_PREFIX.match(message):
+        message = f"{DEFAULT_CODES.get(code, 'ERROR')}: {message}"
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def stop_on_broken_pipe() -> NoReturn:
+    """The reader closed standard output: stop quietly (:data:`BROKEN_PIPE`); stdout goes to devnull so
+    that Python's flush at exit does not raise again."""
+    _stdout_to_devnull()
+    raise typer.Exit(BROKEN_PIPE)
+
+
+def _stdout_to_devnull() -> None:
+    with contextlib.suppress(OSError, ValueError):  # no real file descriptor (a test's captured stdout)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _stdout_is_devnull() -> bool:
+    try:
+        return os.path.samestat(os.fstat(sys.stdout.fileno()), os.stat(os.devnull))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _click_saw_a_broken_pipe() -> bool:
+    """Click (and the click inside typer) ends a command whose write hit a closed pipe with exit 1, after
+    wrapping stdout in its flush-pacifier; that wrapper is the sign (for a command outside
+    :func:`cli_errors`). By name: the class is private, and typer carries its own copy."""
+    return type(sys.stdout).__name__.lstrip("_") == "PacifyFlushWrapper"
+
+
+def run(app: Callable[[], Any]) -> NoReturn:
+    """The entry of every ``evidence-ledger`` script: run the app, then flush standard output here, where
+    a closed pipe can still be told apart (a command's own writes are handled by :func:`cli_errors`)."""
+    was_devnull = _stdout_is_devnull()
+    try:
+        app()
+        status: Any = 0
+    except SystemExit as exc:
+        status = exc.code
+    except BrokenPipeError:  # written outside a command (help, usage)
+        status = BROKEN_PIPE
+    if _click_saw_a_broken_pipe() or (status == REFUSED and not was_devnull and _stdout_is_devnull()):
+        status = BROKEN_PIPE  # click's or rich's own ending (exit 1; rich points stdout at devnull first)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        status = BROKEN_PIPE
+    if status == BROKEN_PIPE:
+        _stdout_to_devnull()
+    sys.exit(status)
 
 
 SAID_ONCE = 12  # a ref value at least this long is not repeated after a message that holds it
 
 
 def describe(exc: LedgerError) -> str:
-    """``CODE: message (refs)`` — refs are identifiers only, never personal data; a long ref value (an
-    id, a URL, an expectation) that the message already says word for word is not said twice, while
-    short ones (``field=narrative kind=phone``) stay as the stable, greppable part of the line."""
-    refs = " ".join(
-        f"{k}={v}" for k, v in exc.refs.items()
-        if v is not None and not (len(str(v)) >= SAID_ONCE and str(v) in exc.message)
-    )
+    """``CODE: message (refs)`` — refs are identifiers only, never personal data; a ref the message
+    already says is not said twice: a long value (an id, a URL, an expectation) found word for word,
+    or the field the message opens with (``narrative: … (kind=phone)``, not ``field=narrative``);
+    the other short ones (``kind=phone``) stay as the stable, greppable part of the line."""
+    refs = " ".join(f"{k}={v}" for k, v in exc.refs.items() if v is not None and not _said(str(v), exc.message))
     return f"{exc.code}: {exc.message}" + (f" ({refs})" if refs else "")
+
+
+def _said(value: str, message: str) -> bool:
+    """The message already says ``value``: word for word if long, or as the field it opens with
+    (``basis: expected …`` needs no ``field=basis``)."""
+    return (len(value) >= SAID_ONCE and value in message) or message.startswith(f"{value}: ")
 
 
 def exit_code(exc: BaseException, *, judging_input: bool = False) -> int:
@@ -91,15 +166,18 @@ def exit_code(exc: BaseException, *, judging_input: bool = False) -> int:
 def _report(exc: LedgerError | OSError, *, judging_input: bool, where: str = "") -> NoReturn:
     code = exit_code(exc, judging_input=judging_input)
     if isinstance(exc, OSError):
-        fail(f"unusable input: {type(exc).__name__}: {exc.strerror or exc}", code)
+        fail(f"{type(exc).__name__}: {exc.strerror or exc}", code, error="UNUSABLE_INPUT")
     if judging_input and code in (REFUSED, USAGE):
-        fail(("verification failed: " if code == REFUSED else "unusable input: ") + describe(exc), code)
+        said = describe(exc)
+        kind = "verification failed: " if code == REFUSED else "unusable input: "
+        fail(said.replace(": ", ": " + kind, 1), code)  # CODE: verification failed: message (refs)
     fail(describe(exc) + where, code)
 
 
 def looked_in(exc: LedgerError, kwargs: dict[str, Any]) -> str:
-    """For a ``*_NOT_FOUND``: where the command looked (the server, else the data dir it resolved)."""
-    if not exc.code.endswith("_NOT_FOUND"):
+    """For a ``*_NOT_FOUND`` or a case with no events yet (``CASE_NOT_OPENED``): where the command looked
+    (the server, else the data dir it resolved)."""
+    if not (exc.code.endswith("_NOT_FOUND") or exc.code == "CASE_NOT_OPENED"):
         return ""
     if kwargs.get("server"):
         return f"; looked on the server {kwargs['server']}"
@@ -110,11 +188,30 @@ def looked_in(exc: LedgerError, kwargs: dict[str, Any]) -> str:
     return f"; looked in the data dir {data_dir} (--data-dir / EVIDENCE_LEDGER_DATA_DIR)"
 
 
+def check_server_url(url: str) -> None:
+    """``--server`` of every command: an http(s) URL with a host (``127.0.0.1:9`` is no URL), else exit 2."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        usable = False
+    if not usable:
+        raise MalformedInputError(
+            "--server must be an http:// or https:// URL, e.g. http://127.0.0.1:8000", code="BAD_ARGUMENT"
+        )
+
+
 def _wrap(func: F, *, judging_input: bool) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            if kwargs.get("server") is not None:
+                check_server_url(kwargs["server"])
             return func(*args, **kwargs)
+        except BrokenPipeError:
+            stop_on_broken_pipe()
         except (LedgerError, OSError) as exc:
             where = looked_in(exc, kwargs) if isinstance(exc, LedgerError) else ""
             _report(exc, judging_input=judging_input, where=where)

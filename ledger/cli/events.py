@@ -19,15 +19,20 @@ AsJson = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 TypeName = Annotated[str, typer.Argument(metavar="TYPE", help="event type, e.g. FootageCaptured (see `events list`)")]
 
 
-def _type_name(value: str) -> str:
-    """The registered type named ``value``; a near miss (wrong case) names the right spelling."""
-    from domain.events import EVENT_TYPES
+def type_name_arg(value: str, code: str = "BAD_ARGUMENT") -> str:
+    """The registered type named ``value``; else ``unknown event type 'x'; did you mean X? (evidence-ledger
+    events list)``, exit 2 — the name is shown only if it looks like one (letters and digits), as it may
+    be anything typed."""
+    from domain.events import EVENT_TYPES, closest_type
 
     if value in EVENT_TYPES:
         return value
-    near = [name for name in EVENT_TYPES if name.lower() == value.lower()]
-    hint = f"; did you mean {near[0]}?" if near else "; run `evidence-ledger events list` for the types"
-    raise MalformedInputError(f"unknown event type {value[:64]!r}{hint}", code="BAD_ARGUMENT")
+    shown = repr(value) if value.isascii() and value.isalnum() and len(value) <= 64 else "(not a type name)"
+    near = closest_type(value)
+    hint = f"; did you mean {near}?" if near else ""
+    raise MalformedInputError(
+f"unknown event type {shown}{hint} (evidence-ledger events list)", code=code)
+
 
 
 @events_app.command("list")
@@ -70,7 +75,7 @@ def events_template(type_name: TypeName, as_json: AsJson = False) -> None:
     the JSON)."""
     from ledger import event_schema
 
-    name = _type_name(type_name)
+    name = type_name_arg(type_name)
     typer.echo(json.dumps(event_schema.template(name), indent=2, ensure_ascii=False))
     if not as_json:
         required, optional = event_schema.required_fields(name)
@@ -93,7 +98,7 @@ def events_schema(type_name: TypeName, as_json: AsJson = False) -> None:
     """The JSON Schema (2020-12) of TYPE's body (--json), or its fields as a table."""
     from ledger import event_schema
 
-    name = _type_name(type_name)
+    name = type_name_arg(type_name)
     schema = event_schema.body_schema(name)
     if as_json:
         print_json(schema)

@@ -35,7 +35,7 @@ def keys_new(
     from ledger.envelope.keys import generate_key_pair, key_id
 
     if out.exists():
-        fail(f"{out} exists; refusing to overwrite a key", 2)
+        fail(f"{out} exists; refusing to overwrite a key (give another --out)", 2, error="FILE_EXISTS")
     key = generate_key_pair(out)
     emit({"name": name, "key_id": key_id(key), "private_key": str(out), "public_key": f"{out}.pub"}, as_json,
          f"key {name}: id {key_id(key)}; private {out} (0600), public {out}.pub")
@@ -130,7 +130,7 @@ def _write_new(path: Path, data: bytes) -> None:
         with open(path, "xb") as handle:
             handle.write(data)
     except FileExistsError:
-        fail(f"{path} exists; refusing to overwrite it", 2)
+        fail(f"{path} exists; refusing to overwrite it", 2, error="FILE_EXISTS")
 
 
 @keys_app.command("register")
@@ -240,7 +240,7 @@ def keys_submit(
     except OSError as exc:
         raise MalformedInputError(f"cannot read {envelopes}: {exc.strerror}", code="BAD_ARGUMENT") from None
     if not raws:
-        fail(f"{envelopes} holds no envelope", 2)
+        fail(f"{envelopes} holds no envelope", 2, error="UNUSABLE_INPUT")
     if server is not None:
         if not token:
             fail("--server needs --token (or EVIDENCE_LEDGER_TOKEN)", 2)

@@ -27,7 +27,7 @@ VKey = Annotated[
     str | None,
     typer.Option(
         "--vkey",
-        help="log verifier key: the key text or a file holding it [default: the pin for the checkpoint's origin]",
+        help="log verifier key: the key text or a file holding it \\[default: the pin for the checkpoint's origin]",
     ),
 ]
 Witness = Annotated[

@@ -52,4 +52,6 @@ log_app.command("verify-consistency")(log_checks.verify_consistency)
 
 
 def main() -> None:
-    app()
+    from ledger.cli.errors import run
+
+    run(app)

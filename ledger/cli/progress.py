@@ -20,15 +20,24 @@ def wanted(as_json: bool = False, stream: TextIO | None = None) -> bool:
 
 
 @contextmanager
-def progress_bar(label: str, enabled: bool) -> Iterator[Report | None]:
-    """A callback that moves a transient bar on stderr (None when ``enabled`` is false)."""
+def progress_bar(label: str, enabled: bool, *, in_bytes: bool = True) -> Iterator[Report | None]:
+    """A callback that moves a transient bar on stderr (None when ``enabled`` is false); counts bytes,
+    or items (``in_bytes=False``: "12/40")."""
     if not enabled:
         yield None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
-    columns = (TextColumn(f"{label}: {{task.description}}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    count = DownloadColumn() if in_bytes else MofNCompleteColumn()
+    columns = (TextColumn(f"{label}: {{task.description}}"), BarColumn(), count, TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("", total=None)
 

@@ -10,11 +10,22 @@ from rich.markup import escape
 from rich.table import Table
 
 
+class Terminal(Console):
+    """A console whose closed pipe ends the command like every other write's (``stop_on_broken_pipe``:
+    quietly, exit 141), not rich's own way (exit 1)."""
+
+    def on_broken_pipe(self) -> None:
+        from ledger.cli.errors import stop_on_broken_pipe
+
+        self.quiet = True
+        stop_on_broken_pipe()
+
+
 def terminal() -> Console:
     """The terminal's width on a terminal; 160 columns when the output goes to a file or a pipe."""
     import sys
 
-    return Console() if sys.stdout.isatty() else Console(width=160)
+    return Terminal() if sys.stdout.isatty() else Terminal(width=160)
 
 
 def _text(value: Any) -> str:

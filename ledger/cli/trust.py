@@ -84,7 +84,7 @@ def trust_pin(
     try:
         pin = LogPin(origin, key, trust_root, witnesses, min_witnesses)
     except ValueError as exc:
-        fail(str(exc), 2)
+        fail(str(exc), 2, error="BAD_ARGUMENT")
     path, _ = pin_file_path(trust)
     if path is None:
         fail("no place for the pin file: give --trust FILE (there is no home directory)", 2)
@@ -92,13 +92,13 @@ def trust_pin(
     try:
         current = read_pin_file(path) if path.exists() else PinFile(path)
     except PinFileError as exc:
-        fail(f"{exc} (fix or remove it first)", 2)
+        fail(f"{exc} (fix or remove it first)", 2, error="BAD_PIN_FILE")
     replaced = current.get(origin) is not None
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_atomic(path, render_pin_file(current.with_pin(pin)), mode=0o600)
     except OSError as exc:
-        fail(f"cannot write the pin file {path}: {exc.strerror or exc}", 2)
+        fail(f"cannot write the pin file {path}: {exc.strerror or exc}", 2, error="CANNOT_WRITE")
     if as_json:
         import json
 
@@ -139,7 +139,7 @@ def trust_show(
             typer.echo("\n".join(_pin_lines(pin)))
         _warn_if_writable_by_others(pins.path)
     if origin is not None and not logs:
-        fail(f"no pin for origin {origin}", 1)
+        fail(f"no pin for origin {origin} (the pinned origins: evidence-ledger trust show)", 1, error="NO_PIN")
 
 
 def _warn_if_writable_by_others(path: Path) -> None:

@@ -32,7 +32,7 @@ def verifier_key_arg(value: str, what: str, sig_type: int) -> Any:
     try:
         return verifier_key(value, what, sig_type)
     except MalformedInputError as exc:
-        fail(exc.message, 2)
+        fail(exc.message, 2, error=exc.code)
 
 
 def _options(
@@ -77,7 +77,7 @@ def load_pin_file(trust: Path | None) -> Any:
     try:
         return load_pins(trust)
     except PinFileError as exc:
-        fail(str(exc), 2)
+        fail(str(exc), 2, error="BAD_PIN_FILE")
 
 
 TrustFile = Annotated[
@@ -85,7 +85,7 @@ TrustFile = Annotated[
     typer.Option(
         "--trust",
         help="pin file (TOML) with the keys to trust per log origin "
-        "[default: $EVIDENCE_LEDGER_TRUST_FILE, else ~/.config/evidence-ledger/trust.toml if it exists]",
+        "\\[default: $EVIDENCE_LEDGER_TRUST_FILE, else ~/.config/evidence-ledger/trust.toml if it exists]",
     ),
 ]
 AllowUnpinned = Annotated[
@@ -141,16 +141,16 @@ def verify(
         with progress_bar("verify", wanted(as_json)) as report:
             result = verify_bundle(bundle, options, report)
     except BundleUnusable as exc:
-        fail(f"unusable bundle: {exc.message}", 2)
+        fail(f"unusable bundle: {exc.message}", 2, error=exc.code)
     except OSError as exc:
-        fail(f"cannot read {bundle}: {exc.strerror or exc}", 2)
+        fail(f"cannot read {bundle}: {exc.strerror or exc}", 2, error="UNUSABLE_INPUT")
     if html is not None:
         from ledger.verify import render_html
 
         try:
             html.write_text(render_html(result, allow_unpinned=allow_unpinned), "utf-8")
         except OSError as exc:
-            fail(f"cannot write {html}: {exc.strerror or exc}", 2)
+            fail(f"cannot write {html}: {exc.strerror or exc}", 2, error="CANNOT_WRITE")
     if as_json:
         doc = report_json(result, allow_unpinned=allow_unpinned)
         sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")

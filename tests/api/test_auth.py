@@ -51,6 +51,12 @@ def test_missing_unknown_expired_and_revoked_tokens_are_the_same_401(api: Api) -
         bodies.append(_without_request_id(body))
     assert bodies[0]["code"] == "UNAUTHENTICATED"
     assert all(b == bodies[1] for b in bodies[1:-1])
+    # each says how to get a token, and none repeats the one sent
+    assert "evidence-ledger tokens issue --actor … --role …" in bodies[0]["detail"]
+    assert "Authorization: Bearer <token>" in bodies[0]["detail"] and bodies[-1] == bodies[0]
+    assert bodies[1]["detail"].startswith("the bearer token is not valid (unknown, expired or revoked)")
+    assert "evidence-ledger tokens issue" in bodies[1]["detail"]
+    assert not any(t in json.dumps(bodies) for t in (expired, revoked, unknown, "not-a-token"))
 
 
 def test_appends_need_a_valid_token(api: Api) -> None:

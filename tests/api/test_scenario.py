@@ -49,6 +49,10 @@ def test_cambridge_scenario_over_http(api: Api) -> None:
     refused = problem(api.post("supervisor", case_id, "FootageReleased", footage_released(False)), 422)
     assert refused["code"] == "RELEASE_UNDER_HOLD" and refused["refs"]["hold_id"] == "hold-1"
     assert refused["type"] == "urn:evidence-ledger:problem:release-under-hold"
+    assert "lift it first with an InvestigationHoldLifted event (only a key of role 'supervisor'" in refused["detail"]
+    not_opened = problem(api.post("investigator", new_case_id(), "ReferralMade", referral_made()), 422)
+    assert not_opened["code"] == "CASE_NOT_OPENED" and "has no events yet (it does not exist)" in not_opened["detail"]
+    assert "POST /v1/cases/" in not_opened["detail"] and "GET /v1/cases" in not_opened["detail"]
     api.ok("supervisor", case_id, "InvestigationHoldLifted", {"hold_id": "hold-1", "reason": "DA cleared"})
     api.ok("investigator", case_id, "FootageDerivativeCreated", derivative_created())
     api.ok("supervisor", case_id, "FootageReleased", footage_released())

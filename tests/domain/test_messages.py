@@ -16,7 +16,7 @@ from domain.case_state import CaseState
 from domain.context import REGISTRY_STREAM_ID
 from domain.errors import AuthorizationError, LedgerError, MalformedInputError, RuleViolation
 from domain.roles import authorize
-from tests.support.domain import DERIVATIVE_SHA, OTHER_SHA, Fold, ctx, ev
+from tests.support.domain import CASE_ID, DERIVATIVE_SHA, OTHER_SHA, Fold, ctx, ev
 
 
 def with_footage() -> Fold:
@@ -52,6 +52,11 @@ def second_opening() -> LedgerError:
 
 def event_before_opening() -> LedgerError:
     return Fold(open_case=False).refused("ReportReceived")
+
+
+def later_event_without_an_opening() -> LedgerError:
+    """A replay or a bundle that lost the case's first event: no state, at seq 3."""
+    return raised(lambda: apply(None, ev("ReportReceived"), ctx(3, role="investigator")))
 
 
 def event_on_a_closed_case() -> LedgerError:
@@ -175,8 +180,11 @@ ROWS: list[tuple[Callable[[], LedgerError], type[LedgerError], str, str]] = [
         event_before_opening,
         RuleViolation,
         "CASE_NOT_OPENED",
-        "the first event of a case must be CaseOpened",
+        f"case {CASE_ID} has no events yet (it does not exist): open it with a CaseOpened event"
+        f" (evidence-ledger case new, or POST /v1/cases/{CASE_ID}/events), or check the id"
+        " (evidence-ledger case list, or GET /v1/cases)",
     ),
+    (later_event_without_an_opening, RuleViolation, "CASE_NOT_OPENED", "the first event of a case must be CaseOpened"),
     (event_on_a_closed_case, RuleViolation, "CASE_CLOSED",
      "the case is closed; reopen it first with a CaseReopened event (only a key of role 'supervisor' may append it)"),
     (reopening_an_open_case, RuleViolation, "CASE_NOT_CLOSED", "only a closed case can be reopened"),
@@ -237,7 +245,8 @@ ROWS: list[tuple[Callable[[], LedgerError], type[LedgerError], str, str]] = [
         release_under_a_hold,
         RuleViolation,
         "RELEASE_UNDER_HOLD",
-        "an active investigation hold covers this footage",
+        "an active investigation hold covers this footage; lift it first with an InvestigationHoldLifted event"
+        " (only a key of role 'supervisor' may append it)",
     ),
     (
         executive_order_release_of_uncovered_footage,

@@ -207,3 +207,15 @@ def test_case_new_and_list_through_a_server(tmp_path: Path, keys: dict[str, Path
         listed = run("case", "list", "--number", "CPD-R-1", "--json", *remote)
         assert listed.returncode == 0, listed.stderr
         assert [v["case_id"] for v in json.loads(listed.stdout)["items"]] == [case_id]
+        shown = run("case", "show", case_id, "--json", *remote)  # the server's view: GET /v1/cases/{id}
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout) == cli.json("case", "show", case_id, "--json")
+        text = run("case", "show", case_id, *remote)
+        assert text.returncode == 0 and "Case CPD-R-1 opened (violence)" in text.stdout  # with its timeline
+        assert text.stdout == cli.run("case", "show", case_id)  # the same page as from the data dir
+        other = str(uuid.uuid4())
+        missing = run("case", "show", other, *remote)
+        assert missing.returncode == 1 and missing.stderr.startswith(f"error: CASE_NOT_FOUND: no case {other}")
+        assert f"looked on the server {server.url}" in missing.stderr
+        no_token = run("case", "show", case_id, "--server", server.url)
+        assert no_token.returncode == 2 and "--server needs --token" in no_token.stderr

@@ -54,7 +54,7 @@ def test_the_old_argument_form_is_refused_without_echoing_the_value(data_dir: Pa
     result = _seal(data_dir, *form)
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: --data is refused")
+    assert len(lines) == 1 and lines[0].startswith("error: BAD_ARGUMENT: --data is refused")
     assert "--data-file PATH" in lines[0] and "shell history" in lines[0]
     assert "CANARY" not in result.output and "555" not in result.output
     assert _sealed(data_dir) == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import stat
@@ -444,6 +445,15 @@ def test_provision_twice_converges(pg_database: str, roles: tuple[str, str], tmp
     checked = cli(owner_url, data_dir, "db", "provision", "--app-role", app_role, "--check")
     assert checked.exit_code == 0, checked.output
     assert first.stdout.splitlines()[-1] != second.stdout.splitlines()[-1]  # a new password each run
+    as_json = json.loads(provision(owner_url, data_dir, app_role, "--json").stdout)  # one document, nothing else
+    assert set(as_json) == {"action", "role", "database", "tables", "created", "password_set", "url", "url_file"}
+    assert (as_json["action"], as_json["role"], as_json["created"], as_json["password_set"]) == (
+        "provision", app_role, False, True)
+    assert as_json["url"].startswith("postgresql://") and set(as_json["tables"]) == set(APPEND_ONLY)
+    checked_json = json.loads(cli(owner_url, data_dir, "db", "provision", "--app-role", app_role, "--check",
+                                  "--json").stdout)
+    assert checked_json == {"action": "check", "role": app_role, "database": as_json["database"],
+                            "least_privilege": True}
     Ledger(Settings(data_dir=data_dir, database_url=owner_url), create_tables=True).close()  # migrate still runs
     assert _grants(pg_database, app_role) == GRANTS
     assert _triggers(pg_database) == 2 * len(APPEND_ONLY)
@@ -467,6 +477,8 @@ def test_print_sql_runs_nothing(pg_database: str, roles: tuple[str, str], tmp_pa
     assert _triggers(pg_database) == 0
     no_password = provision(owner_url, data_dir, app_role, "--print-sql", "--no-password")
     assert "PASSWORD" not in no_password.stdout
+    as_json = json.loads(provision(owner_url, data_dir, app_role, "--print-sql", "--json").stdout)
+    assert as_json["action"] == "print-sql" and as_json["sql"] == script and as_json["role"] == app_role
 
 
 def test_sqlite_is_refused(tmp_path: Path) -> None:

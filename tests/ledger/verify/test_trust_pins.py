@@ -265,7 +265,7 @@ def test_a_malformed_pin_file_is_unusable_input(exported: Exported, tmp_path: Pa
     result = run_verify(str(exported.path), "--trust", str(bad))
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip().splitlines() == [
-        f"error: pin file {bad}: [[log]] number 1: unknown key "
+        f"error: BAD_PIN_FILE: pin file {bad}: [[log]] number 1: unknown key "
         "'trust-root' (allowed: origin, vkey, trust_root, witnesses, "
         "min_witnesses)"
     ]
