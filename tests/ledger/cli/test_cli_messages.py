@@ -22,7 +22,6 @@ from domain.roles import roles_for
 from ledger.cli.app import commands
 from ledger.cli.errors import BROKEN_PIPE
 from ops.procs import CLI
-from tests.ledger.cli.test_cli_shape import Cli, _tree, error_line
 from tests.support.cases import (
     case_opened,
     footage_captured,
@@ -31,6 +30,7 @@ from tests.support.cases import (
     new_case_id,
     referral_made,
 )
+from tests.support.cli import Cli, command_tree, error_line
 from tests.support.domain import CANARY
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -118,7 +118,7 @@ def _server_commands() -> Iterator[tuple[str, Any]]:
         if not getattr(command, "commands", None) and any("--server" in p.opts for p in command.params):
             yield " ".join(path), command
 
-    yield from walk(_tree())
+    yield from walk(command_tree())
 
 
 SERVER_COMMANDS = dict(_server_commands())
@@ -248,7 +248,7 @@ def _all_commands() -> Iterator[tuple[tuple[str, ...], Any]]:
         for name, sub in getattr(command, "commands", {}).items():
             yield from walk(sub, (*path, name))
 
-    yield from walk(_tree())
+    yield from walk(command_tree())
 
 
 def _flat(text: str) -> str:

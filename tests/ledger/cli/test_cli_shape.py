@@ -7,14 +7,10 @@ import io
 import json
 import re
 import socket
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import click
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from typer.main import get_command
 from typer.testing import CliRunner
 
 from domain.events import EVENT_TYPES
@@ -24,6 +20,7 @@ from ledger.cli.progress import progress_bar, wanted
 from ledger.envelope.keys import key_id, write_private_key
 from ledger.store import Ledger
 from tests.support.cases import Actors, case_opened, footage_captured, new_case_id
+from tests.support.cli import Cli, command_tree, error_line, leaves
 
 #: commands whose output is an artifact kept as it is (a key, a signed note, leaf bytes, a proof, the
 #: registry head an offline admin signs against, stored envelopes), or that run a server: no --json
@@ -35,19 +32,10 @@ ARTIFACTS = {
 ALWAYS_JSON = {"seal"}
 
 
-def _leaves(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[str, click.Command]]:
-    subs = getattr(command, "commands", None)
-    if subs:
-        for name, sub in subs.items():
-            yield from _leaves(sub, (*path, name))
-    else:
-        yield " ".join(path), command
 
 
-def _tree() -> click.Command:
-    import api.cli  # noqa: F401 - registers serve and witness serve
 
-    return get_command(commands())
+
 
 
 def test_version_prints_the_package_version() -> None:
@@ -59,7 +47,7 @@ def test_version_prints_the_package_version() -> None:
 def test_every_command_and_group_takes_dash_h() -> None:
     runner = CliRunner()
     groups = {"", "keys", "case", "log", "tokens", "evidence", "trust", "witness", "db", "sealed", "retention"}
-    for path, _ in [*_leaves(_tree()), *((g, None) for g in groups)]:
+    for path, _ in [*leaves(command_tree()), *((g, None) for g in groups)]:
         args = [*path.split(), "-h"] if path else ["-h"]
         result = runner.invoke(commands(), args)
         assert result.exit_code == 0 and "Usage:" in result.stdout, (path, result.output)
@@ -75,35 +63,14 @@ def test_help_shows_the_exit_codes_and_completion() -> None:
 
 
 def test_every_reporting_command_has_json() -> None:
-    missing = {path for path, cmd in _leaves(_tree()) if "--json" not in {o for p in cmd.params for o in p.opts}}
+    missing = {path for path, cmd in leaves(command_tree()) if "--json" not in {o for p in cmd.params for o in p.opts}}
     assert missing == ARTIFACTS | ALWAYS_JSON
 
 
 # -- errors, run through the CLI on a real data dir -------------------------------------------------------------
 
 
-class Cli:
-    def __init__(self, ledger: Ledger, database_url: str | None, tmp_path: Path) -> None:
-        self.ledger, self.tmp_path = ledger, tmp_path
-        self.env = {"EVIDENCE_LEDGER_DATA_DIR": str(ledger.data_dir)}
-        if database_url:
-            self.env["EVIDENCE_LEDGER_DATABASE_URL"] = database_url
-        self.actors = Actors.register(ledger)
 
-    def key_file(self, who: str) -> str:
-        path = self.tmp_path / f"{who}.pem"
-        if not path.exists():
-            write_private_key(self.actors.keys[who], path)
-        return str(path)
-
-    def run(self, *args: str, code: int) -> Any:
-        result = CliRunner().invoke(commands(), list(args), env=self.env, terminal_width=400)
-        assert result.exit_code == code, f"{args[:2]} exited {result.exit_code}: {result.output}"
-        return result
-
-    def append(self, case_id: str, event_type: str, who: str | Path, body: Any, code: int = 0) -> Any:
-        key = str(who) if isinstance(who, Path) else self.key_file(who)
-        return self.run("append", case_id, event_type, "--key", key, "--body", json.dumps(body), code=code)
 
 
 @pytest.fixture
@@ -111,14 +78,7 @@ def cli(ledger: Ledger, database_url: str | None, tmp_path: Path) -> Cli:
     return Cli(ledger, database_url, tmp_path)
 
 
-#: every error line: ``error: CODE: message``
-ERROR_LINE = re.compile(r"error: [A-Z][A-Z0-9_]*: \S")
 
-
-def error_line(result: Any) -> str:
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and ERROR_LINE.match(lines[0]) and result.stdout == "", result.output
-    return lines[0]
 
 
 def test_an_unknown_key_names_the_key_and_how_to_register_it(cli: Cli, tmp_path: Path) -> None:
