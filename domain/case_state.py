@@ -31,6 +31,12 @@ STATE_SCHEMA = "case-state/2"
 CASE_STATUSES = ("open", "closed")
 
 
+def case_number_key(number: str) -> str:
+    """The form in which two case numbers are the same number: ``CPD-2026-0001`` and ``cpd-2026-0001``
+    name one case (the number a case was opened with is kept as it was signed)."""
+    return number.casefold()
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CaseState(Record):
     NESTED: ClassVar[dict[str, type[Record]]] = {

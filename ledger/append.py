@@ -19,6 +19,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from domain.case_state import case_number_key
 from domain.context import DomainConfig, EventContext
 from domain.errors import AuthorizationError, ConflictError, LedgerError, MalformedInputError, RuleViolation
 from domain.events import CaseOpened, introduced_sealed_ref, stored_file, stored_file_size
@@ -118,7 +119,7 @@ class _Batch:
     public_before: dict[str, int] = field(default_factory=dict)  # case_id -> its public rows before the batch
     new_cases: int = 0
     shredded: list[str] = field(default_factory=list)  # sealed refs of the accepted SealedRecordShredded
-    numbers: dict[str, str] = field(default_factory=dict)  # case number -> case id, of the accepted CaseOpened
+    numbers: dict[str, str] = field(default_factory=dict)  # case number key -> case id, of the accepted CaseOpened
     #: case number -> the case that has it (or the refusal of its tampered row), for the batch's CaseOpened
     holders: dict[str, str | StateTampered] = field(default_factory=dict)
 
@@ -491,9 +492,9 @@ class Appender:
         )
         # new events only: stored events are never re-judged (not in decide, which replay shares)
         refuse_personal_data(event)
-        number = event.case_number if isinstance(event, CaseOpened) else None
-        if number is not None:
-            self._check_case_number(number, batch)
+        number = case_number_key(event.case_number) if isinstance(event, CaseOpened) else None
+        if isinstance(event, CaseOpened):
+            self._check_case_number(event.case_number, batch)
         self._check_new(tx, st, event, integrated_at)
         if number is not None:
             batch.numbers[number] = st.case_id
@@ -623,20 +624,23 @@ class Appender:
         if ref is not None and self.claim_sealed is not None:
             self.claim_sealed(tx, ref, st.case_id)
 
-    def _check_case_number(self, number: str, batch: _Batch) -> None:
+    def _check_case_number(self, signed: str, batch: _Batch) -> None:
         """A new case's number must be no other case's (looked up under the write lock, one query per
         batch, so two concurrent CaseOpened with one number cannot both land). The rows read are
-        checked (``case_number_holders``); the same batch's earlier cases count too."""
+        checked (``case_number_holders``); the same batch's earlier cases count too. Numbers are compared
+        by ``case_number_key`` (letter case does not make another number)."""
+        number = case_number_key(signed)
         found = batch.holders.get(number)
         if isinstance(found, StateTampered):
             raise found.again()
         holder = batch.numbers.get(number) or found
         if holder is not None:
             raise ConflictError(
-                f"case number {number} is already used by case {holder}; a case number opens one case only",
+                f"case number {signed} is already used by case {holder} (case numbers are compared without"
+                " regard to letter case); a case number opens one case only",
                 code="DUPLICATE_CASE_NUMBER",
                 case_id=holder,
-                case_number=number,
+                case_number=signed,
             )
 
     def _check_stored_size(self, event: Any) -> None:
@@ -693,7 +697,7 @@ def _opened_numbers(parsed: Sequence[_Parsed]) -> set[str]:
         st = item.envelope.statement
         number = st.body.get("case_number") if st.type == "CaseOpened" and isinstance(st.body, dict) else None
         if isinstance(number, str):
-            numbers.add(number)
+            numbers.add(case_number_key(number))
     return numbers
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from domain import projections
+from domain.case_state import case_number_key
 from domain.context import DomainConfig
 from domain.errors import LedgerError, case_not_found
 from ledger.append import Appender, Outcome, Receipt
@@ -429,7 +430,8 @@ class Ledger:
         number, found by its lookup column and believed only when the row's MAC'd view carries it."""
         where = "case_id <> ?"
         params: list[Any] = [REGISTRY_CASE_ID]
-        for column, value in (("status", status), ("category", category), ("case_number", number)):
+        key = None if number is None else case_number_key(number)
+        for column, value in (("status", status), ("category", category), ("case_number", key)):
             if value is not None:
                 where += f" AND {column} = ?"
                 params.append(value)
@@ -441,8 +443,12 @@ class Ledger:
         with self.db.read() as tx:
             rows = case_rows(tx, self.mac, where, params)
         views = [{"case_id": r[0], "version": r[1], **json.loads(r[7])} for r in rows]
-        if number is not None and any(view.get("case_number") != number for view in views):
-            bad = next(view["case_id"] for view in views if view.get("case_number") != number)
+        def other(view: dict[str, Any]) -> bool:
+            signed = view.get("case_number")
+            return not isinstance(signed, str) or case_number_key(signed) != key
+
+        if key is not None and any(other(view) for view in views):
+            bad = next(view["case_id"] for view in views if other(view))
             raise tampered(f"case {bad}", check="case_number", case_id=bad)
         return views
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from domain.case_state import case_number_key
 from domain.errors import LedgerError
 from ledger.envelope.dsse import REGISTRY_CASE_ID, parse_envelope
 from ledger.verify import Entry, EventRow, Finding
@@ -37,7 +38,7 @@ def case_number_findings(entries: Iterable[Entry], rows: Mapping[int, EventRow])
         number = st.body.get("case_number") if st.type == "CaseOpened" else None
         if not isinstance(number, str) or st.case_id == REGISTRY_CASE_ID:
             continue
-        earlier = first.setdefault(number, (st.case_id, entry.leaf_index))
+        earlier = first.setdefault(case_number_key(number), (st.case_id, entry.leaf_index))
         if earlier[0] != st.case_id:
             findings.append(
                 Finding(

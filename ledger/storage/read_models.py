@@ -23,6 +23,7 @@ from typing import Any
 
 from domain import case as case_rules
 from domain import projections, registry
+from domain.case_state import case_number_key
 from domain.context import EventContext
 from domain.errors import NotFoundError, case_not_found
 from ledger.envelope.dsse import REGISTRY_CASE_ID
@@ -141,7 +142,8 @@ def write_read_models(tx: Tx, mac: RowMac, heads: Mapping[str, CaseHead], leaf_o
             status, category, view = "registry", "registry", state_json
         else:
             view_data = projections.case_view(head.state)
-            status, category, number = view_data["status"], view_data["category"], view_data["case_number"]
+            status, category = view_data["status"], view_data["category"]
+            number = case_number_key(view_data["case_number"])
             view = json.dumps(view_data, sort_keys=True, separators=(",", ":"))
             for key, public_status, entry in public_rows(head.state):
                 release = (case_id, key, public_status, json.dumps(entry, sort_keys=True))
@@ -357,8 +359,8 @@ def case_rows(tx: Tx, mac: RowMac, where: str, params: Sequence[Any]) -> list[tu
 
 
 def case_number_holders(tx: Tx, mac: RowMac, numbers: Iterable[str]) -> dict[str, str | StateTampered]:
-    """For each of ``numbers`` that a case was opened with: that case's id (the first, in case id
-    order), found by the ``case_number`` lookup column in one query. The column is only an index
+    """For each of ``numbers`` (keys: ``case_number_key``) that a case was opened with: that case's id (the
+    first, in case id order), found by the ``case_number`` lookup column (which holds the key) in one query. The column is only an index
     key, outside the row's MAC: each row found is checked like every case row (its MAC, and its
     version is the case's last log entry) and its MAC'd view must carry the number, else the number
     maps to the ``StateTampered`` refusal naming that case (a planted number never blocks a case
@@ -382,7 +384,8 @@ def case_number_holders(tx: Tx, mac: RowMac, numbers: Iterable[str]) -> dict[str
             continue
         try:
             fields = checked_case_row(mac, row[:10], _top_of(row[10:12]))
-            if json.loads(fields[7]).get("case_number") != number:
+            signed = json.loads(fields[7]).get("case_number")
+            if not isinstance(signed, str) or case_number_key(signed) != number:
                 raise _case_tampered(fields[0], "case_number")
             holders[number] = fields[0]
         except StateTampered as exc:

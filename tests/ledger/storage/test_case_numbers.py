@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+from domain.case_state import case_number_key
 from domain.errors import LedgerError
 from ledger.append import Receipt
 from ledger.audit.run import run_audit
@@ -19,6 +20,7 @@ from tests.support.audit import Raw, options
 from tests.support.cases import Actors, case_opened, footage_captured, new_case_id, run_cambridge_scenario
 
 NUMBER = "CPD-2026-0420"
+KEY = case_number_key(NUMBER)  # what the lookup column holds
 
 
 def _audit_codes(ledger: Ledger) -> list[tuple[str, str | None, list[str]]]:
@@ -81,7 +83,7 @@ def test_a_number_planted_on_another_case_row_is_refused_as_tampered(ledger: Led
     actors = Actors.register(ledger)
     other = new_case_id()
     actors.ok("investigator", other, "CaseOpened", case_opened())
-    Raw(ledger).run("UPDATE case_state SET case_number = ? WHERE case_id = ?", (NUMBER, other))
+    Raw(ledger).run("UPDATE case_state SET case_number = ? WHERE case_id = ?", (KEY, other))
     refused = actors.refused("investigator", new_case_id(), "CaseOpened", case_opened(NUMBER))
     assert isinstance(refused, StateTampered) and refused.refs == {"case_id": other}
     with pytest.raises(StateTampered):
@@ -100,7 +102,7 @@ def test_a_lookup_row_bent_to_let_a_duplicate_in_is_named_by_the_audit(ledger: L
     raw.run("UPDATE case_state SET case_number = ? WHERE case_id = ?", ("CPD-ELSEWHERE", first))
     assert _audit_codes(ledger) == [("PROJECTION_DRIFT", first, ["case_state.case_number"])]
     receipt = actors.ok("investigator", second, "CaseOpened", case_opened(NUMBER))
-    raw.run("UPDATE case_state SET case_number = ? WHERE case_id = ?", (NUMBER, first))
+    raw.run("UPDATE case_state SET case_number = ? WHERE case_id = ?", (KEY, first))
     report = run_audit(read_database(ledger.db, mac=ledger.mac), options(ledger))
     (finding,) = report.findings
     assert (finding.code, finding.case_id, finding.leaf_index) == ("DUPLICATE_CASE_NUMBER", second, receipt.leaf_index)
@@ -129,3 +131,20 @@ def test_cases_are_listed_by_their_own_status_whatever_their_footage(ledger: Led
     assert [c["case_id"] for c in ledger.list_cases(status="open")] == [still_open]
     assert {c["status"] for c in ledger.list_cases()} == {"open", "closed"}
     assert _audit_codes(ledger) == []
+
+
+def test_letter_case_does_not_make_another_number(ledger: Ledger) -> None:
+    """``cpd-2026-0420`` is the number ``CPD-2026-0420``: refused, found by either spelling, and named by the
+    audit if it got in (a bent lookup row, put back afterwards)."""
+    actors = Actors.register(ledger)
+    first, second = new_case_id(), new_case_id()
+    actors.ok("investigator", first, "CaseOpened", case_opened(NUMBER))
+    refused = actors.refused("investigator", second, "CaseOpened", case_opened(NUMBER.lower()))
+    assert refused.code == "DUPLICATE_CASE_NUMBER" and refused.refs == {"case_id": first, "case_number": NUMBER.lower()}
+    assert [c["case_id"] for c in ledger.list_cases(number=NUMBER.lower())] == [first]
+    assert [c["case_number"] for c in ledger.list_cases(number=NUMBER)] == [NUMBER]  # kept as signed
+    raw = Raw(ledger)
+    raw.run("UPDATE case_state SET case_number = ? WHERE case_id = ?", ("cpd-elsewhere", first))
+    actors.ok("investigator", second, "CaseOpened", case_opened(NUMBER.lower()))
+    raw.run("UPDATE case_state SET case_number = ? WHERE case_id = ?", (KEY, first))
+    assert [code for code, _, _ in _audit_codes(ledger)] == ["DUPLICATE_CASE_NUMBER"]
