@@ -518,13 +518,21 @@ NO_WEBCRYPTO_ED25519 = (
 )
 
 
-def test_without_webcrypto_ed25519_the_vendored_library_gives_the_cli_verdicts(
-    page: Any, exported: Exported, tmp_path: Path
-) -> None:
+@pytest.fixture
+def verifier_without_webcrypto_ed25519(page: Any) -> VerifierPage:
+    """verify.html from file:// in a browser whose WebCrypto refuses Ed25519 (NotSupportedError)."""
     page.add_init_script(NO_WEBCRYPTO_ED25519)
     verifier = VerifierPage(page, VERIFY_PAGE.as_uri()).open()
     assert page.get_attribute("body", "data-ready") == "yes" and page.is_visible("#bundle")
     assert page.get_attribute("#ed25519-impl", "data-impl") == "noble"
+    return verifier
+
+
+def test_without_webcrypto_ed25519_the_vendored_library_gives_the_cli_verdicts(
+    verifier_without_webcrypto_ed25519: VerifierPage, exported: Exported, tmp_path: Path
+) -> None:
+    verifier = verifier_without_webcrypto_ed25519
+    page = verifier.page
     assert same_as_cli(verifier, exported.path, pinned(exported)) == ("verified", set())
     assert page.inner_text("#verdict") == "VERIFIED"
     assert page.get_attribute("#signatures-by", "data-impl") == "noble"
@@ -750,8 +758,14 @@ def test_media_inside_the_bundle(verifier_file: VerifierPage, ledger: Ledger, tm
     assert same_as_cli(verifier_file, stray, pinned(exported)) == ("failed", {"MEDIA_MISMATCH"})
 
 
-def test_witness_cosignatures(verifier_file: VerifierPage, ledger: Ledger, tmp_path: Path) -> None:
+@pytest.mark.parametrize("opened", ["verifier_file", "verifier_without_webcrypto_ed25519"])
+def test_witness_cosignatures(
+    opened: str, request: pytest.FixtureRequest, ledger: Ledger, tmp_path: Path
+) -> None:
+    """With WebCrypto's Ed25519, and with the vendored library where the browser has none."""
     from ledger.witness.cosigner import Witness
+
+    verifier_file: VerifierPage = request.getfixturevalue(opened)
 
     log_vkey = note.make_verifier_key(ledger.config.log_key_name, ledger.log_key.public_key())
     witness = Witness.create(tmp_path / "witness", "w.example/w1", str(log_vkey))
