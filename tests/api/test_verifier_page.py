@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -36,3 +38,30 @@ def test_the_page_is_package_data() -> None:
 
     assert resources.files("ledger.verify.web").joinpath("verify.html").read_bytes() == web.page_bytes()
     assert web.page_bytes().startswith(b"<!DOCTYPE html>")
+
+
+def test_the_vendored_library_is_inlined_only_with_its_pinned_hashes(tmp_path: Path) -> None:
+    page = web.page_bytes()
+    copy = tmp_path / "vendor"
+    shutil.copytree(web.VENDOR_DIR, copy)
+    assert web.with_vendored(page, copy) == page  # the pinned files: the page as shipped
+    original = (copy / "index.js").read_bytes()
+    (copy / "index.js").write_bytes(original.replace(b"return options.zip215 ?? true;", b"return true;"))
+    with pytest.raises(ValueError, match=r"index\.js has SHA-256 [0-9a-f]{64}, not the pinned") as refused:
+        web.with_vendored(page, copy)
+    assert web.VENDORED["index.js"] in str(refused.value)
+    (copy / "index.js").write_bytes(original)
+    (copy / "LICENSE").write_bytes(b"no licence\n")
+    with pytest.raises(ValueError, match=r"LICENSE has SHA-256 .* refusing to build verify\.html"):
+        web.with_vendored(page, copy)
+    (copy / "LICENSE").unlink()
+    with pytest.raises(FileNotFoundError):
+        web.with_vendored(page, copy)
+
+
+def test_the_page_embeds_the_vendored_licence() -> None:
+    licence = web.vendored_file("LICENSE").decode("utf-8").rstrip()
+    text = web.page_bytes().decode("utf-8")
+    script = text.split("<script>", 1)[1]
+    assert "/*! @noble/ed25519 3.2.0: its LICENSE\n" + licence + "\n*/" in script
+    assert "The MIT License (MIT)" in licence and "Paul Miller" in licence

@@ -8,6 +8,7 @@ page must connect nowhere (``page.outside``).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import time
@@ -507,11 +508,67 @@ def test_the_copy_inside_the_bundle_is_this_page(exported: Exported) -> None:
     assert read_members(exported.path)["verify.html"] == web.page_bytes()
 
 
-def test_without_webcrypto_ed25519_there_is_no_verdict(page: Any) -> None:
+NO_WEBCRYPTO_ED25519 = (
+    "const real = crypto.subtle.importKey.bind(crypto.subtle);"
+    "crypto.subtle.importKey = (f, k, alg, ...rest) => (alg && alg.name === 'Ed25519')"
+    " ? Promise.reject(new DOMException('unsupported', 'NotSupportedError')) : real(f, k, alg, ...rest);"
+    "const realVerify = crypto.subtle.verify.bind(crypto.subtle);"
+    "crypto.subtle.verify = (alg, ...rest) => (alg && (alg === 'Ed25519' || alg.name === 'Ed25519'))"
+    " ? Promise.reject(new DOMException('unsupported', 'NotSupportedError')) : realVerify(alg, ...rest);"
+)
+
+
+@pytest.fixture
+def verifier_without_webcrypto_ed25519(page: Any) -> VerifierPage:
+    """verify.html from file:// in a browser whose WebCrypto refuses Ed25519 (NotSupportedError)."""
+    page.add_init_script(NO_WEBCRYPTO_ED25519)
+    verifier = VerifierPage(page, VERIFY_PAGE.as_uri()).open()
+    assert page.get_attribute("body", "data-ready") == "yes" and page.is_visible("#bundle")
+    assert page.get_attribute("#ed25519-impl", "data-impl") == "noble"
+    return verifier
+
+
+def test_without_webcrypto_ed25519_the_vendored_library_gives_the_cli_verdicts(
+    verifier_without_webcrypto_ed25519: VerifierPage, exported: Exported, tmp_path: Path
+) -> None:
+    verifier = verifier_without_webcrypto_ed25519
+    page = verifier.page
+    assert same_as_cli(verifier, exported.path, pinned(exported)) == ("verified", set())
+    assert page.inner_text("#verdict") == "VERIFIED"
+    assert page.get_attribute("#signatures-by", "data-impl") == "noble"
+    assert "vendored @noble/ed25519 3.2.0" in page.inner_text("#signatures-by")
+    assert "no WebCrypto Ed25519" in page.inner_text("#signatures-by")
+    for name in (
+        "flipped signature byte",
+        "flipped signature, tree re-signed",
+        "checkpoint signed by another key",
+        "manifest mismatch",
+        "role not allowed",
+    ):
+        make, expected = TAMPERED[name]
+        assert same_as_cli(verifier, make(exported, tmp_path), pinned(exported)) == ("failed", expected)
+    wrong_vkey = note.make_verifier_key(
+        exported.ledger.config.log_key_name, Ed25519PrivateKey.generate().public_key()
+    )
+    assert same_as_cli(verifier, exported.path, {**pinned(exported), "vkey": str(wrong_vkey)}) == (
+        "failed",
+        {"BAD_CHECKPOINT"},
+    )
+    assert page.outside == []
+
+
+def test_with_webcrypto_ed25519_the_browser_checks_the_signatures(
+    verifier_file: VerifierPage, exported: Exported
+) -> None:
+    assert same_as_cli(verifier_file, exported.path, pinned(exported)) == ("verified", set())
+    assert verifier_file.page.get_attribute("#signatures-by", "data-impl") == "webcrypto"
+    assert "this browser's WebCrypto" in verifier_file.page.inner_text("#signatures-by")
+
+
+def test_when_no_implementation_passes_the_rfc_8032_test_there_is_no_verdict(page: Any) -> None:
+    """A WebCrypto that imports Ed25519 keys but verifies wrongly is not replaced: no verdict."""
     page.add_init_script(
-        "const real = crypto.subtle.importKey.bind(crypto.subtle);"
-        "crypto.subtle.importKey = (f, k, alg, ...rest) => (alg && alg.name === 'Ed25519')"
-        " ? Promise.reject(new DOMException('unsupported', 'NotSupportedError')) : real(f, k, alg, ...rest);"
+        "crypto.subtle.verify = (alg, ...rest) => Promise.resolve(true);"  # accepts every signature
     )
     VerifierPage(page, VERIFY_PAGE.as_uri()).open()
     assert page.get_attribute("body", "data-ready") == "unsupported"
@@ -567,7 +624,25 @@ def test_the_page_cannot_connect_anywhere(page: Any, server: Server) -> None:
 def test_the_policy_allows_exactly_the_inline_script() -> None:
     page = web.page_bytes()
     assert web.with_script_hash(page) == page, "run `python -m ledger.verify.web` after editing the script"
-    assert b"http://" not in page and b"https://" not in page and b" src=" not in page
+    vendored = web.vendored_script()
+    own = page.replace(vendored, b"")
+    assert b"http://" not in own and b"https://" not in own and b" src=" not in own
+    licence = (web.VENDOR_DIR / "LICENSE").read_bytes()
+    for line in vendored.splitlines():  # the vendored code names addresses only in comments
+        assert b"://" not in line or line.lstrip().startswith(b"//") or line in licence, line
+
+
+def test_the_page_inlines_the_pinned_vendored_library_and_its_licence() -> None:
+    page = web.page_bytes()
+    assert web.with_vendored(page) == page, "run `python -m ledger.verify.web` after updating the vendored code"
+    licence = (web.VENDOR_DIR / "LICENSE").read_bytes()
+    assert hashlib.sha256(licence).hexdigest() == web.VENDORED["LICENSE"]
+    assert licence.rstrip() in page and b"Copyright (c) 2019 Paul Miller" in page
+    module = (web.VENDOR_DIR / "index.js").read_bytes()
+    assert hashlib.sha256(module).hexdigest() == web.VENDORED["index.js"]
+    body, export = module.rstrip(b"\n").rsplit(b"\n", 1)
+    assert export.startswith(b"export {") and body in page  # all but the last line, byte for byte
+    assert b"\nexport " not in page.split(b"<script>", 1)[1]
 
 
 def test_the_page_s_tables_are_generated_from_the_domain() -> None:
@@ -683,8 +758,14 @@ def test_media_inside_the_bundle(verifier_file: VerifierPage, ledger: Ledger, tm
     assert same_as_cli(verifier_file, stray, pinned(exported)) == ("failed", {"MEDIA_MISMATCH"})
 
 
-def test_witness_cosignatures(verifier_file: VerifierPage, ledger: Ledger, tmp_path: Path) -> None:
+@pytest.mark.parametrize("opened", ["verifier_file", "verifier_without_webcrypto_ed25519"])
+def test_witness_cosignatures(
+    opened: str, request: pytest.FixtureRequest, ledger: Ledger, tmp_path: Path
+) -> None:
+    """With WebCrypto's Ed25519, and with the vendored library where the browser has none."""
     from ledger.witness.cosigner import Witness
+
+    verifier_file: VerifierPage = request.getfixturevalue(opened)
 
     log_vkey = note.make_verifier_key(ledger.config.log_key_name, ledger.log_key.public_key())
     witness = Witness.create(tmp_path / "witness", "w.example/w1", str(log_vkey))

@@ -5,7 +5,9 @@ only script is inline and allowed by its SHA-256 in the page's Content-Security-
 forbids every connection (``connect-src 'none'``); :func:`content_security_policy` is the same
 policy for the HTTP header. The script's tables of event types, body fields and vocabularies are
 generated from the domain's declarations (:func:`domain_tables`); only the rules themselves are
-ported by hand. Standard library and :mod:`domain` only.
+ported by hand. Where the browser's WebCrypto has no Ed25519 the page checks signatures with a
+vendored copy of ``@noble/ed25519``, inlined by :func:`with_vendored` after its pinned SHA-256 is
+checked (``VENDORED``). Standard library and :mod:`domain` only.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import re
 import unicodedata
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 PAGE_NAME = "verify.html"
@@ -177,3 +180,75 @@ def with_domain_tables(page: bytes) -> bytes:
     """``page`` with its generated tables replaced by :func:`domain_tables` (a test checks it was run)."""
     start, end = page.index(_BEGIN), page.index(_END) + len(_END)
     return page[:start] + domain_tables() + page[end:]
+
+
+# --- the vendored Ed25519 fallback ----------------------------------------------------------------
+
+#: The vendored copy of @noble/ed25519 (vendor/noble-ed25519-3.2.0/, see its README.md): npm tarball
+#: integrity, and the SHA-256 of each file the page inlines. Update all of them together.
+VENDORED_NAME, VENDORED_VERSION = "@noble/ed25519", "3.2.0"
+VENDORED_INTEGRITY = (
+    "sha512-criDgRlnUA09hchYrTy/JUWPIEap5rZxQe6wDWzRx51oWWpDRcUpuNzlgPxDJaOK6AsW9c0wKcj3rKRv6t+bPQ=="
+)
+VENDORED = {
+    "index.js": "a4f631d1876b5d9e43a86cd71194ca27b5e1451edf4ba4db9a418f40a475569a",
+    "LICENSE": "394c2e6e5552e5dba202bee6390b9d6aa2754d657f5b9869e83b3d265a315501",
+}
+VENDOR_DIR = Path(__file__).with_name("vendor") / f"noble-ed25519-{VENDORED_VERSION}"
+
+_VBEGIN = f"// BEGIN vendored {VENDORED_NAME} {VENDORED_VERSION}".encode()
+_VEND = f"// END vendored {VENDORED_NAME} {VENDORED_VERSION}".encode()
+_EXPORT = re.compile(rb"\nexport \{([A-Za-z0-9_$, ]*)\};\n\Z")
+
+
+def vendored_file(name: str, directory: Path | None = None) -> bytes:
+    """A vendored file's bytes, refused (:class:`ValueError`) unless its SHA-256 is the pinned one."""
+    data = ((directory or VENDOR_DIR) / name).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != VENDORED[name]:
+        raise ValueError(
+            f"vendored {VENDORED_NAME} {VENDORED_VERSION} {name} has SHA-256 {digest}, "
+            f"not the pinned {VENDORED[name]}: refusing to build {PAGE_NAME}"
+        )
+    return data
+
+
+def vendored_script(directory: Path | None = None) -> bytes:
+    """The page's block of vendored code: the licence as a comment, then the library's ES module,
+    unmodified but for its one closing ``export {…};``, which becomes ``return {…};`` of a function
+    whose result is ``NOBLE_ED25519`` (a classic script cannot export; the page has one script)."""
+    module = vendored_file("index.js", directory)
+    licence = vendored_file("LICENSE", directory)
+    export = _EXPORT.search(module)
+    body = module[: export.start() + 1] if export else b""
+    without_comments = re.sub(rb"/\*.*?\*/", b"", body, flags=re.S)
+    if (
+        export is None
+        or re.search(rb"(?m)^\s*(export|import)\b", without_comments)
+        or re.search(rb"\bimport\s*[(.]", body)
+        or re.search(rb"(?i)</script|<!--", module + licence)
+        or b"*/" in licence
+    ):
+        raise ValueError(f"vendored {VENDORED_NAME} no longer has the shape the page inlines: look at it")
+    return b"\n".join(
+        [
+            _VBEGIN + b", inlined by `python -m ledger.verify.web`",
+            b"// Used only where this browser's WebCrypto has no Ed25519. The file "
+            + f"ledger/verify/web/vendor/noble-ed25519-{VENDORED_VERSION}/index.js".encode(),
+            f"// (SHA-256 {VENDORED['index.js']}; npm {VENDORED_INTEGRITY}),".encode(),
+            b"// unmodified but for its last line: `export {...};` is `return {...};` here.",
+            b"/*! " + f"{VENDORED_NAME} {VENDORED_VERSION}: its LICENSE".encode(),
+            licence.rstrip(b"\n"),
+            b"*/",
+            b"const NOBLE_ED25519 = (() => {",
+            body + b"return {" + export.group(1) + b"};",
+            b"})();",
+            _VEND,
+        ]
+    )
+
+
+def with_vendored(page: bytes, directory: Path | None = None) -> bytes:
+    """``page`` with its block of vendored code replaced by :func:`vendored_script` (a test checks it was run)."""
+    start, end = page.index(_VBEGIN), page.index(_VEND) + len(_VEND)
+    return page[:start] + vendored_script(directory) + page[end:]
