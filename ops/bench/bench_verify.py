@@ -76,6 +76,18 @@ def signed_case(key: Ed25519PrivateKey, events: int) -> tuple[str, list[bytes]]:
     return case_id, signed_chain(key, case_id, bodies, start=datetime.now(UTC) - timedelta(seconds=10))
 
 
+def exported_case(bench: Any, events: int, bundle: Path) -> str:
+    """Append a case of ``events`` signed events to the bench ledger, sign a checkpoint and export the
+    case's bundle to ``bundle``; returns the case id."""
+    case_id, raws = signed_case(bench.investigator, events)
+    for start in range(0, len(raws), 100):
+        outcomes = bench.ledger.append(raws[start : start + 100])
+        assert all(not isinstance(o, Exception) for o in outcomes), outcomes
+    bench.ledger.checkpoint()
+    export_bundle(bench.ledger, case_id, bundle)
+    return case_id
+
+
 def bundle_signatures(bundle: Path) -> list[tuple[Any, bytes, bytes]]:
     """The bundle's own envelopes, ready for the bare verify loop."""
     with ZipFile(bundle) as zf:
@@ -160,13 +172,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     with bench_ledger("sqlite") as bench, tempfile.TemporaryDirectory(prefix="el-bench-verify-") as tmp:
-        case_id, raws = signed_case(bench.investigator, args.events)
-        for start in range(0, len(raws), 100):
-            outcomes = bench.ledger.append(raws[start : start + 100])
-            assert all(not isinstance(o, Exception) for o in outcomes), outcomes
         bundle = Path(tmp) / "case.zip"
-        bench.ledger.checkpoint()
-        export_bundle(bench.ledger, case_id, bundle)
+        exported_case(bench, args.events, bundle)
         trust_root = bench.ledger.config.admin_key_id
         # As for `evidence-ledger verify`, no ledger is open while verifying (a smaller process
         # to fork, no connection pool's threads).

@@ -27,11 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ledger.evidence.bundle import export_bundle
 from ledger.log import note
 from ledger.verify import VerifyOptions, verify_bundle
 from ledger.verify.web import page_bytes
-from ops.bench.bench_verify import bundle_signatures, signed_case
+from ops.bench.bench_verify import bundle_signatures, exported_case
 from ops.bench.common import bench_ledger
 
 CHROMIUM = "/usr/bin/chromium"
@@ -85,13 +84,8 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     with bench_ledger("sqlite") as bench, tempfile.TemporaryDirectory(prefix="el-bench-page-") as tmp:
-        case_id, raws = signed_case(bench.investigator, args.events)
-        for start in range(0, len(raws), 100):
-            outcomes = bench.ledger.append(raws[start : start + 100])
-            assert all(not isinstance(o, Exception) for o in outcomes), outcomes
         bundle = Path(tmp) / "case.zip"
-        bench.ledger.checkpoint()
-        export_bundle(bench.ledger, case_id, bundle)
+        exported_case(bench, args.events, bundle)
         pins = {
             "trust_root": bench.ledger.config.admin_key_id,
             "vkey": str(note.make_verifier_key(bench.ledger.config.log_key_name, bench.ledger.log_key.public_key())),
