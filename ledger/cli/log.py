@@ -75,15 +75,15 @@ def log_checkpoints(as_json: JsonOption = False, data_dir: DataDir = None) -> No
          "cosignatures": len(c.cosignatures)}
         for c in found
     ]
-    header = f"{'SIZE':>8}  {'SIGNED AT':<{_width(rows, 'signed_at')}}  {'ROOT HASH':<64}  COSIGNATURES"
-    emit({"items": rows}, as_json, [header] + [
-        f"{r['size']:>8}  {r['signed_at']:<{_width(rows, 'signed_at')}}  {r['root_hash']}  {r['cosignatures']}"
-        for r in rows
-    ] if rows else ["no checkpoint signed yet (the log has no entries, or `evidence-ledger log checkpoint` signs one)"])
-
-
-def _width(rows: list[dict[str, Any]], key: str) -> int:
-    return max(len(str(r[key])) for r in rows)
+    if not rows:
+        emit({"items": rows}, as_json,
+             ["no checkpoint signed yet (the log has no entries, or `evidence-ledger log checkpoint` signs one)"])
+        return
+    width = max(len(r["signed_at"]) for r in rows)
+    emit({"items": rows}, as_json, [
+        f"{'SIZE':>8}  {'SIGNED AT':<{width}}  {'ROOT HASH':<64}  COSIGNATURES",
+        *(f"{r['size']:>8}  {r['signed_at']:<{width}}  {r['root_hash']}  {r['cosignatures']}" for r in rows),
+    ])
 
 
 CHECKPOINT_PAGE = 1000

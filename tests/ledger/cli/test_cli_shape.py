@@ -240,3 +240,17 @@ def test_log_checkpoints_lists_the_signed_sizes(cli: Cli) -> None:
         assert cli.run("log", "checkpoint", "--size", str(size), code=0).stdout.split("\n")[1] == str(size)
     line = error_line(cli.run("log", "checkpoint", "--size", str(sizes[-1] + 100), code=1))
     assert "NO_CHECKPOINT" in line and "evidence-ledger log checkpoints" in line
+
+
+def test_log_checkpoints_of_a_log_without_entries_says_so(tmp_path: Path) -> None:
+    """A production ledger before its genesis (`init --admin-public-key`): no entries, no checkpoint."""
+    runner, data = CliRunner(), str(tmp_path / "data")
+    public = runner.invoke(commands(), ["keys", "new", "--name", "pub", "--out", str(tmp_path / "pub.pem")])
+    assert public.exit_code == 0, public.output
+    init = runner.invoke(commands(), ["init", "--data-dir", data, "--origin", "empty.example/log",
+                                      "--admin-public-key", str(tmp_path / "pub.pem.pub")])
+    assert init.exit_code == 0, init.output
+    text = runner.invoke(commands(), ["log", "checkpoints", "--data-dir", data])
+    assert text.exit_code == 0 and text.stdout.startswith("no checkpoint signed yet"), text.output
+    doc = runner.invoke(commands(), ["log", "checkpoints", "--json", "--data-dir", data])
+    assert doc.exit_code == 0 and json.loads(doc.stdout) == {"items": []}, doc.output
