@@ -34,6 +34,15 @@ hypothesis_settings.register_profile(
 hypothesis_settings.load_profile("ledger")
 
 
+@pytest.fixture(autouse=True)
+def _client_state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own client state directory (remembered checkpoints, receipts): what one test's
+    client saw never makes another's interaction a rollback, and a developer's own state is never touched."""
+    path = tmp_path_factory.mktemp("client-state")
+    monkeypatch.setenv("EVIDENCE_LEDGER_STATE_DIR", str(path))
+    return path
+
+
 
 def postgres_required() -> bool:
     return bool(os.environ.get("CI")) or os.environ.get("EVIDENCE_LEDGER_TEST_POSTGRES") == "required"
