@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         verify_known,
     )
     from ledger.verify.log_match import EventRow, LogRow, Matched, match_log, order_findings
+    from ledger.verify.memory import CheckpointMemory, Observation
     from ledger.verify.pipeline import check_pipelined, parse_all
     from ledger.verify.report import exit_code, render_text, report_json
     from ledger.verify.report_html import render_html
@@ -54,6 +55,7 @@ __all__ = [
     "HEX64",
     "BundleUnusable",
     "CheckpointInput",
+    "CheckpointMemory",
     "Entry",
     "EntryChecker",
     "EventRow",
@@ -62,6 +64,7 @@ __all__ = [
     "LogPin",
     "LogRow",
     "Matched",
+    "Observation",
     "PinFile",
     "PinFileError",
     "VerifyOptions",
@@ -123,6 +126,8 @@ if not TYPE_CHECKING:  # type checkers read the imports above; at run time a nam
             from ledger.verify import report as module
         elif name == "render_html":
             from ledger.verify import report_html as module
+        elif name in ("CheckpointMemory", "Observation"):
+            from ledger.verify import memory as module
         elif name in (
             "HEX64",
             "LogPin",

@@ -41,7 +41,7 @@ from typing import Any
 from domain.errors import MalformedInputError, VerificationError
 from ledger.durable import write_atomic
 from ledger.log import merkle, note
-from ledger.verify.state_dir import origin_dir
+from ledger.verify.state_dir import origin_dir, state_dir
 
 LATEST, VKEY, CONFLICTS, LOCK = "latest", "vkey", "conflicts", ".lock"
 ROLLBACK, EQUIVOCATION, KEY_CHANGED = "ROLLBACK", "EQUIVOCATION", "KEY_CHANGED"
@@ -122,6 +122,13 @@ class CheckpointMemory:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._held: dict[str, int] = {}
+
+    @classmethod
+    def default(cls) -> CheckpointMemory | None:
+        """The memory in the client state directory (``$EVIDENCE_LEDGER_STATE_DIR``, else the XDG state
+        directory); None when there is no home directory to put it in."""
+        root = state_dir()
+        return None if root is None else cls(root)
 
     def directory(self, origin: str) -> Path:
         return origin_dir(self.root, origin)
