@@ -61,3 +61,37 @@ def served(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClie
             lambda base_url="", **_: TestClient(app, base_url=base_url, raise_server_exceptions=False),
         )
         yield client
+
+
+def export(ledger: Ledger, case_id: str, out: Path) -> Path:
+    """Checkpoint and export the case's bundle to ``out``."""
+    from ledger.evidence.bundle import export_bundle
+
+    ledger.checkpoint()
+    export_bundle(ledger, case_id, out)
+    return out
+
+
+def pins(ledger: Ledger) -> list[str]:
+    """``--vkey`` and ``--trust-root`` options pinning the ledger's log key and trust root."""
+    from ledger.log import note
+
+    vkey = note.make_verifier_key(ledger.config.log_key_name, ledger.log_key.public_key())
+    return ["--vkey", str(vkey), "--trust-root", ledger.config.admin_key_id]
+
+
+@contextmanager
+def proofs_from(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """`verify --server URL` (any URL) asks the API on ``ledger``: its standard-library client is pointed
+    at a TestClient."""
+    app = create_app(ledger=ledger, api_settings=ApiSettings())
+    with TestClient(app, raise_server_exceptions=False) as client:
+
+        def get(self: object, path: str, params: dict[str, int] | None = None) -> bytes:
+            answer = client.get(path, params=params)
+            assert answer.status_code == 200, answer.text
+            return answer.content
+
+        with monkeypatch.context() as patch:
+            patch.setattr("ledger.verify.log_server.LogServer.get", get)
+            yield
