@@ -27,8 +27,8 @@ def check_memory(v: BundleVerification, raw: bytes | None, options: VerifyOption
     if raw is None or v.findings or v.missing_pins or v.log_key is None:
         v.checkpoint["remembered"] = {
             "status": NOT_COMPARED,
-            "detail": "only a VERIFIED bundle (no finding, log key and trust root pinned) is compared with "
-            "the checkpoint remembered for its log",
+            "detail": "only a bundle without findings, checked with the log key and the trust root pinned, "
+            "is compared with the checkpoint remembered for its log",
         }
         return
     proofs = None if options.consistency is None else options.consistency(v.manifest.origin)
