@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -22,7 +23,7 @@ from ledger.log import note
 from ledger.store import Ledger
 from ledger.verify.state_dir import origin_dir
 from tests.support.cases import case_opened, new_case_id
-from tests.support.cli import error_line
+from tests.support.cli import command_tree, error_line, leaves
 from tests.support.forks import Fork, fork_ledgers, served
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"])  # the fork copies a sqlite data dir
@@ -140,3 +141,55 @@ def test_cli_refuses_a_changed_log_key(
     with pytest.raises(VerificationError) as caught:
         seen(fork.a, monkeypatch)
     assert caught.value.code == "KEY_CHANGED"
+
+
+EXTRA = {"case new": ["--category", "violence", "--summary", "s"]}
+
+
+def _value(name: str, tmp_path: Path, fork: Fork) -> str:
+    """A usable value for a required parameter of a server command."""
+    if name == "key":
+        path = tmp_path / "signer.pem"
+        if not path.exists():
+            write_private_key(fork.actors_a.keys["investigator"], path)
+        return str(path)
+    if name == "public_key":
+        path = tmp_path / "new.pub"
+        path.write_bytes(Ed25519PrivateKey.generate().public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        return str(path)
+    if name == "envelopes":
+        path = tmp_path / "envelopes.jsonl"
+        path.write_text("{}\n")
+        return str(path)
+    return {
+        "case_id": new_case_id(), "event_type": "CaseOpened", "body": json.dumps(case_opened()),
+        "role": "investigator", "key_id": "0" * 64,
+    }.get(name, "x")
+
+
+def test_every_command_that_talks_to_a_server_checks_its_log_first(
+    fork: Fork, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fork.grow("a", 2)
+    seen(fork.a, monkeypatch)
+    before = fork.b.log_size()
+    checked = []
+    servers = {path: c for path, c in leaves(command_tree()) if any("--server" in p.opts for p in c.params)}
+    for path, command in sorted(servers.items()):
+        if path == "verify":  # asks a server only for proofs: tests/ledger/verify/test_verify_memory.py
+            continue
+        args = path.split()
+        for param in command.params:
+            if param.required:
+                value = _value(str(param.name), tmp_path, fork)
+                args += [param.opts[0], value] if param.param_type_name == "option" else [value]
+        args += EXTRA.get(path, [])
+        args += ["--server", "http://ledger.test", "--token", "t0k", "--data-dir", str(fork.b.data_dir)]
+        with served(fork.b, monkeypatch):  # the server now shows an old backup
+            result = CliRunner().invoke(commands(), args)
+        assert result.exit_code == 1, (path, result.output)
+        assert result.stdout == "" and "error: ROLLBACK: " in result.stderr, (path, result.output)
+        checked.append(path)
+    assert fork.b.log_size() == before  # none of them wrote anything
+    assert len(checked) >= 12
