@@ -7,6 +7,11 @@ verifier key and the trust root are both pinned (given here, or read from the pi
 manifest), the pin file or the arguments are unusable, 4 no finding but a pin is missing: verified
 but not anchored to a trust root, not a pass (0 with ``--allow-unpinned``; the verdict stays
 UNPINNED).
+
+A VERIFIED bundle's checkpoint is compared with the one this client remembers for the log
+(``ledger.verify.memory``, docs/client-state.md); ``--previous OLD`` compares the bundle with an older
+one of the same case (``ledger.verify.previous``); ``--server URL`` only fetches consistency proofs
+(standard library ``urllib``: still no HTTP client package). Exit 3: that server is unreachable.
 """
 
 from __future__ import annotations

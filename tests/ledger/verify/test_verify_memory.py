@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from ledger.cli.app import commands
 from ledger.verify.state_dir import origin_dir
+from tests.support.bundles import case_indexes, flip_sig, tampered
 from tests.support.cases import case_opened, incident_documented, new_case_id, report_received
 from tests.support.forks import Fork, export, fork_ledgers, pins, proofs_from
 
@@ -141,3 +142,19 @@ def test_previous_catches_a_rewritten_history(
     newer_as_previous = verify(old, "--previous", new, *pins(fork.b))
     assert newer_as_previous[0] == 1
     assert "ROLLBACK" in {f["code"] for f in newer_as_previous[1]["previous"]["findings"]}
+
+
+def test_previous_must_verify_itself_and_be_of_the_same_case(make_ledger: Any, tmp_path: Path) -> None:
+    fork, case_id = shared_case(make_ledger, tmp_path)
+    old = export(fork.a, case_id, tmp_path / "old.zip")
+    fork.actors_a.ok("investigator", case_id, "ReportReceived", report_received(None))
+    new = export(fork.a, case_id, tmp_path / "new.zip")
+    broken = tampered(old, tmp_path / "broken.zip", lambda m: flip_sig(m, case_indexes(m, case_id)[0]))
+    code, report, _ = verify(new, "--previous", broken, *pins(fork.a))
+    assert code == 1 and report["previous"]["previous_verdict"] == "failed"
+    assert "PREVIOUS_INVALID" in {f["code"] for f in report["previous"]["findings"]}
+    other_case = new_case_id()
+    fork.actors_a.ok("investigator", other_case, "CaseOpened", case_opened())
+    other = export(fork.a, other_case, tmp_path / "other.zip")
+    result = CliRunner().invoke(commands(), ["verify", str(new), "--previous", str(other), *pins(fork.a)])
+    assert result.exit_code == 2 and "error: BAD_ARGUMENT: --previous other.zip is a bundle of the case" in result.stderr
