@@ -247,10 +247,14 @@ def _run_local(args: dict[str, Any], progress: Progress) -> Any:
 def _run_remote(args: dict[str, Any], progress: Progress) -> Any:
     from ledger.audit.run import run_audit
     from ledger.audit.source import read_server, server_verifier_key
+    from ledger.cli.remembered import check_log
+    from ledger.client import RemoteLedger
 
     if not args["token"]:
         raise _unusable("--server needs --token (or EVIDENCE_LEDGER_TOKEN)")
     independent = args["vkey"] is not None
+    with RemoteLedger(args["server"]) as remote:  # first: is this the log this client saw before?
+        check_log(remote, None if args["vkey"] is None else _parse_key(args["vkey"], "log key"))
     key = _parse_key(args["vkey"] or server_verifier_key(args["server"]), "log key")
     options = _options(key, independent, key.name, args)
     options.kept = _kept(args["from_checkpoint"] or [], options)

@@ -35,7 +35,10 @@ if TYPE_CHECKING:
         verify_known,
     )
     from ledger.verify.log_match import EventRow, LogRow, Matched, match_log, order_findings
+    from ledger.verify.log_server import LogServer
+    from ledger.verify.memory import CheckpointMemory, Observation
     from ledger.verify.pipeline import check_pipelined, parse_all
+    from ledger.verify.previous import PreviousComparison, compare_previous
     from ledger.verify.report import exit_code, render_text, report_json
     from ledger.verify.report_html import render_html
     from ledger.verify.trust import (
@@ -54,6 +57,7 @@ __all__ = [
     "HEX64",
     "BundleUnusable",
     "CheckpointInput",
+    "CheckpointMemory",
     "Entry",
     "EntryChecker",
     "EventRow",
@@ -61,9 +65,12 @@ __all__ = [
     "KnownCheckpoint",
     "LogPin",
     "LogRow",
+    "LogServer",
     "Matched",
+    "Observation",
     "PinFile",
     "PinFileError",
+    "PreviousComparison",
     "VerifyOptions",
     "bundle_format",
     "can_fork",
@@ -72,6 +79,7 @@ __all__ = [
     "check_origin",
     "check_pipelined",
     "checkpoint_sizes",
+    "compare_previous",
     "exit_code",
     "load_pins",
     "match_log",
@@ -123,6 +131,12 @@ if not TYPE_CHECKING:  # type checkers read the imports above; at run time a nam
             from ledger.verify import report as module
         elif name == "render_html":
             from ledger.verify import report_html as module
+        elif name in ("CheckpointMemory", "Observation"):
+            from ledger.verify import memory as module
+        elif name == "LogServer":
+            from ledger.verify import log_server as module
+        elif name in ("PreviousComparison", "compare_previous"):
+            from ledger.verify import previous as module
         elif name in (
             "HEX64",
             "LogPin",
