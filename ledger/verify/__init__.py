@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ledger.verify.bundle import verify_bundle
     from ledger.verify.bundle_files import BundleUnusable
     from ledger.verify.bundle_model import VerifyOptions
-    from ledger.verify.engine import Entry, EntryChecker, check_entries, public_keys_in, verify_signatures
+    from ledger.verify.engine import CaseTrack, Entry, EntryChecker, check_entries, public_keys_in, verify_signatures
     from ledger.verify.findings import Finding
     from ledger.verify.forked import can_fork
     from ledger.verify.log_checks import (
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HEX64",
     "BundleUnusable",
+    "CaseTrack",
     "CheckpointInput",
     "Entry",
     "EntryChecker",
@@ -100,7 +101,7 @@ if not TYPE_CHECKING:  # type checkers read the imports above; at run time a nam
             from ledger.verify import bundle_files as module
         elif name == "VerifyOptions":
             from ledger.verify import bundle_model as module
-        elif name in ("Entry", "EntryChecker", "check_entries", "public_keys_in", "verify_signatures"):
+        elif name in ("CaseTrack", "Entry", "EntryChecker", "check_entries", "public_keys_in", "verify_signatures"):
             from ledger.verify import engine as module
         elif name == "Finding":
             from ledger.verify import findings as module

@@ -1,0 +1,293 @@
+"""The continuous monitor (`audit --follow`): clean logs stay quiet while they grow; a tampered entry,
+a rollback, a fork and a checkpoint short of its witnesses are each reported once, by code; the
+state survives a restart of the monitor and of the server."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.settings import ApiSettings
+from ledger.audit.follow import (
+    DatabaseSource,
+    Monitor,
+    MonitorOptions,
+    MonitorState,
+    ServerSource,
+    load_state,
+    save_state,
+)
+from ledger.envelope.keys import raw_public_key
+from ledger.log import note
+from ledger.store import Ledger
+from tests.ledger.audit.test_audit import resign_body
+from tests.support.audit import Raw, verifier_key
+from tests.support.cases import Actors, case_opened, footage_captured, new_case_id
+
+SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"])  # the tests copy the data dir's database file
+
+
+def options(ledger: Ledger, **overrides: Any) -> MonitorOptions:
+    return MonitorOptions(
+        verifier_key(ledger), ledger.origin, ledger.config.admin_key_id, witness_grace=0, **overrides
+    )
+
+
+def fresh(ledger: Ledger) -> MonitorState:
+    return MonitorState(ledger.origin, str(verifier_key(ledger)))
+
+
+def monitor(source: Any, ledger: Ledger, state: MonitorState | None = None, **overrides: Any) -> Monitor:
+    return Monitor(source, state or fresh(ledger), options(ledger, **overrides))
+
+
+def codes(lines: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    return [(line["code"], line.get("leaf_index", line.get("size"))) for line in lines]
+
+
+def grow(actors: Actors, cases: int = 1, *, checkpoint: bool = True) -> list[str]:
+    """New cases of two events each (and a checkpoint over them)."""
+    made = []
+    for _ in range(cases):
+        case_id = new_case_id()
+        actors.ok("investigator", case_id, "CaseOpened", case_opened())
+        actors.ok("investigator", case_id, "FootageCaptured", footage_captured())
+        made.append(case_id)
+    if checkpoint:
+        actors.ledger.checkpoint()
+    return made
+
+
+@contextmanager
+def served(ledger: Ledger) -> Iterator[ServerSource]:
+    """The ledger's API in-process, read by the monitor with an auditor's token."""
+    app = create_app(ledger=ledger, api_settings=ApiSettings())
+    with TestClient(app, raise_server_exceptions=False) as client:
+        token = app.state.runtime.tokens.issue(
+            actor="Auditor E. Park", role="auditor", authority=None, expires_in=timedelta(days=1), now=ledger.clock()
+        ).token
+        yield ServerSource("http://testserver", token, client=client)
+
+
+def copy_data_dir(ledger: Ledger, to: Path) -> Path:
+    """A consistent copy of a SQLite ledger's data dir (the database through SQLite's backup API)."""
+    shutil.copytree(ledger.data_dir, to)
+    db = ledger.target.sqlite_path
+    assert db is not None
+    copied = to / db.relative_to(ledger.data_dir)
+    for suffix in ("", "-wal", "-shm"):
+        copied.with_name(copied.name + suffix).unlink(missing_ok=True)
+    with sqlite3.connect(str(db)) as src, sqlite3.connect(str(copied)) as dst:
+        src.backup(dst)
+    return to
+
+
+# --- clean --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("via", ["database", "server"])
+def test_a_growing_clean_log_gives_no_findings_poll_after_poll(ledger: Ledger, via: str) -> None:
+    actors = Actors.register(ledger)
+    with served(ledger) as server:
+        source = server if via == "server" else DatabaseSource(ledger.db)
+        watcher = monitor(source, ledger)
+        for growth in (2, 1, 0, 3):
+            grow(actors, growth, checkpoint=growth != 1)  # one round leaves entries past the checkpoint
+            result = watcher.poll()
+            assert result.findings == []
+            assert result.size == ledger.log_size()
+            latest = ledger.latest_checkpoint()
+            assert latest is not None and result.checkpoint_size == latest.size
+        assert watcher.state.checkpoint_root == ledger.latest_checkpoint().root  # type: ignore[union-attr]
+
+
+def test_the_state_survives_a_restart_and_resumes_at_the_last_index(ledger: Ledger, tmp_path: Path) -> None:
+    actors = Actors.register(ledger)
+    path = tmp_path / "monitor.json"
+    grow(actors, 2)
+    first = monitor(DatabaseSource(ledger.db), ledger)
+    assert first.poll().findings == []
+    save_state(path, first.state)
+    verified = first.state.size
+    grow(actors, 1)
+    restored = load_state(path, ledger.origin, str(verifier_key(ledger)))
+    assert restored.size == verified and restored.chains == first.state.chains
+    again = monitor(DatabaseSource(ledger.db), ledger, restored)
+    result = again.poll()
+    assert result.findings == [] and result.verified == 2 and result.size == ledger.log_size()
+    # the registry was rebuilt from the state: a key registered before the restart still signs
+    later = grow(actors, 1)
+    assert again.poll().findings == [] and later
+
+
+def test_a_state_file_of_another_log_or_edited_is_refused(ledger: Ledger, tmp_path: Path) -> None:
+    from ledger.audit.follow import StateFileError
+
+    actors = Actors.register(ledger)
+    grow(actors, 1)
+    path = tmp_path / "monitor.json"
+    watcher = monitor(DatabaseSource(ledger.db), ledger)
+    watcher.poll()
+    save_state(path, watcher.state)
+    with pytest.raises(StateFileError, match="another log"):
+        load_state(path, "other.example/log", str(verifier_key(ledger)))
+    data = json.loads(path.read_text())
+    data["size"] += 1  # the tree no longer adds up
+    path.write_text(json.dumps(data))
+    with pytest.raises(StateFileError, match="not usable"):
+        load_state(path, ledger.origin, str(verifier_key(ledger)))
+
+
+# --- tampering ----------------------------------------------------------------------------------
+
+
+def test_an_envelope_edited_before_the_monitor_saw_it_is_reported_within_one_poll(ledger: Ledger) -> None:
+    actors = Actors.register(ledger)
+    with served(ledger) as server:
+        watcher = monitor(server, ledger)
+        grow(actors, 1)
+        assert watcher.poll().findings == []
+        (case_id,) = grow(actors, 1)
+        leaf = ledger.log_size() - 1
+        raw = Raw(ledger)
+        (stored,) = ledger.case_envelopes(case_id, after=1, limit=1)
+        edited = resign_body(stored, footage_id="ftg-forged")  # a DBA's edit, the old signature kept
+        raw.run(
+            f"UPDATE {raw.events} SET state = ? WHERE originator_id = ? AND originator_version = 2",
+            (edited, raw.key(case_id)),
+        )
+        result = watcher.poll()
+        assert sorted(codes(result.findings)) == [("BAD_SIGNATURE", leaf), ("LEAF_MISMATCH", leaf)]
+        assert all(line["case_id"] == case_id and line["seq"] == 2 for line in result.findings)
+        assert watcher.poll().findings == []  # reported once; the log goes on
+        grow(actors, 1)
+        assert watcher.poll().findings == []
+
+
+def test_a_deleted_event_row_is_a_missing_entry(ledger: Ledger) -> None:
+    actors = Actors.register(ledger)
+    watcher = monitor(DatabaseSource(ledger.db), ledger)
+    assert watcher.poll().findings == []
+    (case_id,) = grow(actors, 1)
+    raw = Raw(ledger)
+    raw.run(f"DELETE FROM {raw.events} WHERE originator_id = ? AND originator_version = 1", (raw.key(case_id),))
+    found = watcher.poll().findings
+    assert codes(found) == [("MISSING_ENTRY", ledger.log_size() - 2), ("SEQ_GAP", ledger.log_size() - 1)]
+
+
+@SQLITE_ONLY
+def test_an_older_copy_served_is_a_rollback_with_both_notes_kept(
+    make_ledger: Callable[..., Ledger], tmp_path: Path
+) -> None:
+    ledger = make_ledger()
+    actors = Actors.register(ledger)
+    grow(actors, 1)
+    older = make_ledger(data_dir=copy_data_dir(ledger, tmp_path / "older"))
+    grow(actors, 2)
+    conflicts = tmp_path / "conflicts"
+    with served(ledger) as server:
+        watcher = monitor(server, ledger, conflicts=conflicts)
+        assert watcher.poll().findings == []
+    verified = watcher.state.checkpoint_size
+    with served(older) as server:
+        watcher.source = server
+        found = watcher.poll().findings
+        assert codes(found) == [("ROLLBACK", older.log_size())]
+        assert found[0]["evidence"]["missing"] == verified - older.log_size()
+        assert watcher.poll().findings == []  # reported once
+    kept = sorted(p.name for p in conflicts.iterdir())
+    assert [name.split("-", 1)[1] for name in kept] == ["ROLLBACK-served.note", "ROLLBACK-verified.note"]
+    assert (conflicts / kept[0]).read_bytes() == older.latest_checkpoint().with_cosignatures()  # type: ignore[union-attr]
+    assert watcher.state.checkpoint_size == verified  # the verified tree is kept
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("longer", [False, True])
+def test_a_fork_with_other_later_events_is_an_equivocation(
+    make_ledger: Callable[..., Ledger], tmp_path: Path, longer: bool
+) -> None:
+    ledger = make_ledger()
+    actors = Actors.register(ledger)
+    grow(actors, 1)
+    fork = make_ledger(data_dir=copy_data_dir(ledger, tmp_path / "fork"))
+    grow(actors, 2)
+    watcher = monitor(DatabaseSource(ledger.db), ledger, conflicts=tmp_path / "conflicts")
+    assert watcher.poll().findings == []
+    forked = Actors(fork)
+    forked.keys = actors.keys  # the same signing keys, registered in both copies
+    grow(forked, 3 if longer else 2)  # other events at the same positions
+    watcher.source = DatabaseSource(fork.db)
+    found = watcher.poll().findings
+    assert codes(found) == [("EQUIVOCATION", fork.log_size())]
+    assert watcher.poll().findings == []
+    assert len(list((tmp_path / "conflicts").iterdir())) == 2
+
+
+def test_a_server_refusing_with_state_tampered_is_a_finding(ledger: Ledger) -> None:
+    Actors.register(ledger)
+    with served(ledger) as server:
+        watcher = monitor(server, ledger)
+        assert watcher.poll().findings == []
+        Raw(ledger).run("UPDATE log_head SET mac = ? WHERE id = 1", ("0" * 64,))
+        found = watcher.poll().findings
+        assert [line["code"] for line in found] == ["STATE_TAMPERED"]
+        assert watcher.poll().findings == []  # once, while it lasts
+
+
+# --- witnesses ----------------------------------------------------------------------------------
+
+
+def test_a_checkpoint_without_the_cosignatures_the_policy_asks_is_reported(ledger: Ledger) -> None:
+    actors = Actors.register(ledger)
+    witness = Ed25519PrivateKey.generate()
+    wkey = note.make_verifier_key("witness.example", raw_public_key(witness), note.SIG_TYPE_COSIGNATURE_V1)
+    grow(actors, 1)
+    watcher = monitor(DatabaseSource(ledger.db), ledger, witnesses=[wkey])
+    size = ledger.log_size()
+    assert codes(watcher.poll().findings) == [("WITNESS_POLICY", size)]
+    grow(actors, 1)
+    size = ledger.log_size()
+    body, _ = note.open_note(ledger.checkpoint_at(size).note)
+    line = note.cosign(body, "witness.example", witness, 1_770_000_000)
+    Raw(ledger).run(
+        "INSERT INTO log_cosignatures (size, witness, line, received_at) VALUES (?, ?, ?, ?)",
+        (size, "witness.example", line.decode(), "2026-02-05T17:00:00.000000Z"),
+    )
+    assert watcher.poll().findings == []
+
+
+def test_cosignatures_arriving_within_the_grace_are_no_finding(ledger: Ledger) -> None:
+    actors = Actors.register(ledger)
+    witness = Ed25519PrivateKey.generate()
+    wkey = note.make_verifier_key("witness.example", raw_public_key(witness), note.SIG_TYPE_COSIGNATURE_V1)
+    grow(actors, 1)
+    now = [1000.0]
+    watcher = Monitor(
+        DatabaseSource(ledger.db), fresh(ledger), options(ledger, witnesses=[wkey]), clock=lambda: now[0]
+    )
+    watcher.options.witness_grace = 30
+    assert watcher.poll().findings == []  # pending: the witness has not cosigned yet
+    size = ledger.log_size()
+    body, _ = note.open_note(ledger.checkpoint_at(size).note)
+    Raw(ledger).run(
+        "INSERT INTO log_cosignatures (size, witness, line, received_at) VALUES (?, ?, ?, ?)",
+        (size, "witness.example", note.cosign(body, "witness.example", witness, 1_770_000_000).decode(),
+         "2026-02-05T17:00:00.000000Z"),
+    )
+    now[0] += 31
+    assert watcher.poll().findings == [] and watcher.state.pending_witness is None
+    grow(actors, 1)
+    watcher.poll()
+    now[0] += 31
+    assert codes(watcher.poll().findings) == [("WITNESS_POLICY", ledger.log_size())]
