@@ -291,3 +291,170 @@ def test_cosignatures_arriving_within_the_grace_are_no_finding(ledger: Ledger) -
     watcher.poll()
     now[0] += 31
     assert codes(watcher.poll().findings) == [("WITNESS_POLICY", ledger.log_size())]
+
+
+# --- the command line -----------------------------------------------------------------------------
+
+
+def _cli_env(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVIDENCE_LEDGER_DATA_DIR", str(ledger.data_dir))
+    if ledger.settings.database_url:
+        monkeypatch.setenv("EVIDENCE_LEDGER_DATABASE_URL", ledger.settings.database_url)
+
+
+def test_the_cli_polls_once_keeps_its_state_and_exits_1_on_a_finding(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from ledger.cli.app import app, commands
+    from ledger.verify.state_dir import origin_dir, state_dir
+
+    commands()
+    _cli_env(ledger, monkeypatch)
+    grow(Actors.register(ledger), 1)
+    runner = CliRunner()
+    vkey = str(verifier_key(ledger))
+    result = runner.invoke(app, ["audit", "--once", "--vkey", vkey])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    statuses = [json.loads(line) for line in result.stderr.splitlines()]
+    assert [s["status"] for s in statuses] == ["started", "caught_up"]
+    assert statuses[1]["size"] == ledger.log_size() == statuses[1]["verified"]
+    root = state_dir()
+    assert root is not None
+    path = origin_dir(root, ledger.origin) / "monitor.json"
+    assert json.loads(path.read_text())["size"] == ledger.log_size()
+    result = runner.invoke(app, ["audit", "--once", "--vkey", vkey])  # resumes: nothing new to verify
+    assert result.exit_code == 0 and json.loads(result.stderr.splitlines()[0])["size"] == ledger.log_size()
+    witness = Ed25519PrivateKey.generate()
+    wkey = note.make_verifier_key("witness.example", raw_public_key(witness), note.SIG_TYPE_COSIGNATURE_V1)
+    result = runner.invoke(
+        app, ["audit", "--once", "--vkey", vkey, "--witness", str(wkey), "--witness-grace", "0"]
+    )
+    assert result.exit_code == 1
+    (line,) = [json.loads(x) for x in result.stdout.splitlines()]
+    assert (line["code"], line["size"]) == ("WITNESS_POLICY", ledger.log_size()) and "time" in line
+
+
+def test_the_cli_once_against_a_server_that_is_down_exits_3(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ledger.cli.app import app, commands
+    from ops.procs import free_port
+
+    commands()
+    url = f"http://127.0.0.1:{free_port()}"
+    result = CliRunner().invoke(app, ["audit", "--once", "--server", url, "--token", "t0k"])
+    assert result.exit_code == 3 and result.stderr.startswith("error: SERVER_UNREACHABLE: ")
+    assert CliRunner().invoke(app, ["audit", "--once", "--server", url]).exit_code == 2  # no token
+
+
+# --- a real server, restarted under a running monitor ------------------------------------------------
+
+
+class Lines:
+    """A growing file of JSON lines, read as it grows."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seen: list[dict[str, Any]] = []
+
+    def wait_for(self, match: Callable[[dict[str, Any]], bool], process: Any, timeout: float = 120) -> dict[str, Any]:
+        import time
+
+        deadline = time.monotonic() + timeout  # a bound on waiting, not an assertion on speed
+        while time.monotonic() < deadline:
+            text = self.path.read_text() if self.path.exists() else ""
+            self.seen = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+            hit = next((line for line in self.seen if match(line)), None)
+            if hit is not None:
+                return hit
+            assert process.poll() is None, f"the monitor exited: {text}"
+            time.sleep(0.1)
+        raise AssertionError(f"no matching line in {self.path}: {self.seen[-5:]}")
+
+
+@pytest.mark.slow
+def test_the_monitor_keeps_following_across_a_server_restart(ledger: Ledger, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+
+    from ledger.client import append_remote
+    from ops.procs import CLI, Server, free_port, wait_ready
+
+    actors = Actors.register(ledger)
+    env = {**os.environ, "EVIDENCE_LEDGER_DATA_DIR": str(ledger.data_dir)}
+    if ledger.settings.database_url:
+        env["EVIDENCE_LEDGER_DATABASE_URL"] = ledger.settings.database_url
+    port = free_port()
+
+    def start() -> Server:
+        with (tmp_path / "server.log").open("ab") as log:
+            process = subprocess.Popen(
+                [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        server = Server(f"http://127.0.0.1:{port}", process, tmp_path / "server.log")
+        wait_ready(server)
+        return server
+
+    def issue(actor: str, role: str) -> str:
+        done = subprocess.run([*CLI, "tokens", "issue", "--actor", actor, "--role", role, "--expires-in", "1h"],
+                              env=env, capture_output=True, text=True, timeout=120, check=True)
+        return done.stdout.strip().splitlines()[-1]
+
+    def stop(process: Any) -> int:
+        process.send_signal(signal.SIGTERM)
+        try:
+            return int(process.wait(timeout=60))
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+    def append(server: Server, token: str, cases: int) -> None:
+        for _ in range(cases):
+            case_id = new_case_id()
+            append_remote(server.url, token, case_id, "CaseOpened", case_opened(), actors.keys["investigator"])
+
+    investigator, auditor = issue("Det. A. Rivera", "investigator"), issue("Auditor E. Park", "auditor")
+    server = start()
+    state = tmp_path / "monitor.json"
+    monitor_cmd = [*CLI, "audit", "--follow", "--server", server.url, "--token", auditor, "--interval", "0.2",
+                   "--state", str(state), "--vkey", str(verifier_key(ledger))]
+    out, err = tmp_path / "findings.jsonl", tmp_path / "status.jsonl"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        watcher = subprocess.Popen(monitor_cmd, env=env, stdout=stdout, stderr=stderr)
+    status = Lines(err)
+    try:
+        append(server, investigator, 3)
+        size = ledger.log_size()
+        status.wait_for(lambda s: s.get("checkpoint_size") == size and s["status"] == "caught_up", watcher)
+        stop(server.process)
+        status.wait_for(lambda s: s["status"] == "unreachable", watcher)
+        server = start()
+        append(server, investigator, 2)
+        size = ledger.log_size()
+        status.wait_for(lambda s: s["status"] == "reconnected", watcher)
+        status.wait_for(lambda s: s.get("checkpoint_size") == size and s["status"] == "caught_up", watcher)
+        assert watcher.poll() is None  # still running
+        assert out.read_text() == ""  # and no finding
+        assert stop(watcher) == 0
+        last = json.loads(err.read_text().splitlines()[-1])
+        assert (last["status"], last["size"]) == ("stopped", size)
+        assert json.loads(state.read_text())["size"] == size
+        # a new monitor resumes where the last one stopped (not from leaf 0)
+        append(server, investigator, 1)
+        once = ["--once" if arg == "--follow" else arg for arg in monitor_cmd]
+        resumed = subprocess.run(once, env=env, capture_output=True,
+                                 text=True, timeout=120, check=False)
+        assert resumed.returncode == 0 and resumed.stdout == "", resumed.stderr
+        lines = [json.loads(line) for line in resumed.stderr.splitlines()]
+        assert lines[0]["size"] == size and lines[-1]["verified"] == ledger.log_size() - size
+    finally:
+        if watcher.poll() is None:
+            stop(watcher)
+        if server.process.poll() is None:
+            stop(server.process)
+
