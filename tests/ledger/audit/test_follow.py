@@ -4,6 +4,7 @@ state survives a restart of the monitor and of the server."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import sqlite3
@@ -28,14 +29,23 @@ from ledger.audit.follow import (
     load_state,
     save_state,
 )
+from ledger.envelope.canonical import canonical
 from ledger.envelope.keys import raw_public_key
 from ledger.log import note
 from ledger.store import Ledger
-from tests.ledger.audit.test_audit import resign_body
 from tests.support.audit import Raw, verifier_key
 from tests.support.cases import Actors, case_opened, footage_captured, new_case_id
 
 SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"])  # the tests copy the data dir's database file
+
+
+def resign_body(raw: bytes, **changes: Any) -> bytes:
+    """The envelope with its statement body changed and the old signature kept (a forged edit)."""
+    env = json.loads(raw)
+    statement = json.loads(base64.b64decode(env["payload"]))
+    statement["body"].update(changes)
+    env["payload"] = base64.b64encode(canonical(statement)).decode("ascii")
+    return canonical(env)
 
 
 def options(ledger: Ledger, **overrides: Any) -> MonitorOptions:
