@@ -630,7 +630,7 @@ def follow(
     finding, 3 when ``once`` could not reach the source, else 0. The state is saved after every poll."""
     status({"time": now_text(), "status": "started", "source": monitor.source.name,
             "size": monitor.state.size, "checkpoint_size": monitor.state.checkpoint_size})
-    failures, found, last_size = 0, False, -1
+    failures, found, last = 0, False, (-1, -1)
     while True:
         try:
             result = monitor.poll(stop)
@@ -657,10 +657,10 @@ def follow(
         for line in result.findings:
             finding(line)
         found = found or bool(result.findings)
-        if result.size != last_size or result.verified:
+        if (result.size, result.checkpoint_size) != last or result.verified:
             status({"time": now_text(), "status": "caught_up", "size": result.size, "verified": result.verified,
                     "checkpoint_size": result.checkpoint_size})
-            last_size = result.size
+            last = (result.size, result.checkpoint_size)
         if result.findings and options.fail_fast:
             status({"time": now_text(), "status": "stopped", "reason": "finding (--fail-fast)"})
             return 1

@@ -329,6 +329,19 @@ def _follow(args: dict[str, Any]) -> int:
     import signal
     import threading
 
+    stop = threading.Event()
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, lambda _sig, _frame: stop.set())
+    try:
+        return _follow_until(args, stop)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _follow_until(args: dict[str, Any], stop: Any) -> int:
     from ledger.audit.follow import (
         DatabaseSource,
         FollowOptions,
@@ -339,10 +352,6 @@ def _follow(args: dict[str, Any]) -> int:
         load_state,
     )
 
-    stop = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda _sig, _frame: stop.set())
     if args["interval"] <= 0:
         raise _unusable("--interval must be a positive number of seconds")
     ledger = None

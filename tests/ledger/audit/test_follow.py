@@ -345,6 +345,13 @@ def test_the_cli_polls_once_keeps_its_state_and_exits_1_on_a_finding(
     assert result.exit_code == 1
     (line,) = [json.loads(x) for x in result.stdout.splitlines()]
     assert (line["code"], line["size"]) == ("WITNESS_POLICY", ledger.log_size()) and "time" in line
+    # following: --fail-fast ends the run at the first finding (exit 1), state saved
+    result = runner.invoke(app, ["audit", "--follow", "--fail-fast", "--interval", "0.1", "--vkey", vkey, "--witness",
+                                 str(wkey), "--witness-grace", "0", "--state", str(path.with_name("other.json"))])
+    assert result.exit_code == 1
+    assert [json.loads(x)["code"] for x in result.stdout.splitlines()] == ["WITNESS_POLICY"]
+    assert json.loads(result.stderr.splitlines()[-1])["status"] == "stopped"
+    assert json.loads(path.with_name("other.json").read_text())["size"] == ledger.log_size()
 
 
 def test_the_cli_once_against_a_server_that_is_down_exits_3(tmp_path: Path) -> None:
