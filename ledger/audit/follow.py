@@ -13,9 +13,10 @@ one JSON file written atomically) and, on each poll, reads only what is new:
    verified: ``ROLLBACK``; the same size with another root: ``EQUIVOCATION``; larger: its root must
    be the root of every leaf seen up to its size (computed from the compact range kept at the last
    verified checkpoint and the leaf hashes since), which proves it consistent with everything
-   verified before without a proof from the server — a mismatch is an ``EQUIVOCATION`` (the log
-   signed a tree that does not extend the one it showed), or ``ROOT_MISMATCH`` when entries in that
-   range already had findings (the served leaves are what is wrong); larger than the entries the
+   verified before without a proof from the server. On a mismatch the source is asked for an RFC
+   6962 consistency proof from the last verified checkpoint: if it verifies, the log is consistent
+   and the entries served are what is wrong (``ROOT_MISMATCH``); if not, the log signed a tree that
+   does not extend the one it showed (``EQUIVOCATION``, a fork); larger than the entries the
    source shows: ``TRUNCATED``; cosignatures short of the witness policy (after ``witness_grace``,
    witnesses cosign a moment after the log signs): ``WITNESS_POLICY``.
 
@@ -51,8 +52,9 @@ from domain.errors import LedgerError, MalformedInputError, VerificationError
 from ledger.audit.source import AuditInputError, LogItem, read_checkpoint, read_log_page
 from ledger.durable import write_atomic
 from ledger.envelope.dsse import REGISTRY_CASE_ID, UnverifiedEnvelope
-from ledger.log import merkle, note
+from ledger.log import merkle, note, tlog
 from ledger.log.leaf import leaf_bytes
+from ledger.log.proof_json import parse_consistency_proof
 from ledger.storage.sql import Database
 from ledger.transport import Transport, error_from_response, problem_code
 from ledger.verify import CaseTrack, Entry, EntryChecker, Finding
@@ -105,6 +107,8 @@ class Source(Protocol):
     def checkpoint(self, size: int | None = None) -> bytes | None: ...
 
     def entries(self, after: int | None, limit: int) -> list[LogItem]: ...
+
+    def consistency(self, first: int, second: int) -> list[bytes] | None: ...
 
 
 class ServerSource:
@@ -164,6 +168,18 @@ class ServerSource:
             )
         return out
 
+    def consistency(self, first: int, second: int) -> list[bytes] | None:
+        """The server's RFC 6962 consistency proof between two sizes (None: none given, or unreadable)."""
+        if first == 0:
+            return []
+        response = self._get("/v1/log/proof/consistency", first=first, second=second)
+        if response is None:
+            return None
+        try:
+            return parse_consistency_proof(response.content, first=first, second=second)
+        except (MalformedInputError, VerificationError):
+            return None
+
     def _leaf(self, index: int) -> bytes | None:
         """Exact leaf bytes that could not travel in the JSON page (not ASCII: a tampered row)."""
         response = self._get(f"/v1/log/entries/{index}")
@@ -211,6 +227,21 @@ class DatabaseSource:
         result: list[LogItem] = self._read(lambda: read_log_page(self.db, after, limit))
         return result
 
+    def consistency(self, first: int, second: int) -> list[bytes] | None:
+        """The proof from the stored tree nodes (None when a node it needs is missing)."""
+        if first == 0:
+            return []
+
+        def prove() -> list[bytes]:
+            with self.db.read() as tx:
+                return tlog.consistency_proof(tx, first, second)
+
+        try:
+            proof: list[bytes] = self._read(prove)
+        except (KeyError, ValueError):
+            return None
+        return proof
+
 
 # --- the state ----------------------------------------------------------------------------------
 
@@ -227,7 +258,6 @@ class MonitorState:
     checkpoint_root: bytes = merkle.EMPTY_ROOT
     frontier: dict[tuple[int, int], bytes] = field(default_factory=dict)  # at checkpoint_size
     tail: list[bytes] = field(default_factory=list)  # leaf hashes from checkpoint_size to size
-    first_bad: int | None = None  # the first leaf past the checkpoint whose entry had a finding
     chains: dict[str, tuple[int, str | None]] = field(default_factory=dict)  # case -> (seq, head hash)
     registry: list[tuple[int, bytes, bytes | None]] = field(default_factory=list)  # (index, envelope, leaf)
     reported: list[str] = field(default_factory=list)
@@ -244,7 +274,6 @@ class MonitorState:
             "checkpoint_root": _b64(self.checkpoint_root),
             "frontier": [[lvl, idx, _b64(h)] for (lvl, idx), h in sorted(self.frontier.items())],
             "tail": [_b64(h) for h in self.tail],
-            "first_bad": self.first_bad,
             "chains": {c: [seq, head] for c, (seq, head) in sorted(self.chains.items())},
             "registry": [
                 [i, _b64(env), None if leaf is None else _b64(leaf)] for i, env, leaf in self.registry
@@ -265,7 +294,6 @@ class MonitorState:
         state.checkpoint_root = _unb64(data["checkpoint_root"])
         state.frontier = {(_nat(lvl), _nat(idx)): _unb64(h) for lvl, idx, h in data["frontier"]}
         state.tail = [_unb64(h) for h in data["tail"]]
-        state.first_bad = None if data["first_bad"] is None else _nat(data["first_bad"])
         state.chains = {
             str(c): (_nat(seq), None if head is None else str(head)) for c, (seq, head) in data["chains"].items()
         }
@@ -462,8 +490,6 @@ class Monitor:
             checker.envelope_hashes.clear()
         for f in found:
             self._report(result, f)
-        if found and state.first_bad is None:
-            state.first_bad = item.leaf_index
         state.tail.append(merkle.leaf_hash(item.leaf))
         state.size += 1
 
@@ -507,25 +533,37 @@ class Monitor:
         for leaf in state.tail[: size - state.checkpoint_size]:
             tree.append(leaf)
         if tree.root() != root:
-            tainted = state.first_bad is not None and state.first_bad < size
-            if tainted:
+            if state.checkpoint is None or self._consistent(size, root):
                 self._report(result, _finding("ROOT_MISMATCH", 7, f"the entries served do not give the signed root of "
-                                              f"the checkpoint of size {size} (entries from leaf {state.first_bad} "
-                                              "have findings)", size=size, signed_root=_b64(root),
-                                              leaves_root=_b64(tree.root())), key=f"root:{state.checkpoint_size}")
+                                              f"the checkpoint of size {size}, which "
+                                              + ("is the first one seen" if state.checkpoint is None else
+                                                 "does extend the tree already verified (consistency proof)")
+                                              + ": the served entries were altered", size=size,
+                                              signed_root=_b64(root), leaves_root=_b64(tree.root())),
+                             key=f"root:{state.checkpoint_size}")
             else:
                 self._conflict(result, "EQUIVOCATION", raw, f"{state.checkpoint_size}+",
                                f"the checkpoint of size {size} does not extend the tree already verified "
-                               f"(size {state.checkpoint_size}, and the entries since): the log forked",
+                               f"(size {state.checkpoint_size}): no valid consistency proof, the log forked",
                                size=size, verified_size=state.checkpoint_size, root=_b64(root),
                                leaves_root=_b64(tree.root()))
             return
         state.tail = state.tail[size - state.checkpoint_size :]
         state.frontier, state.checkpoint_size, state.checkpoint_root = tree.frontier, size, root
         state.checkpoint = raw
-        if state.first_bad is not None and state.first_bad < size:
-            state.first_bad = None  # reported already; the signed tree holds these leaves as served
         self._witnesses(raw, size, result)
+
+    def _consistent(self, size: int, root: bytes) -> bool:
+        """Whether the source proves the tree of ``size`` (``root``) extends the one verified last."""
+        state = self.state
+        proof = self.source.consistency(state.checkpoint_size, size)
+        if proof is None:
+            return False
+        try:
+            merkle.verify_consistency(state.checkpoint_size, size, proof, state.checkpoint_root, root)
+        except (VerificationError, MalformedInputError):
+            return False
+        return True
 
     def _conflict(self, result: PollResult, code: str, raw: bytes, key: str, message: str, **evidence: Any) -> None:
         if f"{code}:{key}" in self.state.reported:

@@ -185,6 +185,25 @@ def test_an_envelope_edited_before_the_monitor_saw_it_is_reported_within_one_pol
         assert watcher.poll().findings == []
 
 
+@pytest.mark.parametrize("via", ["database", "server"])
+def test_a_leaf_row_edited_before_the_monitor_saw_it_is_a_root_mismatch_not_a_fork(ledger: Ledger, via: str) -> None:
+    actors = Actors.register(ledger)
+    with served(ledger) as server:
+        watcher = monitor(server if via == "server" else DatabaseSource(ledger.db), ledger)
+        grow(actors, 1)
+        assert watcher.poll().findings == []
+        grow(actors, 1)
+        last = ledger.log_size() - 1
+        (leaf,) = Raw(ledger).run("SELECT leaf FROM log_entries WHERE leaf_index = ?", (last,))[0]
+        edited = bytes(leaf).replace(b'"integrated_at":"2', b'"integrated_at":"1')  # a re-timed entry
+        assert edited != bytes(leaf)
+        Raw(ledger).run("UPDATE log_entries SET leaf = ? WHERE leaf_index = ?", (edited, last))
+        found = watcher.poll().findings
+        # the signer's key was not registered yet at the forged time; the tree is the consistent log's
+        assert codes(found) == [("UNKNOWN_KEY", last), ("ROOT_MISMATCH", ledger.log_size())]
+        assert "consistency proof" in found[1]["message"]
+
+
 def test_a_deleted_event_row_is_a_missing_entry(ledger: Ledger) -> None:
     actors = Actors.register(ledger)
     watcher = monitor(DatabaseSource(ledger.db), ledger)
