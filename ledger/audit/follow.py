@@ -337,9 +337,14 @@ def load_state(path: Path, origin: str, log_key: str) -> MonitorState:
     return state
 
 
-def save_state(path: Path, state: MonitorState) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps(state.to_json(), sort_keys=True).encode("utf-8") + b"\n", mode=0o600)
+def save_state(path: Path, state: MonitorState, *, unless: bytes | None = None) -> bytes:
+    """Write the state atomically (mode 0600); skipped when it serialises to ``unless`` (what was
+    written last: a quiet poll costs no disk write). Returns what the file now holds."""
+    data = json.dumps(state.to_json(), sort_keys=True).encode("utf-8") + b"\n"
+    if data != unless:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, data, mode=0o600)
+    return data
 
 
 # --- the checks ---------------------------------------------------------------------------------
@@ -668,12 +673,12 @@ def follow(
     finding, 3 when ``once`` could not reach the source, else 0. The state is saved after every poll."""
     status({"time": now_text(), "status": "started", "source": monitor.source.name,
             "size": monitor.state.size, "checkpoint_size": monitor.state.checkpoint_size})
-    failures, found, last = 0, False, (-1, -1)
+    failures, found, last, saved = 0, False, (-1, -1), None
     while True:
         try:
             result = monitor.poll(stop)
         except Unavailable as exc:
-            save_state(state_path, monitor.state)
+            saved = save_state(state_path, monitor.state, unless=saved)
             for line in monitor.drain():
                 finding(line)
                 found = True
@@ -688,7 +693,7 @@ def follow(
             if stop.wait(backoff(failures, options.interval)):
                 break
             continue
-        save_state(state_path, monitor.state)
+        saved = save_state(state_path, monitor.state, unless=saved)
         if failures:
             status({"time": now_text(), "status": "reconnected", "source": monitor.source.name})
             failures = 0
@@ -706,6 +711,6 @@ def follow(
             return 1 if found else 0
         if stop.wait(options.interval):
             break
-    save_state(state_path, monitor.state)
+    save_state(state_path, monitor.state, unless=saved)
     status({"time": now_text(), "status": "stopped", "reason": "signal", "size": monitor.state.size})
     return 0
