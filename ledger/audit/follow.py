@@ -457,7 +457,9 @@ class Monitor:
     # -- entries -------------------------------------------------------------------------------
 
     def _entries(self, page: list[LogItem], result: PollResult) -> bool:
-        """Verify a page in order; False when the log cannot be followed further now (a gap)."""
+        """Verify a page in order; False when the log cannot be followed further now (a gap, or a page
+        with nothing new: a source that repeats itself is not read in a loop)."""
+        before = self.state.size
         for item in page:
             if item.leaf_index < self.state.size:
                 continue  # a source that repeats itself: nothing new here
@@ -468,7 +470,7 @@ class Monitor:
                                              "waits at this position", missing), key=f"gap:{missing}")
                 return False
             self._entry(item, result)
-        return True
+        return self.state.size > before
 
     def _entry(self, item: LogItem, result: PollResult) -> None:
         state, checker = self.state, self.checker

@@ -528,3 +528,30 @@ def test_the_systemd_unit_is_hardened_and_verifies(tmp_path: Path) -> None:
         "/usr/local/bin/evidence-ledger", CLI[0]))
     done = subprocess.run([tool, "verify", str(unit)], capture_output=True, text=True, timeout=120, check=False)
     assert any(UNIT.name in line for line in (done.stdout + done.stderr).splitlines())
+
+
+def test_a_source_that_repeats_its_pages_is_not_read_in_a_loop(ledger: Ledger) -> None:
+    from ledger.audit.source import LogItem
+
+    grow(Actors.register(ledger), 1)
+    real = DatabaseSource(ledger.db)
+
+    class Repeating:
+        name = "repeating"
+        calls = 0
+
+        def checkpoint(self, size: int | None = None) -> bytes | None:
+            return real.checkpoint(size)
+
+        def entries(self, after: int | None, limit: int) -> list[LogItem]:
+            self.calls += 1
+            assert self.calls < 50, "the monitor keeps asking for the same page"
+            return real.entries(None, limit)  # always from leaf 0, whatever was asked
+
+        def consistency(self, first: int, second: int) -> list[bytes] | None:
+            return real.consistency(first, second)
+
+    source = Repeating()
+    watcher = monitor(source, ledger)
+    assert watcher.poll().findings == [] and watcher.state.size == ledger.log_size()
+    assert source.calls == 2
