@@ -555,3 +555,35 @@ def test_a_source_that_repeats_its_pages_is_not_read_in_a_loop(ledger: Ledger) -
     watcher = monitor(source, ledger)
     assert watcher.poll().findings == [] and watcher.state.size == ledger.log_size()
     assert source.calls == 2
+
+
+def test_without_vkey_the_pin_file_gives_the_key_trust_root_and_witnesses(
+    ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from ledger.audit import source as audit_source
+    from ledger.audit.source import AuditInputError
+    from ledger.cli.audit import _remote_trust
+    from ledger.verify import LogPin, PinFile, render_pin_file
+
+    key = verifier_key(ledger)
+    wkey = note.make_verifier_key(
+        "witness.example", raw_public_key(Ed25519PrivateKey.generate()), note.SIG_TYPE_COSIGNATURE_V1
+    )
+    pins = tmp_path / "trust.toml"
+    pin = LogPin(ledger.origin, key, ledger.config.admin_key_id, (wkey,), 1)
+    pins.write_bytes(render_pin_file(PinFile(pins, (pin,))))
+    monkeypatch.setenv("EVIDENCE_LEDGER_TRUST_FILE", str(pins))
+    stated = [str(key)]
+    monkeypatch.setattr(audit_source, "server_verifier_key", lambda url: stated[0])
+    args = {"vkey": None, "server": "http://ledger.test", "witness": None, "trust_root": None,
+            "min_witnesses": None, "once": True, "interval": 1.0}
+    got, trust_root, witnesses, minimum = _remote_trust(args, threading.Event())
+    assert (str(got), trust_root, [str(w) for w in witnesses], minimum) == (
+        str(key), ledger.config.admin_key_id, [str(wkey)], 1
+    )
+    other = note.make_verifier_key(ledger.origin, raw_public_key(Ed25519PrivateKey.generate()), note.SIG_TYPE_ED25519)
+    stated[0] = str(other)  # the server now states another key for the pinned origin
+    with pytest.raises(AuditInputError, match="another log key than the one pinned"):
+        _remote_trust(args, threading.Event())
