@@ -124,15 +124,15 @@ CHECKPOINT_PAGE = 1000
 @cli_errors
 def prove_inclusion(
     index: int,
-    size: Annotated[int | None, typer.Option(help="tree size (default: the latest checkpoint)")] = None,
+    size: Annotated[int | None, typer.Option(help="tree size (default: the latest published checkpoint)")] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Print the RFC 6962 inclusion proof of leaf INDEX in the tree of SIZE."""
     from ledger.log.proof_json import inclusion_proof_json
 
     with open_ledger(data_dir) as ledger:
-        if size is None:  # a read: the newest signed checkpoint, never a new one
-            checkpoint = ledger.latest_checkpoint()
+        if size is None:  # a read: the newest published checkpoint, never a new one
+            checkpoint = ledger.published_checkpoint()
             size = 0 if checkpoint is None else checkpoint.size
         _check_range(0 <= index < size, f"index must be in [0, {size})")
         _print_json(inclusion_proof_json(index, ledger.inclusion_proof(index, size), tree_size=size))

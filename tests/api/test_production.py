@@ -139,6 +139,12 @@ def test_only_a_checkpoint_with_two_cosignatures_is_served_waited_for_and_export
         assert note.verify_checkpoint(exported, vkey, keys, 2).checkpoint.size == first.size
     with pytest.raises(VerificationError):  # never the newer one with a single cosignature
         note.verify_checkpoint(signed.with_cosignatures(), vkey, keys, 2)
+    env = {"EVIDENCE_LEDGER_DATABASE_URL": ledger.settings.database_url or ""}
+    audited = cli("audit", "--data-dir", str(ledger.data_dir), "--json", "--workers", "1", env=env)
+    report = json.loads(audited.stdout)  # type: ignore[attr-defined]
+    assert audited.exit_code == 1 and report["witnessed_size"] == first.size  # type: ignore[attr-defined]
+    (unpublished,) = [f for f in report["findings"] if f["code"] == "WITNESS_POLICY"]
+    assert unpublished["leaf_index"] == first.size  # the ledger's own policy: never published in time
 
 
 def test_before_any_checkpoint_is_witnessed_the_latest_is_503_not_witnessed(ledger: Ledger) -> None:
