@@ -21,6 +21,7 @@ from domain.errors import LedgerError
 from ledger.cli.app import DataDir, app
 from ledger.cli.args import verifier_key
 from ledger.cli.errors import check_errors
+from ledger.cli.verify import TrustFile
 
 VKeyOption = Annotated[
     str | None,
@@ -219,6 +220,20 @@ def _options(log_key: Any, independent: bool, origin: str | None, args: dict[str
     )
 
 
+def _pinned_policy(options: Any, origin: str, args: dict[str, Any]) -> None:
+    """Without --witness, the pin file's witnesses for ``origin`` and their minimum (a production pin's
+    minimum is a floor, and it requires every entry to be witnessed in time: WITNESS_POLICY)."""
+    from ledger.cli.verify import load_pin_file
+
+    pins = load_pin_file(args["trust"])
+    pin = None if pins is None else pins.get(origin)
+    if pin is None or options.witnesses:
+        return
+    options.witnesses = list(pin.witnesses)
+    options.min_witnesses = pin.required_witnesses(options.min_witnesses)
+    options.require_witnessed = pin.profile == "production"
+
+
 def _run_local(args: dict[str, Any], progress: Progress) -> Any:
     from ledger.audit.run import paused_gc, run_audit
     from ledger.audit.source import read_database
@@ -229,13 +244,17 @@ def _run_local(args: dict[str, Any], progress: Progress) -> Any:
     key = own if own is not None else _parse_key(args["vkey"], "log key")
     args["trust_root"] = args["trust_root"] or config.admin_key_id
     options = _options(key, own is None, config.origin, args)
+    _pinned_policy(options, config.origin, args)
+    if config.production:  # the ledger's own policy: witnessed in time by its witnesses in other domains
+        options.require_witnessed = True
     options.kept = _kept(args["from_checkpoint"] or [], options) + _guard_checkpoint(settings.data_dir)
     options.history = CheckpointGuard(settings.data_dir, key, config.origin).history()
     if not options.witnesses:  # the data dir's configured witnesses: their stored lines must verify
-        from ledger.log.witnessing import load_witnesses
+        from ledger.log.witnessing import counting_witnesses
 
-        options.witnesses = [endpoint.vkey for endpoint in load_witnesses(settings.data_dir)]
-        options.min_witnesses = 0 if options.min_witnesses is None else options.min_witnesses
+        options.witnesses = [endpoint.vkey for endpoint in counting_witnesses(settings.data_dir, config)]
+        default = config.min_witnesses if config.production else 0
+        options.min_witnesses = default if options.min_witnesses is None else options.min_witnesses
     with paused_gc():
         with Ledger(settings, check=False) as ledger:  # closed before the worker processes fork
             ledger.db.check_schema()
@@ -258,6 +277,7 @@ def _run_remote(args: dict[str, Any], progress: Progress) -> Any:
         check_log(remote, None if args["vkey"] is None else _parse_key(args["vkey"], "log key"))
     key = _parse_key(args["vkey"] or server_verifier_key(args["server"]), "log key")
     options = _options(key, independent, key.name, args)
+    _pinned_policy(options, key.name, args)
     options.kept = _kept(args["from_checkpoint"] or [], options)
     data = read_server(args["server"], args["token"], progress=progress)
     return run_audit(data, options, progress)
@@ -305,7 +325,7 @@ def _remote_trust(args: dict[str, Any], stop: Any) -> tuple[Any, str | None, lis
     trust_root, minimum = args["trust_root"], args["min_witnesses"]
     if args["vkey"] is None:
         try:
-            pins = load_pins()
+            pins = load_pins(args["trust"])
         except (PinFileError, OSError) as exc:
             raise _unusable(f"pin file: {exc}") from None
         pin = None if pins is None else pins.get(key.name)
@@ -314,7 +334,7 @@ def _remote_trust(args: dict[str, Any], stop: Any) -> tuple[Any, str | None, lis
                 raise _unusable(f"the server states another log key than the one pinned for {key.name}")
             trust_root = trust_root or pin.trust_root
             if not witnesses:
-                witnesses, minimum = list(pin.witnesses), pin.min_witnesses if minimum is None else minimum
+                witnesses, minimum = list(pin.witnesses), pin.required_witnesses(minimum)
     return key, trust_root, witnesses, minimum
 
 
@@ -454,6 +474,7 @@ def audit(
         float,
         typer.Option("--witness-grace", help="--follow: seconds a new checkpoint may wait for its cosignatures"),
     ] = 60.0,
+    trust: TrustFile = None,
     data_dir: DataDir = None,
 ) -> None:
     """Re-verify every envelope, leaf, tree node, checkpoint and read model; report every finding.

@@ -53,8 +53,9 @@ class VerifyOptions:
         if not self.witnesses:
             if pin.witnesses:
                 changes.update(witnesses=pin.witnesses, witness_source=PIN_FILE)
-            if self.min_witnesses is None and pin.min_witnesses is not None:
-                changes["min_witnesses"] = pin.min_witnesses
+            required = pin.required_witnesses(self.min_witnesses)  # a production pin's minimum is a floor
+            if required is not None:
+                changes["min_witnesses"] = required
         return replace(self, **changes)
 
 
