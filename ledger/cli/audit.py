@@ -325,7 +325,7 @@ def _remote_trust(args: dict[str, Any], stop: Any) -> tuple[Any, str | None, lis
     trust_root, minimum = args["trust_root"], args["min_witnesses"]
     if args["vkey"] is None:
         try:
-            pins = load_pins(args["trust"])
+            pins = load_pins(args.get("trust"))
         except (PinFileError, OSError) as exc:
             raise _unusable(f"pin file: {exc}") from None
         pin = None if pins is None else pins.get(key.name)

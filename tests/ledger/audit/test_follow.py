@@ -587,3 +587,35 @@ def test_without_vkey_the_pin_file_gives_the_key_trust_root_and_witnesses(
     stated[0] = str(other)  # the server now states another key for the pinned origin
     with pytest.raises(AuditInputError, match="another log key than the one pinned"):
         _remote_trust(args, threading.Event())
+
+
+def test_the_monitor_reads_the_pin_file_given_with_trust_and_keeps_a_production_floor(
+    ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`audit --follow --trust FILE` uses that pin file (not the default one), and a production pin's
+    minimum of two cosignatures cannot be lowered with --min-witnesses."""
+    import threading
+
+    from ledger.audit import source as audit_source
+    from ledger.cli.audit import _remote_trust
+    from ledger.verify import LogPin, PinFile, render_pin_file
+
+    key = verifier_key(ledger)
+    witnesses = tuple(
+        note.make_verifier_key(f"w{i}.example", raw_public_key(Ed25519PrivateKey.generate()), note.SIG_TYPE_COSIGNATURE_V1)
+        for i in range(2)
+    )
+    pins = tmp_path / "other-trust.toml"
+    pin = LogPin(ledger.origin, key, ledger.config.admin_key_id, witnesses, None, profile="production")
+    pins.write_bytes(render_pin_file(PinFile(pins, (pin,))))
+    monkeypatch.delenv("EVIDENCE_LEDGER_TRUST_FILE", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "empty-config"))
+    monkeypatch.setattr(audit_source, "server_verifier_key", lambda url: str(key))
+    args = {"vkey": None, "server": "http://ledger.test", "witness": None, "trust_root": None,
+            "min_witnesses": 1, "once": True, "interval": 1.0, "trust": pins}
+    _, trust_root, got, minimum = _remote_trust(args, threading.Event())
+    assert (trust_root, sorted(map(str, got)), minimum) == (
+        ledger.config.admin_key_id, sorted(map(str, witnesses)), 2
+    )
+    args["trust"] = None  # the default pin file does not exist: nothing pinned
+    assert _remote_trust(args, threading.Event())[1:] == (None, [], 1)
