@@ -239,7 +239,26 @@ class Ledger:
             from ledger.evidence.disclosure import record_refusals
 
             record_refusals(self, raws, outcomes)  # refused disclosure attempts go on record
-        return outcomes
+        return [o if isinstance(o, LedgerError) else self.with_receipt(o) for o in outcomes]
+
+    def with_receipt(self, outcome: Receipt) -> Receipt:
+        """``outcome`` with its signed receipt: the log's promise that a checkpoint covers the entry
+        within ``receipt_max_delay`` seconds of its integration (``ledger.log.receipt``). Signed after
+        the batch committed, outside the write transaction; deterministic, so a duplicate gets the
+        same bytes."""
+        signed = self.signed_receipt(
+            outcome.leaf_index, bytes.fromhex(outcome.leaf_hash), outcome.integrated_at, outcome.envelope_sha256
+        )
+        return replace(outcome, receipt=signed.decode("utf-8"))
+
+    def signed_receipt(self, leaf_index: int, leaf_hash: bytes, integrated_at: str, envelope_sha256: str) -> bytes:
+        """The signed receipt of the entry at ``leaf_index`` (also what a bundle carries)."""
+        from ledger.log import receipt
+
+        body = receipt.Receipt(
+            self.origin, leaf_index, leaf_hash, integrated_at, self.settings.receipt_max_delay, envelope_sha256
+        )
+        return receipt.sign(body, self.config.log_key_name, self.log_key)
 
     def next_envelope(self, key: Any, case_id: str, event_type: str, body: dict[str, Any]) -> bytes:
         """An envelope signed with ``key`` for the next position of a stream (as the log has it now)."""
