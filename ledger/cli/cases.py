@@ -49,7 +49,15 @@ def append(
         return
     with open_ledger(data_dir) as ledger:
         receipt = ledger.sign_and_append(signer, _case_uuid(case_id), event_type, body_data)
+    keep_local_receipt(receipt.receipt)
     _print_receipt(receipt.to_json(), event_type, as_json)
+
+
+def keep_local_receipt(signed: str) -> None:
+    """Keep the signed receipt of a local append in the client state directory, like a remote one."""
+    from ledger.verify.receipt_store import keep_receipt
+
+    keep_receipt(signed.encode("utf-8"))
 
 
 def _print_receipt(receipt: dict[str, object], event_type: str, as_json: bool) -> None:
@@ -60,6 +68,8 @@ def _print_receipt(receipt: dict[str, object], event_type: str, as_json: bool) -
         f"appended {event_type} as seq {receipt.get('seq')} of case {receipt.get('case_id')}:"
         f" leaf {receipt.get('leaf_index')}, event {receipt.get('event_id')}, at {receipt.get('integrated_at')}"
     )
+    if receipt.get("receipt"):  # the signed receipt, as it is kept (`receipt verify` checks it)
+        typer.echo(str(receipt["receipt"]), nl=False)
 
 
 AsJson = Annotated[bool, typer.Option("--json", help="machine-readable output")]
@@ -103,6 +113,7 @@ def case_new(
     else:
         with open_ledger(data_dir) as ledger:
             receipt = ledger.sign_and_append(signer, case_id, "CaseOpened", opened).to_json()
+        keep_local_receipt(receipt["receipt"])
     if as_json:
         print_json({"case_id": case_id, "receipt": receipt})
     else:

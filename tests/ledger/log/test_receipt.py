@@ -34,9 +34,9 @@ def _signed(lines: list[str]) -> bytes:
 
 
 def test_a_receipt_is_the_documented_seven_lines_and_verifies() -> None:
-    assert BODY_LINES == [
+    assert [
         "evidence-ledger receipt v1", ORIGIN, "41", b64encode(LEAF_HASH), "2026-02-05T17:00:00.123456Z", "300", ENV_SHA,
-    ]
+    ] == BODY_LINES
     assert receipt.verify(SIGNED, LOG_VK) == RECEIPT
     assert receipt.verify(SIGNED, LOG_VK, origin=ORIGIN).due.isoformat() == "2026-02-05T17:05:00.123456+00:00"
     assert receipt.parse(SIGNED) == RECEIPT
