@@ -1,7 +1,7 @@
 """Signed receipts: the log's promise that an accepted entry will be in a checkpoint within a delay.
 
 A receipt is a C2SP signed note, signed with the log key (the one that signs checkpoints), whose
-text is exactly seven lines (docs/formats.md §12):
+text is exactly seven lines (docs/formats.md §10):
 
     evidence-ledger receipt v1          fixed header
     <origin>                            the log's origin
