@@ -74,6 +74,7 @@ class Ledger:
     """One ledger (data dir + database). Thread-safe; one instance per process."""
 
     _guard: CheckpointGuard | None = None
+    _receipt_signer: Any = None  # ledger.log.receipt.Signer, made on the first receipt
     _rollback: tuple[float, RollbackStatus] | None = None  # (monotonic time, status) of the last check
 
     def __init__(
@@ -255,10 +256,12 @@ class Ledger:
         """The signed receipt of the entry at ``leaf_index`` (also what a bundle carries)."""
         from ledger.log import receipt
 
+        if self._receipt_signer is None:
+            self._receipt_signer = receipt.Signer(self.config.log_key_name, self.log_key)
         body = receipt.Receipt(
             self.origin, leaf_index, leaf_hash, integrated_at, self.settings.receipt_max_delay, envelope_sha256
         )
-        return receipt.sign(body, self.config.log_key_name, self.log_key)
+        return self._receipt_signer.sign(body)
 
     def next_envelope(self, key: Any, case_id: str, event_type: str, body: dict[str, Any]) -> bytes:
         """An envelope signed with ``key`` for the next position of a stream (as the log has it now)."""

@@ -46,6 +46,7 @@ def test_the_same_entry_and_delay_give_the_same_bytes() -> None:
     again = receipt.Receipt(ORIGIN, 41, LEAF_HASH, "2026-02-05T17:00:00.123456Z", 300, ENV_SHA)
     assert receipt.sign(again, NAME, LOG_SK) == SIGNED
     assert receipt.sign(receipt.Receipt(ORIGIN, 41, LEAF_HASH, RECEIPT.integrated_at, 301, ENV_SHA), NAME, LOG_SK) != SIGNED
+    assert receipt.Signer(NAME, LOG_SK).sign(again) == SIGNED  # the service's signer: the same bytes
 
 
 @pytest.mark.parametrize("line", range(1, 7))
