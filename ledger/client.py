@@ -91,7 +91,7 @@ class RemoteLedger:
         )
         result: dict[str, Any] = response.json()
         if isinstance(result, dict) and isinstance(result.get("receipt"), str):
-            from ledger.verify.receipt_store import keep_receipt
+            from ledger.verify import keep_receipt
 
             keep_receipt(result["receipt"].encode("utf-8"), envelope=raw)
         return result

@@ -55,7 +55,7 @@ def append(
 
 def keep_local_receipt(signed: str) -> None:
     """Keep the signed receipt of a local append in the client state directory, like a remote one."""
-    from ledger.verify.receipt_store import keep_receipt
+    from ledger.verify import keep_receipt
 
     keep_receipt(signed.encode("utf-8"))
 

@@ -26,7 +26,8 @@ from ledger.cli.verify import TrustFile
 receipt_app = typer.Typer(no_args_is_help=True, help="Check signed receipts (promises of inclusion).")
 receipt_app.command("verify")(verify)
 
-NowOption = Annotated[str | None, typer.Option("--now", hidden=True, help="judge as of this RFC 3339 UTC time")]
+#: hidden: judge as of this RFC 3339 UTC time instead of now (tests)
+NowOption = Annotated[str | None, typer.Option("--now", hidden=True, show_default=False)]
 
 
 def transport(server: str) -> Any:
@@ -72,7 +73,7 @@ def check(
 ) -> None:
     """Check that the server's log holds a receipted entry (included), or may still (pending)."""
     from ledger.log import receipt as receipts
-    from ledger.verify import receipt_check
+    from ledger.verify import check_receipt
 
     if server is None:
         fail("receipt check needs --server URL (the log that issued the receipt)", 2)
@@ -93,15 +94,14 @@ def check(
             _result(as_json, {**parsed.to_json(), "verdict": "unpinned", "message": message,
                               "exit_code": UNPINNED}, message)
             raise typer.Exit(UNPINNED)
-        status = receipt_check.check_receipt(raw, anchor.key, fetch, moment)
+        status = check_receipt(raw, anchor.key, fetch, moment)
     _result(as_json, {**status.to_json(), "exit_code": 0}, f"{status.verdict}: {status.message}{anchor.suffix}")
 
 
 def _check_stored(fetch: Callable[[str], bytes], vkey: str | None, trust: Path | None, as_json: bool,
                   moment: datetime) -> None:
     from ledger.log import receipt as receipts
-    from ledger.verify import receipt_check
-    from ledger.verify.receipt_store import stored_receipts
+    from ledger.verify import log_checkpoint, receipt_status, stored_receipts
 
     origin = fetch("/v1/log/checkpoint").split(b"\n", 1)[0].decode("utf-8", "replace")
     anchor = log_key_for(origin, vkey, trust)
@@ -110,7 +110,7 @@ def _check_stored(fetch: Callable[[str], bytes], vkey: str | None, trust: Path |
         _result(as_json, {"origin": origin, "verdict": "unpinned", "message": message, "exit_code": UNPINNED},
                 message)
         raise typer.Exit(UNPINNED)
-    checkpoint = receipt_check.latest_checkpoint(fetch, anchor.key, origin)
+    checkpoint = log_checkpoint(fetch, anchor.key, origin)
     rows: list[dict[str, Any]] = []
     failures: list[LedgerError] = []
     for kept in stored_receipts(origin):
@@ -119,7 +119,7 @@ def _check_stored(fetch: Callable[[str], bytes], vkey: str | None, trust: Path |
             if receipt.index != kept.index:
                 raise VerificationError(f"the receipt kept as {kept.path.name} is for leaf {receipt.index}",
                                         code="BAD_RECEIPT")
-            rows.append(receipt_check.status_against(receipt, checkpoint, fetch, moment).to_json())
+            rows.append(receipt_status(receipt, checkpoint, fetch, moment).to_json())
         except (MalformedInputError, VerificationError) as exc:
             failures.append(exc)
             rows.append({"leaf_index": kept.index, "verdict": exc.code.lower(), "message": exc.message,

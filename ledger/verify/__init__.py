@@ -36,6 +36,14 @@ if TYPE_CHECKING:
     )
     from ledger.verify.log_match import EventRow, LogRow, Matched, match_log, order_findings
     from ledger.verify.pipeline import check_pipelined, parse_all
+    from ledger.verify.receipt_check import (
+        BrokenPromise,
+        ReceiptStatus,
+        check_receipt,
+        log_checkpoint,
+        receipt_status,
+    )
+    from ledger.verify.receipt_store import Equivocation, keep_receipt, stored_receipts
     from ledger.verify.report import exit_code, render_text, report_json
     from ledger.verify.report_html import render_html
     from ledger.verify.trust import (
@@ -52,10 +60,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HEX64",
+    "BrokenPromise",
     "BundleUnusable",
     "CheckpointInput",
     "Entry",
     "EntryChecker",
+    "Equivocation",
     "EventRow",
     "Finding",
     "KnownCheckpoint",
@@ -64,6 +74,7 @@ __all__ = [
     "Matched",
     "PinFile",
     "PinFileError",
+    "ReceiptStatus",
     "VerifyOptions",
     "bundle_format",
     "can_fork",
@@ -71,20 +82,25 @@ __all__ = [
     "check_entries",
     "check_origin",
     "check_pipelined",
+    "check_receipt",
     "checkpoint_sizes",
     "exit_code",
+    "keep_receipt",
     "load_pins",
+    "log_checkpoint",
     "match_log",
     "order_findings",
     "parse_all",
     "pin_file_path",
     "public_keys_in",
     "read_pin_file",
+    "receipt_status",
     "render_html",
     "render_pin_file",
     "render_text",
     "report_json",
     "scan_tree",
+    "stored_receipts",
     "verify_bundle",
     "verify_known",
     "verify_signatures",
@@ -119,6 +135,10 @@ if not TYPE_CHECKING:  # type checkers read the imports above; at run time a nam
             from ledger.verify import log_match as module
         elif name in ("check_pipelined", "parse_all"):
             from ledger.verify import pipeline as module
+        elif name in ("BrokenPromise", "ReceiptStatus", "check_receipt", "log_checkpoint", "receipt_status"):
+            from ledger.verify import receipt_check as module
+        elif name in ("Equivocation", "keep_receipt", "stored_receipts"):
+            from ledger.verify import receipt_store as module
         elif name in ("exit_code", "render_text", "report_json"):
             from ledger.verify import report as module
         elif name == "render_html":

@@ -54,7 +54,7 @@ class ReceiptStatus:
         }
 
 
-def latest_checkpoint(fetch: Fetch, key: note.VerifierKey, origin: str) -> note.Checkpoint | None:
+def log_checkpoint(fetch: Fetch, key: note.VerifierKey, origin: str) -> note.Checkpoint | None:
     """The log's latest checkpoint, its signature checked (None while the log has none)."""
     try:
         raw = fetch("/v1/log/checkpoint")
@@ -67,10 +67,10 @@ def check_receipt(data: bytes, key: note.VerifierKey, fetch: Fetch, now: datetim
     """The status of a receipt against the log (see the module doc); raise BAD_RECEIPT if the receipt
     itself does not verify, BAD_CHECKPOINT if the log's checkpoint does not, BROKEN_PROMISE."""
     receipt = receipts.verify(data, key)
-    return status_against(receipt, latest_checkpoint(fetch, key, receipt.origin), fetch, now)
+    return receipt_status(receipt, log_checkpoint(fetch, key, receipt.origin), fetch, now)
 
 
-def status_against(
+def receipt_status(
     receipt: receipts.Receipt, cp: note.Checkpoint | None, fetch: Fetch, now: datetime
 ) -> ReceiptStatus:
     """The status of a verified receipt given the log's latest checked checkpoint (None: none yet)."""

@@ -23,7 +23,7 @@ from ledger.log import note, receipt
 from ledger.settings import Settings
 from ledger.store import Ledger
 from ledger.transport import Transport
-from ledger.verify import receipt_check
+from ledger.verify import check_receipt
 from ledger.verify.receipt_store import Equivocation, keep_receipt, stored_receipts
 from ledger.verify.state_dir import origin_dir, state_dir
 from tests.support.api import Api, running_api
@@ -122,14 +122,14 @@ def test_pending_within_the_delay_and_broken_after_it(ledger: Ledger, tmp_path: 
     signed = appended.receipt.encode()
     due = parse_time(appended.integrated_at) + timedelta(seconds=300)
     fetch, vkey = _fetch_from(ledger), _vkey(ledger)
-    status = receipt_check.check_receipt(signed, vkey, fetch, due - timedelta(seconds=10))
+    status = check_receipt(signed, vkey, fetch, due - timedelta(seconds=10))
     assert (status.verdict, status.seconds_left) == ("pending", 10)
-    assert receipt_check.check_receipt(signed, vkey, fetch, due).verdict == "pending"
+    assert check_receipt(signed, vkey, fetch, due).verdict == "pending"
     with pytest.raises(VerificationError) as exc:
-        receipt_check.check_receipt(signed, vkey, fetch, due + timedelta(microseconds=1))
+        check_receipt(signed, vkey, fetch, due + timedelta(microseconds=1))
     assert exc.value.code == "BROKEN_PROMISE"
     ledger.checkpoint()
-    assert receipt_check.check_receipt(signed, vkey, fetch, due + timedelta(days=1)).verdict == "included"
+    assert check_receipt(signed, vkey, fetch, due + timedelta(days=1)).verdict == "included"
 
 
 def test_the_command_says_pending_then_broken_promise(served: Api, tmp_path: Path) -> None:
