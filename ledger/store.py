@@ -240,13 +240,14 @@ class Ledger:
             from ledger.evidence.disclosure import record_refusals
 
             record_refusals(self, raws, outcomes)  # refused disclosure attempts go on record
-        return [o if isinstance(o, LedgerError) else self.with_receipt(o) for o in outcomes]
+        return outcomes
 
     def with_receipt(self, outcome: Receipt) -> Receipt:
         """``outcome`` with its signed receipt: the log's promise that a checkpoint covers the entry
-        within ``receipt_max_delay`` seconds of its integration (``ledger.log.receipt``). Signed after
-        the batch committed, outside the write transaction; deterministic, so a duplicate gets the
-        same bytes."""
+        within ``receipt_max_delay`` seconds of its integration (``ledger.log.receipt``). Signed where
+        the outcome is handed to its caller (``append_one``, the HTTP handler), never in the write
+        transaction nor in the group committer's thread; deterministic, so a duplicate gets the same
+        bytes."""
         signed = self.signed_receipt(
             outcome.leaf_index, bytes.fromhex(outcome.leaf_hash), outcome.integrated_at, outcome.envelope_sha256
         )
@@ -282,7 +283,7 @@ class Ledger:
         (outcome,) = self.append([raw])
         if isinstance(outcome, LedgerError):
             raise outcome
-        return outcome
+        return self.with_receipt(outcome)
 
     def sign_and_append(self, key: Any, case_id: str, event_type: str, body: dict[str, Any]) -> Receipt:
         """Sign an event for the next position of a stream and append it; raise if it is refused."""

@@ -12,6 +12,7 @@ import typer
 from domain.errors import MalformedInputError
 from ledger.cli.app import DataDir, app, case_app, emit, open_ledger, print_json, read_json_arg, settings_for
 from ledger.cli.errors import cli_errors, fail
+from ledger.cli.receipts import keep_local_receipt
 
 
 @app.command()
@@ -51,13 +52,6 @@ def append(
         receipt = ledger.sign_and_append(signer, _case_uuid(case_id), event_type, body_data)
     keep_local_receipt(receipt.receipt)
     _print_receipt(receipt.to_json(), event_type, as_json)
-
-
-def keep_local_receipt(signed: str) -> None:
-    """Keep the signed receipt of a local append in the client state directory, like a remote one."""
-    from ledger.verify import keep_receipt
-
-    keep_receipt(signed.encode("utf-8"))
 
 
 def _print_receipt(receipt: dict[str, object], event_type: str, as_json: bool) -> None:

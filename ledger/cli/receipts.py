@@ -97,6 +97,14 @@ def verify(
     )
 
 
+def keep_local_receipt(signed: str) -> None:
+    """Keep the signed receipt of a local append in the client state directory, like a remote one
+    (``ledger.verify.keep_receipt``: EQUIVOCATION on a second, different receipt for the index)."""
+    from ledger.verify import keep_receipt
+
+    keep_receipt(signed.encode("utf-8"))
+
+
 #: the offline verifier's `receipt` group (``evidence-ledger-verify``); the full CLI's group adds `check`
 offline_receipt_app = typer.Typer(no_args_is_help=True, help="Check signed receipts (promises of inclusion).")
 offline_receipt_app.command("verify")(verify)

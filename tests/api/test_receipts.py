@@ -118,7 +118,7 @@ def _fetch_from(ledger: Ledger) -> Callable[[str], bytes]:
 def test_pending_within_the_delay_and_broken_after_it(ledger: Ledger, tmp_path: Path) -> None:
     actors = Actors.register(ledger)
     ledger.checkpoint()
-    appended = actors.append("investigator", new_case_id(), "CaseOpened", case_opened())
+    appended = ledger.with_receipt(actors.ok("investigator", new_case_id(), "CaseOpened", case_opened()))
     signed = appended.receipt.encode()
     due = parse_time(appended.integrated_at) + timedelta(seconds=300)
     fetch, vkey = _fetch_from(ledger), _vkey(ledger)
@@ -166,10 +166,10 @@ def test_an_entry_removed_after_its_receipt_is_a_broken_promise(tmp_path: Path, 
     shutil.copytree(a_dir, b_dir)
     with _sqlite_ledger(a_dir, clock) as a:
         actors = Actors(a, dict(keys))
-        x = actors.append("investigator", new_case_id(), "CaseOpened", case_opened())
+        x = a.with_receipt(actors.ok("investigator", new_case_id(), "CaseOpened", case_opened()))
         vkey = _vkey(a)
     with _sqlite_ledger(b_dir, clock) as b:
-        other = Actors(b, dict(keys)).append("investigator", new_case_id(), "CaseOpened", case_opened())
+        other = b.with_receipt(Actors(b, dict(keys)).ok("investigator", new_case_id(), "CaseOpened", case_opened()))
         assert other.leaf_index == x.leaf_index and other.leaf_hash != x.leaf_hash
         with running_api(b) as api:
             b.checkpoint()

@@ -30,9 +30,9 @@ def pins(exported: Exported) -> tuple[str, ...]:
 def test_a_bundles_receipts_are_the_bytes_the_appends_returned(ledger: Ledger, tmp_path: Path) -> None:
     actors = Actors.register(ledger)
     case_id = new_case_id()
-    appended = [
-        actors.ok("investigator", case_id, "CaseOpened", case_opened()),
-        actors.ok("investigator", case_id, "IncidentDocumented", incident_documented()),
+    appended = [  # signed as the service signs them for the caller
+        ledger.with_receipt(actors.ok("investigator", case_id, "CaseOpened", case_opened())),
+        ledger.with_receipt(actors.ok("investigator", case_id, "IncidentDocumented", incident_documented())),
     ]
     ledger.checkpoint()
     out = tmp_path / "case.zip"
