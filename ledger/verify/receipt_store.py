@@ -8,6 +8,9 @@ promised two different things at one position — equivocation. Both are kept (t
 ``conflicts/``) and :class:`Equivocation` is raised. The same entry receipted again (a duplicate
 append; the same bytes, or only another max delay) is not a conflict: the first receipt stays.
 
+When the pin file has an entry for the receipt's origin, the receipt must be signed by that log key
+(``BAD_RECEIPT`` otherwise), so that only the log itself can cause an EQUIVOCATION.
+
 A state directory that cannot be written is not a reason to fail an append that succeeded: the
 caller is warned once per process on standard error (:func:`keep_receipt` returns None).
 """
@@ -25,6 +28,7 @@ from domain.errors import MalformedInputError, VerificationError
 from ledger.durable import write_atomic
 from ledger.log import receipt as receipts
 from ledger.verify.state_dir import origin_dir, state_dir
+from ledger.verify.trust import LogPin, PinFileError, load_pins
 
 RECEIPTS, CONFLICTS = "receipts", "conflicts"
 _warned: list[bool] = []
@@ -60,12 +64,25 @@ def warn_once(message: str) -> None:
         sys.stderr.write(f"warning: {message}\n")
 
 
+def _pin(origin: str) -> LogPin | None:
+    """The pin file's entry for ``origin`` (None without one, or when the pin file is unusable: the
+    verify commands say why)."""
+    try:
+        pins = load_pins()
+    except (PinFileError, OSError):
+        return None
+    return None if pins is None else pins.get(origin)
+
+
 def keep_receipt(data: bytes, *, envelope: bytes | None = None, root: Path | None = None) -> Path | None:
     """Store a signed receipt under its origin and index; the path (None if the state dir is not usable).
 
     ``envelope``: the bytes that were appended; the receipt must be for them (BAD_RECEIPT). Raises
     :class:`Equivocation` when another receipt for the index names another entry."""
     parsed = receipts.parse(data)
+    pin = _pin(parsed.origin)
+    if pin is not None:  # a receipt not signed by the pinned log key is no promise of that log
+        receipts.verify(data, pin.vkey)
     if envelope is not None and hashlib.sha256(envelope).hexdigest() != parsed.envelope_sha256:
         raise VerificationError("the receipt is for another envelope than the one appended", code="BAD_RECEIPT",
                                 leaf_index=parsed.index)

@@ -221,3 +221,22 @@ def test_an_unwritable_state_dir_warns_once_and_the_append_succeeds(
         assert answer["receipt"].startswith("evidence-ledger receipt v1\n")
     err = capsys.readouterr().err
     assert err.count("warning: cannot write to the client state directory") == 1
+
+
+def test_with_a_pinned_log_key_a_receipt_signed_by_another_key_is_refused_not_kept(
+    ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from ledger.verify import LogPin, PinFile, render_pin_file
+
+    pins = tmp_path / "trust.toml"
+    pins.write_bytes(render_pin_file(PinFile(pins, (LogPin(ORIGIN, _vkey(ledger)),))))
+    monkeypatch.setenv("EVIDENCE_LEDGER_TRUST_FILE", str(pins))
+    genuine = receipt.Receipt(ORIGIN, 7, bytes(32), "2026-02-05T17:00:00.000000Z", 300, "0" * 64)
+    forged = receipt.sign(genuine, ledger.config.log_key_name, Ed25519PrivateKey.generate())
+    with pytest.raises(VerificationError) as exc:
+        keep_receipt(forged)
+    assert exc.value.code == "BAD_RECEIPT" and list(stored_receipts(ORIGIN)) == []
+    keep_receipt(receipt.sign(genuine, ledger.config.log_key_name, ledger.log_key))
+    assert [r.index for r in stored_receipts(ORIGIN)] == [7]
