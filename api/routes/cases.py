@@ -21,7 +21,7 @@ from api.auth import CaseWriter, may_see_case
 from api.errors import UnavailableError, problems
 from api.routes.evidence import PURPOSE_PATTERN
 from api.streaming import FileStreamResponse
-from ledger.evidence.bundle import BundleInfo, NotCheckpointed, export_bundle
+from ledger.evidence.bundle import BundleInfo, NotCheckpointed, NotWitnessed, export_bundle
 from ledger.log.access_entry import ITEM_PATTERN
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
@@ -258,6 +258,8 @@ def _build_bundle(runtime: Any, access: Access, case_id: str, with_media: bool) 
                                  store=runtime.footage)
         except NotCheckpointed as exc:
             raise UnavailableError(exc.message, code="NOT_CHECKPOINTED") from None
+        except NotWitnessed as exc:
+            raise UnavailableError(exc.message, code="NOT_WITNESSED") from None
         handle = open(info.path, "rb")  # noqa: SIM115 - closed by the response
         try:
             if with_media:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from ledger.log import note
 from ledger.verify.bundle_files import Manifest
 from ledger.verify.findings import Finding
+from ledger.verify.memory import CheckpointMemory, ProofSource
 from ledger.verify.trust import PinFile
 
 VERIFIED, UNPINNED, FAILED = "verified", "unpinned", "failed"
@@ -32,6 +34,10 @@ class VerifyOptions:
     vkey_source: str = "--vkey"
     trust_root_source: str = "--trust-root"
     witness_source: str = "--witness"
+    #: the client's memory of each log: a VERIFIED bundle's checkpoint is compared with it (None: not)
+    memory: CheckpointMemory | None = None
+    #: consistency proofs from a log server (``--server``), given the origin; None: offline
+    consistency: Callable[[str], ProofSource] | None = None
 
     def pinned_for(self, origin: str) -> VerifyOptions:
         """These options completed by the pin file's entry for ``origin``: each option given here
@@ -47,8 +53,9 @@ class VerifyOptions:
         if not self.witnesses:
             if pin.witnesses:
                 changes.update(witnesses=pin.witnesses, witness_source=PIN_FILE)
-            if self.min_witnesses is None and pin.min_witnesses is not None:
-                changes["min_witnesses"] = pin.min_witnesses
+            required = pin.required_witnesses(self.min_witnesses)  # a production pin's minimum is a floor
+            if required is not None:
+                changes["min_witnesses"] = required
         return replace(self, **changes)
 
 

@@ -139,9 +139,9 @@ def test_a_server_without_a_scheme_is_a_bad_argument(path: str, server: str, tmp
             value = new_case_id() if param.name == "case_id" else "1"
             args += [param.opts[0], value] if param.param_type_name == "option" else [value]
     args += ["--server", server]
-    opts = {o for p in command.params for o in p.opts}
-    args += [*(["--token", "t0k"] if "--token" in opts else []),  # `receipt check` reads only public endpoints
-             *(["--data-dir", str(tmp_path / "none")] if "--data-dir" in opts else [])]
+    names = {param.name for param in command.params}  # `verify --server` takes no token and no data dir
+    args += ["--token", "t0k"] if "token" in names else []
+    args += ["--data-dir", str(tmp_path / "none")] if "data_dir" in names else []
     result = CliRunner().invoke(commands(), args, env={"EVIDENCE_LEDGER_DATA_DIR": None})
     assert result.exit_code == 2, result.output
     line = error_line(result)
