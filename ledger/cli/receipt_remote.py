@@ -30,11 +30,19 @@ receipt_app.command("verify")(verify)
 NowOption = Annotated[str | None, typer.Option("--now", hidden=True, show_default=False)]
 
 
-def transport(server: str) -> Any:
-    """The HTTP transport to ``server`` (tests replace it)."""
-    from ledger.transport import Transport
+def remote(server: str) -> Any:
+    """The client of ``server`` (a RemoteLedger, without a token: only public endpoints are read)."""
+    from ledger.client import RemoteLedger
 
-    return Transport(server)
+    return RemoteLedger(server)
+
+
+def _remembered(conn: Any, key: Any) -> None:
+    """The check every command that talks to a server makes first (``ledger.cli.remembered``): the
+    server's log against the checkpoint this client remembers (ROLLBACK, EQUIVOCATION)."""
+    from ledger.cli.remembered import check_log
+
+    check_log(conn, key)
 
 
 def _fetcher(conn: Any) -> Callable[[str], bytes]:
@@ -80,10 +88,13 @@ def check(
     if stored == (receipt_file is not None):
         fail("give a RECEIPT file or --stored (every kept receipt), not both", 2)
     moment = _now(now)
-    with transport(server) as conn:
-        fetch = _fetcher(conn)
+    with remote(server) as conn:
+        fetch = _fetcher(conn.transport)
+        given = None if vkey is None else log_key_for("", vkey, trust).key
+        if given is not None:  # the log is checked before anything else is read
+            _remembered(conn, given)
         if stored:
-            _check_stored(fetch, vkey, trust, as_json, moment)
+            _check_stored(conn, fetch, vkey, trust, as_json, moment, checked=given is not None)
             return
         assert receipt_file is not None
         raw = read_file(receipt_file, "receipt")
@@ -94,12 +105,14 @@ def check(
             _result(as_json, {**parsed.to_json(), "verdict": "unpinned", "message": message,
                               "exit_code": UNPINNED}, message)
             raise typer.Exit(UNPINNED)
+        if given is None:
+            _remembered(conn, anchor.key)
         status = check_receipt(raw, anchor.key, fetch, moment)
     _result(as_json, {**status.to_json(), "exit_code": 0}, f"{status.verdict}: {status.message}{anchor.suffix}")
 
 
-def _check_stored(fetch: Callable[[str], bytes], vkey: str | None, trust: Path | None, as_json: bool,
-                  moment: datetime) -> None:
+def _check_stored(conn: Any, fetch: Callable[[str], bytes], vkey: str | None, trust: Path | None, as_json: bool,
+                  moment: datetime, *, checked: bool) -> None:
     from ledger.log import receipt as receipts
     from ledger.verify import log_checkpoint, receipt_status, stored_receipts
 
@@ -110,6 +123,8 @@ def _check_stored(fetch: Callable[[str], bytes], vkey: str | None, trust: Path |
         _result(as_json, {"origin": origin, "verdict": "unpinned", "message": message, "exit_code": UNPINNED},
                 message)
         raise typer.Exit(UNPINNED)
+    if not checked:
+        _remembered(conn, anchor.key)
     checkpoint = log_checkpoint(fetch, anchor.key, origin)
     rows: list[dict[str, Any]] = []
     failures: list[LedgerError] = []

@@ -22,7 +22,6 @@ from ledger.envelope.canonical import format_time, parse_time
 from ledger.log import note, receipt
 from ledger.settings import Settings
 from ledger.store import Ledger
-from ledger.transport import Transport
 from ledger.verify import check_receipt
 from ledger.verify.receipt_store import Equivocation, keep_receipt, stored_receipts
 from ledger.verify.state_dir import origin_dir, state_dir
@@ -50,7 +49,7 @@ def _cli(*args: str, code: int) -> Any:
 @pytest.fixture
 def served(api: Api, monkeypatch: pytest.MonkeyPatch) -> Api:
     """`receipt check --server http://testserver` talks to the test app."""
-    monkeypatch.setattr(receipt_remote, "transport", lambda server: Transport(server, client=api.client))
+    monkeypatch.setattr(receipt_remote, "remote", lambda server: RemoteLedger(client=api.client))
     return api
 
 
@@ -173,7 +172,7 @@ def test_an_entry_removed_after_its_receipt_is_a_broken_promise(tmp_path: Path, 
         assert other.leaf_index == x.leaf_index and other.leaf_hash != x.leaf_hash
         with running_api(b) as api:
             b.checkpoint()
-            monkeypatch.setattr(receipt_remote, "transport", lambda server: Transport(server, client=api.client))
+            monkeypatch.setattr(receipt_remote, "remote", lambda server: RemoteLedger(client=api.client))
             path = tmp_path / "x.txt"
             path.write_text(x.receipt)
             result = _cli("receipt", "check", str(path), "--server", "http://testserver", "--vkey", str(vkey),
