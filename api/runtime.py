@@ -179,7 +179,7 @@ class Runtime:
         """Append one envelope through the group committer (the service's one writer); raise its refusal."""
         if self.committer is None:
             raise ConfigurationError("the service is not started")
-        return self.committer.submit(raw, actor=None).result()
+        return self.ledger.with_receipt(self.committer.submit(raw, actor=None).result())
 
     @property
     def write_block(self) -> StorageError | None:

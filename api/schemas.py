@@ -27,6 +27,10 @@ class Receipt(BaseModel):
     envelope_sha256: str
     integrated_at: str
     duplicate: bool = Field(description="true when this exact envelope had already been accepted")
+    receipt: str = Field(
+        description="the signed receipt (C2SP signed note by the log key, docs/formats.md §10): the log's"
+        " promise that a checkpoint covers the entry within its max delay; the same bytes for a duplicate"
+    )
 
 
 class InclusionProof(BaseModel):

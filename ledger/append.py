@@ -91,6 +91,9 @@ class Receipt:
     envelope_sha256: str
     integrated_at: str
     duplicate: bool = False
+    #: the signed receipt (a C2SP signed note, ``ledger.log.receipt``), added by ``Ledger.append``
+    #: after the batch committed; "" until then
+    receipt: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -101,6 +104,7 @@ class Receipt:
             "leaf_hash": self.leaf_hash,
             "envelope_sha256": self.envelope_sha256,
             "integrated_at": self.integrated_at,
+            "receipt": self.receipt,
         }
 
 
@@ -469,7 +473,7 @@ class Appender:
                     code="EVENT_ID_REUSED",
                     event_id=st.event_id,
                 )
-            return Receipt(**{**earlier.__dict__, "duplicate": True})
+            return Receipt(**{**earlier.__dict__, "duplicate": True, "receipt": ""})
         head = heads.get(st.case_id)
         expected_seq = 1 if head is None else head.version + 1
         if st.seq != expected_seq:

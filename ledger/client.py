@@ -101,12 +101,19 @@ class RemoteLedger:
         return int(view["version"]), str(view["head_sha256"])
 
     def post_envelope(self, case_id: str, raw: bytes, *, wait: bool = False) -> dict[str, Any]:
+        """Append ``raw``; the answer (the receipt JSON). Its signed receipt is kept in the client state
+        directory (``ledger.verify.receipt_store``): EQUIVOCATION if another receipt for the same leaf
+        index names another entry."""
         path = "/v1/keys" if case_id == REGISTRY_CASE_ID else f"/v1/cases/{case_id}/events"
         params = {"wait": "true"} if wait else None
         response = self.transport.call(
             "POST", path, content=raw, params=params, headers={"Content-Type": "application/json"}
         )
         result: dict[str, Any] = response.json()
+        if isinstance(result, dict) and isinstance(result.get("receipt"), str):
+            from ledger.verify import keep_receipt
+
+            keep_receipt(result["receipt"].encode("utf-8"), envelope=raw)
         return result
 
     def append(

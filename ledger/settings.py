@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.errors import LedgerError
@@ -76,6 +76,24 @@ class Settings(BaseSettings):
     retention_days: int = Field(
         default=90, ge=0, description="`retention run` shreds sealed data of cases closed longer than this"
     )
+    receipt_max_delay: int = Field(
+        default=300,
+        gt=0,
+        le=10 * 365 * 24 * 3600,
+        description="seconds a signed receipt promises until a checkpoint covers the entry; must exceed"
+        " checkpoint_interval",
+    )
+
+    @model_validator(mode="after")
+    def _promise_keepable(self) -> Settings:
+        """A receipt promises a checkpoint within ``receipt_max_delay``: the checkpointer must sign faster."""
+        if self.receipt_max_delay <= self.checkpoint_interval:
+            raise ConfigurationError(
+                f"EVIDENCE_LEDGER_RECEIPT_MAX_DELAY ({self.receipt_max_delay} s) must exceed "
+                f"EVIDENCE_LEDGER_CHECKPOINT_INTERVAL ({self.checkpoint_interval} s): a receipt would promise "
+                "a checkpoint sooner than one is signed. Raise the delay or shorten the interval"
+            )
+        return self
 
 
 @dataclass(frozen=True)

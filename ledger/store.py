@@ -75,6 +75,7 @@ class Ledger:
     """One ledger (data dir + database). Thread-safe; one instance per process."""
 
     _guard: CheckpointGuard | None = None
+    _receipt_signer: Any = None  # ledger.log.receipt.Signer, made on the first receipt
     _rollback: tuple[float, RollbackStatus] | None = None  # (monotonic time, status) of the last check
 
     def __init__(
@@ -242,6 +243,28 @@ class Ledger:
             record_refusals(self, raws, outcomes)  # refused disclosure attempts go on record
         return outcomes
 
+    def with_receipt(self, outcome: Receipt) -> Receipt:
+        """``outcome`` with its signed receipt: the log's promise that a checkpoint covers the entry
+        within ``receipt_max_delay`` seconds of its integration (``ledger.log.receipt``). Signed where
+        the outcome is handed to its caller (``append_one``, the HTTP handler), never in the write
+        transaction nor in the group committer's thread; deterministic, so a duplicate gets the same
+        bytes."""
+        signed = self.signed_receipt(
+            outcome.leaf_index, bytes.fromhex(outcome.leaf_hash), outcome.integrated_at, outcome.envelope_sha256
+        )
+        return replace(outcome, receipt=signed.decode("utf-8"))
+
+    def signed_receipt(self, leaf_index: int, leaf_hash: bytes, integrated_at: str, envelope_sha256: str) -> bytes:
+        """The signed receipt of the entry at ``leaf_index`` (also what a bundle carries)."""
+        from ledger.log import receipt
+
+        if self._receipt_signer is None:
+            self._receipt_signer = receipt.Signer(self.config.log_key_name, self.log_key)
+        body = receipt.Receipt(
+            self.origin, leaf_index, leaf_hash, integrated_at, self.settings.receipt_max_delay, envelope_sha256
+        )
+        return self._receipt_signer.sign(body)
+
     def next_envelope(self, key: Any, case_id: str, event_type: str, body: dict[str, Any]) -> bytes:
         """An envelope signed with ``key`` for the next position of a stream (as the log has it now)."""
         version, prev = self.case_head(case_id)
@@ -261,7 +284,7 @@ class Ledger:
         (outcome,) = self.append([raw])
         if isinstance(outcome, LedgerError):
             raise outcome
-        return outcome
+        return self.with_receipt(outcome)
 
     def sign_and_append(self, key: Any, case_id: str, event_type: str, body: dict[str, Any]) -> Receipt:
         """Sign an event for the next position of a stream and append it; raise if it is refused."""

@@ -65,7 +65,7 @@ async def post_disclosure(request: Request, access: Discloser, sealed_ref: str =
 
         def append(envelope: bytes) -> Receipt:
             receipt: Receipt = committer.submit(envelope, actor=principal.actor).result()
-            return receipt
+            return runtime.ledger.with_receipt(receipt)
 
         done: Disclosure = await run_in_threadpool(
             disclose, runtime.ledger, raw, sealed_ref=sealed_ref, append=append

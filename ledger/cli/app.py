@@ -136,8 +136,11 @@ def commands() -> typer.Typer:
 
     assert all((audit, bundle, cases, db, events, keys, log, sealed, tokens, witness))
     if not _registered:
+        from ledger.cli.receipt_remote import receipt_app
+
         app.command("verify")(verify.verify)
         app.add_typer(trust.trust_app, name="trust")
+        app.add_typer(receipt_app, name="receipt")
         _registered.append(True)
     return app
 

@@ -12,6 +12,7 @@ import typer
 from domain.errors import MalformedInputError
 from ledger.cli.app import DataDir, app, case_app, emit, open_ledger, print_json, read_json_arg, settings_for
 from ledger.cli.errors import cli_errors, fail
+from ledger.cli.receipts import keep_local_receipt
 from ledger.cli.remembered import check_log
 
 
@@ -52,6 +53,7 @@ def append(
         return
     with open_ledger(data_dir) as ledger:
         receipt = ledger.sign_and_append(signer, _case_uuid(case_id), event_type, body_data)
+    keep_local_receipt(receipt.receipt)
     _print_receipt(receipt.to_json(), event_type, as_json)
 
 
@@ -63,6 +65,8 @@ def _print_receipt(receipt: dict[str, object], event_type: str, as_json: bool) -
         f"appended {event_type} as seq {receipt.get('seq')} of case {receipt.get('case_id')}:"
         f" leaf {receipt.get('leaf_index')}, event {receipt.get('event_id')}, at {receipt.get('integrated_at')}"
     )
+    if receipt.get("receipt"):  # the signed receipt, as it is kept (`receipt verify` checks it)
+        typer.echo(str(receipt["receipt"]), nl=False)
 
 
 AsJson = Annotated[bool, typer.Option("--json", help="machine-readable output")]
@@ -106,6 +110,7 @@ def case_new(
     else:
         with open_ledger(data_dir) as ledger:
             receipt = ledger.sign_and_append(signer, case_id, "CaseOpened", opened).to_json()
+        keep_local_receipt(receipt["receipt"])
     if as_json:
         print_json({"case_id": case_id, "receipt": receipt})
     else:

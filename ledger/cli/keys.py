@@ -20,6 +20,7 @@ from ledger.cli.app import (
     settings_for,
 )
 from ledger.cli.errors import cli_errors, fail
+from ledger.cli.receipts import keep_local_receipt
 from ledger.cli.remembered import check_log
 
 
@@ -256,7 +257,9 @@ def keys_submit(
             (outcome,) = ledger.append([raw])
             if isinstance(outcome, LedgerError):
                 raise outcome
-            receipts.append(outcome.to_json())
+            signed = ledger.with_receipt(outcome)
+            keep_local_receipt(signed.receipt)
+            receipts.append(signed.to_json())
         ledger.checkpoint()
     _receipts(receipts, as_json)
 

@@ -1,4 +1,4 @@
-"""`evidence-ledger-verify`: the offline checks alone — `verify`, `log verify-*`, `trust` — for a
+"""`evidence-ledger-verify`: the offline checks alone — `verify`, `log verify-*`, `receipt verify`, `trust` — for a
 prosecutor's or auditor's machine. It imports no web framework, no database driver, no HTTP client
 and no eventsourcing, so it runs on the base package (``pip install evidence-ledger``, no extras);
 the same commands are part of `evidence-ledger`, which falls back to them on such an install."""
@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ledger.cli import log_checks, trust, verify
+from ledger.cli import log_checks, receipts, trust, verify
 
 
 def _print_version(value: bool) -> None:
@@ -45,6 +45,7 @@ def _root(
 
 app.add_typer(log_app, name="log")
 app.add_typer(trust.trust_app, name="trust")
+app.add_typer(receipts.offline_receipt_app, name="receipt")
 app.command("verify")(verify.verify)
 log_app.command("verify-checkpoint")(log_checks.verify_checkpoint)
 log_app.command("verify-inclusion")(log_checks.verify_inclusion)

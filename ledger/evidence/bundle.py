@@ -7,7 +7,8 @@ against ONE fresh checkpoint (cosigned by the configured witnesses), the verifie
 checking it by hand and, on request, the media files. Everything is read as of that checkpoint, so
 a case that grows during the export is exported exactly up to it. Beside them (format 2) every
 access-log entry naming the case — each read, download and refusal — up to the newest signed access
-checkpoint, with its inclusion proof against that checkpoint.
+checkpoint, with its inclusion proof against that checkpoint; and (format 3) the signed receipt of
+every leaf.
 
 Zip members are written in a fixed order with fixed timestamps to a temporary file next to the
 destination, fsynced and renamed into place; ``manifest.json`` is written last, listing the SHA-256
@@ -38,6 +39,7 @@ from ledger.evidence.bundle_guide import guide_text
 from ledger.evidence.footage import FootageStore
 from ledger.log import merkle, note, tlog
 from ledger.log.access import StoredAccessEntry
+from ledger.log.leaf import parse_leaf
 from ledger.log.proof_json import inclusion_proof_json
 from ledger.verify import bundle_format as bf
 from ledger.verify import web as verifier_web
@@ -329,6 +331,7 @@ def _members(ledger: Ledger, contents: _Contents) -> Iterator[tuple[str, bytes]]
     for row in contents.entries:
         proof = inclusion_proof_json(row.leaf_index, contents.proofs[row.leaf_index], tree_size=size)
         yield bf.member_path(bf.PROOFS, row.leaf_index), canonical(proof)
+    yield from _receipts(ledger, contents)
     access = contents.access
     if access.checkpoint is not None:
         yield bf.ACCESS_CHECKPOINT, access.checkpoint.note
@@ -338,6 +341,24 @@ def _members(ledger: Ledger, contents: _Contents) -> Iterator[tuple[str, bytes]]
         assert access.checkpoint is not None
         proof = inclusion_proof_json(entry.index, access.proofs[entry.index], tree_size=access.checkpoint.size)
         yield bf.member_path(bf.ACCESS_PROOFS, entry.index), canonical(proof)
+
+
+def _receipts(ledger: Ledger, contents: _Contents) -> Iterator[tuple[str, bytes]]:
+    """(format 3) The signed receipt of every leaf, signed again now: deterministic, so the same bytes as
+    the append returned (while ``receipt_max_delay`` is unchanged). Only a leaf that is in the
+    checkpoint's tree by its proof gets one: the log key never signs a row read back unchecked."""
+    size, root = contents.checkpoint.size, contents.checkpoint.root
+    for row in contents.entries:
+        leaf_hash = merkle.leaf_hash(row.leaf)
+        try:
+            leaf = parse_leaf(row.leaf)
+            merkle.verify_inclusion(leaf_hash, row.leaf_index, size, contents.proofs[row.leaf_index], root)
+        except LedgerError:
+            continue  # a tampered row: no receipt (the verifier reports it, and the leaf)
+        if leaf.index != row.leaf_index:
+            continue
+        signed = ledger.signed_receipt(row.leaf_index, leaf_hash, leaf.integrated_at, leaf.envelope_sha256)
+        yield bf.receipt_path(row.leaf_index), signed
 
 
 def _write(

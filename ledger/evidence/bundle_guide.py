@@ -58,6 +58,10 @@ media/<sha256>         Optional: footage and derivative files, named by their SH
 access/checkpoint.txt  The access log's signed checkpoint (origin "@ORIGIN@/access"); see 6a.
 access/entries/<n>.json  Access-log entry n: one read, download or refusal naming this case.
 access/proofs/<n>.json   Proof that access entry n is in the access tree signed by access/checkpoint.txt.
+receipts/<n>.txt       The log's signed receipt for leaf n: seven lines (a header "evidence-ledger receipt
+                       v1", the origin, n, base64 of leaf n's hash, its integration time, the promised
+                       delay in seconds, the envelope's SHA-256) and a signature by the log key, checked
+                       like checkpoint.txt's (section 5).
 
 All JSON that is signed or hashed is RFC 8785 canonical JSON (no spaces, keys sorted), UTF-8.
 

@@ -46,6 +46,14 @@ if TYPE_CHECKING:
     from ledger.verify.memory import CheckpointMemory, Observation
     from ledger.verify.pipeline import check_pipelined, parse_all
     from ledger.verify.previous import PreviousComparison, compare_previous
+    from ledger.verify.receipt_check import (
+        BrokenPromise,
+        ReceiptStatus,
+        check_receipt,
+        log_checkpoint,
+        receipt_status,
+    )
+    from ledger.verify.receipt_store import Equivocation, keep_receipt, stored_receipts
     from ledger.verify.report import exit_code, render_text, report_json
     from ledger.verify.report_html import render_html
     from ledger.verify.trust import (
@@ -62,12 +70,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HEX64",
+    "BrokenPromise",
     "BundleUnusable",
     "CaseTrack",
     "CheckpointInput",
     "CheckpointMemory",
     "Entry",
     "EntryChecker",
+    "Equivocation",
     "EventRow",
     "Finding",
     "KnownCheckpoint",
@@ -79,6 +89,7 @@ __all__ = [
     "PinFile",
     "PinFileError",
     "PreviousComparison",
+    "ReceiptStatus",
     "VerifyOptions",
     "bundle_format",
     "can_fork",
@@ -86,22 +97,27 @@ __all__ = [
     "check_entries",
     "check_origin",
     "check_pipelined",
+    "check_receipt",
     "checkpoint_sizes",
     "compare_previous",
     "exit_code",
+    "keep_receipt",
     "load_pins",
+    "log_checkpoint",
     "match_log",
     "order_findings",
     "parse_all",
     "pin_file_path",
     "public_keys_in",
     "read_pin_file",
+    "receipt_status",
     "render_html",
     "render_pin_file",
     "render_text",
     "report_json",
     "scan_tree",
     "state_dir",
+    "stored_receipts",
     "verify_bundle",
     "verify_known",
     "verify_signatures",
@@ -140,6 +156,10 @@ if not TYPE_CHECKING:  # type checkers read the imports above; at run time a nam
             from ledger.verify import log_match as module
         elif name in ("check_pipelined", "parse_all"):
             from ledger.verify import pipeline as module
+        elif name in ("BrokenPromise", "ReceiptStatus", "check_receipt", "log_checkpoint", "receipt_status"):
+            from ledger.verify import receipt_check as module
+        elif name in ("Equivocation", "keep_receipt", "stored_receipts"):
+            from ledger.verify import receipt_store as module
         elif name in ("exit_code", "render_text", "report_json"):
             from ledger.verify import report as module
         elif name == "render_html":

@@ -40,6 +40,7 @@ from ledger.verify.bundle_format import CHECKPOINT, ENVELOPES
 from ledger.verify.bundle_log import check_checkpoint, check_inclusion
 from ledger.verify.bundle_memory import check_memory
 from ledger.verify.bundle_model import BundleVerification, Step, VerifyOptions
+from ledger.verify.bundle_receipts import check_receipts
 from ledger.verify.bundle_state import case_summary
 from ledger.verify.engine import EntryChecker
 from ledger.verify.findings import CHECKS, Finding
@@ -52,6 +53,8 @@ NOT_APPLICABLE = {
     11: "not applicable to a bundle: it holds no read models",
 }
 ACCESS_STEP = 13
+RECEIPT_STEP = 14
+NO_RECEIPTS = "not applicable: bundle formats 1 and 2 carry no receipts"
 PARALLEL_FROM = 200  # entries; below this a worker process costs more than it saves
 NO_ACCESS_LOG = "not applicable: bundle format 1 carries no access entries"
 
@@ -67,6 +70,8 @@ def _steps(v: BundleVerification) -> list[Step]:
             steps.append(Step(number, title, "not applicable", NOT_APPLICABLE[number]))
         elif number == ACCESS_STEP and not v.manifest.has_access_log:
             steps.append(Step(number, title, "not applicable", NO_ACCESS_LOG))
+        elif number == RECEIPT_STEP and not v.manifest.has_receipts:
+            steps.append(Step(number, title, "not applicable", NO_RECEIPTS))
         elif failed:
             steps.append(
                 Step(number, title, "failed", f"{failed} finding(s); {v.counts.get(number, '')}".rstrip("; "))
@@ -108,6 +113,7 @@ def verify_bundle(
     v.counts[8] = _checkpoint_detail(v.checkpoint)
     checker = _entries_and_inclusion(v, files, options, checkpoint)
     check_access(v, files)
+    check_receipts(v, files)
     track = checker.cases.get(manifest.case_id)
     state = None if track is None else track.state
     check_media(v, files, media_recorded(files, checker, manifest.case_id), options.media_dir)

@@ -31,6 +31,7 @@ from ledger.verify.bundle_format import (
     MANIFEST_KEYS_BY_FORMAT,
     MEDIA,
     PROOFS,
+    RECEIPT_FORMATS,
     file_sha256,
 )
 
@@ -72,6 +73,11 @@ class Manifest:
     def has_access_log(self) -> bool:
         """Format 2 and later carry the case's access-log entries."""
         return self.format != BUNDLE_FORMATS[0]
+
+    @property
+    def has_receipts(self) -> bool:
+        """Format 3 and later carry the signed receipt of every leaf."""
+        return self.format in RECEIPT_FORMATS
 
 
 def _require(ok: bool, message: str) -> None:

@@ -2,7 +2,7 @@
 (``ledger.evidence.bundle``) and the reader (``ledger.verify.bundle_files``), so that the two cannot
 drift apart. Public as ``ledger.verify.bundle_format``.
 
-A bundle is one zip file (format ``evidence-ledger-bundle/2``; version 1 is still read):
+A bundle is one zip file (format ``evidence-ledger-bundle/3``; versions 1 and 2 are still read):
 
     manifest.json            format, origin, case id, created_at, trust root key id, every file's SHA-256/size
     HOW-TO-VERIFY.txt        how to check everything by hand
@@ -17,9 +17,12 @@ A bundle is one zip file (format ``evidence-ledger-bundle/2``; version 1 is stil
     access/checkpoint.txt    (version 2) the signed access checkpoint, origin "<origin>/access"
     access/entries/<n>.json  (version 2) the exact access-log entry n: a read or refusal naming the case
     access/proofs/<n>.json   (version 2) RFC 6962 inclusion proof of access entry n against it
+    receipts/<n>.txt         (version 3) the signed receipt of leaf n (``ledger.log.receipt``), signed
+                             again at export: the same bytes the append returned (deterministic)
 
 Version 2 added the ``access/`` members and the manifest keys ``access_checkpoint_size`` (null when
 the access log had no checkpoint) and ``access_entries`` (how many). A version 1 bundle has neither.
+Version 3 added ``receipts/<n>.txt`` for every leaf n of the bundle (no manifest key).
 
 Files are named by their SHA-256 in lowercase hex (``manifest.json``'s ``files``, ``media/``).
 Standard library only, so that the service writes bundles without loading the verifier.
@@ -33,8 +36,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 BUNDLE_FORMAT_V1 = "evidence-ledger-bundle/1"
-BUNDLE_FORMAT = "evidence-ledger-bundle/2"  # what the exporter writes
-BUNDLE_FORMATS = (BUNDLE_FORMAT_V1, BUNDLE_FORMAT)  # what the verifier reads
+BUNDLE_FORMAT_V2 = "evidence-ledger-bundle/2"
+BUNDLE_FORMAT = "evidence-ledger-bundle/3"  # what the exporter writes
+BUNDLE_FORMATS = (BUNDLE_FORMAT_V1, BUNDLE_FORMAT_V2, BUNDLE_FORMAT)  # what the verifier reads
 MANIFEST = "manifest.json"
 GUIDE = "HOW-TO-VERIFY.txt"
 VERIFIER_PAGE = "verify.html"  # listed in the manifest like the guide; optional (older bundles lack it)
@@ -58,11 +62,18 @@ MANIFEST_KEYS_V1 = frozenset(
     }
 )
 MANIFEST_KEYS = MANIFEST_KEYS_V1 | {"access_checkpoint_size", "access_entries"}
-MANIFEST_KEYS_BY_FORMAT = {BUNDLE_FORMAT_V1: MANIFEST_KEYS_V1, BUNDLE_FORMAT: MANIFEST_KEYS}
+MANIFEST_KEYS_V3 = MANIFEST_KEYS  # version 3 adds members, no manifest key
+MANIFEST_KEYS_BY_FORMAT = {
+    BUNDLE_FORMAT_V1: MANIFEST_KEYS_V1, BUNDLE_FORMAT_V2: MANIFEST_KEYS, BUNDLE_FORMAT: MANIFEST_KEYS_V3,
+}
+#: the formats that carry ``receipts/<n>.txt``
+RECEIPT_FORMATS = frozenset({BUNDLE_FORMAT})
 ACCESS_CHECKPOINT = "access/checkpoint.txt"
 ACCESS_ENTRIES, ACCESS_PROOFS = "access/entries/", "access/proofs/"
 ACCESS_INDEXED = re.compile(r"access/(entries|proofs)/(0|[1-9][0-9]{0,18})\.json")
 MANIFEST_FILE_KEYS = frozenset({"path", "sha256", "size"})  # one entry of the manifest's "files"
+RECEIPTS = "receipts/"
+RECEIPT_INDEXED = re.compile(r"receipts/(0|[1-9][0-9]{0,18})\.txt")
 INDEXED = re.compile(r"(envelopes|leaves|proofs)/(0|[1-9][0-9]{0,18})\.json")  # what member_path names
 HEX64 = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1024 * 1024
@@ -72,6 +83,11 @@ def member_path(kind: str, index: int) -> str:
     """The member of leaf ``index`` under ``kind`` (``ENVELOPES``, ``LEAVES``, ``PROOFS``,
     ``ACCESS_ENTRIES`` or ``ACCESS_PROOFS``)."""
     return f"{kind}{index}.json"
+
+
+def receipt_path(index: int) -> str:
+    """The member holding the signed receipt of leaf ``index`` (format 3)."""
+    return f"{RECEIPTS}{index}.txt"
 
 
 def file_sha256(path: Path, advance: Callable[[int], None] | None = None) -> tuple[str, int]:

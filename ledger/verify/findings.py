@@ -19,6 +19,7 @@ CHECKS: dict[int, str] = {
     10: "the case rules replayed from the events",
     11: "projections rebuilt from the events equal the stored read models",
     13: "access log: signed access checkpoint (origin <origin>/access), every access entry included and naming the case",
+    14: "receipts: every leaf's signed receipt, by the log key, for its origin, index and leaf hash",
 }
 
 

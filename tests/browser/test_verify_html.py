@@ -205,6 +205,29 @@ def non_canonical_envelope(e: Exported, tmp: Path) -> Path:
     return tampered(e.path, tmp / "spaces.zip", change)
 
 
+def altered_receipt(e: Exported, tmp: Path) -> Path:
+    def change(m: Members) -> None:
+        name = f"receipts/{case_indexes(m, e.case_id)[0]}.txt"
+        m[name] = m[name].replace(b"\n300\n", b"\n3000\n")
+
+    return tampered(e.path, tmp / "receipt.zip", change)
+
+
+def checkpoint_as_a_receipt(e: Exported, tmp: Path) -> Path:
+    return tampered(
+        e.path, tmp / "cp-receipt.zip", lambda m: m.update({f"receipts/{case_indexes(m, e.case_id)[0]}.txt": m["checkpoint.txt"]})
+    )
+
+
+def receipt_of_another_leaf(e: Exported, tmp: Path) -> Path:
+    def change(m: Members) -> None:
+        first, second = case_indexes(m, e.case_id)[:2]
+        m[f"receipts/{first}.txt"] = m[f"receipts/{second}.txt"]
+        del m[f"receipts/{second}.txt"]
+
+    return tampered(e.path, tmp / "swapped-receipt.zip", change)
+
+
 TAMPERED: dict[str, tuple[Callable[[Exported, Path], Path], set[str]]] = {
     "flipped signature byte": (flipped_signature_byte, {"BAD_SIGNATURE", "LEAF_MISMATCH"}),
     "flipped signature, tree re-signed": (flipped_and_resigned_tree, {"BAD_SIGNATURE"}),
@@ -214,7 +237,10 @@ TAMPERED: dict[str, tuple[Callable[[Exported, Path], Path], set[str]]] = {
     "checkpoint signed by another key": (checkpoint_signed_by_another_key, {"BAD_CHECKPOINT"}),
     "removed event": (removed_event, {"SEQ_GAP"}),
     "removed last event": (removed_last_event, {"SEQ_GAP"}),
-    "edited leaf": (edited_leaf, {"LEAF_MISMATCH", "BAD_INCLUSION"}),
+    "edited leaf": (edited_leaf, {"LEAF_MISMATCH", "BAD_INCLUSION", "BAD_RECEIPT"}),
+    "altered receipt": (altered_receipt, {"BAD_RECEIPT"}),
+    "checkpoint as a receipt": (checkpoint_as_a_receipt, {"BAD_RECEIPT"}),
+    "receipt of another leaf, one missing": (receipt_of_another_leaf, {"BAD_RECEIPT"}),
     "role not allowed": (role_not_allowed, {"ROLE_NOT_ALLOWED"}),
     "event on a closed case": (event_on_a_closed_case, {"RULE_VIOLATION"}),
     "broken chain": (broken_chain, {"CHAIN_BREAK"}),
@@ -680,6 +706,19 @@ def test_the_page_s_tables_are_generated_from_the_domain() -> None:
 # --- access log, media and witnesses -------------------------------------------------------------
 
 TOKEN_ID = "0123456789abcdef"  # noqa: S105 - a token's public id, not a secret
+
+
+def test_a_format_2_bundle_verifies_as_in_the_cli(verifier_file: VerifierPage, exported: Exported, tmp_path: Path) -> None:
+    def downgrade(m: Members) -> None:
+        for name in [n for n in m if n.startswith("receipts/")]:
+            del m[name]
+        manifest = json.loads(m["manifest.json"])
+        manifest["format"] = "evidence-ledger-bundle/2"
+        m["manifest.json"] = json.dumps(manifest).encode()
+
+    assert same_as_cli(verifier_file, tampered(exported.path, tmp_path / "v2.zip", downgrade), pinned(exported)) == (
+        "verified", set()
+    )
 
 
 def test_access_entries(verifier_file: VerifierPage, ledger: Ledger, tmp_path: Path) -> None:

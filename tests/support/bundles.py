@@ -24,7 +24,7 @@ from ledger.envelope.canonical import canonical, format_time
 from ledger.envelope.keys import load_private_key
 from ledger.envelope.signing import build_envelope
 from ledger.evidence.bundle import export_bundle
-from ledger.log import merkle, note
+from ledger.log import merkle, note, receipt
 from ledger.log.leaf import leaf_bytes
 from ledger.log.proof_json import inclusion_proof_json
 from ledger.log.witnessing import checkpoint_with_witnesses
@@ -190,14 +190,16 @@ def index_of(members: Members, predicate: Callable[[dict[str, Any]], bool]) -> i
 def drop_entry(members: Members, index: int) -> None:
     for kind in ("envelopes", "leaves", "proofs"):
         del members[f"{kind}/{index}.json"]
+    members.pop(f"receipts/{index}.txt", None)  # format 3
 
 
 # --- a compromised server: re-signed tree and checkpoint -------------------------------------------
 
 
 class Forger:
-    """Rebuilds the log tree with replaced or extra envelopes, re-signs the checkpoint with the data
-    dir's real log key (keys/log.pem) and rewrites leaves, proofs and the manifest consistently."""
+    """Rebuilds the log tree with replaced or extra envelopes, re-signs the checkpoint and the receipts
+    with the data dir's real log key (keys/log.pem) and rewrites leaves, proofs and the manifest
+    consistently."""
 
     def __init__(self, exported: Exported, members: Members) -> None:
         self.exported, self.members = exported, members
@@ -253,6 +255,14 @@ class Forger:
                 index, merkle.reference_inclusion_path(index, hashes), tree_size=size
             )
             self.members[f"proofs/{index}.json"] = canonical(proof)
+        for name in [n for n in self.members if n.startswith("receipts/")]:
+            del self.members[name]
+        for name in [n for n in self.members if n.startswith("leaves/")]:  # the log key signs receipts too
+            index = int(name.split("/")[1].split(".")[0])
+            leaf = json.loads(self.members[name])
+            promise = receipt.Receipt(ledger.origin, index, hashes[index], leaf["integrated_at"],
+                                      ledger.settings.receipt_max_delay, leaf["envelope_sha256"])
+            self.members[f"receipts/{index}.txt"] = receipt.sign(promise, ledger.config.log_key_name, key)
         manifest = json.loads(self.members["manifest.json"])
         manifest["checkpoint_size"] = size
         manifest["case_events"] = len(case_indexes(self.members, self.exported.case_id))

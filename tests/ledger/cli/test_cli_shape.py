@@ -150,7 +150,9 @@ def test_an_unreachable_server_is_exit_3_naming_the_url(cli: Cli) -> None:
 def test_append_prints_text_or_the_receipt_with_json(cli: Cli) -> None:
     case_id = new_case_id()
     text = cli.append(case_id, "CaseOpened", "investigator", case_opened()).stdout
-    assert re.fullmatch(rf"appended CaseOpened as seq 1 of case {case_id}: leaf \d+, event \S+, at \S+\n", text)
+    line, signed = text.split("\n", 1)
+    assert re.fullmatch(rf"appended CaseOpened as seq 1 of case {case_id}: leaf \d+, event \S+, at \S+", line)
+    assert signed.startswith("evidence-ledger receipt v1\n") and signed.endswith("\n")
     key = cli.key_file("investigator")
     result = cli.run("append", case_id, "FootageCaptured", "--key", key, "--body", json.dumps(footage_captured()),
                      "--json", code=0)

@@ -80,7 +80,7 @@ def test_a_clean_bundle_verifies_offline_with_pinned_keys(exported: Exported) ->
     assert case["status"] == "closed" and case["footage"][0]["release_status"] == "released"
     assert case["referrals"][0]["authority"] == "middlesex_da" and case["referrals"][0]["acknowledged_at"]
     statuses = {s["step"]: s["status"] for s in report["steps"]}
-    assert statuses == {**dict.fromkeys([*range(1, 12), 13], "passed"), 6: "not applicable", 11: "not applicable"}
+    assert statuses == {**dict.fromkeys([*range(1, 12), 13, 14], "passed"), 6: "not applicable", 11: "not applicable"}
 
 
 def test_the_text_report_names_its_caveats_and_never_shows_narratives(exported: Exported) -> None:
@@ -276,7 +276,7 @@ def test_leaf_mismatch(exported: Exported, tmp_path: Path) -> None:
         m[f"leaves/{first}.json"] = canonical(leaf)
 
     rc, report = verify(tampered(exported.path, tmp_path / "t.zip", change))
-    assert rc == 1 and codes(report) == {"LEAF_MISMATCH", "BAD_INCLUSION"}
+    assert rc == 1 and codes(report) == {"LEAF_MISMATCH", "BAD_INCLUSION", "BAD_RECEIPT"}  # the log's promise too
 
 
 # --- steps 7-9 ---------------------------------------------------------------------------------------
