@@ -34,6 +34,7 @@ def _pin_lines(pin: Any) -> list[str]:
         + (pin.trust_root or "not pinned (`verify` of a bundle says UNPINNED; pin it with --trust-root)"),
         *witnesses,
         *([f"    witnesses required: {required} of {len(pin.witnesses)}"] if pin.witnesses else []),
+        *[f"    TSA certificate: {c}" for c in pin.tsa_certs],
     ]
 
 
@@ -53,6 +54,10 @@ def trust_pin(
     min_witnesses: Annotated[
         int | None,
         typer.Option("--min-witnesses", help="valid cosignatures required (default: all witnesses)"),
+    ] = None,
+    tsa_cert: Annotated[
+        list[Path] | None,
+        typer.Option("--tsa-cert", help="a time-stamping authority's CA certificate (PEM file); repeat"),
     ] = None,
     trust: TrustFile = None,
     as_json: Annotated[bool, typer.Option("--json", help="print what was pinned as JSON")] = False,
@@ -81,14 +86,15 @@ def trust_pin(
     witnesses = tuple(verifier_key_arg(w, "--witness", note.SIG_TYPE_COSIGNATURE_V1) for w in witness or [])
     if min_witnesses is not None and not 0 <= min_witnesses <= len(witnesses):
         fail(f"--min-witnesses must be in [0, {len(witnesses)}] (the number of --witness keys)", 2)
-    try:
-        pin = LogPin(origin, key, trust_root, witnesses, min_witnesses)
-    except ValueError as exc:
-        fail(str(exc), 2, error="BAD_ARGUMENT")
     path, _ = pin_file_path(trust)
     if path is None:
         fail("no place for the pin file: give --trust FILE (there is no home directory)", 2)
         return
+    try:
+        pin = LogPin(origin, key, trust_root, witnesses, min_witnesses, _cert_paths(tsa_cert or [], path))
+        pin.tsa_trusts(path)
+    except ValueError as exc:
+        fail(str(exc), 2, error="BAD_ARGUMENT")
     try:
         current = read_pin_file(path) if path.exists() else PinFile(path)
     except PinFileError as exc:
@@ -105,12 +111,23 @@ def trust_pin(
         typer.echo(json.dumps({
             "origin": origin, "pin_file": str(path), "replaced": replaced, "vkey": str(pin.vkey),
             "trust_root": pin.trust_root, "witnesses": [str(w) for w in pin.witnesses],
-            "min_witnesses": pin.min_witnesses,
+            "min_witnesses": pin.min_witnesses, "tsa_certs": list(pin.tsa_certs),
         }, indent=2, sort_keys=True))
         return
     typer.echo(f"{'replaced the pin' if replaced else 'pinned'} for {origin} in {path}")
     for line in _pin_lines(pin):
         typer.echo(line)
+
+
+def _cert_paths(files: list[Path], pin_file: Path) -> tuple[str, ...]:
+    """The certificate files as the pin file names them: relative to its directory when inside it,
+    else absolute (a pin file is read from anywhere)."""
+    base = pin_file.resolve().parent
+    names = []
+    for file in files:
+        full = file.resolve()
+        names.append(str(full.relative_to(base)) if full.is_relative_to(base) else str(full))
+    return tuple(names)
 
 
 @trust_app.command("show")

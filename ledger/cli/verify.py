@@ -43,6 +43,7 @@ def _options(
     trust_root: str | None,
     workers: int | None,
     pins: Any,
+    tsa_cert: list[Path] | None = None,
 ) -> Any:
     from ledger.log import note
     from ledger.verify import VerifyOptions
@@ -66,7 +67,35 @@ def _options(
         trust_root=trust_root,
         workers=workers or os.cpu_count() or 1,
         pins=pins,
+        tsa_certs=tsa_trusts(tsa_cert or []),
     )
+
+
+def tsa_trusts(files: list[Path]) -> tuple[Any, ...]:
+    """The TSA certificates given with --tsa-cert, read and checked; exit 2 if one is unusable."""
+    from ledger.log import timestamp
+
+    trusts = []
+    for file in files:
+        try:
+            with file.open("rb") as handle:
+                pem = handle.read(timestamp.MAX_PEM + 1)
+            trusts.append(timestamp.load_trust(pem, file.name))
+        except OSError as exc:
+            fail(f"--tsa-cert {file}: cannot read it: {exc.strerror or exc}", 2, error="BAD_TSA_CERT")
+        except MalformedInputError as exc:
+            fail(f"--tsa-cert {exc.message}", 2, error=exc.code)
+    return tuple(trusts)
+
+
+TsaCert = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--tsa-cert",
+        help="a time-stamping authority's CA certificate (PEM; may also hold the TSA certificate); repeat."
+        " With one, the checkpoint must carry a valid RFC 3161 time-stamp by it",
+    ),
+]
 
 
 def load_pin_file(trust: Path | None) -> Any:
@@ -126,6 +155,7 @@ def verify(
     ] = None,
     trust: TrustFile = None,
     allow_unpinned: AllowUnpinned = False,
+    tsa_cert: TsaCert = None,
 ) -> None:
     """Verify an evidence bundle offline: signatures, chains, proofs, checkpoint, witnesses, media, rules.
 
@@ -134,7 +164,7 @@ def verify(
     """
     from ledger.verify import BundleUnusable, exit_code, render_text, report_json, verify_bundle
 
-    options = _options(vkey, witness, min_witnesses, media, trust_root, workers, load_pin_file(trust))
+    options = _options(vkey, witness, min_witnesses, media, trust_root, workers, load_pin_file(trust), tsa_cert)
     from ledger.cli.progress import progress_bar, wanted
 
     try:

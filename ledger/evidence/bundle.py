@@ -39,6 +39,7 @@ from ledger.evidence.footage import FootageStore
 from ledger.log import merkle, note, tlog
 from ledger.log.access import StoredAccessEntry
 from ledger.log.proof_json import inclusion_proof_json
+from ledger.log.timestamping import stored_tokens
 from ledger.verify import bundle_format as bf
 from ledger.verify import web as verifier_web
 
@@ -61,6 +62,7 @@ class BundleInfo:
     checkpoint_size: int
     media: int
     access_entries: int = 0
+    timestamps: int = 0
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,7 @@ class _Contents:
     media: list[str]
     created_at: datetime
     access: AccessContents
+    timestamps: list[bytes] = field(default_factory=list)  # verified RFC 3161 replies over the checkpoint
 
 
 @dataclass
@@ -242,14 +245,19 @@ class NotCheckpointed(ConflictError):
 
 
 def collect(
-    ledger: Ledger, case_id: str, *, with_media: bool, store: FootageStore | None = None
+    ledger: Ledger,
+    case_id: str,
+    *,
+    with_media: bool,
+    store: FootageStore | None = None,
+    checkpoint_size: int | None = None,
 ) -> _Contents:
-    """Everything the bundle holds, read (never written): the case as of the newest signed checkpoint,
-    which must cover the case's last event."""
+    """Everything the bundle holds, read (never written): the case as of the newest signed checkpoint
+    (or the one of ``checkpoint_size``), which must cover the case's last event."""
     version, _ = (0, None) if case_id == REGISTRY_CASE_ID else ledger.case_head(case_id)
     if version == 0:
         raise case_not_found(case_id)
-    checkpoint = ledger.latest_checkpoint()
+    checkpoint = ledger.latest_checkpoint() if checkpoint_size is None else ledger.checkpoint_at(checkpoint_size)
     case_rows = [] if checkpoint is None else stream_rows(ledger, case_id, checkpoint.size)
     if checkpoint is None or len(case_rows) < version:
         raise NotCheckpointed(
@@ -272,6 +280,7 @@ def collect(
         media=media,
         created_at=ledger.clock(),
         access=collect_access(ledger, case_id),
+        timestamps=[row.token for row, _ in stored_tokens(ledger, checkpoint)],
     )
 
 
@@ -305,6 +314,8 @@ def _members(ledger: Ledger, contents: _Contents) -> Iterator[tuple[str, bytes]]
     yield bf.VERIFIER_PAGE, verifier_web.page_bytes()
     yield bf.CHECKPOINT, contents.checkpoint.with_cosignatures()
     yield bf.LOG_VKEY, contents.log_vkey.encode("ascii")
+    for n, token in enumerate(contents.timestamps):
+        yield bf.timestamp_path(n), token
     for name, text in contents.witnesses:
         yield name, text.encode("utf-8")
     for row in contents.entries:
@@ -372,15 +383,18 @@ def export_bundle(
     with_media: bool = False,
     store: FootageStore | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    checkpoint_size: int | None = None,
 ) -> BundleInfo:
     """Write the case's bundle to ``out`` (atomically: temporary file, fsync, rename); ``progress``
     hears of the media bytes written (``("writing media", done, total)``, after each chunk).
 
     A read: it signs nothing and asks no witness. The newest signed checkpoint must cover the
     case (``NotCheckpointed`` otherwise); callers that want a fresh one sign it first
-    (``ledger.log.witnessing.checkpoint_with_witnesses``)."""
+    (``ledger.log.witnessing.checkpoint_with_witnesses``), and have it time-stamped
+    (``ledger.log.timestamping.stamp_checkpoint``): the bundle carries the verified tokens stored
+    for its checkpoint (``checkpoint_size``, default the newest), none when no TSA answered."""
     store = store or FootageStore(ledger.data_dir / "footage")
-    contents = collect(ledger, case_id, with_media=with_media, store=store)
+    contents = collect(ledger, case_id, with_media=with_media, store=store, checkpoint_size=checkpoint_size)
     out = Path(out)
     fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     try:
@@ -404,6 +418,7 @@ def export_bundle(
         contents.checkpoint.size,
         len(contents.media),
         len(contents.access.entries),
+        len(contents.timestamps),
     )
 
 

@@ -25,6 +25,7 @@ import json
 import logging
 import re
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -43,6 +44,7 @@ from ledger.transport import Transport
 
 TSA_FILE = "tsa.json"
 DEFAULT_TIMEOUT = 5.0
+MAX_WORKERS = 8
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _KEYS = {"name", "url", "cert"}
 
@@ -188,24 +190,30 @@ def stamp_checkpoint(
 ) -> int:
     """Ask each configured TSA that holds no token for ``checkpoint`` yet for one; store each token
     that verifies. Returns how many TSAs now hold a token for it. Never raises: a failing TSA is
-    logged (its name and the reason's kind, nothing of the case) and skipped."""
+    logged (its name and the reason's code, nothing of the case) and skipped. The TSAs are asked
+    in parallel, so the whole call takes about 2 * ``timeout`` seconds at most."""
     try:
         endpoints = load_tsas(ledger.data_dir) if endpoints is None else endpoints
         body = timestamp.stamped_message(checkpoint.note)
     except Exception as exc:
         logger.warning("no TSA asked: %s: %s", type(exc).__name__, getattr(exc, "message", str(exc))[:200])
         return 0
-    held = 0
-    for endpoint in endpoints:
+    if not endpoints:
+        return 0
+
+    def one(endpoint: TsaEndpoint) -> bool:
         try:
             if not _has_token(ledger, checkpoint.size, endpoint.name):
                 token, _ = fetch_token(endpoint, body, timeout=timeout, client=client)
                 store_token(ledger, checkpoint.size, endpoint.name, token)
-            held += 1
         except Exception as exc:  # a TSA must never break checkpointing
             reason = getattr(exc, "code", type(exc).__name__)
             logger.warning("TSA %s gave no time-stamp for size %d: %s", endpoint.name, checkpoint.size, reason)
-    return held
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(endpoints))) as pool:
+        return sum(pool.map(one, endpoints))
 
 
 # --- reading -------------------------------------------------------------------------------------

@@ -17,9 +17,13 @@ A bundle is one zip file (format ``evidence-ledger-bundle/2``; version 1 is stil
     access/checkpoint.txt    (version 2) the signed access checkpoint, origin "<origin>/access"
     access/entries/<n>.json  (version 2) the exact access-log entry n: a read or refusal naming the case
     access/proofs/<n>.json   (version 2) RFC 6962 inclusion proof of access entry n against it
+    timestamps/<n>.tsr       (version 3) an RFC 3161 TimeStampResp (DER, as the TSA sent it) over the
+                             body of checkpoint.txt (SHA-256 of "<origin>\n<size>\n<root>\n"); n from 0
 
 Version 2 added the ``access/`` members and the manifest keys ``access_checkpoint_size`` (null when
 the access log had no checkpoint) and ``access_entries`` (how many). A version 1 bundle has neither.
+Version 3 added the ``timestamps/`` members (no manifest key: they are listed in ``files`` like any
+member, and zero members is normal for a ledger without TSAs).
 
 Files are named by their SHA-256 in lowercase hex (``manifest.json``'s ``files``, ``media/``).
 Standard library only, so that the service writes bundles without loading the verifier.
@@ -33,8 +37,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 BUNDLE_FORMAT_V1 = "evidence-ledger-bundle/1"
-BUNDLE_FORMAT = "evidence-ledger-bundle/2"  # what the exporter writes
-BUNDLE_FORMATS = (BUNDLE_FORMAT_V1, BUNDLE_FORMAT)  # what the verifier reads
+BUNDLE_FORMAT_V2 = "evidence-ledger-bundle/2"
+BUNDLE_FORMAT = "evidence-ledger-bundle/3"  # what the exporter writes
+BUNDLE_FORMATS = (BUNDLE_FORMAT_V1, BUNDLE_FORMAT_V2, BUNDLE_FORMAT)  # what the verifier reads
 MANIFEST = "manifest.json"
 GUIDE = "HOW-TO-VERIFY.txt"
 VERIFIER_PAGE = "verify.html"  # listed in the manifest like the guide; optional (older bundles lack it)
@@ -58,7 +63,14 @@ MANIFEST_KEYS_V1 = frozenset(
     }
 )
 MANIFEST_KEYS = MANIFEST_KEYS_V1 | {"access_checkpoint_size", "access_entries"}
-MANIFEST_KEYS_BY_FORMAT = {BUNDLE_FORMAT_V1: MANIFEST_KEYS_V1, BUNDLE_FORMAT: MANIFEST_KEYS}
+MANIFEST_KEYS_BY_FORMAT = {
+    BUNDLE_FORMAT_V1: MANIFEST_KEYS_V1,
+    BUNDLE_FORMAT_V2: MANIFEST_KEYS,
+    BUNDLE_FORMAT: MANIFEST_KEYS,
+}
+TIMESTAMPS = "timestamps/"
+TIMESTAMP_MEMBER = re.compile(r"timestamps/(0|[1-9][0-9]{0,3})\.tsr")
+MAX_TIMESTAMPS = 64  # members read; a bundle with more is a finding
 ACCESS_CHECKPOINT = "access/checkpoint.txt"
 ACCESS_ENTRIES, ACCESS_PROOFS = "access/entries/", "access/proofs/"
 ACCESS_INDEXED = re.compile(r"access/(entries|proofs)/(0|[1-9][0-9]{0,18})\.json")
@@ -72,6 +84,11 @@ def member_path(kind: str, index: int) -> str:
     """The member of leaf ``index`` under ``kind`` (``ENVELOPES``, ``LEAVES``, ``PROOFS``,
     ``ACCESS_ENTRIES`` or ``ACCESS_PROOFS``)."""
     return f"{kind}{index}.json"
+
+
+def timestamp_path(n: int) -> str:
+    """The ``n``-th time-stamp token member (version 3)."""
+    return f"{TIMESTAMPS}{n}.tsr"
 
 
 def file_sha256(path: Path, advance: Callable[[int], None] | None = None) -> tuple[str, int]:

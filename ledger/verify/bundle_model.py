@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.log import note
+from ledger.log.timestamp import TsaTrust
 from ledger.verify.bundle_files import Manifest
 from ledger.verify.findings import Finding
 from ledger.verify.trust import PinFile
@@ -32,10 +33,13 @@ class VerifyOptions:
     vkey_source: str = "--vkey"
     trust_root_source: str = "--trust-root"
     witness_source: str = "--witness"
+    tsa_certs: tuple[TsaTrust, ...] = ()  # a bundle's checkpoint must carry a token verifying under one
+    tsa_source: str = "--tsa-cert"
 
     def pinned_for(self, origin: str) -> VerifyOptions:
         """These options completed by the pin file's entry for ``origin``: each option given here
-        wins; the pinned witnesses come with their ``min_witnesses`` unless --witness is given."""
+        wins; the pinned witnesses come with their ``min_witnesses`` unless --witness is given; the
+        pinned TSA certificates apply unless --tsa-cert is given."""
         pin = None if self.pins is None else self.pins.get(origin)
         if pin is None:
             return self
@@ -49,6 +53,9 @@ class VerifyOptions:
                 changes.update(witnesses=pin.witnesses, witness_source=PIN_FILE)
             if self.min_witnesses is None and pin.min_witnesses is not None:
                 changes["min_witnesses"] = pin.min_witnesses
+        if not self.tsa_certs and pin.tsa_certs:
+            assert self.pins is not None
+            changes.update(tsa_certs=pin.tsa_trusts(self.pins.path), tsa_source=PIN_FILE)
         return replace(self, **changes)
 
 
