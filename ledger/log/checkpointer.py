@@ -28,7 +28,7 @@ from dataclasses import replace
 from typing import Any
 
 from domain.errors import LedgerError
-from ledger.log.timestamping import stamp_checkpoint
+from ledger.log.timestamping import TSA_FILE, stamp_checkpoint
 from ledger.log.tlog import StoredCheckpoint
 from ledger.log.witnessing import collect_cosignatures
 
@@ -208,6 +208,8 @@ class Checkpointer:
         (or the thread is not running). The tokens themselves are read from storage afterwards."""
         if not self._threads or self._stop.is_set():
             return False
+        if not (self.ledger.data_dir / TSA_FILE).exists():
+            return True  # no TSA configured: nothing to ask
         with self._cond:
             self._stamp_answered.discard(size)
             self._stamp_demand.add(size)

@@ -185,7 +185,8 @@ def parse_token(der: bytes) -> TimeStampResponse:
     return response
 
 
-def _check_content(response: TimeStampResponse, body: bytes, nonce: int | None) -> None:
+def check_content(response: TimeStampResponse, body: bytes, nonce: int | None = None) -> None:
+    """What can be checked without the TSA's certificate: granted, over SHA-256(``body``), the nonce."""
     if response.status != PKIStatus.GRANTED.value:
         raise TimestampInvalid(f"the TSA did not grant the time-stamp (PKIStatus {response.status})")
     info = response.tst_info
@@ -222,7 +223,7 @@ def verify_token(
     if not trusts:
         raise TimestampInvalid("no TSA certificate to check the time-stamp against")
     response = parse_token(der)
-    _check_content(response, body, nonce)
+    check_content(response, body, nonce)
     reasons = []
     for trust in trusts:
         reason = _verifies_under(response, body, trust)
@@ -253,6 +254,7 @@ __all__ = [
     "TsaTrust",
     "VerifiedToken",
     "build_request",
+    "check_content",
     "gen_time_of",
     "imprint",
     "load_trust",

@@ -24,7 +24,14 @@ from domain.errors import MalformedInputError, VerificationError
 from ledger.envelope.canonical import format_time, parse_time
 from ledger.log import note, timestamp
 from ledger.verify.bundle_files import BundleFiles
-from ledger.verify.bundle_format import CHECKPOINT, LEAVES, MAX_TIMESTAMPS, TIMESTAMP_MEMBER, TIMESTAMPS, member_path
+from ledger.verify.bundle_format import (
+    CHECKPOINT,
+    LEAVES,
+    MAX_TIMESTAMPS,
+    TIMESTAMP_MEMBER,
+    TIMESTAMPS,
+    member_path,
+)
 from ledger.verify.bundle_model import BundleVerification, VerifyOptions
 
 STEP = 8
