@@ -66,12 +66,11 @@ def make_ca(directory: Path, name: str = "Test TSA CA") -> tuple[Path, Path]:
     return key, cert
 
 
-def issue_tsa_cert(
-    directory: Path, ca_key: Path, ca_cert: Path, name: str = "Test TSA", *, eku: str = "timeStamping"
-) -> tuple[Path, Path]:
-    """A TSA key and certificate issued by the CA (critical EKU ``eku``)."""
+def issue_tsa_cert(directory: Path, ca_key: Path, ca_cert: Path, name: str = "Test TSA") -> tuple[Path, Path]:
+    """A TSA key and certificate issued by the CA (critical EKU timeStamping, which `openssl ts`
+    itself requires of its signer)."""
     key, csr, cert, ext = directory / "tsa.key", directory / "tsa.csr", directory / "tsa.pem", directory / "tsa.ext"
-    ext.write_text(_TSA_EXTENSIONS.replace("timeStamping", eku))
+    ext.write_text(_TSA_EXTENSIONS)
     _openssl(
         "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
         "-keyout", key, "-out", csr, "-subj", f"/CN={name}",
