@@ -268,7 +268,7 @@ def test_a_bundle_carries_its_case_access_entries_with_proofs(api: Api, tmp_path
         manifest = json.loads(zf.read("manifest.json"))
         names = zf.namelist()
         stored = {n: json.loads(zf.read(n)) for n in names if n.startswith("access/entries/")}
-    assert manifest["format"] == "evidence-ledger-bundle/2"
+    assert manifest["format"] == "evidence-ledger-bundle/3"
     actions = [(e["action"], e["outcome"]) for e in sorted(stored.values(), key=lambda e: e["index"])]
     # the download, the refused prosecutor, and this very export (recorded, then checkpointed)
     assert actions == [("evidence.download", "allowed"), ("case.read", "denied"), ("case.bundle", "allowed")]

@@ -72,7 +72,7 @@ def test_the_bundle_holds_the_case_exactly_as_stored(ledger: Ledger, tmp_path: P
         merkle.verify_inclusion(
             merkle.leaf_hash(members[f"leaves/{index}.json"]), index, checkpoint.size, path, checkpoint.root
         )
-    assert manifest["format"] == "evidence-ledger-bundle/2" and manifest["case_id"] == exported.case_id
+    assert manifest["format"] == "evidence-ledger-bundle/3" and manifest["case_id"] == exported.case_id
     assert (manifest["access_entries"], manifest["access_checkpoint_size"]) == (0, None)  # no read recorded
     assert manifest["origin"] == ledger.origin and manifest["trust_root_key_id"] == ledger.config.admin_key_id
     assert manifest["case_events"] == 11 and "created_at" in manifest

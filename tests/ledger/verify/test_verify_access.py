@@ -59,7 +59,7 @@ def test_access_entries_verify_and_are_reported_by_id(with_access: Exported, tmp
     rc, report = verify(with_access.path, *pins(with_access))
     assert rc == 0 and report["findings"] == []
     assert {s["step"]: s["status"] for s in report["steps"]}[13] == "passed"
-    assert report["manifest"]["format"] == "evidence-ledger-bundle/2" and report["manifest"]["access_entries"] == 3
+    assert report["manifest"]["format"] == "evidence-ledger-bundle/3" and report["manifest"]["access_entries"] == 3
     access = report["access"]
     assert access["checkpoint"]["origin"] == with_access.ledger.origin + "/access"
     assert access["checkpoint"]["signature_valid"] is True
