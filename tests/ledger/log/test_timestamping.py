@@ -157,3 +157,24 @@ def test_a_planted_or_edited_row_is_never_served(ledger: Ledger, tsa: TestTSA) -
     if not raw.postgres:  # PostgreSQL's append-only triggers refuse the edit itself (tests/ledger/storage)
         raw.run("UPDATE log_timestamps SET token = ? WHERE size = ?", (token[:-1] + b"\x00", first.size))
         assert stored_tokens(ledger, first) == []
+
+
+def test_the_add_tsa_command(ledger: Ledger, tsa: TestTSA, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from ledger.cli.app import app, commands
+
+    commands()
+    monkeypatch.setenv("EVIDENCE_LEDGER_DATA_DIR", str(ledger.data_dir))
+    runner = CliRunner()
+    done = runner.invoke(app, ["log", "add-tsa", "--url", tsa.url, "--cert", str(tsa.ca_pem), "--name", "freetsa",
+                               "--json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout) == {"name": "freetsa", "url": tsa.url}
+    assert [e.name for e in load_tsas(ledger.data_dir)] == ["freetsa"]
+    refused = runner.invoke(app, ["log", "add-tsa", "--url", tsa.url, "--cert", str(tsa.cert_pem)])
+    assert refused.exit_code == 2 and "BAD_TSA_CERT" in refused.output and "no self-signed CA" in refused.output
+    missing = runner.invoke(app, ["log", "add-tsa", "--url", tsa.url, "--cert", "/nonexistent.pem"])
+    assert missing.exit_code == 2 and "cannot read --cert" in missing.output
+    bad_url = runner.invoke(app, ["log", "add-tsa", "--url", "ftp://x", "--cert", str(tsa.ca_pem)])
+    assert bad_url.exit_code == 2 and "BAD_ARGUMENT" in bad_url.output
