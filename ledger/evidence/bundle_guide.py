@@ -58,6 +58,12 @@ media/<sha256>         Optional: footage and derivative files, named by their SH
 access/checkpoint.txt  The access log's signed checkpoint (origin "@ORIGIN@/access"); see 6a.
 access/entries/<n>.json  Access-log entry n: one read, download or refusal naming this case.
 access/proofs/<n>.json   Proof that access entry n is in the access tree signed by access/checkpoint.txt.
+timestamps/<n>.tsr     Optional: an RFC 3161 time-stamp by a time-stamping authority (TSA) over the
+                       checkpoint's signed body (its first three lines): proof that the log held
+                       all of the above by the TSA's time. Check it with the TSA's CA certificate:
+                         head -n 3 checkpoint.txt > body.txt
+                         openssl ts -verify -in timestamps/0.tsr -data body.txt -CAfile TSA-CA.pem
+                         openssl ts -reply -in timestamps/0.tsr -text   # its "Time stamp:"
 
 All JSON that is signed or hashed is RFC 8785 canonical JSON (no spaces, keys sorted), UTF-8.
 

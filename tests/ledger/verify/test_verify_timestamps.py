@@ -249,3 +249,24 @@ def test_the_bundle_lists_its_token_in_the_manifest(stamped: Stamped) -> None:
         assert MEMBER in {f["path"] for f in manifest["files"]}
         assert zf.read(MEMBER)[:1] == b"\x30"  # DER SEQUENCE: the TSA's TimeStampResp as sent
     assert Actors  # the scenario's actors signed the bundle's events
+
+
+def test_the_guide_s_openssl_commands_check_the_token_by_hand(stamped: Stamped, tmp_path: Path) -> None:
+    import subprocess
+    import zipfile
+
+    folder = tmp_path / "unzipped"
+    with zipfile.ZipFile(stamped.exported.path) as zf:
+        zf.extractall(folder)
+        guide = zf.read("HOW-TO-VERIFY.txt").decode()
+    commands = [line.strip() for line in guide.splitlines() if line.strip().startswith(("head -n 3", "openssl ts"))]
+    assert len(commands) == 3
+    (folder / "TSA-CA.pem").write_bytes(stamped.tsa.ca_pem.read_bytes())
+    outputs = [subprocess.run(c, shell=True, cwd=folder, capture_output=True, text=True, check=False)  # noqa: S602
+               for c in commands]
+    assert "Verification: OK" in outputs[1].stdout, outputs[1].stderr
+    assert "Time stamp:" in outputs[2].stdout
+    (folder / "checkpoint.txt").write_text((folder / "checkpoint.txt").read_text().replace("\n", "\n\n", 1))
+    again = [subprocess.run(c, shell=True, cwd=folder, capture_output=True, text=True, check=False)  # noqa: S602
+             for c in commands[:2]]
+    assert "Verification: OK" not in again[1].stdout  # another body: the imprint does not match
