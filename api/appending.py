@@ -113,6 +113,17 @@ def proof_for(runtime: Runtime, receipt: Receipt) -> dict[str, Any]:
     checkpoint = None
     if checkpointer is not None:
         checkpoint = checkpointer.wait_for(receipt.leaf_index + 1, runtime.api_settings.wait_timeout)
+    ledger = runtime.ledger
+    if ledger.production and checkpoint is not None:
+        checkpoint = ledger.published_checkpoint()
+        if checkpoint is None or checkpoint.size <= receipt.leaf_index:
+            raise UnavailableError(
+                f"the entry is committed and signed into a checkpoint, but no checkpoint covering it was cosigned"
+                f" by {ledger.config.min_witnesses} witnesses in other trust domains in time: it is not published"
+                " yet; resubmit the same envelope for its receipt and proof",
+                code="NOT_WITNESSED",
+                leaf_index=receipt.leaf_index,
+            )
     if checkpoint is None or checkpoint.size <= receipt.leaf_index:
         raise UnavailableError(
             "the entry is committed but no checkpoint covered it in time; resubmit the same envelope "

@@ -35,7 +35,10 @@ def serve(
 
     settings = settings_for(data_dir)
     api_settings = ApiSettings()
-    LedgerConfig.load(settings.data_dir)  # a clear error before uvicorn starts
+    config = LedgerConfig.load(settings.data_dir)  # a clear error before uvicorn starts
+    from ledger.log.witnessing import require_publishing_witnesses
+
+    require_publishing_witnesses(settings.data_dir, config)  # production: too few independent witnesses
     configure_logging()
     get_log().info("listening", host=host, port=port)
     uvicorn.run(

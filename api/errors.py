@@ -8,6 +8,7 @@ the ``request_id``. Submitted values are never echoed: validation errors keep on
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -73,6 +74,7 @@ _STATUS_BY_CODE = {
 ROLLBACK_CODE = "ROLLBACK_DETECTED"
 OPERATOR_CODES = (ROLLBACK_CODE, "STATE_TAMPERED")  # 503s that wait for an operator, not for a retry
 DEFAULT_RETRY_AFTER = "1"
+NOT_WITNESSED = "NOT_WITNESSED"  # production profile: no checkpoint cosigned by enough witnesses yet
 
 TITLES = {
     400: "Bad request",
@@ -97,7 +99,8 @@ DESCRIPTIONS = {
     413: "Request body larger than the configured limit",
     422: "A rule of the case or of the executive order refused the event, or the upload's digest differs",
     500: "Internal error, or the stored history does not verify (INTEGRITY_FAILURE)",
-    503: "Database unavailable, service not ready, or writes refused (rollback detected)",
+    503: "Database unavailable, service not ready, writes refused (rollback detected), or (production) no"
+    " checkpoint cosigned by enough witnesses yet (NOT_WITNESSED)",
 }
 
 
@@ -168,6 +171,11 @@ async def _ledger_error(request: Request, exc: Exception) -> Response:
     if exc.code in OPERATOR_CODES:  # an operator must restore or rebuild: no point in retrying at once
         runtime = getattr(request.app.state, "runtime", None)
         retry_after = str(getattr(getattr(runtime, "api_settings", None), "rollback_retry_after", 60))
+    elif exc.code == NOT_WITNESSED:  # the witnesses are asked once per checkpoint: about a round later
+        runtime = getattr(request.app.state, "runtime", None)
+        interval = getattr(getattr(runtime, "settings", None), "checkpoint_interval", 1.0)
+        timeout = getattr(getattr(runtime, "api_settings", None), "witness_timeout", 2.0)
+        retry_after = str(max(1, math.ceil(interval + 2 * timeout)))
     return ledger_error_response(exc, request_id_of(request), retry_after=retry_after)
 
 

@@ -9,7 +9,8 @@ series.
 * ``evidence_ledger_append_seconds`` (histogram): from receiving an envelope to its durable commit;
 * ``evidence_ledger_group_commit_batch_size`` (histogram): envelopes per group-commit transaction;
 * gauges read at scrape time from ``Metrics.gauges`` (name -> function), e.g.
-  ``evidence_ledger_log_size`` and ``evidence_ledger_checkpoint_size``; a gauge whose function
+  ``evidence_ledger_log_size``, ``evidence_ledger_checkpoint_size`` and
+  ``evidence_ledger_witnessed_size`` (production: the published checkpoint's size); a gauge whose function
   fails or returns None is left out of that scrape, never breaking it.
 
 Labels are bounded: the route label is the route *template* (``/v1/cases/{case_id}``), never a
@@ -32,6 +33,8 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 GAUGE_HELP = {
     "evidence_ledger_log_size": "Entries in the transparency log.",
     "evidence_ledger_checkpoint_size": "Tree size of the latest signed checkpoint.",
+    "evidence_ledger_witnessed_size": "Tree size of the newest checkpoint cosigned as the profile asks"
+    " (production: the published one).",
 }
 
 

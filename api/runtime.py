@@ -114,6 +114,7 @@ class Runtime:
             applied = ledger.rebuild_read_models(progress=self._rebuild_progress)
             self.log.info("read models rebuilt", size=applied)
         ledger.keystore()  # a missing or misplaced keystore stops the start, with its reason
+        ledger.check_witness_policy()  # production: too few independent witnesses to ever publish
         from ledger.evidence.disclosure import finish_shreds
 
         finished = finish_shreds(ledger)  # a shred interrupted between its event and its key's destruction
@@ -140,6 +141,7 @@ class Runtime:
         self.verifier_key = log_verifier_key(ledger.config, ledger.log_key)
         self.metrics.gauges["evidence_ledger_log_size"] = ledger.log_size
         self.metrics.gauges["evidence_ledger_checkpoint_size"] = self._checkpoint_size
+        self.metrics.gauges["evidence_ledger_witnessed_size"] = self._witnessed_size
         self.committer = GroupCommitter(ledger, max_batch=self.api_settings.max_batch, metrics=self.metrics)
         self.checkpointer = Checkpointer(
             ledger, interval=self.settings.checkpoint_interval, witness_timeout=self.api_settings.witness_timeout,
@@ -207,3 +209,6 @@ class Runtime:
 
     def _checkpoint_size(self) -> Any:
         return self.checkpointer.latest_size if self.checkpointer is not None else None
+
+    def _witnessed_size(self) -> Any:
+        return self.checkpointer.witnessed_size if self.checkpointer is not None else None

@@ -220,6 +220,14 @@ class Readiness(BaseModel):
     keystore_in_data_dir: bool = Field(
         description="true in demo mode: the sealed records' keys are in the server's data dir"
     )
+    profile: str = Field(description="standard, or production: checkpoints are published once witnessed")
+    min_witnesses: int = Field(
+        description="cosignatures by witnesses in other trust domains a checkpoint needs to be published (0: none)"
+    )
+    witnessed_size: int = Field(
+        description="tree size of the newest checkpoint cosigned as the profile asks (at least one witness;"
+        " production: the published one); 0 before there is one"
+    )
 
 
 class Disclosure(BaseModel):

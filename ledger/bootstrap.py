@@ -35,6 +35,10 @@ from ledger.evidence.keystore import FileKeyStore
 from ledger.log import note
 from ledger.settings import (
     CONFIG_FILE,
+    PRODUCTION,
+    PRODUCTION_MIN_WITNESSES,
+    PROFILES,
+    STANDARD,
     ConfigurationError,
     LedgerConfig,
     Settings,
@@ -76,7 +80,13 @@ GENESIS_REQUEST = "genesis-request.json"
 
 
 def init_data_dir(
-    data_dir: Path, origin: str, settings: Settings, *, now: datetime, admin_public: bytes | None = None
+    data_dir: Path,
+    origin: str,
+    settings: Settings,
+    *,
+    now: datetime,
+    admin_public: bytes | None = None,
+    profile: str = STANDARD,
 ) -> InitResult:
     """Create keys (mode 0600), the keystore (``settings.keystore_dir``, mode 0700; unset: the demo
     keystore in the data dir), config and tables; refuse to overwrite.
@@ -85,7 +95,11 @@ def init_data_dir(
     half never comes here: the registry stays empty until the admin signs its genesis offline
     (:func:`genesis_envelopes`, from the request written to ``genesis-request.json``) and it is
     submitted. Without it (demo mode) an admin key is generated into the data dir and the genesis
-    is signed at once."""
+    is signed at once.
+
+    ``profile="production"`` refuses demo mode (an admin key or a keystore in the data dir) and
+    records that a checkpoint is published only once ``PRODUCTION_MIN_WITNESSES`` witnesses in other
+    trust domains cosigned it (docs/witness.md)."""
     if not ORIGIN_RE.fullmatch(origin):
         raise MalformedInputError(
             "origin must be a schema-less name like 'cambridgema.gov/evidence-ledger' (no spaces or '+')",
@@ -95,6 +109,19 @@ def init_data_dir(
         raise ConfigurationError(
             f"{data_dir} is already initialised: it is a ledger already; use it with --data-dir {data_dir}"
             " (or EVIDENCE_LEDGER_DATA_DIR), or give init another --data-dir to create a separate one"
+        )
+    if profile not in PROFILES:
+        raise MalformedInputError(f"profile must be one of: {', '.join(PROFILES)}", code="BAD_ARGUMENT")
+    if profile == PRODUCTION and admin_public is None:
+        raise ConfigurationError(
+            "--profile production never keeps the trust-root admin key on the server: generate it on an offline"
+            " machine (`evidence-ledger keys new`) and give init its public key with --admin-public-key FILE"
+            " (docs/keys.md)"
+        )
+    if profile == PRODUCTION and settings.keystore_dir is None:
+        raise ConfigurationError(
+            "--profile production keeps the keys of sealed records outside the data dir: give init"
+            " --keystore-dir DIR (docs/privacy.md)"
         )
     settings = settings.model_copy(update={"data_dir": data_dir})
     keystore = keystore_location(settings)  # a keystore in the data dir is refused before anything is written
@@ -108,7 +135,10 @@ def init_data_dir(
     FileKeyStore.create(keystore.path)
     root_public = raw_public_key(admin) if admin is not None else admin_public
     assert root_public is not None
-    config = LedgerConfig(origin=origin, admin_key_id=key_id(root_public), log_key_name=origin)
+    config = LedgerConfig(
+        origin=origin, admin_key_id=key_id(root_public), log_key_name=origin, profile=profile,
+        min_witnesses=PRODUCTION_MIN_WITNESSES if profile == PRODUCTION else 0,
+    )
     config.save(data_dir)
     ledger = Ledger(settings, create_tables=True, clock=lambda: now)
     try:

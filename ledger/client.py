@@ -66,8 +66,28 @@ class RemoteLedger:
     def origin(self) -> str:
         """The ledger origin, from the first line of the latest signed checkpoint."""
         if self._origin is None:
-            self._origin = self.transport.call("GET", "/v1/log/checkpoint").text.split("\n", 1)[0]
+            self._origin = self.checkpoint_note().decode("utf-8", "replace").split("\n", 1)[0]
         return self._origin
+
+    def checkpoint_note(self) -> bytes:
+        """The latest signed checkpoint as the server states it (``GET /v1/log/checkpoint``), unverified."""
+        return self.transport.call("GET", "/v1/log/checkpoint").content
+
+    def log_key(self) -> str:
+        """The log's verifier key as the server states it (``GET /v1/log/key``): no independent anchor."""
+        return self.transport.call("GET", "/v1/log/key").text.strip()
+
+    def consistency_proof(self, first: int, second: int) -> bytes:
+        """The RFC 6962 consistency proof document between tree sizes ``first`` and ``second``
+        (``GET /v1/log/proof/consistency``), unparsed and unverified."""
+        params = {"first": first, "second": second}
+        return self.transport.call("GET", "/v1/log/proof/consistency", params=params).content
+
+    def check(self, guard: Callable[[RemoteLedger], object] | None) -> None:
+        """Run ``guard`` (the command line's check of the log against what the client remembers,
+        ``ledger.cli.remembered.check_log``) before any other request of a command."""
+        if guard is not None:
+            guard(self)
 
     def case_head(self, case_id: str) -> tuple[int, str | None]:
         """(version, hash of the last envelope) of a case or the registry; (0, None) for a new case."""
@@ -101,9 +121,14 @@ class RemoteLedger:
         return self.post_envelope(case_id, raw, wait=wait)
 
 
-def list_cases_remote(server: str, token: str, **params: Any) -> dict[str, Any]:
+#: what a command runs on the server's log before its own requests (see :meth:`RemoteLedger.check`)
+Guard = Callable[[RemoteLedger], object]
+
+
+def list_cases_remote(server: str, token: str, guard: Guard | None = None, **params: Any) -> dict[str, Any]:
     """``GET /v1/cases`` (``{items, next}``) with the given filters (None: not sent)."""
     with RemoteLedger(server, token) as remote:
+        remote.check(guard)
         sent = {k: v for k, v in params.items() if v is not None}
         page: dict[str, Any] = remote.transport.call("GET", "/v1/cases", params=sent).json()
         return page
@@ -111,11 +136,12 @@ def list_cases_remote(server: str, token: str, **params: Any) -> dict[str, Any]:
 
 def case_remote(
     server: str, token: str, case_id: str, *, as_of: str | None = None, at_index: int | None = None,
-    timeline: bool = False,
+    timeline: bool = False, guard: Guard | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """``GET /v1/cases/{id}`` (the case view, now or at a past point) and, with ``timeline``, its timeline
     up to the version shown (``GET /v1/cases/{id}/timeline``, page by page)."""
     with RemoteLedger(server, token) as remote:
+        remote.check(guard)
         params = {k: v for k, v in (("as_of", as_of), ("at_index", at_index)) if v is not None}
         view: dict[str, Any] = remote.transport.call("GET", f"/v1/cases/{case_id}", params=params).json()
         lines: list[dict[str, Any]] = []
@@ -136,11 +162,13 @@ TIMELINE_PAGE = 100
 
 
 def append_remote(
-    server: str, token: str, case_id: str, event_type: str, body: dict[str, Any], key: Ed25519PrivateKey | Path | str
+    server: str, token: str, case_id: str, event_type: str, body: dict[str, Any], key: Ed25519PrivateKey | Path | str,
+    guard: Guard | None = None,
 ) -> dict[str, Any]:
     """What ``evidence-ledger append --server URL --token T`` calls; raises LedgerError subclasses."""
     signer = key if isinstance(key, Ed25519PrivateKey) else load_private_key(Path(key))
     with RemoteLedger(server, token) as remote:
+        remote.check(guard)
         return remote.append(case_id, event_type, body, signer)
 
 
@@ -148,6 +176,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "MAX_RESPONSE",
     "BadResponse",
+    "Guard",
     "RemoteLedger",
     "ServerUnreachable",
     "Transport",

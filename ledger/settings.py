@@ -149,13 +149,35 @@ def not_a_data_dir(data_dir: Path) -> str:
     return f"{data_dir} is not an initialised data dir (it has no {CONFIG_FILE}): {where} {new}"
 
 
+STANDARD, PRODUCTION = "standard", "production"
+PROFILES = (STANDARD, PRODUCTION)
+#: cosignatures from witnesses in other trust domains a production checkpoint needs to be published
+PRODUCTION_MIN_WITNESSES = 2
+
+
 @dataclass(frozen=True)
 class LedgerConfig:
-    """What `init` wrote to ``ledger.json``."""
+    """What `init` wrote to ``ledger.json``. ``profile`` is ``standard`` (a checkpoint is published as
+    soon as it is signed) or ``production`` (published only once ``min_witnesses`` witnesses in other
+    trust domains cosigned it: docs/witness.md); a file without it is a standard ledger's."""
 
     origin: str
     admin_key_id: str
     log_key_name: str
+    profile: str = STANDARD
+    min_witnesses: int = 0
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ConfigurationError(f"profile must be one of: {', '.join(PROFILES)}")
+        if self.profile == PRODUCTION and self.min_witnesses < PRODUCTION_MIN_WITNESSES:
+            raise ConfigurationError(
+                f"a production ledger needs min_witnesses >= {PRODUCTION_MIN_WITNESSES} (docs/witness.md)"
+            )
+
+    @property
+    def production(self) -> bool:
+        return self.profile == PRODUCTION
 
     @staticmethod
     def load(data_dir: Path) -> LedgerConfig:
@@ -166,16 +188,28 @@ class LedgerConfig:
             raise ConfigurationError(not_a_data_dir(data_dir)) from None
         except (OSError, ValueError) as exc:
             raise ConfigurationError(f"cannot read {path}: {exc}") from None
-        return LedgerConfig(
-            origin=data["origin"], admin_key_id=data["admin_key_id"], log_key_name=data["log_key_name"]
-        )
+        profile = data.get("profile", STANDARD)
+        default_min = PRODUCTION_MIN_WITNESSES if profile == PRODUCTION else 0
+        min_witnesses = data.get("min_witnesses", default_min)
+        if isinstance(min_witnesses, bool) or not isinstance(min_witnesses, int):
+            raise ConfigurationError(f"{path}: min_witnesses must be an integer")
+        try:
+            return LedgerConfig(
+                origin=data["origin"], admin_key_id=data["admin_key_id"], log_key_name=data["log_key_name"],
+                profile=profile, min_witnesses=min_witnesses,
+            )
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{path}: {exc.message}") from None
 
     def save(self, data_dir: Path) -> None:
-        payload = {
+        payload: dict[str, object] = {
             "origin": self.origin,
             "admin_key_id": self.admin_key_id,
             "log_key_name": self.log_key_name,
+            "profile": self.profile,
         }
+        if self.production:
+            payload["min_witnesses"] = self.min_witnesses
         (data_dir / CONFIG_FILE).write_text(json.dumps(payload, indent=2) + "\n", "utf-8")
 
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from domain import projections
 from domain.case_state import case_number_key
 from domain.context import DomainConfig
-from domain.errors import LedgerError, case_not_found
+from domain.errors import LedgerError, NotFoundError, case_not_found
 from ledger.append import Appender, Outcome, Receipt
 from ledger.envelope.dsse import REGISTRY_CASE_ID
 from ledger.envelope.keys import load_private_key, load_public_key, raw_public_key
@@ -54,6 +54,7 @@ from ledger.storage.sql import Database
 
 Clock = Callable[[], datetime]
 GUARD_RECHECK_SECONDS = 5.0
+WITNESSED_PAGE = 64  # candidate sizes read at a time when looking for the newest witnessed checkpoint
 
 
 def utc_now() -> datetime:
@@ -572,6 +573,66 @@ class Ledger:
 
         lines = verified_cosignatures(self, checkpoint)
         return replace(checkpoint, cosignatures=tuple(lines))
+
+    # -- publishing: the witness policy (docs/witness.md) ------------------------------------
+
+    @property
+    def production(self) -> bool:
+        """A production ledger: a checkpoint is published only once witnesses cosigned it."""
+        return self.config.production
+
+    def published_checkpoint(self) -> tlog.StoredCheckpoint | None:
+        """The checkpoint the ledger shows as its latest: the newest signed one (standard profile), or
+        the newest one cosigned by at least ``min_witnesses`` witnesses in other trust domains
+        (production profile); None before there is one."""
+        if not self.production:
+            return self.latest_checkpoint()
+        return self.witnessed_checkpoint(self.config.min_witnesses)
+
+    def is_published(self, checkpoint: tlog.StoredCheckpoint) -> bool:
+        """True when ``checkpoint`` (as read back, with its verified lines) meets the witness policy."""
+        if not self.production:
+            return True
+        from ledger.log.witnessing import counted_cosignatures
+
+        return len(counted_cosignatures(self, checkpoint)) >= self.config.min_witnesses
+
+    def witnessed_checkpoint(self, required: int) -> tlog.StoredCheckpoint | None:
+        """The newest checkpoint with at least ``required`` (>= 1) valid cosignatures by witnesses that
+        count (``counting_witnesses``). Stored rows only name candidates: each is read back checked and
+        its lines verified, so a cosignature row written behind the service's back publishes nothing."""
+        from ledger.log.witnessing import counted_cosignatures, counting_witnesses
+
+        names = [e.name for e in counting_witnesses(self.data_dir, self.config)]
+        required = max(1, required)
+        if len(names) < required:
+            return None
+        marks = ", ".join("?" for _ in names)
+        below = 2**63 - 1
+        while True:
+            with self.db.read() as tx:
+                rows = tx.query(
+                    f"SELECT size FROM log_cosignatures WHERE witness IN ({marks}) AND size < ?"
+                    " GROUP BY size HAVING COUNT(*) >= ? ORDER BY size DESC LIMIT ?",
+                    (*names, below, required, WITNESSED_PAGE),
+                )
+            for (size,) in rows:
+                try:
+                    checkpoint = self.checkpoint_at(int(size))
+                except NotFoundError:  # a cosignature row without its checkpoint: not one the log signed
+                    continue
+                if len(counted_cosignatures(self, checkpoint)) >= required:
+                    return checkpoint
+            if len(rows) < WITNESSED_PAGE:
+                return None
+            below = int(rows[-1][0])
+
+    def check_witness_policy(self) -> None:
+        """Refuse to serve a production ledger with fewer witnesses in other trust domains than it
+        needs: no checkpoint could ever be published (ConfigurationError naming `log add-witness`)."""
+        from ledger.log.witnessing import require_publishing_witnesses
+
+        require_publishing_witnesses(self.data_dir, self.config)
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         with self.db.read() as tx:

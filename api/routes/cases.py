@@ -21,7 +21,7 @@ from api.auth import CaseWriter, may_see_case
 from api.errors import UnavailableError, problems
 from api.routes.evidence import PURPOSE_PATTERN
 from api.streaming import FileStreamResponse
-from ledger.evidence.bundle import BundleInfo, NotCheckpointed, export_bundle
+from ledger.evidence.bundle import BundleInfo, NotCheckpointed, NotWitnessed, export_bundle
 from ledger.log.access_entry import ITEM_PATTERN
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
@@ -253,7 +253,8 @@ def _build_bundle(runtime: Any, access: Access, case_id: str, with_media: bool) 
         visible_case(runtime, access.caller, case_id)
     checkpoint = None
     if runtime.checkpointer is not None:  # the checkpointer signs (the writer); the export only reads
-        checkpoint = runtime.checkpointer.wait_for(ledger.log_size(), runtime.api_settings.wait_timeout)
+        runtime.checkpointer.wait_for(ledger.log_size(), runtime.api_settings.wait_timeout)
+        checkpoint = ledger.published_checkpoint()  # the bundle's checkpoint
         if checkpoint is not None:  # its time-stamps (with TSAs configured), waited for a bounded time
             runtime.checkpointer.timestamp_for(checkpoint.size, runtime.api_settings.wait_timeout)
     ledger.access_log.checkpoint()
@@ -264,6 +265,8 @@ def _build_bundle(runtime: Any, access: Access, case_id: str, with_media: bool) 
                                  store=runtime.footage, checkpoint_size=None if checkpoint is None else checkpoint.size)
         except NotCheckpointed as exc:
             raise UnavailableError(exc.message, code="NOT_CHECKPOINTED") from None
+        except NotWitnessed as exc:
+            raise UnavailableError(exc.message, code="NOT_WITNESSED") from None
         handle = open(info.path, "rb")  # noqa: SIM115 - closed by the response
         try:
             if with_media:

@@ -12,7 +12,7 @@ from starlette.responses import PlainTextResponse, Response
 from api import schemas
 from api.access import Access, audited
 from api.appending import json_response, runtime_of
-from api.errors import problems
+from api.errors import UnavailableError, problems
 from domain.errors import MalformedInputError, NotFoundError
 from ledger.log.proof_json import consistency_proof_json, inclusion_proof_json
 from ledger.log.timestamping import stored_tokens
@@ -32,24 +32,49 @@ def _note(checkpoint: object) -> Response:
     return Response(note, media_type="text/plain; charset=utf-8")
 
 
+def published(ledger: Any) -> Any:
+    """The newest published checkpoint; 503 NOT_WITNESSED while a production ledger has none yet."""
+    checkpoint = ledger.published_checkpoint()
+    if checkpoint is None and ledger.production and ledger.log_size() > 0:
+        raise UnavailableError(
+            f"no checkpoint has been cosigned by {ledger.config.min_witnesses} witnesses in other trust domains"
+            " yet: none is published (docs/witness.md)",
+            code="NOT_WITNESSED",
+        )
+    return checkpoint
+
+
 @router.get(
     "/checkpoint",
-    summary="The latest signed checkpoint (C2SP signed note, with witness cosignatures)",
+    summary="The latest published checkpoint (C2SP signed note, with witness cosignatures)",
+    description="Standard profile: the newest signed checkpoint. Production profile: the newest one cosigned"
+    " by the ledger's min_witnesses witnesses in other trust domains (503 NOT_WITNESSED before there is one).",
     response_class=PlainTextResponse,
     responses={200: {"content": TEXT}, **problems(404, 503)},
 )
 def latest_checkpoint(request: Request) -> Response:
-    return _note(runtime_of(request).ledger.latest_checkpoint())
+    return _note(published(runtime_of(request).ledger))
 
 
 @router.get(
     "/checkpoints/{size}",
     summary="The checkpoint signed for exactly this tree size",
+    description="Production profile: only a published checkpoint (enough witness cosignatures); a size that"
+    " was signed but not cosigned by enough witnesses is 404 NOT_WITNESSED.",
     response_class=PlainTextResponse,
     responses={200: {"content": TEXT}, **problems(400, 404, 503)},
 )
 def checkpoint_at(request: Request, size: Annotated[int, Path(ge=1, le=MAX_INDEX)]) -> Response:
-    return _note(runtime_of(request).ledger.checkpoint_at(size))
+    ledger = runtime_of(request).ledger
+    checkpoint = ledger.checkpoint_at(size)
+    if not ledger.is_published(checkpoint):
+        raise NotFoundError(
+            f"the checkpoint of this size was signed but not cosigned by {ledger.config.min_witnesses} witnesses"
+            " in other trust domains: it is not published (the published one: GET /v1/log/checkpoint)",
+            code="NOT_WITNESSED",
+            size=size,
+        )
+    return _note(checkpoint)
 
 
 @router.get(
@@ -117,7 +142,7 @@ def inclusion(
 ) -> Response:
     ledger = runtime_of(request).ledger
     if size is None:
-        checkpoint = ledger.latest_checkpoint()
+        checkpoint = published(ledger)
         if checkpoint is None:
             raise NotFoundError("the log has no checkpoint yet", code="NO_CHECKPOINT")
         size = checkpoint.size

@@ -80,6 +80,9 @@ def readyz(request: Request) -> Response:
         "status": "ready",
         "admin_key_on_server": ledger.admin_key_on_server,
         "keystore_in_data_dir": ledger.keystore_in_data_dir,
+        "profile": ledger.config.profile,
+        "min_witnesses": ledger.config.min_witnesses,
+        "witnessed_size": 0 if runtime.checkpointer is None else runtime.checkpointer.witnessed_size,
     })
 
 

@@ -82,6 +82,7 @@ class AuditOptions:
     history: list[dict[str, Any]] | None = None  # the rollback guard's record of every checkpoint
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     max_checkpoint_age: timedelta = timedelta(minutes=5)
+    require_witnessed: bool = False  # production: entries must be covered by a witnessed checkpoint in time
     timestamps: TimestampPolicy = field(default_factory=TimestampPolicy)  # RFC 3161 tokens (check 8)
 
 
@@ -220,7 +221,7 @@ def _leaf_hashes(data: AuditInput) -> list[bytes]:
             return hashes
 
 
-LEDGER_WIDE = ("UNCHECKPOINTED_ENTRIES",)  # located at a leaf, but about the log, not that leaf's case
+LEDGER_WIDE = ("UNCHECKPOINTED_ENTRIES", "WITNESS_POLICY")  # located at a leaf, but about the log, not that leaf's case
 
 
 def _cases_with_findings(findings: Sequence[Finding], data: AuditInput) -> set[str]:
@@ -278,6 +279,7 @@ def _log_checks(data: AuditInput, options: AuditOptions, report: AuditReport, tr
             report.expected_log_head = (report.log_size, root, last_time)
     report.findings += checkpoint_row_findings(data, options, checked.findings)
     _uncheckpointed(data, options, report)
+    _unwitnessed(data, options, report)
 
 
 def checkpoint_row_findings(
@@ -344,6 +346,33 @@ def _uncheckpointed(data: AuditInput, options: AuditOptions, report: AuditReport
                 f"{since} (longer than {int(options.max_checkpoint_age.total_seconds())} s)",
                 leaf_index=newest,
                 evidence={"count": count, "first_index": newest, "integrated_at": since},
+            )
+        )
+
+
+def _unwitnessed(data: AuditInput, options: AuditOptions, report: AuditReport) -> None:
+    """Production policy (``require_witnessed``): entries past the newest checkpoint cosigned by the
+    required witnesses are the finding WITNESS_POLICY once the oldest of them has waited longer than
+    ``max_checkpoint_age``: the log was never published for them."""
+    if not options.require_witnessed:
+        return
+    witnessed = report.witnessed_size or 0
+    if report.log_size <= witnessed:
+        return
+    count = report.log_size - witnessed
+    first = next((row for row in data.log if row.leaf_index == witnessed), None)
+    since = None if first is None else first.integrated_at or _leaf_time(first.leaf)
+    if since is not None and since < format_time(options.now - options.max_checkpoint_age):
+        required = len(options.witnesses) if options.min_witnesses is None else options.min_witnesses
+        report.findings.append(
+            Finding(
+                "WITNESS_POLICY",
+                8,
+                f"{count} entries from index {witnessed} on are covered by no checkpoint cosigned by {required}"
+                f" witnesses, the first since {since} (longer than {int(options.max_checkpoint_age.total_seconds())}"
+                " s): they were never published",
+                leaf_index=witnessed,
+                evidence={"count": count, "first_index": witnessed, "integrated_at": since, "required": required},
             )
         )
 

@@ -358,3 +358,52 @@ def server_verifier_key(url: str, *, client: httpx.Client | None = None) -> str:
     """The log key as the server states it (not an independent trust anchor)."""
     with Transport(url, client=client) as http:
         return _get(http, "/v1/log/key").text.strip()
+
+
+# --- incremental reads (the monitor, ledger.audit.follow) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class LogItem:
+    """One log position as a source shows it: the entry's columns, its envelope (None: no event row)
+    and its exact leaf bytes (None: the source could not give them)."""
+
+    leaf_index: int
+    case_id: str
+    seq: int
+    envelope: bytes | None
+    leaf: bytes | None
+
+
+def read_log_page(db: Database, after: int | None, limit: int) -> list[LogItem]:
+    """Log entries with leaf_index > ``after`` (all when None), in leaf order, at most ``limit``, each
+    with the envelope stored under its (case, seq) — one read-only transaction."""
+    start = 0 if after is None else after + 1
+    with db.read() as tx:
+        rows = tx.query(
+            "SELECT e.leaf_index, e.case_id, e.seq, e.leaf, s.state FROM log_entries e"
+            f" LEFT JOIN {db.events_table} s ON s.originator_id = {db.case_key_sql('e.case_id')}"
+            " AND s.originator_version = e.seq WHERE e.leaf_index >= ? ORDER BY e.leaf_index LIMIT ?",
+            (start, limit),
+        )
+    return [
+        LogItem(int(i), str(c), _int(q), None if env is None else bytes(env), bytes(leaf))
+        for i, c, q, leaf, env in rows
+    ]
+
+
+def read_checkpoint(db: Database, size: int | None = None) -> bytes | None:
+    """The stored checkpoint note of ``size`` (default: the largest), with every stored cosignature
+    line appended, exactly as stored; None when there is none."""
+    with db.read() as tx:
+        if size is None:
+            row = tx.one("SELECT size, note FROM log_checkpoints ORDER BY size DESC LIMIT 1")
+        else:
+            row = tx.one("SELECT size, note FROM log_checkpoints WHERE size = ?", (size,))
+        if row is None:
+            return None
+        lines = [
+            str(line)
+            for (line,) in tx.query("SELECT line FROM log_cosignatures WHERE size = ? ORDER BY witness", (int(row[0]),))
+        ]
+    return (str(row[1]) + "".join(lines)).encode("utf-8")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,7 @@ from domain.errors import LedgerError
 from ledger.cli.app import DataDir, app
 from ledger.cli.args import verifier_key
 from ledger.cli.errors import check_errors
+from ledger.cli.verify import TrustFile
 
 VKeyOption = Annotated[
     str | None,
@@ -258,6 +260,18 @@ def _data_dir_tsas(settings: Any, policy: Any, args: dict[str, Any]) -> Any:
         return policy
     trusts = tuple(endpoint.trust for endpoint in load_tsas(settings.data_dir))
     return replace(policy, trusts=trusts, source="tsa.json") if trusts else policy
+def _pinned_policy(options: Any, origin: str, args: dict[str, Any]) -> None:
+    """Without --witness, the pin file's witnesses for ``origin`` and their minimum (a production pin's
+    minimum is a floor, and it requires every entry to be witnessed in time: WITNESS_POLICY)."""
+    from ledger.cli.verify import load_pin_file
+
+    pins = load_pin_file(args["trust"])
+    pin = None if pins is None else pins.get(origin)
+    if pin is None or options.witnesses:
+        return
+    options.witnesses = list(pin.witnesses)
+    options.min_witnesses = pin.required_witnesses(options.min_witnesses)
+    options.require_witnessed = pin.profile == "production"
 
 
 def _run_local(args: dict[str, Any], progress: Progress) -> Any:
@@ -270,14 +284,18 @@ def _run_local(args: dict[str, Any], progress: Progress) -> Any:
     key = own if own is not None else _parse_key(args["vkey"], "log key")
     args["trust_root"] = args["trust_root"] or config.admin_key_id
     options = _options(key, own is None, config.origin, args)
+    _pinned_policy(options, config.origin, args)
+    if config.production:  # the ledger's own policy: witnessed in time by its witnesses in other domains
+        options.require_witnessed = True
     options.kept = _kept(args["from_checkpoint"] or [], options) + _guard_checkpoint(settings.data_dir)
     options.history = CheckpointGuard(settings.data_dir, key, config.origin).history()
     options.timestamps = _data_dir_tsas(settings, options.timestamps, args)
     if not options.witnesses:  # the data dir's configured witnesses: their stored lines must verify
-        from ledger.log.witnessing import load_witnesses
+        from ledger.log.witnessing import counting_witnesses
 
-        options.witnesses = [endpoint.vkey for endpoint in load_witnesses(settings.data_dir)]
-        options.min_witnesses = 0 if options.min_witnesses is None else options.min_witnesses
+        options.witnesses = [endpoint.vkey for endpoint in counting_witnesses(settings.data_dir, config)]
+        default = config.min_witnesses if config.production else 0
+        options.min_witnesses = default if options.min_witnesses is None else options.min_witnesses
     with paused_gc():
         with Ledger(settings, check=False) as ledger:  # closed before the worker processes fork
             ledger.db.check_schema()
@@ -290,15 +308,161 @@ def _run_local(args: dict[str, Any], progress: Progress) -> Any:
 def _run_remote(args: dict[str, Any], progress: Progress) -> Any:
     from ledger.audit.run import run_audit
     from ledger.audit.source import read_server, server_verifier_key
+    from ledger.cli.remembered import check_log
+    from ledger.client import RemoteLedger
 
     if not args["token"]:
         raise _unusable("--server needs --token (or EVIDENCE_LEDGER_TOKEN)")
     independent = args["vkey"] is not None
+    with RemoteLedger(args["server"]) as remote:  # first: is this the log this client saw before?
+        check_log(remote, None if args["vkey"] is None else _parse_key(args["vkey"], "log key"))
     key = _parse_key(args["vkey"] or server_verifier_key(args["server"]), "log key")
     options = _options(key, independent, key.name, args)
+    _pinned_policy(options, key.name, args)
     options.kept = _kept(args["from_checkpoint"] or [], options)
     data = read_server(args["server"], args["token"], progress=progress)
     return run_audit(data, options, progress)
+
+
+# --- following a log (ledger.audit.follow) -------------------------------------------------------
+
+
+def _emit(line: dict[str, Any], *, err: bool) -> None:
+    typer.echo(json.dumps(line, sort_keys=True), err=err)
+    (sys.stderr if err else sys.stdout).flush()
+
+
+def _status(line: dict[str, Any]) -> None:
+    _emit(line, err=True)
+
+
+def _retrying(what: Callable[[], Any], args: dict[str, Any], stop: Any) -> Any:
+    """``what()``, retried with backoff while the source is unreachable (once with ``--once``)."""
+    from ledger.audit.follow import backoff, now_text
+    from ledger.cli.errors import UNAVAILABLE_CODES
+
+    failures = 0
+    while True:
+        try:
+            return what()
+        except LedgerError as exc:
+            if exc.code not in UNAVAILABLE_CODES or args["once"]:
+                raise
+            failures += 1
+            _status({"time": now_text(), "status": "unreachable", "code": exc.code, "attempt": failures})
+            if stop.wait(backoff(failures, args["interval"])):
+                raise typer.Exit(0) from None
+
+
+def _remote_trust(args: dict[str, Any], stop: Any) -> tuple[Any, str | None, list[Any], int | None]:
+    """(log key, trust root, witnesses, min witnesses): --vkey, else the pin file's entry for the
+    server's origin, else the key the server states (not independent)."""
+    from ledger.audit.source import server_verifier_key
+    from ledger.verify import PinFileError, load_pins
+
+    stated = None if args["vkey"] else _retrying(lambda: server_verifier_key(args["server"]), args, stop)
+    key = _parse_key(str(args["vkey"] or stated), "log key")
+    witnesses = [_parse_key(w, "witness key") for w in args["witness"] or []]
+    trust_root, minimum = args["trust_root"], args["min_witnesses"]
+    if args["vkey"] is None:
+        try:
+            pins = load_pins(args.get("trust"))
+        except (PinFileError, OSError) as exc:
+            raise _unusable(f"pin file: {exc}") from None
+        pin = None if pins is None else pins.get(key.name)
+        if pin is not None:
+            if str(pin.vkey) != str(key):
+                raise _unusable(f"the server states another log key than the one pinned for {key.name}")
+            trust_root = trust_root or pin.trust_root
+            if not witnesses:
+                witnesses, minimum = list(pin.witnesses), pin.required_witnesses(minimum)
+    return key, trust_root, witnesses, minimum
+
+
+def _state_path(args: dict[str, Any], origin: str) -> Path:
+    from ledger.verify.state_dir import origin_dir, state_dir
+
+    if args["state"] is not None:
+        return Path(args["state"])
+    root = state_dir()
+    if root is None:
+        raise _unusable("no client state directory (no home directory): give --state FILE")
+    return origin_dir(root, origin) / "monitor.json"
+
+
+def _follow(args: dict[str, Any]) -> int:
+    import signal
+    import threading
+
+    stop = threading.Event()
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, lambda _sig, _frame: stop.set())
+    try:
+        return _follow_until(args, stop)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _follow_until(args: dict[str, Any], stop: Any) -> int:
+    from ledger.audit.follow import (
+        DatabaseSource,
+        FollowOptions,
+        Monitor,
+        MonitorOptions,
+        ServerSource,
+        follow,
+        load_state,
+    )
+
+    if args["interval"] <= 0:
+        raise _unusable("--interval must be a positive number of seconds")
+    ledger = None
+    if args["server"]:
+        if not args["token"]:
+            raise _unusable("--server needs --token (or EVIDENCE_LEDGER_TOKEN): an auditor's token")
+        key, trust_root, witnesses, minimum = _remote_trust(args, stop)
+        origin = key.name
+        source: Any = ServerSource(args["server"], args["token"])
+    else:
+        from ledger.store import Ledger
+
+        settings, (config, own) = _local_anchors(args["data_dir"], args["vkey"])
+        key = own if own is not None else _parse_key(args["vkey"], "log key")
+        origin, trust_root, minimum = config.origin, args["trust_root"] or config.admin_key_id, args["min_witnesses"]
+        witnesses = [_parse_key(w, "witness key") for w in args["witness"] or []]
+        ledger = _retrying(lambda: Ledger(settings, check=False), args, stop)
+        source = DatabaseSource(ledger.db, f"database {settings.data_dir}")
+    if any(w.type != 0x04 for w in witnesses):
+        raise _unusable("a witness key is a cosignature/v1 (type 0x04) key")
+    if minimum is not None and not 0 <= minimum <= len(witnesses):
+        raise _unusable(f"--min-witnesses must be between 0 and the {len(witnesses)} --witness keys given")
+    path = _state_path(args, origin)
+    state = load_state(path, origin, str(key))
+    options = MonitorOptions(key, origin, trust_root, witnesses, minimum, args["witness_grace"], path.parent / "conflicts")
+    try:
+        monitor = Monitor(source, state, options)
+        code = follow(
+            monitor,
+            path,
+            FollowOptions(args["interval"], args["once"], args["fail_fast"]),
+            finding=lambda line: _emit(line, err=False),
+            status=_status,
+            stop=stop,
+        )
+        if code == 3:
+            from ledger.cli.errors import fail
+
+            fail(f"{source.name} did not answer; is it running? (--server / --data-dir)", 3, error="SERVER_UNREACHABLE")
+        return code
+    finally:
+        source_close = getattr(source, "close", None)
+        if source_close is not None:
+            source_close()
+        if ledger is not None:
+            ledger.close()
 
 
 @app.command()
@@ -328,6 +492,30 @@ def audit(
             help="entries left without a checkpoint longer than this are a finding (e.g. 5m, 1h; default 5m)",
         ),
     ] = None,
+    follow_: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            help="keep verifying every new entry and checkpoint: one JSON line per finding on stdout, "
+            "status lines on stderr (docs/audit.md, Monitoring continuously)",
+        ),
+    ] = False,
+    once: Annotated[
+        bool, typer.Option("--once", help="with --follow semantics: one poll, then exit 0 (clean) or 1 (findings)")
+    ] = False,
+    interval: Annotated[float, typer.Option("--interval", help="seconds between polls (--follow)")] = 10.0,
+    fail_fast: Annotated[bool, typer.Option("--fail-fast", help="--follow: exit 1 at the first finding")] = False,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state", help="--follow: the monitor's state file (default: <client state dir>/logs/<origin>/monitor.json)"
+        ),
+    ] = None,
+    witness_grace: Annotated[
+        float,
+        typer.Option("--witness-grace", help="--follow: seconds a new checkpoint may wait for its cosignatures"),
+    ] = 60.0,
+    trust: TrustFile = None,
     tsa_cert: Annotated[
         list[Path] | None,
         typer.Option(
@@ -350,8 +538,17 @@ def audit(
     ] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Re-verify every envelope, leaf, tree node, checkpoint and read model; report every finding."""
+    """Re-verify every envelope, leaf, tree node, checkpoint and read model; report every finding.
+
+    With --follow (or --once), monitor the log instead: verify each new entry and checkpoint as it
+    appears, keeping state between polls and runs."""
     args = dict(locals())
+    if follow_ or once:
+        if server is not None:
+            from ledger.cli.errors import check_server_url
+
+            check_server_url(server)
+        raise typer.Exit(_follow(args))
     with _progress(not as_json) as progress:
         report = _run_remote(args, progress) if server else _run_local(args, progress)
     if as_json:

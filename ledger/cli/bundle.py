@@ -57,7 +57,8 @@ def export(
         fail(f"{out} is a directory; --out names the bundle file to write", 2)
     case = _uuid(case_id)
     with open_ledger(data_dir) as ledger, progress_bar("export", wanted(as_json)) as report:
-        checkpoint = checkpoint_with_witnesses(ledger)  # the writes, before the read
+        checkpoint_with_witnesses(ledger)  # the writes, before the read
+        checkpoint = ledger.published_checkpoint()  # the bundle's checkpoint
         if checkpoint is not None:
             stamp_checkpoint(ledger, checkpoint, timeout=ledger.settings.tsa_timeout)
         ledger.access_log.checkpoint()  # so that the case's access entries come with proofs

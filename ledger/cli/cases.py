@@ -12,6 +12,7 @@ import typer
 from domain.errors import MalformedInputError
 from ledger.cli.app import DataDir, app, case_app, emit, open_ledger, print_json, read_json_arg, settings_for
 from ledger.cli.errors import cli_errors, fail
+from ledger.cli.remembered import check_log
 
 
 @app.command()
@@ -44,7 +45,9 @@ def append(
 
         if not token:
             fail("--server needs --token (or EVIDENCE_LEDGER_TOKEN)", 2)
-        receipt = append_remote(server, token, _case_uuid(case_id), event_type, body_data, signer)
+        receipt = append_remote(
+            server, token, _case_uuid(case_id), event_type, body_data, signer, guard=check_log
+        )
         _print_receipt(receipt, event_type, as_json)
         return
     with open_ledger(data_dir) as ledger:
@@ -99,7 +102,7 @@ def case_new(
 
         if not token:
             fail("--server needs --token (or EVIDENCE_LEDGER_TOKEN)", 2)
-        receipt = append_remote(server, token, case_id, "CaseOpened", opened, signer)
+        receipt = append_remote(server, token, case_id, "CaseOpened", opened, signer, guard=check_log)
     else:
         with open_ledger(data_dir) as ledger:
             receipt = ledger.sign_and_append(signer, case_id, "CaseOpened", opened).to_json()
@@ -156,7 +159,7 @@ def case_list(
         if not token:
             fail("--server needs --token (or EVIDENCE_LEDGER_TOKEN)", 2)
         page = list_cases_remote(
-            server, token, number=number, status=status, category=category, after=after, limit=limit
+            server, token, check_log, number=number, status=status, category=category, after=after, limit=limit
         )
     else:
         with open_ledger(data_dir) as ledger:
@@ -277,7 +280,8 @@ def case_show(
         if not token:
             fail("--server needs --token (or EVIDENCE_LEDGER_TOKEN)", 2)
         view, timeline = case_remote(
-            server, token, _case_uuid(case_id), as_of=as_of, at_index=at_index, timeline=not as_json
+            server, token, _case_uuid(case_id), as_of=as_of, at_index=at_index, timeline=not as_json,
+            guard=check_log,
         )
         _show(view, timeline, as_json)
         return

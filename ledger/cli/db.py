@@ -50,6 +50,14 @@ def init(
             "without it the admin private key is generated into the data dir (demo mode)",
         ),
     ] = None,
+    profile: Annotated[
+        str,
+        typer.Option(
+            "--profile",
+            help="standard, or production: a checkpoint is published only once 2 witnesses in other trust "
+            "domains cosigned it; needs --admin-public-key and --keystore-dir (docs/witness.md)",
+        ),
+    ] = "standard",
     as_json: JsonOption = False,
     data_dir: DataDir = None,
     keystore_dir: KeystoreDir = None,
@@ -63,7 +71,9 @@ def init(
 
     settings = settings_for(data_dir, keystore_dir)
     admin_public = None if admin_public_key is None else raw_public_key(load_public_key(admin_public_key))
-    result = init_data_dir(settings.data_dir, origin, settings, now=utc_now(), admin_public=admin_public)
+    result = init_data_dir(
+        settings.data_dir, origin, settings, now=utc_now(), admin_public=admin_public, profile=profile
+    )
     keystore = keystore_location(settings)
     if as_json:
         print_json({
@@ -73,6 +83,7 @@ def init(
             "log_verifier_key": result.log_verifier_key,
             "keystore": str(keystore.path),
             "demo_mode": admin_public is None,
+            "profile": profile,
             "genesis_request": None if admin_public is None else str(result.data_dir / GENESIS_REQUEST),
         })
         _warn(keystore, admin_public is None, result.data_dir)
@@ -81,7 +92,13 @@ def init(
     typer.echo(f"trust-root admin key id: {result.admin_key_id}")
     typer.echo(f"log verifier key: {result.log_verifier_key}")
     typer.echo(f"keystore: {keystore.path}")
+    typer.echo(f"profile: {profile}")
     _warn(keystore, admin_public is None, result.data_dir)
+    if profile == "production":
+        typer.echo(
+            "a checkpoint is published only once 2 witnesses in other trust domains cosigned it: add them with"
+            " `evidence-ledger log add-witness --url URL --vkey KEY` before `serve` (docs/witness.md)"
+        )
     if admin_public is None:
         return
     request = result.data_dir / GENESIS_REQUEST

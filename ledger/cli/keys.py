@@ -20,6 +20,7 @@ from ledger.cli.app import (
     settings_for,
 )
 from ledger.cli.errors import cli_errors, fail
+from ledger.cli.remembered import check_log
 
 
 @keys_app.command("new")
@@ -113,6 +114,7 @@ def _registry_change(
         if not token:
             fail("--server needs --token (or EVIDENCE_LEDGER_TOKEN)", 2)
         with RemoteLedger(server, token) as remote:
+            remote.check(check_log)
             _receipt(remote.append(REGISTRY_CASE_ID, event_type, body(remote.clock()), admin), event_type, as_json)
         return
     with open_ledger(data_dir) as ledger:
@@ -245,6 +247,7 @@ def keys_submit(
         if not token:
             fail("--server needs --token (or EVIDENCE_LEDGER_TOKEN)", 2)
         with RemoteLedger(server, token) as remote:
+            remote.check(check_log)
             _receipts([remote.post_envelope(REGISTRY_CASE_ID, raw) for raw in raws], as_json)
         return
     receipts = []

@@ -28,14 +28,37 @@ def _print_json(data: Any) -> None:
 @log_app.command("key")
 @cli_errors
 def log_key(data_dir: DataDir = None) -> None:
-    """Print the log's verifier key (name+keyid+base64 key)."""
+    """Print the log's verifier key (name+keyid+base64 key). On a production ledger, also print (on
+    stderr, so that `log key > log.vkey` keeps only the key) the `trust pin` command verifiers run."""
     from ledger.bootstrap import log_verifier_key
     from ledger.envelope.keys import load_private_key
     from ledger.settings import LedgerConfig, key_path
 
     settings_dir = settings_for(data_dir).data_dir  # --data-dir, else EVIDENCE_LEDGER_DATA_DIR, else ./data
     config = LedgerConfig.load(settings_dir)
-    typer.echo(log_verifier_key(config, load_private_key(key_path(settings_dir, "log"))))
+    vkey = log_verifier_key(config, load_private_key(key_path(settings_dir, "log")))
+    typer.echo(vkey)
+    if config.production:
+        typer.echo("verifiers pin this log (production: witness cosignatures required) with:", err=True)
+        typer.echo(pin_command(settings_dir, config, vkey), err=True)
+
+
+def pin_command(data_dir: Path, config: Any, vkey: str) -> str:
+    """The exact `evidence-ledger trust pin` command for this ledger's verifiers: origin, log key,
+    trust root, every configured witness that counts, the production profile and its minimum."""
+    import shlex
+
+    from ledger.log.witnessing import counting_witnesses
+    from ledger.settings import PRODUCTION_MIN_WITNESSES
+
+    words = ["evidence-ledger", "trust", "pin", "--origin", config.origin, "--vkey", vkey,
+             "--trust-root", config.admin_key_id]
+    for endpoint in counting_witnesses(data_dir, config):
+        words += ["--witness", str(endpoint.vkey)]
+    words += ["--profile", config.profile]
+    if config.min_witnesses != PRODUCTION_MIN_WITNESSES:
+        words += ["--min-witnesses", str(config.min_witnesses)]
+    return " ".join(shlex.quote(word) for word in words)
 
 
 @log_app.command("checkpoint")
@@ -45,11 +68,19 @@ def log_checkpoint(
     data_dir: DataDir = None,
 ) -> None:
     """Print a signed checkpoint covering every committed entry (signing one if needed), with the
-    cosignatures of the configured witnesses."""
+    cosignatures of the configured witnesses. On a production ledger: the newest published checkpoint
+    (cosigned by enough witnesses in other trust domains) after asking the witnesses."""
     from ledger.log.witnessing import checkpoint_with_witnesses
 
     with open_ledger(data_dir) as ledger:
         checkpoint = ledger.checkpoint_at(size) if size is not None else checkpoint_with_witnesses(ledger)
+        if size is None and checkpoint is not None and ledger.production:
+            checkpoint = ledger.published_checkpoint()
+            if checkpoint is None:
+                fail(
+                    f"NOT_WITNESSED: no checkpoint has been cosigned by {ledger.config.min_witnesses} witnesses in"
+                    " other trust domains yet (the witnesses: witnesses.json; docs/witness.md)", 1,
+                )
     if checkpoint is None:
         fail("EMPTY_LOG: the log has no entries yet", 1)
         return
@@ -93,15 +124,15 @@ CHECKPOINT_PAGE = 1000
 @cli_errors
 def prove_inclusion(
     index: int,
-    size: Annotated[int | None, typer.Option(help="tree size (default: the latest checkpoint)")] = None,
+    size: Annotated[int | None, typer.Option(help="tree size (default: the latest published checkpoint)")] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Print the RFC 6962 inclusion proof of leaf INDEX in the tree of SIZE."""
     from ledger.log.proof_json import inclusion_proof_json
 
     with open_ledger(data_dir) as ledger:
-        if size is None:  # a read: the newest signed checkpoint, never a new one
-            checkpoint = ledger.latest_checkpoint()
+        if size is None:  # a read: the newest published checkpoint, never a new one
+            checkpoint = ledger.published_checkpoint()
             size = 0 if checkpoint is None else checkpoint.size
         _check_range(0 <= index < size, f"index must be in [0, {size})")
         _print_json(inclusion_proof_json(index, ledger.inclusion_proof(index, size), tree_size=size))

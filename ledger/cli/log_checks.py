@@ -96,8 +96,8 @@ def _witness_policy(
     if witnesses:
         return [verifier_key(w, "--witness", note.SIG_TYPE_COSIGNATURE_V1) for w in witnesses], min_witnesses
     pinned = [] if trust.pin is None else list(trust.pin.witnesses)
-    if min_witnesses is None and trust.pin is not None:
-        min_witnesses = trust.pin.min_witnesses
+    if trust.pin is not None:
+        min_witnesses = trust.pin.required_witnesses(min_witnesses)  # a production pin's minimum is a floor
     return pinned, min_witnesses
 
 

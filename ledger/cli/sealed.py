@@ -28,6 +28,7 @@ from ledger.cli.app import (
 )
 from ledger.cli.cases import _case_uuid
 from ledger.cli.errors import cli_errors, fail
+from ledger.cli.remembered import check_log
 
 Key = Annotated[Path, typer.Option(help="your private key file (the event is signed with it)")]
 Server = Annotated[str | None, typer.Option(help="go through a running server at this URL")]
@@ -47,7 +48,8 @@ def _append(
 
         if not token:
             fail("--server needs --token (or EVIDENCE_LEDGER_TOKEN)", 2)
-        _receipt(append_remote(server, token, _case_uuid(case_id), event_type, body, signer), event_type, as_json)
+        receipt = append_remote(server, token, _case_uuid(case_id), event_type, body, signer, guard=check_log)
+        _receipt(receipt, event_type, as_json)
         return
     with open_ledger(data_dir, keystore_dir) as ledger:
         receipt = ledger.sign_and_append(signer, _case_uuid(case_id), event_type, body).to_json()
@@ -149,6 +151,7 @@ def disclose(
         if not token:
             fail("--server needs --token (or EVIDENCE_LEDGER_TOKEN)", 2)
         with RemoteLedger(server, token) as remote:
+            remote.check(check_log)
             view = remote.transport.call("GET", f"/v1/cases/{cid}").json()
             wanted = _request_in(view, request_id)
             body = _body(wanted, request_id)

@@ -34,6 +34,8 @@ def _pin_lines(pin: Any) -> list[str]:
         + (pin.trust_root or "not pinned (`verify` of a bundle says UNPINNED; pin it with --trust-root)"),
         *witnesses,
         *([f"    witnesses required: {required} of {len(pin.witnesses)}"] if pin.witnesses else []),
+        *(["    profile:    production (the witnesses' cosignatures are required by default)"]
+          if pin.profile == "production" else []),
         *[f"    TSA certificate: {c}" for c in pin.tsa_certs],
     ]
 
@@ -55,6 +57,14 @@ def trust_pin(
         int | None,
         typer.Option("--min-witnesses", help="valid cosignatures required (default: all witnesses)"),
     ] = None,
+    profile: Annotated[
+        str,
+        typer.Option(
+            "--profile",
+            help="standard, or production: needs 2 or more --witness keys and requires 2 cosignatures (or"
+            " --min-witnesses, at least 2) by default (docs/witness.md)",
+        ),
+    ] = "standard",
     tsa_cert: Annotated[
         list[Path] | None,
         typer.Option("--tsa-cert", help="a time-stamping authority's CA certificate (PEM file); repeat"),
@@ -86,12 +96,15 @@ def trust_pin(
     witnesses = tuple(verifier_key_arg(w, "--witness", note.SIG_TYPE_COSIGNATURE_V1) for w in witness or [])
     if min_witnesses is not None and not 0 <= min_witnesses <= len(witnesses):
         fail(f"--min-witnesses must be in [0, {len(witnesses)}] (the number of --witness keys)", 2)
+    if profile not in ("standard", "production"):
+        fail("--profile must be standard or production", 2)
     path, _ = pin_file_path(trust)
     if path is None:
         fail("no place for the pin file: give --trust FILE (there is no home directory)", 2)
         return
     try:
-        pin = LogPin(origin, key, trust_root, witnesses, min_witnesses, _cert_paths(tsa_cert or [], path))
+        pin = LogPin(origin, key, trust_root, witnesses, min_witnesses, profile=profile,
+                     tsa_certs=_cert_paths(tsa_cert or [], path))
         pin.tsa_trusts(path)
     except ValueError as exc:
         fail(str(exc), 2, error="BAD_ARGUMENT")
@@ -111,7 +124,7 @@ def trust_pin(
         typer.echo(json.dumps({
             "origin": origin, "pin_file": str(path), "replaced": replaced, "vkey": str(pin.vkey),
             "trust_root": pin.trust_root, "witnesses": [str(w) for w in pin.witnesses],
-            "min_witnesses": pin.min_witnesses, "tsa_certs": list(pin.tsa_certs),
+            "min_witnesses": pin.min_witnesses, "profile": pin.profile, "tsa_certs": list(pin.tsa_certs),
         }, indent=2, sort_keys=True))
         return
     typer.echo(f"{'replaced the pin' if replaced else 'pinned'} for {origin} in {path}")

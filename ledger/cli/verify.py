@@ -7,6 +7,11 @@ verifier key and the trust root are both pinned (given here, or read from the pi
 manifest), the pin file or the arguments are unusable, 4 no finding but a pin is missing: verified
 but not anchored to a trust root, not a pass (0 with ``--allow-unpinned``; the verdict stays
 UNPINNED).
+
+A VERIFIED bundle's checkpoint is compared with the one this client remembers for the log
+(``ledger.verify.memory``, docs/client-state.md); ``--previous OLD`` compares the bundle with an older
+one of the same case (``ledger.verify.previous``); ``--server URL`` only fetches consistency proofs
+(standard library ``urllib``: still no HTTP client package). Exit 3: that server is unreachable.
 """
 
 from __future__ import annotations
@@ -155,25 +160,49 @@ def verify(
     ] = None,
     trust: TrustFile = None,
     allow_unpinned: AllowUnpinned = False,
+    previous: Annotated[
+        Path | None,
+        typer.Option("--previous", help="an older bundle of the same case: prove this one extends it"),
+    ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            help="the log's server, asked only for consistency proofs (to prove tree-level consistency with "
+            "the remembered checkpoint and with --previous)",
+        ),
+    ] = None,
     tsa_cert: TsaCert = None,
 ) -> None:
     """Verify an evidence bundle offline: signatures, chains, proofs, checkpoint, witnesses, media, rules.
 
     VERIFIED (exit 0) needs no finding and both --vkey and --trust-root pinned (here or in the pin
     file); with a pin missing the verdict is UNPINNED (exit 4, not a pass); any finding is FAILED (exit 1).
+    A VERIFIED bundle's checkpoint is compared with the one remembered for its log (client state
+    directory, $EVIDENCE_LEDGER_STATE_DIR): a fork is EQUIVOCATION (exit 1).
     """
-    from ledger.verify import BundleUnusable, exit_code, render_text, report_json, verify_bundle
+    from dataclasses import replace
+
+    from domain.errors import LedgerError
+    from ledger.verify import CheckpointMemory, LogServer, exit_code, render_text, report_json
 
     options = _options(vkey, witness, min_witnesses, media, trust_root, workers, load_pin_file(trust), tsa_cert)
-    from ledger.cli.progress import progress_bar, wanted
-
     try:
-        with progress_bar("verify", wanted(as_json)) as report:
-            result = verify_bundle(bundle, options, report)
-    except BundleUnusable as exc:
-        fail(f"unusable bundle: {exc.message}", 2, error=exc.code)
-    except OSError as exc:
-        fail(f"cannot read {bundle}: {exc.strerror or exc}", 2, error="UNUSABLE_INPUT")
+        log_server = None if server is None else LogServer(server)
+    except MalformedInputError as exc:
+        fail(exc.message, 2, error=exc.code)
+    proofs = None if log_server is None else log_server.proofs_for
+    options = replace(options, memory=CheckpointMemory.default(), consistency=proofs)
+    try:
+        result = _verified(bundle, options, as_json)
+        compared = None
+        if previous is not None:
+            from ledger.verify import compare_previous
+
+            old = _verified(previous, replace(options, memory=None), as_json)
+            compared = compare_previous(result, bundle, old, previous, proofs)
+    except LedgerError as exc:
+        fail(exc.message, 3 if exc.code in ("SERVER_UNREACHABLE", "BAD_RESPONSE") else 2, error=exc.code)
     if html is not None:
         from ledger.verify import render_html
 
@@ -183,8 +212,26 @@ def verify(
             fail(f"cannot write {html}: {exc.strerror or exc}", 2, error="CANNOT_WRITE")
     if as_json:
         doc = report_json(result, allow_unpinned=allow_unpinned)
+        if compared is not None:
+            doc["previous"] = compared.to_json()
         sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(render_text(result, allow_unpinned=allow_unpinned))
+        if compared is not None:
+            sys.stdout.write("\n" + compared.render_text())
     sys.stdout.flush()
-    raise typer.Exit(exit_code(result, allow_unpinned))
+    raise typer.Exit(1 if compared is not None and compared.failed else exit_code(result, allow_unpinned))
+
+
+def _verified(bundle: Path, options: Any, as_json: bool) -> Any:
+    """verify_bundle with a progress bar; exit 2 when the bundle itself is unusable."""
+    from ledger.cli.progress import progress_bar, wanted
+    from ledger.verify import BundleUnusable, verify_bundle
+
+    try:
+        with progress_bar("verify", wanted(as_json)) as report:
+            return verify_bundle(bundle, options, report)
+    except BundleUnusable as exc:
+        fail(f"unusable bundle: {exc.message}", 2, error=exc.code)
+    except OSError as exc:
+        fail(f"cannot read {bundle}: {exc.strerror or exc}", 2, error="UNUSABLE_INPUT")

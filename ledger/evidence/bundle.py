@@ -244,6 +244,13 @@ class NotCheckpointed(ConflictError):
     code = "NOT_CHECKPOINTED"
 
 
+class NotWitnessed(ConflictError):
+    """Production profile: no published checkpoint (cosigned by enough witnesses in other trust
+    domains) covers the case's last event yet."""
+
+    code = "NOT_WITNESSED"
+
+
 def collect(
     ledger: Ledger,
     case_id: str,
@@ -252,13 +259,25 @@ def collect(
     store: FootageStore | None = None,
     checkpoint_size: int | None = None,
 ) -> _Contents:
-    """Everything the bundle holds, read (never written): the case as of the newest signed checkpoint
-    (or the one of ``checkpoint_size``), which must cover the case's last event."""
+    """Everything the bundle holds, read (never written): the case as of the newest published checkpoint
+    (``Ledger.published_checkpoint``: in a production ledger, the newest one cosigned by enough
+    witnesses in other trust domains) — or the one of ``checkpoint_size`` when that one is published (the
+    checkpoint an export had time-stamped) —, which must cover the case's last event."""
     version, _ = (0, None) if case_id == REGISTRY_CASE_ID else ledger.case_head(case_id)
     if version == 0:
         raise case_not_found(case_id)
-    checkpoint = ledger.latest_checkpoint() if checkpoint_size is None else ledger.checkpoint_at(checkpoint_size)
+    checkpoint = ledger.published_checkpoint()
+    if checkpoint_size is not None and checkpoint is not None and checkpoint_size < checkpoint.size:
+        chosen = ledger.checkpoint_at(checkpoint_size)
+        checkpoint = chosen if ledger.is_published(chosen) else checkpoint
     case_rows = [] if checkpoint is None else stream_rows(ledger, case_id, checkpoint.size)
+    if ledger.production and (checkpoint is None or len(case_rows) < version):
+        raise NotWitnessed(
+            f"no checkpoint covering this case's last event has been cosigned by {ledger.config.min_witnesses}"
+            " witnesses in other trust domains yet: export again once the witnesses answered (docs/witness.md;"
+            " `evidence-ledger log checkpoints` shows the cosignatures)",
+            case_id=case_id,
+        )
     if checkpoint is None or len(case_rows) < version:
         raise NotCheckpointed(
             "no signed checkpoint covers this case's last event yet: sign one (`evidence-ledger log "
@@ -388,11 +407,11 @@ def export_bundle(
     """Write the case's bundle to ``out`` (atomically: temporary file, fsync, rename); ``progress``
     hears of the media bytes written (``("writing media", done, total)``, after each chunk).
 
-    A read: it signs nothing and asks no witness. The newest signed checkpoint must cover the
-    case (``NotCheckpointed`` otherwise); callers that want a fresh one sign it first
+    A read: it signs nothing and asks no witness. The newest published checkpoint must cover the
+    case (``NotCheckpointed`` otherwise, ``NotWitnessed`` in a production ledger); callers that want a fresh one sign it first
     (``ledger.log.witnessing.checkpoint_with_witnesses``), and have it time-stamped
     (``ledger.log.timestamping.stamp_checkpoint``): the bundle carries the verified tokens stored
-    for its checkpoint (``checkpoint_size``, default the newest), none when no TSA answered."""
+    for its checkpoint (``checkpoint_size``, default the newest published), none when no TSA answered."""
     store = store or FootageStore(ledger.data_dir / "footage")
     contents = collect(ledger, case_id, with_media=with_media, store=store, checkpoint_size=checkpoint_size)
     out = Path(out)

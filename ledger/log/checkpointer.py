@@ -5,7 +5,8 @@ The signer signs a checkpoint every ``interval`` seconds when the log grew, or a
 waits for one (``wait_for``: an append with ``?wait=true``, a bundle export); the checkpoint is
 recorded outside the database (the rollback guard) as it is signed. The witnesser then asks the
 witnesses of ``witnesses.json`` to cosign the newest signed checkpoint (``ledger.log.witnessing``,
-bounded timeouts) and records it again with their cosignatures. A slow or silent witness therefore
+bounded timeouts), records it again with their cosignatures and notes ``witnessed_size``: the newest
+checkpoint cosigned as the profile asks (in a production ledger, the published one). A slow or silent witness therefore
 never delays a signature, and neither thread ever holds the write lock while talking to a witness.
 
 A third thread, the timestamper, asks the time-stamping authorities of ``tsa.json`` for RFC 3161
@@ -57,6 +58,7 @@ class Checkpointer:
         self.latest_size = 0  # signed
         self.access_size = 0  # access-log entries covered by the newest access checkpoint
         self.cosigned_size = 0  # signed, and the witnesses asked
+        self.witnessed_size = 0  # the newest checkpoint cosigned as the profile asks (published, in production)
         self._cond = threading.Condition()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -75,6 +77,7 @@ class Checkpointer:
         self.latest_size = 0 if latest is None else latest.size
         access = self.ledger.access_log.latest_checkpoint()
         self.access_size = 0 if access is None else access.size
+        self._update_witnessed()
         self._threads = [
             threading.Thread(target=self._run, name="checkpointer", daemon=True),
             threading.Thread(target=self._run_witnesses, name="witnesser", daemon=True),
@@ -162,6 +165,7 @@ class Checkpointer:
             cosign_checkpoint(self.ledger, checkpoint, timeout=self.witness_timeout)
         except Exception as exc:  # a witness must never break checkpointing
             logger.warning("cosigning failed: %s", getattr(exc, "code", type(exc).__name__))
+        self._update_witnessed()
         with self._cond:
             self.cosigned_size = max(self.cosigned_size, checkpoint.size)
             self._cond.notify_all()
@@ -216,6 +220,14 @@ class Checkpointer:
         self._stamp_wake.set()
         with self._cond:
             return self._cond.wait_for(lambda: size in self._stamp_answered, timeout)
+    def _update_witnessed(self) -> None:
+        """Re-read the newest checkpoint with the cosignatures the profile asks for (one at least)."""
+        try:
+            witnessed = self.ledger.witnessed_checkpoint(max(1, self.ledger.config.min_witnesses))
+        except Exception as exc:  # never kill the thread; keep the last known size
+            logger.warning("reading the witnessed checkpoint failed: %s", getattr(exc, "code", type(exc).__name__))
+            return
+        self.witnessed_size = 0 if witnessed is None else witnessed.size
 
     def wait_for(self, size: int, timeout: float) -> StoredCheckpoint | None:
         """A checkpoint of at least ``size`` entries, signed by the thread — with the witnesses'

@@ -34,8 +34,9 @@ from ledger.durable import write_atomic
 from ledger.envelope.b64 import b64encode
 from ledger.envelope.canonical import format_time
 from ledger.log import note
+from ledger.log.domains import other_trust_domain, trust_domain
 from ledger.log.tlog import StoredCheckpoint
-from ledger.settings import CONFIG_FILE, ConfigurationError, not_a_data_dir
+from ledger.settings import CONFIG_FILE, ConfigurationError, LedgerConfig, not_a_data_dir
 from ledger.transport import Transport
 
 WITNESSES_FILE = "witnesses.json"
@@ -46,6 +47,12 @@ SIZE_CONTENT_TYPE = "text/x.tlog.size"
 _SIZE_BODY = re.compile(rb"(0|[1-9][0-9]{0,18})\n")
 
 logger = logging.getLogger("ledger.log.witnessing")
+
+
+class SameTrustDomain(ConfigurationError):
+    """A production ledger refuses a witness in its own trust domain: it would not be independent."""
+
+    code = "SAME_TRUST_DOMAIN"
 
 
 class WitnessResponseError(LedgerError):
@@ -115,6 +122,12 @@ def configure_witness(data_dir: Path, url: str, vkey: str) -> WitnessEndpoint:
     if not (data_dir / CONFIG_FILE).exists():
         raise ConfigurationError(not_a_data_dir(data_dir))
     endpoint = WitnessEndpoint(_check_url(url), _witness_key(vkey))
+    config = LedgerConfig.load(data_dir)
+    if config.production and not other_trust_domain(endpoint.name, config.origin):
+        raise SameTrustDomain(
+            f"witness {endpoint.name} is in the log's own trust domain ({trust_domain(config.origin)}): a "
+            "production ledger counts only witnesses run by others (a DA's or the AG's office: docs/witness.md)"
+        )
     endpoints = load_witnesses(data_dir)
     for known in endpoints:
         if known.name == endpoint.name and known.vkey != endpoint.vkey:
@@ -123,6 +136,29 @@ def configure_witness(data_dir: Path, url: str, vkey: str) -> WitnessEndpoint:
     payload = json.dumps([e.to_json() for e in endpoints], indent=2, ensure_ascii=False) + "\n"
     write_atomic(data_dir / WITNESSES_FILE, payload.encode("utf-8"))
     return endpoint
+
+
+def counting_witnesses(data_dir: Path, config: LedgerConfig) -> list[WitnessEndpoint]:
+    """The configured witnesses whose cosignatures count towards publishing a checkpoint: every one
+    in a standard ledger; in a production ledger only those in another trust domain than the log's."""
+    endpoints = load_witnesses(data_dir)
+    if not config.production:
+        return endpoints
+    return [e for e in endpoints if other_trust_domain(e.name, config.origin)]
+
+
+def require_publishing_witnesses(data_dir: Path, config: LedgerConfig) -> None:
+    """ConfigurationError (naming `log add-witness`) when a production ledger has fewer witnesses in
+    other trust domains than ``min_witnesses``: no checkpoint of it could ever be published."""
+    if not config.production:
+        return
+    have, need = len(counting_witnesses(data_dir, config)), config.min_witnesses
+    if have < need:
+        raise ConfigurationError(
+            f"this production ledger has {have} witness(es) in other trust domains and needs {need} before it"
+            " can publish a checkpoint: add them with `evidence-ledger log add-witness --url URL --vkey KEY`"
+            " (docs/witness.md)"
+        )
 
 
 # --- collecting -------------------------------------------------------------------------------
@@ -221,6 +257,23 @@ def verified_cosignatures(ledger: Any, checkpoint: StoredCheckpoint) -> list[str
         else:
             logger.error("a stored cosignature line for size %d does not verify: left out", checkpoint.size)
     return kept
+
+
+def counted_cosignatures(ledger: Any, checkpoint: StoredCheckpoint) -> list[str]:
+    """The stored lines of ``checkpoint`` that are valid cosignatures by a witness that counts
+    (:func:`counting_witnesses`), one per witness."""
+    try:
+        keys = [e.vkey for e in counting_witnesses(ledger.data_dir, ledger.config)]
+    except LedgerError as exc:
+        logger.warning("witnesses.json unusable, no cosignature counted: %s", exc.message)
+        return []
+    log_key = ledger.rollback_guard().log_key
+    counted: dict[str, str] = {}
+    for line in checkpoint.cosignatures:
+        for key in keys:
+            if key.name not in counted and _cosigns(checkpoint, line, key, log_key):
+                counted[key.name] = line
+    return list(counted.values())
 
 
 def _collect_one(
@@ -326,10 +379,14 @@ def checkpoint_with_witnesses(
 
 __all__ = [
     "WITNESSES_FILE",
+    "SameTrustDomain",
     "WitnessEndpoint",
     "WitnessResponseError",
     "checkpoint_with_witnesses",
     "collect_cosignatures",
     "configure_witness",
+    "counted_cosignatures",
+    "counting_witnesses",
     "load_witnesses",
+    "require_publishing_witnesses",
 ]

@@ -5,8 +5,8 @@ of `ledger` (canonical JSON, envelopes, keys, leaves, Merkle, notes): never Fast
 psycopg or sqlite3.
 
 The public surface is ``__all__``: code outside this package imports only these names (and the
-modules ``bundle_format``, the bundle's layout shared with the writer, and ``web``, the in-browser
-verifier page the writer ships), never the modules behind
+modules ``bundle_format``, the bundle's layout shared with the writer, ``web``, the in-browser
+verifier page the writer ships, and ``state_dir``, the client state directory), never the modules behind
 them (checked by ``tests/test_layering.py``); the modules of the package import each other by
 module, never through this package. Every name but ``bundle_format`` and ``web`` (standard library only) is imported from its module on
 first use (PEP 562), so an importer pays only for what it takes: the pin-file commands load the
@@ -23,7 +23,14 @@ if TYPE_CHECKING:
     from ledger.verify.bundle import verify_bundle
     from ledger.verify.bundle_files import BundleUnusable
     from ledger.verify.bundle_model import VerifyOptions
-    from ledger.verify.engine import Entry, EntryChecker, check_entries, public_keys_in, verify_signatures
+    from ledger.verify.engine import (
+        CaseTrack,
+        Entry,
+        EntryChecker,
+        check_entries,
+        public_keys_in,
+        verify_signatures,
+    )
     from ledger.verify.findings import Finding
     from ledger.verify.forked import can_fork
     from ledger.verify.log_checks import (
@@ -35,7 +42,10 @@ if TYPE_CHECKING:
         verify_known,
     )
     from ledger.verify.log_match import EventRow, LogRow, Matched, match_log, order_findings
+    from ledger.verify.log_server import LogServer
+    from ledger.verify.memory import CheckpointMemory, Observation
     from ledger.verify.pipeline import check_pipelined, parse_all
+    from ledger.verify.previous import PreviousComparison, compare_previous
     from ledger.verify.report import exit_code, render_text, report_json
     from ledger.verify.report_html import render_html
     from ledger.verify.trust import (
@@ -53,7 +63,9 @@ if TYPE_CHECKING:
 __all__ = [
     "HEX64",
     "BundleUnusable",
+    "CaseTrack",
     "CheckpointInput",
+    "CheckpointMemory",
     "Entry",
     "EntryChecker",
     "EventRow",
@@ -61,9 +73,12 @@ __all__ = [
     "KnownCheckpoint",
     "LogPin",
     "LogRow",
+    "LogServer",
     "Matched",
+    "Observation",
     "PinFile",
     "PinFileError",
+    "PreviousComparison",
     "VerifyOptions",
     "bundle_format",
     "can_fork",
@@ -72,6 +87,7 @@ __all__ = [
     "check_origin",
     "check_pipelined",
     "checkpoint_sizes",
+    "compare_previous",
     "exit_code",
     "load_pins",
     "match_log",
@@ -85,6 +101,7 @@ __all__ = [
     "render_text",
     "report_json",
     "scan_tree",
+    "state_dir",
     "verify_bundle",
     "verify_known",
     "verify_signatures",
@@ -94,13 +111,17 @@ __all__ = [
 if not TYPE_CHECKING:  # type checkers read the imports above; at run time a name is imported when used
 
     def __getattr__(name: str) -> Any:
+        if name == "state_dir":  # a public module (standard library only), imported on first use
+            import ledger.verify.state_dir as public_module
+
+            return public_module
         if name == "verify_bundle":
             from ledger.verify import bundle as module
         elif name == "BundleUnusable":
             from ledger.verify import bundle_files as module
         elif name == "VerifyOptions":
             from ledger.verify import bundle_model as module
-        elif name in ("Entry", "EntryChecker", "check_entries", "public_keys_in", "verify_signatures"):
+        elif name in ("CaseTrack", "Entry", "EntryChecker", "check_entries", "public_keys_in", "verify_signatures"):
             from ledger.verify import engine as module
         elif name == "Finding":
             from ledger.verify import findings as module
@@ -123,6 +144,12 @@ if not TYPE_CHECKING:  # type checkers read the imports above; at run time a nam
             from ledger.verify import report as module
         elif name == "render_html":
             from ledger.verify import report_html as module
+        elif name in ("CheckpointMemory", "Observation"):
+            from ledger.verify import memory as module
+        elif name == "LogServer":
+            from ledger.verify import log_server as module
+        elif name in ("PreviousComparison", "compare_previous"):
+            from ledger.verify import previous as module
         elif name in (
             "HEX64",
             "LogPin",

@@ -36,8 +36,9 @@ from ledger.verify.bundle_files import (
     parse_manifest,
     read_members,
 )
-from ledger.verify.bundle_format import ENVELOPES
+from ledger.verify.bundle_format import CHECKPOINT, ENVELOPES
 from ledger.verify.bundle_log import check_checkpoint, check_inclusion
+from ledger.verify.bundle_memory import check_memory
 from ledger.verify.bundle_model import BundleVerification, Step, VerifyOptions
 from ledger.verify.bundle_state import case_summary
 from ledger.verify.bundle_timestamps import check_timestamps
@@ -127,6 +128,7 @@ def verify_bundle(
     v.registry = [_timeline_row(c) for c in checker.checked if c.case_id == REGISTRY_CASE_ID]
     v.keys = _keys(checker)
     v.trust_root = None if checker.registry is None else checker.registry.root_key_id
+    check_memory(v, files.small(CHECKPOINT), options)  # last: only a bundle without findings is compared
     v.findings.sort(key=lambda f: f.step)
     v.steps = _steps(v)
     return v

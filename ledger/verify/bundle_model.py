@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from ledger.log import note
 from ledger.log.timestamp import TsaTrust
 from ledger.verify.bundle_files import Manifest
 from ledger.verify.findings import Finding
+from ledger.verify.memory import CheckpointMemory, ProofSource
 from ledger.verify.trust import PinFile
 
 VERIFIED, UNPINNED, FAILED = "verified", "unpinned", "failed"
@@ -33,6 +35,10 @@ class VerifyOptions:
     vkey_source: str = "--vkey"
     trust_root_source: str = "--trust-root"
     witness_source: str = "--witness"
+    #: the client's memory of each log: a VERIFIED bundle's checkpoint is compared with it (None: not)
+    memory: CheckpointMemory | None = None
+    #: consistency proofs from a log server (``--server``), given the origin; None: offline
+    consistency: Callable[[str], ProofSource] | None = None
     tsa_certs: tuple[TsaTrust, ...] = ()  # a bundle's checkpoint must carry a token verifying under one
     tsa_source: str = "--tsa-cert"
 
@@ -51,8 +57,9 @@ class VerifyOptions:
         if not self.witnesses:
             if pin.witnesses:
                 changes.update(witnesses=pin.witnesses, witness_source=PIN_FILE)
-            if self.min_witnesses is None and pin.min_witnesses is not None:
-                changes["min_witnesses"] = pin.min_witnesses
+            required = pin.required_witnesses(self.min_witnesses)  # a production pin's minimum is a floor
+            if required is not None:
+                changes["min_witnesses"] = required
         if not self.tsa_certs and pin.tsa_certs:
             assert self.pins is not None
             changes.update(tsa_certs=pin.tsa_trusts(self.pins.path), tsa_source=PIN_FILE)

@@ -134,6 +134,9 @@ def _checkpoint_lines(cp: dict[str, Any], pin_file: str | None) -> list[str]:
         + (f" at {w['timestamp']}" if "timestamp" in w else "")
         for w in cp.get("witnesses", [])
     ]
+    remembered = cp.get("remembered")
+    if remembered is not None:
+        lines.append(f"  remembered checkpoint: {remembered['status']}: {remembered['detail']}")
     return lines + _timestamp_lines(cp.get("timestamps") or {})
 
 

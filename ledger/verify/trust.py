@@ -8,7 +8,12 @@ A pin file is a small TOML file with one ``[[log]]`` table per log::
     trust_root = "3f2a…c9"                               # optional: admin key id, 64 lowercase hex
     witnesses = ["da.example/witness+…"]                  # optional: cosignature/v1 keys (type 0x04)
     min_witnesses = 1                                    # optional: 0..len(witnesses), default all
+    profile = "production"                               # optional: standard (default) or production
     tsa_certs = ["tsa-ca.pem"]                           # optional: RFC 3161 TSA certificates (PEM)
+
+A ``production`` pin is the verifier's side of a production ledger (docs/witness.md): it needs at
+least two witness keys and ``min_witnesses`` >= 2 (2 when not given), and the verifiers require
+that many cosignatures by default; a command-line ``--min-witnesses`` may raise it, not lower it.
 
 It is read from ``--trust FILE``, else ``$EVIDENCE_LEDGER_TRUST_FILE``, else
 ``$XDG_CONFIG_HOME/evidence-ledger/trust.toml`` (default ``~/.config/evidence-ledger/trust.toml``)
@@ -43,7 +48,8 @@ TRUST_FILE_ENV = "EVIDENCE_LEDGER_TRUST_FILE"
 PIN_FILE_NAME = "trust.toml"
 MAX_PIN_FILE_BYTES = 1 << 20
 HEX64 = re.compile(r"[0-9a-f]{64}")
-_LOG_KEYS = ("origin", "vkey", "trust_root", "witnesses", "min_witnesses", "tsa_certs")
+_LOG_KEYS = ("origin", "vkey", "trust_root", "witnesses", "min_witnesses", "profile", "tsa_certs")
+PRODUCTION, PRODUCTION_MIN_WITNESSES = "production", 2
 
 
 class PinFileError(ValueError):
@@ -59,10 +65,12 @@ class LogPin:
     trust_root: str | None = None
     witnesses: tuple[note.VerifierKey, ...] = ()
     min_witnesses: int | None = None
+    profile: str = "standard"  # or "production": witnesses required (see the module's docstring)
     tsa_certs: tuple[str, ...] = ()  # PEM file paths as written (relative to the pin file's directory)
 
     def __post_init__(self) -> None:
         check_origin(self.origin)
+        self._check_profile()
         if self.vkey.type != note.SIG_TYPE_ED25519:
             raise ValueError(f"vkey must be a log key (type 0x01), found type {self.vkey.type:#04x}")
         if self.trust_root is not None and not HEX64.fullmatch(self.trust_root):
@@ -98,6 +106,30 @@ class LogPin:
                 raise ValueError(f"TSA certificate {exc.message}") from None
         return tuple(trusts)
 
+    def _check_profile(self) -> None:
+        if self.profile not in ("standard", PRODUCTION):
+            raise ValueError("profile must be 'standard' or 'production'")
+        if self.profile != PRODUCTION:
+            return
+        if len(self.witnesses) < PRODUCTION_MIN_WITNESSES:
+            raise ValueError(
+                f"a production pin needs at least {PRODUCTION_MIN_WITNESSES} witness keys (--witness, from the"
+                f" witnesses themselves), found {len(self.witnesses)}"
+            )
+        if self.min_witnesses is None:
+            object.__setattr__(self, "min_witnesses", PRODUCTION_MIN_WITNESSES)
+        elif self.min_witnesses < PRODUCTION_MIN_WITNESSES:
+            raise ValueError(
+                f"a production pin requires at least {PRODUCTION_MIN_WITNESSES} cosignatures, not {self.min_witnesses}"
+            )
+
+    def required_witnesses(self, asked: int | None) -> int | None:
+        """The cosignatures to require when the command line asks for ``asked`` (None: not given) with
+        the pinned witnesses: a production pin's minimum is a floor."""
+        if self.profile == PRODUCTION and self.min_witnesses is not None:
+            return max(self.min_witnesses, asked if asked is not None else 0)
+        return self.min_witnesses if asked is None else asked
+
     def to_json(self) -> dict[str, Any]:
         return {
             "origin": self.origin,
@@ -105,6 +137,7 @@ class LogPin:
             "trust_root": self.trust_root,
             "witnesses": [str(w) for w in self.witnesses],
             "min_witnesses": self.min_witnesses,
+            **({"profile": self.profile} if self.profile != "standard" else {}),
             "tsa_certs": list(self.tsa_certs),
         }
 
@@ -233,6 +266,9 @@ def _log_pin(table: dict[str, Any]) -> LogPin:
     min_witnesses = table.get("min_witnesses")
     if min_witnesses is not None and (isinstance(min_witnesses, bool) or not isinstance(min_witnesses, int)):
         raise ValueError("'min_witnesses' must be an integer")
+    profile = table.get("profile", "standard")
+    if not isinstance(profile, str):
+        raise ValueError("'profile' must be a string")
     tsa_certs = table.get("tsa_certs", [])
     if not isinstance(tsa_certs, list) or not all(isinstance(c, str) for c in tsa_certs):
         raise ValueError("'tsa_certs' must be a list of file paths")
@@ -242,6 +278,7 @@ def _log_pin(table: dict[str, Any]) -> LogPin:
         trust_root=trust_root,
         witnesses=tuple(parse_key(w, "witness key", note.SIG_TYPE_COSIGNATURE_V1) for w in witnesses),
         min_witnesses=min_witnesses,
+        profile=profile,
         tsa_certs=tuple(tsa_certs),
     )
 
@@ -290,6 +327,8 @@ def render_pin_file(pins: PinFile) -> bytes:
             lines += ["witnesses = [", *[f"  {_toml_string(str(w))}," for w in pin.witnesses], "]"]
         if pin.min_witnesses is not None:
             lines.append(f"min_witnesses = {pin.min_witnesses}")
+        if pin.profile != "standard":
+            lines.append(f"profile = {_toml_string(pin.profile)}")
         if pin.tsa_certs:
             lines += ["tsa_certs = [", *[f"  {_toml_string(c)}," for c in pin.tsa_certs], "]"]
     data = ("\n".join(lines) + "\n").encode("utf-8")

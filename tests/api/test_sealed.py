@@ -89,7 +89,8 @@ def test_a_shredded_record_is_gone(api: Api) -> None:
     problem(api.client.post(f"/v1/sealed/{ref}/disclosure", content=raw, headers=api.auth("investigator")), 422,
             "UNKNOWN_DISCLOSURE_REQUEST")
     ready = api.client.get("/readyz")
-    assert ready.json() == {"status": "ready", "admin_key_on_server": True, "keystore_in_data_dir": True}
+    assert ready.json() == {"status": "ready", "admin_key_on_server": True, "keystore_in_data_dir": True,
+                            "profile": "standard", "min_witnesses": 0, "witnessed_size": 0}
 
 
 def _approved_disclosure(api: Api) -> tuple[str, str, bytes]:

@@ -110,8 +110,10 @@ def export_scenario(
 
 def run_offline(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`evidence-ledger-verify …` in a fresh interpreter that can import only what the base package
-    installs (no driver, eventsourcing, FastAPI or HTTP client); ``env`` adds to a clean environment."""
+    installs (no driver, eventsourcing, FastAPI or HTTP client); ``env`` adds to a clean environment
+    (which keeps the test's own client state directory)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_LEDGER_")}
+    clean["EVIDENCE_LEDGER_STATE_DIR"] = os.environ["EVIDENCE_LEDGER_STATE_DIR"]  # the test's own memory
     clean["BASE_DISTRIBUTIONS"] = json.dumps(base_distributions())
     return subprocess.run(
         [sys.executable, "-c", BLOCKER, *args],

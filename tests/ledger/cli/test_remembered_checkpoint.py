@@ -1,0 +1,195 @@
+"""Every command that talks to a server checks the server's log against the checkpoint this client
+remembers (ledger.cli.remembered): a rollback or a fork fails the command (exit 1) before it writes."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from domain.errors import VerificationError
+from ledger.cli.app import commands
+from ledger.cli.remembered import check_log
+from ledger.client import RemoteLedger
+from ledger.envelope.keys import write_private_key
+from ledger.log import note
+from ledger.store import Ledger
+from ledger.verify.state_dir import origin_dir
+from tests.support.cases import case_opened, new_case_id
+from tests.support.cli import command_tree, error_line, leaves
+from tests.support.forks import Fork, fork_ledgers, served
+
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"])  # the fork copies a sqlite data dir
+
+
+@pytest.fixture
+def fork(make_ledger: Any, tmp_path: Path) -> Fork:
+    return fork_ledgers(make_ledger, tmp_path)
+
+
+def seen(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """check_log against the API on ``ledger``."""
+    with served(ledger, monkeypatch) as client:
+        return check_log(RemoteLedger(client=client))
+
+
+def memory_dir(ledger: Ledger, state: Path) -> Path:
+    return origin_dir(state, ledger.origin)
+
+
+def kept(ledger: Ledger, state: Path) -> list[Path]:
+    base = memory_dir(ledger, state) / "conflicts"
+    return sorted(base.iterdir()) if base.exists() else []
+
+
+def test_first_contact_remembers_and_consistent_growth_advances(
+    fork: Fork, monkeypatch: pytest.MonkeyPatch, _client_state_dir: Path
+) -> None:
+    first = seen(fork.a, monkeypatch)
+    assert first.status == "first" and first.size == fork.shared
+    assert (memory_dir(fork.a, _client_state_dir) / "vkey").exists()  # trusted on first use, recorded
+    size = fork.grow("a", 3)
+    later = seen(fork.a, monkeypatch)
+    assert (later.status, later.remembered_size, later.size) == ("advanced", fork.shared, size)
+    latest = (memory_dir(fork.a, _client_state_dir) / "latest").read_bytes()
+    assert latest == fork.a.latest_checkpoint().note  # type: ignore[union-attr]
+
+
+def test_restored_backup_is_a_rollback(fork: Fork, monkeypatch: pytest.MonkeyPatch, _client_state_dir: Path) -> None:
+    fork.grow("a", 2)
+    seen(fork.a, monkeypatch)
+    with pytest.raises(VerificationError) as caught:
+        seen(fork.b, monkeypatch)  # b is the copy taken before: an old backup put back in place
+    assert caught.value.code == "ROLLBACK"
+    (conflict,) = kept(fork.a, _client_state_dir)
+    assert (conflict / "remembered.txt").read_bytes() == fork.a.latest_checkpoint().note  # type: ignore[union-attr]
+    assert (conflict / "presented.txt").read_bytes() == fork.b.latest_checkpoint().note  # type: ignore[union-attr]
+
+
+def test_same_size_other_history_is_equivocation(
+    fork: Fork, monkeypatch: pytest.MonkeyPatch, _client_state_dir: Path
+) -> None:
+    assert fork.grow("a", 2) == fork.grow("b", 2)
+    seen(fork.a, monkeypatch)
+    with pytest.raises(VerificationError) as caught:
+        seen(fork.b, monkeypatch)
+    assert caught.value.code == "EQUIVOCATION"
+    assert len(kept(fork.a, _client_state_dir)) == 1
+
+
+def test_larger_fork_cannot_prove_consistency(
+    fork: Fork, monkeypatch: pytest.MonkeyPatch, _client_state_dir: Path
+) -> None:
+    fork.grow("a", 1)
+    seen(fork.a, monkeypatch)
+    fork.grow("b", 4)
+    with pytest.raises(VerificationError) as caught:
+        seen(fork.b, monkeypatch)
+    assert caught.value.code == "EQUIVOCATION" and "consistency proof" in caught.value.message
+    (conflict,) = kept(fork.a, _client_state_dir)
+    assert json.loads((conflict / "conflict.json").read_text())["presented"]["size"] == fork.b.log_size()
+
+
+def token(client: TestClient, ledger: Ledger) -> str:
+    tokens = client.app.state.runtime.tokens  # type: ignore[attr-defined]
+    issued = tokens.issue(actor="Det. A. Rivera", role="investigator", authority=None, expires_in=timedelta(hours=1),
+                          now=ledger.clock())
+    return str(issued.token)
+
+
+def test_cli_refuses_a_forked_server_before_appending(
+    fork: Fork, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, _client_state_dir: Path
+) -> None:
+    key = tmp_path / "investigator.pem"
+    write_private_key(fork.actors_a.keys["investigator"], key)
+    url = "http://ledger.test"
+
+    def run(ledger: Ledger, *args: str) -> Any:
+        with served(ledger, monkeypatch) as client:
+            remote = ["--server", url, "--token", token(client, ledger), "--json"]
+            return CliRunner().invoke(commands(), [*args, *remote])
+
+    fork.grow("a", 1)
+    listed = run(fork.a, "case", "list")
+    assert listed.exit_code == 0, listed.output
+    fork.grow("b", 2)
+    before = fork.b.log_size()
+    body = json.dumps(case_opened())
+    # the same URL now serves the other history
+    refused = run(fork.b, "append", new_case_id(), "CaseOpened", "--key", str(key), "--body", body)
+    assert refused.exit_code == 1
+    assert error_line(refused).startswith("error: EQUIVOCATION: ")
+    assert str(kept(fork.a, _client_state_dir)[0]) in refused.stderr
+    assert fork.b.log_size() == before  # nothing was appended to the forked log
+
+
+def test_cli_refuses_a_changed_log_key(
+    fork: Fork, monkeypatch: pytest.MonkeyPatch, _client_state_dir: Path
+) -> None:
+    seen(fork.a, monkeypatch)
+    vkey = memory_dir(fork.a, _client_state_dir) / "vkey"
+    name = vkey.read_text().split("+", 1)[0]
+    other = note.make_verifier_key(name, Ed25519PrivateKey.generate().public_key())
+    vkey.write_text(f"{other}\n")  # the key first seen was another one: the server now shows a new key
+    with pytest.raises(VerificationError) as caught:
+        seen(fork.a, monkeypatch)
+    assert caught.value.code == "KEY_CHANGED"
+
+
+EXTRA = {"case new": ["--category", "violence", "--summary", "s"]}
+
+
+def _value(name: str, tmp_path: Path, fork: Fork) -> str:
+    """A usable value for a required parameter of a server command."""
+    if name == "key":
+        path = tmp_path / "signer.pem"
+        if not path.exists():
+            write_private_key(fork.actors_a.keys["investigator"], path)
+        return str(path)
+    if name == "public_key":
+        path = tmp_path / "new.pub"
+        path.write_bytes(Ed25519PrivateKey.generate().public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        return str(path)
+    if name == "envelopes":
+        path = tmp_path / "envelopes.jsonl"
+        path.write_text("{}\n")
+        return str(path)
+    return {
+        "case_id": new_case_id(), "event_type": "CaseOpened", "body": json.dumps(case_opened()),
+        "role": "investigator", "key_id": "0" * 64,
+    }.get(name, "x")
+
+
+def test_every_command_that_talks_to_a_server_checks_its_log_first(
+    fork: Fork, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fork.grow("a", 2)
+    seen(fork.a, monkeypatch)
+    before = fork.b.log_size()
+    checked = []
+    servers = {path: c for path, c in leaves(command_tree()) if any("--server" in p.opts for p in c.params)}
+    for path, command in sorted(servers.items()):
+        if path == "verify":  # asks a server only for proofs: tests/ledger/verify/test_verify_memory.py
+            continue
+        args = path.split()
+        for param in command.params:
+            if param.required:
+                value = _value(str(param.name), tmp_path, fork)
+                args += [param.opts[0], value] if param.param_type_name == "option" else [value]
+        args += EXTRA.get(path, [])
+        args += ["--server", "http://ledger.test", "--token", "t0k", "--data-dir", str(fork.b.data_dir)]
+        with served(fork.b, monkeypatch):  # the server now shows an old backup
+            result = CliRunner().invoke(commands(), args)
+        assert result.exit_code == 1, (path, result.output)
+        assert result.stdout == "" and "error: ROLLBACK: " in result.stderr, (path, result.output)
+        checked.append(path)
+    assert fork.b.log_size() == before  # none of them wrote anything
+    assert len(checked) >= 12
