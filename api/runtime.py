@@ -145,6 +145,7 @@ class Runtime:
         self.committer = GroupCommitter(ledger, max_batch=self.api_settings.max_batch, metrics=self.metrics)
         self.checkpointer = Checkpointer(
             ledger, interval=self.settings.checkpoint_interval, witness_timeout=self.api_settings.witness_timeout,
+            tsa_interval=self.settings.tsa_interval, tsa_timeout=self.settings.tsa_timeout,
             on_tick=self.refresh_write_block,
         )
         if self.access is None:

@@ -134,6 +134,19 @@ class LogEnvelopePage(BaseModel):
     next: int | None = Field(description="pass as `after` to get the next page; null at the end")
 
 
+class CheckpointTimestamp(BaseModel):
+    tsa: str = Field(description="the name of the time-stamping authority (tsa.json)")
+    token: str = Field(
+        description="base64 of the DER TimeStampResp (RFC 3161) exactly as the TSA sent it, over SHA-256 of the "
+        "checkpoint's body (origin, size and root lines); check it with the TSA's CA certificate"
+    )
+
+
+class CheckpointTimestampPage(BaseModel):
+    items: list[CheckpointTimestamp]
+    next: str | None = Field(description="pass as `after` to get the next page; null at the end")
+
+
 class StoredEvidence(BaseModel):
     sha256: str = Field(description="the file's SHA-256 (64 lowercase hex): its name in the store")
     size_bytes: int

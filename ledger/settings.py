@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     )
     authorities: tuple[str, ...] = ("middlesex_da", "massachusetts_ag")
     checkpoint_interval: float = Field(default=1.0, gt=0, description="seconds between checkpoints")
+    tsa_interval: float = Field(
+        default=60.0,
+        gt=0,
+        description="at most one RFC 3161 time-stamp request per TSA (tsa.json) per this many seconds, for the"
+        " newest checkpoint (a bundle export also asks for its own checkpoint's)",
+    )
+    tsa_timeout: float = Field(
+        default=5.0, gt=0, le=30, description="seconds per request to a time-stamping authority (tsa.json)"
+    )
     postgres_pool_size: int = 8
     postgres_lock_timeout: int = 5
     max_json_body: int = 1024 * 1024

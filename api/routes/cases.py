@@ -244,18 +244,25 @@ def _build_bundle(runtime: Any, access: Access, case_id: str, with_media: bool) 
     readable until it is closed, so nothing is left behind even if the process dies mid-stream).
 
     The export is recorded first, then an access checkpoint is signed, so the bundle carries the
-    record of its own export among its case's access entries."""
+    record of its own export among its case's access entries. With TSAs configured the checkpointer
+    is asked for time-stamps over the bundle's checkpoint and waited for up to ``wait_timeout``
+    seconds; a TSA that is down or slow leaves the bundle without its token (it still verifies;
+    a verifier pinning that TSA reports TIMESTAMP_MISSING)."""
     ledger = runtime.ledger
     with access.guard(case_id=case_id):
         visible_case(runtime, access.caller, case_id)
+    checkpoint = None
     if runtime.checkpointer is not None:  # the checkpointer signs (the writer); the export only reads
         runtime.checkpointer.wait_for(ledger.log_size(), runtime.api_settings.wait_timeout)
+        checkpoint = ledger.published_checkpoint()  # the bundle's checkpoint
+        if checkpoint is not None:  # its time-stamps (with TSAs configured), waited for a bounded time
+            runtime.checkpointer.timestamp_for(checkpoint.size, runtime.api_settings.wait_timeout)
     ledger.access_log.checkpoint()
     folder = tempfile.mkdtemp(prefix="el-bundle-", dir=runtime.api_settings.tmp_dir)
     try:
         try:
             info = export_bundle(ledger, case_id, Path(folder) / "bundle.zip", with_media=with_media,
-                                 store=runtime.footage)
+                                 store=runtime.footage, checkpoint_size=None if checkpoint is None else checkpoint.size)
         except NotCheckpointed as exc:
             raise UnavailableError(exc.message, code="NOT_CHECKPOINTED") from None
         except NotWitnessed as exc:

@@ -1,7 +1,9 @@
-"""The transparency log: checkpoints, the verifier key, leaves, proofs (public) and envelopes for replay."""
+"""The transparency log: checkpoints and their RFC 3161 time-stamps, the verifier key, leaves, proofs (public)
+and envelopes for replay."""
 
 from __future__ import annotations
 
+import base64
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -13,6 +15,7 @@ from api.appending import json_response, runtime_of
 from api.errors import UnavailableError, problems
 from domain.errors import MalformedInputError, NotFoundError
 from ledger.log.proof_json import consistency_proof_json, inclusion_proof_json
+from ledger.log.timestamping import stored_tokens
 
 router = APIRouter(prefix="/v1/log", tags=["log"])
 
@@ -72,6 +75,27 @@ def checkpoint_at(request: Request, size: Annotated[int, Path(ge=1, le=MAX_INDEX
             size=size,
         )
     return _note(checkpoint)
+
+
+@router.get(
+    "/checkpoints/{size}/timestamps",
+    summary="RFC 3161 time-stamp tokens over the checkpoint of this size, one per TSA, by TSA name",
+    response_model=schemas.CheckpointTimestampPage,
+    responses=problems(400, 404, 503),
+)
+def checkpoint_timestamps(
+    request: Request,
+    size: Annotated[int, Path(ge=1, le=MAX_INDEX)],
+    after: Annotated[
+        str | None, Query(min_length=1, max_length=64, description="cursor: the last TSA name seen (omit: from the first)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="page size")] = 100,
+) -> Response:
+    ledger = runtime_of(request).ledger
+    checkpoint = ledger.checkpoint_at(size)  # 404 NO_CHECKPOINT for a size never signed
+    held = [row for row, _ in stored_tokens(ledger, checkpoint) if after is None or row.tsa > after]
+    items = [{"tsa": row.tsa, "token": base64.b64encode(row.token).decode("ascii")} for row in held[:limit]]
+    return json_response({"items": items, "next": items[-1]["tsa"] if len(held) > limit else None})
 
 
 @router.get(

@@ -35,6 +35,7 @@ from ledger.audit.by_case import ByCase, check_by_case, located, projection_find
 from ledger.audit.case_numbers import case_number_findings
 from ledger.audit.projection import compare_read_models, rebuild_read_models
 from ledger.audit.source import AuditInput
+from ledger.audit.timestamps import TimestampPolicy, timestamp_findings
 from ledger.envelope.canonical import format_time
 from ledger.envelope.dsse import REGISTRY_CASE_ID, UnverifiedEnvelope
 from ledger.log import merkle, note
@@ -82,6 +83,7 @@ class AuditOptions:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     max_checkpoint_age: timedelta = timedelta(minutes=5)
     require_witnessed: bool = False  # production: entries must be covered by a witnessed checkpoint in time
+    timestamps: TimestampPolicy = field(default_factory=TimestampPolicy)  # RFC 3161 tokens (check 8)
 
 
 @dataclass
@@ -99,6 +101,7 @@ class AuditReport:
     timings: dict[str, float] = field(default_factory=dict)
     expected_log_head: tuple[int, bytes, str] | None = None
     access: dict[str, Any] | None = None  # {"size", "latest_checkpoint"} of the access log, when read
+    stamped: dict[int, str] = field(default_factory=dict)  # checkpoint size -> verified genTime (RFC 3161)
 
     @property
     def exit_code(self) -> int:
@@ -124,6 +127,7 @@ class AuditReport:
             "witnessed_size": self.witnessed_size,
             "uncheckpointed": self.uncheckpointed,
             "access_log": self.access,
+            "timestamps": {str(size): gen_time for size, gen_time in sorted(self.stamped.items())},
             "checkpoints": [
                 {"size": c.size, "source": c.source, "cosigned_by": list(c.cosigned_by)}
                 for c in self.checkpoints
@@ -382,6 +386,31 @@ def _leaf_time(leaf: bytes) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _timestamp_checks(data: AuditInput, options: AuditOptions, report: AuditReport) -> None:
+    """Every stored RFC 3161 token, and the time-stamp policy (``ledger.audit.timestamps``)."""
+    policy = options.timestamps
+    if data.timestamps is None:
+        if policy.trusts:
+            report.notes.append("RFC 3161 time-stamps not checked (this source does not show them)")
+        return
+    found, stamped = timestamp_findings(
+        data.timestamps, data.checkpoints, data.checkpoint_times, data.log, policy, options.now
+    )
+    report.findings += found
+    report.stamped = {size: format_time(t) for size, t in stamped.items()}
+    if not policy.trusts:
+        if data.timestamps:
+            report.notes.append(
+                f"{len(data.timestamps)} RFC 3161 time-stamp(s) checked against their checkpoints but not their"
+                " signatures: give --tsa-cert with each TSA's CA certificate"
+            )
+    elif policy.source != "--tsa-cert":
+        report.notes.append(
+            f"the TSA certificates were taken from the audited data dir ({policy.source}), not given with"
+            " --tsa-cert: the time-stamp check is not independent"
+        )
+
+
 def _token_checks(data: AuditInput, report: AuditReport) -> None:
     if data.tampered_tokens is None:
         if data.read_models is not None:
@@ -515,6 +544,7 @@ def _run_audit(data: AuditInput, options: AuditOptions, progress: Progress) -> A
         _log_checks(data, options, report, tree)
         _projection_checks_by_case(data, options, by_case, report)
     report.findings += case_number_findings(matched.entries, matched.rows)
+    _timestamp_checks(data, options, report)
     _token_checks(data, report)
     _access_checks(report, access)
     report.findings.sort(key=_order)

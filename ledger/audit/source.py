@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from domain.errors import LedgerError
+from ledger.audit.timestamps import TimestampRow
 from ledger.client import Transport, error_from_response
 from ledger.storage.integrity import RowMac
 from ledger.storage.sql import Database, Tx
@@ -89,6 +90,7 @@ class AuditInput:
     checkpoint_times: dict[int, str] = field(default_factory=dict)  # size -> signed_at, as stored
     tampered_tokens: list[Any] | None = None  # token rows failing their MAC (None: not checked)
     access: AccessInput | None = None  # the access log (None: not readable from this source)
+    timestamps: list[Any] | None = None  # log_timestamps rows (TimestampRow; None: not readable from this source)
 
 
 def _noop(_phase: str, _done: int, _total: int | None) -> None:
@@ -253,9 +255,13 @@ def read_database(db: Database, *, progress: Progress = _noop, mac: RowMac | Non
         tokens = None if mac is None else tampered_tokens(tx, mac)
         access = read_access(tx)
         progress("access log", len(access.entries), len(access.entries))
+        stamps = [
+            TimestampRow(_int(r[0]), str(r[1]), bytes(r[2]), str(r[3]))
+            for r in tx.query("SELECT size, tsa, token, received_at FROM log_timestamps ORDER BY size, tsa")
+        ]
     return AuditInput(
         "database", log, events, checkpoints, nodes, models, checkpoint_times=times, tampered_tokens=tokens,
-        access=access,
+        access=access, timestamps=stamps,
     )
 
 

@@ -217,9 +217,49 @@ def _options(log_key: Any, independent: bool, origin: str | None, args: dict[str
         min_witnesses=args["min_witnesses"],
         workers=args["workers"] or os.cpu_count() or 1,
         max_checkpoint_age=max_age,
+        timestamps=_timestamp_policy(args),
     )
 
 
+def _timestamp_policy(args: dict[str, Any]) -> Any:
+    """The RFC 3161 policy of --tsa-cert, --tsa-interval and --tsa-since (docs/audit.md)."""
+    from datetime import timedelta
+
+    from domain.errors import MalformedInputError
+    from ledger.audit.timestamps import TimestampPolicy
+    from ledger.envelope.canonical import parse_time
+    from ledger.log import timestamp
+    from ledger.tokens import parse_duration
+
+    trusts = []
+    for file in args["tsa_cert"] or []:
+        try:
+            trusts.append(timestamp.load_trust(file.read_bytes()[: timestamp.MAX_PEM + 1], file.name))
+        except OSError as exc:
+            raise _unusable(f"--tsa-cert {file}: cannot read it: {exc.strerror}") from None
+        except MalformedInputError as exc:
+            raise _unusable(f"--tsa-cert {exc.message}") from None
+    try:
+        interval = parse_duration(args["tsa_interval"]) if args["tsa_interval"] else timedelta(seconds=60)
+        since = parse_time(args["tsa_since"], field="--tsa-since") if args["tsa_since"] else None
+    except LedgerError as exc:
+        raise _unusable(f"{exc.message}") from None
+    return TimestampPolicy(tuple(trusts), "--tsa-cert", interval, since)
+
+
+def _data_dir_tsas(settings: Any, policy: Any, args: dict[str, Any]) -> Any:
+    """Without --tsa-cert, the data dir's own TSAs (tsa.json), and its tsa_interval unless given."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from ledger.log.timestamping import load_tsas
+
+    if not args["tsa_interval"]:
+        policy = replace(policy, interval=timedelta(seconds=settings.tsa_interval))
+    if policy.trusts:
+        return policy
+    trusts = tuple(endpoint.trust for endpoint in load_tsas(settings.data_dir))
+    return replace(policy, trusts=trusts, source="tsa.json") if trusts else policy
 def _pinned_policy(options: Any, origin: str, args: dict[str, Any]) -> None:
     """Without --witness, the pin file's witnesses for ``origin`` and their minimum (a production pin's
     minimum is a floor, and it requires every entry to be witnessed in time: WITNESS_POLICY)."""
@@ -249,6 +289,7 @@ def _run_local(args: dict[str, Any], progress: Progress) -> Any:
         options.require_witnessed = True
     options.kept = _kept(args["from_checkpoint"] or [], options) + _guard_checkpoint(settings.data_dir)
     options.history = CheckpointGuard(settings.data_dir, key, config.origin).history()
+    options.timestamps = _data_dir_tsas(settings, options.timestamps, args)
     if not options.witnesses:  # the data dir's configured witnesses: their stored lines must verify
         from ledger.log.witnessing import counting_witnesses
 
@@ -475,6 +516,26 @@ def audit(
         typer.Option("--witness-grace", help="--follow: seconds a new checkpoint may wait for its cosignatures"),
     ] = 60.0,
     trust: TrustFile = None,
+    tsa_cert: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--tsa-cert",
+            help="a time-stamping authority's CA certificate (PEM); repeat. Every stored RFC 3161 token must"
+            " verify under one, and entries need time-stamps (default: the data dir's tsa.json)",
+        ),
+    ] = None,
+    tsa_interval: Annotated[
+        str | None,
+        typer.Option(
+            "--tsa-interval",
+            help="the ledger's time-stamp interval (e.g. 60s; default: its EVIDENCE_LEDGER_TSA_INTERVAL):"
+            " entries need a time-stamp within twice this",
+        ),
+    ] = None,
+    tsa_since: Annotated[
+        str | None,
+        typer.Option("--tsa-since", help="entries integrated before this RFC 3339 time need no time-stamp"),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Re-verify every envelope, leaf, tree node, checkpoint and read model; report every finding.

@@ -43,9 +43,11 @@ def export(
     data_dir: DataDir = None,
 ) -> None:
     """Export a case as a self-contained, offline-verifiable evidence bundle (signing a checkpoint that
-    covers it first, with the configured witnesses' cosignatures). Refuses to replace an existing
+    covers it first, with the configured witnesses' cosignatures and the configured TSAs' RFC 3161
+    time-stamps; a TSA that does not answer in time is left out). Refuses to replace an existing
     file unless --force (exit 2)."""
     from ledger.evidence.bundle import export_bundle
+    from ledger.log.timestamping import stamp_checkpoint
     from ledger.log.witnessing import checkpoint_with_witnesses
 
     if out.exists() and not force:
@@ -56,8 +58,12 @@ def export(
     case = _uuid(case_id)
     with open_ledger(data_dir) as ledger, progress_bar("export", wanted(as_json)) as report:
         checkpoint_with_witnesses(ledger)  # the writes, before the read
+        checkpoint = ledger.published_checkpoint()  # the bundle's checkpoint
+        if checkpoint is not None:
+            stamp_checkpoint(ledger, checkpoint, timeout=ledger.settings.tsa_timeout)
         ledger.access_log.checkpoint()  # so that the case's access entries come with proofs
-        info = export_bundle(ledger, case, out, with_media=with_media, progress=report)
+        info = export_bundle(ledger, case, out, with_media=with_media, progress=report,
+                             checkpoint_size=None if checkpoint is None else checkpoint.size)
     data = {
         "bundle": str(info.path),
         "sha256": info.sha256,
@@ -68,11 +74,13 @@ def export(
         "checkpoint_size": info.checkpoint_size,
         "access_entries": info.access_entries,
         "media": info.media,
+        "timestamps": info.timestamps,
     }
     emit(data, as_json, [
         f"wrote {info.path} ({info.size} bytes, sha256 {info.sha256})",
         f"case {info.case_id}: {info.case_events} events, {info.entries} log entries with proofs to the"
-        f" checkpoint of size {info.checkpoint_size}, {info.access_entries} access-log entries,"
+        f" checkpoint of size {info.checkpoint_size} ({info.timestamps} RFC 3161 time-stamp(s)),"
+        f" {info.access_entries} access-log entries,"
         f" {info.media} media file(s)",
         f"check it offline: evidence-ledger verify {info.path} --vkey LOG_KEY --trust-root ROOT_KEY_ID",
     ])

@@ -40,6 +40,7 @@ USAGE_CODES = frozenset({
     "MALFORMED_JSON",
     "BAD_ARGUMENT",
     "BAD_KEY",
+    "BAD_TSA_CERT",
     "BAD_ORIGIN",
     "CONFIGURATION",
     "SAME_TRUST_DOMAIN",

@@ -171,6 +171,35 @@ def log_entry(
         sys.stdout.buffer.flush()
 
 
+@log_app.command("add-tsa")
+@cli_errors
+def log_add_tsa(
+    url: Annotated[str, typer.Option(help="the TSA's RFC 3161 URL (POST application/timestamp-query)")],
+    cert: Annotated[
+        Path,
+        typer.Option(
+            "--cert",
+            help="PEM file with the CA certificate that issued the TSA's certificate (may also hold the TSA's own,"
+            " to accept that one TSA only)",
+        ),
+    ],
+    name: Annotated[str | None, typer.Option(help="the TSA's name in tsa.json (default: the URL's host)")] = None,
+    as_json: JsonOption = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Time-stamp checkpoints with this TSA (RFC 3161; written to tsa.json in the data dir): the running
+    service asks it at most once per EVIDENCE_LEDGER_TSA_INTERVAL seconds, and for each bundle export."""
+    from ledger.log.timestamping import configure_tsa
+
+    try:
+        pem = cert.read_bytes()
+    except OSError as exc:
+        raise MalformedInputError(f"cannot read --cert {cert}: {exc.strerror or exc}", code="BAD_TSA_CERT") from None
+    endpoint = configure_tsa(settings_for(data_dir).data_dir, url, pem, name)
+    emit({"name": endpoint.name, "url": endpoint.url}, as_json,
+         f"TSA {endpoint.name} at {endpoint.url} configured")
+
+
 log_app.command("verify-checkpoint")(log_checks.verify_checkpoint)
 log_app.command("verify-inclusion")(log_checks.verify_inclusion)
 log_app.command("verify-consistency")(log_checks.verify_consistency)

@@ -36,6 +36,7 @@ def _pin_lines(pin: Any) -> list[str]:
         *([f"    witnesses required: {required} of {len(pin.witnesses)}"] if pin.witnesses else []),
         *(["    profile:    production (the witnesses' cosignatures are required by default)"]
           if pin.profile == "production" else []),
+        *[f"    TSA certificate: {c}" for c in pin.tsa_certs],
     ]
 
 
@@ -64,6 +65,10 @@ def trust_pin(
             " --min-witnesses, at least 2) by default (docs/witness.md)",
         ),
     ] = "standard",
+    tsa_cert: Annotated[
+        list[Path] | None,
+        typer.Option("--tsa-cert", help="a time-stamping authority's CA certificate (PEM file); repeat"),
+    ] = None,
     trust: TrustFile = None,
     as_json: Annotated[bool, typer.Option("--json", help="print what was pinned as JSON")] = False,
 ) -> None:
@@ -93,14 +98,16 @@ def trust_pin(
         fail(f"--min-witnesses must be in [0, {len(witnesses)}] (the number of --witness keys)", 2)
     if profile not in ("standard", "production"):
         fail("--profile must be standard or production", 2)
-    try:
-        pin = LogPin(origin, key, trust_root, witnesses, min_witnesses, profile=profile)
-    except ValueError as exc:
-        fail(str(exc), 2, error="BAD_ARGUMENT")
     path, _ = pin_file_path(trust)
     if path is None:
         fail("no place for the pin file: give --trust FILE (there is no home directory)", 2)
         return
+    try:
+        pin = LogPin(origin, key, trust_root, witnesses, min_witnesses, profile=profile,
+                     tsa_certs=_cert_paths(tsa_cert or [], path))
+        pin.tsa_trusts(path)
+    except ValueError as exc:
+        fail(str(exc), 2, error="BAD_ARGUMENT")
     try:
         current = read_pin_file(path) if path.exists() else PinFile(path)
     except PinFileError as exc:
@@ -117,12 +124,23 @@ def trust_pin(
         typer.echo(json.dumps({
             "origin": origin, "pin_file": str(path), "replaced": replaced, "vkey": str(pin.vkey),
             "trust_root": pin.trust_root, "witnesses": [str(w) for w in pin.witnesses],
-            "min_witnesses": pin.min_witnesses, "profile": pin.profile,
+            "min_witnesses": pin.min_witnesses, "profile": pin.profile, "tsa_certs": list(pin.tsa_certs),
         }, indent=2, sort_keys=True))
         return
     typer.echo(f"{'replaced the pin' if replaced else 'pinned'} for {origin} in {path}")
     for line in _pin_lines(pin):
         typer.echo(line)
+
+
+def _cert_paths(files: list[Path], pin_file: Path) -> tuple[str, ...]:
+    """The certificate files as the pin file names them: relative to its directory when inside it,
+    else absolute (a pin file is read from anywhere)."""
+    base = pin_file.resolve().parent
+    names = []
+    for file in files:
+        full = file.resolve()
+        names.append(str(full.relative_to(base)) if full.is_relative_to(base) else str(full))
+    return tuple(names)
 
 
 @trust_app.command("show")

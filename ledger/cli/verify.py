@@ -48,6 +48,7 @@ def _options(
     trust_root: str | None,
     workers: int | None,
     pins: Any,
+    tsa_cert: list[Path] | None = None,
 ) -> Any:
     from ledger.log import note
     from ledger.verify import VerifyOptions
@@ -71,7 +72,35 @@ def _options(
         trust_root=trust_root,
         workers=workers or os.cpu_count() or 1,
         pins=pins,
+        tsa_certs=tsa_trusts(tsa_cert or []),
     )
+
+
+def tsa_trusts(files: list[Path]) -> tuple[Any, ...]:
+    """The TSA certificates given with --tsa-cert, read and checked; exit 2 if one is unusable."""
+    from ledger.log import timestamp
+
+    trusts = []
+    for file in files:
+        try:
+            with file.open("rb") as handle:
+                pem = handle.read(timestamp.MAX_PEM + 1)
+            trusts.append(timestamp.load_trust(pem, file.name))
+        except OSError as exc:
+            fail(f"--tsa-cert {file}: cannot read it: {exc.strerror or exc}", 2, error="BAD_TSA_CERT")
+        except MalformedInputError as exc:
+            fail(f"--tsa-cert {exc.message}", 2, error=exc.code)
+    return tuple(trusts)
+
+
+TsaCert = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--tsa-cert",
+        help="a time-stamping authority's CA certificate (PEM; may also hold the TSA certificate); repeat."
+        " With one, the checkpoint must carry a valid RFC 3161 time-stamp by it",
+    ),
+]
 
 
 def load_pin_file(trust: Path | None) -> Any:
@@ -143,6 +172,7 @@ def verify(
             "the remembered checkpoint and with --previous)",
         ),
     ] = None,
+    tsa_cert: TsaCert = None,
 ) -> None:
     """Verify an evidence bundle offline: signatures, chains, proofs, checkpoint, witnesses, media, rules.
 
@@ -156,7 +186,7 @@ def verify(
     from domain.errors import LedgerError
     from ledger.verify import CheckpointMemory, LogServer, exit_code, render_text, report_json
 
-    options = _options(vkey, witness, min_witnesses, media, trust_root, workers, load_pin_file(trust))
+    options = _options(vkey, witness, min_witnesses, media, trust_root, workers, load_pin_file(trust), tsa_cert)
     try:
         log_server = None if server is None else LogServer(server)
     except MalformedInputError as exc:

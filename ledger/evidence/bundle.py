@@ -41,6 +41,7 @@ from ledger.log import merkle, note, tlog
 from ledger.log.access import StoredAccessEntry
 from ledger.log.leaf import parse_leaf
 from ledger.log.proof_json import inclusion_proof_json
+from ledger.log.timestamping import stored_tokens
 from ledger.verify import bundle_format as bf
 from ledger.verify import web as verifier_web
 
@@ -63,6 +64,7 @@ class BundleInfo:
     checkpoint_size: int
     media: int
     access_entries: int = 0
+    timestamps: int = 0
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,7 @@ class _Contents:
     media: list[str]
     created_at: datetime
     access: AccessContents
+    timestamps: list[bytes] = field(default_factory=list)  # verified RFC 3161 replies over the checkpoint
 
 
 @dataclass
@@ -251,15 +254,24 @@ class NotWitnessed(ConflictError):
 
 
 def collect(
-    ledger: Ledger, case_id: str, *, with_media: bool, store: FootageStore | None = None
+    ledger: Ledger,
+    case_id: str,
+    *,
+    with_media: bool,
+    store: FootageStore | None = None,
+    checkpoint_size: int | None = None,
 ) -> _Contents:
     """Everything the bundle holds, read (never written): the case as of the newest published checkpoint
     (``Ledger.published_checkpoint``: in a production ledger, the newest one cosigned by enough
-    witnesses in other trust domains), which must cover the case's last event."""
+    witnesses in other trust domains) — or the one of ``checkpoint_size`` when that one is published (the
+    checkpoint an export had time-stamped) —, which must cover the case's last event."""
     version, _ = (0, None) if case_id == REGISTRY_CASE_ID else ledger.case_head(case_id)
     if version == 0:
         raise case_not_found(case_id)
     checkpoint = ledger.published_checkpoint()
+    if checkpoint_size is not None and checkpoint is not None and checkpoint_size < checkpoint.size:
+        chosen = ledger.checkpoint_at(checkpoint_size)
+        checkpoint = chosen if ledger.is_published(chosen) else checkpoint
     case_rows = [] if checkpoint is None else stream_rows(ledger, case_id, checkpoint.size)
     if ledger.production and (checkpoint is None or len(case_rows) < version):
         raise NotWitnessed(
@@ -289,6 +301,7 @@ def collect(
         media=media,
         created_at=ledger.clock(),
         access=collect_access(ledger, case_id),
+        timestamps=[row.token for row, _ in stored_tokens(ledger, checkpoint)],
     )
 
 
@@ -322,6 +335,8 @@ def _members(ledger: Ledger, contents: _Contents) -> Iterator[tuple[str, bytes]]
     yield bf.VERIFIER_PAGE, verifier_web.page_bytes()
     yield bf.CHECKPOINT, contents.checkpoint.with_cosignatures()
     yield bf.LOG_VKEY, contents.log_vkey.encode("ascii")
+    for n, token in enumerate(contents.timestamps):
+        yield bf.timestamp_path(n), token
     for name, text in contents.witnesses:
         yield name, text.encode("utf-8")
     for row in contents.entries:
@@ -408,15 +423,18 @@ def export_bundle(
     with_media: bool = False,
     store: FootageStore | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    checkpoint_size: int | None = None,
 ) -> BundleInfo:
     """Write the case's bundle to ``out`` (atomically: temporary file, fsync, rename); ``progress``
     hears of the media bytes written (``("writing media", done, total)``, after each chunk).
 
     A read: it signs nothing and asks no witness. The newest published checkpoint must cover the
     case (``NotCheckpointed`` otherwise, ``NotWitnessed`` in a production ledger); callers that want a fresh one sign it first
-    (``ledger.log.witnessing.checkpoint_with_witnesses``)."""
+    (``ledger.log.witnessing.checkpoint_with_witnesses``), and have it time-stamped
+    (``ledger.log.timestamping.stamp_checkpoint``): the bundle carries the verified tokens stored
+    for its checkpoint (``checkpoint_size``, default the newest published), none when no TSA answered."""
     store = store or FootageStore(ledger.data_dir / "footage")
-    contents = collect(ledger, case_id, with_media=with_media, store=store)
+    contents = collect(ledger, case_id, with_media=with_media, store=store, checkpoint_size=checkpoint_size)
     out = Path(out)
     fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     try:
@@ -440,6 +458,7 @@ def export_bundle(
         contents.checkpoint.size,
         len(contents.media),
         len(contents.access.entries),
+        len(contents.timestamps),
     )
 
 

@@ -62,6 +62,12 @@ receipts/<n>.txt       The log's signed receipt for leaf n: seven lines (a heade
                        v1", the origin, n, base64 of leaf n's hash, its integration time, the promised
                        delay in seconds, the envelope's SHA-256) and a signature by the log key, checked
                        like checkpoint.txt's (section 5).
+timestamps/<n>.tsr     Optional: an RFC 3161 time-stamp by a time-stamping authority (TSA) over the
+                       checkpoint's signed body (its first three lines): proof that the log held
+                       all of the above by the TSA's time. Check it with the TSA's CA certificate:
+                         head -n 3 checkpoint.txt > body.txt
+                         openssl ts -verify -in timestamps/0.tsr -data body.txt -CAfile TSA-CA.pem
+                         openssl ts -reply -in timestamps/0.tsr -text   # its "Time stamp:"
 
 All JSON that is signed or hashed is RFC 8785 canonical JSON (no spaces, keys sorted), UTF-8.
 

@@ -9,6 +9,12 @@ bounded timeouts), records it again with their cosignatures and notes ``witnesse
 checkpoint cosigned as the profile asks (in a production ledger, the published one). A slow or silent witness therefore
 never delays a signature, and neither thread ever holds the write lock while talking to a witness.
 
+A third thread, the timestamper, asks the time-stamping authorities of ``tsa.json`` for RFC 3161
+tokens (``ledger.log.timestamping``): at most one request per TSA per ``tsa_interval`` seconds for the
+newest checkpoint not yet stamped, and on demand (``timestamp_for``: a bundle export) for one
+checkpoint. A token is verified before it is stored; a failing TSA is logged and never delays a
+signature or a cosignature, and no thread holds the write lock while talking to a TSA.
+
 The signer also signs the access log's checkpoint (``ledger/log/access.py``, origin ``<origin>/access``)
 at every tick where the access log grew; access checkpoints are not sent to witnesses.
 """
@@ -23,6 +29,7 @@ from dataclasses import replace
 from typing import Any
 
 from domain.errors import LedgerError
+from ledger.log.timestamping import TSA_FILE, stamp_checkpoint
 from ledger.log.tlog import StoredCheckpoint
 from ledger.log.witnessing import collect_cosignatures
 
@@ -38,11 +45,15 @@ class Checkpointer:
         *,
         interval: float,
         witness_timeout: float = 2.0,
+        tsa_interval: float = 60.0,
+        tsa_timeout: float = 5.0,
         on_tick: Callable[[], None] | None = None,
     ) -> None:
         self.ledger = ledger
         self.interval = interval
         self.witness_timeout = witness_timeout
+        self.tsa_interval = tsa_interval
+        self.tsa_timeout = tsa_timeout
         self.on_tick = on_tick
         self.latest_size = 0  # signed
         self.access_size = 0  # access-log entries covered by the newest access checkpoint
@@ -53,6 +64,10 @@ class Checkpointer:
         self._stop = threading.Event()
         self._to_cosign: StoredCheckpoint | None = None
         self._cosign_wake = threading.Event()
+        self._stamp_wake = threading.Event()
+        self._stamp_demand: set[int] = set()  # sizes an export waits for (under _cond)
+        self._stamp_answered: set[int] = set()  # demanded sizes asked for since (under _cond)
+        self._last_round: float | None = None  # monotonic time of the last periodic round
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
@@ -66,6 +81,7 @@ class Checkpointer:
         self._threads = [
             threading.Thread(target=self._run, name="checkpointer", daemon=True),
             threading.Thread(target=self._run_witnesses, name="witnesser", daemon=True),
+            threading.Thread(target=self._run_timestamps, name="timestamper", daemon=True),
         ]
         for thread in self._threads:
             thread.start()
@@ -76,10 +92,12 @@ class Checkpointer:
             return
         self._stop.set()
         self._wake.set()
-        signer, witnesser = self._threads
+        signer, witnesser, timestamper = self._threads
         signer.join(timeout)
         self._cosign_wake.set()
         witnesser.join(timeout)
+        self._stamp_wake.set()
+        timestamper.join(timeout)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -152,6 +170,56 @@ class Checkpointer:
             self.cosigned_size = max(self.cosigned_size, checkpoint.size)
             self._cond.notify_all()
 
+    def _run_timestamps(self) -> None:
+        while not self._stop.is_set():
+            self._stamp_wake.wait(self.tsa_interval)
+            self._stamp_wake.clear()
+            if self._stop.is_set():
+                return
+            self.stamp_round()
+
+    def stamp_round(self) -> None:
+        """Stamp the checkpoints exports wait for, then — at most once per ``tsa_interval`` — the
+        newest one. Never raises."""
+        with self._cond:
+            demand, self._stamp_demand = sorted(self._stamp_demand), set()
+        for size in demand:
+            self._stamp(size)
+            with self._cond:
+                self._stamp_answered.add(size)
+                while len(self._stamp_answered) > 64:
+                    self._stamp_answered.discard(min(self._stamp_answered))
+                self._cond.notify_all()
+        now = time.monotonic()
+        if self._last_round is not None and now - self._last_round < self.tsa_interval:
+            return
+        self._last_round = now
+        size = self.latest_size
+        if size > 0 and size not in demand:
+            self._stamp(size)
+
+    def _stamp(self, size: int) -> None:
+        try:
+            checkpoint = self.ledger.checkpoint_at(size)
+        except Exception as exc:  # a TSA round must never break checkpointing
+            logger.warning("time-stamping skipped: %s", getattr(exc, "code", type(exc).__name__))
+            return
+        stamp_checkpoint(self.ledger, checkpoint, timeout=self.tsa_timeout)
+
+    def timestamp_for(self, size: int, timeout: float) -> bool:
+        """Ask the TSAs for tokens over the checkpoint of ``size`` now (not waiting for the interval)
+        and wait up to ``timeout`` seconds for the round to end; False when it did not end in time
+        (or the thread is not running). The tokens themselves are read from storage afterwards."""
+        if not self._threads or self._stop.is_set():
+            return False
+        if not (self.ledger.data_dir / TSA_FILE).exists():
+            return True  # no TSA configured: nothing to ask
+        with self._cond:
+            self._stamp_answered.discard(size)
+            self._stamp_demand.add(size)
+        self._stamp_wake.set()
+        with self._cond:
+            return self._cond.wait_for(lambda: size in self._stamp_answered, timeout)
     def _update_witnessed(self) -> None:
         """Re-read the newest checkpoint with the cosignatures the profile asks for (one at least)."""
         try:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 ACCESS_LOG_TABLES = ("access_entries", "access_nodes", "access_checkpoints")
 APPEND_ONLY_TABLES = (
     "log_entries", "log_nodes", "log_checkpoints", "log_cosignatures", "api_tokens", "api_token_revocations",
-    *ACCESS_LOG_TABLES,
+    *ACCESS_LOG_TABLES, "log_timestamps",
 )
 READ_MODEL_TABLES = (
     "case_state", "case_timeline", "case_custody", "public_releases", "projection_tracking", "log_head",
@@ -55,6 +55,13 @@ ACCESS_LOG_DDL = (
     """CREATE TABLE IF NOT EXISTS access_checkpoints (
         size {bigint} PRIMARY KEY, root {blob} NOT NULL, note TEXT NOT NULL, signed_at TEXT NOT NULL)""",
 )
+
+# RFC 3161 time-stamp tokens over checkpoints (``ledger/log/timestamping.py``): the TSA's DER reply as
+# received, one per (checkpoint size, TSA name). Self-authenticating (signed by the TSA over the
+# checkpoint's body), so no row MAC: every reader verifies the token, and the audit checks every row.
+LOG_TIMESTAMPS_DDL = """CREATE TABLE IF NOT EXISTS log_timestamps (
+        size {bigint} NOT NULL, tsa TEXT NOT NULL, token {blob} NOT NULL, received_at TEXT NOT NULL,
+        PRIMARY KEY (size, tsa))"""
 
 # One definition list for both dialects; {blob} and {bigint} are substituted per backend.
 TABLES = [
@@ -114,6 +121,7 @@ TABLES = [
     """CREATE TABLE IF NOT EXISTS api_token_revocations (
         token_id TEXT PRIMARY KEY, revoked_at TEXT NOT NULL, mac TEXT NOT NULL)""",
     *ACCESS_LOG_DDL,
+    LOG_TIMESTAMPS_DDL,
 ]
 
 
@@ -176,6 +184,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         " number; the read models are rebuilt to fill it",
         ("ALTER TABLE case_state ADD COLUMN case_number TEXT", CASE_NUMBER_INDEX),
         rebuild_read_models=True,
+    ),
+    Migration(
+        6,
+        "RFC 3161 time-stamp tokens over checkpoints (log_timestamps, append-only), obtained from the TSAs of"
+        " tsa.json",
+        (LOG_TIMESTAMPS_DDL,),
     ),
 )
 FIRST_VERSION = 1

@@ -42,6 +42,7 @@ from ledger.verify.bundle_memory import check_memory
 from ledger.verify.bundle_model import BundleVerification, Step, VerifyOptions
 from ledger.verify.bundle_receipts import check_receipts
 from ledger.verify.bundle_state import case_summary
+from ledger.verify.bundle_timestamps import check_timestamps
 from ledger.verify.engine import EntryChecker
 from ledger.verify.findings import CHECKS, Finding
 from ledger.verify.forked import can_fork, forked
@@ -89,7 +90,17 @@ def _checkpoint_detail(cp: dict[str, Any]) -> str:
     return (
         f"size {cp['size']} signed by {cp.get('key', '?')} ({cp.get('key_source')}); "
         f"{cp.get('cosigned', 0)} valid witness cosignature(s), {cp.get('required', 0)} required"
+        + _timestamp_detail(cp.get("timestamps") or {})
     )
+
+
+def _timestamp_detail(section: dict[str, Any]) -> str:
+    tokens = section.get("tokens") or []
+    if section.get("gen_time"):
+        return f"; time-stamped by {section['gen_time']} (RFC 3161, verified)"
+    if section.get("checked"):
+        return "; no verified time-stamp"
+    return f"; {len(tokens)} time-stamp(s), not checked (no --tsa-cert)" if tokens else ""
 
 
 def verify_bundle(
@@ -110,6 +121,7 @@ def verify_bundle(
     _pins(v, options)
     check_manifest(v, files)
     checkpoint = check_checkpoint(v, files, options)
+    check_timestamps(v, files, options)
     v.counts[8] = _checkpoint_detail(v.checkpoint)
     checker = _entries_and_inclusion(v, files, options, checkpoint)
     check_access(v, files)

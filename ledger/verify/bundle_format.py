@@ -19,10 +19,14 @@ A bundle is one zip file (format ``evidence-ledger-bundle/3``; versions 1 and 2 
     access/proofs/<n>.json   (version 2) RFC 6962 inclusion proof of access entry n against it
     receipts/<n>.txt         (version 3) the signed receipt of leaf n (``ledger.log.receipt``), signed
                              again at export: the same bytes the append returned (deterministic)
+    timestamps/<n>.tsr       (version 3) an RFC 3161 TimeStampResp (DER, as the TSA sent it) over the
+                             body of checkpoint.txt (SHA-256 of "<origin>\n<size>\n<root>\n"); n from 0
 
 Version 2 added the ``access/`` members and the manifest keys ``access_checkpoint_size`` (null when
 the access log had no checkpoint) and ``access_entries`` (how many). A version 1 bundle has neither.
-Version 3 added ``receipts/<n>.txt`` for every leaf n of the bundle (no manifest key).
+Version 3 added ``receipts/<n>.txt`` for every leaf n of the bundle and the ``timestamps/`` members
+(no manifest key: they are listed in ``files`` like any member; zero time-stamps is normal for a
+ledger without TSAs).
 
 Files are named by their SHA-256 in lowercase hex (``manifest.json``'s ``files``, ``media/``).
 Standard library only, so that the service writes bundles without loading the verifier.
@@ -68,6 +72,9 @@ MANIFEST_KEYS_BY_FORMAT = {
 }
 #: the formats that carry ``receipts/<n>.txt``
 RECEIPT_FORMATS = frozenset({BUNDLE_FORMAT})
+TIMESTAMPS = "timestamps/"
+TIMESTAMP_MEMBER = re.compile(r"timestamps/(0|[1-9][0-9]{0,3})\.tsr")
+MAX_TIMESTAMPS = 64  # members read; a bundle with more is a finding
 ACCESS_CHECKPOINT = "access/checkpoint.txt"
 ACCESS_ENTRIES, ACCESS_PROOFS = "access/entries/", "access/proofs/"
 ACCESS_INDEXED = re.compile(r"access/(entries|proofs)/(0|[1-9][0-9]{0,18})\.json")
@@ -88,6 +95,11 @@ def member_path(kind: str, index: int) -> str:
 def receipt_path(index: int) -> str:
     """The member holding the signed receipt of leaf ``index`` (format 3)."""
     return f"{RECEIPTS}{index}.txt"
+
+
+def timestamp_path(n: int) -> str:
+    """The ``n``-th time-stamp token member (version 3)."""
+    return f"{TIMESTAMPS}{n}.tsr"
 
 
 def file_sha256(path: Path, advance: Callable[[int], None] | None = None) -> tuple[str, int]:

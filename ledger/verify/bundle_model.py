@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.log import note
+from ledger.log.timestamp import TsaTrust
 from ledger.verify.bundle_files import Manifest
 from ledger.verify.findings import Finding
 from ledger.verify.memory import CheckpointMemory, ProofSource
@@ -38,10 +39,13 @@ class VerifyOptions:
     memory: CheckpointMemory | None = None
     #: consistency proofs from a log server (``--server``), given the origin; None: offline
     consistency: Callable[[str], ProofSource] | None = None
+    tsa_certs: tuple[TsaTrust, ...] = ()  # a bundle's checkpoint must carry a token verifying under one
+    tsa_source: str = "--tsa-cert"
 
     def pinned_for(self, origin: str) -> VerifyOptions:
         """These options completed by the pin file's entry for ``origin``: each option given here
-        wins; the pinned witnesses come with their ``min_witnesses`` unless --witness is given."""
+        wins; the pinned witnesses come with their ``min_witnesses`` unless --witness is given; the
+        pinned TSA certificates apply unless --tsa-cert is given."""
         pin = None if self.pins is None else self.pins.get(origin)
         if pin is None:
             return self
@@ -56,6 +60,9 @@ class VerifyOptions:
             required = pin.required_witnesses(self.min_witnesses)  # a production pin's minimum is a floor
             if required is not None:
                 changes["min_witnesses"] = required
+        if not self.tsa_certs and pin.tsa_certs:
+            assert self.pins is not None
+            changes.update(tsa_certs=pin.tsa_trusts(self.pins.path), tsa_source=PIN_FILE)
         return replace(self, **changes)
 
 

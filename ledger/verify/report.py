@@ -137,7 +137,26 @@ def _checkpoint_lines(cp: dict[str, Any], pin_file: str | None) -> list[str]:
     remembered = cp.get("remembered")
     if remembered is not None:
         lines.append(f"  remembered checkpoint: {remembered['status']}: {remembered['detail']}")
-    return lines
+    return lines + _timestamp_lines(cp.get("timestamps") or {})
+
+
+def _timestamp_lines(section: dict[str, Any]) -> list[str]:
+    tokens = section.get("tokens") or []
+    if not tokens and not section.get("checked"):
+        return []
+    if section.get("gen_time"):
+        head = f"  trusted time: the checkpoint existed by {section['gen_time']} (RFC 3161, verified)"
+    elif section.get("checked"):
+        head = "  trusted time: NO verified time-stamp"
+    else:
+        head = "  trusted time: not checked (give --tsa-cert with the TSA's CA certificate)"
+    rows = [
+        f"    {t['path']}: {t['status']}"
+        + (f" by {t['tsa']}" if t.get("tsa") else "")
+        + (f" at {t['gen_time']}" + ("" if t["status"] == "verified" else " (claimed)") if t.get("gen_time") else "")
+        for t in tokens
+    ]
+    return [head, *rows]
 
 
 def _case_lines(case: dict[str, Any] | None) -> list[str]:

@@ -9,6 +9,7 @@ A pin file is a small TOML file with one ``[[log]]`` table per log::
     witnesses = ["da.example/witness+…"]                  # optional: cosignature/v1 keys (type 0x04)
     min_witnesses = 1                                    # optional: 0..len(witnesses), default all
     profile = "production"                               # optional: standard (default) or production
+    tsa_certs = ["tsa-ca.pem"]                           # optional: RFC 3161 TSA certificates (PEM)
 
 A ``production`` pin is the verifier's side of a production ledger (docs/witness.md): it needs at
 least two witness keys and ``min_witnesses`` >= 2 (2 when not given), and the verifiers require
@@ -21,7 +22,12 @@ override it field by field. Everything is parsed strictly: an unknown key, a key
 a duplicate origin or a malformed value makes the whole file unusable (:class:`PinFileError`), so
 that a typo never silently drops a pin.
 
-Imports only the standard library, ``ledger.note`` and its error types.
+``tsa_certs`` are paths of PEM files, relative to the pin file's directory: each holds the CA
+certificate of a time-stamping authority (and optionally its TSA certificate); with any pinned, a
+bundle's checkpoint must carry a time-stamp verifying under one of them (``ledger.log.timestamp``).
+They are read when the pin file is read: a missing or unusable file makes the pin file unusable.
+
+Imports only the standard library, ``ledger.note``, ``ledger.log.timestamp`` and their error types.
 """
 
 from __future__ import annotations
@@ -36,13 +42,13 @@ from pathlib import Path
 from typing import Any
 
 from domain.errors import MalformedInputError
-from ledger.log import note
+from ledger.log import note, timestamp
 
 TRUST_FILE_ENV = "EVIDENCE_LEDGER_TRUST_FILE"
 PIN_FILE_NAME = "trust.toml"
 MAX_PIN_FILE_BYTES = 1 << 20
 HEX64 = re.compile(r"[0-9a-f]{64}")
-_LOG_KEYS = ("origin", "vkey", "trust_root", "witnesses", "min_witnesses", "profile")
+_LOG_KEYS = ("origin", "vkey", "trust_root", "witnesses", "min_witnesses", "profile", "tsa_certs")
 PRODUCTION, PRODUCTION_MIN_WITNESSES = "production", 2
 
 
@@ -60,6 +66,7 @@ class LogPin:
     witnesses: tuple[note.VerifierKey, ...] = ()
     min_witnesses: int | None = None
     profile: str = "standard"  # or "production": witnesses required (see the module's docstring)
+    tsa_certs: tuple[str, ...] = ()  # PEM file paths as written (relative to the pin file's directory)
 
     def __post_init__(self) -> None:
         check_origin(self.origin)
@@ -76,6 +83,28 @@ class LogPin:
             raise ValueError("the same witness key is listed twice")
         if self.min_witnesses is not None and not 0 <= self.min_witnesses <= len(self.witnesses):
             raise ValueError(f"min_witnesses must be in [0, {len(self.witnesses)}] (the number of witnesses)")
+        object.__setattr__(self, "tsa_certs", tuple(self.tsa_certs))
+        if not all(isinstance(c, str) and c and "\n" not in c for c in self.tsa_certs):
+            raise ValueError("tsa_certs must be a list of file paths")
+        if len(set(self.tsa_certs)) != len(self.tsa_certs):
+            raise ValueError("the same TSA certificate file is listed twice")
+
+    def tsa_trusts(self, pin_file: Path) -> tuple[timestamp.TsaTrust, ...]:
+        """The pinned TSA certificates, read from their files (relative to ``pin_file``'s directory);
+        ValueError (one line) when one cannot be read or used."""
+        trusts = []
+        for name in self.tsa_certs:
+            path = Path(name) if Path(name).is_absolute() else pin_file.parent / name
+            try:
+                with path.open("rb") as handle:
+                    pem = handle.read(timestamp.MAX_PEM + 1)
+            except OSError as exc:
+                raise ValueError(f"TSA certificate {name}: cannot read it: {exc.strerror or exc}") from None
+            try:
+                trusts.append(timestamp.load_trust(pem, name))
+            except MalformedInputError as exc:
+                raise ValueError(f"TSA certificate {exc.message}") from None
+        return tuple(trusts)
 
     def _check_profile(self) -> None:
         if self.profile not in ("standard", PRODUCTION):
@@ -109,6 +138,7 @@ class LogPin:
             "witnesses": [str(w) for w in self.witnesses],
             "min_witnesses": self.min_witnesses,
             **({"profile": self.profile} if self.profile != "standard" else {}),
+            "tsa_certs": list(self.tsa_certs),
         }
 
 
@@ -210,6 +240,10 @@ def parse_pin_file(data: bytes, path: Path) -> PinFile:
             raise PinFileError(f"pin file {path}: [[log]] number {number}: {exc}") from None
         if any(p.origin == pin.origin for p in logs):
             raise PinFileError(f"pin file {path}: origin {pin.origin!r} is pinned twice")
+        try:
+            pin.tsa_trusts(path)  # a pinned certificate that cannot be used makes the file unusable
+        except ValueError as exc:
+            raise PinFileError(f"pin file {path}: [[log]] number {number}: {exc}") from None
         logs.append(pin)
     return PinFile(path, tuple(logs))
 
@@ -235,6 +269,9 @@ def _log_pin(table: dict[str, Any]) -> LogPin:
     profile = table.get("profile", "standard")
     if not isinstance(profile, str):
         raise ValueError("'profile' must be a string")
+    tsa_certs = table.get("tsa_certs", [])
+    if not isinstance(tsa_certs, list) or not all(isinstance(c, str) for c in tsa_certs):
+        raise ValueError("'tsa_certs' must be a list of file paths")
     return LogPin(
         origin=origin,
         vkey=parse_key(table["vkey"], "vkey", note.SIG_TYPE_ED25519),
@@ -242,6 +279,7 @@ def _log_pin(table: dict[str, Any]) -> LogPin:
         witnesses=tuple(parse_key(w, "witness key", note.SIG_TYPE_COSIGNATURE_V1) for w in witnesses),
         min_witnesses=min_witnesses,
         profile=profile,
+        tsa_certs=tuple(tsa_certs),
     )
 
 
@@ -291,6 +329,8 @@ def render_pin_file(pins: PinFile) -> bytes:
             lines.append(f"min_witnesses = {pin.min_witnesses}")
         if pin.profile != "standard":
             lines.append(f"profile = {_toml_string(pin.profile)}")
+        if pin.tsa_certs:
+            lines += ["tsa_certs = [", *[f"  {_toml_string(c)}," for c in pin.tsa_certs], "]"]
     data = ("\n".join(lines) + "\n").encode("utf-8")
     if parse_pin_file(data, pins.path).logs != pins.logs:  # never write what would read back differently
         raise AssertionError("the pin file does not read back as written")

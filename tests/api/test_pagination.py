@@ -22,6 +22,7 @@ LISTS = {
     "/v1/cases/{case_id}/timeline": "after",
     "/v1/cases/{case_id}/footage/{footage_id}/custody": "after",
     "/v1/log/envelopes": "after",
+    "/v1/log/checkpoints/{size}/timestamps": "after",
     "/v1/public/releases": "after",
     "/v1/access-log": "after",
 }

@@ -134,6 +134,7 @@ VARIANTS: dict[str, list[Callable[[World], dict[str, str]]]] = {
     "/v1/cases": [lambda w: {"limit": "1"}, lambda w: {"status": "closed"}],
     "/v1/public/releases": [lambda w: {"limit": "1"}],
     "/v1/log/envelopes": [lambda w: {"limit": "2", "after": "1"}],
+    "/v1/log/checkpoints/{size}/timestamps": [lambda w: {"limit": "1", "after": "a"}],
     "/v1/access-log": [lambda w: {"case_id": w.open, "limit": "2"}],
     "/v1/cases/{case_id}/bundle": [lambda w: {"with_media": "true", "purpose": "prosecution review"}],
     "/v1/log/proof/inclusion": [lambda w: {"index": "0", "size": "1"}],

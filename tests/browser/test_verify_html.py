@@ -914,3 +914,41 @@ def test_strict_json_and_canonical_form_match_the_project_s(
         bundle = tampered(exported.path, tmp_path / f"json-{n}.zip", change)
         verdict, found = same_as_cli(verifier_file, bundle, pinned(exported))
         assert (verdict, found) == ("failed", {code, "LEAF_MISMATCH"}), name  # the edit changed the bytes
+
+
+def test_time_stamps_are_hashed_but_not_checked_in_the_browser(
+    verifier_file: VerifierPage, ledger: Ledger, tmp_path: Path
+) -> None:
+    """A format-3 bundle's ``timestamps/<n>.tsr``: the page checks it against the manifest like any
+    member and says it leaves the token to the command line (with the TSA's certificate); its verdict
+    is the command's without --tsa-cert."""
+    from ledger.log.timestamping import configure_tsa, stamp_checkpoint
+    from tests.support.tsa import TestTSA
+
+    tsa = TestTSA(tmp_path / "tsa").start()
+    try:
+        configure_tsa(ledger.data_dir, tsa.url, tsa.ca_pem.read_bytes(), "test-tsa")
+        exported = export_scenario(ledger, tmp_path / "plain.zip")
+        checkpoint = ledger.latest_checkpoint()
+        assert checkpoint is not None and stamp_checkpoint(ledger, checkpoint) == 1
+        from ledger.evidence.bundle import export_bundle
+
+        export_bundle(ledger, exported.case_id, tmp_path / "stamped.zip")
+    finally:
+        tsa.stop()
+    stamped = tmp_path / "stamped.zip"
+    assert "timestamps/0.tsr" in read_members(stamped)
+    assert same_as_cli(verifier_file, stamped, pinned(exported)) == ("verified", set())
+    assert "this page does not check time-stamps" in verifier_file.page.inner_text("#caveats")
+    assert "--tsa-cert" in verifier_file.page.inner_text("#caveats")
+
+    def alter(m: Members) -> None:
+        token = bytearray(m["timestamps/0.tsr"])
+        token[-30] ^= 0x01
+        m["timestamps/0.tsr"] = bytes(token)
+
+    unlisted = tampered(stamped, tmp_path / "altered.zip", alter, manifest=False)  # no longer its listed hash
+    assert same_as_cli(verifier_file, unlisted, pinned(exported)) == ("failed", {"MANIFEST_MISMATCH"})
+    relisted = tampered(stamped, tmp_path / "relisted.zip", alter)  # not judged without the TSA's certificate
+    assert same_as_cli(verifier_file, relisted, pinned(exported)) == ("verified", set())
+    assert verifier_file.page.outside == []

@@ -72,6 +72,7 @@ FIRST_COLUMN = {
     "log_nodes": "hash",
     "log_checkpoints": "note",
     "log_cosignatures": "line",
+    "log_timestamps": "tsa",
     "api_tokens": "actor",
     "api_token_revocations": "revoked_at",
     "access_entries": "actor",
@@ -94,6 +95,7 @@ GRANTS = {
     "log_entries": "INSERT,SELECT",
     "log_head": "DELETE,INSERT,SELECT,UPDATE",
     "log_nodes": "INSERT,SELECT",
+    "log_timestamps": "INSERT,SELECT",
     "projection_tracking": "DELETE,INSERT,SELECT,UPDATE",
     "public_releases": "DELETE,INSERT,SELECT,UPDATE",
     "sealed_records": "DELETE,INSERT,SELECT,UPDATE",
@@ -183,7 +185,7 @@ def _triggers(admin_url: str) -> int:
 
 
 def _populate(h: Hardened) -> None:
-    """A few events, a checkpoint, a cosignature row and a revoked token, all as the application role,
+    """A few events, a checkpoint, a cosignature and a time-stamp row and a revoked token, all as the application role,
     so every append-only table has rows."""
     with h.ledger() as ledger:
         actors = Actors.register(ledger)
@@ -199,6 +201,10 @@ def _populate(h: Hardened) -> None:
         conn.execute(
             "INSERT INTO log_cosignatures (size, witness, line, received_at) VALUES (%s, %s, %s, %s)",
             (checkpoint.size, "witness.example", "— witness.example AAAA\n", "2026-02-05T17:00:00Z"),
+        )
+        conn.execute(  # a time-stamp row (its content is the audit's business, not the privileges')
+            "INSERT INTO log_timestamps (size, tsa, token, received_at) VALUES (%s, %s, %s, %s)",
+            (checkpoint.size, "tsa.example", b"\x30\x00", "2026-02-05T17:00:00Z"),
         )
     issued = cli(h.app_url, h.data_dir, "tokens", "issue", "--actor", "Det. A. Rivera", "--role", "investigator")
     assert issued.exit_code == 0, issued.output

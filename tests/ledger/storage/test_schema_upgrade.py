@@ -60,7 +60,7 @@ def _as_schema_1(ledger: Ledger, tokens: list[tuple[object, ...]]) -> None:
     raw.run("ALTER TABLE case_state DROP COLUMN public_count")
     raw.run("DROP INDEX case_state_number")
     raw.run("ALTER TABLE case_state DROP COLUMN case_number")
-    for table in ("log_head", "api_token_revocations", "api_tokens", "case_custody"):
+    for table in ("log_head", "api_token_revocations", "api_tokens", "case_custody", "log_timestamps"):
         raw.run(f"DROP TABLE {table}")
     raw.run(V1_TOKENS)
     for row in tokens:
@@ -144,6 +144,7 @@ def test_a_schema_3_database_gets_its_custody_chains_as_rows(make_ledger: object
     ledger.close()
     raw = Raw(ledger)
     raw.run("DROP TABLE case_custody")
+    raw.run("DROP TABLE log_timestamps")  # schema 6's
     raw.run("DROP INDEX case_state_number")  # schema 5's
     raw.run("ALTER TABLE case_state DROP COLUMN case_number")
     raw.run("UPDATE ledger_meta SET value = '3' WHERE key = 'schema_version'")
@@ -155,6 +156,29 @@ def test_a_schema_3_database_gets_its_custody_chains_as_rows(make_ledger: object
         assert upgraded.stale_read_models() is None
         assert upgraded.custody(case_id, "ftg-1") == chain and [link["step"] for link in chain] == [1, 2, 3]
         assert upgraded.case_view(case_id) == view and view["footage"][0]["custody"]["steps"] == 3
+        report = run_audit(read_database(upgraded.db, mac=upgraded.mac), options(upgraded))
+        assert report.findings == [], report.findings
+    finally:
+        upgraded.close()
+
+
+def test_a_schema_5_database_gets_the_time_stamp_table(make_ledger: object) -> None:
+    """Schema 6 adds ``log_timestamps`` (RFC 3161 tokens over checkpoints): `db migrate` creates it,
+    empty, and the ledger signs, stores a token row and audits clean afterwards."""
+    ledger = make_ledger()  # type: ignore[operator]
+    actors = Actors.register(ledger)
+    actors.ok("investigator", new_case_id(), "CaseOpened", case_opened())
+    ledger.close()
+    raw = Raw(ledger)
+    raw.run("DROP TABLE log_timestamps")
+    raw.run("UPDATE ledger_meta SET value = '5' WHERE key = 'schema_version'")
+
+    with pytest.raises(ConfigurationError):
+        make_ledger()  # type: ignore[operator]  # refused until migrated
+    upgraded = Ledger(ledger.settings, create_tables=True, clock=ledger.clock)  # what `db migrate` runs
+    try:
+        assert Raw(upgraded).run("SELECT size, tsa FROM log_timestamps") == []
+        assert Raw(upgraded).run("SELECT value FROM ledger_meta WHERE key = 'schema_version'") == [("6",)]
         report = run_audit(read_database(upgraded.db, mac=upgraded.mac), options(upgraded))
         assert report.findings == [], report.findings
     finally:

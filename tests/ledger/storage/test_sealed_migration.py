@@ -45,6 +45,7 @@ def _as_schema_2(ledger: Ledger, refs: list[str]) -> list[bytes]:
         ledger.keystore().destroy(ref)
         wrapped_keys.append(wrapped)
     assert sorted(r[0] for r in rows) == sorted(refs)
+    raw.run("DROP TABLE log_timestamps")  # schema 6's
     raw.run("DROP INDEX case_state_number")  # schema 5's case-number lookup column was not there either
     raw.run("ALTER TABLE case_state DROP COLUMN case_number")
     raw.run("UPDATE ledger_meta SET value = '2' WHERE key = 'schema_version'")

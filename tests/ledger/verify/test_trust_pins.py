@@ -267,7 +267,7 @@ def test_a_malformed_pin_file_is_unusable_input(exported: Exported, tmp_path: Pa
     assert result.stderr.strip().splitlines() == [
         f"error: BAD_PIN_FILE: pin file {bad}: [[log]] number 1: unknown key "
         "'trust-root' (allowed: origin, vkey, trust_root, witnesses, "
-        "min_witnesses, profile)"
+        "min_witnesses, profile, tsa_certs)"
     ]
     missing = run_verify(str(exported.path), "--trust", str(tmp_path / "absent.toml"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
@@ -347,6 +347,7 @@ def test_trust_pin_writes_a_private_pin_file_that_verify_uses(exported: Exported
             "trust_root": exported.trust_root,
             "witnesses": [],
             "min_witnesses": None,
+            "tsa_certs": [],
         }
     ]
     run_cli("trust", "show", "--origin", "nowhere.example", code=1)
