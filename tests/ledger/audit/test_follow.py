@@ -619,3 +619,57 @@ def test_the_monitor_reads_the_pin_file_given_with_trust_and_keeps_a_production_
     )
     args["trust"] = None  # the default pin file does not exist: nothing pinned
     assert _remote_trust(args, threading.Event())[1:] == (None, [], 1)
+
+
+class _OtherAtSize:
+    """The ledger's database, except that the checkpoint asked for by size is ``other`` (the latest is
+    the real one): a log showing the monitor one tree and serving another one for the same size."""
+
+    name = "split view"
+
+    def __init__(self, ledger: Ledger, other: bytes) -> None:
+        self.real, self.other = DatabaseSource(ledger.db), other
+
+    def checkpoint(self, size: int | None = None) -> bytes | None:
+        return self.real.checkpoint() if size is None else self.other
+
+    def entries(self, after: int | None, limit: int) -> list[Any]:
+        return self.real.entries(after, limit)
+
+    def consistency(self, first: int, second: int) -> list[bytes] | None:
+        return self.real.consistency(first, second)
+
+
+def test_a_cosigned_checkpoint_of_another_root_does_not_settle_a_pending_one(ledger: Ledger, tmp_path: Path) -> None:
+    """The monitor saw an uncosigned tree; the log then serves, for the same size, a tree with another
+    root that the witnesses cosigned: a split view (EQUIVOCATION), never a witnessed checkpoint."""
+    actors = Actors.register(ledger)
+    witness = Ed25519PrivateKey.generate()
+    wkey = note.make_verifier_key("witness.example", raw_public_key(witness), note.SIG_TYPE_COSIGNATURE_V1)
+    grow(actors, 1)
+    size = ledger.log_size()
+    other_root = base64.b64encode(bytes(32)).decode()
+    body = f"{ledger.origin}\n{size}\n{other_root}\n".encode()
+    forged = note.sign_note(body, ledger.config.log_key_name, ledger.log_key)
+    cosigned = forged + note.cosign(body, "witness.example", witness, 1_770_000_000)
+    now = [1000.0]
+    watcher = Monitor(_OtherAtSize(ledger, cosigned), fresh(ledger),
+                      options(ledger, witnesses=[wkey], conflicts=tmp_path / "conflicts"), clock=lambda: now[0])
+    watcher.options.witness_grace = 30
+    assert watcher.poll().findings == [] and watcher.state.pending_witness is not None
+    now[0] += 31
+    assert codes(watcher.poll().findings) == [("EQUIVOCATION", size)]
+
+
+def test_an_unreadable_checkpoint_for_a_pending_size_is_a_finding_not_a_crash(ledger: Ledger) -> None:
+    actors = Actors.register(ledger)
+    witness = Ed25519PrivateKey.generate()
+    wkey = note.make_verifier_key("witness.example", raw_public_key(witness), note.SIG_TYPE_COSIGNATURE_V1)
+    grow(actors, 1)
+    now = [1000.0]
+    watcher = Monitor(_OtherAtSize(ledger, b"not a note"), fresh(ledger), options(ledger, witnesses=[wkey]),
+                      clock=lambda: now[0])
+    watcher.options.witness_grace = 30
+    assert watcher.poll().findings == []
+    now[0] += 31
+    assert [line["code"] for line in watcher.poll().findings] == ["BAD_CHECKPOINT"]
