@@ -673,3 +673,31 @@ def test_an_unreadable_checkpoint_for_a_pending_size_is_a_finding_not_a_crash(le
     assert watcher.poll().findings == []
     now[0] += 31
     assert [line["code"] for line in watcher.poll().findings] == ["BAD_CHECKPOINT"]
+
+
+def test_the_monitor_of_a_database_applies_the_pin_file_s_witnesses_too(
+    ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`audit --once --trust FILE` against the database (no --server): the pinned witnesses and a
+    production pin's floor apply, as they do against a server and in the one-shot audit."""
+    from typer.testing import CliRunner
+
+    from ledger.cli.app import app, commands
+    from ledger.verify import LogPin, PinFile, render_pin_file
+
+    commands()
+    _cli_env(ledger, monkeypatch)
+    grow(Actors.register(ledger), 1)
+    key = verifier_key(ledger)
+    witnesses = tuple(
+        note.make_verifier_key(f"w{i}.example", raw_public_key(Ed25519PrivateKey.generate()), note.SIG_TYPE_COSIGNATURE_V1)
+        for i in range(2)
+    )
+    pins = tmp_path / "trust.toml"
+    pins.write_bytes(render_pin_file(PinFile(pins, (LogPin(ledger.origin, key, None, witnesses, None,
+                                                           profile="production"),))))
+    result = CliRunner().invoke(app, ["audit", "--once", "--vkey", str(key), "--trust", str(pins),
+                                      "--min-witnesses", "0", "--witness-grace", "0",
+                                      "--state", str(tmp_path / "state.json")])
+    assert result.exit_code == 1, result.output
+    assert [json.loads(x)["code"] for x in result.stdout.splitlines()] == ["WITNESS_POLICY"]
