@@ -362,6 +362,9 @@ def _remote_trust(args: dict[str, Any], stop: Any) -> tuple[Any, str | None, lis
 
     stated = None if args["vkey"] else _retrying(lambda: server_verifier_key(args["server"]), args, stop)
     key = _parse_key(str(args["vkey"] or stated), "log key")
+    if key.type != 0x01:
+        raise _unusable(f"the log key ({'--vkey' if args['vkey'] else 'stated by the server'}) is of type "
+                        f"{key.type:#04x}, not a log key (type 0x01)")
     witnesses = [_parse_key(w, "witness key") for w in args["witness"] or []]
     trust_root, minimum = args["trust_root"], args["min_witnesses"]
     if args["vkey"] is None:

@@ -701,3 +701,20 @@ def test_the_monitor_of_a_database_applies_the_pin_file_s_witnesses_too(
                                       "--state", str(tmp_path / "state.json")])
     assert result.exit_code == 1, result.output
     assert [json.loads(x)["code"] for x in result.stdout.splitlines()] == ["WITNESS_POLICY"]
+
+
+def test_the_monitor_refuses_a_log_key_that_is_no_log_key(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server stating a cosignature (type 0x04) key: exit 2 with one line, not a ValueError at the first poll."""
+    import threading
+
+    from ledger.audit import source as audit_source
+    from ledger.audit.source import AuditInputError
+    from ledger.cli.audit import _remote_trust
+
+    stated = note.make_verifier_key(ledger.origin, raw_public_key(Ed25519PrivateKey.generate()),
+                                    note.SIG_TYPE_COSIGNATURE_V1)
+    monkeypatch.setattr(audit_source, "server_verifier_key", lambda url: str(stated))
+    args = {"vkey": None, "server": "http://ledger.test", "witness": None, "trust_root": None,
+            "min_witnesses": None, "once": True, "interval": 1.0, "trust": None}
+    with pytest.raises(AuditInputError, match="not a log key"):
+        _remote_trust(args, threading.Event())
