@@ -528,7 +528,7 @@ class Monitor:
                 return
             if state.checkpoint is None:
                 state.checkpoint = raw
-            self._witnesses(raw, size, result)
+            self._witnesses(raw, size, root, result)
             return
         if size > state.size:
             self._report(result, _finding("TRUNCATED", 7, f"the latest checkpoint covers {size} entries but the "
@@ -558,7 +558,7 @@ class Monitor:
         state.tail = state.tail[size - state.checkpoint_size :]
         state.frontier, state.checkpoint_size, state.checkpoint_root = tree.frontier, size, root
         state.checkpoint = raw
-        self._witnesses(raw, size, result)
+        self._witnesses(raw, size, root, result)
 
     def _consistent(self, size: int, root: bytes) -> bool:
         """Whether the source proves the tree of ``size`` (``root``) extends the one verified last."""
@@ -594,16 +594,16 @@ class Monitor:
 
     # -- witnesses -----------------------------------------------------------------------------
 
-    def _policy_error(self, raw: bytes) -> VerificationError | None:
+    def _policy_error(self, raw: bytes) -> VerificationError | MalformedInputError | None:
         options = self.options
         try:
             note.verify_checkpoint(raw, options.log_key, options.witnesses, options.min_witnesses,
                                    origin=options.origin)
-        except VerificationError as exc:
+        except (VerificationError, MalformedInputError) as exc:
             return exc
         return None
 
-    def _witnesses(self, raw: bytes, size: int, result: PollResult) -> None:
+    def _witnesses(self, raw: bytes, size: int, root: bytes, result: PollResult) -> None:
         if not self.options.witnesses:
             return
         error = self._policy_error(raw)
@@ -615,7 +615,7 @@ class Monitor:
         if pending is not None and pending.get("size") != size:
             self._judge_pending(result)  # superseded: judged now, on its own checkpoint
         if self.state.pending_witness is None:
-            self.state.pending_witness = {"size": size, "since": self.clock()}
+            self.state.pending_witness = {"size": size, "root": _b64(root), "since": self.clock()}
 
     def _witness_pending(self, result: PollResult) -> None:
         pending = self.state.pending_witness
@@ -632,12 +632,32 @@ class Monitor:
         raw = self.source.checkpoint(size)
         if raw is None and size == self.state.checkpoint_size:
             raw = self.state.checkpoint
+        if raw is not None and self._other_root(raw, pending):
+            self._conflict(result, "EQUIVOCATION", raw, f"witness:{size}",
+                           f"the log serves for size {size} another checkpoint than the one verified (another "
+                           "size or root): the tree the monitor was shown is not the one the witnesses were shown",
+                           size=size, verified_root=pending.get("root"))
+            return
         error = None if raw is None else self._policy_error(raw)
         if error is None:
             return
-        code = "BAD_COSIGNATURE" if error.code == "BAD_COSIGNATURE" else "WITNESS_POLICY"
+        code = error.code if error.code in ("BAD_COSIGNATURE", "BAD_CHECKPOINT") else "WITNESS_POLICY"
+        if isinstance(error, MalformedInputError):
+            code = "BAD_CHECKPOINT"
         self._report(result, _finding(code, 8, f"checkpoint of size {size}: {error.message}", size=size,
                                       source=self.source.name), key=f"witness:{size}")
+
+
+    def _other_root(self, raw: bytes, pending: dict[str, Any]) -> bool:
+        """Whether ``raw``, signed by the log, names another root for the pending size than the one the
+        monitor verified, or is of another size (a state written before the root was kept has no root to
+        compare)."""
+        expected = pending.get("root")
+        try:
+            served = note.verify_checkpoint(raw, self.options.log_key, origin=self.options.origin).checkpoint
+        except (VerificationError, MalformedInputError):
+            return False  # not the log's: the policy check says so
+        return served.size != int(pending["size"]) or (isinstance(expected, str) and _b64(served.root) != expected)
 
 
 def _finding(code: str, step: int, message: str, **evidence: Any) -> Finding:

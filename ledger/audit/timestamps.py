@@ -14,7 +14,8 @@ Every ``log_timestamps`` row is checked, whoever wrote it (docs/audit.md):
 The policy (``TIMESTAMP_MISSING``), with TSA certificates: a token proves only "existed by genTime",
 so an insider who rewrites history with backdated integration times is caught by the time-stamps
 that are *missing*. Every entry integrated at or after ``since`` (default: every entry), older than
-``2 × tsa_interval``, and below the newest checkpoint, must be covered by a verified token over a
+``2 × tsa_interval`` (or claiming a time after the audit's now: forward-dated), and below the newest
+checkpoint, must be covered by a verified token over a
 checkpoint that contains it with a genTime no later than ``integrated_at + 2 × tsa_interval +
 MAX_SKEW``. The first entry that is not is reported, with how many follow it.
 """
@@ -160,8 +161,9 @@ def _missing(
     count = 0
     for index in range(newest):
         moment = leaf_times.get(index)
-        if moment is None or moment > now - bound or (policy.since is not None and moment < policy.since):
-            continue
+        recent = moment is not None and now - bound < moment <= now + MAX_SKEW
+        if moment is None or recent or (policy.since is not None and moment < policy.since):
+            continue  # a time after now is no excuse: a forward-dated entry needs its time-stamp too
         k = bisect.bisect_right(ordered, index)  # the first stamped size > index
         if k < len(ordered) and earliest[k] <= moment + bound + MAX_SKEW:
             continue

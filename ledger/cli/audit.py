@@ -362,6 +362,9 @@ def _remote_trust(args: dict[str, Any], stop: Any) -> tuple[Any, str | None, lis
 
     stated = None if args["vkey"] else _retrying(lambda: server_verifier_key(args["server"]), args, stop)
     key = _parse_key(str(args["vkey"] or stated), "log key")
+    if key.type != 0x01:
+        raise _unusable(f"the log key ({'--vkey' if args['vkey'] else 'stated by the server'}) is of type "
+                        f"{key.type:#04x}, not a log key (type 0x01)")
     witnesses = [_parse_key(w, "witness key") for w in args["witness"] or []]
     trust_root, minimum = args["trust_root"], args["min_witnesses"]
     if args["vkey"] is None:
@@ -377,6 +380,31 @@ def _remote_trust(args: dict[str, Any], stop: Any) -> tuple[Any, str | None, lis
             if not witnesses:
                 witnesses, minimum = list(pin.witnesses), pin.required_witnesses(minimum)
     return key, trust_root, witnesses, minimum
+
+
+def _local_witness_policy(args: dict[str, Any], data_dir: Path, config: Any) -> tuple[list[Any], int | None]:
+    """The monitor's witness policy against the database: --witness, else the pin file's witnesses for
+    the origin (a production pin's minimum is a floor), else a production data dir's own witnesses in
+    other trust domains (``min_witnesses`` of them) — as against a server and in the one-shot audit."""
+    from ledger.verify import PinFileError, load_pins
+
+    witnesses = [_parse_key(w, "witness key") for w in args["witness"] or []]
+    minimum = args["min_witnesses"]
+    if witnesses:
+        return witnesses, minimum
+    try:
+        pins = load_pins(args.get("trust"))
+    except (PinFileError, OSError) as exc:
+        raise _unusable(f"pin file: {exc}") from None
+    pin = None if pins is None else pins.get(config.origin)
+    if pin is not None and pin.witnesses:
+        return list(pin.witnesses), pin.required_witnesses(minimum)
+    if config.production:
+        from ledger.log.witnessing import counting_witnesses
+
+        own = [endpoint.vkey for endpoint in counting_witnesses(data_dir, config)]
+        return own, config.min_witnesses if minimum is None else minimum
+    return [], minimum
 
 
 def _state_path(args: dict[str, Any], origin: str) -> Path:
@@ -431,8 +459,8 @@ def _follow_until(args: dict[str, Any], stop: Any) -> int:
 
         settings, (config, own) = _local_anchors(args["data_dir"], args["vkey"])
         key = own if own is not None else _parse_key(args["vkey"], "log key")
-        origin, trust_root, minimum = config.origin, args["trust_root"] or config.admin_key_id, args["min_witnesses"]
-        witnesses = [_parse_key(w, "witness key") for w in args["witness"] or []]
+        origin, trust_root = config.origin, args["trust_root"] or config.admin_key_id
+        witnesses, minimum = _local_witness_policy(args, settings.data_dir, config)
         ledger = _retrying(lambda: Ledger(settings, check=False), args, stop)
         source = DatabaseSource(ledger.db, f"database {settings.data_dir}")
     if any(w.type != 0x04 for w in witnesses):

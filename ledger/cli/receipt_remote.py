@@ -2,8 +2,9 @@
 
 The latest checkpoint's signature is checked with the pinned (or given) log key; if it covers the
 receipt's index, the inclusion proof must lead from the receipt's leaf hash to its root
-(``ledger.verify.receipt_check``). Exit 0 included or pending (within the promised delay), 1
-BROKEN_PROMISE or BAD_RECEIPT, 2 unusable input, 3 server unavailable, 4 UNPINNED. ``--stored``
+(``ledger.verify.receipt_check``); the pin file's witnesses for the origin must have cosigned that
+checkpoint as the pin requires (WITNESS_POLICY). Exit 0 included or pending (within the promised delay), 1
+BROKEN_PROMISE, BAD_RECEIPT or WITNESS_POLICY, 2 unusable input, 3 server unavailable, 4 UNPINNED. ``--stored``
 checks every receipt kept in the client state directory for the server's origin.
 """
 
@@ -43,6 +44,18 @@ def _remembered(conn: Any, key: Any) -> None:
     from ledger.cli.remembered import check_log
 
     check_log(conn, key)
+
+
+def _witness_policy(origin: str, trust: Path | None) -> tuple[tuple[Any, ...], int | None]:
+    """The pin file's witnesses for ``origin`` and how many must have cosigned the log's checkpoint (a
+    production pin's floor), as every other command that reads a checkpoint applies them."""
+    from ledger.cli.verify import load_pin_file
+
+    pins = load_pin_file(trust)
+    pin = None if pins is None else pins.get(origin)
+    if pin is None or not pin.witnesses:
+        return (), None
+    return tuple(pin.witnesses), pin.required_witnesses(None)
 
 
 def _fetcher(conn: Any) -> Callable[[str], bytes]:
@@ -107,7 +120,7 @@ def check(
             raise typer.Exit(UNPINNED)
         if given is None:
             _remembered(conn, anchor.key)
-        status = check_receipt(raw, anchor.key, fetch, moment)
+        status = check_receipt(raw, anchor.key, fetch, moment, *_witness_policy(parsed.origin, trust))
     _result(as_json, {**status.to_json(), "exit_code": 0}, f"{status.verdict}: {status.message}{anchor.suffix}")
 
 
@@ -125,7 +138,7 @@ def _check_stored(conn: Any, fetch: Callable[[str], bytes], vkey: str | None, tr
         raise typer.Exit(UNPINNED)
     if not checked:
         _remembered(conn, anchor.key)
-    checkpoint = log_checkpoint(fetch, anchor.key, origin)
+    checkpoint = log_checkpoint(fetch, anchor.key, origin, *_witness_policy(origin, trust))
     rows: list[dict[str, Any]] = []
     failures: list[LedgerError] = []
     for kept in stored_receipts(origin):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from domain.errors import MalformedInputError, NotFoundError
+from domain.errors import MalformedInputError, NotFoundError, VerificationError
 
 if TYPE_CHECKING:
     from ledger.client import RemoteLedger
@@ -48,7 +48,15 @@ def _log_key(remote: RemoteLedger, origin: str, vkey: Any) -> tuple[VerifierKey,
     pin = None if pins is None else pins.get(origin)
     if pin is not None:
         return pin.vkey, True
-    return note.parse_verifier_key(remote.log_key()), False
+    stated = note.parse_verifier_key(remote.log_key())
+    if stated.type != note.SIG_TYPE_ED25519:
+        raise VerificationError(
+            f"the server states a key of type {stated.type:#04x} for {origin}, not a log key (type 0x01): its "
+            "checkpoints cannot be checked; obtain the log's key independently and pin it (`evidence-ledger trust "
+            "pin`, or --vkey)",
+            code="BAD_CHECKPOINT",
+        )
+    return stated, False
 
 
 def check_log(remote: RemoteLedger, vkey: Any = None) -> Observation | None:

@@ -17,7 +17,7 @@ connection of its own (it is part of the offline verifier's package).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -54,20 +54,36 @@ class ReceiptStatus:
         }
 
 
-def log_checkpoint(fetch: Fetch, key: note.VerifierKey, origin: str) -> note.Checkpoint | None:
-    """The log's latest checkpoint, its signature checked (None while the log has none)."""
+def log_checkpoint(
+    fetch: Fetch,
+    key: note.VerifierKey,
+    origin: str,
+    witnesses: Sequence[note.VerifierKey] = (),
+    min_witnesses: int | None = None,
+) -> note.Checkpoint | None:
+    """The log's latest checkpoint, its signature checked, and its cosignatures when ``witnesses`` are
+    given (``min_witnesses`` of them, default all: WITNESS_POLICY); None while the log has none."""
     try:
         raw = fetch("/v1/log/checkpoint")
     except NotFoundError:
         return None
-    return note.verify_checkpoint(raw, key, origin=origin).checkpoint
+    return note.verify_checkpoint(raw, key, witnesses, min_witnesses if witnesses else 0, origin=origin).checkpoint
 
 
-def check_receipt(data: bytes, key: note.VerifierKey, fetch: Fetch, now: datetime) -> ReceiptStatus:
+def check_receipt(
+    data: bytes,
+    key: note.VerifierKey,
+    fetch: Fetch,
+    now: datetime,
+    witnesses: Sequence[note.VerifierKey] = (),
+    min_witnesses: int | None = None,
+) -> ReceiptStatus:
     """The status of a receipt against the log (see the module doc); raise BAD_RECEIPT if the receipt
-    itself does not verify, BAD_CHECKPOINT if the log's checkpoint does not, BROKEN_PROMISE."""
+    itself does not verify, BAD_CHECKPOINT if the log's checkpoint does not, WITNESS_POLICY if it lacks
+    the cosignatures asked for, BROKEN_PROMISE."""
     receipt = receipts.verify(data, key)
-    return receipt_status(receipt, log_checkpoint(fetch, key, receipt.origin), fetch, now)
+    checkpoint = log_checkpoint(fetch, key, receipt.origin, witnesses, min_witnesses)
+    return receipt_status(receipt, checkpoint, fetch, now)
 
 
 def receipt_status(

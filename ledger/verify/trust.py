@@ -12,7 +12,7 @@ A pin file is a small TOML file with one ``[[log]]`` table per log::
     tsa_certs = ["tsa-ca.pem"]                           # optional: RFC 3161 TSA certificates (PEM)
 
 A ``production`` pin is the verifier's side of a production ledger (docs/witness.md): it needs at
-least two witness keys and ``min_witnesses`` >= 2 (2 when not given), and the verifiers require
+least two witness keys, none in the log origin's trust domain (``ledger.log.domains``), and ``min_witnesses`` >= 2 (2 when not given), and the verifiers require
 that many cosignatures by default; a command-line ``--min-witnesses`` may raise it, not lower it.
 
 It is read from ``--trust FILE``, else ``$EVIDENCE_LEDGER_TRUST_FILE``, else
@@ -43,6 +43,7 @@ from typing import Any
 
 from domain.errors import MalformedInputError
 from ledger.log import note, timestamp
+from ledger.log.domains import same_trust_domain, trust_domain
 
 TRUST_FILE_ENV = "EVIDENCE_LEDGER_TRUST_FILE"
 PIN_FILE_NAME = "trust.toml"
@@ -115,6 +116,12 @@ class LogPin:
             raise ValueError(
                 f"a production pin needs at least {PRODUCTION_MIN_WITNESSES} witness keys (--witness, from the"
                 f" witnesses themselves), found {len(self.witnesses)}"
+            )
+        own = [w.name for w in self.witnesses if same_trust_domain(w.name, self.origin)]
+        if own:
+            raise ValueError(
+                f"a production pin counts only witnesses in other trust domains than the log's "
+                f"({trust_domain(self.origin)}): {', '.join(own)} is the log's own"
             )
         if self.min_witnesses is None:
             object.__setattr__(self, "min_witnesses", PRODUCTION_MIN_WITNESSES)

@@ -239,3 +239,31 @@ def test_with_a_pinned_log_key_a_receipt_signed_by_another_key_is_refused_not_ke
     assert exc.value.code == "BAD_RECEIPT" and list(stored_receipts(ORIGIN)) == []
     keep_receipt(receipt.sign(genuine, ledger.config.log_key_name, ledger.log_key))
     assert [r.index for r in stored_receipts(ORIGIN)] == [7]
+
+
+def test_a_production_pin_needs_a_witnessed_checkpoint_to_call_a_receipt_included(
+    served: Api, tmp_path: Path
+) -> None:
+    """A checkpoint the pinned witnesses never cosigned may be a view shown to this client only: with a
+    production pin, `receipt check` requires the pin's cosignatures before it says included."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from ledger.envelope.keys import raw_public_key
+    from ledger.verify.trust import LogPin, PinFile, render_pin_file
+
+    answer = served.ok("investigator", new_case_id(), "CaseOpened", case_opened())
+    served.ledger.checkpoint()
+    path = tmp_path / "r.txt"
+    path.write_text(answer["receipt"])
+    witnesses = tuple(
+        note.make_verifier_key(f"{name}.example/witness", raw_public_key(Ed25519PrivateKey.generate()),
+                               note.SIG_TYPE_COSIGNATURE_V1)
+        for name in ("da", "ag")
+    )
+    pins = tmp_path / "trust.toml"
+    pin = LogPin(ORIGIN, _vkey(served.ledger), witnesses=witnesses, profile="production")
+    pins.write_bytes(render_pin_file(PinFile(pins, (pin,))))
+    result = _cli("receipt", "check", str(path), "--server", "http://testserver", "--trust", str(pins), code=1)
+    assert "WITNESS_POLICY" in result.output
+    stored = _cli("receipt", "check", "--stored", "--server", "http://testserver", "--trust", str(pins), code=1)
+    assert "WITNESS_POLICY" in stored.output

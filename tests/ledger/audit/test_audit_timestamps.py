@@ -195,3 +195,16 @@ def test_the_cli_takes_tsa_certificates_and_defaults_to_the_data_dir_s(
     assert result.exit_code == 1 and "TIMESTAMP_INVALID" in result.stdout
     assert runner.invoke(app, ["audit", "--tsa-cert", str(tsa.cert_pem)]).exit_code == 2  # no CA in it
     assert runner.invoke(app, ["audit", "--tsa-since", "yesterday"]).exit_code == 2
+
+
+def test_forward_dated_entries_without_a_time_stamp_are_timestamp_missing(ledger: Ledger, tsa: TestTSA) -> None:
+    """Entries claiming an integration time after the audit's now cannot be 'too recent to need a
+    time-stamp': a history rewritten with times in the future, its tokens withheld, is still caught."""
+    s = _stamped(ledger, tsa)
+    tsa.down = True
+    ledger.clock.now = datetime.now(UTC) + timedelta(days=1)  # type: ignore[attr-defined]
+    s.actors.ok("investigator", new_case_id(), "CaseOpened", case_opened())
+    checkpoint = ledger.checkpoint()
+    assert checkpoint is not None and stamp_checkpoint(ledger, checkpoint) == 0
+    report = s.audit()
+    assert ("TIMESTAMP_MISSING", s.checkpoints[-1].size) in [(f.code, f.leaf_index) for f in report.findings]

@@ -619,3 +619,102 @@ def test_the_monitor_reads_the_pin_file_given_with_trust_and_keeps_a_production_
     )
     args["trust"] = None  # the default pin file does not exist: nothing pinned
     assert _remote_trust(args, threading.Event())[1:] == (None, [], 1)
+
+
+class _OtherAtSize:
+    """The ledger's database, except that the checkpoint asked for by size is ``other`` (the latest is
+    the real one): a log showing the monitor one tree and serving another one for the same size."""
+
+    name = "split view"
+
+    def __init__(self, ledger: Ledger, other: bytes) -> None:
+        self.real, self.other = DatabaseSource(ledger.db), other
+
+    def checkpoint(self, size: int | None = None) -> bytes | None:
+        return self.real.checkpoint() if size is None else self.other
+
+    def entries(self, after: int | None, limit: int) -> list[Any]:
+        return self.real.entries(after, limit)
+
+    def consistency(self, first: int, second: int) -> list[bytes] | None:
+        return self.real.consistency(first, second)
+
+
+def test_a_cosigned_checkpoint_of_another_root_does_not_settle_a_pending_one(ledger: Ledger, tmp_path: Path) -> None:
+    """The monitor saw an uncosigned tree; the log then serves, for the same size, a tree with another
+    root that the witnesses cosigned: a split view (EQUIVOCATION), never a witnessed checkpoint."""
+    actors = Actors.register(ledger)
+    witness = Ed25519PrivateKey.generate()
+    wkey = note.make_verifier_key("witness.example", raw_public_key(witness), note.SIG_TYPE_COSIGNATURE_V1)
+    grow(actors, 1)
+    size = ledger.log_size()
+    other_root = base64.b64encode(bytes(32)).decode()
+    body = f"{ledger.origin}\n{size}\n{other_root}\n".encode()
+    forged = note.sign_note(body, ledger.config.log_key_name, ledger.log_key)
+    cosigned = forged + note.cosign(body, "witness.example", witness, 1_770_000_000)
+    now = [1000.0]
+    watcher = Monitor(_OtherAtSize(ledger, cosigned), fresh(ledger),
+                      options(ledger, witnesses=[wkey], conflicts=tmp_path / "conflicts"), clock=lambda: now[0])
+    watcher.options.witness_grace = 30
+    assert watcher.poll().findings == [] and watcher.state.pending_witness is not None
+    now[0] += 31
+    assert codes(watcher.poll().findings) == [("EQUIVOCATION", size)]
+
+
+def test_an_unreadable_checkpoint_for_a_pending_size_is_a_finding_not_a_crash(ledger: Ledger) -> None:
+    actors = Actors.register(ledger)
+    witness = Ed25519PrivateKey.generate()
+    wkey = note.make_verifier_key("witness.example", raw_public_key(witness), note.SIG_TYPE_COSIGNATURE_V1)
+    grow(actors, 1)
+    now = [1000.0]
+    watcher = Monitor(_OtherAtSize(ledger, b"not a note"), fresh(ledger), options(ledger, witnesses=[wkey]),
+                      clock=lambda: now[0])
+    watcher.options.witness_grace = 30
+    assert watcher.poll().findings == []
+    now[0] += 31
+    assert [line["code"] for line in watcher.poll().findings] == ["BAD_CHECKPOINT"]
+
+
+def test_the_monitor_of_a_database_applies_the_pin_file_s_witnesses_too(
+    ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`audit --once --trust FILE` against the database (no --server): the pinned witnesses and a
+    production pin's floor apply, as they do against a server and in the one-shot audit."""
+    from typer.testing import CliRunner
+
+    from ledger.cli.app import app, commands
+    from ledger.verify import LogPin, PinFile, render_pin_file
+
+    commands()
+    _cli_env(ledger, monkeypatch)
+    grow(Actors.register(ledger), 1)
+    key = verifier_key(ledger)
+    witnesses = tuple(
+        note.make_verifier_key(f"w{i}.example", raw_public_key(Ed25519PrivateKey.generate()), note.SIG_TYPE_COSIGNATURE_V1)
+        for i in range(2)
+    )
+    pins = tmp_path / "trust.toml"
+    pins.write_bytes(render_pin_file(PinFile(pins, (LogPin(ledger.origin, key, None, witnesses, None,
+                                                           profile="production"),))))
+    result = CliRunner().invoke(app, ["audit", "--once", "--vkey", str(key), "--trust", str(pins),
+                                      "--min-witnesses", "0", "--witness-grace", "0",
+                                      "--state", str(tmp_path / "state.json")])
+    assert result.exit_code == 1, result.output
+    assert [json.loads(x)["code"] for x in result.stdout.splitlines()] == ["WITNESS_POLICY"]
+
+
+def test_the_monitor_refuses_a_log_key_that_is_no_log_key(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server stating a cosignature (type 0x04) key: exit 2 with one line, not a ValueError at the first poll."""
+    import threading
+
+    from ledger.audit import source as audit_source
+    from ledger.audit.source import AuditInputError
+    from ledger.cli.audit import _remote_trust
+
+    stated = note.make_verifier_key(ledger.origin, raw_public_key(Ed25519PrivateKey.generate()),
+                                    note.SIG_TYPE_COSIGNATURE_V1)
+    monkeypatch.setattr(audit_source, "server_verifier_key", lambda url: str(stated))
+    args = {"vkey": None, "server": "http://ledger.test", "witness": None, "trust_root": None,
+            "min_witnesses": None, "once": True, "interval": 1.0, "trust": None}
+    with pytest.raises(AuditInputError, match="not a log key"):
+        _remote_trust(args, threading.Event())

@@ -199,3 +199,17 @@ def test_every_command_that_talks_to_a_server_checks_its_log_first(
         checked.append(path)
     assert fork.b.log_size() == before  # none of them wrote anything
     assert len(checked) >= 12
+
+
+def test_a_server_stating_a_key_that_is_no_log_key_is_refused_not_a_crash(
+    fork: Fork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a pin the key the server states is used; a cosignature (type 0x04) key there is a clear
+    refusal (a LedgerError, one `error:` line), never a ValueError escaping as a traceback."""
+    from domain.errors import LedgerError
+
+    stated = note.make_verifier_key(fork.a.origin, Ed25519PrivateKey.generate().public_key(),
+                                    note.SIG_TYPE_COSIGNATURE_V1)
+    monkeypatch.setattr(RemoteLedger, "log_key", lambda self: str(stated))
+    with pytest.raises(LedgerError, match="not a log key"):
+        seen(fork.a, monkeypatch)

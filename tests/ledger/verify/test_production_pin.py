@@ -46,6 +46,8 @@ def test_a_production_pin_needs_two_witnesses_and_a_minimum_of_two(tmp_path: Pat
         LogPin(origin, vkey, witnesses=(_key(DA),), profile="production")
     with pytest.raises(ValueError, match="at least 2 cosignatures, not 1"):
         LogPin(origin, vkey, witnesses=(_key(DA), _key(AG)), min_witnesses=1, profile="production")
+    with pytest.raises(ValueError, match=r"other trust domains.*witness\.cambridgema\.gov/w is the log's own"):
+        LogPin(origin, vkey, witnesses=(_key(DA), _key("witness.cambridgema.gov/w")), profile="production")
     pin = LogPin(origin, vkey, witnesses=(_key(DA), _key(AG)), profile="production")
     assert pin.min_witnesses == 2 and pin.required_witnesses(0) == 2 and pin.required_witnesses(3) == 3
     text = render_pin_file(PinFile(tmp_path / "p.toml", (pin,)))
