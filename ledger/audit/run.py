@@ -35,7 +35,7 @@ from ledger.audit.by_case import ByCase, check_by_case, located, projection_find
 from ledger.audit.case_numbers import case_number_findings
 from ledger.audit.projection import compare_read_models, rebuild_read_models
 from ledger.audit.source import AuditInput
-from ledger.audit.timestamps import TimestampPolicy, timestamp_findings
+from ledger.audit.timestamps import MAX_SKEW, TimestampPolicy, timestamp_findings
 from ledger.envelope.canonical import format_time
 from ledger.envelope.dsse import REGISTRY_CASE_ID, UnverifiedEnvelope
 from ledger.log import merkle, note
@@ -335,9 +335,8 @@ def _uncheckpointed(data: AuditInput, options: AuditOptions, report: AuditReport
     count = report.log_size - newest
     report.uncheckpointed = {"count": count, "first_index": newest}
     report.notes.append(f"{count} log entries past the newest checkpoint, from index {newest}")
-    first = next((row for row in data.log if row.leaf_index == newest), None)
-    since = None if first is None else first.integrated_at or _leaf_time(first.leaf)
-    if since is not None and since < format_time(options.now - options.max_checkpoint_age):
+    since = _overdue(data, newest, options)
+    if since is not None:
         report.findings.append(
             Finding(
                 "UNCHECKPOINTED_ENTRIES",
@@ -360,9 +359,8 @@ def _unwitnessed(data: AuditInput, options: AuditOptions, report: AuditReport) -
     if report.log_size <= witnessed:
         return
     count = report.log_size - witnessed
-    first = next((row for row in data.log if row.leaf_index == witnessed), None)
-    since = None if first is None else first.integrated_at or _leaf_time(first.leaf)
-    if since is not None and since < format_time(options.now - options.max_checkpoint_age):
+    since = _overdue(data, witnessed, options)
+    if since is not None:
         required = len(options.witnesses) if options.min_witnesses is None else options.min_witnesses
         report.findings.append(
             Finding(
@@ -375,6 +373,25 @@ def _unwitnessed(data: AuditInput, options: AuditOptions, report: AuditReport) -
                 evidence={"count": count, "first_index": witnessed, "integrated_at": since, "required": required},
             )
         )
+
+
+def _overdue(data: AuditInput, first_index: int, options: AuditOptions) -> str | None:
+    """The integration time of the first entry from ``first_index`` on when those entries are overdue
+    (None while they are not): the first has waited longer than ``max_checkpoint_age``, or one of them
+    claims a time after now + ``MAX_SKEW``. Only entries dated within the window up to now (+ the skew)
+    are too recent: a forward-dated tail, as an insider rewriting it would write, is no excuse."""
+    times = {
+        row.leaf_index: row.integrated_at or _leaf_time(row.leaf) for row in data.log if row.leaf_index >= first_index
+    }
+    since = times.get(first_index)
+    if since is None:
+        return None
+    ahead = format_time(options.now + MAX_SKEW)
+    if since < format_time(options.now - options.max_checkpoint_age) or any(
+        t is not None and t > ahead for t in times.values()
+    ):
+        return since
+    return None
 
 
 def _leaf_time(leaf: bytes) -> str | None:

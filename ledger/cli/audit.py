@@ -267,11 +267,26 @@ def _pinned_policy(options: Any, origin: str, args: dict[str, Any]) -> None:
 
     pins = load_pin_file(args["trust"])
     pin = None if pins is None else pins.get(origin)
-    if pin is None or options.witnesses:
+    if pin is None:
         return
-    options.witnesses = list(pin.witnesses)
-    options.min_witnesses = pin.required_witnesses(options.min_witnesses)
+    if options.witnesses:  # --witness replaces the pinned keys, never a production pin's floor
+        options.min_witnesses = _own_witnesses_floor(pin, len(options.witnesses), options.min_witnesses)
+    else:
+        options.witnesses = list(pin.witnesses)
+        options.min_witnesses = pin.required_witnesses(options.min_witnesses)
     options.require_witnessed = pin.profile == "production"
+
+
+def _own_witnesses_floor(pin: Any, given: int, asked: int | None) -> int | None:
+    """``pin.required_with_own``: a production pin's minimum under --witness, one error line if the
+    given keys are too few to meet it."""
+    from domain.errors import MalformedInputError
+
+    try:
+        required: int | None = pin.required_with_own(given, asked)
+    except MalformedInputError as exc:
+        raise _unusable(exc.message) from None
+    return required
 
 
 def _run_local(args: dict[str, Any], progress: Progress) -> Any:
@@ -379,6 +394,8 @@ def _remote_trust(args: dict[str, Any], stop: Any) -> tuple[Any, str | None, lis
             trust_root = trust_root or pin.trust_root
             if not witnesses:
                 witnesses, minimum = list(pin.witnesses), pin.required_witnesses(minimum)
+            else:  # --witness replaces the pinned keys, never a production pin's floor
+                minimum = _own_witnesses_floor(pin, len(witnesses), minimum)
     return key, trust_root, witnesses, minimum
 
 
@@ -390,13 +407,13 @@ def _local_witness_policy(args: dict[str, Any], data_dir: Path, config: Any) -> 
 
     witnesses = [_parse_key(w, "witness key") for w in args["witness"] or []]
     minimum = args["min_witnesses"]
-    if witnesses:
-        return witnesses, minimum
     try:
         pins = load_pins(args.get("trust"))
     except (PinFileError, OSError) as exc:
         raise _unusable(f"pin file: {exc}") from None
     pin = None if pins is None else pins.get(config.origin)
+    if witnesses:  # --witness replaces the pinned keys, never a production pin's floor
+        return witnesses, minimum if pin is None else _own_witnesses_floor(pin, len(witnesses), minimum)
     if pin is not None and pin.witnesses:
         return list(pin.witnesses), pin.required_witnesses(minimum)
     if config.production:

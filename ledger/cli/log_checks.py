@@ -90,11 +90,15 @@ def _log_trust(note_bytes: bytes, vkey: str | None, trust: Path | None) -> _LogT
 def _witness_policy(
     trust: _LogTrust, witnesses: list[str] | None, min_witnesses: int | None
 ) -> tuple[list[Any], int | None]:
-    """--witness/--min-witnesses, else the pinned witnesses and their minimum."""
+    """--witness/--min-witnesses, else the pinned witnesses and their minimum (a production pin's
+    minimum is a floor either way)."""
     from ledger.log import note
 
     if witnesses:
-        return [verifier_key(w, "--witness", note.SIG_TYPE_COSIGNATURE_V1) for w in witnesses], min_witnesses
+        keys = [verifier_key(w, "--witness", note.SIG_TYPE_COSIGNATURE_V1) for w in witnesses]
+        if trust.pin is not None:  # a production pin's minimum is a floor, whatever the command line says
+            min_witnesses = trust.pin.required_with_own(len(keys), min_witnesses)
+        return keys, min_witnesses
     pinned = [] if trust.pin is None else list(trust.pin.witnesses)
     if trust.pin is not None:
         min_witnesses = trust.pin.required_witnesses(min_witnesses)  # a production pin's minimum is a floor

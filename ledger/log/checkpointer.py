@@ -11,7 +11,8 @@ never delays a signature, and neither thread ever holds the write lock while tal
 
 A third thread, the timestamper, asks the time-stamping authorities of ``tsa.json`` for RFC 3161
 tokens (``ledger.log.timestamping``): at most one request per TSA per ``tsa_interval`` seconds for the
-newest checkpoint not yet stamped, and on demand (``timestamp_for``: a bundle export) for one
+newest checkpoint not yet stamped (in production also for the newest published one, which bundles
+carry, while it has no token), and on demand (``timestamp_for``: a bundle export) for one
 checkpoint. A token is verified before it is stored; a failing TSA is logged and never delays a
 signature or a cosignature, and no thread holds the write lock while talking to a TSA.
 
@@ -180,7 +181,9 @@ class Checkpointer:
 
     def stamp_round(self) -> None:
         """Stamp the checkpoints exports wait for, then — at most once per ``tsa_interval`` — the
-        newest one. Never raises."""
+        newest one and, in the production profile, the newest published (witnessed) one when it is
+        another: the one a bundle shows. A TSA already holding a token for a checkpoint is not asked
+        again, so the published one costs one request per TSA until it has its token. Never raises."""
         with self._cond:
             demand, self._stamp_demand = sorted(self._stamp_demand), set()
         for size in demand:
@@ -197,6 +200,9 @@ class Checkpointer:
         size = self.latest_size
         if size > 0 and size not in demand:
             self._stamp(size)
+        published = self.witnessed_size
+        if self.ledger.production and 0 < published != size and published not in demand:
+            self._stamp(published)
 
     def _stamp(self, size: int) -> None:
         try:

@@ -44,7 +44,8 @@ class VerifyOptions:
 
     def pinned_for(self, origin: str) -> VerifyOptions:
         """These options completed by the pin file's entry for ``origin``: each option given here
-        wins; the pinned witnesses come with their ``min_witnesses`` unless --witness is given; the
+        wins; the pinned witnesses come with their ``min_witnesses`` unless --witness is given (a
+        production pin's minimum is a floor all the same); the
         pinned TSA certificates apply unless --tsa-cert is given."""
         pin = None if self.pins is None else self.pins.get(origin)
         if pin is None:
@@ -60,6 +61,8 @@ class VerifyOptions:
             required = pin.required_witnesses(self.min_witnesses)  # a production pin's minimum is a floor
             if required is not None:
                 changes["min_witnesses"] = required
+        else:  # --witness replaces the pinned keys, never a production pin's floor
+            changes["min_witnesses"] = pin.required_with_own(len(self.witnesses), self.min_witnesses)
         if not self.tsa_certs and pin.tsa_certs:
             assert self.pins is not None
             changes.update(tsa_certs=pin.tsa_trusts(self.pins.path), tsa_source=PIN_FILE)

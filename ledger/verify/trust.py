@@ -13,7 +13,8 @@ A pin file is a small TOML file with one ``[[log]]`` table per log::
 
 A ``production`` pin is the verifier's side of a production ledger (docs/witness.md): it needs at
 least two witness keys, none in the log origin's trust domain (``ledger.log.domains``), and ``min_witnesses`` >= 2 (2 when not given), and the verifiers require
-that many cosignatures by default; a command-line ``--min-witnesses`` may raise it, not lower it.
+that many cosignatures by default; a command-line ``--min-witnesses`` may raise it, not lower it, and
+neither may ``--witness`` (which replaces the pinned keys, at least that many of them).
 
 It is read from ``--trust FILE``, else ``$EVIDENCE_LEDGER_TRUST_FILE``, else
 ``$XDG_CONFIG_HOME/evidence-ledger/trust.toml`` (default ``~/.config/evidence-ledger/trust.toml``)
@@ -136,6 +137,21 @@ class LogPin:
         if self.profile == PRODUCTION and self.min_witnesses is not None:
             return max(self.min_witnesses, asked if asked is not None else 0)
         return self.min_witnesses if asked is None else asked
+
+    def required_with_own(self, given: int, asked: int | None) -> int | None:
+        """The cosignatures to require when the command line gives ``given`` witness keys of its own
+        (``--witness``, replacing the pinned ones) and asks for ``asked`` (None: all of them). A
+        production pin's minimum stays a floor: ``--witness``/``--min-witnesses`` never lower it, and
+        fewer keys than it cannot meet it (MalformedInputError ``BAD_ARGUMENT``)."""
+        if self.profile != PRODUCTION or self.min_witnesses is None:
+            return asked
+        if given < self.min_witnesses:
+            raise MalformedInputError(
+                f"the production pin for {self.origin} requires {self.min_witnesses} witness cosignatures: give at"
+                f" least {self.min_witnesses} --witness keys, or none to use the pinned ones",
+                code="BAD_ARGUMENT",
+            )
+        return max(self.min_witnesses, given if asked is None else asked)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -9,6 +9,7 @@ import json
 import shlex
 import zipfile
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,13 @@ from api.settings import ApiSettings
 from domain.errors import VerificationError
 from ledger.cli.app import commands
 from ledger.log import note
-from ledger.log.witnessing import configure_witness
+from ledger.log.witnessing import checkpoint_with_witnesses, configure_witness
 from ledger.settings import CONFIG_FILE, ConfigurationError
 from ledger.store import Ledger
 from ledger.verify import bundle_format as bf
 from ledger.verify.trust import read_pin_file
 from tests.support.api import problem, running_api
-from tests.support.cases import case_opened, new_case_id
+from tests.support.cases import Actors, case_opened, new_case_id
 from tests.support.ledgers import ORIGIN
 from tests.support.production import log_vkey, production_ledger, witnesses
 
@@ -146,6 +147,24 @@ def test_only_a_checkpoint_with_two_cosignatures_is_served_waited_for_and_export
     assert audited.exit_code == 1 and report["witnessed_size"] == first.size
     (unpublished,) = [f for f in report["findings"] if f["code"] == "WITNESS_POLICY"]
     assert unpublished["leaf_index"] == first.size  # the ledger's own policy: never published in time
+
+
+def test_forward_dated_entries_never_published_are_witness_policy_at_once(ledger: Ledger, tmp_path: Path) -> None:
+    """A tail rewritten with integration times after the audit's now (+ the allowed skew) is not too
+    recent to have been published: the production audit reports it as never published in time."""
+    with witnesses(ledger, tmp_path, DA, AG) as (da, ag):
+        for witness in (da, ag):
+            configure_witness(ledger.data_dir, witness.url, str(witness.vkey))
+        published = checkpoint_with_witnesses(ledger, timeout=10)
+        assert published is not None and len(published.cosignatures) == 2
+    ledger.clock.now = datetime.now(UTC) + timedelta(days=1)  # type: ignore[attr-defined]
+    Actors.register(ledger).ok("investigator", new_case_id(), "CaseOpened", case_opened())
+    env = {"EVIDENCE_LEDGER_DATABASE_URL": ledger.settings.database_url or ""}
+    audited = cli("audit", "--data-dir", str(ledger.data_dir), "--json", "--workers", "1", env=env)
+    report = json.loads(audited.stdout)
+    assert audited.exit_code == 1 and report["witnessed_size"] == published.size
+    found = sorted((f["code"], f["leaf_index"]) for f in report["findings"])
+    assert found == [("UNCHECKPOINTED_ENTRIES", published.size), ("WITNESS_POLICY", published.size)]
 
 
 def test_before_any_checkpoint_is_witnessed_the_latest_is_503_not_witnessed(ledger: Ledger) -> None:

@@ -703,6 +703,49 @@ def test_the_monitor_of_a_database_applies_the_pin_file_s_witnesses_too(
     assert [json.loads(x)["code"] for x in result.stdout.splitlines()] == ["WITNESS_POLICY"]
 
 
+def test_the_monitor_s_own_witness_keys_never_lower_a_production_pin_s_floor(
+    ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`audit --once --witness K --min-witnesses 0` under a production pin, against the database and
+    against a server: the pin's two cosignatures are still required, and one key is too few."""
+    import threading
+
+    from typer.testing import CliRunner
+
+    from ledger.audit import source as audit_source
+    from ledger.audit.source import AuditInputError
+    from ledger.cli.app import app, commands
+    from ledger.cli.audit import _remote_trust
+    from ledger.verify import LogPin, PinFile, render_pin_file
+
+    commands()
+    _cli_env(ledger, monkeypatch)
+    grow(Actors.register(ledger), 1)
+    key = verifier_key(ledger)
+    witnesses = tuple(
+        note.make_verifier_key(f"w{i}.example", raw_public_key(Ed25519PrivateKey.generate()), note.SIG_TYPE_COSIGNATURE_V1)
+        for i in range(2)
+    )
+    pins = tmp_path / "trust.toml"
+    pins.write_bytes(render_pin_file(PinFile(pins, (LogPin(ledger.origin, key, None, witnesses, None,
+                                                           profile="production"),))))
+    both = ["--witness", str(witnesses[0]), "--witness", str(witnesses[1]), "--min-witnesses", "0"]
+    base = ["audit", "--once", "--vkey", str(key), "--trust", str(pins), "--witness-grace", "0"]
+    result = CliRunner().invoke(app, [*base, *both, "--state", str(tmp_path / "state.json")])
+    assert result.exit_code == 1, result.output
+    assert [json.loads(x)["code"] for x in result.stdout.splitlines()] == ["WITNESS_POLICY"]
+    one = ["--witness", str(witnesses[0]), "--min-witnesses", "0", "--state", str(tmp_path / "one.json")]
+    refused = CliRunner().invoke(app, [*base, *one])
+    assert refused.exit_code == 2 and "give at least 2 --witness keys" in refused.output
+
+    monkeypatch.setattr(audit_source, "server_verifier_key", lambda url: str(key))
+    args = {"vkey": None, "server": "http://ledger.test", "witness": [str(w) for w in witnesses], "trust_root": None,
+            "min_witnesses": 0, "once": True, "interval": 1.0, "trust": pins}
+    assert _remote_trust(args, threading.Event())[2:] == (list(witnesses), 2)
+    with pytest.raises(AuditInputError, match="give at least 2 --witness keys"):
+        _remote_trust({**args, "witness": [str(witnesses[0])]}, threading.Event())
+
+
 def test_the_monitor_refuses_a_log_key_that_is_no_log_key(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     """A server stating a cosignature (type 0x04) key: exit 2 with one line, not a ValueError at the first poll."""
     import threading

@@ -19,10 +19,12 @@ from ledger.log.timestamping import (
     stored_tokens,
     tokens_for,
 )
+from ledger.log.witnessing import checkpoint_with_witnesses, configure_witness
 from ledger.settings import ConfigurationError
 from ledger.store import Ledger
 from tests.support.audit import Raw
 from tests.support.cases import Actors, case_opened, new_case_id
+from tests.support.production import production_ledger, witnesses
 from tests.support.tsa import TestTSA
 
 
@@ -111,6 +113,39 @@ def test_at_most_one_periodic_request_per_interval(ledger: Ledger, tsa: TestTSA)
     checkpointer.tsa_interval = 0.0
     checkpointer.stamp_round()
     assert tsa.requests == 2 and len(tokens_for(ledger, second.size)) == 1
+
+
+def test_production_rounds_also_stamp_the_published_checkpoint_a_bundle_shows(
+    tmp_path: Path, database_url: str | None, tsa: TestTSA
+) -> None:
+    """In production a bundle carries the newest *published* checkpoint, older than the newest signed
+    one while a witness is down: the periodic round stamps it too, once, not only when an export asks."""
+    ledger = production_ledger(tmp_path, database_url)
+    try:
+        configure_tsa(ledger.data_dir, tsa.url, tsa.ca_pem.read_bytes(), "test-tsa")
+        actors = _grow(ledger)
+        with witnesses(ledger, tmp_path, "middlesexda.gov/witness", "mass.gov/ago-witness") as (da, ag):
+            for witness in (da, ag):
+                configure_witness(ledger.data_dir, witness.url, str(witness.vkey))
+            published = checkpoint_with_witnesses(ledger, timeout=10)
+            assert published is not None and len(published.cosignatures) == 2
+            ag.stop()
+            _grow(ledger, actors)
+            newest = checkpoint_with_witnesses(ledger, timeout=10)
+        assert newest is not None and newest.size > published.size and len(newest.cosignatures) == 1
+        shown = ledger.published_checkpoint()
+        assert shown is not None and shown.size == published.size
+        checkpointer = Checkpointer(ledger, interval=3600, tsa_interval=0.0)  # rounds driven by hand
+        checkpointer.latest_size = newest.size
+        checkpointer._update_witnessed()
+        assert checkpointer.witnessed_size == published.size
+        checkpointer.stamp_round()
+        assert len(tokens_for(ledger, newest.size)) == 1 and len(tokens_for(ledger, published.size)) == 1
+        assert tsa.requests == 2
+        checkpointer.stamp_round()  # both hold their token: no TSA is asked again
+        assert tsa.requests == 2
+    finally:
+        ledger.close()
 
 
 @pytest.mark.parametrize("how", ["down", "unreachable", "wrong certificate"])

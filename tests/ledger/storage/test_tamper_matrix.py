@@ -674,6 +674,23 @@ def test_entries_left_without_a_checkpoint_are_reported_and_become_a_finding_whe
     ]
 
 
+def test_forward_dated_entries_without_a_checkpoint_are_a_finding_at_once(world: World) -> None:
+    """An insider rewriting the tail with integration times in the future cannot pass it off as too
+    recent to need a checkpoint: only entries dated up to now (+ the allowed skew) are."""
+    w = world
+    w.ledger.checkpoint()
+    audited = options(w.ledger)
+    w.ledger.clock.advance(minutes=4)  # type: ignore[attr-defined]
+    receipt = w.actors.ok("investigator", w.case_id, "FootageCaptured", footage_captured("ftg-2"))
+    assert run_audit(read_database(w.ledger.db, mac=w.ledger.mac), audited).findings == []  # within the skew
+    w.ledger.clock.advance(days=1)  # type: ignore[attr-defined]
+    w.actors.ok("investigator", w.case_id, "FootageCaptured", footage_captured("ftg-3"))
+    report = run_audit(read_database(w.ledger.db, mac=w.ledger.mac), audited)
+    assert [(f.code, f.leaf_index, f.evidence["count"]) for f in report.findings] == [
+        ("UNCHECKPOINTED_ENTRIES", receipt.leaf_index, 2)
+    ]
+
+
 # --- over HTTP and the command line ----------------------------------------------------------------
 
 

@@ -112,3 +112,46 @@ def test_a_bundle_with_one_cosignature_fails_witness_policy_under_a_production_p
     assert report["findings"][0]["leaf_index"] == both.size
     clean = cli("audit", "--data-dir", str(ledger.data_dir), "--json", "--workers", "1")  # no pin: standard
     assert clean.exit_code == 0, clean.stdout
+
+
+def test_own_witness_keys_never_lower_a_production_pin_s_floor(ledger: Ledger, tmp_path: Path) -> None:
+    """`--witness` replaces the pinned keys, not the pin's minimum: under a production pin,
+    `--witness K --min-witnesses 0` still needs two cosignatures (and fewer keys are an error), in
+    `verify`, `log verify-checkpoint` and `audit`."""
+    actors = Actors.register(ledger)
+    case_id = new_case_id()
+    actors.ok("investigator", case_id, "CaseOpened", case_opened())
+    with witnesses(ledger, tmp_path, DA, AG) as (da, ag):
+        for witness in (da, ag):
+            configure_witness(ledger.data_dir, witness.url, str(witness.vkey))
+        ag.stop()
+        single = checkpoint_with_witnesses(ledger, timeout=5)
+        assert single is not None and len(single.cosignatures) == 1
+        one = export_bundle(ledger, case_id, tmp_path / "one.zip")
+        (tmp_path / "one.txt").write_bytes(single.with_cosignatures())
+    pin = LogPin(ledger.origin, log_vkey(ledger), ledger.config.admin_key_id, (da.vkey, ag.vkey), profile="production")
+    pins = PinFile(tmp_path / "pins.toml", (pin,))
+    (tmp_path / "pins.toml").write_bytes(render_pin_file(pins))
+    both = ["--witness", str(da.vkey), "--witness", str(ag.vkey), "--min-witnesses", "0"]
+    only_da = ["--witness", str(da.vkey), "--min-witnesses", "0"]
+    trust = ["--trust", str(tmp_path / "pins.toml")]
+
+    failed = verify_bundle(one.path, VerifyOptions(pins=pins, witnesses=(da.vkey, ag.vkey), min_witnesses=0, workers=1))
+    assert [f.code for f in failed.findings] == ["WITNESS_POLICY"] and failed.checkpoint["required"] == 2
+    verified = cli("verify", str(one.path), *trust, *both, "--json")
+    assert verified.exit_code == 1 and "WITNESS_POLICY" in verified.stdout
+    too_few = cli("verify", str(one.path), *trust, *only_da)
+    assert too_few.exit_code == 2 and too_few.output.count("\n") == 1
+    assert too_few.output.startswith(f"error: BAD_ARGUMENT: the production pin for {ledger.origin} requires 2")
+
+    refused = cli("log", "verify-checkpoint", str(tmp_path / "one.txt"), *trust, *both)
+    assert refused.exit_code == 1 and "WITNESS_POLICY" in refused.output
+    few = cli("log", "verify-checkpoint", str(tmp_path / "one.txt"), *trust, *only_da)
+    assert few.exit_code == 2 and "give at least 2 --witness keys" in few.output
+
+    audited = cli("audit", "--data-dir", str(ledger.data_dir), *trust, *both, "--json", "--workers", "1")
+    report = json.loads(audited.stdout)
+    assert audited.exit_code == 1 and [f["code"] for f in report["findings"]] == ["WITNESS_POLICY"]
+    assert report["witnessed_size"] is None  # no checkpoint has the two cosignatures
+    short = cli("audit", "--data-dir", str(ledger.data_dir), *trust, *only_da, "--workers", "1")
+    assert short.exit_code == 2 and "give at least 2 --witness keys" in short.output
