@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from domain.errors import MalformedInputError, VerificationError
+from domain.errors import LedgerError, MalformedInputError
 from ledger.envelope.dsse import parse_envelope
 from ledger.log import merkle, note
 from ledger.verify.bundle_files import BundleFiles, load_bundle, open_bundle, parse_manifest, read_members
 from ledger.verify.bundle_format import CHECKPOINT, ENVELOPES, LEAVES, member_path
 from ledger.verify.bundle_model import BundleVerification
-from ledger.verify.memory import EQUIVOCATION, KEY_CHANGED, ROLLBACK, ProofSource
+from ledger.verify.memory import EQUIVOCATION, KEY_CHANGED, NOT_ASKED, ROLLBACK, ProofSource
 
 PREVIOUS_INVALID = "PREVIOUS_INVALID"
 
@@ -196,10 +196,12 @@ def _tree_level(
             f"{new_cp.size}) needs a consistency proof, which bundles do not carry: pass --server URL"
         )
         return
-    proof = proofs(new_cp.origin)(old_cp.size, new_cp.size)
     try:
+        proof = proofs(new_cp.origin)(old_cp.size, new_cp.size)
         merkle.verify_consistency(old_cp.size, new_cp.size, proof, old_cp.root, new_cp.root)
-    except (VerificationError, MalformedInputError) as exc:
+    except LedgerError as exc:
+        if exc.code in NOT_ASKED:  # no answer, or not this log's server: nothing was shown
+            raise
         result.tree_level = "FAILED"
         result.find(EQUIVOCATION, f"no valid consistency proof from the previous checkpoint (size "
                     f"{old_cp.size}) to this one (size {new_cp.size}): {exc.message}")

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from domain.errors import VerificationError
+from domain.errors import NotFoundError, VerificationError
 from ledger.cli.app import commands
 from ledger.cli.remembered import check_log
 from ledger.client import RemoteLedger
@@ -95,6 +95,29 @@ def test_larger_fork_cannot_prove_consistency(
     assert caught.value.code == "EQUIVOCATION" and "consistency proof" in caught.value.message
     (conflict,) = kept(fork.a, _client_state_dir)
     assert json.loads((conflict / "conflict.json").read_text())["presented"]["size"] == fork.b.log_size()
+
+
+@pytest.mark.parametrize("answer", ["404", "malformed"])
+def test_cli_a_server_that_will_not_prove_its_own_growth_is_equivocating(
+    fork: Fork, monkeypatch: pytest.MonkeyPatch, _client_state_dir: Path, answer: str
+) -> None:
+    seen(fork.a, monkeypatch)
+    fork.grow("a", 2)  # an honest larger tree, but the server does not prove it extends the remembered one
+
+    def refused(self: RemoteLedger, first: int, second: int) -> bytes:
+        if answer == "404":
+            raise NotFoundError("no proof for these sizes", code="HTTP_404")
+        return b'{"consistency": ["not base64"]}'
+
+    monkeypatch.setattr(RemoteLedger, "consistency_proof", refused)
+    with served(fork.a, monkeypatch) as client:
+        url = "http://testserver"
+        result = CliRunner().invoke(commands(), ["case", "list", "--server", url, "--token", token(client, fork.a)])
+    assert result.exit_code == 1, result.output
+    assert error_line(result).startswith("error: EQUIVOCATION: ")
+    (conflict,) = kept(fork.a, _client_state_dir)
+    assert (conflict / "remembered.txt").exists() and (conflict / "presented.txt").exists()
+    assert json.loads((conflict / "conflict.json").read_text())["presented"]["size"] == fork.a.log_size()
 
 
 def token(client: TestClient, ledger: Ledger) -> str:
