@@ -180,3 +180,27 @@ def test_previous_with_a_server_that_will_not_prove_is_equivocation(
         code, report, _ = verify(new, "--previous", old, *pins(fork.a), *SERVER)
     assert code == 1 and report["previous"]["tree_level"] == "FAILED"
     assert [f["code"] for f in report["previous"]["findings"]] == ["EQUIVOCATION"]
+
+
+def test_previous_says_exactly_which_keys_checked_the_roots(
+    make_ledger: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fork, case_id = shared_case(make_ledger, tmp_path)
+    old = export(fork.a, case_id, tmp_path / "old.zip")
+    fork.actors_a.ok("investigator", case_id, "ReportReceived", report_received(None))
+    new = export(fork.a, case_id, tmp_path / "new.zip")
+    with proofs_from(fork.a, monkeypatch):
+        _, unpinned, _ = verify(new, "--previous", old, "--allow-unpinned", *SERVER)
+        _, pinned, _ = verify(new, "--previous", old, *pins(fork.a), *SERVER)
+    loose = unpinned["previous"]
+    assert loose["tree_level"].startswith("proven") and "both roots signed" not in loose["tree_level"]
+    assert "UNPINNED" in loose["tree_level"]
+    assert all(k.startswith("UNPINNED") for k in loose["checkpoint_keys"].values())
+    anchored = pinned["previous"]
+    assert "signatures checked under the pinned log key" in anchored["tree_level"]
+    assert anchored["checkpoint_keys"] == {
+        "previous": "checked under the pinned log key (from --vkey)",
+        "this": "checked under the pinned log key (from --vkey)",
+    }
+    text = CliRunner().invoke(commands(), ["verify", str(new), "--previous", str(old), "--allow-unpinned"])
+    assert "checkpoint signatures: previous UNPINNED" in text.stdout
