@@ -215,6 +215,12 @@ class CheckpointMemory:
             path=str(path),
         )
 
+    def record_key(self, origin: str, key: note.VerifierKey) -> None:
+        """Trust ``key`` on first use for ``origin`` (nothing pinned, nothing recorded yet): recorded in
+        ``vkey``; KEY_CHANGED if another key is recorded already."""
+        with self.holding(origin):
+            self._check_key(origin, key, pinned=False)
+
     # --- comparing -------------------------------------------------------------------------------
 
     def observe(

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -151,6 +152,35 @@ def test_cli_refuses_a_forked_server_before_appending(
     assert error_line(refused).startswith("error: EQUIVOCATION: ")
     assert str(kept(fork.a, _client_state_dir)[0]) in refused.stderr
     assert fork.b.log_size() == before  # nothing was appended to the forked log
+
+
+def test_cli_append_without_a_receipt_in_the_answer_is_bad_receipt(
+    fork: Fork, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from ledger.transport import Transport
+
+    key = tmp_path / "investigator.pem"
+    write_private_key(fork.actors_a.keys["investigator"], key)
+    real = Transport.call
+
+    def call(self: Transport, method: str, path: str, **kw: Any) -> Any:
+        answer = real(self, method, path, **kw)
+        if method != "POST":
+            return answer
+        return httpx.Response(answer.status_code, json={k: v for k, v in answer.json().items() if k != "receipt"})
+
+    monkeypatch.setattr(Transport, "call", call)
+    monkeypatch.setattr("ledger.client.datetime", type("Clock", (), {"now": staticmethod(lambda tz: fork.a.clock())}))
+    before = fork.a.log_size()
+    with served(fork.a, monkeypatch) as client:
+        result = CliRunner().invoke(commands(), [
+            "append", new_case_id(), "CaseOpened", "--key", str(key), "--body", json.dumps(case_opened()),
+            "--server", "http://ledger.test", "--token", token(client, fork.a),
+        ])
+    assert result.exit_code == 1, result.output
+    assert error_line(result).startswith("error: BAD_RECEIPT: the server accepted the append")
+    assert "resubmit the same envelope" in result.stderr
+    assert fork.a.log_size() == before + 1  # committed: the message says so
 
 
 def test_cli_refuses_a_changed_log_key(
