@@ -13,6 +13,7 @@ the URL for every transport failure, and problem+json refusals mapped by :func:`
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,10 +22,11 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from domain.errors import NotFoundError
+from domain.errors import NotFoundError, VerificationError
 from ledger.envelope.dsse import REGISTRY_CASE_ID
 from ledger.envelope.keys import load_private_key
 from ledger.envelope.signing import build_envelope
+from ledger.log import note
 from ledger.transport import (
     DEFAULT_TIMEOUT,
     MAX_RESPONSE,
@@ -100,21 +102,70 @@ class RemoteLedger:
             return 0, None
         return int(view["version"]), str(view["head_sha256"])
 
+    def receipt_key(self, origin: str) -> note.VerifierKey:
+        """The key the log's receipts must be signed by: pinned, else recorded on first use for the origin
+        (``ledger.verify.receipt_store.receipt_key``), else the key the server states, recorded now (trust
+        on first use, as ``ledger.cli.remembered.check_log`` does)."""
+        from ledger.verify import CheckpointMemory, receipt_key
+
+        key = receipt_key(origin)
+        if key is not None:
+            return key
+        stated = note.parse_verifier_key(self.log_key())
+        if stated.type != note.SIG_TYPE_ED25519:
+            raise VerificationError(
+                f"the server states a key of type {stated.type:#04x} for {origin}, not a log key: its receipts "
+                "cannot be checked; obtain the log's key independently and pin it (`evidence-ledger trust pin`)",
+                code="BAD_RECEIPT",
+            )
+        memory = CheckpointMemory.default()
+        try:
+            if memory is not None:
+                memory.record_key(origin, stated)
+        except OSError as exc:
+            from ledger.verify import warn_once
+
+            warn_once(f"cannot write to the client state directory ({exc.strerror or exc}): the log key of "
+                      f"{origin} was not recorded")
+        return stated
+
     def post_envelope(self, case_id: str, raw: bytes, *, wait: bool = False) -> dict[str, Any]:
-        """Append ``raw``; the answer (the receipt JSON). Its signed receipt is kept in the client state
-        directory (``ledger.verify.receipt_store``): EQUIVOCATION if another receipt for the same leaf
-        index names another entry."""
+        """Append ``raw``; the answer, its receipt fields (``leaf_index``, ``leaf_hash``,
+        ``envelope_sha256``, ``integrated_at``) taken from the signed receipt once it is verified
+        (:meth:`receipt_key`; for ``raw``; the same as the answer states: BAD_RECEIPT otherwise, also
+        when the answer carries no receipt). The receipt is kept in the client state directory
+        (``ledger.verify.receipt_store``): EQUIVOCATION if another receipt for the same leaf index names
+        another entry."""
+        from ledger.verify import check_append_receipt, keep_receipt
+
         path = "/v1/keys" if case_id == REGISTRY_CASE_ID else f"/v1/cases/{case_id}/events"
         params = {"wait": "true"} if wait else None
         response = self.transport.call(
             "POST", path, content=raw, params=params, headers={"Content-Type": "application/json"}
         )
-        result: dict[str, Any] = response.json()
-        if isinstance(result, dict) and isinstance(result.get("receipt"), str):
-            from ledger.verify import keep_receipt
-
-            keep_receipt(result["receipt"].encode("utf-8"), envelope=raw)
-        return result
+        try:
+            result = response.json()
+        except ValueError:
+            result = None
+        signed = result.get("receipt") if isinstance(result, dict) else None
+        if not isinstance(result, dict) or not isinstance(signed, str) or not signed:
+            raise VerificationError(
+                f"the server accepted the append (HTTP {response.status_code}: the entry is committed), but its "
+                f"answer carries no signed receipt, so the log promised nothing verifiable (envelope SHA-256 "
+                f"{hashlib.sha256(raw).hexdigest()}); resubmit the same envelope to {path}: the server answers an "
+                "envelope it already holds with that entry's receipt",
+                code="BAD_RECEIPT",
+            )
+        data = signed.encode("utf-8")
+        receipt = check_append_receipt(data, self.receipt_key(self.origin()), envelope=raw, answer=result)
+        keep_receipt(data, envelope=raw)
+        return {
+            **result,
+            "leaf_index": receipt.index,
+            "leaf_hash": receipt.leaf_hash.hex(),
+            "envelope_sha256": receipt.envelope_sha256,
+            "integrated_at": receipt.integrated_at,
+        }
 
     def append(
         self, case_id: str, event_type: str, body: dict[str, Any], key: Ed25519PrivateKey, *, wait: bool = False

@@ -5,7 +5,8 @@ client saw before?
 (``--vkey``, else the pin file's entry for the origin, else the key the server states, trusted on
 first use and recorded), and compares it with the checkpoint this client remembers for the origin
 (:class:`ledger.verify.CheckpointMemory`, in the client state directory): a smaller tree is a
-``ROLLBACK``, another root for the same size or a failed consistency proof is an ``EQUIVOCATION``,
+``ROLLBACK``, another root for the same size or no valid consistency proof (an error status, a
+malformed proof or one that fails; only no answer at all is exit 3) is an ``EQUIVOCATION``,
 a changed unpinned key is ``KEY_CHANGED`` — each exit 1 before the command does its own work, with
 both signed notes kept. A consistent larger tree (proved with ``GET /v1/log/proof/consistency``)
 becomes the remembered one. There is deliberately no option to skip it; the state directory is

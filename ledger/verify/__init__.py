@@ -53,7 +53,14 @@ if TYPE_CHECKING:
         log_checkpoint,
         receipt_status,
     )
-    from ledger.verify.receipt_store import Equivocation, keep_receipt, stored_receipts
+    from ledger.verify.receipt_store import (
+        Equivocation,
+        check_append_receipt,
+        keep_receipt,
+        receipt_key,
+        stored_receipts,
+        warn_once,
+    )
     from ledger.verify.report import exit_code, render_text, report_json
     from ledger.verify.report_html import render_html
     from ledger.verify.trust import (
@@ -93,6 +100,7 @@ __all__ = [
     "VerifyOptions",
     "bundle_format",
     "can_fork",
+    "check_append_receipt",
     "check_checkpoints",
     "check_entries",
     "check_origin",
@@ -110,6 +118,7 @@ __all__ = [
     "pin_file_path",
     "public_keys_in",
     "read_pin_file",
+    "receipt_key",
     "receipt_status",
     "render_html",
     "render_pin_file",
@@ -121,6 +130,7 @@ __all__ = [
     "verify_bundle",
     "verify_known",
     "verify_signatures",
+    "warn_once",
     "web",
 ]
 
@@ -158,7 +168,9 @@ if not TYPE_CHECKING:  # type checkers read the imports above; at run time a nam
             from ledger.verify import pipeline as module
         elif name in ("BrokenPromise", "ReceiptStatus", "check_receipt", "log_checkpoint", "receipt_status"):
             from ledger.verify import receipt_check as module
-        elif name in ("Equivocation", "keep_receipt", "stored_receipts"):
+        elif name in (
+            "Equivocation", "check_append_receipt", "keep_receipt", "receipt_key", "stored_receipts", "warn_once"
+        ):
             from ledger.verify import receipt_store as module
         elif name in ("exit_code", "render_text", "report_json"):
             from ledger.verify import report as module

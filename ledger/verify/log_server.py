@@ -3,8 +3,10 @@ consistency proofs, over the standard library's ``urllib`` (the offline verifier
 package). Bounded: a timeout, no redirects, at most :data:`MAX_ANSWER` bytes. Nothing fetched is
 trusted: checkpoints are verified under the pinned key, proofs against both signed roots.
 
-A server that cannot be reached, or answers with an error status, is ``SERVER_UNREACHABLE`` or
-``BAD_RESPONSE`` (exit 3, as for every command); a proof that does not verify is the caller's finding.
+A server that cannot be reached is ``SERVER_UNREACHABLE`` (exit 3, as for every command). An error
+status is ``BAD_RESPONSE``: for a checkpoint that is exit 3, but for a consistency proof between
+signed checkpoints it is, like a malformed proof or one that does not verify, the caller's
+``EQUIVOCATION`` finding (``ledger.verify.memory``).
 """
 
 from __future__ import annotations

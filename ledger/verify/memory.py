@@ -9,7 +9,9 @@ directory, :mod:`ledger.verify.state_dir`) and compares every checkpoint it is s
   bundle (``older_ok``), a prefix that must be proven with a consistency proof when one is available;
 - the same size with another root: ``EQUIVOCATION`` (a fork);
 - a larger tree: the RFC 6962 consistency proof from the remembered tree must verify (else
-  ``EQUIVOCATION``), and then the larger checkpoint replaces ``latest``; without a proof (offline)
+  ``EQUIVOCATION``: a server that answers but does not prove the consistency of checkpoints it signed
+  — an error status, a malformed proof, a proof that fails — is showing two histories; only no
+  answer at all, ``SERVER_UNREACHABLE``, leaves the question open, exit 3), and then the larger checkpoint replaces ``latest``; without a proof (offline)
   nothing is advanced and the outcome says consistency was not proven.
 
 A rollback or a fork keeps both notes under ``conflicts/<UTC stamp>-<code>/`` (``remembered.txt``,
@@ -38,7 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from domain.errors import MalformedInputError, VerificationError
+from domain.errors import LedgerError, MalformedInputError, VerificationError
 from ledger.durable import write_atomic
 from ledger.log import merkle, note
 from ledger.verify.state_dir import origin_dir, state_dir
@@ -57,8 +59,12 @@ UNPROVEN = "unproven"  # larger, no proof available: not remembered
 OLDER_PROVEN = "older-proven"  # smaller, proven a prefix of the remembered tree (older_ok)
 OLDER_UNPROVEN = "older-unproven"  # smaller, no proof available (older_ok)
 
-#: consistency proof between two tree sizes (first, second) as a list of hashes
+#: consistency proof between two tree sizes (first, second) as a list of hashes. It raises a
+#: LedgerError coded SERVER_UNREACHABLE when no answer came (nothing was shown: the error propagates,
+#: exit 3) or BAD_ARGUMENT when it is not the server of this log; any other failure to produce a
+#: proof that verifies (an error status, a malformed or oversized answer) is EQUIVOCATION.
 ProofSource = Callable[[int, int], list[bytes]]
+NOT_ASKED = frozenset({"SERVER_UNREACHABLE", "BAD_ARGUMENT"})
 
 
 @dataclass(frozen=True)
@@ -209,6 +215,12 @@ class CheckpointMemory:
             path=str(path),
         )
 
+    def record_key(self, origin: str, key: note.VerifierKey) -> None:
+        """Trust ``key`` on first use for ``origin`` (nothing pinned, nothing recorded yet): recorded in
+        ``vkey``; KEY_CHANGED if another key is recorded already."""
+        with self.holding(origin):
+            self._check_key(origin, key, pinned=False)
+
     # --- comparing -------------------------------------------------------------------------------
 
     def observe(
@@ -269,11 +281,15 @@ class CheckpointMemory:
     ) -> None:
         """Raise EQUIVOCATION (keeping both notes) unless tree ``small`` is proven a prefix of ``large``."""
         remembered, presented = (large, small) if older else (small, large)
-        proof = source_of_proof(small.size, large.size)
+        proof: list[bytes] | None = None
         try:
+            proof = source_of_proof(small.size, large.size)
             merkle.verify_consistency(small.size, large.size, proof, small.root, large.root)
-        except (VerificationError, MalformedInputError) as exc:
-            self._conflict(EQUIVOCATION, old_raw, remembered, new_raw, presented, source, proof, exc.message)
+        except LedgerError as exc:
+            if exc.code in NOT_ASKED:  # no answer (or not this log's server): nothing was shown
+                raise
+            why = exc.message if proof is not None else f"the server gave no consistency proof: {exc.message}"
+            self._conflict(EQUIVOCATION, old_raw, remembered, new_raw, presented, source, proof, why)
 
     def _conflict(
         self,
@@ -293,7 +309,7 @@ class CheckpointMemory:
                 f"the log {old.origin} shows a tree of size {new.size}{shown}, smaller than the checkpoint of "
                 f"size {old.size} already verified: a rollback"
             )
-        elif proof is None:
+        elif not why:
             what = (
                 f"the log {old.origin} shows a different root for the tree of size {new.size}{shown} than the "
                 f"checkpoint of size {old.size} already verified: two histories (a fork)"

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from domain.errors import MalformedInputError, VerificationError
+from domain.errors import LedgerError, MalformedInputError
 from ledger.envelope.dsse import parse_envelope
 from ledger.log import merkle, note
 from ledger.verify.bundle_files import BundleFiles, load_bundle, open_bundle, parse_manifest, read_members
 from ledger.verify.bundle_format import CHECKPOINT, ENVELOPES, LEAVES, member_path
 from ledger.verify.bundle_model import BundleVerification
-from ledger.verify.memory import EQUIVOCATION, KEY_CHANGED, ROLLBACK, ProofSource
+from ledger.verify.memory import EQUIVOCATION, KEY_CHANGED, NOT_ASKED, ROLLBACK, ProofSource
 
 PREVIOUS_INVALID = "PREVIOUS_INVALID"
 
@@ -40,6 +40,8 @@ class PreviousComparison:
     entries_compared: int = 0
     leaf_level: str = "not checked"
     tree_level: str = "not proven"
+    #: under which key each checkpoint's signature was checked ("previous", "this"; see :func:`_key_checked`)
+    checkpoint_keys: dict[str, str] = field(default_factory=dict)
     findings: list[dict[str, Any]] = field(default_factory=list)
 
     def find(self, code: str, message: str, **where: Any) -> None:
@@ -58,6 +60,7 @@ class PreviousComparison:
             "entries_compared": self.entries_compared,
             "leaf_level": self.leaf_level,
             "tree_level": self.tree_level,
+            "checkpoint_keys": self.checkpoint_keys,
             "result": "failed" if self.failed else "consistent",
             "findings": self.findings,
         }
@@ -69,6 +72,8 @@ class PreviousComparison:
             f"  checkpoints: previous size {self.previous_size}, this one size {self.size}",
             f"  leaf level: {self.leaf_level}",
             f"  tree level: {self.tree_level}",
+            f"  checkpoint signatures: previous {self.checkpoint_keys.get('previous')}; "
+            f"this one {self.checkpoint_keys.get('this')}",
         ]
         lines += [f"  {f['code']}: {f['message']}" for f in self.findings]
         return "\n".join(lines) + "\n"
@@ -113,6 +118,7 @@ def compare_previous(
     """Compare the verified newer bundle ``new`` with the verified older ``old`` (see the module).
     MalformedInputError (unusable input) when they are not bundles of the same log and case."""
     result = PreviousComparison(old_path.name, old.verdict)
+    result.checkpoint_keys = {"previous": _key_checked(old), "this": _key_checked(new)}
     if new.manifest.origin != old.manifest.origin:
         raise MalformedInputError(
             f"--previous {old_path.name} is a bundle of the log {old.manifest.origin!r}, not "
@@ -177,6 +183,14 @@ def _compare_entries(result: PreviousComparison, new: BundleFiles, old: BundleFi
         result.leaf_level = "FAILED"
 
 
+def _key_checked(v: BundleVerification) -> str:
+    """Under which key the bundle's checkpoint signature was checked: a pinned one, or only the key the
+    bundle itself carries (which anyone who made the bundle could have made: UNPINNED)."""
+    if v.log_key_pinned:
+        return f"checked under the pinned log key (from {v.log_key_source})"
+    return "UNPINNED: checked only under the log key the bundle itself carries (log.vkey), not an independent key"
+
+
 def _tree_level(
     result: PreviousComparison,
     new_cp: note.Checkpoint,
@@ -196,15 +210,25 @@ def _tree_level(
             f"{new_cp.size}) needs a consistency proof, which bundles do not carry: pass --server URL"
         )
         return
-    proof = proofs(new_cp.origin)(old_cp.size, new_cp.size)
     try:
+        proof = proofs(new_cp.origin)(old_cp.size, new_cp.size)
         merkle.verify_consistency(old_cp.size, new_cp.size, proof, old_cp.root, new_cp.root)
-    except (VerificationError, MalformedInputError) as exc:
+    except LedgerError as exc:
+        if exc.code in NOT_ASKED:  # no answer, or not this log's server: nothing was shown
+            raise
         result.tree_level = "FAILED"
         result.find(EQUIVOCATION, f"no valid consistency proof from the previous checkpoint (size "
                     f"{old_cp.size}) to this one (size {new_cp.size}): {exc.message}")
         return
+    keys = result.checkpoint_keys
+    pinned = all(k.startswith("checked under the pinned") for k in (keys["previous"], keys["this"]))
+    signed = (
+        "both roots signed, the signatures checked under the pinned log key"
+        if pinned
+        else "a root's signature was not checked under a pinned log key (UNPINNED): this proves the trees "
+        "consistent with each other, not that they are the log's"
+    )
     result.tree_level = (
         f"proven: the server's consistency proof shows the tree of size {old_cp.size} is a prefix of the "
-        f"tree of size {new_cp.size} (both roots signed)"
+        f"tree of size {new_cp.size} ({signed})"
     )

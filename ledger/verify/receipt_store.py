@@ -8,8 +8,12 @@ promised two different things at one position — equivocation. Both are kept (t
 ``conflicts/``) and :class:`Equivocation` is raised. The same entry receipted again (a duplicate
 append; the same bytes, or only another max delay) is not a conflict: the first receipt stays.
 
-When the pin file has an entry for the receipt's origin, the receipt must be signed by that log key
-(``BAD_RECEIPT`` otherwise), so that only the log itself can cause an EQUIVOCATION.
+A kept receipt must be signed by the log key: the pin file's entry for the receipt's origin, else the
+key this client recorded for the origin on first use (``vkey`` beside ``latest``,
+:mod:`ledger.verify.memory`); ``BAD_RECEIPT`` otherwise, so that only the log itself can cause an
+EQUIVOCATION. :func:`check_append_receipt` is what an append's answer must pass: the receipt verifies,
+is for the envelope sent, and names the leaf index, leaf hash, envelope hash and integration time the
+answer states.
 
 A state directory that cannot be written is not a reason to fail an append that succeeded: the
 caller is warned once per process on standard error (:func:`keep_receipt` returns None).
@@ -23,10 +27,13 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from domain.errors import MalformedInputError, VerificationError
 from ledger.durable import write_atomic
+from ledger.log import note
 from ledger.log import receipt as receipts
+from ledger.verify.memory import VKEY
 from ledger.verify.state_dir import origin_dir, state_dir
 from ledger.verify.trust import LogPin, PinFileError, load_pins
 
@@ -74,15 +81,72 @@ def _pin(origin: str) -> LogPin | None:
     return None if pins is None else pins.get(origin)
 
 
+def receipt_key(origin: str, root: Path | None = None) -> note.VerifierKey | None:
+    """The log key a receipt of ``origin`` must be signed by: the pin file's, else the key recorded on
+    first use in the client state directory (``vkey``); None when there is neither."""
+    pin = _pin(origin)
+    if pin is not None:
+        return pin.vkey
+    base = state_dir() if root is None else root
+    if base is None:
+        return None
+    path = origin_dir(base, origin) / VKEY
+    try:
+        text = path.read_text("utf-8").strip()
+    except OSError:  # nothing recorded, or no usable state directory (the caller warns when it writes)
+        return None
+    try:
+        return note.parse_verifier_key(text)
+    except MalformedInputError as exc:
+        raise VerificationError(
+            f"the log key recorded for {origin} in {path} does not parse ({exc.message}): it was edited; "
+            "obtain the log's key independently and pin it (`evidence-ledger trust pin`)",
+            code="BAD_RECEIPT",
+        ) from None
+
+
+def check_append_receipt(
+    data: bytes, key: note.VerifierKey, *, envelope: bytes, answer: dict[str, Any]
+) -> receipts.Receipt:
+    """The receipt of an append, once it is signed by ``key``, is for ``envelope`` (its SHA-256) and
+    names what the server's ``answer`` states (leaf index, leaf hash, envelope hash, integration time);
+    BAD_RECEIPT otherwise."""
+    try:
+        signed = receipts.verify(data, key)
+    except MalformedInputError as exc:  # the server's answer, not the caller's input
+        raise VerificationError(exc.message, code="BAD_RECEIPT") from None
+    digest = hashlib.sha256(envelope).hexdigest()
+    if signed.envelope_sha256 != digest:
+        raise VerificationError(
+            f"the receipt for leaf {signed.index} is for the envelope {signed.envelope_sha256}, not for the one "
+            f"appended ({digest}): report it to the log's operator", code="BAD_RECEIPT", leaf_index=signed.index
+        )
+    stated = {
+        "leaf_index": signed.index,
+        "leaf_hash": signed.leaf_hash.hex(),
+        "envelope_sha256": signed.envelope_sha256,
+        "integrated_at": signed.integrated_at,
+    }
+    differ = sorted(k for k, v in stated.items() if k in answer and answer[k] != v)
+    if differ:
+        raise VerificationError(
+            f"the server's answer states another {', '.join(differ)} than its signed receipt for leaf "
+            f"{signed.index}: the answer is not what the log signed; report it to the log's operator",
+            code="BAD_RECEIPT", leaf_index=signed.index,
+        )
+    return signed
+
+
 def keep_receipt(data: bytes, *, envelope: bytes | None = None, root: Path | None = None) -> Path | None:
     """Store a signed receipt under its origin and index; the path (None if the state dir is not usable).
 
-    ``envelope``: the bytes that were appended; the receipt must be for them (BAD_RECEIPT). Raises
+    ``envelope``: the bytes that were appended; the receipt must be for them (BAD_RECEIPT). The receipt
+    must be signed by :func:`receipt_key` when there is one (BAD_RECEIPT). Raises
     :class:`Equivocation` when another receipt for the index names another entry."""
     parsed = receipts.parse(data)
-    pin = _pin(parsed.origin)
-    if pin is not None:  # a receipt not signed by the pinned log key is no promise of that log
-        receipts.verify(data, pin.vkey)
+    key = receipt_key(parsed.origin, root)
+    if key is not None:  # a receipt not signed by the log's key (pinned or first seen) is no promise of it
+        receipts.verify(data, key)
     if envelope is not None and hashlib.sha256(envelope).hexdigest() != parsed.envelope_sha256:
         raise VerificationError("the receipt is for another envelope than the one appended", code="BAD_RECEIPT",
                                 leaf_index=parsed.index)

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -267,3 +268,81 @@ def test_a_production_pin_needs_a_witnessed_checkpoint_to_call_a_receipt_include
     assert "WITNESS_POLICY" in result.output
     stored = _cli("receipt", "check", "--stored", "--server", "http://testserver", "--trust", str(pins), code=1)
     assert "WITNESS_POLICY" in stored.output
+
+
+def _answers(remote: RemoteLedger, edit: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """The server's answers to appends, as ``edit`` rewrites them (a server that lies in its answer)."""
+    real = remote.transport.call
+
+    def call(method: str, path: str, **kw: Any) -> httpx.Response:
+        answer = real(method, path, **kw)
+        if method != "POST":
+            return answer
+        return httpx.Response(answer.status_code, json=edit(answer.json()))
+
+    remote.transport.call = call  # type: ignore[method-assign]
+
+
+def test_an_answer_without_a_receipt_is_bad_receipt_and_resubmitting_returns_it(api: Api) -> None:
+    remote = RemoteLedger(token=api.token("investigator"), client=api.client, clock=api.ledger.clock)
+    _answers(remote, lambda doc: {k: v for k, v in doc.items() if k != "receipt"})
+    case_id = new_case_id()
+    raw = api.envelope("investigator", case_id, "CaseOpened", case_opened())
+    with pytest.raises(VerificationError) as caught:
+        remote.post_envelope(case_id, raw)
+    assert caught.value.code == "BAD_RECEIPT"
+    assert "accepted the append" in caught.value.message and "committed" in caught.value.message
+    assert "resubmit the same envelope" in caught.value.message
+    assert list(stored_receipts(ORIGIN)) == []
+    again = api.post_raw(case_id, raw, "investigator")  # what the message tells to do
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    receipt.verify(again.json()["receipt"].encode(), _vkey(api.ledger), origin=ORIGIN)
+
+
+def test_without_a_pin_a_receipt_must_verify_under_the_key_recorded_on_first_use(api: Api) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    remote = RemoteLedger(token=api.token("investigator"), client=api.client, clock=api.ledger.clock)
+    remote.append(new_case_id(), "CaseOpened", case_opened(), api.actors.keys["investigator"])
+    root = state_dir()
+    assert root is not None
+    assert (origin_dir(root, ORIGIN) / "vkey").read_text().strip() == str(_vkey(api.ledger))  # first use
+    other = Ed25519PrivateKey.generate()
+
+    def resigned(doc: dict[str, Any]) -> dict[str, Any]:  # the same promise, signed by another key
+        body = receipt.parse(doc["receipt"].encode())
+        return {**doc, "receipt": receipt.sign(body, api.ledger.config.log_key_name, other).decode()}
+
+    _answers(remote, resigned)
+    with pytest.raises(VerificationError) as caught:
+        remote.append(new_case_id(), "CaseOpened", case_opened(), api.actors.keys["investigator"])
+    assert caught.value.code == "BAD_RECEIPT"
+    assert len(list(stored_receipts(ORIGIN))) == 1  # the first only: the forged one is not kept
+
+
+@pytest.mark.parametrize("field", ["leaf_index", "leaf_hash", "integrated_at"])
+def test_the_answer_must_state_what_the_signed_receipt_says(api: Api, field: str) -> None:
+    remote = RemoteLedger(token=api.token("investigator"), client=api.client, clock=api.ledger.clock)
+    lie = {"leaf_index": 999_999, "leaf_hash": "00" * 32, "integrated_at": "2000-01-01T00:00:00.000000Z"}[field]
+    _answers(remote, lambda doc: {**doc, field: lie})
+    with pytest.raises(VerificationError) as caught:
+        remote.append(new_case_id(), "CaseOpened", case_opened(), api.actors.keys["investigator"])
+    assert caught.value.code == "BAD_RECEIPT" and field in caught.value.message
+
+
+def test_a_receipt_for_another_envelope_is_refused(api: Api) -> None:
+    remote = RemoteLedger(token=api.token("investigator"), client=api.client, clock=api.ledger.clock)
+    earlier = remote.append(new_case_id(), "CaseOpened", case_opened(), api.actors.keys["investigator"])
+    _answers(remote, lambda doc: {**doc, **{k: earlier[k] for k in ("receipt", "leaf_index", "leaf_hash",
+                                                                     "integrated_at", "envelope_sha256")}})
+    with pytest.raises(VerificationError) as caught:
+        remote.append(new_case_id(), "CaseOpened", case_opened(), api.actors.keys["investigator"])
+    assert caught.value.code == "BAD_RECEIPT" and "not for the one appended" in caught.value.message
+
+
+def test_what_is_returned_comes_from_the_verified_receipt(api: Api) -> None:
+    remote = RemoteLedger(token=api.token("investigator"), client=api.client, clock=api.ledger.clock)
+    _answers(remote, lambda doc: {k: v for k, v in doc.items() if k not in ("leaf_index", "leaf_hash")})
+    answer = remote.append(new_case_id(), "CaseOpened", case_opened(), api.actors.keys["investigator"])
+    signed = receipt.parse(answer["receipt"].encode())
+    assert (answer["leaf_index"], answer["leaf_hash"]) == (signed.index, signed.leaf_hash.hex())

@@ -8,13 +8,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from domain.errors import VerificationError
+from domain.errors import NotFoundError, VerificationError
 from ledger.cli.app import commands
 from ledger.cli.remembered import check_log
 from ledger.client import RemoteLedger
@@ -97,6 +98,29 @@ def test_larger_fork_cannot_prove_consistency(
     assert json.loads((conflict / "conflict.json").read_text())["presented"]["size"] == fork.b.log_size()
 
 
+@pytest.mark.parametrize("answer", ["404", "malformed"])
+def test_cli_a_server_that_will_not_prove_its_own_growth_is_equivocating(
+    fork: Fork, monkeypatch: pytest.MonkeyPatch, _client_state_dir: Path, answer: str
+) -> None:
+    seen(fork.a, monkeypatch)
+    fork.grow("a", 2)  # an honest larger tree, but the server does not prove it extends the remembered one
+
+    def refused(self: RemoteLedger, first: int, second: int) -> bytes:
+        if answer == "404":
+            raise NotFoundError("no proof for these sizes", code="HTTP_404")
+        return b'{"consistency": ["not base64"]}'
+
+    monkeypatch.setattr(RemoteLedger, "consistency_proof", refused)
+    with served(fork.a, monkeypatch) as client:
+        url = "http://testserver"
+        result = CliRunner().invoke(commands(), ["case", "list", "--server", url, "--token", token(client, fork.a)])
+    assert result.exit_code == 1, result.output
+    assert error_line(result).startswith("error: EQUIVOCATION: ")
+    (conflict,) = kept(fork.a, _client_state_dir)
+    assert (conflict / "remembered.txt").exists() and (conflict / "presented.txt").exists()
+    assert json.loads((conflict / "conflict.json").read_text())["presented"]["size"] == fork.a.log_size()
+
+
 def token(client: TestClient, ledger: Ledger) -> str:
     tokens = client.app.state.runtime.tokens  # type: ignore[attr-defined]
     issued = tokens.issue(actor="Det. A. Rivera", role="investigator", authority=None, expires_in=timedelta(hours=1),
@@ -128,6 +152,35 @@ def test_cli_refuses_a_forked_server_before_appending(
     assert error_line(refused).startswith("error: EQUIVOCATION: ")
     assert str(kept(fork.a, _client_state_dir)[0]) in refused.stderr
     assert fork.b.log_size() == before  # nothing was appended to the forked log
+
+
+def test_cli_append_without_a_receipt_in_the_answer_is_bad_receipt(
+    fork: Fork, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from ledger.transport import Transport
+
+    key = tmp_path / "investigator.pem"
+    write_private_key(fork.actors_a.keys["investigator"], key)
+    real = Transport.call
+
+    def call(self: Transport, method: str, path: str, **kw: Any) -> Any:
+        answer = real(self, method, path, **kw)
+        if method != "POST":
+            return answer
+        return httpx.Response(answer.status_code, json={k: v for k, v in answer.json().items() if k != "receipt"})
+
+    monkeypatch.setattr(Transport, "call", call)
+    monkeypatch.setattr("ledger.client.datetime", type("Clock", (), {"now": staticmethod(lambda tz: fork.a.clock())}))
+    before = fork.a.log_size()
+    with served(fork.a, monkeypatch) as client:
+        result = CliRunner().invoke(commands(), [
+            "append", new_case_id(), "CaseOpened", "--key", str(key), "--body", json.dumps(case_opened()),
+            "--server", "http://ledger.test", "--token", token(client, fork.a),
+        ])
+    assert result.exit_code == 1, result.output
+    assert error_line(result).startswith("error: BAD_RECEIPT: the server accepted the append")
+    assert "resubmit the same envelope" in result.stderr
+    assert fork.a.log_size() == before + 1  # committed: the message says so
 
 
 def test_cli_refuses_a_changed_log_key(

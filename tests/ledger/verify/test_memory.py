@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from domain.errors import VerificationError
+from domain.errors import LedgerError, MalformedInputError, NotFoundError, VerificationError
 from ledger.log import merkle, note
 from ledger.verify.memory import (
     ADVANCED,
@@ -210,3 +210,47 @@ def test_concurrent_processes_never_regress_or_tear_the_memory(tmp_path: Path) -
     assert CheckpointMemory(tmp_path).latest(ORIGIN) == Log().grow(SIZES).note()
     assert conflicts(tmp_path) == []
     assert sorted(p.name for p in origin_dir(tmp_path, ORIGIN).iterdir()) == [".lock", "latest", "vkey"]
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        MalformedInputError("consistency proof: not JSON"),  # a malformed proof
+        NotFoundError("no such tree size", code="HTTP_404"),  # "cannot prove" for a tree it signed
+        LedgerError("internal error", code="HTTP_500"),
+    ],
+    ids=["malformed", "404", "5xx"],
+)
+def test_a_server_that_answers_without_a_proof_is_equivocating(tmp_path: Path, refusal: LedgerError) -> None:
+    log = Log().grow(6)
+    memory = CheckpointMemory(tmp_path)
+    memory.observe(log.note(), VKEY, log.proof)
+    larger = log.grow(3).note()
+
+    def no_proof(first: int, second: int) -> list[bytes]:
+        raise refusal
+
+    with pytest.raises(VerificationError) as caught:
+        memory.observe(larger, VKEY, no_proof)
+    assert caught.value.code == "EQUIVOCATION" and "gave no consistency proof" in caught.value.message
+    (kept,) = conflicts(tmp_path)
+    assert (kept / "remembered.txt").read_bytes() == log.note(6)
+    assert (kept / "presented.txt").read_bytes() == larger
+    explained = json.loads((kept / "conflict.json").read_text())
+    assert explained["consistency_proof"] is None and refusal.message in explained["proof_error"]
+    assert memory.latest(ORIGIN) == log.note(6)
+
+
+@pytest.mark.parametrize("code", ["SERVER_UNREACHABLE", "BAD_ARGUMENT"])
+def test_no_answer_is_not_a_finding(tmp_path: Path, code: str) -> None:
+    log = Log().grow(6)
+    memory = CheckpointMemory(tmp_path)
+    memory.observe(log.note(), VKEY, log.proof)
+
+    def unreachable(first: int, second: int) -> list[bytes]:
+        raise LedgerError("cannot reach the server", code=code)
+
+    with pytest.raises(LedgerError) as caught:
+        memory.observe(log.grow(2).note(), VKEY, unreachable)
+    assert caught.value.code == code and conflicts(tmp_path) == []
+    assert memory.latest(ORIGIN) == log.note(6)

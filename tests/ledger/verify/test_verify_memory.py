@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from domain.errors import LedgerError, MalformedInputError
 from ledger.cli.app import commands
 from ledger.verify.state_dir import origin_dir
 from tests.support.bundles import case_indexes, flip_sig, tampered
@@ -158,3 +159,48 @@ def test_previous_must_verify_itself_and_be_of_the_same_case(make_ledger: Any, t
     other = export(fork.a, other_case, tmp_path / "other.zip")
     result = CliRunner().invoke(commands(), ["verify", str(new), "--previous", str(other), *pins(fork.a)])
     assert result.exit_code == 2 and "error: BAD_ARGUMENT: --previous other.zip is a bundle of the case" in result.stderr
+
+
+@pytest.mark.parametrize("answer", ["500", "malformed"])
+def test_previous_with_a_server_that_will_not_prove_is_equivocation(
+    make_ledger: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answer: str
+) -> None:
+    fork, case_id = shared_case(make_ledger, tmp_path)
+    old = export(fork.a, case_id, tmp_path / "old.zip")
+    fork.actors_a.ok("investigator", case_id, "ReportReceived", report_received(None))
+    new = export(fork.a, case_id, tmp_path / "new.zip")
+
+    def refused(self: object, first: int, second: int) -> list[bytes]:
+        if answer == "500":
+            raise LedgerError("the server answered HTTP 500", code="BAD_RESPONSE")
+        raise MalformedInputError("consistency proof: not JSON")
+
+    with proofs_from(fork.a, monkeypatch):
+        monkeypatch.setattr("ledger.verify.log_server.LogServer.consistency_proof", refused)
+        code, report, _ = verify(new, "--previous", old, *pins(fork.a), *SERVER)
+    assert code == 1 and report["previous"]["tree_level"] == "FAILED"
+    assert [f["code"] for f in report["previous"]["findings"]] == ["EQUIVOCATION"]
+
+
+def test_previous_says_exactly_which_keys_checked_the_roots(
+    make_ledger: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fork, case_id = shared_case(make_ledger, tmp_path)
+    old = export(fork.a, case_id, tmp_path / "old.zip")
+    fork.actors_a.ok("investigator", case_id, "ReportReceived", report_received(None))
+    new = export(fork.a, case_id, tmp_path / "new.zip")
+    with proofs_from(fork.a, monkeypatch):
+        _, unpinned, _ = verify(new, "--previous", old, "--allow-unpinned", *SERVER)
+        _, pinned, _ = verify(new, "--previous", old, *pins(fork.a), *SERVER)
+    loose = unpinned["previous"]
+    assert loose["tree_level"].startswith("proven") and "both roots signed" not in loose["tree_level"]
+    assert "UNPINNED" in loose["tree_level"]
+    assert all(k.startswith("UNPINNED") for k in loose["checkpoint_keys"].values())
+    anchored = pinned["previous"]
+    assert "signatures checked under the pinned log key" in anchored["tree_level"]
+    assert anchored["checkpoint_keys"] == {
+        "previous": "checked under the pinned log key (from --vkey)",
+        "this": "checked under the pinned log key (from --vkey)",
+    }
+    text = CliRunner().invoke(commands(), ["verify", str(new), "--previous", str(old), "--allow-unpinned"])
+    assert "checkpoint signatures: previous UNPINNED" in text.stdout
