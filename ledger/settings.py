@@ -13,14 +13,16 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlparse
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from domain.errors import LedgerError
+from domain.errors import LedgerError, MalformedInputError
 
 CONFIG_FILE = "ledger.json"
 SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -229,6 +231,33 @@ class LedgerConfig:
         if self.production:
             payload["min_witnesses"] = self.min_witnesses
         (data_dir / CONFIG_FILE).write_text(json.dumps(payload, indent=2) + "\n", "utf-8")
+
+
+_E = TypeVar("_E")
+
+
+def load_endpoints(
+    path: Path, keys: tuple[str, ...], make: Callable[[dict[str, Any]], _E], what: str
+) -> list[_E]:
+    """The endpoints a data-dir JSON file lists (``witnesses.json``, ``tsa.json``): a list of objects with
+    exactly ``keys``, each made by ``make`` (which raises MalformedInputError for a bad value), no two
+    with one name; none when the file does not exist. Anything else is a ConfigurationError naming it."""
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data, list) or not all(isinstance(e, dict) and set(e) == set(keys) for e in data):
+        shape = ", ".join(f'"{k}": ...' for k in keys)
+        raise ConfigurationError(f"{path} must be a list of {{{shape}}} objects")
+    try:
+        endpoints = [make(e) for e in data]
+    except MalformedInputError as exc:
+        raise ConfigurationError(f"{path}: {exc.message}") from None
+    if len({getattr(e, "name", None) for e in endpoints}) != len(endpoints):
+        raise ConfigurationError(f"{path} lists two {what} with the same name")
+    return endpoints
 
 
 def key_path(data_dir: Path, name: str) -> Path:

@@ -39,14 +39,13 @@ from ledger.durable import write_atomic
 from ledger.envelope.canonical import format_time
 from ledger.log import timestamp
 from ledger.log.tlog import StoredCheckpoint
-from ledger.settings import CONFIG_FILE, ConfigurationError, not_a_data_dir
+from ledger.settings import CONFIG_FILE, ConfigurationError, load_endpoints, not_a_data_dir
 from ledger.transport import Transport
 
 TSA_FILE = "tsa.json"
 DEFAULT_TIMEOUT = 5.0
 MAX_WORKERS = 8
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_KEYS = {"name", "url", "cert"}
 
 logger = logging.getLogger("ledger.log.timestamping")
 
@@ -110,22 +109,9 @@ def _endpoint(data_dir: Path, entry: dict[str, Any]) -> TsaEndpoint:
 
 def load_tsas(data_dir: Path) -> list[TsaEndpoint]:
     """The configured TSAs; none when ``tsa.json`` does not exist."""
-    path = Path(data_dir) / TSA_FILE
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        return []
-    except (OSError, ValueError) as exc:
-        raise ConfigurationError(f"cannot read {path}: {exc}") from None
-    if not isinstance(data, list) or not all(isinstance(e, dict) and set(e) == _KEYS for e in data):
-        raise ConfigurationError(f'{path} must be a list of {{"name": ..., "url": ..., "cert": ...}} objects')
-    try:
-        endpoints = [_endpoint(Path(data_dir), e) for e in data]
-    except MalformedInputError as exc:
-        raise ConfigurationError(f"{path}: {exc.message}") from None
-    if len({e.name for e in endpoints}) != len(endpoints):
-        raise ConfigurationError(f"{path} lists two TSAs with the same name")
-    return endpoints
+    return load_endpoints(
+        Path(data_dir) / TSA_FILE, ("name", "url", "cert"), lambda e: _endpoint(Path(data_dir), e), "TSAs"
+    )
 
 
 def configure_tsa(data_dir: Path, url: str, cert_pem: bytes, name: str | None = None) -> TsaEndpoint:

@@ -36,7 +36,7 @@ from ledger.envelope.canonical import format_time
 from ledger.log import note
 from ledger.log.domains import other_trust_domain, trust_domain
 from ledger.log.tlog import StoredCheckpoint
-from ledger.settings import CONFIG_FILE, ConfigurationError, LedgerConfig, not_a_data_dir
+from ledger.settings import CONFIG_FILE, ConfigurationError, LedgerConfig, load_endpoints, not_a_data_dir
 from ledger.transport import Transport
 
 WITNESSES_FILE = "witnesses.json"
@@ -98,22 +98,12 @@ def _witness_key(vkey: object) -> note.VerifierKey:
 
 def load_witnesses(data_dir: Path) -> list[WitnessEndpoint]:
     """The configured witnesses; none when ``witnesses.json`` does not exist."""
-    path = Path(data_dir) / WITNESSES_FILE
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        return []
-    except (OSError, ValueError) as exc:
-        raise ConfigurationError(f"cannot read {path}: {exc}") from None
-    if not isinstance(data, list) or not all(isinstance(e, dict) and set(e) == {"url", "vkey"} for e in data):
-        raise ConfigurationError(f'{path} must be a list of {{"url": ..., "vkey": ...}} objects')
-    try:
-        endpoints = [WitnessEndpoint(_check_url(e["url"]), _witness_key(e["vkey"])) for e in data]
-    except MalformedInputError as exc:
-        raise ConfigurationError(f"{path}: {exc.message}") from None
-    if len({e.name for e in endpoints}) != len(endpoints):
-        raise ConfigurationError(f"{path} lists two witnesses with the same name")
-    return endpoints
+    return load_endpoints(
+        Path(data_dir) / WITNESSES_FILE,
+        ("url", "vkey"),
+        lambda e: WitnessEndpoint(_check_url(e["url"]), _witness_key(e["vkey"])),
+        "witnesses",
+    )
 
 
 def configure_witness(data_dir: Path, url: str, vkey: str) -> WitnessEndpoint:
