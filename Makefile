@@ -53,5 +53,6 @@ bench: setup
 	$(BIN)/python -m ops.bench.bench_verify
 	$(BIN)/python -m ops.bench.bench_verify_page
 	$(BIN)/python -m ops.bench.bench_audit --backend both --events 100000
+	$(BIN)/python -m ops.bench.bench_follow --events 5000
 	$(BIN)/python -m ops.bench.bench_log --backend sqlite --size 1000000 --proofs 1000
 	$(BIN)/python -m ops.bench.bench_log --backend postgres --size 1000000 --proofs 1000
