@@ -13,8 +13,11 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import click
 import psycopg
 import pytest
+import typer
+import typer.testing
 from hypothesis import settings as hypothesis_settings
 
 from ledger.bootstrap import init_data_dir
@@ -32,6 +35,28 @@ hypothesis_settings.register_profile(
     **({"database": None} if os.environ.get("CI") else {}),
 )
 hypothesis_settings.load_profile("ledger")
+
+
+def _command_shape(app: typer.Typer) -> tuple[object, ...]:
+    """What the click command built from ``app`` depends on: its commands and groups, recursively."""
+    groups = tuple((g.name, _command_shape(g.typer_instance)) for g in app.registered_groups if g.typer_instance)
+    return (id(app), len(app.registered_commands), groups)
+
+
+_commands_built: dict[tuple[object, ...], click.Command] = {}
+
+
+def _built_once(app: typer.Typer) -> click.Command:
+    """Typer's CliRunner converts the whole command tree (every annotation evaluated) on every invoke;
+    the tests invoke the same tree thousands of times, so it is built once per shape of the tree."""
+    shape = _command_shape(app)
+    if shape not in _commands_built:
+        _commands_built[shape] = _build_command(app)
+    return _commands_built[shape]
+
+
+_build_command = typer.testing._get_command
+typer.testing._get_command = _built_once
 
 
 @pytest.fixture(autouse=True)
