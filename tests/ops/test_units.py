@@ -337,6 +337,34 @@ def _nginx_command(tool: str, proxy: Proxy, *extra: str) -> list[str]:
     return [tool, "-p", str(proxy.prefix), "-e", str(proxy.prefix / "error.log"), "-c", str(proxy.config), *extra]
 
 
+def _directive(text: str, name: str) -> list[str]:
+    return re.findall(rf"^[ \t]*{re.escape(name)}[ \t]+([^;{{}}\n]+);", text, re.M)
+
+
+def test_the_proxy_limits_match_the_service_defaults() -> None:
+    """nginx cuts clients at the edge with the service's own limits; a change on one side shows here."""
+    from api.settings import ApiSettings
+    from ledger.settings import Settings
+
+    text = NGINX_CONF.read_text("utf-8")
+    api, ledger_settings = ApiSettings(), Settings()
+    size = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    assert [int(v[:-1]) * size[v[-1]] for v in _directive(text, "client_max_body_size")] == [
+        ledger_settings.max_json_body, api.max_evidence_bytes]
+    assert _directive(text, "client_header_timeout") == [f"{api.header_timeout:g}s"]
+    assert _directive(text, "client_body_timeout") == [f"{api.body_timeout:g}s"]
+    assert _directive(text, "limit_conn") == [f"evidence_ledger_clients {api.max_connections_per_address}"]
+    (upstream_idle,) = _directive(text, "keepalive_timeout")[:1]
+    assert int(upstream_idle.rstrip("s")) < api.keep_alive_timeout
+    (upstream_requests,) = _directive(text, "keepalive_requests")
+    assert int(upstream_requests) < api.max_requests_per_connection
+    assert _directive(text, "ssl_protocols") == ["TLSv1.2 TLSv1.3"]
+    assert _directive(text, "proxy_set_header") == [
+        'Connection ""', "Host $host", "X-Forwarded-For $remote_addr", "X-Forwarded-Proto $scheme"]
+    assert _directive(text, "proxy_pass") == ["http://evidence_ledger"] * 3
+    assert _directive(text, "server") == ["127.0.0.1:8000"]  # the API unit's --host/--port
+
+
 def test_nginx_accepts_the_example_config(tmp_path: Path) -> None:
     tool = _nginx()
     tls = _certificates(tmp_path)
