@@ -66,7 +66,10 @@ EXPECTED = {
 HARDENING = {
     "NoNewPrivileges": ["yes"], "ProtectSystem": ["strict"], "ProtectHome": ["yes"], "PrivateTmp": ["yes"],
     "PrivateDevices": ["yes"], "ProtectKernelTunables": ["yes"], "ProtectKernelModules": ["yes"],
-    "ProtectControlGroups": ["yes"], "RestrictSUIDSGID": ["yes"], "CapabilityBoundingSet": [""],
+    "ProtectControlGroups": ["yes"], "ProtectKernelLogs": ["yes"], "ProtectClock": ["yes"],
+    "ProtectHostname": ["yes"], "ProtectProc": ["invisible"], "ProcSubset": ["pid"], "RestrictNamespaces": ["yes"],
+    "RestrictRealtime": ["yes"], "LockPersonality": ["yes"], "RemoveIPC": ["yes"],
+    "RestrictAddressFamilies": ["AF_INET AF_INET6 AF_UNIX"], "RestrictSUIDSGID": ["yes"], "CapabilityBoundingSet": [""],
     "AmbientCapabilities": [""], "SystemCallArchitectures": ["native"],
     "SystemCallFilter": ["@system-service", "~@privileged @resources"], "UMask": ["0077"],
     "StateDirectoryMode": ["0700"],
@@ -220,8 +223,17 @@ def test_systemd_analyze_verify_accepts_every_unit(tmp_path: Path) -> None:
     output = done.stdout + done.stderr
     complaints = [line for line in output.splitlines() if any(Path(c).name in line for c in copies)]
     assert done.returncode == 0 and complaints == [], output
-    # the check can fail: a misspelt value in any of them is reported
+    # systemd's own rating of each sandbox: exposure at most 2.0 of 10 ("OK"; 1.4 to 1.6 as written)
+    for copy in copies:
+        if copy.endswith(".service"):
+            rated = subprocess.run([tool, "security", "--offline=true", "--threshold=20", "--no-pager", copy],
+                                   capture_output=True, text=True, timeout=60, env=env, check=False)
+            assert rated.returncode == 0, rated.stdout + rated.stderr
     api = tmp_path / "evidence-ledger.service"
+    rated = subprocess.run([tool, "security", "--offline=true", "--threshold=10", "--no-pager", str(api)],
+                           capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert rated.returncode != 0  # the rating can fail: 1.4 is above 1.0
+    # the check can fail: a misspelt value in any of them is reported
     api.write_text(api.read_text("utf-8").replace("ProtectSystem=strict", "ProtectSystem=strictly"), "utf-8")
     done = subprocess.run([tool, "verify", str(api)], capture_output=True, text=True, timeout=60, env=env, check=False)
     assert "evidence-ledger.service" in done.stdout + done.stderr
