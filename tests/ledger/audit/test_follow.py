@@ -518,14 +518,14 @@ def test_the_systemd_unit_is_hardened_and_verifies(tmp_path: Path) -> None:
         pytest.skip("SKIPPED LOUDLY: systemd-analyze is not installed here; ops/systemd/evidence-ledger-monitor.service "
                     "was not verified (install systemd to check it)")
     unit = tmp_path / UNIT.name
-    unit.write_text(text.replace("/usr/local/bin/evidence-ledger", CLI[0]))  # an executable that exists here
+    unit.write_text(text.replace("/opt/evidence-ledger/bin/evidence-ledger", CLI[0]))  # an executable that exists here
     done = subprocess.run([tool, "verify", str(unit)], capture_output=True, text=True, timeout=120, check=False,
                           env={**os.environ, "SYSTEMD_LOG_LEVEL": "warning"})
     complaints = [line for line in (done.stdout + done.stderr).splitlines() if UNIT.name in line]
     assert done.returncode == 0 and complaints == [], done.stdout + done.stderr
     # the check can fail: a misspelt setting is reported
     unit.write_text(text.replace("ProtectSystem=strict", "ProtectSystem=strictly").replace(
-        "/usr/local/bin/evidence-ledger", CLI[0]))
+        "/opt/evidence-ledger/bin/evidence-ledger", CLI[0]))
     done = subprocess.run([tool, "verify", str(unit)], capture_output=True, text=True, timeout=120, check=False)
     assert any(UNIT.name in line for line in (done.stdout + done.stderr).splitlines())
 
