@@ -198,7 +198,7 @@ def _python_verdict(body: dict[str, Any]) -> bool:
 # --- running Go -------------------------------------------------------------------------------
 
 
-def _go_or_skip() -> str:
+def go_or_skip() -> str:
     go = shutil.which("go")
     problem = None
     if go is None:
@@ -213,7 +213,8 @@ def _go_or_skip() -> str:
     pytest.skip(reason)
 
 
-def _run_go(go: str, workdir: Path) -> dict[str, str]:
+def build_gocheck(go: str, workdir: Path) -> Path:
+    """Build ops/interop/gocheck offline into ``workdir``; fail the test if it does not build."""
     env = {**os.environ, "GOFLAGS": "-mod=mod", "GOPROXY": "off", "GOTOOLCHAIN": "local", "CGO_ENABLED": "0"}
     env.setdefault("GOCACHE", str(workdir / "gocache"))  # go refuses to build without one (no $HOME in CI)
     binary = workdir / "gocheck"
@@ -227,6 +228,11 @@ def _run_go(go: str, workdir: Path) -> dict[str, str]:
     )
     if build.returncode != 0:
         pytest.fail(f"building {GOCHECK_SOURCE} failed:\n{build.stderr}")
+    return binary
+
+
+def _run_go(go: str, workdir: Path) -> dict[str, str]:
+    binary = build_gocheck(go, workdir)
     cases_file = workdir / "cases.json"
     cases_file.write_text(json.dumps([{"name": c.name, "vkey": str(LOG_VK), **c.body} for c in _cases()]))
     run = subprocess.run([str(binary), str(cases_file)], capture_output=True, text=True, timeout=120)
@@ -239,7 +245,7 @@ def _run_go(go: str, workdir: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def go_verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    go = _go_or_skip()
+    go = go_or_skip()
     verdicts = _run_go(go, tmp_path_factory.mktemp("gocheck"))
     assert set(verdicts) == {c.name for c in _cases()}
     assert set(verdicts.values()) == {"OK", "FAIL"}
