@@ -22,9 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from domain.errors import LedgerError, NotFoundError
+from domain.errors import LedgerError
 from ledger.durable import fsync_dir, write_atomic
 from ledger.log import merkle, note, tiles, tlog
+from ledger.log.tiles import directory_fetch
 from ledger.storage.integrity import tampered
 
 
@@ -32,19 +33,6 @@ class TileConflict(LedgerError):
     """A tile on disk holds other bytes than the log's: it is never overwritten."""
 
     code = "TILE_CONFLICT"
-
-
-def directory_fetch(directory: Path) -> tiles.Fetch:
-    """Read tiled-log resources from a directory (NotFoundError NO_TILE for a missing one)."""
-    root = Path(directory)
-
-    def fetch(path: str) -> bytes:
-        try:
-            return (root / path).read_bytes()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            raise NotFoundError(f"{path} is not in {root}", code="NO_TILE", path=path) from None
-
-    return fetch
 
 
 def _write_new(path: Path, data: bytes) -> bool:

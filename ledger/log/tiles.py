@@ -27,8 +27,9 @@ import re
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from domain.errors import MalformedInputError, VerificationError
+from domain.errors import MalformedInputError, NotFoundError, VerificationError
 from ledger.log import merkle
 
 HEIGHT = 8
@@ -254,6 +255,19 @@ Fetch = Callable[[str], bytes]
 """Read one resource of a tiled log by path (``checkpoint``, ``tile/...``); NotFoundError if absent."""
 
 
+def directory_fetch(directory: Path) -> Fetch:
+    """Read tiled-log resources from a directory (NotFoundError NO_TILE for a missing one)."""
+    root = Path(directory)
+
+    def fetch(path: str) -> bytes:
+        try:
+            return (root / path).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise NotFoundError(f"{path} is not in {root}", code="NO_TILE", path=path) from None
+
+    return fetch
+
+
 class TiledTree:
     """The tree of ``size`` leaves read through ``fetch``: node hashes, root and RFC 6962 proofs.
 
@@ -339,6 +353,7 @@ __all__ = [
     "Tile",
     "TiledTree",
     "bundle_of",
+    "directory_fetch",
     "encode_bundle",
     "encode_hashes",
     "encode_index",
@@ -346,9 +361,9 @@ __all__ = [
     "node_in_tile",
     "nodes_from_store",
     "parse_bundle",
-    "partial_tiles",
     "parse_hashes",
     "parse_path",
+    "partial_tiles",
     "subtree_hash",
     "tile_of",
     "tiles_at",

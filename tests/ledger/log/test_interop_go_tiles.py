@@ -18,7 +18,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.log import merkle, note, tiles
@@ -89,7 +88,7 @@ def test_go_reads_the_tiles_the_ledger_writes(gocheck: Path, ledger: Ledger, tmp
     assert note.verify_checkpoint((directory / "checkpoint").read_bytes(), log_key).checkpoint.size == SIZE
     ours = tiles.TiledTree(directory_fetch(directory), SIZE)
     everything = list(range(SIZE))
-    _compare(gocheck, directory, str(log_key), ours, everything, everything[1:] + [SIZE])
+    _compare(gocheck, directory, str(log_key), ours, everything, [*everything[1:], SIZE])
     for index in (0, 700, SIZE - 1):  # and the database's proofs are the same
         assert ours.inclusion_proof(index) == ledger.inclusion_proof(index, SIZE)
         assert ours.consistency_proof(index + 1) == ledger.consistency_proof(index + 1, SIZE)
