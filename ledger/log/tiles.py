@@ -281,11 +281,19 @@ class TiledTree:
             raise ValueError(f"a tree size is an int >= 0, found {size!r}")
         self.fetch = fetch
         self.size = size
-        self._tiles: dict[Tile, list[bytes]] = {}
+        self._tiles: dict[Tile, list[list[bytes]]] = {}  # each tile's rows: its hashes, then each level above
 
     def tile(self, tile: Tile) -> list[bytes]:
+        return self._rows(tile)[0]
+
+    def _rows(self, tile: Tile) -> list[list[bytes]]:
+        """The tile's hashes and the complete subtree hashes above them inside the tile (read once)."""
         if tile not in self._tiles:
-            self._tiles[tile] = parse_hashes(tile, self.fetch(tile.path))
+            rows = [parse_hashes(tile, self.fetch(tile.path))]
+            while len(rows[-1]) > 1:
+                row = rows[-1]
+                rows.append([merkle.node_hash(row[i], row[i + 1]) for i in range(0, len(row) - 1, 2)])
+            self._tiles[tile] = rows
         return self._tiles[tile]
 
     def node(self, level: int, index: int) -> bytes:
@@ -295,7 +303,7 @@ class TiledTree:
         tile_level, first, count = node_in_tile(level, index)
         tile = tile_of(tile_level, first, self.size)
         offset = first - tile.index * WIDTH
-        return subtree_hash(self.tile(tile)[offset : offset + count])
+        return self._rows(tile)[count.bit_length() - 1][offset // count]
 
     def nodes(self, coords: Iterable[merkle.Coord]) -> dict[merkle.Coord, bytes]:
         return {(level, index): self.node(level, index) for level, index in coords}
