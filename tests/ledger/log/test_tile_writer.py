@@ -139,3 +139,36 @@ def test_the_checkpointer_publishes_the_tiles(ledger: Ledger, tmp_path: Path) ->
     prefill(ledger, 42)
     checkpointer.tick()
     assert _verify_dir(ledger, directory).size == 42
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_production_publishes_the_witnessed_checkpoint_only(tmp_path: Path, database_url: str | None) -> None:
+    """In the production profile `checkpoint` is the newest checkpoint cosigned by enough witnesses,
+    with its cosignatures; tiles of a newer, unwitnessed checkpoint may be there, its note is not."""
+    from ledger.log.witnessing import checkpoint_with_witnesses, configure_witness
+    from tests.support.production import production_ledger, witnesses
+
+    ledger = production_ledger(tmp_path, database_url)
+    directory = tmp_path / "tiles"
+    writer = TileWriter(directory)
+    try:
+        with witnesses(ledger, tmp_path, "middlesexda.gov/witness", "mass.gov/ago-witness") as (da, ag):
+            for witness in (da, ag):
+                configure_witness(ledger.data_dir, witness.url, str(witness.vkey))
+            prefill(ledger, 300)
+            published = checkpoint_with_witnesses(ledger, timeout=10)
+            assert published is not None and len(published.cosignatures) == 2
+            writer.publish(ledger)
+            served = (directory / "checkpoint").read_bytes()
+            assert served == published.with_cosignatures()
+            note.verify_checkpoint(served, ledger.rollback_guard().log_key, [da.vkey, ag.vkey], 2)
+            ag.stop()
+            prefill(ledger, 700)
+            signed = checkpoint_with_witnesses(ledger, timeout=2)
+            assert signed is not None and signed.size == 700 and len(signed.cosignatures) == 1
+            writer.publish(ledger)
+            assert (directory / "checkpoint").read_bytes() == served  # still the witnessed one
+            assert (directory / "tile/0/001").is_file() and (directory / "tile/0/002.p/188").is_file()
+            assert _verify_dir(ledger, directory).size == 300
+    finally:
+        ledger.close()
