@@ -95,6 +95,8 @@ class TileWriter:
             if latest is None:
                 return None
             published = ledger.published_checkpoint()
+            held = self._read(tiles.CHECKPOINT)
+            self._never_backwards(ledger, held, published or latest)  # before any tile is written
             if self._done is None:
                 self._done = self._resume(ledger)
             sizes = sorted({latest.size, *([] if published is None else [published.size])})
@@ -114,7 +116,7 @@ class TileWriter:
                 return None
             self._check_root(published)
             data = published.with_cosignatures()
-            if self._read(tiles.CHECKPOINT) != data:
+            if held != data:
                 write_atomic(self.directory / tiles.CHECKPOINT, data)
                 if self.on_write is not None:
                     self.on_write(tiles.CHECKPOINT)
@@ -136,6 +138,29 @@ class TileWriter:
             return (self.directory / name).read_bytes()
         except FileNotFoundError:
             return None
+
+    def _never_backwards(self, ledger: Any, held: bytes | None, published: tlog.StoredCheckpoint) -> None:
+        """The directory's checkpoint (when this log signed it) is only replaced by one that extends it:
+        never by a smaller one (a database restored from an older backup) nor by another history (a
+        forked database): clients would see the log shrink or fork. TileConflict instead."""
+        if held is None:
+            return
+        try:
+            body = note.verify_checkpoint(held, ledger.rollback_guard().log_key, origin=ledger.origin).checkpoint
+        except LedgerError:
+            return  # not this log's note: replaced
+        if body.size > published.size:
+            raise TileConflict(
+                f"the tiles directory publishes a checkpoint of size {body.size}, larger than the database's"
+                f" published one ({published.size}): not moved backwards (was the database rolled back?)"
+            )
+        with ledger.db.read() as tx:
+            ours = tlog.root_at(tx, body.size) if body.size else merkle.EMPTY_ROOT
+        if ours != body.root:
+            raise TileConflict(
+                f"the tiles directory publishes a checkpoint of size {body.size} that is not in the database's"
+                " history: not replaced (another log's directory, or a forked database)"
+            )
 
     def _check_root(self, checkpoint: tlog.StoredCheckpoint) -> None:
         """The tiles on disk must reproduce the checkpoint's root before it is published."""

@@ -5,6 +5,7 @@ checkpointed at sizes that cross tile boundaries, and published after each check
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from ledger.log import merkle, note, tiles
 from ledger.log.tile_writer import TileConflict, TileWriter, directory_fetch, write_tiles
 from ledger.store import Ledger
 from ops.bench.bench_log import prefill
+from tests.support.forks import fork_ledgers
 
 SIZES = [255, 256, 257, 600]  # an initialised ledger has 2 entries (its key registry)
 
@@ -172,3 +174,23 @@ def test_production_publishes_the_witnessed_checkpoint_only(tmp_path: Path, data
             assert _verify_dir(ledger, directory).size == 300
     finally:
         ledger.close()
+
+
+def test_a_restored_or_forked_database_never_rewrites_the_directory(
+    make_ledger: Callable[..., Ledger], tmp_path: Path
+) -> None:
+    """``b`` is a copy of ``a``'s data dir taken earlier: an old backup restored, then a fork."""
+    fork = fork_ledgers(make_ledger, tmp_path)
+    directory = tmp_path / "tiles"
+    fork.grow("a", 3)
+    TileWriter(directory).publish(fork.a)
+    ahead = (directory / "checkpoint").read_bytes()
+    with pytest.raises(TileConflict):  # the backup is behind: the published checkpoint never shrinks
+        TileWriter(directory).publish(fork.b)
+    assert (directory / "checkpoint").read_bytes() == ahead
+    fork.grow("b", 6)  # another history, larger
+    before = sorted(p for p in directory.rglob("*") if p.is_file())
+    with pytest.raises(TileConflict):
+        TileWriter(directory).publish(fork.b)
+    assert (directory / "checkpoint").read_bytes() == ahead
+    assert sorted(p for p in directory.rglob("*") if p.is_file()) == before  # refused before writing a tile
