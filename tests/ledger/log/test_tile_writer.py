@@ -176,6 +176,7 @@ def test_production_publishes_the_witnessed_checkpoint_only(tmp_path: Path, data
         ledger.close()
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # the fork copies a SQLite data dir
 def test_a_restored_or_forked_database_never_rewrites_the_directory(
     make_ledger: Callable[..., Ledger], tmp_path: Path
 ) -> None:
