@@ -343,8 +343,7 @@ def _run_tiles(args: dict[str, Any], progress: Progress) -> Any:
     """``audit --tiles``: the tiled log alone (no database, no server API), then the client memory."""
     from domain.errors import MalformedInputError, VerificationError
     from ledger.cli.remembered import client_memory
-    from ledger.verify.findings import Finding
-    from ledger.verify.tiled import audit_tiles, tiles_proofs, tiles_source
+    from ledger.verify import Finding, audit_tiles, tiles_proofs, tiles_source
 
     try:
         fetch, where = tiles_source(args["tiles"])

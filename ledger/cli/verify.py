@@ -241,7 +241,7 @@ def _tiles_proofs(location: str) -> tuple[Any, Any]:
     tree their checkpoint states (every proof is verified against signed roots before it counts)."""
     from domain.errors import LedgerError
     from ledger.log import note
-    from ledger.verify.tiled import tiles_proofs, tiles_source
+    from ledger.verify import tiles_proofs, tiles_source
 
     try:
         fetch, _ = tiles_source(location)

@@ -24,10 +24,11 @@ from ledger.log import merkle, note, tiles
 from ledger.log.tile_writer import TileWriter, directory_fetch
 from ledger.store import Ledger
 from ops.bench.bench_log import prefill
-from tests.ledger.log.test_interop_go import ORIGIN, build_gocheck, go_or_skip
+from tests.support.gocheck import build_gocheck, go_or_skip
 
 SIZE = 1300  # through the ledger's writer: full and partial tiles at levels 0 and 1
 BIG = 66_000  # in memory: a full level-1 tile and a level-2 tile
+ORIGIN = "interop.example/log"
 
 
 @pytest.fixture(scope="module")
