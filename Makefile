@@ -56,3 +56,4 @@ bench: setup
 	$(BIN)/python -m ops.bench.bench_follow --events 5000
 	$(BIN)/python -m ops.bench.bench_log --backend sqlite --size 1000000 --proofs 1000
 	$(BIN)/python -m ops.bench.bench_log --backend postgres --size 1000000 --proofs 1000
+	$(BIN)/python -m ops.bench.bench_tiles --backend sqlite --size 100000 --proofs 2000

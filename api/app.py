@@ -27,6 +27,7 @@ from api.routes import (
     ops,
     public_pages,
     sealed,
+    tiles,
     verifier_page,
 )
 from api.runtime import Runtime
@@ -82,7 +83,7 @@ def create_app(
     app.state.runtime = runtime
     routers = [
         module.router
-        for module in (cases, evidence, keys, log, access_log, ops, public_pages, sealed, verifier_page)
+        for module in (cases, evidence, keys, log, access_log, ops, public_pages, sealed, tiles, verifier_page)
     ]
     for router in routers:
         app.include_router(router)

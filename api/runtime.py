@@ -18,6 +18,7 @@ from ledger.bootstrap import log_verifier_key
 from ledger.evidence.footage import FootageStore, store_for
 from ledger.log.checkpointer import Checkpointer
 from ledger.log.rollback import RollbackDetected
+from ledger.log.tile_writer import TileWriter
 from ledger.settings import ConfigurationError, Settings
 from ledger.storage.integrity import StateTampered
 from ledger.storage.sql import StorageError
@@ -146,7 +147,7 @@ class Runtime:
         self.checkpointer = Checkpointer(
             ledger, interval=self.settings.checkpoint_interval, witness_timeout=self.api_settings.witness_timeout,
             tsa_interval=self.settings.tsa_interval, tsa_timeout=self.settings.tsa_timeout,
-            on_tick=self.refresh_write_block,
+            on_tick=self.refresh_write_block, tiles=TileWriter(self.settings.tiles_path),
         )
         if self.access is None:
             self._access_writer = AccessWriter(ledger.access_log)

@@ -95,6 +95,16 @@ class Settings(BaseSettings):
         " checkpoint_interval",
     )
 
+    tiles_dir: Path | None = Field(
+        default=None,
+        description="where the service publishes the case log as C2SP tlog-tiles after each checkpoint"
+        " (served at /tiles/; docs/formats.md, Tiled log); default <data dir>/tiles",
+    )
+
+    @property
+    def tiles_path(self) -> Path:
+        return self.data_dir / "tiles" if self.tiles_dir is None else self.tiles_dir
+
     @model_validator(mode="after")
     def _promise_keepable(self) -> Settings:
         """A receipt promises a checkpoint within ``receipt_max_delay``: the checkpointer must sign faster."""

@@ -339,6 +339,71 @@ def _run_remote(args: dict[str, Any], progress: Progress) -> Any:
     return run_audit(data, options, progress)
 
 
+def _run_tiles(args: dict[str, Any], progress: Progress) -> Any:
+    """``audit --tiles``: the tiled log alone (no database, no server API), then the client memory."""
+    from domain.errors import MalformedInputError, VerificationError
+    from ledger.cli.remembered import client_memory
+    from ledger.verify import Finding, audit_tiles, tiles_proofs, tiles_source
+
+    try:
+        fetch, where = tiles_source(args["tiles"])
+    except MalformedInputError as exc:
+        raise _unusable(exc.message) from None
+    raw = fetch("checkpoint")
+    origin = raw.decode("utf-8", "replace").split("\n", 1)[0]
+    witnesses = [_parse_key(w, "witness key") for w in args["witness"] or []]
+    minimum = args["min_witnesses"]
+    key = None if args["vkey"] is None else _parse_key(args["vkey"], "log key")
+    from ledger.cli.verify import load_pin_file
+
+    pins = load_pin_file(args["trust"])
+    pin = None if pins is None else pins.get(origin)
+    if key is None:
+        if pin is None:
+            raise _unusable(f"--tiles needs the log's key: --vkey, or a pin for {origin!r} (evidence-ledger trust pin)")
+        key = pin.vkey
+    if pin is not None and str(pin.vkey) == str(key):
+        if witnesses:  # --witness replaces the pinned keys, never a production pin's floor
+            minimum = _own_witnesses_floor(pin, len(witnesses), minimum)
+        else:
+            witnesses, minimum = list(pin.witnesses), pin.required_witnesses(minimum)
+    if key.type != 0x01 or any(w.type != 0x04 for w in witnesses):
+        raise _unusable("the log key is an Ed25519 (type 0x01) key and a witness key a cosignature/v1 (0x04) key")
+    if minimum is not None and not 0 <= minimum <= len(witnesses):
+        raise _unusable(f"--min-witnesses must be between 0 and the {len(witnesses)} witness keys")
+    report = audit_tiles(fetch, key, source=f"tiles {where}", witnesses=tuple(witnesses), min_witnesses=minimum,
+                         progress=progress)
+    if report.findings or report.size is None:
+        report.notes.append("the client memory was not compared: the tiles did not verify")
+        return report
+    try:
+        observed = client_memory().observe(raw, key, tiles_proofs(fetch, report.size), pinned=True,
+                                           source=f"the tiles at {where}")
+        report.notes.append(f"client memory: {observed.status} (remembered size {observed.remembered_size})")
+    except VerificationError as exc:
+        report.findings.append(Finding(exc.code, 8, exc.message, evidence={"size": report.size}))
+    return report
+
+
+def _render_tiles(report: Any) -> None:
+    from ledger.cli.render import Terminal
+
+    console = Terminal()
+    independent = "independent (--vkey)" if report.independent else "[yellow]NOT independent[/yellow]"
+    console.print(f"[bold]Audit of {report.source}[/bold] — trust: {independent}")
+    root = "-" if report.root is None else report.root.hex()
+    console.print(f"{report.size} log entries; checkpoint root {root}; {report.tiles_read} tiles and bundles read")
+    if report.cosigned_by:
+        console.print("cosigned by: " + ", ".join(report.cosigned_by))
+    for line in report.notes:
+        console.print(f"[yellow]note:[/yellow] {line}")
+    if not report.findings:
+        console.print("[bold green]OK[/bold green]: no findings")
+        return
+    for f in report.findings:
+        console.print(f"[red]{f.code}[/red] (check {f.step}): {f.message}")
+
+
 # --- following a log (ledger.audit.follow) -------------------------------------------------------
 
 
@@ -561,6 +626,14 @@ def audit(
         typer.Option("--witness-grace", help="--follow: seconds a new checkpoint may wait for its cosignatures"),
     ] = 60.0,
     trust: TrustFile = None,
+    tiles: Annotated[
+        str | None,
+        typer.Option(
+            "--tiles",
+            help="audit the log published as C2SP tlog-tiles at this URL prefix or directory (no database, no"
+            " token): checkpoint, every tile and entry bundle, the root; --vkey or a pin names the key",
+        ),
+    ] = None,
     tsa_cert: Annotated[
         list[Path] | None,
         typer.Option(
@@ -594,6 +667,16 @@ def audit(
 
             check_server_url(server)
         raise typer.Exit(_follow(args))
+    if tiles is not None:
+        if server is not None or follow_ or once:
+            raise _unusable("--tiles audits the tiled log alone: not with --server, --follow or --once")
+        with _progress(not as_json) as progress:
+            tiled = _run_tiles(args, progress)
+        if as_json:
+            typer.echo(json.dumps(tiled.to_json(), indent=2, sort_keys=True))
+        else:
+            _render_tiles(tiled)
+        raise typer.Exit(tiled.exit_code)
     with _progress(not as_json) as progress:
         report = _run_remote(args, progress) if server else _run_local(args, progress)
     if as_json:

@@ -171,6 +171,36 @@ def log_entry(
         sys.stdout.buffer.flush()
 
 
+@log_app.command("tiles")
+@cli_errors
+def log_tiles(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="the directory to write (default: EVIDENCE_LEDGER_TILES_DIR, <data dir>/tiles)"),
+    ] = None,
+    as_json: JsonOption = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Write (or complete) the C2SP tlog-tiles of the case log from the database: the tiles and entry
+    bundles of the newest checkpoint and of the published one, then the published checkpoint. Tiles
+    already there are compared, never overwritten (TILE_CONFLICT). Serve the directory as it is, or
+    upload it to an object store (docs/formats.md, Tiled log)."""
+    import time
+
+    from ledger.log.tile_writer import write_tiles
+
+    started = time.perf_counter()
+    with open_ledger(data_dir) as ledger:
+        directory = out if out is not None else ledger.settings.tiles_path
+        written, checkpoint = write_tiles(ledger, directory)
+    seconds = time.perf_counter() - started
+    size = None if checkpoint is None else checkpoint.size
+    text = (f"{written} file(s) written to {directory}; checkpoint size {size}" if checkpoint is not None
+            else f"{written} file(s) written to {directory}; no published checkpoint yet (none written)")
+    emit({"directory": str(directory), "written": written, "checkpoint_size": size, "seconds": round(seconds, 3)},
+         as_json, text)
+
+
 @log_app.command("add-tsa")
 @cli_errors
 def log_add_tsa(

@@ -172,6 +172,14 @@ def verify(
             "the remembered checkpoint and with --previous)",
         ),
     ] = None,
+    tiles: Annotated[
+        str | None,
+        typer.Option(
+            "--tiles",
+            help="the log published as C2SP tlog-tiles (URL prefix or directory): the bundle's checkpoint must be"
+            " consistent with its checkpoint and every leaf included (proofs computed from the tiles)",
+        ),
+    ] = None,
     tsa_cert: TsaCert = None,
 ) -> None:
     """Verify an evidence bundle offline: signatures, chains, proofs, checkpoint, witnesses, media, rules.
@@ -192,6 +200,11 @@ def verify(
     except MalformedInputError as exc:
         fail(exc.message, 2, error=exc.code)
     proofs = None if log_server is None else log_server.proofs_for
+    if tiles is not None:
+        if log_server is not None:
+            fail("--tiles and --server both give consistency proofs: give one of them", 2, error="BAD_ARGUMENT")
+        proofs, tiles_fetch = _tiles_proofs(tiles)
+        options = replace(options, tiles=tiles_fetch, tiles_source=tiles)
     options = replace(options, memory=CheckpointMemory.default(), consistency=proofs)
     try:
         result = _verified(bundle, options, as_json)
@@ -221,6 +234,22 @@ def verify(
             sys.stdout.write("\n" + compared.render_text())
     sys.stdout.flush()
     raise typer.Exit(1 if compared is not None and compared.failed else exit_code(result, allow_unpinned))
+
+
+def _tiles_proofs(location: str) -> tuple[Any, Any]:
+    """(consistency-proof source by origin, fetch) for ``--tiles``: proofs computed from the tiles of the
+    tree their checkpoint states (every proof is verified against signed roots before it counts)."""
+    from domain.errors import LedgerError
+    from ledger.log import note
+    from ledger.verify import tiles_proofs, tiles_source
+
+    try:
+        fetch, _ = tiles_source(location)
+        size = note.parse_checkpoint_body(note.open_note(fetch("checkpoint"))[0]).size
+    except LedgerError as exc:
+        fail(f"--tiles {location}: {exc.message}", 3 if exc.code in ("SERVER_UNREACHABLE", "BAD_RESPONSE") else 2,
+             error=exc.code)
+    return (lambda _origin: tiles_proofs(fetch, size)), fetch
 
 
 def _verified(bundle: Path, options: Any, as_json: bool) -> Any:

@@ -49,6 +49,7 @@ class Checkpointer:
         tsa_interval: float = 60.0,
         tsa_timeout: float = 5.0,
         on_tick: Callable[[], None] | None = None,
+        tiles: Any = None,
     ) -> None:
         self.ledger = ledger
         self.interval = interval
@@ -56,6 +57,7 @@ class Checkpointer:
         self.tsa_interval = tsa_interval
         self.tsa_timeout = tsa_timeout
         self.on_tick = on_tick
+        self.tiles = tiles  # a ledger.log.tile_writer.TileWriter: the tiled log published after each checkpoint
         self.latest_size = 0  # signed
         self.access_size = 0  # access-log entries covered by the newest access checkpoint
         self.cosigned_size = 0  # signed, and the witnesses asked
@@ -101,6 +103,7 @@ class Checkpointer:
         timestamper.join(timeout)
 
     def _run(self) -> None:
+        self.publish_tiles()  # catch up with checkpoints signed while the service was not running
         while not self._stop.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()
@@ -147,8 +150,20 @@ class Checkpointer:
             self.latest_size = 0 if checkpoint is None else checkpoint.size
             self._cond.notify_all()
         if checkpoint is not None:
+            self.publish_tiles()
             self._to_cosign = checkpoint
             self._cosign_wake.set()
+
+    def publish_tiles(self) -> None:
+        """Write the new tiles, then the published checkpoint (``ledger.log.tile_writer``). Never raises."""
+        if self.tiles is None:
+            return
+        try:
+            self.tiles.publish(self.ledger)
+        except LedgerError as exc:
+            logger.error("publishing the tiles failed: %s", exc.code)
+        except Exception as exc:  # never kill the thread
+            logger.error("publishing the tiles failed: %s", type(exc).__name__)
 
     def _run_witnesses(self) -> None:
         while True:
@@ -167,6 +182,8 @@ class Checkpointer:
         except Exception as exc:  # a witness must never break checkpointing
             logger.warning("cosigning failed: %s", getattr(exc, "code", type(exc).__name__))
         self._update_witnessed()
+        if self.ledger.production:  # a newly witnessed checkpoint is the one the tiles publish
+            self.publish_tiles()
         with self._cond:
             self.cosigned_size = max(self.cosigned_size, checkpoint.size)
             self._cond.notify_all()

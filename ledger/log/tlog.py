@@ -226,3 +226,25 @@ def entry_leaf(tx: Tx, index: int) -> bytes:
     if row is None:
         raise NotFoundError(f"no log entry {index}", code="NO_ENTRY")
     return bytes(row[0])
+
+
+def nodes_between(tx: Tx, level: int, start: int, end: int, tables: Tables = CASE_LOG) -> list[bytes]:
+    """The stored nodes ``(level, start) .. (level, end - 1)`` in order; MISSING_NODE if one is absent."""
+    rows = tx.query(
+        f"SELECT idx, hash FROM {tables.nodes} WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx",
+        (level, start, end),
+    )
+    if len(rows) != end - start or any(int(row[0]) != start + i for i, row in enumerate(rows)):
+        raise NotFoundError(f"log tree nodes of level {level} in [{start}, {end}) are missing", code="MISSING_NODE")
+    return [bytes(row[1]) for row in rows]
+
+
+def leaves_between(tx: Tx, start: int, end: int) -> list[bytes]:
+    """The leaves ``start .. end - 1`` of the case log in order; NO_ENTRY if one is absent."""
+    rows = tx.query(
+        "SELECT leaf_index, leaf FROM log_entries WHERE leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index",
+        (start, end),
+    )
+    if len(rows) != end - start or any(int(row[0]) != start + i for i, row in enumerate(rows)):
+        raise NotFoundError(f"log entries in [{start}, {end}) are missing", code="NO_ENTRY")
+    return [bytes(row[1]) for row in rows]

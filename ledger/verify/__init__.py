@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     )
     from ledger.verify.report import exit_code, render_text, report_json
     from ledger.verify.report_html import render_html
+    from ledger.verify.tiled import TilesAudit, audit_tiles, tiles_proofs, tiles_source
     from ledger.verify.trust import (
         HEX64,
         LogPin,
@@ -97,7 +98,9 @@ __all__ = [
     "PinFileError",
     "PreviousComparison",
     "ReceiptStatus",
+    "TilesAudit",
     "VerifyOptions",
+    "audit_tiles",
     "bundle_format",
     "can_fork",
     "check_append_receipt",
@@ -127,6 +130,8 @@ __all__ = [
     "scan_tree",
     "state_dir",
     "stored_receipts",
+    "tiles_proofs",
+    "tiles_source",
     "verify_bundle",
     "verify_known",
     "verify_signatures",
@@ -180,6 +185,8 @@ if not TYPE_CHECKING:  # type checkers read the imports above; at run time a nam
             from ledger.verify import memory as module
         elif name == "LogServer":
             from ledger.verify import log_server as module
+        elif name in ("TilesAudit", "audit_tiles", "tiles_proofs", "tiles_source"):
+            from ledger.verify import tiled as module
         elif name in ("PreviousComparison", "compare_previous"):
             from ledger.verify import previous as module
         elif name in (

@@ -42,6 +42,7 @@ from ledger.verify.bundle_memory import check_memory
 from ledger.verify.bundle_model import BundleVerification, Step, VerifyOptions
 from ledger.verify.bundle_receipts import check_receipts
 from ledger.verify.bundle_state import case_summary
+from ledger.verify.bundle_tiles import check_tiles
 from ledger.verify.bundle_timestamps import check_timestamps
 from ledger.verify.engine import EntryChecker
 from ledger.verify.findings import CHECKS, Finding
@@ -134,6 +135,7 @@ def verify_bundle(
     v.registry = [_timeline_row(c) for c in checker.checked if c.case_id == REGISTRY_CASE_ID]
     v.keys = _keys(checker)
     v.trust_root = None if checker.registry is None else checker.registry.root_key_id
+    check_tiles(v, files, checkpoint, options)
     check_memory(v, files.small(CHECKPOINT), options)  # last: only a bundle without findings is compared
     v.findings.sort(key=lambda f: f.step)
     v.steps = _steps(v)

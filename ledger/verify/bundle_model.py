@@ -41,6 +41,9 @@ class VerifyOptions:
     consistency: Callable[[str], ProofSource] | None = None
     tsa_certs: tuple[TsaTrust, ...] = ()  # a bundle's checkpoint must carry a token verifying under one
     tsa_source: str = "--tsa-cert"
+    #: the log published as tlog-tiles (``--tiles``): reads ``checkpoint`` and ``tile/...``; None: not given
+    tiles: Callable[[str], bytes] | None = None
+    tiles_source: str = ""
 
     def pinned_for(self, origin: str) -> VerifyOptions:
         """These options completed by the pin file's entry for ``origin``: each option given here

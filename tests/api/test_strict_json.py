@@ -110,6 +110,18 @@ def _log_size(w: World, path: str) -> int:
     return int(checkpoint.size)
 
 
+def _tile_paths(w: World) -> list[str]:
+    """A tile and an entry bundle of the published tiles (the checkpointer writes them), and one not there."""
+    from ledger.log import tiles
+
+    assert w.api.runtime.checkpointer is not None
+    w.api.runtime.checkpointer.publish_tiles()
+    published = w.api.ledger.published_checkpoint()
+    assert published is not None
+    held = tiles.tiles_at(published.size)
+    return [held[0].path.removeprefix("tile/"), held[-1].path.removeprefix("tile/"), "0/999"]
+
+
 #: path parameter -> the values to try (every combination of them is called)
 PATH_VALUES: dict[str, Callable[[World, str], list[str]]] = {
     "case_id": lambda w, _: [w.closed, w.open, new_case_id()],
@@ -118,6 +130,7 @@ PATH_VALUES: dict[str, Callable[[World, str], list[str]]] = {
     "sealed_ref": lambda w, _: [w.sealed_ref],
     "size": lambda w, p: [str(_log_size(w, p)), "1"],
     "index": lambda w, _: ["0", "999999"],
+    "path": lambda w, _: _tile_paths(w),  # GET /tiles/tile/{path}
 }
 
 #: required query parameter -> its value

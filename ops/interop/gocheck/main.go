@@ -48,8 +48,11 @@ type checkpoint struct {
 }
 
 func main() {
+	if len(os.Args) >= 2 && os.Args[1] == "tiles" {
+		os.Exit(tilesMain(os.Args[2:]))
+	}
 	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: gocheck CASES.json")
+		fmt.Fprintln(os.Stderr, "usage: gocheck CASES.json | gocheck tiles DIR VKEY INDEXES SIZES")
 		os.Exit(2)
 	}
 	data, err := os.ReadFile(os.Args[1])

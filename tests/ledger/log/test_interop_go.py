@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,10 +29,8 @@ from ledger.log.proof_json import (
     parse_consistency_proof,
     parse_inclusion_proof,
 )
+from tests.support.gocheck import build_gocheck, go_or_skip
 
-GOCHECK_SOURCE = Path(__file__).resolve().parents[3] / "ops" / "interop" / "gocheck"
-DEBIAN_X_MOD = Path("/usr/share/gocode/src/golang.org/x/mod")
-INSTALL_HINT = "apt-get update && apt-get install -y golang-go golang-golang-x-mod-dev"
 MAX_SIZE = 70
 ORIGIN = "interop.example/log"
 
@@ -198,35 +194,8 @@ def _python_verdict(body: dict[str, Any]) -> bool:
 # --- running Go -------------------------------------------------------------------------------
 
 
-def _go_or_skip() -> str:
-    go = shutil.which("go")
-    problem = None
-    if go is None:
-        problem = "the `go` command is not on PATH"
-    elif not DEBIAN_X_MOD.is_dir():
-        problem = f"Debian's golang.org/x/mod sources are missing ({DEBIAN_X_MOD})"
-    if problem is None and go is not None:
-        return go
-    reason = f"GO INTEROP CHECK NOT RUN: {problem}. Install with: {INSTALL_HINT}"
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
 def _run_go(go: str, workdir: Path) -> dict[str, str]:
-    env = {**os.environ, "GOFLAGS": "-mod=mod", "GOPROXY": "off", "GOTOOLCHAIN": "local", "CGO_ENABLED": "0"}
-    env.setdefault("GOCACHE", str(workdir / "gocache"))  # go refuses to build without one (no $HOME in CI)
-    binary = workdir / "gocheck"
-    build = subprocess.run(
-        [go, "build", "-o", str(binary), "."],
-        cwd=GOCHECK_SOURCE,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if build.returncode != 0:
-        pytest.fail(f"building {GOCHECK_SOURCE} failed:\n{build.stderr}")
+    binary = build_gocheck(go, workdir)
     cases_file = workdir / "cases.json"
     cases_file.write_text(json.dumps([{"name": c.name, "vkey": str(LOG_VK), **c.body} for c in _cases()]))
     run = subprocess.run([str(binary), str(cases_file)], capture_output=True, text=True, timeout=120)
@@ -239,7 +208,7 @@ def _run_go(go: str, workdir: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def go_verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    go = _go_or_skip()
+    go = go_or_skip()
     verdicts = _run_go(go, tmp_path_factory.mktemp("gocheck"))
     assert set(verdicts) == {c.name for c in _cases()}
     assert set(verdicts.values()) == {"OK", "FAIL"}
