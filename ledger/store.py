@@ -105,7 +105,9 @@ class Ledger:
         self.db = Database(self.app.recorder)
         #: where the read methods below read; the primary, except in a view made by :meth:`reading`
         self._reads = self.db
-        self.replica = ReadReplica(settings) if settings.read_database_url else None
+        self.replica = (
+            ReadReplica(settings, log_size=lambda tx: tlog.log_size(tx)[0]) if settings.read_database_url else None
+        )
         self.domain_config = DomainConfig(
             authorities=tuple(settings.authorities), disclosure_window_seconds=settings.disclosure_window_seconds
         )

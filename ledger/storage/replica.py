@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn
 
 import psycopg
 
-from ledger.log import tlog
 from ledger.settings import ConfigurationError, Settings, parse_database_url
 from ledger.storage.app import LedgerApplication, application_env
-from ledger.storage.sql import Database, StorageError
+from ledger.storage.sql import Database, StorageError, Tx
 
 Source = Literal["primary", "replica"]
 Reason = Literal["current", "behind", "unreachable"]
@@ -75,8 +75,10 @@ class Route:
 class ReadReplica:
     """The replica's connection pool and what is known of its progress. Thread-safe."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, log_size: Callable[[Tx], int]) -> None:
+        """``log_size``: the number of entries of the log a transaction sees (``ledger.log.tlog``)."""
         assert settings.read_database_url is not None
+        self._size_of = log_size
         self.target = parse_database_url(settings.read_database_url)
         env = application_env(
             self.target,
@@ -150,7 +152,7 @@ class ReadReplica:
         left alone for ``read_recheck_seconds``)."""
         try:
             with self.db.read() as tx:
-                size = tlog.log_size(tx)[0]
+                size = self._size_of(tx)
         except StorageError as exc:
             with self._lock:
                 self._down_until = time.monotonic() + self.recheck_seconds

@@ -21,18 +21,18 @@ import pytest
 from api.reads import HELD_HEADER, SIZE_HEADER, SOURCE_HEADER
 from domain.errors import LedgerError
 from ledger.bootstrap import init_data_dir
-from ledger.client import HELD_CHECKPOINT_HEADER, RemoteLedger
 from ledger.cli.remembered import check_log
+from ledger.client import HELD_CHECKPOINT_HEADER, RemoteLedger
+from ledger.log import tlog
 from ledger.settings import ConfigurationError, Settings
 from ledger.storage.replica import ReadReplica
 from ledger.store import Ledger
-from tests.conftest import postgres_required
 from tests.support import pg_cluster
 from tests.support.api import Api, problem, running_api
 from tests.support.cases import case_opened, footage_captured, new_case_id
 from tests.support.ledgers import ORIGIN, FakeClock
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("pg-cluster")]  # one cluster, on one worker
 
 SETUP_SECONDS: dict[str, float] = {}
 
@@ -41,7 +41,7 @@ SETUP_SECONDS: dict[str, float] = {}
 def cluster() -> Iterator[pg_cluster.Cluster]:
     reason = pg_cluster.available()
     if reason is not None:
-        if postgres_required():
+        if pg_cluster.required():
             pytest.fail(f"{reason} — the read-replica tests must run here")
         pytest.skip(f"SKIPPING READ-REPLICA TESTS: {reason}")
     started = time.monotonic()
@@ -288,7 +288,7 @@ def test_the_floor_and_routing_of_a_fresh_process(replicated: Replicated) -> Non
         assert signed is not None
         assert ledger.replica is not None and ledger.replica.floor == signed.size
         replicated.cluster.wait_caught_up()
-        fresh = ReadReplica(replicated.settings())
+        fresh = ReadReplica(replicated.settings(), log_size=lambda tx: tlog.log_size(tx)[0])
         try:
             assert fresh.route(signed.size).source == "replica"
             assert fresh.route(signed.size + 1).source == "primary"  # nothing that large anywhere yet

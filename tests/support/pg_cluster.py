@@ -85,6 +85,11 @@ class Cluster:
             time.sleep(0.01)
 
 
+def required() -> bool:
+    """The cluster tests must run, not skip: the rule of tests/conftest.py's ``postgres_required``."""
+    return bool(os.environ.get("CI")) or os.environ.get("EVIDENCE_LEDGER_TEST_POSTGRES") == "required"
+
+
 def available() -> str | None:
     """Why no cluster can be made here, or None."""
     for tool in ("initdb", "pg_ctl", "pg_basebackup"):
