@@ -22,7 +22,7 @@ from api.reads import HELD_HEADER, SIZE_HEADER, SOURCE_HEADER
 from domain.errors import LedgerError
 from ledger.bootstrap import init_data_dir
 from ledger.cli.remembered import check_log
-from ledger.client import HELD_CHECKPOINT_HEADER, RemoteLedger
+from ledger.client import HELD_CHECKPOINT_HEADER, RemoteLedger, held_size
 from ledger.log import tlog
 from ledger.settings import ConfigurationError, Settings
 from ledger.storage.replica import ReadReplica
@@ -146,6 +146,22 @@ def test_a_lagging_replica_never_serves_a_state_older_than_a_held_checkpoint(
     source, size, seqs = timeline(api, case_id, held=second)
     assert (source, seqs) == ("primary", [1, 2]) and size >= second
     assert reads(api, "primary", "behind") == behind + 1
+
+    # every routed case read: the state of the held checkpoint (version 2), from the primary
+    held = {**api.auth("auditor"), HELD_HEADER: str(second)}
+    for path, check in (
+        (f"/v1/cases/{case_id}", lambda body: body["version"] == 2),
+        (f"/v1/cases/{case_id}/events", lambda body: len(body["items"]) == 2),
+        ("/v1/cases", lambda body: case_id in [c["case_id"] for c in body["items"]]),
+        (f"/v1/cases/{case_id}/footage/ftg-9/custody", lambda body: len(body["items"]) == 1),
+        (f"/v1/cases/{case_id}?at_index={second - 1}", lambda body: body["version"] == 2),
+    ):
+        answer = api.client.get(path, headers=held)
+        assert answer.status_code == 200 and answer.headers[SOURCE_HEADER] == "primary", (path, answer.text)
+        assert check(answer.json()), path
+    # without the header the same case view comes from the lagging replica: version 1
+    stale = api.client.get(f"/v1/cases/{case_id}", headers=api.auth("auditor"))
+    assert stale.headers[SOURCE_HEADER] == "replica" and stale.json()["version"] == 1
 
     # proofs, checkpoints and leaves of a size the replica lacks: served, never 404 because of lag
     for path in (
@@ -296,6 +312,11 @@ def test_the_floor_and_routing_of_a_fresh_process(replicated: Replicated) -> Non
             fresh.close()
     finally:
         ledger.close()
+
+
+def test_the_client_reads_the_held_size_from_its_remembered_note() -> None:
+    assert held_size(b"origin\n42\nROOT=\n\n- sig\n") == 42
+    assert held_size(None) == 0 and held_size(b"") == 0 and held_size(b"origin\nnot-a-size\n") == 0
 
 
 def test_a_bad_held_checkpoint_header_is_400(served: Api) -> None:
