@@ -134,7 +134,7 @@ class Metrics:
         self.reads = Counter(
             "evidence_ledger_reads",
             "Reads of the replica-routed endpoints by the database that served them (replica, primary, none)"
-            " and why (current, behind, unreachable, refused); only with a read replica configured.",
+            " and why (current, behind, unreachable, failed, refused); only with a read replica configured.",
             ("database", "reason"),
             registry=self.registry,
         )

@@ -5,7 +5,8 @@ A client states the size of the newest checkpoint it holds in the request header
 what it needs itself (the tree size a proof or checkpoint is asked for). ``Ledger.reading`` then picks
 the database (docs/scaling-reads.md). With a replica configured every routed response says where it was
 read (``Evidence-Ledger-Read-From: replica|primary``) and the log size it reflects at least
-(``Evidence-Ledger-Log-Size``); every routed read is counted in ``evidence_ledger_reads_total``.
+(``Evidence-Ledger-Log-Size``); every routed read served is counted in ``evidence_ledger_reads_total``
+by the database that served it and why, every read refused at routing as ``none``/``refused``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.appending import runtime_of
+from api.metrics import Metrics
 from domain.errors import MalformedInputError
 from ledger.storage.replica import ReplicaBehind, Route
 from ledger.store import Ledger
@@ -35,11 +37,20 @@ class Reading:
     ledger: Ledger
     route: Route
     routed: bool  # a replica is configured: the response says where it was read
+    metrics: Metrics | None = None
 
     def stamp(self, response: Response) -> Response:
+        """Say where the response was read and what it reflects, and count the read (by the database
+        that finally served it: a replica that failed mid-request counts as ``primary``/``failed``)."""
         if self.routed:
-            response.headers[SOURCE_HEADER] = self.route.source
-            if self.route.size is not None:
+            source: str = self.route.source
+            reason: str = self.route.reason
+            if self.ledger.read_fell_back:
+                source, reason = "primary", "failed"
+            if self.metrics is not None:
+                self.metrics.count_read(source, reason)
+            response.headers[SOURCE_HEADER] = source
+            if self.route.size is not None:  # a primary that took over reflects at least as much
                 response.headers[SIZE_HEADER] = str(self.route.size)
         return response
 
@@ -71,5 +82,4 @@ def reading(request: Request, *, at_least: int = 0) -> Reading:
     except ReplicaBehind:
         runtime.metrics.count_read("none", "refused")
         raise
-    runtime.metrics.count_read(route.source, route.reason)
-    return Reading(view, route, routed=True)
+    return Reading(view, route, routed=True, metrics=runtime.metrics)

@@ -51,7 +51,7 @@ from ledger.storage.read_models import (
     public_entries,
     timeline_lines,
 )
-from ledger.storage.replica import ReadReplica, ReplicaBehind, Route
+from ledger.storage.replica import ReadReplica, ReplicaBehind, ReplicaDatabase, Route
 from ledger.storage.sql import Database
 
 Clock = Callable[[], datetime]
@@ -104,7 +104,7 @@ class Ledger:
         self.app = LedgerApplication(env=env)
         self.db = Database(self.app.recorder)
         #: where the read methods below read; the primary, except in a view made by :meth:`reading`
-        self._reads = self.db
+        self._reads: Database = self.db
         self.replica = (
             ReadReplica(settings, log_size=lambda tx: tlog.log_size(tx)[0]) if settings.read_database_url else None
         )
@@ -220,7 +220,7 @@ class Ledger:
         route = replica.route(at_least)
         if route.source == "replica":
             view = copy.copy(self)
-            view._reads = replica.db
+            view._reads = replica.reader(self.db)
             return view, route
         primary_size = self.log_size()
         if replica.fallback == "unavailable" and (route.size is None or primary_size > route.size):
@@ -230,6 +230,11 @@ class Ledger:
             )
             raise ReplicaBehind(f"{why}: retry shortly", needed=route.needed, replica_size=route.size)
         return self, replace(route, size=primary_size)
+
+    @property
+    def read_fell_back(self) -> bool:
+        """True when this view's reads went to the replica, which failed, and were finished on the primary."""
+        return isinstance(self._reads, ReplicaDatabase) and self._reads.fell_back
 
     def __enter__(self) -> Ledger:
         return self
@@ -465,7 +470,7 @@ class Ledger:
 
     def case_envelopes(self, case_id: str, *, after: int = 0, limit: int | None = None) -> list[bytes]:
         """The stored envelopes of a case in seq order, exactly as stored (via eventsourcing)."""
-        stored = self._reads.recorder.select_events(uuid.UUID(case_id), gt=after or None, limit=limit)
+        stored = self._reads.select_events(uuid.UUID(case_id), gt=after or None, limit=limit)
         return [bytes(s.state) for s in stored]
 
     def timeline(self, case_id: str, *, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:

@@ -73,7 +73,7 @@ def checkpoint_at(request: Request, size: Annotated[int, Path(ge=1, le=MAX_INDEX
     if not ledger.is_published(checkpoint) and read.route.source == "replica":
         # a cosignature may come after its checkpoint: the primary says whether it is published by now
         primary = runtime_of(request).ledger
-        read = Reading(primary, Route("primary", "behind", size, primary.log_size()), routed=read.routed)
+        read = Reading(primary, Route("primary", "behind", size, primary.log_size()), read.routed, read.metrics)
         ledger = read.ledger
         checkpoint = ledger.checkpoint_at(size)
     if not ledger.is_published(checkpoint):

@@ -19,9 +19,11 @@ replica go through the same checked read functions (row MACs, log head) as on th
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn
 
@@ -43,7 +45,16 @@ class ReplicaBehind(StorageError):
 
 class ReplicaDatabase(Database):
     """The replica's tables: read transactions only (a hot standby refuses writes anyway; this refuses
-    them before they are sent, so a write routed here by mistake is a clear error, not a driver one)."""
+    them before they are sent, so a write routed here by mistake is a clear error, not a driver one).
+
+    The copy one routed read uses (:meth:`ReadReplica.reader`) also knows the primary: a read the
+    replica fails to start (it went away since the read was routed) marks the replica down and is
+    finished on the primary (``read_fallback=primary``, ``fell_back`` set) or refused with 503
+    ``REPLICA_BEHIND``; one that fails midway is a 503 ``STORAGE_UNAVAILABLE`` and marks it down too."""
+
+    primary: Database | None = None
+    owner: ReadReplica | None = None
+    fell_back = False
 
     def _refuse(self) -> NoReturn:
         raise ConfigurationError("a write was sent to the read replica; writes go to the primary only")
@@ -59,6 +70,41 @@ class ReplicaDatabase(Database):
 
     def migrate(self) -> Any:
         self._refuse()
+
+    def _instead(self, exc: StorageError) -> Database:
+        """The primary, for a read the replica could not start (or ReplicaBehind, or ``exc`` itself)."""
+        if self.owner is None or self.primary is None:
+            raise exc
+        self.owner.mark_down(exc)
+        if self.owner.fallback != "primary":
+            raise ReplicaBehind("the read replica cannot be reached: retry shortly") from exc
+        self.fell_back = True
+        return self.primary
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        fell_back = False
+        try:
+            with ExitStack() as stack:
+                try:
+                    tx = stack.enter_context(super().read())
+                except StorageError as exc:  # the replica cannot be reached (the only error here)
+                    tx = stack.enter_context(self._instead(exc).read())
+                    fell_back = True
+                yield tx
+        except StorageError as exc:
+            # only the database failing marks it down (not a row that fails its check: STATE_TAMPERED)
+            if not fell_back and self.owner is not None and exc.code == StorageError.code:
+                self.owner.mark_down(exc)
+            raise
+
+    def select_events(self, originator_id: Any, *, gt: int | None = None, limit: int | None = None) -> list[Any]:
+        try:
+            return super().select_events(originator_id, gt=gt, limit=limit)
+        except StorageError as exc:
+            if exc.code != StorageError.code:
+                raise
+            return self._instead(exc).select_events(originator_id, gt=gt, limit=limit)
 
 
 @dataclass(frozen=True)
@@ -87,6 +133,9 @@ class ReadReplica:
             lock_timeout=settings.postgres_lock_timeout,
         )
         env["POSTGRES_CONNECT_TIMEOUT"] = str(settings.read_connect_timeout)
+        # a pooled connection to a replica that went away is found at checkout, before the read starts,
+        # so the read can still be finished on the primary (one round trip per read on loopback)
+        env["POSTGRES_PRE_PING"] = "y"
         self._env = env
         self.connect_timeout = settings.read_connect_timeout
         self._app: LedgerApplication | None = None  # made on first use: the recorder connects when made
@@ -116,11 +165,7 @@ class ReadReplica:
                 try:
                     # one plain connection first: a replica that refuses is known at once, and no pool
                     # is left retrying in the background for a recorder that could not be made
-                    psycopg.connect(
-                        host=self.target.host, port=self.target.port, dbname=self.target.dbname,
-                        user=self.target.user, password=self.target.password or None,
-                        connect_timeout=self.connect_timeout,
-                    ).close()
+                    self._probe()
                     app = LedgerApplication(env=self._env)
                 except Exception as exc:  # the driver's and the library's errors alike: unreachable
                     raise StorageError(f"read replica unavailable: {type(exc).__name__}") from exc
@@ -143,6 +188,27 @@ class ReadReplica:
             if size > self._floor:
                 self._floor = size
 
+    def _probe(self) -> None:
+        """One plain connection: refused at once by a server that is down (the pool would wait for its
+        timeout)."""
+        psycopg.connect(
+            host=self.target.host, port=self.target.port, dbname=self.target.dbname,
+            user=self.target.user, password=self.target.password or None,
+            connect_timeout=self.connect_timeout,
+        ).close()
+
+    def reader(self, primary: Database) -> ReplicaDatabase:
+        """The replica's tables for one routed read, finishing on ``primary`` if the replica fails."""
+        database = copy.copy(self.db)
+        database.primary, database.owner, database.fell_back = primary, self, False
+        return database
+
+    def mark_down(self, exc: StorageError) -> None:
+        """Leave the replica alone for ``read_recheck_seconds`` (it failed a read or a size query)."""
+        with self._lock:
+            self._down_until = time.monotonic() + self.recheck_seconds
+            self.last_error = exc.message
+
     @property
     def reachable(self) -> bool:
         return time.monotonic() >= self._down_until
@@ -151,12 +217,15 @@ class ReadReplica:
         """The replica's log size now (one indexed query), or None when it cannot be reached (it is then
         left alone for ``read_recheck_seconds``)."""
         try:
+            if self.last_error is not None:  # it was down: a refused connection is known at once
+                try:
+                    self._probe()
+                except psycopg.Error as exc:
+                    raise StorageError(f"read replica unavailable: {type(exc).__name__}") from exc
             with self.db.read() as tx:
                 size = self._size_of(tx)
         except StorageError as exc:
-            with self._lock:
-                self._down_until = time.monotonic() + self.recheck_seconds
-                self.last_error = exc.message
+            self.mark_down(exc)
             return None
         except Exception as exc:  # e.g. the ledger's tables not (yet) replicated: not a replica to read
             with self._lock:
@@ -173,10 +242,10 @@ class ReadReplica:
     def route(self, at_least: int = 0) -> Route:
         """Where a read that must reflect at least ``at_least`` entries (and the floor) goes."""
         needed = max(at_least, self._floor)
-        if self._applied >= needed:
-            return Route("replica", "current", needed, self._applied)
         if not self.reachable:
             return Route("primary", "unreachable", needed, None)
+        if self._applied >= needed:
+            return Route("replica", "current", needed, self._applied)
         size = self.log_size()
         if size is None:
             return Route("primary", "unreachable", needed, None)

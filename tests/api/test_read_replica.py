@@ -254,6 +254,31 @@ def test_an_unreachable_replica_falls_back_or_is_503_never_500(replicated: Repli
         ledger.close()
 
 
+def test_a_replica_that_goes_away_after_routing_is_replaced_by_the_primary(
+    replicated: Replicated, served: Api
+) -> None:
+    api, cluster = served, replicated.cluster
+    case_id = new_case_id()
+    api.ok("investigator", case_id, "CaseOpened", case_opened())
+    signed = api.ledger.checkpoint()
+    assert signed is not None
+    cluster.wait_caught_up()
+    assert timeline(api, case_id, held=signed.size)[::2] == ("replica", [1])  # current: no query per read now
+    cluster.stop_replica()
+    try:
+        # routed to the replica (it was current), which fails: the primary finishes the read
+        assert timeline(api, case_id)[::2] == ("primary", [1])
+        assert reads(api, "primary", "failed") == 1
+        # and the replica is left alone: the next reads go to the primary at once
+        started = time.monotonic()
+        assert timeline(api, case_id)[::2] == ("primary", [1])
+        assert reads(api, "primary", "unreachable") == 1 and time.monotonic() - started < 1.5
+        assert api.client.get("/readyz").json()["replica"]["reachable"] is False
+    finally:
+        cluster.start_replica()
+    cluster.wait_caught_up()
+
+
 def test_writes_never_go_to_the_replica(replicated: Replicated, served: Api) -> None:
     api, cluster = served, replicated.cluster
     replica = api.ledger.replica
@@ -281,19 +306,28 @@ def test_writes_never_go_to_the_replica(replicated: Replicated, served: Api) -> 
 
 
 def test_replica_reads_go_through_the_row_checks(replicated: Replicated, served: Api) -> None:
+    """A row edited behind the service's back is refused on the replica as on the primary: the edit is
+    replicated, replay paused, the row put back on the primary; only the replica still holds the edit."""
     api, cluster = served, replicated.cluster
     case_id = new_case_id()
     api.ok("investigator", case_id, "CaseOpened", case_opened())
-    with psycopg.connect(replicated.primary_url, autocommit=True) as conn:  # behind the service's back
-        changed = conn.execute(
-            "UPDATE case_timeline SET entry = replace(entry, 'CaseOpened', 'CaseClosed') WHERE case_id = %s",
-            (case_id,),
-        ).rowcount
-    assert changed == 1
+
+    def edit(old: str, new: str) -> None:
+        with psycopg.connect(replicated.primary_url, autocommit=True) as conn:
+            changed = conn.execute(
+                "UPDATE case_timeline SET entry = replace(entry, %s, %s) WHERE case_id = %s", (old, new, case_id)
+            ).rowcount
+        assert changed == 1
+
+    edit("CaseOpened", "CaseClosed")
     cluster.wait_caught_up()
+    cluster.pause_replay()
+    edit("CaseClosed", "CaseOpened")  # the primary is whole again; the replica is not
     answer = api.client.get(f"/v1/cases/{case_id}/timeline", headers=api.auth("auditor"))
     problem(answer, 503, "STATE_TAMPERED")
-    assert api.runtime.metrics.read_count("replica", "current") >= 1
+    cluster.resume_replay()
+    cluster.wait_caught_up()
+    assert timeline(api, case_id)[::2] == ("replica", [1])
 
 
 def test_the_floor_and_routing_of_a_fresh_process(replicated: Replicated) -> None:

@@ -70,6 +70,18 @@ class Cluster:
     def resume_replay(self) -> None:
         self.execute(self.replica_port, "SELECT pg_wal_replay_resume()")
 
+    def stop_replica(self) -> None:
+        """Stop the replica at once (connections to it fail until :meth:`start_replica`)."""
+        _stop(self.root / "replica", os.geteuid() == 0)
+
+    def start_replica(self) -> None:
+        _run(
+            [str(BIN / "pg_ctl"), "-D", str(self.root / "replica"), "-l", str(self.root / "replica.log"), "-w", "-t",
+             "30", "start"],
+            as_postgres=os.geteuid() == 0,
+        )
+        _wait_ready(self.replica_url)
+
     def wait_caught_up(self, timeout: float = START_TIMEOUT) -> None:
         """Until the replica has replayed everything the primary has written so far."""
         target = self.execute(self.primary_port, "SELECT pg_current_wal_lsn()::text")[0][0]
