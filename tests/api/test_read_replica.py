@@ -17,10 +17,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
 from api.reads import HELD_HEADER, SIZE_HEADER, SOURCE_HEADER
 from domain.errors import LedgerError
 from ledger.bootstrap import init_data_dir
+from ledger.cli.app import commands
 from ledger.cli.remembered import check_log
 from ledger.client import HELD_CHECKPOINT_HEADER, RemoteLedger, held_size
 from ledger.log import tlog
@@ -362,6 +364,11 @@ def test_sqlite_with_a_read_database_url_is_refused(tmp_path: Path) -> None:
     with pytest.raises(LedgerError) as refused:
         Settings(data_dir=tmp_path, read_database_url="postgresql://postgres@127.0.0.1:5433/ledger")
     assert refused.value.code == "READ_REPLICA_UNSUPPORTED" and "SQLite" in refused.value.message
+    done = CliRunner().invoke(
+        commands(), ["log", "checkpoint"],
+        env={"EVIDENCE_LEDGER_DATA_DIR": str(tmp_path), "EVIDENCE_LEDGER_READ_DATABASE_URL": "postgresql://h/ledger"},
+    )
+    assert done.exit_code != 0 and "READ_REPLICA_UNSUPPORTED" in done.output and "SQLite" in done.output
     with pytest.raises(LedgerError, match="postgresql://"):
         Settings(
             data_dir=tmp_path, database_url="postgresql://postgres@127.0.0.1/x", read_database_url="sqlite:///x.db"
