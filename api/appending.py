@@ -26,6 +26,7 @@ from ledger.append import Receipt
 from ledger.envelope.canonical import parse_strict, parse_time
 from ledger.envelope.dsse import REGISTRY_CASE_ID, UnverifiedEnvelope, parse_envelope
 from ledger.log.proof_json import inclusion_proof_json
+from ledger.store import Ledger
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -72,9 +73,10 @@ def refuse_if_blocked(runtime: Runtime) -> None:
         raise blocked
 
 
-def visible_case(runtime: Runtime, principal: Principal, case_id: str) -> dict[str, Any]:
-    """The case view, or the same 404 as for a missing case when the caller may not see it."""
-    view = runtime.ledger.case_view(case_id)
+def visible_case(runtime: Runtime, principal: Principal, case_id: str, ledger: Ledger | None = None) -> dict[str, Any]:
+    """The case view, or the same 404 as for a missing case when the caller may not see it; read from
+    ``ledger`` (a routed read's view, api/reads.py) or else the runtime's."""
+    view = (ledger or runtime.ledger).case_view(case_id)
     if not may_see_case(principal, view):
         raise case_not_found(case_id)
     return view

@@ -8,6 +8,8 @@ series.
 * ``evidence_ledger_http_requests_total{route,method,status}`` (counter);
 * ``evidence_ledger_append_seconds`` (histogram): from receiving an envelope to its durable commit;
 * ``evidence_ledger_group_commit_batch_size`` (histogram): envelopes per group-commit transaction;
+* ``evidence_ledger_reads_total{database,reason}`` (counter): with a read replica, the routed reads by
+  the database that served them and why (docs/scaling-reads.md);
 * gauges read at scrape time from ``Metrics.gauges`` (name -> function), e.g.
   ``evidence_ledger_log_size``, ``evidence_ledger_checkpoint_size`` and
   ``evidence_ledger_witnessed_size`` (production: the published checkpoint's size); a gauge whose function
@@ -35,6 +37,10 @@ GAUGE_HELP = {
     "evidence_ledger_checkpoint_size": "Tree size of the latest signed checkpoint.",
     "evidence_ledger_witnessed_size": "Tree size of the newest checkpoint cosigned as the profile asks"
     " (production: the published one).",
+    "evidence_ledger_replica_log_size": "Entries the read replica has replayed (absent when it cannot be reached).",
+    "evidence_ledger_replica_lag": "Entries the primary has that the read replica has not replayed yet.",
+    "evidence_ledger_read_floor": "No routed read reflects fewer entries: the newest checkpoint signed, recorded"
+    " or served.",
 }
 
 
@@ -125,11 +131,29 @@ class Metrics:
             BATCH_BUCKETS,
             self.registry,
         )
+        self.reads = Counter(
+            "evidence_ledger_reads",
+            "Reads of the replica-routed endpoints by the database that served them (replica, primary, none)"
+            " and why (current, behind, unreachable, failed, refused); only with a read replica configured.",
+            ("database", "reason"),
+            registry=self.registry,
+        )
         self.gauges: dict[str, Callable[[], float | None]] = {}
         self.registry.register(ScrapeGauges(self.gauges))
 
     def count_request(self, route: str, method: str, status: int) -> None:
         self.requests.labels(route=route, method=method, status=str(status)).inc()
+
+    def count_read(self, database: str, reason: str) -> None:
+        self.reads.labels(database=database, reason=reason).inc()
+
+    def read_count(self, database: str, reason: str) -> int:
+        """How many routed reads ``database`` served for ``reason`` so far."""
+        for family in self.reads.collect():
+            for sample in family.samples:
+                if sample.name.endswith("_total") and sample.labels == {"database": database, "reason": reason}:
+                    return int(sample.value)
+        return 0
 
     def observe_append(self, seconds: float) -> None:
         self.append_latency.observe(seconds)

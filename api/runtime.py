@@ -143,6 +143,11 @@ class Runtime:
         self.metrics.gauges["evidence_ledger_log_size"] = ledger.log_size
         self.metrics.gauges["evidence_ledger_checkpoint_size"] = self._checkpoint_size
         self.metrics.gauges["evidence_ledger_witnessed_size"] = self._witnessed_size
+        if ledger.replica is not None:
+            replica = ledger.replica
+            self.metrics.gauges["evidence_ledger_replica_log_size"] = replica.log_size
+            self.metrics.gauges["evidence_ledger_replica_lag"] = self._replica_lag
+            self.metrics.gauges["evidence_ledger_read_floor"] = lambda: replica.floor
         self.committer = GroupCommitter(ledger, max_batch=self.api_settings.max_batch, metrics=self.metrics)
         self.checkpointer = Checkpointer(
             ledger, interval=self.settings.checkpoint_interval, witness_timeout=self.api_settings.witness_timeout,
@@ -207,6 +212,26 @@ class Runtime:
             return
         else:
             self._write_block = None
+
+    def replica_status(self) -> dict[str, Any] | None:
+        """The read replica as /readyz shows it (None without one): reachable, the log size it has
+        replayed, its lag behind the primary in entries, the read floor and the fallback setting."""
+        replica = self.ledger.replica
+        if replica is None:
+            return None
+        size = replica.log_size()
+        return {
+            "reachable": size is not None,
+            "log_size": size,
+            "lag": None if size is None else max(0, self.ledger.log_size() - size),
+            "floor": replica.floor,
+            "fallback": replica.fallback,
+        }
+
+    def _replica_lag(self) -> Any:
+        replica = self.ledger.replica
+        size = None if replica is None else replica.log_size()
+        return None if size is None else max(0, self.ledger.log_size() - size)
 
     def _checkpoint_size(self) -> Any:
         return self.checkpointer.latest_size if self.checkpointer is not None else None

@@ -216,6 +216,14 @@ class Health(BaseModel):
     status: str
 
 
+class ReplicaStatus(BaseModel):
+    reachable: bool = Field(description="the read replica answered just now")
+    log_size: int | None = Field(description="log entries the replica has replayed (null: unreachable)")
+    lag: int | None = Field(description="entries the primary has that the replica has not replayed yet")
+    floor: int = Field(description="no routed read reflects fewer entries (newest checkpoint signed or served)")
+    fallback: str = Field(description="primary (serve lagging reads from the primary) or unavailable (503)")
+
+
 class Readiness(BaseModel):
     status: str
     admin_key_on_server: bool = Field(
@@ -231,6 +239,9 @@ class Readiness(BaseModel):
     witnessed_size: int = Field(
         description="tree size of the newest checkpoint cosigned as the profile asks (at least one witness;"
         " production: the published one); 0 before there is one"
+    )
+    replica: ReplicaStatus | None = Field(
+        default=None, description="the read replica (docs/scaling-reads.md); absent when none is configured"
     )
 
 

@@ -37,6 +37,20 @@ from ledger.transport import (
     problem_code,
 )
 
+#: the request header stating the size of the newest checkpoint the client holds (api/reads.py)
+HELD_CHECKPOINT_HEADER = "Evidence-Ledger-Checkpoint-Size"
+
+
+def held_size(raw: bytes | None) -> int:
+    """The tree size on the second line of a remembered checkpoint note (verified when it was
+    remembered); 0 for none or for bytes that do not have one."""
+    if not raw:
+        return 0
+    lines = raw.split(b"\n", 2)
+    if len(lines) < 2 or not lines[1].isdigit() or len(lines[1]) > 16:
+        return 0
+    return int(lines[1])
+
 
 class RemoteLedger:
     """One server, one bearer token. Pass ``client`` to reuse an httpx.Client (or a TestClient)."""
@@ -90,6 +104,21 @@ class RemoteLedger:
         ``ledger.cli.remembered.check_log``) before any other request of a command."""
         if guard is not None:
             guard(self)
+        self.state_held_checkpoint()
+
+    def state_held_checkpoint(self) -> int:
+        """Send the size of the newest checkpoint the client remembers for this log with every later
+        request (``Evidence-Ledger-Checkpoint-Size``): a server reading from a replica never answers
+        from a state older than that (docs/scaling-reads.md). 0 (nothing sent) when none is remembered
+        or the log's origin is not known yet (no request is made to learn it)."""
+        from ledger.verify import CheckpointMemory
+
+        memory = CheckpointMemory.default()
+        raw = None if memory is None or self._origin is None else memory.latest(self._origin)
+        size = held_size(raw)
+        if size:
+            self.transport.headers[HELD_CHECKPOINT_HEADER] = str(size)
+        return size
 
     def case_head(self, case_id: str) -> tuple[int, str | None]:
         """(version, hash of the last envelope) of a case or the registry; (0, None) for a new case."""

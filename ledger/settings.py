@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qs, unquote, urlparse
 
 from pydantic import Field, model_validator
@@ -104,6 +104,50 @@ class Settings(BaseSettings):
     @property
     def tiles_path(self) -> Path:
         return self.data_dir / "tiles" if self.tiles_dir is None else self.tiles_dir
+
+    read_database_url: str | None = Field(
+        default=None,
+        description="postgresql://... of a streaming replica of the primary (PostgreSQL only) that serves the"
+        " read endpoints, never older than a checkpoint the client or this server holds (docs/scaling-reads.md)",
+    )
+    read_fallback: Literal["primary", "unavailable"] = Field(
+        default="primary",
+        description="when the replica is behind what a read must reflect, or unreachable: serve it from the"
+        " primary, or answer 503 REPLICA_BEHIND with Retry-After",
+    )
+    read_recheck_seconds: float = Field(
+        default=5.0, gt=0, le=300, description="an unreachable replica is left alone this long before it is tried again"
+    )
+    read_connect_timeout: int = Field(
+        default=2, ge=1, le=30, description="seconds to wait for a connection to the replica"
+    )
+
+    @model_validator(mode="after")
+    def _replica_of_postgres(self) -> Settings:
+        """A read replica is a PostgreSQL streaming replica of a PostgreSQL primary, in the same schema."""
+        if not self.read_database_url:
+            return self
+        primary = database_target(self)
+        if primary.kind != "postgres":
+            raise ConfigurationError(
+                "EVIDENCE_LEDGER_READ_DATABASE_URL is set but the ledger is on SQLite: read replicas need a"
+                " PostgreSQL primary (EVIDENCE_LEDGER_DATABASE_URL=postgresql://...) and its streaming replica;"
+                " unset EVIDENCE_LEDGER_READ_DATABASE_URL",
+                code="READ_REPLICA_UNSUPPORTED",
+            )
+        replica = parse_database_url(self.read_database_url)
+        if replica.kind != "postgres":
+            raise ConfigurationError(
+                "EVIDENCE_LEDGER_READ_DATABASE_URL must be a postgresql:// URL (a streaming replica of the primary)",
+                code="READ_REPLICA_UNSUPPORTED",
+            )
+        if replica.schema != primary.schema:
+            raise ConfigurationError(
+                f"the read replica's schema ({replica.schema}) is not the primary's ({primary.schema}): a replica"
+                " holds the primary's tables under the same names",
+                code="READ_REPLICA_UNSUPPORTED",
+            )
+        return self
 
     @model_validator(mode="after")
     def _promise_keepable(self) -> Settings:

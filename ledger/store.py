@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 import uuid
@@ -50,6 +51,7 @@ from ledger.storage.read_models import (
     public_entries,
     timeline_lines,
 )
+from ledger.storage.replica import ReadReplica, ReplicaBehind, ReplicaDatabase, Route
 from ledger.storage.sql import Database
 
 Clock = Callable[[], datetime]
@@ -101,6 +103,11 @@ class Ledger:
         )
         self.app = LedgerApplication(env=env)
         self.db = Database(self.app.recorder)
+        #: where the read methods below read; the primary, except in a view made by :meth:`reading`
+        self._reads: Database = self.db
+        self.replica = (
+            ReadReplica(settings, log_size=lambda tx: tlog.log_size(tx)[0]) if settings.read_database_url else None
+        )
         self.domain_config = DomainConfig(
             authorities=tuple(settings.authorities), disclosure_window_seconds=settings.disclosure_window_seconds
         )
@@ -193,6 +200,41 @@ class Ledger:
 
     def close(self) -> None:
         self.app.close()
+        if self.replica is not None:
+            self.replica.close()
+
+    # -- where reads go (docs/scaling-reads.md) -----------------------------------------------
+
+    def reading(self, at_least: int = 0) -> tuple[Ledger, Route]:
+        """A view of this ledger whose read methods (cases, timelines, custody, public releases and
+        statistics, log entries, checkpoints, proofs) read a state of at least ``at_least`` entries and
+        of at least the newest checkpoint this process has signed, recorded or served: from the read
+        replica when it has that much, else from the primary (``read_fallback=primary``) or not at all
+        (``read_fallback=unavailable``: ReplicaBehind, 503). Everything else — writes, tokens, the key
+        registry, the rollback guard, access records — stays on the primary in the view too.
+
+        Without a replica: this ledger itself, routed to the primary."""
+        replica = self.replica
+        if replica is None:
+            return self, Route("primary", "current", at_least, None)
+        route = replica.route(at_least)
+        if route.source == "replica":
+            view = copy.copy(self)
+            view._reads = replica.reader(self.db)
+            return view, route
+        primary_size = self.log_size()
+        if replica.fallback == "unavailable" and (route.size is None or primary_size > route.size):
+            why = (
+                "the read replica cannot be reached" if route.size is None
+                else f"the read replica has replayed {route.size} log entries; this read must reflect {route.needed}"
+            )
+            raise ReplicaBehind(f"{why}: retry shortly", needed=route.needed, replica_size=route.size)
+        return self, replace(route, size=primary_size)
+
+    @property
+    def read_fell_back(self) -> bool:
+        """True when this view's reads went to the replica, which failed, and were finished on the primary."""
+        return isinstance(self._reads, ReplicaDatabase) and self._reads.fell_back
 
     def __enter__(self) -> Ledger:
         return self
@@ -328,6 +370,8 @@ class Ledger:
         """Remember a checkpoint (with any witness cosignatures) outside the database."""
         guard = self.rollback_guard()
         guard.record(checkpoint.with_cosignatures(), signed_at=checkpoint.signed_at)
+        if self.replica is not None:
+            self.replica.raise_floor(checkpoint.size)
         if self._rollback is not None and self._rollback[1].state in ("ok", "no_record"):
             status = RollbackStatus("ok", max(self._rollback[1].log_size, checkpoint.size), checkpoint.size)
             self._rollback = (time.monotonic(), status)
@@ -346,6 +390,8 @@ class Ledger:
             if latest is not None and latest.size > (status.recorded_size or 0):
                 self.rollback_guard().record(latest.with_cosignatures(), signed_at=latest.signed_at)
                 status = self.rollback_guard().status(self.db)
+        if self.replica is not None and status.recorded_size:
+            self.replica.raise_floor(status.recorded_size)
         self._rollback = (time.monotonic(), status)
         return status
 
@@ -373,7 +419,7 @@ class Ledger:
         return fields[1], fields[2], json.loads(fields[7])
 
     def _case_fields(self, case_id: str) -> tuple[Any, ...]:
-        with self.db.read() as tx:
+        with self._reads.read() as tx:
             fields = None if case_id == REGISTRY_CASE_ID else case_row(tx, self.mac, case_id)
         if fields is None:
             raise case_not_found(case_id)
@@ -403,7 +449,7 @@ class Ledger:
         from ledger import time_travel
 
         return time_travel.case_at(
-            self.db,
+            self._reads,
             case_id,
             origin=self.origin,
             config=self.domain_config,
@@ -424,20 +470,20 @@ class Ledger:
 
     def case_envelopes(self, case_id: str, *, after: int = 0, limit: int | None = None) -> list[bytes]:
         """The stored envelopes of a case in seq order, exactly as stored (via eventsourcing)."""
-        stored = self.app.recorder.select_events(uuid.UUID(case_id), gt=after or None, limit=limit)
+        stored = self._reads.select_events(uuid.UUID(case_id), gt=after or None, limit=limit)
         return [bytes(s.state) for s in stored]
 
     def timeline(self, case_id: str, *, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         """Checked timeline lines of a case with seq > ``after`` (StateTampered if one was edited,
         removed or is not the service's)."""
-        with self.db.read() as tx:
+        with self._reads.read() as tx:
             top = log_tops(tx, [case_id]).get(case_id, (0, ""))[0]
             return timeline_lines(tx, self.mac, case_id, after=after, limit=limit, top=top)
 
     def custody(self, case_id: str, footage_id: str, *, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         """Checked links of a footage item's chain of custody with step > ``after`` (StateTampered if
         one was edited or removed; NotFoundError for a case or footage that does not exist)."""
-        with self.db.read() as tx:
+        with self._reads.read() as tx:
             return custody_links(tx, self.mac, case_id, footage_id, after=after, limit=limit)
 
     def list_cases(
@@ -464,7 +510,7 @@ class Ledger:
             params.append(after)
         where += " ORDER BY case_id LIMIT ?"
         params.append(limit)
-        with self.db.read() as tx:
+        with self._reads.read() as tx:
             rows = case_rows(tx, self.mac, where, params)
         views = [{"case_id": r[0], "version": r[1], **json.loads(r[7])} for r in rows]
         def other(view: dict[str, Any]) -> bool:
@@ -485,7 +531,7 @@ class Ledger:
     def public_releases(self) -> list[dict[str, Any]]:
         """Every release, with the release's own public fields only, in an order that depends on
         them only (``docs/design.md`` "What the public sees"); checked rows."""
-        with self.db.read() as tx:
+        with self._reads.read() as tx:
             rows = public_entries(tx, self.mac, RELEASED)
         return sorted((entry for row in rows for entry in row), key=projections.public_release_order)
 
@@ -501,7 +547,7 @@ class Ledger:
         (:func:`domain.projections.monthly_statistics`); from checked rows only. The months start at
         ``public_statistics_since``, by default the month of the ledger's genesis."""
         settings = self.settings
-        with self.db.read() as tx:
+        with self._reads.read() as tx:
             rows = public_entries(tx, self.mac, STATISTICS)
             since = settings.public_statistics_since
             if since is None:
@@ -535,12 +581,12 @@ class Ledger:
     # -- reading the log ----------------------------------------------------------------------
 
     def log_size(self) -> int:
-        with self.db.read() as tx:
+        with self._reads.read() as tx:
             return tlog.log_size(tx)[0]
 
     def entries(self, start: int = 0, limit: int = 500) -> list[StoredEntry]:
         """Stored envelopes in log order (leaf index), joined from the log and the events table."""
-        with self.db.read() as tx:
+        with self._reads.read() as tx:
             rows = tx.query(
                 "SELECT e.leaf_index, e.case_id, e.seq, e.event_type, e.leaf, s.state FROM log_entries e"
                 f" LEFT JOIN {self.db.events_table} s ON s.originator_id = {self.db.case_key_sql('e.case_id')}"
@@ -562,24 +608,26 @@ class Ledger:
             start = chunk[-1].leaf_index + 1
 
     def leaf(self, index: int) -> bytes:
-        with self.db.read() as tx:
+        with self._reads.read() as tx:
             return tlog.entry_leaf(tx, index)
 
     def latest_checkpoint(self) -> tlog.StoredCheckpoint | None:
         """The newest stored checkpoint, checked (signed by this log, for entries the log has), with
         only the cosignature lines that verify for a configured witness."""
-        with self.db.read() as tx:
+        with self._reads.read() as tx:
             checkpoint = tlog.latest_checkpoint(tx, self._checkpoint_check(tx))
+        if checkpoint is not None and self.replica is not None and self._reads is self.db:
+            self.replica.raise_floor(checkpoint.size)  # served or about to be: no read may go behind it
         return None if checkpoint is None else self._witnessed(checkpoint)
 
     def checkpoint_at(self, size: int) -> tlog.StoredCheckpoint:
-        with self.db.read() as tx:
+        with self._reads.read() as tx:
             return self._witnessed(tlog.checkpoint_at(tx, size, self._checkpoint_check(tx)))
 
     def checkpoints(self, after: int = 0, limit: int = 1000) -> list[tlog.StoredCheckpoint]:
         """The signed checkpoints of size > ``after`` (smallest first), each checked, with the
         cosignatures that verify under a configured witness."""
-        with self.db.read() as tx:
+        with self._reads.read() as tx:
             found = tlog.checkpoints(tx, self._checkpoint_check(tx), after=after, limit=limit)
         return [self._witnessed(c) for c in found]
 
@@ -658,10 +706,10 @@ class Ledger:
         require_publishing_witnesses(self.data_dir, self.config)
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        with self.db.read() as tx:
+        with self._reads.read() as tx:
             return tlog.inclusion_proof(tx, index, size)
 
     def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
-        with self.db.read() as tx:
+        with self._reads.read() as tx:
             return tlog.consistency_proof(tx, size1, size2)
 

@@ -19,6 +19,7 @@ from api.access import Access, audited
 from api.appending import append_envelope, json_response, refuse_registry_stream, runtime_of, visible_case
 from api.auth import CaseWriter, may_see_case
 from api.errors import UnavailableError, problems
+from api.reads import reading
 from api.routes.evidence import PURPOSE_PATTERN
 from api.streaming import FileStreamResponse
 from ledger.evidence.bundle import BundleInfo, NotCheckpointed, NotWitnessed, export_bundle
@@ -83,9 +84,10 @@ def list_cases(
     after: Annotated[str | None, Query(pattern=UUID_PATTERN, description="cursor: the last case_id seen")] = None,
     limit: Limit = 50,
 ) -> Response:
+    read = reading(request)
     with access.guard():
-        page = _list_page(runtime_of(request).ledger, access, status, category, number, after, limit)
-    return json_response(page)
+        page = _list_page(read.ledger, access, status, category, number, after, limit)
+    return read.stamp(json_response(page))
 
 
 def _list_page(
@@ -132,17 +134,19 @@ def get_case(
     ] = None,
 ) -> Response:
     runtime = runtime_of(request)
+    read = reading(request, at_least=0 if at_index is None else at_index + 1)
+    ledger = read.ledger
     with access.guard(case_id=case_id):
         if as_of is None and at_index is None and access.caller.role != "prosecutor":
             # Everyone but a prosecutor may see every case: serve the stored projection bytes as they are.
-            response = Response(runtime.ledger.case_view_json(case_id), media_type="application/json")
+            response = Response(ledger.case_view_json(case_id), media_type="application/json")
         else:
-            view = visible_case(runtime, access.caller, case_id)
+            view = visible_case(runtime, access.caller, case_id, ledger)
             if as_of is None and at_index is None:
                 response = json_response(view)
             else:
-                response = json_response(runtime.ledger.case_at(case_id, as_of=as_of, at_index=at_index))
-    return response
+                response = json_response(ledger.case_at(case_id, as_of=as_of, at_index=at_index))
+    return read.stamp(response)
 
 
 @router.get(
@@ -155,11 +159,12 @@ def get_events(
     request: Request, case_id: CaseId, access: EventsReader, after: AfterSeq = 0, limit: Limit = 100
 ) -> Response:
     runtime = runtime_of(request)
+    read = reading(request)
     with access.guard(case_id=case_id):
-        visible_case(runtime, access.caller, case_id)
-    raws = runtime.ledger.case_envelopes(case_id, after=after, limit=limit + 1)
+        visible_case(runtime, access.caller, case_id, read.ledger)
+    raws = read.ledger.case_envelopes(case_id, after=after, limit=limit + 1)
     items = [{"seq": after + i + 1, "envelope": raw.decode("utf-8")} for i, raw in enumerate(raws[:limit])]
-    return json_response({"items": items, "next": items[-1]["seq"] if len(raws) > limit else None})
+    return read.stamp(json_response({"items": items, "next": items[-1]["seq"] if len(raws) > limit else None}))
 
 
 @router.get(
@@ -172,11 +177,12 @@ def get_timeline(
     request: Request, case_id: CaseId, access: TimelineReader, after: AfterSeq = 0, limit: Limit = 100
 ) -> Response:
     runtime = runtime_of(request)
+    read = reading(request)
     with access.guard(case_id=case_id):
-        visible_case(runtime, access.caller, case_id)
-        entries = runtime.ledger.timeline(case_id, after=after, limit=limit + 1)
+        visible_case(runtime, access.caller, case_id, read.ledger)
+        entries = read.ledger.timeline(case_id, after=after, limit=limit + 1)
     page = entries[:limit]
-    return json_response({"items": page, "next": page[-1]["seq"] if len(entries) > limit else None})
+    return read.stamp(json_response({"items": page, "next": page[-1]["seq"] if len(entries) > limit else None}))
 
 
 @router.get(
@@ -191,11 +197,12 @@ def get_custody(
 ) -> Response:
     runtime = runtime_of(request)
     item = footage_id if ITEM_PATTERN.fullmatch(footage_id) else None
+    read = reading(request)
     with access.guard(case_id=case_id, item=item):
-        visible_case(runtime, access.caller, case_id)
-        links = runtime.ledger.custody(case_id, footage_id, after=after, limit=limit + 1)
+        visible_case(runtime, access.caller, case_id, read.ledger)
+        links = read.ledger.custody(case_id, footage_id, after=after, limit=limit + 1)
     page = links[:limit]
-    return json_response({"items": page, "next": page[-1]["step"] if len(links) > limit else None})
+    return read.stamp(json_response({"items": page, "next": page[-1]["step"] if len(links) > limit else None}))
 
 
 MEDIA_PREFIX = "media/"

@@ -13,9 +13,11 @@ from api import schemas
 from api.access import Access, audited
 from api.appending import json_response, runtime_of
 from api.errors import UnavailableError, problems
+from api.reads import Reading, reading
 from domain.errors import MalformedInputError, NotFoundError
 from ledger.log.proof_json import consistency_proof_json, inclusion_proof_json
 from ledger.log.timestamping import stored_tokens
+from ledger.storage.replica import Route
 
 router = APIRouter(prefix="/v1/log", tags=["log"])
 
@@ -65,8 +67,15 @@ def latest_checkpoint(request: Request) -> Response:
     responses={200: {"content": TEXT}, **problems(400, 404, 503)},
 )
 def checkpoint_at(request: Request, size: Annotated[int, Path(ge=1, le=MAX_INDEX)]) -> Response:
-    ledger = runtime_of(request).ledger
+    read = reading(request, at_least=size)
+    ledger = read.ledger
     checkpoint = ledger.checkpoint_at(size)
+    if not ledger.is_published(checkpoint) and read.route.source == "replica":
+        # a cosignature may come after its checkpoint: the primary says whether it is published by now
+        primary = runtime_of(request).ledger
+        read = Reading(primary, Route("primary", "behind", size, primary.log_size()), read.routed, read.metrics)
+        ledger = read.ledger
+        checkpoint = ledger.checkpoint_at(size)
     if not ledger.is_published(checkpoint):
         raise NotFoundError(
             f"the checkpoint of this size was signed but not cosigned by {ledger.config.min_witnesses} witnesses"
@@ -74,7 +83,7 @@ def checkpoint_at(request: Request, size: Annotated[int, Path(ge=1, le=MAX_INDEX
             code="NOT_WITNESSED",
             size=size,
         )
-    return _note(checkpoint)
+    return read.stamp(_note(checkpoint))
 
 
 @router.get(
@@ -118,7 +127,8 @@ def verifier_key(request: Request) -> Response:
     },
 )
 def entry(request: Request, index: Annotated[int, Path(ge=0, le=MAX_INDEX)]) -> Response:
-    return Response(runtime_of(request).ledger.leaf(index), media_type="application/octet-stream")
+    read = reading(request, at_least=index + 1)
+    return read.stamp(Response(read.ledger.leaf(index), media_type="application/octet-stream"))
 
 
 def _check(ok: bool, message: str) -> None:
@@ -140,15 +150,18 @@ def _check_size(ledger: Any, size: int) -> None:
 def inclusion(
     request: Request, index: Annotated[int, Query(ge=0, le=MAX_INDEX)], size: Size | None = None
 ) -> Response:
-    ledger = runtime_of(request).ledger
-    if size is None:
-        checkpoint = published(ledger)
+    if size is None:  # the published checkpoint, from the primary (it raises the read floor to its size)
+        checkpoint = published(runtime_of(request).ledger)
         if checkpoint is None:
             raise NotFoundError("the log has no checkpoint yet", code="NO_CHECKPOINT")
         size = checkpoint.size
     _check(index < size, "index must be less than size")
+    read = reading(request, at_least=size)  # a lagging replica never answers "no tree of this size"
+    ledger = read.ledger
     _check_size(ledger, size)
-    return json_response(inclusion_proof_json(index, ledger.inclusion_proof(index, size), tree_size=size))
+    return read.stamp(
+        json_response(inclusion_proof_json(index, ledger.inclusion_proof(index, size), tree_size=size))
+    )
 
 
 @router.get(
@@ -158,11 +171,12 @@ def inclusion(
     responses=problems(400, 404, 503),
 )
 def consistency(request: Request, first: Size, second: Size) -> Response:
-    ledger = runtime_of(request).ledger
     _check(first <= second, "first must not exceed second")
+    read = reading(request, at_least=second)
+    ledger = read.ledger
     _check_size(ledger, second)
     path = ledger.consistency_proof(first, second)
-    return json_response(consistency_proof_json(path, first=first, second=second))
+    return read.stamp(json_response(consistency_proof_json(path, first=first, second=second)))
 
 
 @router.get(
@@ -179,8 +193,9 @@ def envelopes(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="page size")] = 500,
 ) -> Response:
+    read = reading(request)
     access.allowed()  # every case's envelopes: recorded (no case id) before any is read
-    entries = runtime_of(request).ledger.entries(0 if after is None else after + 1, limit + 1)
+    entries = read.ledger.entries(0 if after is None else after + 1, limit + 1)
     items = [
         {
             "leaf_index": e.leaf_index,
@@ -191,7 +206,9 @@ def envelopes(
         }
         for e in entries[:limit]
     ]
-    return json_response({"items": items, "next": items[-1]["leaf_index"] if len(entries) > limit else None})
+    return read.stamp(
+        json_response({"items": items, "next": items[-1]["leaf_index"] if len(entries) > limit else None})
+    )
 
 
 def _ascii(raw: bytes) -> str | None:

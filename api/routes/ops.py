@@ -10,6 +10,7 @@ from starlette.responses import PlainTextResponse, Response
 from api import schemas
 from api.appending import json_response, runtime_of
 from api.errors import UnavailableError, problems
+from api.reads import reading
 from domain.projections import PUBLIC_CURSOR_PATTERN
 
 router = APIRouter()
@@ -33,7 +34,8 @@ def public_releases(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX, description="page size")] = 100,
 ) -> Response:
-    return json_response(runtime_of(request).ledger.public_releases_page(after=after, limit=limit))
+    read = reading(request)
+    return read.stamp(json_response(read.ledger.public_releases_page(after=after, limit=limit)))
 
 
 @router.get(
@@ -45,8 +47,8 @@ def public_releases(
     responses=problems(503),
 )
 def public_statistics(request: Request) -> Response:
-    runtime = runtime_of(request)
-    return json_response(runtime.ledger.public_statistics(runtime.clock()))
+    read = reading(request)
+    return read.stamp(json_response(read.ledger.public_statistics(runtime_of(request).clock())))
 
 
 @router.get("/healthz", summary="Liveness", tags=["ops"], response_model=schemas.Health)
@@ -76,6 +78,7 @@ def readyz(request: Request) -> Response:
             code="NOT_READY",
         )
     ledger = runtime.ledger
+    replica = runtime.replica_status()  # reported, never a reason to be unready: the primary serves reads
     return json_response({
         "status": "ready",
         "admin_key_on_server": ledger.admin_key_on_server,
@@ -83,6 +86,7 @@ def readyz(request: Request) -> Response:
         "profile": ledger.config.profile,
         "min_witnesses": ledger.config.min_witnesses,
         "witnessed_size": 0 if runtime.checkpointer is None else runtime.checkpointer.witnessed_size,
+        **({} if replica is None else {"replica": replica}),
     })
 
 

@@ -31,6 +31,7 @@ from starlette.responses import Response
 
 from api.appending import runtime_of
 from api.errors import problems
+from api.reads import Reading, reading
 
 router = APIRouter(tags=["public"])
 
@@ -85,14 +86,14 @@ SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-
 # --- reading: the public endpoints' own sources ----------------------------------------------------
 
 
-def _releases(request: Request) -> list[dict[str, Any]]:
-    """Exactly the entries ``GET /v1/public/releases`` serves (checked rows; ``STATE_TAMPERED`` else)."""
-    return runtime_of(request).ledger.public_releases()
+def _releases(read: Reading) -> list[dict[str, Any]]:
+    """Exactly the entries ``GET /v1/public/releases`` serves (checked rows; ``STATE_TAMPERED`` else), from
+    the database the read was routed to (api/reads.py)."""
+    return read.ledger.public_releases()
 
 
-def _statistics(request: Request) -> dict[str, Any]:
-    runtime = runtime_of(request)
-    return runtime.ledger.public_statistics(runtime.clock())
+def _statistics(request: Request, read: Reading) -> dict[str, Any]:
+    return read.ledger.public_statistics(runtime_of(request).clock())
 
 
 # --- escaping -------------------------------------------------------------------------------------
@@ -386,8 +387,9 @@ HTML = {"text/html": {"schema": {"type": "string"}}}
     responses={200: {"content": HTML}, **problems(503)},
 )
 def public_page(request: Request) -> Response:
-    entries = _releases(request)
-    return _page_response(render_page(entries, _statistics(request)))
+    read = reading(request)
+    entries = _releases(read)
+    return read.stamp(_page_response(render_page(entries, _statistics(request, read))))
 
 
 @router.get(
@@ -398,11 +400,12 @@ def public_page(request: Request) -> Response:
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}, **problems(503)},
 )
 def public_releases_csv(request: Request) -> Response:
-    return Response(
-        releases_csv(_releases(request)),
+    read = reading(request)
+    return read.stamp(Response(
+        releases_csv(_releases(read)),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="releases.csv"', **SECURITY_HEADERS},
-    )
+    ))
 
 
 @router.get(
@@ -415,5 +418,6 @@ def public_releases_csv(request: Request) -> Response:
 def public_releases_atom(request: Request) -> Response:
     runtime = runtime_of(request)
     base_url = runtime.api_settings.public_url or str(request.base_url)
-    body = releases_atom(_releases(request), origin=runtime.ledger.origin, base_url=base_url)
-    return Response(body, media_type="application/atom+xml; charset=utf-8", headers=SECURITY_HEADERS)
+    read = reading(request)
+    body = releases_atom(_releases(read), origin=runtime.ledger.origin, base_url=base_url)
+    return read.stamp(Response(body, media_type="application/atom+xml; charset=utf-8", headers=SECURITY_HEADERS))

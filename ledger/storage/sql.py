@@ -258,6 +258,14 @@ class Database:
         else:
             self.recorder._insert_events(tx.raw, stored)
 
+    def select_events(self, originator_id: Any, *, gt: int | None = None, limit: int | None = None) -> list[Any]:
+        """The library's stored events of one originator (its ``select_events``), StorageError when the
+        database cannot be reached."""
+        try:
+            return list(self.recorder.select_events(originator_id, gt=gt, limit=limit))
+        except _UNAVAILABLE as exc:
+            raise StorageError(f"database unavailable: {type(exc).__name__}") from exc
+
     def case_key_sql(self, column: str) -> str:
         """SQL that turns a canonical case id column into the events table's originator_id form."""
         return f"CAST({column} AS uuid)" if self.postgres else f"replace({column}, '-', '')"
