@@ -1,0 +1,218 @@
+"""The restore drill (ops/restore_drill.sh) on both backends, with backups made by ops/backup/backup.sh.
+
+A ledger gets a few events and a recorded checkpoint; it is backed up (database, keys with the
+rollback guard, keystore: three sets); the drill restores the backup to a fresh instance, starts the
+service and audits it: clean. Then the ledger grows and records a newer checkpoint; a restore of the
+older backup to a point before it is refused by the rollback guard, and the drill fails naming it.
+PostgreSQL runs in its own throwaway cluster on loopback, with WAL archiving, so the drill's
+point-in-time recovery from the base backup and the archive is exercised for real.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.bootstrap import init_data_dir
+from ledger.cli.app import commands
+from ledger.settings import Settings
+from ledger.store import Ledger, utc_now
+from tests.conftest import postgres_required
+from tests.support.cases import Actors, case_opened, new_case_id
+from tests.support.cli import error_line
+from tests.support.ledgers import ORIGIN
+
+ROOT = Path(__file__).resolve().parents[2]
+DRILL = ROOT / "ops" / "restore_drill.sh"
+BACKUP = ROOT / "ops" / "backup" / "backup.sh"
+
+
+def _env(data_dir: Path, database_url: str | None = None) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_LEDGER_")}
+    env |= {
+        "EVIDENCE_LEDGER_DATA_DIR": str(data_dir),
+        "EVIDENCE_LEDGER": f"{sys.executable} -m api",
+        "PYTHON": sys.executable,
+        "PYTHONPATH": str(ROOT),
+    }
+    if database_url:
+        env["EVIDENCE_LEDGER_DATABASE_URL"] = database_url
+    return env
+
+
+def backup(what: str, out: Path, env: dict[str, str]) -> Path:
+    """``backup.sh WHAT --out OUT``; the one file or directory it made."""
+    out.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["bash", str(BACKUP), what, "--out", str(out)], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    (made,) = list(out.iterdir())
+    return made
+
+
+def drill(env: dict[str, str], *args: str | Path) -> tuple[int, dict[str, Any], float]:
+    started = time.monotonic()
+    done = subprocess.run(["bash", str(DRILL), "--json", *map(str, args)], env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    elapsed = time.monotonic() - started
+    assert done.stdout, f"no summary (exit {done.returncode}): {done.stderr}"
+    summary = json.loads(done.stdout)
+    print(f"drill ({summary['backend']}): exit {done.returncode} in {elapsed:.2f} s wall; steps {summary['timings']}")
+    return done.returncode, summary, elapsed
+
+
+def grow(ledger: Ledger, actors: Actors, cases: int, start: int) -> bytes:
+    """``cases`` new cases and a checkpoint over them; returns the signed checkpoint (what a monitor keeps)."""
+    for n in range(start, start + cases):
+        actors.ok("investigator", new_case_id(), "CaseOpened", case_opened(f"CPD-2026-{n:04d}"))
+    checkpoint = ledger.checkpoint()
+    assert checkpoint is not None
+    return ledger.checkpoint_at(ledger.log_size()).note
+
+
+def new_ledger(tmp_path: Path, database_url: str | None) -> Ledger:
+    data_dir = tmp_path / "data"
+    settings = Settings(data_dir=data_dir, database_url=database_url, keystore_dir=tmp_path / "keystore")
+    init_data_dir(data_dir, ORIGIN, settings, now=utc_now())
+    return Ledger(settings)
+
+
+def test_sqlite_backup_restores_cleanly_and_an_older_one_is_refused(tmp_path: Path) -> None:
+    ledger = new_ledger(tmp_path, None)
+    try:
+        actors = Actors.register(ledger)
+        grow(ledger, actors, 2, 0)
+        size = ledger.log_size()
+        env = _env(ledger.data_dir) | {"EVIDENCE_LEDGER_KEYSTORE_DIR": str(tmp_path / "keystore")}
+        database = backup("database", tmp_path / "backups" / "db", env)  # online: the ledger is open
+        keys = backup("keys", tmp_path / "backups" / "keys", env)
+        keystore = backup("keystore", tmp_path / "backups" / "keystore", env)
+        with tarfile.open(keys) as tar:
+            names = tar.getnames()
+        assert "./keys/state.key" in names and "./checkpoints/latest" in names
+        assert not [n for n in names if "sqlite3" in n or n.startswith("./keystore")]
+
+        code, summary, _ = drill(env, "--backend", "sqlite", "--database", database, "--keys", keys,
+                                 "--keystore", keystore, "--work", tmp_path / "drill-1")
+        assert code == 0 and summary["passed"], summary["failures"]
+        assert summary["service"] == "ready" and summary["audit"]["findings"] == []
+        assert summary["audit"]["log_size"] == size == summary["newest_checkpoint"]
+        assert not (tmp_path / "drill-1" / "data").exists()  # the copy of the keys is not left behind
+
+        newest = tmp_path / "monitor-newest.txt"
+        newest.write_bytes(grow(ledger, actors, 2, 2))  # the monitor's memory of the newest checkpoint
+        code, summary, _ = drill(env, "--backend", "sqlite", "--database", database, "--keys", keys,
+                                 "--keystore", keystore, "--from-checkpoint", newest, "--work", tmp_path / "drill-2")
+        missing = ledger.log_size() - size
+    finally:
+        ledger.close()
+    assert code == 1 and not summary["passed"]
+    assert summary["service"] == "refused"
+    assert summary["failures"][0].startswith("the service refuses writes: ROLLBACK_DETECTED")
+    assert f"{missing} entries are missing" in summary["failures"][0]
+    assert [f["code"] for f in summary["audit"]["findings"]] == ["ROLLBACK"]
+
+
+@pytest.fixture
+def source_cluster() -> Iterator[Any]:
+    """A throwaway PostgreSQL cluster on a loopback port, archiving its WAL into ``root/wal-archive``."""
+    from ops.backup.pgcluster import Cluster, ClusterError, bin_dir
+
+    try:
+        bin_dir()
+    except ClusterError as exc:
+        if postgres_required():
+            pytest.fail(f"{exc} — PostgreSQL tests must run here")
+        pytest.skip(f"SKIPPING POSTGRESQL TESTS: {exc}")
+    root = Cluster.new_root("evidence-ledger-test-src-")
+    cluster = Cluster.initdb(root, archive_to=root / "wal-archive")
+    try:
+        cluster.start()
+        with cluster.connect() as conn:
+            conn.execute("CREATE DATABASE ledger")
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+@pytest.mark.postgres
+def test_postgres_point_in_time_recovery_and_a_restore_to_before_the_newest_checkpoint(
+    tmp_path: Path, source_cluster: Any
+) -> None:
+    ledger = new_ledger(tmp_path, source_cluster.url("ledger"))
+    try:
+        actors = Actors.register(ledger)
+        grow(ledger, actors, 2, 0)
+        base_size = ledger.log_size()
+        env = _env(ledger.data_dir, source_cluster.url("ledger")) | {"EVIDENCE_LEDGER_KEYSTORE_DIR": str(tmp_path / "keystore")}
+        base = backup("database", tmp_path / "backups" / "db", env)  # pg_basebackup while the ledger runs
+        keystore = backup("keystore", tmp_path / "backups" / "keystore", env)
+        assert (base / "base.tar.gz").is_file() and (base / "backup_manifest").is_file()
+        grow(ledger, actors, 2, 2)
+        newest_size = ledger.log_size()
+        keys = backup("keys", tmp_path / "backups" / "keys", env)  # its guard holds the newest checkpoint
+        source_cluster.switch_wal_and_wait()
+    finally:
+        ledger.close()
+    archive = source_cluster.root / "wal-archive"
+    common = ["--backend", "postgres", "--database", base, "--wal-archive", archive, "--keys", keys,
+              "--keystore", keystore, "--pg-database", "ledger"]
+
+    code, summary, _ = drill(env, *common, "--work", tmp_path / "drill-1")
+    assert code == 0 and summary["passed"], summary["failures"]
+    assert summary["service"] == "ready" and summary["audit"]["findings"] == []
+    assert summary["audit"]["log_size"] == newest_size == summary["newest_checkpoint"]  # replayed from the archive
+
+    code, summary, _ = drill(env, *common, "--target", "immediate", "--work", tmp_path / "drill-2")
+    assert code == 1 and summary["service"] == "refused"
+    assert summary["audit"]["log_size"] == base_size
+    assert summary["failures"][0].startswith("the service refuses writes: ROLLBACK_DETECTED")
+    assert f"{newest_size - base_size} entries are missing" in summary["failures"][0]
+    assert [f["code"] for f in summary["audit"]["findings"]] == ["ROLLBACK"]
+
+
+def test_the_drill_refuses_a_work_dir_in_use_a_missing_backup_and_a_file_that_is_no_database(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    init_data_dir(data_dir, ORIGIN, Settings(data_dir=data_dir), now=utc_now())
+    (tmp_path / "in-use").mkdir()
+    (tmp_path / "in-use" / "x").touch()
+    not_a_db = tmp_path / "db.sqlite3"
+    not_a_db.write_text("nothing", "utf-8")
+    cases = [
+        ("in-use", data_dir, "is not empty"),
+        ("fresh-1", tmp_path / "none.tar.gz", "does not exist"),
+        ("fresh-2", data_dir, "is not a SQLite database"),  # a keys backup may be a directory
+    ]
+    for work, keys, reason in cases:
+        done = subprocess.run(["bash", str(DRILL), "--backend", "sqlite", "--database", str(not_a_db),
+                               "--keys", str(keys), "--work", str(tmp_path / work)],
+                              env=_env(data_dir), capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 2 and "DRILL FAILED" in done.stderr and reason in done.stderr, done.stderr
+
+
+def test_db_backup_never_overwrites_and_leaves_postgresql_to_pg_basebackup(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    data_dir = tmp_path / "data"
+    init_data_dir(data_dir, ORIGIN, Settings(data_dir=data_dir), now=utc_now())
+    out = tmp_path / "copy.sqlite3"
+    runner = CliRunner()
+    env = {"EVIDENCE_LEDGER_DATA_DIR": str(data_dir)}
+    done = runner.invoke(commands(), ["db", "backup", "--out", str(out), "--json"], env=env)
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["bytes"] == out.stat().st_size > 0 and out.stat().st_mode & 0o777 == 0o600
+    again = runner.invoke(commands(), ["db", "backup", "--out", str(out)], env=env)
+    assert again.exit_code == 2 and error_line(again).startswith("error: FILE_EXISTS:")
+    pg = env | {"EVIDENCE_LEDGER_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
+    refused = runner.invoke(commands(), ["db", "backup", "--out", str(tmp_path / "pg.sqlite3")], env=pg)
+    assert refused.exit_code == 2 and "pg_basebackup" in error_line(refused)
