@@ -104,6 +104,11 @@ print("%08X%08X%08X" % (r["Timeline"], hi, lo // (16 * 1024 * 1024)))' "$oldest_
       if [[ "$base" < "$oldest_kept" ]]; then rm -rf -- "$base"; echo "removed $base"; fi
     done
     "$PGBIN/pg_archivecleanup" "$ARCHIVE" "$first_wal"
+    for history in "$ARCHIVE"/*.backup; do  # the removed base backups' history files
+      [ -e "$history" ] || continue
+      name=$(basename "$history")
+      if [[ "${name:0:24}" < "$first_wal" ]]; then rm -f -- "$history"; fi
+    done
     echo "kept $(( ${#bases[@]} < KEEP ? ${#bases[@]} : KEEP )) base backup(s); WAL before $first_wal removed"
     ;;
   *) usage ;;

@@ -136,15 +136,16 @@ class Cluster:
         _run([str(bin_dir() / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", str(int(timeout)),
               "start"], f"starting the cluster in {self.data} (log {self.log})", timeout=timeout + 10)
 
-    def stop(self) -> None:
-        """Stop the server (fast shutdown); quiet when it is not running."""
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server; quiet when it is not running."""
         if not (self.data / "postmaster.pid").exists():
             return
         with contextlib.suppress(ClusterError, subprocess.TimeoutExpired):
-            _run([str(bin_dir() / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"], "pg_ctl stop", 60)
+            _run([str(bin_dir() / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"], "pg_ctl stop", 60)
 
     def remove(self) -> None:
-        self.stop()
+        """Stop the server at once (its files are deleted next: nothing to flush) and delete the cluster."""
+        self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
 
     def connect(self, dbname: str = "postgres") -> psycopg.Connection:

@@ -25,6 +25,7 @@ from ledger.bootstrap import init_data_dir
 from ledger.cli.app import commands
 from ledger.settings import Settings
 from ledger.store import Ledger, utc_now
+from ops.backup.pgcluster import bin_dir
 from tests.conftest import postgres_required
 from tests.support.cases import Actors, case_opened, new_case_id
 from tests.support.cli import error_line
@@ -126,7 +127,7 @@ def test_sqlite_backup_restores_cleanly_and_an_older_one_is_refused(tmp_path: Pa
 @pytest.fixture
 def source_cluster() -> Iterator[Any]:
     """A throwaway PostgreSQL cluster on a loopback port, archiving its WAL into ``root/wal-archive``."""
-    from ops.backup.pgcluster import Cluster, ClusterError, bin_dir
+    from ops.backup.pgcluster import Cluster, ClusterError
 
     try:
         bin_dir()
@@ -179,6 +180,22 @@ def test_postgres_point_in_time_recovery_and_a_restore_to_before_the_newest_chec
     assert summary["failures"][0].startswith("the service refuses writes: ROLLBACK_DETECTED")
     assert f"{newest_size - base_size} entries are missing" in summary["failures"][0]
     assert [f["code"] for f in summary["audit"]["findings"]] == ["ROLLBACK"]
+
+    # Retention: a newer base backup; pruning to one removes the older one and the WAL only it needed.
+    newer = tmp_path / "backups" / "db" / "base-99999999T999999Z"  # sorts after the first
+    subprocess.run([str(bin_dir() / "pg_basebackup"), "-d", source_cluster.url("ledger"), "-D", str(newer), "-Ft",
+                    "-z", "-X", "stream", "-c", "fast"], check=True, capture_output=True, timeout=120)
+    source_cluster.switch_wal_and_wait()
+    before = sorted(p.name for p in archive.iterdir())
+    done = subprocess.run(["bash", str(BACKUP), "prune", "--base-dir", str(base.parent), "--archive", str(archive),
+                           "--keep", "1"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert [p.name for p in base.parent.iterdir()] == [newer.name]
+    start = json.loads((newer / "backup_manifest").read_text())["WAL-Ranges"][0]["Start-LSN"]
+    high, low = (int(part, 16) for part in start.split("/"))
+    first = f"{1:08X}{high:08X}{low // (16 << 20):08X}"
+    after = sorted(p.name for p in archive.iterdir())
+    assert after == [name for name in before if name[:24] >= first] and len(after) < len(before)
 
 
 def test_the_drill_refuses_a_work_dir_in_use_a_missing_backup_and_a_file_that_is_no_database(tmp_path: Path) -> None:
