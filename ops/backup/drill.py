@@ -3,7 +3,8 @@
 ``ops/restore_drill.sh`` runs this module (docs/operations.md, "The restore drill"):
 
 1. a fresh data dir from the *keys* backup (ledger.json, keys/, witnesses.json, tsa.json and the
-   rollback guard ``checkpoints/``), the keystore backup beside it when given;
+   rollback guard ``checkpoints/``), the keystore backup beside it when given; the witnesses' and
+   TSAs' URLs point at a closed loopback port (the drill talks to no production witness);
 2. every ``--from-checkpoint`` (the newest witnessed checkpoint, kept outside the restored data: the
    monitor's memory, a witness, an auditor) is recorded in that fresh guard, verified with the log key;
 3. the database: SQLite, the ``db backup`` file copied into the fresh data dir; PostgreSQL, a new
@@ -110,6 +111,24 @@ def _log_key(data_dir: Path) -> tuple[Any, str]:
     return note.parse_verifier_key(vkey), config.origin
 
 
+def isolate(data_dir: Path) -> None:
+    """Point every witness and TSA of the restored data dir at a closed loopback port: the drill's
+    service must never send the production witnesses or TSAs anything. Their keys and certificates
+    stay, so the audit still applies the ledger's witness policy and checks the stored time-stamps."""
+    closed = f"http://127.0.0.1:{free_port()}/"
+    for name in ("witnesses.json", "tsa.json"):
+        path = data_dir / name
+        if not path.is_file():
+            continue
+        try:
+            endpoints = json.loads(path.read_text("utf-8"))
+            for endpoint in endpoints:
+                endpoint["url"] = closed
+        except (ValueError, TypeError, KeyError) as exc:
+            raise Unusable(f"{name} in the keys backup is unreadable: {exc}") from None
+        path.write_text(json.dumps(endpoints, indent=2) + "\n", "utf-8")
+
+
 def restore_files(drill: Drill, keys: Path, keystore: Path | None, checkpoints: list[Path]) -> None:
     """The data dir from the keys backup; the outside checkpoints recorded in its rollback guard."""
     from domain.errors import LedgerError
@@ -120,6 +139,7 @@ def restore_files(drill: Drill, keys: Path, keystore: Path | None, checkpoints: 
         raise Unusable(f"the keys backup {keys} holds no ledger.json")
     if keystore is not None:
         _unpack(keystore, drill.work / "keystore", "keystore")
+    isolate(drill.data_dir)
     vkey, origin = _log_key(drill.data_dir)
     guard = CheckpointGuard(drill.data_dir, vkey, origin)
     before = guard.recorded()

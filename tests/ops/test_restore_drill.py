@@ -233,3 +233,19 @@ def test_db_backup_never_overwrites_and_leaves_postgresql_to_pg_basebackup(tmp_p
     pg = env | {"EVIDENCE_LEDGER_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
     refused = runner.invoke(commands(), ["db", "backup", "--out", str(tmp_path / "pg.sqlite3")], env=pg)
     assert refused.exit_code == 2 and "pg_basebackup" in error_line(refused)
+
+
+def test_the_drill_instance_talks_to_no_production_witness_or_tsa(tmp_path: Path) -> None:
+    from ops.backup.drill import isolate
+
+    witnesses = [{"url": "https://witness.example/", "vkey": "w+1+AAAA"}]
+    tsas = [{"name": "tsa", "url": "https://tsa.example/tsr", "cert": "tsa.pem"}]
+    (tmp_path / "witnesses.json").write_text(json.dumps(witnesses), "utf-8")
+    (tmp_path / "tsa.json").write_text(json.dumps(tsas), "utf-8")
+    isolate(tmp_path)
+    for name, before in (("witnesses.json", witnesses), ("tsa.json", tsas)):
+        after = json.loads((tmp_path / name).read_text("utf-8"))
+        assert [{k: v for k, v in e.items() if k != "url"} for e in after] == [
+            {k: v for k, v in e.items() if k != "url"} for e in before
+        ]
+        assert all(e["url"].startswith("http://127.0.0.1:") for e in after)
