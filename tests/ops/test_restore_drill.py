@@ -88,6 +88,7 @@ def new_ledger(tmp_path: Path, database_url: str | None) -> Ledger:
     return Ledger(settings)
 
 
+@pytest.mark.slow
 def test_sqlite_backup_restores_cleanly_and_an_older_one_is_refused(tmp_path: Path) -> None:
     ledger = new_ledger(tmp_path, None)
     try:
@@ -146,6 +147,7 @@ def source_cluster() -> Iterator[Any]:
         cluster.remove()
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_postgres_point_in_time_recovery_and_a_restore_to_before_the_newest_checkpoint(
     tmp_path: Path, source_cluster: Any
