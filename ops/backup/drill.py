@@ -232,10 +232,12 @@ def serve_and_check(drill: Drill, env: dict[str, str], timeout: float) -> subpro
         body = answer.json() if answer.headers.get("content-type", "").endswith("json") else {}
         last = f"{body.get('code', answer.status_code)}: {body.get('detail', answer.text[:200])}"
         if body.get("code") in FINAL_REFUSALS:
-            break
+            drill.facts["service"] = "refused"
+            drill.failures.append(f"the service refuses writes: {last}")
+            return process
         time.sleep(0.1)
-    drill.facts["service"] = "refused"
-    drill.failures.append(f"the service refuses writes: {last}")
+    drill.facts["service"] = "not ready"
+    drill.failures.append(f"the service was not ready within {timeout:.0f} s: {last}")
     return process
 
 
