@@ -98,6 +98,7 @@ def _unpack(source: Path, into: Path, what: str) -> None:
 
 
 def _log_key(data_dir: Path) -> tuple[Any, str]:
+    from domain.errors import LedgerError
     from ledger.bootstrap import log_verifier_key
     from ledger.envelope.keys import load_private_key
     from ledger.log import note
@@ -108,6 +109,8 @@ def _log_key(data_dir: Path) -> tuple[Any, str]:
         vkey = log_verifier_key(config, load_private_key(key_path(data_dir, "log")))
     except (ConfigurationError, OSError) as exc:
         raise Unusable(f"the keys backup gives no usable data dir: {exc}") from None
+    except LedgerError as exc:
+        raise Unusable(f"the keys backup's log key is unusable: {exc.code}: {exc.message}") from None
     return note.parse_verifier_key(vkey), config.origin
 
 
@@ -142,7 +145,11 @@ def restore_files(drill: Drill, keys: Path, keystore: Path | None, checkpoints: 
     isolate(drill.data_dir)
     vkey, origin = _log_key(drill.data_dir)
     guard = CheckpointGuard(drill.data_dir, vkey, origin)
-    before = guard.recorded()
+    try:
+        before = guard.recorded()
+    except LedgerError as exc:  # the service will refuse writes as `unreadable`; say why first
+        drill.failures.append(f"the keys backup's checkpoints/latest is not a checkpoint of this log: {exc.code}")
+        before = None
     drill.facts["guard_size_in_keys_backup"] = None if before is None else before.size
     for path in checkpoints:
         try:
@@ -154,7 +161,10 @@ def restore_files(drill: Drill, keys: Path, keystore: Path | None, checkpoints: 
                 drill.failures.append(f"{exc.code}: --from-checkpoint {path}: {exc.message}")
                 continue
             raise Unusable(f"--from-checkpoint {path} is not a checkpoint of this log: {exc.code}: {exc.message}") from None
-    newest = guard.recorded()
+    try:
+        newest = guard.recorded()
+    except LedgerError:
+        newest = None
     drill.facts["newest_checkpoint"] = None if newest is None else newest.size
 
 
@@ -177,7 +187,7 @@ def restore_postgres(drill: Drill, args: argparse.Namespace) -> tuple[Cluster, d
         raise Unusable(f"the PostgreSQL base backup {args.database} is not a directory (pg_basebackup -Ft -D DIR)")
     if args.wal_archive is not None and not args.wal_archive.is_dir():
         raise Unusable(f"--wal-archive {args.wal_archive} is not a directory")
-    cluster = restore_base_backup(args.database, args.wal_archive, target=args.target)
+    cluster = restore_base_backup(args.database, args.wal_archive, target=args.target, superuser=args.pg_superuser)
     with cluster.connect() as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (args.pg_database,)).fetchone()
     if exists is None:
@@ -251,8 +261,8 @@ def stop(process: subprocess.Popen[Any]) -> None:
             process.wait()
 
 
-def start_audit(env: dict[str, str], checkpoints: list[Path]) -> subprocess.Popen[str]:
-    args = [*_python(), "audit", "--json", "--workers", "1"]
+def start_audit(env: dict[str, str], checkpoints: list[Path], workers: int | None) -> subprocess.Popen[str]:
+    args = [*_python(), "audit", "--json", *(["--workers", str(workers)] if workers else [])]
     for path in checkpoints:
         args += ["--from-checkpoint", str(path)]
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -304,7 +314,7 @@ def run(args: argparse.Namespace) -> Drill:
                 cluster, extra = restore_postgres(drill, args)
         env = _environment(drill, extra, args.keystore is not None)
         with drill.step("serve_and_audit"):  # the audit reads while the service starts: both only read
-            auditing = start_audit(env, checkpoints)
+            auditing = start_audit(env, checkpoints, args.audit_workers)
             process = serve_and_check(drill, env, args.timeout)
             finish_audit(drill, auditing)
     finally:
@@ -354,8 +364,10 @@ def parser() -> argparse.ArgumentParser:
                    "RFC 3339 time; default the end of the archive")
     p.add_argument("--pg-database", default="ledger", help="PostgreSQL: the ledger's database (default ledger)")
     p.add_argument("--pg-user", default="postgres", help="PostgreSQL: the role to serve and audit as")
+    p.add_argument("--pg-superuser", default="postgres", help="PostgreSQL: a superuser of the backed-up cluster")
     p.add_argument("--pg-schema", help="PostgreSQL: the ledger's schema, if not public")
     p.add_argument("--work", type=Path, help="a new, empty directory for the drill (default: a temporary one)")
+    p.add_argument("--audit-workers", type=int, help="the audit's signature-verifying processes (default: all cores)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the service's answer")
     p.add_argument("--keep", action="store_true", help="leave the restored data dir and cluster in place")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON document")

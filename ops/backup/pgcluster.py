@@ -192,7 +192,9 @@ def _extract(archive: Path, into: Path) -> None:
             tar.extractall(into)  # noqa: S202 - our own base backup
 
 
-def restore_base_backup(base: Path, archive: Path | None, *, target: str | None = None) -> Cluster:
+def restore_base_backup(
+    base: Path, archive: Path | None, *, target: str | None = None, superuser: str = "postgres"
+) -> Cluster:
     """A new cluster on a free loopback port from the ``pg_basebackup -Ft`` output in ``base``
     (``base.tar[.gz]`` and, with ``-X stream``, ``pg_wal.tar[.gz]``), recovered with the WAL in
     ``archive`` up to ``target`` (None: the end of the archive; ``immediate``: the end of the base
@@ -203,7 +205,7 @@ def restore_base_backup(base: Path, archive: Path | None, *, target: str | None 
     if tars["base"] is None:
         raise ClusterError(f"{base} holds no base.tar or base.tar.gz (pg_basebackup -Ft output)")
     root = Cluster.new_root("evidence-ledger-drill-pg-")
-    cluster = Cluster(root, free_port())
+    cluster = Cluster(root, free_port(), superuser)
     try:
         cluster.data.mkdir(mode=0o700)
         _extract(tars["base"], cluster.data)

@@ -63,7 +63,7 @@ def backup(what: str, out: Path, env: dict[str, str]) -> Path:
 
 def drill(env: dict[str, str], *args: str | Path) -> tuple[int, dict[str, Any], float]:
     started = time.monotonic()
-    done = subprocess.run(["bash", str(DRILL), "--json", *map(str, args)], env=env, capture_output=True,
+    done = subprocess.run(["bash", str(DRILL), "--json", "--audit-workers", "1", *map(str, args)], env=env, capture_output=True,
                           text=True, timeout=300, check=False)
     elapsed = time.monotonic() - started
     assert done.stdout, f"no summary (exit {done.returncode}): {done.stderr}"
@@ -253,3 +253,22 @@ def test_the_drill_instance_talks_to_no_production_witness_or_tsa(tmp_path: Path
             {k: v for k, v in e.items() if k != "url"} for e in before
         ]
         assert all(e["url"].startswith("http://127.0.0.1:") for e in after)
+
+
+def test_outside_checkpoints_are_held_to_the_log_key_and_a_bad_guard_file_is_named(tmp_path: Path) -> None:
+    from ops.backup.drill import Drill, Unusable, restore_files
+    from tests.support.witness import FakeLog
+
+    data_dir = tmp_path / "data"
+    init_data_dir(data_dir, ORIGIN, Settings(data_dir=data_dir), now=utc_now())
+    other_log = tmp_path / "other.txt"
+    other_log.write_bytes(FakeLog(ORIGIN).note(3))  # the right origin, another key
+    with pytest.raises(Unusable, match="is not a checkpoint of this log"):
+        restore_files(Drill("sqlite", tmp_path / "w1"), data_dir, None, [other_log])
+
+    (data_dir / "checkpoints" / "latest").write_bytes(b"not a checkpoint\n")
+    drill = Drill("sqlite", tmp_path / "w2")
+    restore_files(drill, data_dir, None, [])
+    (failure,) = drill.failures
+    assert failure.startswith("the keys backup's checkpoints/latest is not a checkpoint of this log: ")
+    assert drill.facts["newest_checkpoint"] is None
