@@ -11,4 +11,10 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-exec "${PYTHON:-python3}" -m ops.backup.drill "$@"
+# The Python the installed evidence-ledger runs with (its virtualenv), unless PYTHON says otherwise.
+if [ -z "${PYTHON:-}" ]; then
+  EL=$(command -v evidence-ledger || true)
+  PYTHON=python3
+  if [ -n "$EL" ] && [ -x "$(dirname "$EL")/python" ]; then PYTHON="$(dirname "$EL")/python"; fi
+fi
+exec "$PYTHON" -m ops.backup.drill "$@"

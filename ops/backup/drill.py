@@ -295,11 +295,20 @@ def finish_audit(drill: Drill, process: subprocess.Popen[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> Drill:
+    if args.work is not None and args.work.exists() and any(args.work.iterdir()):
+        raise Unusable(f"--work {args.work} is not empty: the drill restores into a fresh directory")
     work = args.work or Path(tempfile.mkdtemp(prefix="evidence-ledger-drill-"))
-    if work.exists() and any(work.iterdir()):
-        raise Unusable(f"--work {work} is not empty: the drill restores into a fresh directory")
     work.mkdir(mode=0o700, parents=True, exist_ok=True)
-    drill = Drill(args.backend, work)
+    try:
+        return _run(args, Drill(args.backend, work))
+    except (Unusable, ClusterError):
+        if args.work is None:  # nothing of the drill to keep
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def _run(args: argparse.Namespace, drill: Drill) -> Drill:
+    work = drill.work
     checkpoints = [path.resolve() for path in args.from_checkpoint]
     cluster: Cluster | None = None
     process: subprocess.Popen[bytes] | None = None
