@@ -31,6 +31,8 @@ def bin_dir() -> Path:
     """``EVIDENCE_LEDGER_PG_BIN``, else the newest /usr/lib/postgresql/N/bin, else where ``pg_ctl`` is."""
     given = os.environ.get("EVIDENCE_LEDGER_PG_BIN")
     if given:
+        if not (Path(given) / "pg_ctl").is_file():
+            raise ClusterError(f"EVIDENCE_LEDGER_PG_BIN={given} holds no pg_ctl")
         return Path(given)
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parent.parent.name))
     if found:
