@@ -4,7 +4,7 @@
 #
 #   backup.sh database --out DIR     the database: SQLite via `evidence-ledger db backup` (an online,
 #                                    consistent copy), PostgreSQL via pg_basebackup (tar, WAL streamed)
-#   backup.sh keys --out DIR         the data dir without the database, footage and demo keystore:
+#   backup.sh keys --out DIR         the data dir without the database, footage, tiles, demo keystore:
 #                                    ledger.json, keys/ (log, service and state keys), witnesses.json,
 #                                    tsa.json, checkpoints/ (the rollback guard)
 #   backup.sh keystore --out DIR     the keystore of sealed records' keys (EVIDENCE_LEDGER_KEYSTORE_DIR,
@@ -74,9 +74,10 @@ case $what in
     [ -f "$DATA_DIR/ledger.json" ] || die "$DATA_DIR is not an initialised data dir (no ledger.json)"
     dest="$OUT/keys-$STAMP.tar.gz"
     [ ! -e "$dest" ] || die "$dest exists"
-    # Everything in the data dir but the database, the footage blobs and the demo keystore.
+    # Everything in the data dir but the database, the footage blobs, the public tiles of the log
+    # and the demo keystore.
     tar -C "$DATA_DIR" -czf "$dest" --exclude=./ledger.sqlite3 --exclude='./ledger.sqlite3-*' \
-      --exclude=./footage --exclude=./keystore --exclude=./checkpoints/.lock .
+      --exclude=./footage --exclude=./tiles --exclude=./keystore --exclude=./checkpoints/.lock .
     echo "keys and rollback guard: $dest"
     ;;
   keystore)

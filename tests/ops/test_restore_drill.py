@@ -95,12 +95,14 @@ def test_sqlite_backup_restores_cleanly_and_an_older_one_is_refused(tmp_path: Pa
         size = ledger.log_size()
         env = _env(ledger.data_dir) | {"EVIDENCE_LEDGER_KEYSTORE_DIR": str(tmp_path / "keystore")}
         database = backup("database", tmp_path / "backups" / "db", env)  # online: the ledger is open
+        (ledger.data_dir / "tiles").mkdir()
+        (ledger.data_dir / "tiles" / "checkpoint").write_bytes(b"public")
         keys = backup("keys", tmp_path / "backups" / "keys", env)
         keystore = backup("keystore", tmp_path / "backups" / "keystore", env)
         with tarfile.open(keys) as tar:
             names = tar.getnames()
         assert "./keys/state.key" in names and "./checkpoints/latest" in names
-        assert not [n for n in names if "sqlite3" in n or n.startswith("./keystore")]
+        assert not [n for n in names if "sqlite3" in n or n.startswith(("./keystore", "./footage", "./tiles"))]
 
         code, summary, _ = drill(env, "--backend", "sqlite", "--database", database, "--keys", keys,
                                  "--keystore", keystore, "--work", tmp_path / "drill-1")
