@@ -133,6 +133,33 @@ def db_migrate(as_json: JsonOption = False, data_dir: DataDir = None, keystore_d
 
 
 
+@db_app.command("backup")
+@cli_errors
+def db_backup(
+    out: Annotated[Path, typer.Option("--out", help="the new backup file (mode 0600); never overwritten")],
+    as_json: JsonOption = False,
+    data_dir: DataDir = None,
+) -> None:
+    """SQLite: an online, consistent copy of the database while the service runs (SQLite's backup API,
+    never a file copy of a live WAL database). Holds no key: back up the keys apart (docs/operations.md).
+
+    --json: {"database", "out", "bytes"}. PostgreSQL is backed up with pg_basebackup and WAL archiving."""
+    from ledger.settings import database_target
+    from ledger.storage.backup import backup_sqlite
+
+    settings = settings_for(data_dir)
+    target = database_target(settings)
+    if target.kind != "sqlite" or target.sqlite_path is None:
+        fail("db backup copies a SQLite database; back up PostgreSQL with pg_basebackup and WAL archiving "
+             "(ops/backup/backup.sh, docs/operations.md)", 2)
+    if out.exists():
+        fail(f"{out} exists; refusing to overwrite it (give another --out)", 2, error="FILE_EXISTS")
+    if not out.parent.is_dir():
+        fail(f"--out: {out.parent} is not a directory", 2)
+    size = backup_sqlite(target.sqlite_path, out)
+    emit({"database": target.describe(), "out": str(out), "bytes": size}, as_json,
+         f"backed up {target.describe()} to {out} ({size} bytes)")
+
 
 @db_app.command("provision")
 @cli_errors
