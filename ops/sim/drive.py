@@ -83,9 +83,10 @@ def write_files(per_thread: Sequence[Sequence[Request]], prefix: Path) -> None:
 
 
 def run_wrk(base: str, prefix: Path, *, threads: int, connections: int, seconds: float, expected: int,
-            rate: float, name: str) -> Run:
+            rate: float, name: str, cycle: bool) -> Run:
     command = ["wrk", f"-t{threads}", f"-c{max(connections, threads)}", f"-d{max(1, round(seconds))}s",
-               "--timeout", "10s", "-s", str(SCRIPT), base, "--", str(prefix), str(expected), f"{rate / threads:.6f}"]
+               "--timeout", "10s", "-s", str(SCRIPT), base, "--", str(prefix), str(expected), f"{rate / threads:.6f}",
+               *(["cycle"] if cycle else [])]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     report = json.loads(out.strip().splitlines()[-1])
     return Run(
@@ -99,8 +100,9 @@ def run_wrk(base: str, prefix: Path, *, threads: int, connections: int, seconds:
 
 
 def run_python(base: str, per_thread: Sequence[Sequence[Request]], *, seconds: float, expected: int,
-               rate: float, name: str) -> Run:
-    """The same requests from Python threads, one connection each, for ``seconds`` (paced if ``rate``)."""
+               rate: float, name: str, cycle: bool) -> Run:
+    """The same requests from Python threads, one connection each, for ``seconds`` (paced if ``rate``;
+    with ``cycle`` a thread starts its list again when it reaches the end)."""
     lock = threading.Lock()
     latencies: list[float] = []
     counts = {"ok": 0, "other": 0, "first": 0, "exhausted": 0, "socket": 0}
@@ -112,7 +114,16 @@ def run_python(base: str, per_thread: Sequence[Sequence[Request]], *, seconds: f
     def worker(requests: Sequence[Request]) -> None:
         due = time.perf_counter()
         with httpx.Client(base_url=base, timeout=10) as client:
-            for i, r in enumerate(requests):
+            i = -1
+            while True:
+                i += 1
+                if i == len(requests):
+                    if not cycle:
+                        with lock:
+                            counts["exhausted"] += 1
+                        return
+                    i = 0
+                r = requests[i]
                 if time.perf_counter() >= stop_at:
                     return
                 if interval:
@@ -137,8 +148,6 @@ def run_python(base: str, per_thread: Sequence[Sequence[Request]], *, seconds: f
                         if not first_body:
                             counts["first"] = answer.status_code
                             first_body.append(" ".join(answer.text[:300].split()))
-                    if i == len(requests) - 1:
-                        counts["exhausted"] += 1
 
     workers = [threading.Thread(target=worker, args=(requests,)) for requests in per_thread]
     for w in workers:
@@ -161,7 +170,7 @@ class Driver:
         self._n = 0
 
     def start(self, base: str, per_thread: Sequence[Sequence[Request]], *, connections: int, seconds: float,
-              expected: int, rate: float, name: str) -> Pending:
+              expected: int, rate: float, name: str, cycle: bool = False) -> Pending:
         """Start a run in the background (so that two run at once); ``.result()`` waits for it."""
         self._n += 1
         prefix = self.tmp / f"run{self._n}"
@@ -174,10 +183,10 @@ class Driver:
             try:
                 if self.use_wrk:
                     box.append(run_wrk(base, prefix, threads=len(per_thread), connections=connections,
-                                       seconds=seconds, expected=expected, rate=rate, name=name))
+                                       seconds=seconds, expected=expected, rate=rate, name=name, cycle=cycle))
                 else:
                     box.append(run_python(base, per_thread, seconds=seconds, expected=expected, rate=rate,
-                                          name=name))
+                                          name=name, cycle=cycle))
             except BaseException as exc:  # handed to result()
                 failure.append(exc)
 

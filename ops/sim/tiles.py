@@ -100,11 +100,11 @@ def measure(driver: Driver, tiles_dir: Path | None, *, files: int, seconds: floa
         if not paths:
             raise SystemExit(f"no files under {root}")
         rng = random.Random(9)  # noqa: S311 - a reproducible workload
-        per_thread = [[Request("GET", rng.choice(paths), "", "") for _ in range(max(1000, round(15_000 * seconds)))] for _ in range(threads)]
+        per_thread = [[Request("GET", rng.choice(paths), "", "") for _ in range(20_000)] for _ in range(threads)]
         port = free_port()
         static = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(root), str(port)]
         with server(static, dict(os.environ), port) as base:
-            result.runs.append(driver.run(base, per_thread, connections=connections, seconds=seconds, expected=200,
+            result.runs.append(driver.run(base, per_thread, connections=connections, seconds=seconds, expected=200, cycle=True,
                                           rate=0, name="tile fetches, python -m http.server"))
         nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
         if nginx:
@@ -113,5 +113,5 @@ def measure(driver: Driver, tiles_dir: Path | None, *, files: int, seconds: floa
             conf = _nginx_conf(root, port, tmp)
             with server([nginx, "-c", str(conf), "-p", str(tmp)], dict(os.environ), port) as base:
                 result.runs.append(driver.run(base, per_thread, connections=connections, seconds=seconds,
-                                              expected=200, rate=0, name="tile fetches, nginx (1 worker)"))
+                                              expected=200, cycle=True, rate=0, name="tile fetches, nginx (1 worker)"))
     return result

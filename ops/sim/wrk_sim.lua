@@ -1,13 +1,14 @@
 -- wrk script for ops/sim: every thread sends its own list of requests, once each, optionally paced.
 --
--- Usage: wrk -t2 -c16 -d20s -s ops/sim/wrk_sim.lua URL -- PREFIX EXPECTED RATE_PER_THREAD
+-- Usage: wrk -t2 -c16 -d20s -s ops/sim/wrk_sim.lua URL -- PREFIX EXPECTED RATE_PER_THREAD [cycle]
 -- PREFIX.<n> (n = 1, 2, ... one file per thread) holds one request per line:
 --   "<METHOD>\t<path>\t<bearer token or empty>\t<body or empty>"
 -- EXPECTED is the status that counts as success (201 for appends, 200 for reads). RATE_PER_THREAD > 0
 -- paces the thread to that many requests per second (a schedule: each request is due 1/RATE after the
 -- one before, so a slow answer is not made up for later by a burst beyond the connections); 0 sends as
 -- fast as the connections allow. A thread that used up its file stops and is counted as "exhausted"
--- (the run is then too short to mean anything). done() prints one JSON line.
+-- (the run is then too short to mean anything), unless "cycle" is given: then it starts its list again
+-- (for requests that may repeat: reads, and the empty handlers). done() prints one JSON line.
 
 local ffi = require("ffi")
 ffi.cdef[[
@@ -34,6 +35,7 @@ function init(args)
   expected = tonumber(args[2])
   local rate = tonumber(args[3])
   interval = rate > 0 and 1000 / rate or 0
+  cycle = args[4] == "cycle"
   requests = {}
   for line in io.lines(prefix .. "." .. id) do
     local a = line:find("\t", 1, true)
@@ -67,7 +69,9 @@ function request()
     return requests[1]
   end
   nxt = nxt + 1
-  if nxt > #requests then
+  if nxt > #requests and cycle then
+    nxt = 1
+  elseif nxt > #requests then
     exhausted = 1
     wrk.thread:stop()
     nxt = #requests
