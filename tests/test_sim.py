@@ -1,12 +1,12 @@
 """The state-wide load simulation (ops/sim, docs/scaling.md): its model's arithmetic, and a tiny run of the
-whole thing so that its code keeps working. The tiny run uses wrk where it is installed (the CI image
-has it) and the simulation's Python client otherwise; it measures nothing worth quoting."""
+whole thing so that its code keeps working. The tiny run uses wrk where it is installed and the
+simulation's Python client otherwise (CI needs neither); it measures nothing worth quoting."""
 
 from __future__ import annotations
 
-import pytest
-
 from pathlib import Path
+
+import pytest
 
 from ops.sim import model, tiles
 from ops.sim.cases import EVENTS_PER_SIM_CASE

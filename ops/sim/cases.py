@@ -160,7 +160,7 @@ def make_cases(signers: list[Signer], count: int, *, first: int, seed: int) -> l
     weights = [s.department.population for s in signers]
     numbers: dict[str, int] = {}
     start = datetime.now(UTC) - timedelta(days=1)
-    cases = []
+    cases: list[Case] = []
     for signer in rng.choices(signers, weights=weights, k=count):
         code = signer.department.code
         n = numbers[code] = numbers.get(code, first) + 1

@@ -141,6 +141,8 @@ def simulate(args: argparse.Namespace) -> dict[str, float]:
         env = {**os.environ, "EVIDENCE_LEDGER_DATA_DIR": str(settings.data_dir)}
         if url:
             env["EVIDENCE_LEDGER_DATABASE_URL"] = url
+        if args.token_cache_seconds is not None:
+            env["EVIDENCE_LEDGER_API_TOKEN_CACHE_SECONDS"] = str(args.token_cache_seconds)
         driver = Driver(tmp, use_wrk=use_wrk)
         in_flight = max(256, 4 * conns)
         port = free_port()
@@ -240,6 +242,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--max-rate", type=float, default=1500.0,
                         help="appends/s the saturation run's envelopes last for (signed beforehand)")
+    parser.add_argument("--token-cache-seconds", type=float, default=None,
+                        help="the server's token cache (default: the server's, 2 s); see docs/scaling.md")
     parser.add_argument("--storage-cases", type=int, default=500)
     parser.add_argument("--storage-backends", default="sqlite,postgres")
     parser.add_argument("--tiles-dir", type=Path, default=None,
