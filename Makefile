@@ -40,7 +40,7 @@ mutation: setup
 	$(BIN)/python -m ops.mutation.report
 
 # Every benchmark of docs/benchmarks.md, each printing its figures beside a baseline measured in the same
-# run (about 15 minutes; needs PostgreSQL on 127.0.0.1 and wrk: apt-get install wrk).
+# run (about 20 minutes; needs PostgreSQL on 127.0.0.1 and wrk: apt-get install wrk; nginx is used if present).
 bench: setup
 	$(BIN)/python -m ops.bench.bench_http --backend postgres
 	$(BIN)/python -m ops.bench.bench_http --backend sqlite
@@ -57,3 +57,4 @@ bench: setup
 	$(BIN)/python -m ops.bench.bench_log --backend sqlite --size 1000000 --proofs 1000
 	$(BIN)/python -m ops.bench.bench_log --backend postgres --size 1000000 --proofs 1000
 	$(BIN)/python -m ops.bench.bench_tiles --backend sqlite --size 100000 --proofs 2000
+	$(BIN)/python -m ops.sim --backend postgres
