@@ -6,6 +6,8 @@ DATA_DIR ?= ./data
 ORIGIN ?= localhost/evidence-ledger
 # A new seed each run, printed so a failure can be replayed: make test HYPOTHESIS_SEED=<the printed seed>
 HYPOTHESIS_SEED ?= $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+# ?= alone would run the shell again at each use: the seed printed would not be the seed used.
+override HYPOTHESIS_SEED := $(HYPOTHESIS_SEED)
 
 .PHONY: setup serve test lint mutation bench
 
