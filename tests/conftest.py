@@ -59,12 +59,6 @@ _build_command = typer.testing._get_command
 typer.testing._get_command = _built_once
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked ``slow`` first (otherwise in collection order): under ``-n 2`` a long test collected
-    last (the walk-through, about 45 s) kept one process busy while the other had nothing left to run."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
 @pytest.fixture(autouse=True)
 def _client_state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own client state directory (remembered checkpoints, receipts): what one test's
