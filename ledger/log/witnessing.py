@@ -17,6 +17,7 @@ the c2sp tlog-witness protocol itself (plain-text bodies, ``text/x.tlog.size`` o
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -202,10 +203,8 @@ def _reported_size(content_type: str, body: bytes) -> int | None:
     return int(body[:-1])
 
 
-def _verified_line(
-    checkpoint: StoredCheckpoint, body: bytes, witness: note.VerifierKey, log_key: note.VerifierKey
-) -> str:
-    """The one line of ``body`` that is a valid cosignature by ``witness`` over ``checkpoint``."""
+def _verified_line(signed: bytes, body: bytes, witness: note.VerifierKey, log_key: note.VerifierKey) -> str:
+    """The one line of ``body`` that is a valid cosignature by ``witness`` over the checkpoint note ``signed``."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -214,7 +213,7 @@ def _verified_line(
         raise WitnessResponseError("the witness answer is not signature lines ending in LF")
     lines = [line + "\n" for line in text[:-1].split("\n")]
     try:
-        cosigned = note.add_signature_lines(checkpoint.note, [line.encode("utf-8") for line in lines])
+        cosigned = note.add_signature_lines(signed, [line.encode("utf-8") for line in lines])
         note.verify_checkpoint(cosigned, log_key, [witness], 1)
         _, signatures = note.open_note(cosigned)
     except MalformedInputError as exc:
@@ -224,8 +223,17 @@ def _verified_line(
 
 
 def _cosigns(checkpoint: StoredCheckpoint, line: str, witness: note.VerifierKey, log_key: note.VerifierKey) -> bool:
+    return _cosigns_note(checkpoint.note, line, witness, log_key)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cosigns_note(signed: bytes, line: str, witness: note.VerifierKey, log_key: note.VerifierKey) -> bool:
+    """Whether ``line`` is a valid cosignature by ``witness`` of the note ``signed`` (signed by
+    ``log_key``). A pure function of its arguments, all of them part of the key, so it is remembered:
+    the published checkpoint's stored lines are verified on every read of it (production profile), and
+    the same bytes give the same answer; an edited line or note, another key, is another question."""
     try:
-        _verified_line(checkpoint, line.encode("utf-8"), witness, log_key)
+        _verified_line(signed, line.encode("utf-8"), witness, log_key)
     except LedgerError:  # malformed, or not a valid cosignature by this witness over this checkpoint
         return False
     return True
@@ -285,7 +293,7 @@ def _collect_one(
     for attempt in (1, 2):
         status, content_type, body = _post(http, endpoint.url, _request_body(ledger, old, checkpoint))
         if status == 200:
-            line = _verified_line(checkpoint, body, endpoint.vkey, log_key)
+            line = _verified_line(checkpoint.note, body, endpoint.vkey, log_key)
             _store(ledger, checkpoint.size, endpoint.name, line)
             return line
         reported = _reported_size(content_type, body) if status == 409 else None

@@ -436,9 +436,14 @@ def test_the_monitor_keeps_following_across_a_server_restart(ledger: Ledger, tmp
         wait_ready(server)
         return server
 
-    def issue(actor: str, role: str) -> str:
-        done = subprocess.run([*CLI, "tokens", "issue", "--actor", actor, "--role", role, "--expires-in", "1h"],
-                              env=env, capture_output=True, text=True, timeout=120, check=True)
+    def issue(actor: str, role: str) -> str:  # in this process: the servers and monitors below are real ones
+        from typer.testing import CliRunner
+
+        from ledger.cli.app import commands
+
+        done = CliRunner().invoke(commands(), ["tokens", "issue", "--actor", actor, "--role", role, "--expires-in",
+                                               "1h"], env=env)
+        assert done.exit_code == 0, done.output
         return done.stdout.strip().splitlines()[-1]
 
     def stop(process: Any) -> int:

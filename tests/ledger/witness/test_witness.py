@@ -566,7 +566,7 @@ def test_the_client_rejects_garbage_and_lines_that_do_not_verify(ledger: Ledger)
         note.cosign(note.open_note(checkpoint.note)[0], vkey.name, Ed25519PrivateKey.generate(), 1),
     ]
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Garbage)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         configure_witness(ledger.data_dir, f"http://127.0.0.1:{server.server_address[1]}/", str(vkey))
         with httpx.Client(trust_env=False, timeout=5) as client:
