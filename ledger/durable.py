@@ -19,6 +19,12 @@ def fsync_dir(path: Path) -> None:
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data``: temp file, fsync, rename, fsync the directory."""
+    replace_synced(path, data, mode)
+    fsync_dir(path.parent)
+
+
+def replace_synced(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Temp file, fsync, rename: the directory entry is the caller's to fsync (after a batch of files)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
@@ -31,4 +37,3 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_dir(path.parent)

@@ -15,15 +15,13 @@ enough witnesses, with its cosignatures).
 
 from __future__ import annotations
 
-import contextlib
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from domain.errors import LedgerError
-from ledger.durable import fsync_dir, write_atomic
+from ledger.durable import fsync_dir, replace_synced, write_atomic
 from ledger.log import merkle, note, tiles, tlog
 from ledger.log.tiles import directory_fetch
 from ledger.storage.integrity import tampered
@@ -47,18 +45,7 @@ def _write_new(path: Path, data: bytes) -> bool:
     if held is not None:
         raise TileConflict(f"{path.name} in the tiles directory holds other bytes than the log's: not overwritten")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    replace_synced(path, data)
     return True
 
 
