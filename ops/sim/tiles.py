@@ -7,8 +7,8 @@ every client, so a cache serves them). The server-side figure is then the rate o
 
 ``measure`` serves a directory with ``python -m http.server`` and, where installed, nginx, and drives
 them with wrk (``wrk_sim.lua``, GETs expecting 200). Without ``--tiles-dir`` it writes ``files``
-tile-sized (8 KiB) files under C2SP-style paths; with it, it serves that directory as it is (the
-hook for a data dir's ``tiles/`` once the server writes them: every file found is fetched).
+tile-sized (8 KiB) files under C2SP-style paths, as many as a large log has; with it, it serves that
+directory as it is (a data dir's ``tiles/``, docs/tiles.md: every file found is fetched).
 """
 
 from __future__ import annotations
@@ -91,8 +91,8 @@ def measure(driver: Driver, tiles_dir: Path | None, *, files: int, seconds: floa
         if tiles_dir is None:
             root = tmp / "root"
             write_tiles(root, files)
-            result.source = (f"{files} generated files of {TILE_BYTES} bytes under tile/0/... (the tiles branch is"
-                             " not in this tree yet: static tile-sized fetches, the server-side figure)")
+            result.source = (f"{files} generated files of {TILE_BYTES} bytes under tile/0/... (static fetches of"
+                             " full-tile-sized files, the server-side figure; --tiles-dir serves a real log's tiles)")
         else:
             root = tiles_dir.resolve()
             result.source = f"the tiles under {root}"
