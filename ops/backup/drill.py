@@ -39,7 +39,7 @@ from typing import Any
 
 import httpx
 
-from ops.backup.pgcluster import Cluster, ClusterError, free_port, restore_base_backup
+from ops.pgcluster import Cluster, ClusterError, free_port, restore_base_backup
 
 #: the service's answers that end the wait for readiness: a refusal that waiting does not change
 FINAL_REFUSALS = ("ROLLBACK_DETECTED", "STATE_TAMPERED", "UNSAFE_DURABILITY")

@@ -3,7 +3,7 @@
     python -m ops.bench.bench_replica_reads [--threads 2] [--connections 16] [--seconds 10] [--path /v1/log/entries/0]
 
 Starts a throwaway PostgreSQL primary and its hot-standby replica on loopback
-(``tests/support/pg_cluster.py``: initdb, ``pg_basebackup -R``), initialises a ledger on the primary and
+(``ops/pgcluster.py``: initdb, ``pg_basebackup -R``), initialises a ledger on the primary and
 serves it three times with the same uvicorn settings: without a replica (every read on the primary),
 with ``EVIDENCE_LEDGER_READ_DATABASE_URL`` (reads routed to the replica, which is current: the router
 asks nothing per request), and with the replica's replay paused after a checkpoint the server then
@@ -31,8 +31,8 @@ from ledger.store import Ledger
 from ops.bench.bench_http import server
 from ops.bench.common import ORIGIN, case_opened_envelopes
 from ops.ledgers import prepare_ledger
+from ops.pgcluster import primary_and_replica, unavailable
 from ops.procs import free_port
-from tests.support import pg_cluster
 
 _RATE = re.compile(r"Requests/sec:\s+([0-9.]+)")
 _NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+([0-9]+)")
@@ -67,7 +67,10 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench_replica_reads needs wrk: apt-get install wrk")
-    with tempfile.TemporaryDirectory(prefix="el-replica-") as tmp, pg_cluster.primary_and_replica() as cluster:
+    reason = unavailable()
+    if reason is not None:
+        sys.exit(f"bench_replica_reads needs a PostgreSQL primary and replica: {reason}")
+    with tempfile.TemporaryDirectory(prefix="el-replica-") as tmp, primary_and_replica() as cluster:
         data_dir = Path(tmp) / "data"
         _, key = prepare_ledger(data_dir, cluster.primary_url, origin=ORIGIN, actor="bench")
         cluster.wait_caught_up()

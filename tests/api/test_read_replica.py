@@ -1,6 +1,6 @@
 """Reads from a PostgreSQL streaming replica (docs/scaling-reads.md), on a real primary and hot standby.
 
-The cluster (tests/support/pg_cluster.py) is made once for the module; each test makes its own database
+The cluster (ops/pgcluster.py) is made once for the module; each test makes its own database
 on the primary (a replica follows every database) and its own ledger in it. Lag is made with
 ``pg_wal_replay_pause()``: the replica then holds the state of that moment however much the primary
 writes. A checkpoint signed by *another* process on the same primary (a second Ledger) stands for one the
@@ -29,6 +29,7 @@ from ledger.log import tlog
 from ledger.settings import ConfigurationError, Settings
 from ledger.storage.replica import ReadReplica
 from ledger.store import Ledger
+from ops.pgcluster import PrimaryAndReplica, free_port, primary_and_replica
 from tests.support import pg_cluster
 from tests.support.api import Api, problem, running_api
 from tests.support.cases import case_opened, footage_captured, new_case_id
@@ -40,14 +41,10 @@ SETUP_SECONDS: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[pg_cluster.Cluster]:
-    reason = pg_cluster.available()
-    if reason is not None:
-        if pg_cluster.required():
-            pytest.fail(f"{reason} — the read-replica tests must run here")
-        pytest.skip(f"SKIPPING READ-REPLICA TESTS: {reason}")
+def cluster() -> Iterator[PrimaryAndReplica]:
+    pg_cluster.skip_or_fail("read-replica tests")
     started = time.monotonic()
-    with pg_cluster.primary_and_replica() as made:
+    with primary_and_replica() as made:
         SETUP_SECONDS["cluster"] = time.monotonic() - started
         print(f"\nprimary + replica set up in {SETUP_SECONDS['cluster']:.2f} s")
         yield made
@@ -55,7 +52,7 @@ def cluster() -> Iterator[pg_cluster.Cluster]:
 
 @dataclass
 class Replicated:
-    cluster: pg_cluster.Cluster
+    cluster: PrimaryAndReplica
     data_dir: Path
     clock: FakeClock
     primary_url: str
@@ -84,19 +81,19 @@ class Replicated:
 
 
 @pytest.fixture
-def replicated(cluster: pg_cluster.Cluster, tmp_path: Path) -> Iterator[Replicated]:
+def replicated(cluster: PrimaryAndReplica, tmp_path: Path) -> Iterator[Replicated]:
     name = f"el_replica_{secrets.token_hex(5)}"
-    cluster.execute(cluster.primary_port, f'CREATE DATABASE "{name}"')
+    cluster.primary.execute(f'CREATE DATABASE "{name}"')
     try:
         data_dir = tmp_path / "data"
         clock = FakeClock()
-        primary_url = cluster.url(cluster.primary_port, name)
+        primary_url = cluster.primary.url(name)
         init_data_dir(data_dir, ORIGIN, Settings(data_dir=data_dir, database_url=primary_url), now=clock())
         cluster.wait_caught_up()
-        yield Replicated(cluster, data_dir, clock, primary_url, cluster.url(cluster.replica_port, name))
+        yield Replicated(cluster, data_dir, clock, primary_url, cluster.replica.url(name))
     finally:
         cluster.resume_replay()  # a failed test must not leave the next one paused
-        cluster.execute(cluster.primary_port, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cluster.primary.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -235,7 +232,7 @@ def test_with_fallback_unavailable_a_lagging_read_is_503_with_retry_after(
 
 
 def test_an_unreachable_replica_falls_back_or_is_503_never_500(replicated: Replicated) -> None:
-    dead = replicated.cluster.url(pg_cluster.free_port(), "nothing")
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
     ledger = Ledger(replicated.settings(read_database_url=dead), clock=replicated.clock)
     try:
         with running_api(ledger) as api:

@@ -26,7 +26,8 @@ from ledger.bootstrap import init_data_dir
 from ledger.cli.app import commands
 from ledger.settings import Settings
 from ledger.store import Ledger, utc_now
-from ops.backup.pgcluster import bin_dir
+from ops.pgcluster import Cluster, bin_dir
+from tests.support import pg_cluster
 from tests.support.cases import Actors, case_opened, new_case_id
 from tests.support.cli import error_line
 from tests.support.ledgers import ORIGIN
@@ -126,16 +127,9 @@ def test_sqlite_backup_restores_cleanly_and_an_older_one_is_refused(tmp_path: Pa
 
 
 @pytest.fixture
-def source_cluster() -> Iterator[Any]:
+def source_cluster() -> Iterator[Cluster]:
     """A throwaway PostgreSQL cluster on a loopback port, archiving its WAL into ``root/wal-archive``."""
-    from ops.backup.pgcluster import Cluster, ClusterError
-
-    try:
-        bin_dir()
-    except ClusterError as exc:
-        if os.environ.get("CI") or os.environ.get("EVIDENCE_LEDGER_TEST_POSTGRES") == "required":  # as tests/conftest.py
-            pytest.fail(f"{exc} — PostgreSQL tests must run here")
-        pytest.skip(f"SKIPPING POSTGRESQL TESTS: {exc}")
+    pg_cluster.skip_or_fail("PostgreSQL restore drill tests")
     root = Cluster.new_root("evidence-ledger-test-src-")
     cluster = Cluster.initdb(root, archive_to=root / "wal-archive")
     try:
@@ -150,7 +144,7 @@ def source_cluster() -> Iterator[Any]:
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_postgres_point_in_time_recovery_and_a_restore_to_before_the_newest_checkpoint(
-    tmp_path: Path, source_cluster: Any
+    tmp_path: Path, source_cluster: Cluster
 ) -> None:
     ledger = new_ledger(tmp_path, source_cluster.url("ledger"))
     try:
@@ -168,7 +162,7 @@ def test_postgres_point_in_time_recovery_and_a_restore_to_before_the_newest_chec
     finally:
         ledger.close()
     archive = source_cluster.root / "wal-archive"
-    common = ["--backend", "postgres", "--database", base, "--wal-archive", archive, "--keys", keys,
+    common: list[str | Path] = ["--backend", "postgres", "--database", base, "--wal-archive", archive, "--keys", keys,
               "--keystore", keystore, "--pg-database", "ledger"]
 
     code, summary, _ = drill(env, *common, "--work", tmp_path / "drill-1")

@@ -1,20 +1,31 @@
-"""A throwaway PostgreSQL cluster on a loopback port: initdb, start, stop, and a restore of a base backup.
+"""Throwaway PostgreSQL clusters on loopback ports: initdb, start, stop, remove, a restore of a base
+backup, and a primary with a streaming replica.
 
-The restore drill (``ops/backup/drill.py``) restores production's base backup and WAL archive into
-a new cluster made here; the tests also make the *source* cluster here (WAL archiving on). The
-server binaries run as the ``postgres`` OS user when this process is root (PostgreSQL refuses to run
-as root), directly otherwise; every directory they use is made inside one private root directory.
+The restore drill (``ops/backup/drill.py``) restores production's base backup and WAL archive into a
+new cluster made here (:func:`restore_base_backup`); its tests make the *source* cluster here too (WAL
+archiving on). The read-replica tests and ``ops/bench/bench_replica_reads.py`` use
+:func:`primary_and_replica`: a primary and a hot standby cloned with ``pg_basebackup -R``, whose replay
+can be paused (``pg_wal_replay_pause()``: the replica keeps receiving WAL but applies none of it) to
+make lag deterministically.
+
+The server binaries run as the ``postgres`` OS user when this process is root (PostgreSQL refuses to
+run as root), directly otherwise; every directory they use is made inside one private root directory,
+which is removed when the cluster is, also on failure. Every cluster trusts connections only on
+127.0.0.1 and its private socket.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import shutil
 import subprocess
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +54,23 @@ def bin_dir() -> Path:
     return Path(on_path).parent
 
 
+def unavailable() -> str | None:
+    """Why no cluster (nor a replica) can be made here, or None."""
+    try:
+        found = bin_dir()
+    except ClusterError as exc:
+        return str(exc)
+    for tool in ("initdb", "pg_ctl", "pg_basebackup"):
+        if not (found / tool).is_file():
+            return f"{found / tool} is missing (PostgreSQL server binaries)"
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam(OS_USER)
+        except KeyError:
+            return f"running as root and there is no `{OS_USER}` OS user to run the servers as"
+    return None
+
+
 def _as_server_user(args: list[str]) -> list[str]:
     return ["runuser", "-u", OS_USER, "--", *args] if os.geteuid() == 0 else args
 
@@ -50,8 +78,6 @@ def _as_server_user(args: list[str]) -> list[str]:
 def _give_to_server_user(path: Path) -> None:
     if os.geteuid() != 0:
         return
-    import pwd
-
     entry = pwd.getpwnam(OS_USER)
     uid, gid = entry.pw_uid, entry.pw_gid
     for root, dirs, files in os.walk(path):
@@ -69,7 +95,8 @@ def free_port() -> int:
 
 
 def _run(args: list[str], what: str, timeout: float = 120) -> str:
-    done = subprocess.run(_as_server_user(args), capture_output=True, text=True, timeout=timeout, check=False)
+    done = subprocess.run(_as_server_user(args), capture_output=True, text=True, timeout=timeout, cwd="/",
+                          check=False)
     if done.returncode != 0:
         raise ClusterError(f"{what} failed (exit {done.returncode}): {(done.stderr or done.stdout).strip()[-800:]}")
     return done.stdout
@@ -102,21 +129,25 @@ class Cluster:
         return root
 
     @classmethod
-    def initdb(cls, root: Path, *, archive_to: Path | None = None) -> Cluster:
-        """A new cluster in ``root`` (from :meth:`new_root`); with ``archive_to``, WAL archiving into it
-        with ``ops/backup/archive_wal.sh`` (copied into ``root``)."""
+    def initdb(
+        cls, root: Path, *, archive_to: Path | None = None, settings: dict[str, str] | None = None
+    ) -> Cluster:
+        """A new cluster in ``root`` (from :meth:`new_root`), ready to be a replication primary, with
+        ``settings`` on top; with ``archive_to``, WAL archiving into it with ``ops/backup/archive_wal.sh``
+        (copied into ``root``)."""
         cluster = cls(root, free_port())
         _run([str(bin_dir() / "initdb"), "-D", str(cluster.data), "-U", cluster.superuser, "--auth=trust",
-              "-E", "UTF8", "--no-instructions"], "initdb")
-        settings = {"wal_level": "replica", "max_wal_senders": "4"}
+              "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"], "initdb")
+        (cluster.data / "pg_hba.conf").write_text(HBA, "utf-8")  # initdb's file, so still the server user's
+        ours = {"wal_level": "replica", "max_wal_senders": "4"} | (settings or {})
         if archive_to is not None:
             archive_to.mkdir(mode=0o700, exist_ok=True)
             script = root / "archive_wal.sh"
-            shutil.copy(Path(__file__).with_name("archive_wal.sh"), script)
+            shutil.copy(Path(__file__).parent / "backup" / "archive_wal.sh", script)
             script.chmod(0o755)
             _give_to_server_user(root)
-            settings |= {"archive_mode": "on", "archive_command": f"{script} %p %f {archive_to}"}
-        cluster.configure(settings)
+            ours |= {"archive_mode": "on", "archive_command": f"{script} %p %f {archive_to}"}
+        cluster.configure(ours)
         return cluster
 
     def configure(self, settings: dict[str, str]) -> None:
@@ -153,6 +184,24 @@ class Cluster:
     def connect(self, dbname: str = "postgres") -> psycopg.Connection:
         return psycopg.connect(self.url(dbname), autocommit=True, connect_timeout=5)
 
+    def execute(self, statement: str, dbname: str = "postgres") -> list[tuple[object, ...]]:
+        """Run one statement (autocommit); its rows, if it returns any."""
+        with self.connect(dbname) as conn:
+            cursor = conn.execute(statement.encode())
+            return list(cursor.fetchall()) if cursor.description else []
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        """Wait until the server accepts connections."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with psycopg.connect(self.url(), connect_timeout=2):
+                    return
+            except psycopg.OperationalError as exc:
+                if time.monotonic() > deadline:
+                    raise ClusterError(f"the server at {self.url()} did not accept connections: {exc}") from None
+                time.sleep(0.05)
+
     def wait_promoted(self, timeout: float = 120) -> None:
         """Wait until archive recovery has ended and the server accepts writes."""
         deadline = time.monotonic() + timeout
@@ -180,6 +229,100 @@ class Cluster:
                     return segment
                 time.sleep(0.05)
         raise ClusterError(f"WAL segment {segment} was not archived within {timeout:.0f} s (log {self.log})")
+
+
+HBA = """local all all trust
+host all all 127.0.0.1/32 trust
+host replication all 127.0.0.1/32 trust
+"""
+
+#: the primary's and the replica's settings on top of :meth:`Cluster.initdb`'s
+REPLICATION_SETTINGS = {
+    "hot_standby": "on",
+    "wal_keep_size": "64MB",
+    "synchronous_commit": "on",
+    "full_page_writes": "on",
+    "shared_buffers": "32MB",
+    "max_connections": "60",
+    "logging_collector": "off",
+}
+
+
+@dataclass
+class PrimaryAndReplica:
+    """A running primary and its streaming hot standby, both with the database ``database``."""
+
+    primary: Cluster
+    replica: Cluster
+    database: str = "ledger"
+
+    @property
+    def primary_url(self) -> str:
+        return self.primary.url(self.database)
+
+    @property
+    def replica_url(self) -> str:
+        return self.replica.url(self.database)
+
+    def pause_replay(self, timeout: float = 30) -> None:
+        """Stop applying WAL on the replica (it keeps receiving it); returns once replay is paused."""
+        self.replica.execute("SELECT pg_wal_replay_pause()")
+        deadline = time.monotonic() + timeout
+        while self.replica.execute("SELECT pg_get_wal_replay_pause_state()")[0][0] != "paused":
+            if time.monotonic() > deadline:
+                raise ClusterError(f"the replica did not pause its WAL replay (log {self.replica.log})")
+            time.sleep(0.01)
+
+    def resume_replay(self) -> None:
+        self.replica.execute("SELECT pg_wal_replay_resume()")
+
+    def stop_replica(self) -> None:
+        """Stop the replica at once (connections to it fail until :meth:`start_replica`)."""
+        self.replica.stop("immediate")
+
+    def start_replica(self) -> None:
+        self.replica.start(timeout=30)
+        self.replica.wait_ready()
+
+    def wait_caught_up(self, timeout: float = 30) -> None:
+        """Until the replica has replayed everything the primary has written so far."""
+        target = self.primary.execute("SELECT pg_current_wal_lsn()::text")[0][0]
+        deadline = time.monotonic() + timeout
+        while not self.replica.execute(f"SELECT pg_last_wal_replay_lsn() >= '{target}'::pg_lsn")[0][0]:
+            if time.monotonic() > deadline:
+                raise ClusterError(f"the replica did not replay up to {target} (log {self.replica.log})")
+            time.sleep(0.01)
+
+
+@contextmanager
+def primary_and_replica(database: str = "ledger") -> Iterator[PrimaryAndReplica]:
+    """A running primary with the database ``database`` and a streaming hot-standby replica of it
+    (``pg_basebackup -R``: ``standby.signal`` and ``primary_conninfo``), caught up. Both servers are
+    stopped and their directories removed when the context ends, also on failure."""
+    reason = unavailable()
+    if reason is not None:
+        raise ClusterError(reason)
+    top = Cluster.new_root("el-pg-cluster-")
+    with ExitStack() as stack:
+        stack.callback(shutil.rmtree, top, True)
+        for name in ("primary", "replica"):
+            (top / name).mkdir(mode=0o700)
+        _give_to_server_user(top)
+        primary = Cluster.initdb(top / "primary", settings=REPLICATION_SETTINGS)
+        stack.callback(primary.stop, "immediate")
+        primary.start(timeout=30)
+        primary.wait_ready()
+        primary.execute(f'CREATE DATABASE "{database}"')
+        replica = Cluster(top / "replica", free_port())
+        _run([str(bin_dir() / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port), "-U", primary.superuser,
+              "-D", str(replica.data), "-R", "-X", "stream", "--checkpoint=fast", "--no-sync"], "pg_basebackup")
+        replica.configure({})  # the copied settings name the primary's port, socket and files: its own win
+        stack.callback(replica.stop, "immediate")
+        replica.start(timeout=30)
+        replica.wait_ready()
+        made = PrimaryAndReplica(primary, replica, database)
+        made.wait_caught_up()
+        yield made
 
 
 def _quoted(value: str) -> str:
