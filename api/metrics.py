@@ -12,7 +12,8 @@ series.
   the database that served them and why (docs/scaling-reads.md);
 * gauges read at scrape time from ``Metrics.gauges`` (name -> function), e.g.
   ``evidence_ledger_log_size``, ``evidence_ledger_checkpoint_size`` and
-  ``evidence_ledger_witnessed_size`` (production: the published checkpoint's size); a gauge whose function
+  ``evidence_ledger_witnessed_size`` (production: the published checkpoint's size),
+  ``evidence_ledger_tiles_size`` and ``evidence_ledger_tile_conflicts`` (the tiled log); a gauge whose function
   fails or returns None is left out of that scrape, never breaking it.
 
 Labels are bounded: the route label is the route *template* (``/v1/cases/{case_id}``), never a
@@ -37,6 +38,9 @@ GAUGE_HELP = {
     "evidence_ledger_checkpoint_size": "Tree size of the latest signed checkpoint.",
     "evidence_ledger_witnessed_size": "Tree size of the newest checkpoint cosigned as the profile asks"
     " (production: the published one).",
+    "evidence_ledger_tiles_size": "Tree size of the checkpoint in the tiles directory (docs/tiles.md).",
+    "evidence_ledger_tile_conflicts": "TILE_CONFLICTs seen since start: the tiles directory holds other bytes or a"
+    " checkpoint the database does not extend (never rewritten).",
     "evidence_ledger_replica_log_size": "Entries the read replica has replayed (absent when it cannot be reached).",
     "evidence_ledger_replica_lag": "Entries the primary has that the read replica has not replayed yet.",
     "evidence_ledger_read_floor": "No routed read reflects fewer entries: the newest checkpoint signed, recorded"

@@ -52,6 +52,7 @@ class Runtime:
         self.tokens: TokenStore | None = None
         self.committer: GroupCommitter | None = None
         self.checkpointer: Checkpointer | None = None
+        self.tiles: TileWriter | None = None  # publishes the tiled log (docs/tiles.md)
         self.verifier_key = ""
         self.footage: FootageStore | None = None
         self._durability: tuple[float, list[str]] | None = None
@@ -123,10 +124,29 @@ class Runtime:
             self.log.warning("finished interrupted shreds", size=finished)
         return ledger
 
+    def _guard_tiles(self, ledger: Ledger) -> None:
+        """Record the tiles directory's checkpoint in the rollback guard when it is this log's."""
+        assert self.tiles is not None
+        outcome = self.tiles.guard_published(ledger)
+        size = self.tiles.published_size
+        if outcome == "untrusted":
+            self.log.warning(
+                "the tiles directory's checkpoint does not verify under the log key: not trusted", code="TILE_CONFLICT"
+            )
+        elif outcome == "conflict":
+            self.log.error(
+                "the tiles directory publishes another root for a size the rollback guard recorded",
+                code="TILE_CONFLICT", size=size,
+            )
+        elif outcome == "recorded":
+            self.log.warning("the tiles directory's checkpoint is recorded in the rollback guard", size=size)
+
     def _rebuild_progress(self, done: int, total: int) -> None:
         self.log.info("rebuilding the read models", size=done, accepted=total)
 
     def _start_services(self, ledger: Ledger) -> None:
+        self.tiles = TileWriter(self.settings.tiles_path)
+        self._guard_tiles(ledger)  # before the status: the published tiles count as a recorded checkpoint
         status = ledger.rollback_status()  # the rollback guard: compare the database with the recorded checkpoint
         self._write_block = status.error() if status.blocked else None
         if status.blocked:
@@ -143,6 +163,9 @@ class Runtime:
         self.metrics.gauges["evidence_ledger_log_size"] = ledger.log_size
         self.metrics.gauges["evidence_ledger_checkpoint_size"] = self._checkpoint_size
         self.metrics.gauges["evidence_ledger_witnessed_size"] = self._witnessed_size
+        tile_writer = self.tiles
+        self.metrics.gauges["evidence_ledger_tiles_size"] = lambda: tile_writer.published_size
+        self.metrics.gauges["evidence_ledger_tile_conflicts"] = lambda: tile_writer.conflicts
         if ledger.replica is not None:
             replica = ledger.replica
             self.metrics.gauges["evidence_ledger_replica_log_size"] = replica.log_size
@@ -152,7 +175,7 @@ class Runtime:
         self.checkpointer = Checkpointer(
             ledger, interval=self.settings.checkpoint_interval, witness_timeout=self.api_settings.witness_timeout,
             tsa_interval=self.settings.tsa_interval, tsa_timeout=self.settings.tsa_timeout,
-            on_tick=self.refresh_write_block, tiles=TileWriter(self.settings.tiles_path),
+            on_tick=self.refresh_write_block, tiles=self.tiles,
         )
         if self.access is None:
             self._access_writer = AccessWriter(ledger.access_log)

@@ -224,6 +224,15 @@ class ReplicaStatus(BaseModel):
     fallback: str = Field(description="primary (serve lagging reads from the primary) or unavailable (503)")
 
 
+class TilesStatus(BaseModel):
+    size: int = Field(description="tree size of the checkpoint in the tiles directory (0: none yet)")
+    error: str | None = Field(
+        description="why the last publication failed (`TILE_CONFLICT: ...`: the directory holds other bytes or"
+        " a checkpoint the database does not extend; never rewritten); null after a success"
+    )
+    conflicts: int = Field(description="TILE_CONFLICTs seen since the service started")
+
+
 class Readiness(BaseModel):
     status: str
     admin_key_on_server: bool = Field(
@@ -243,6 +252,7 @@ class Readiness(BaseModel):
     replica: ReplicaStatus | None = Field(
         default=None, description="the read replica (docs/scaling-reads.md); absent when none is configured"
     )
+    tiles: TilesStatus | None = Field(default=None, description="the tiled log the service publishes (docs/tiles.md)")
 
 
 class Disclosure(BaseModel):

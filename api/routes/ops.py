@@ -86,6 +86,7 @@ def readyz(request: Request) -> Response:
         "profile": ledger.config.profile,
         "min_witnesses": ledger.config.min_witnesses,
         "witnessed_size": 0 if runtime.checkpointer is None else runtime.checkpointer.witnessed_size,
+        **({} if runtime.tiles is None else {"tiles": runtime.tiles.state()}),
         **({} if replica is None else {"replica": replica}),
     })
 

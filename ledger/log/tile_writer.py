@@ -11,6 +11,12 @@ so a tile already on disk is compared, not rewritten: different bytes are TILE_C
 directory holds another log, or was altered) and nothing further is written. The checkpoint is the
 published one (``Ledger.published_checkpoint``: in the production profile the newest one cosigned by
 enough witnesses, with its cosignatures).
+
+At start :meth:`TileWriter.guard_published` records the directory's checkpoint in the rollback guard
+(``ledger.log.rollback``) when it verifies under the log key: a database restored to an older state
+than the tiles already publish then refuses writes exactly as when the guard file itself is newer.
+The writer keeps its state for ``/readyz`` and ``/metrics``: the published size, the last error and
+the number of TILE_CONFLICTs seen.
 """
 
 from __future__ import annotations
@@ -69,6 +75,39 @@ class TileWriter:
         self.on_write = on_write  # called with each path written (tests: the order of writes)
         self._lock = threading.Lock()
         self._done: int | None = None  # every tile of this size and below is on disk (None: not known yet)
+        self.published_size = 0  # the size of the directory's checkpoint, as last written or verified
+        self.error: str | None = None  # why the last publication failed ("CODE: reason"), None after a success
+        self.conflicts = 0  # TILE_CONFLICTs seen since start (publications refused)
+
+    def guard_published(self, ledger: Any) -> str:
+        """Record the directory's checkpoint in the rollback guard (``CheckpointGuard.record``: only a
+        larger one, or the same one with more cosignatures, replaces the record) — before the rollback
+        status is computed, so that a database older than the published tiles refuses writes.
+
+        Returns ``absent`` (no checkpoint), ``untrusted`` (not a checkpoint of this log: not recorded),
+        ``recorded``, ``kept`` (the guard already holds it or a newer one) or ``conflict`` (the guard
+        holds another root for the same size). Never raises for the directory's content."""
+        data = self._read(tiles.CHECKPOINT)
+        if data is None:
+            return "absent"
+        guard = ledger.rollback_guard()
+        try:
+            body = note.verify_checkpoint(data, guard.log_key, origin=ledger.origin).checkpoint
+        except LedgerError as exc:
+            self.error = f"{exc.code}: the tiles directory's checkpoint does not verify under the log key (not trusted)"
+            return "untrusted"
+        self.published_size = int(body.size)
+        try:
+            return "recorded" if guard.record(data) else "kept"
+        except LedgerError as exc:
+            self.conflicts += 1
+            self.error = f"TILE_CONFLICT: {exc.message}"
+            return "conflict"
+
+    def state(self) -> dict[str, object]:
+        """For /readyz: the published size, the last error (None when the last publication succeeded)
+        and the TILE_CONFLICTs seen since start."""
+        return {"size": self.published_size, "error": self.error, "conflicts": self.conflicts}
 
     @property
     def written_size(self) -> int:
@@ -77,6 +116,21 @@ class TileWriter:
     def publish(self, ledger: Any) -> tlog.StoredCheckpoint | None:
         """Write what the newest checkpoint and the published one need, then the published checkpoint.
         Returns the checkpoint written (None when there is none to publish yet)."""
+        try:
+            published = self._publish(ledger)
+        except TileConflict as exc:
+            self.conflicts += 1
+            self.error = f"{exc.code}: {exc.message}"
+            raise
+        except LedgerError as exc:
+            self.error = exc.code
+            raise
+        self.error = None
+        if published is not None:
+            self.published_size = published.size
+        return published
+
+    def _publish(self, ledger: Any) -> tlog.StoredCheckpoint | None:
         with self._lock:
             latest = ledger.latest_checkpoint()
             if latest is None:

@@ -9,8 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.log import merkle, note, tiles
+from ledger.log.rollback import latest_path
 from ledger.log.tile_writer import TileConflict, TileWriter, directory_fetch, write_tiles
 from ledger.store import Ledger
 from ops.bench.bench_log import prefill
@@ -195,3 +197,42 @@ def test_a_restored_or_forked_database_never_rewrites_the_directory(
         TileWriter(directory).publish(fork.b)
     assert (directory / "checkpoint").read_bytes() == ahead
     assert sorted(p for p in directory.rglob("*") if p.is_file()) == before  # refused before writing a tile
+
+
+def test_the_directory_checkpoint_is_recorded_in_the_rollback_guard(ledger: Ledger, tmp_path: Path) -> None:
+    """Only a checkpoint of this log (key and origin), only when larger; another root for the
+    recorded size is a conflict, never recorded."""
+    directory = tmp_path / "tiles"
+    guard = latest_path(ledger.data_dir)
+    writer = TileWriter(directory)
+    assert writer.guard_published(ledger) == "absent"
+    older = guard.read_bytes()
+    _grow(ledger, 300)
+    writer.publish(ledger)
+    assert writer.state() == {"size": 300, "error": None, "conflicts": 0}
+    published = (directory / "checkpoint").read_bytes()
+    assert TileWriter(directory).guard_published(ledger) == "kept"
+    guard.write_bytes(older)  # a guard file older than the tiles (restored with the keys set)
+    assert TileWriter(directory).guard_published(ledger) == "recorded"
+    assert guard.read_bytes() == published
+
+    name = ledger.config.log_key_name
+    for forged in (
+        note.sign_note(note.Checkpoint(ledger.origin + "/other", 900, b"\x02" * 32).body(), name, ledger.log_key),
+        note.sign_note(note.Checkpoint(ledger.origin, 900, b"\x02" * 32).body(), name, Ed25519PrivateKey.generate()),
+    ):
+        (directory / "checkpoint").write_bytes(forged)
+        untrusting = TileWriter(directory)
+        assert untrusting.guard_published(ledger) == "untrusted"
+        assert untrusting.published_size == 0 and "not trusted" in str(untrusting.error)
+        assert guard.read_bytes() == published
+
+    fork = note.sign_note(note.Checkpoint(ledger.origin, 300, b"\x02" * 32).body(), name, ledger.log_key)
+    (directory / "checkpoint").write_bytes(fork)
+    forked = TileWriter(directory)
+    assert forked.guard_published(ledger) == "conflict"
+    assert forked.conflicts == 1 and str(forked.error).startswith("TILE_CONFLICT: ")
+    assert guard.read_bytes() == published
+    with pytest.raises(TileConflict):  # not in the database's history: never replaced
+        forked.publish(ledger)
+    assert forked.conflicts == 2 and (directory / "checkpoint").read_bytes() == fork
