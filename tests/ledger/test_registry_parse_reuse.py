@@ -144,3 +144,12 @@ def test_an_edited_or_restored_registry_row_is_refused_though_its_parse_was_cach
     assert ledger.registry_state() is not None  # the newer registry is parsed and kept
     _put_state_row(raw, good)  # restored to before the revocation: a MAC'd row, but not the current one
     _refused(ledger, store, token, ticks)
+
+
+def test_the_token_benchmark_runs_at_a_small_registry() -> None:
+    """ops/bench/bench_tokens (docs/benchmarks.md) keeps working; its figures are not checked here."""
+    from ops.bench.bench_tokens import measure
+
+    figures = measure("sqlite", 3, 5)
+    assert set(figures) == {"registry_kib", "baseline", "parse_reused_only", "actor_first_only", "shipped", "row_only"}
+    assert all(value > 0 for value in figures.values())
