@@ -112,6 +112,8 @@ class Ledger:
             authorities=tuple(settings.authorities), disclosure_window_seconds=settings.disclosure_window_seconds
         )
         self._keystore: KeyStore | None = None
+        #: (state column, parsed state) of the registry row last parsed here (:meth:`registry_state`)
+        self._registry_parsed: tuple[str, Any] | None = None
         try:
             self.mac = self._state_key(create=create_tables)
             self.appender = Appender(
@@ -523,10 +525,24 @@ class Ledger:
         return views
 
     def registry_state(self) -> Any:
-        """The key registry's state from its checked read-model row (None before the trust root)."""
+        """The key registry's state from its checked read-model row (None before the trust root).
+
+        Every call reads the row and checks it (MAC, and its version against the registry's last
+        log entry): an edited or restored row raises StateTampered as before. Only the parse is
+        reused, while the checked state column is exactly the text parsed last; the parse is
+        what grows with the number of keys (docs/scaling.md)."""
         with self.db.read() as tx:
             fields = case_row(tx, self.mac, REGISTRY_CASE_ID)
-        return None if fields is None else load_state(REGISTRY_CASE_ID, fields[6])
+        return None if fields is None else self._parsed_registry(fields[6])
+
+    def _parsed_registry(self, state_json: str) -> Any:
+        """The parse of a checked registry state column, reused while the column is unchanged."""
+        parsed = self._registry_parsed  # one tuple, read and replaced whole: safe across threads
+        if parsed is not None and parsed[0] == state_json:
+            return parsed[1]
+        state = load_state(REGISTRY_CASE_ID, state_json)  # immutable (frozen, tuples): safe to share
+        self._registry_parsed = (state_json, state)
+        return state
 
     def public_releases(self) -> list[dict[str, Any]]:
         """Every release, with the release's own public fields only, in an order that depends on
@@ -553,7 +569,7 @@ class Ledger:
             if since is None:
                 registry = case_row(tx, self.mac, REGISTRY_CASE_ID)
                 if registry is not None:
-                    state = load_state(REGISTRY_CASE_ID, registry[6])
+                    state = self._parsed_registry(registry[6])
                     root = state.lookup(state.root_key_id)
                     since = None if root is None else root.registered_at[:7]
         months = (

@@ -138,7 +138,11 @@ def has_active_key(registry: Any, actor: str, role: str, authority: str | None, 
     """Whether ``actor`` holds an active registered key of ``role`` (and ``authority``) at ``at``."""
     if registry is None:
         return False
-    return any(k.actor == actor and k.authority == authority for k in registry.active_keys(at, role))
+    # the actor's keys first, then their status: a status parses timestamps, and a registry holds every officer's key
+    return any(
+        k.actor == actor and k.role == role and k.authority == authority and k.status_at(at) == "active"
+        for k in registry.keys
+    )
 
 
 class TokenStore:
