@@ -59,4 +59,6 @@ bench: setup
 	$(BIN)/python -m ops.bench.bench_log --backend sqlite --size 1000000 --proofs 1000
 	$(BIN)/python -m ops.bench.bench_log --backend postgres --size 1000000 --proofs 1000
 	$(BIN)/python -m ops.bench.bench_tiles --backend sqlite --size 100000 --proofs 2000
+	$(BIN)/python -m ops.bench.bench_tokens
+	$(BIN)/python -m ops.bench.bench_replica_reads
 	$(BIN)/python -m ops.sim --backend postgres
