@@ -3,10 +3,11 @@
 # (docs/operations.md):
 #
 #   backup.sh database --out DIR     the database: SQLite via `evidence-ledger db backup` (an online,
-#                                    consistent copy), PostgreSQL via pg_basebackup (tar, WAL streamed)
-#   backup.sh keys --out DIR         the data dir without the database, footage, tiles, demo keystore:
-#                                    ledger.json, keys/ (log, service and state keys), witnesses.json,
-#                                    tsa.json, checkpoints/ (the rollback guard)
+#                                    consistent copy), PostgreSQL via pg_basebackup (tar, WAL streamed);
+#                                    not footage/ and tiles/: rsync them (docs/operations.md)
+#   backup.sh keys --out DIR         exactly ledger.json, keys/ (log, service and state keys),
+#                                    witnesses.json, tsa.json, genesis-request.json, checkpoints/
+#                                    (the rollback guard), those present; nothing else of the data dir
 #   backup.sh keystore --out DIR     the keystore of sealed records' keys (EVIDENCE_LEDGER_KEYSTORE_DIR,
 #                                    or the demo keystore in the data dir)
 #   backup.sh prune --base-dir DIR --archive DIR --keep N
@@ -25,7 +26,7 @@ STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 
 die() { echo "backup.sh: $*" >&2; exit 2; }
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 [ $# -ge 1 ] || usage
 what=$1
@@ -74,10 +75,13 @@ case $what in
     [ -f "$DATA_DIR/ledger.json" ] || die "$DATA_DIR is not an initialised data dir (no ledger.json)"
     dest="$OUT/keys-$STAMP.tar.gz"
     [ ! -e "$dest" ] || die "$dest exists"
-    # Everything in the data dir but the database, the footage blobs, the public tiles of the log
-    # and the demo keystore.
-    tar -C "$DATA_DIR" -czf "$dest" --exclude=./ledger.sqlite3 --exclude='./ledger.sqlite3-*' \
-      --exclude=./footage --exclude=./tiles --exclude=./keystore --exclude=./checkpoints/.lock .
+    # Exactly these (those present), never "the data dir but …": a keystore under another name or a
+    # legacy seal.key in the data dir must not end up beside keys/state.key. No lock files.
+    members=()
+    for name in ledger.json keys witnesses.json tsa.json genesis-request.json checkpoints; do
+      [ ! -e "$DATA_DIR/$name" ] || members+=("./$name")
+    done
+    tar -C "$DATA_DIR" -czf "$dest" --exclude='.lock' --exclude='*.lock' "${members[@]}"
     echo "keys and rollback guard: $dest"
     ;;
   keystore)

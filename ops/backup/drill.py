@@ -6,13 +6,15 @@
    rollback guard ``checkpoints/``), the keystore backup beside it when given; the witnesses' and
    TSAs' URLs point at a closed loopback port (the drill talks to no production witness);
 2. every ``--from-checkpoint`` (the newest witnessed checkpoint, kept outside the restored data: the
-   monitor's memory, a witness, an auditor) is recorded in that fresh guard, verified with the log key;
+   monitor's memory, a client's ``logs/<origin>/latest``, the tiles' ``checkpoint``; at least one is
+   required) is recorded in that fresh guard, verified with the log key;
 3. the database: SQLite, the ``db backup`` file copied into the fresh data dir; PostgreSQL, a new
    cluster on a free loopback port from the base backup, recovered with the archived WAL (to the end
    of the archive, or ``--target``) and promoted;
 4. ``evidence-ledger serve`` on it, until ``/readyz`` answers: ready, or refused (``ROLLBACK_DETECTED``
    when the restored log is behind or diverges from the recorded checkpoint);
-5. ``evidence-ledger audit --json --from-checkpoint …`` on the restored database.
+5. ``evidence-ledger audit --json --from-checkpoint … [--trust PIN]`` on the restored database: with an
+   auditor's pin file, the witnesses' keys come from it, not from the backup's ``witnesses.json``.
 
 The drill passes only when the service is ready and the audit has no finding. It prints a summary
 (``--json``: one JSON document) and exits 0 when it passed, 1 when it failed (the reason is given:
@@ -261,8 +263,10 @@ def stop(process: subprocess.Popen[Any]) -> None:
             process.wait()
 
 
-def start_audit(env: dict[str, str], checkpoints: list[Path], workers: int | None) -> subprocess.Popen[str]:
+def start_audit(env: dict[str, str], checkpoints: list[Path], workers: int | None,
+                trust: Path | None = None) -> subprocess.Popen[str]:
     args = [*_python(), "audit", "--json", *(["--workers", str(workers)] if workers else [])]
+    args += ["--trust", str(trust)] if trust is not None else []
     for path in checkpoints:
         args += ["--from-checkpoint", str(path)]
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -323,7 +327,7 @@ def _run(args: argparse.Namespace, drill: Drill) -> Drill:
                 cluster, extra = restore_postgres(drill, args)
         env = _environment(drill, extra, args.keystore is not None)
         with drill.step("serve_and_audit"):  # the audit reads while the service starts: both only read
-            auditing = start_audit(env, checkpoints, args.audit_workers)
+            auditing = start_audit(env, checkpoints, args.audit_workers, args.trust and args.trust.resolve())
             process = serve_and_check(drill, env, args.timeout)
             finish_audit(drill, auditing)
     finally:
@@ -367,7 +371,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--keys", type=Path, required=True, help="the keys backup (keys-*.tar.gz or a directory)")
     p.add_argument("--keystore", type=Path, help="the keystore backup (keystore-*.tar.gz or a directory)")
     p.add_argument("--from-checkpoint", type=Path, action="append", default=[],
-                   help="the newest witnessed checkpoint, kept outside the restored data (repeat)")
+                   help="the newest witnessed checkpoint, kept outside the backup: a client's "
+                   "logs/<origin>/latest, the monitor's, the tiles' checkpoint (required; repeat)")
+    p.add_argument("--trust", type=Path, help="an auditor's pin file for the audit: the witnesses' keys "
+                   "from it, not from the backup's witnesses.json")
     p.add_argument("--wal-archive", type=Path, help="PostgreSQL: the WAL archive (archive_command's directory)")
     p.add_argument("--target", help="PostgreSQL: recover to 'immediate' (the base backup's end) or to an "
                    "RFC 3339 time; default the end of the archive")
@@ -387,6 +394,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.backend == "sqlite" and (args.wal_archive or args.target):
         print("restore_drill: --wal-archive and --target are for PostgreSQL", file=sys.stderr)
+        return 2
+    if not args.from_checkpoint:  # else the audit holds the restore only to the keys backup's own guard
+        print("restore_drill: DRILL FAILED: no checkpoint from outside the backup: give the newest witnessed one "
+              "with --from-checkpoint FILE (a client's logs/<origin>/latest, the monitor's, the tiles' "
+              "checkpoint)", file=sys.stderr)
+        return 2
+    if args.trust is not None and not args.trust.is_file():
+        print(f"restore_drill: DRILL FAILED: --trust {args.trust} is not a file", file=sys.stderr)
         return 2
     try:
         drill = run(args)

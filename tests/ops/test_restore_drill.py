@@ -92,21 +92,35 @@ def test_sqlite_backup_restores_cleanly_and_an_older_one_is_refused(tmp_path: Pa
     ledger = new_ledger(tmp_path, None)
     try:
         actors = Actors.register(ledger)
-        grow(ledger, actors, 2, 0)
+        client_latest = tmp_path / "client-latest.txt"  # a client's logs/<origin>/latest
+        client_latest.write_bytes(grow(ledger, actors, 2, 0))
         size = ledger.log_size()
         env = _env(ledger.data_dir) | {"EVIDENCE_LEDGER_KEYSTORE_DIR": str(tmp_path / "keystore")}
         database = backup("database", tmp_path / "backups" / "db", env)  # online: the ledger is open
         (ledger.data_dir / "tiles").mkdir()
         (ledger.data_dir / "tiles" / "checkpoint").write_bytes(b"public")
+        (ledger.data_dir / "seal.key").write_bytes(b"legacy department key")
+        (ledger.data_dir / "keystore2").mkdir()
+        (ledger.data_dir / "keystore2" / "kek.key").write_bytes(b"a keystore under another name")
+        (ledger.data_dir / "keys" / ".lock").touch()
         keys = backup("keys", tmp_path / "backups" / "keys", env)
         keystore = backup("keystore", tmp_path / "backups" / "keystore", env)
         with tarfile.open(keys) as tar:
             names = tar.getnames()
-        assert "./keys/state.key" in names and "./checkpoints/latest" in names
-        assert not [n for n in names if "sqlite3" in n or n.startswith(("./keystore", "./footage", "./tiles"))]
+        assert "./keys/state.key" in names and "./checkpoints/latest" in names and "./ledger.json" in names
+        assert not [n for n in names if "sqlite3" in n or ".lock" in n or "seal.key" in n
+                    or n.startswith(("./keystore", "./footage", "./tiles"))]
+
+        no_outside = subprocess.run(["bash", str(DRILL), "--backend", "sqlite", "--database", str(database),
+                                     "--keys", str(keys), "--work", str(tmp_path / "drill-0")],
+                                    env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert no_outside.returncode == 2, no_outside.stderr
+        assert "DRILL FAILED: no checkpoint from outside the backup: " in no_outside.stderr
+        assert not (tmp_path / "drill-0").exists()
 
         code, summary, _ = drill(env, "--backend", "sqlite", "--database", database, "--keys", keys,
-                                 "--keystore", keystore, "--work", tmp_path / "drill-1")
+                                 "--keystore", keystore, "--from-checkpoint", client_latest,
+                                 "--work", tmp_path / "drill-1")
         assert code == 0 and summary["passed"], summary["failures"]
         assert summary["service"] == "ready" and summary["audit"]["findings"] == []
         assert summary["audit"]["log_size"] == size == summary["newest_checkpoint"]
@@ -155,7 +169,8 @@ def test_postgres_point_in_time_recovery_and_a_restore_to_before_the_newest_chec
         base = backup("database", tmp_path / "backups" / "db", env)  # pg_basebackup while the ledger runs
         keystore = backup("keystore", tmp_path / "backups" / "keystore", env)
         assert (base / "base.tar.gz").is_file() and (base / "backup_manifest").is_file()
-        grow(ledger, actors, 2, 2)
+        newest = tmp_path / "monitor-newest.txt"
+        newest.write_bytes(grow(ledger, actors, 2, 2))
         newest_size = ledger.log_size()
         keys = backup("keys", tmp_path / "backups" / "keys", env)  # its guard holds the newest checkpoint
         source_cluster.switch_wal_and_wait()
@@ -163,7 +178,7 @@ def test_postgres_point_in_time_recovery_and_a_restore_to_before_the_newest_chec
         ledger.close()
     archive = source_cluster.root / "wal-archive"
     common: list[str | Path] = ["--backend", "postgres", "--database", base, "--wal-archive", archive, "--keys", keys,
-              "--keystore", keystore, "--pg-database", "ledger"]
+              "--keystore", keystore, "--pg-database", "ledger", "--from-checkpoint", newest]
 
     code, summary, _ = drill(env, *common, "--work", tmp_path / "drill-1")
     assert code == 0 and summary["passed"], summary["failures"]
@@ -203,6 +218,8 @@ def test_the_drill_refuses_a_work_dir_in_use_a_missing_backup_and_a_file_that_is
     (tmp_path / "in-use" / "x").touch()
     not_a_db = tmp_path / "db.sqlite3"
     not_a_db.write_text("nothing", "utf-8")
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes((data_dir / "checkpoints" / "latest").read_bytes())
     cases = [
         ("in-use", data_dir, "is not empty"),
         ("fresh-1", tmp_path / "none.tar.gz", "does not exist"),
@@ -210,7 +227,7 @@ def test_the_drill_refuses_a_work_dir_in_use_a_missing_backup_and_a_file_that_is
     ]
     for work, keys, reason in cases:
         done = subprocess.run(["bash", str(DRILL), "--backend", "sqlite", "--database", str(not_a_db),
-                               "--keys", str(keys), "--work", str(tmp_path / work)],
+                               "--keys", str(keys), "--from-checkpoint", str(outside), "--work", str(tmp_path / work)],
                               env=_env(data_dir), capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 2 and "DRILL FAILED" in done.stderr and reason in done.stderr, done.stderr
 
@@ -266,3 +283,22 @@ def test_outside_checkpoints_are_held_to_the_log_key_and_a_bad_guard_file_is_nam
     (failure,) = drill.failures
     assert failure.startswith("the keys backup's checkpoints/latest is not a checkpoint of this log: ")
     assert drill.facts["newest_checkpoint"] is None
+
+
+def test_the_drill_audits_with_the_auditors_pin_file(tmp_path: Path) -> None:
+    """``--trust`` reaches the audit: an unusable pin file is the audit's BAD_PIN_FILE, not ignored."""
+    from ops.backup.drill import Drill, _environment, finish_audit, start_audit
+
+    work = tmp_path / "work"
+    init_data_dir(work / "data", ORIGIN, Settings(data_dir=work / "data"), now=utc_now())
+    pin = tmp_path / "trust.toml"
+    pin.write_bytes(b"[[log]\n")
+    drill = Drill("sqlite", work)
+    env = _environment(drill, {"XDG_CONFIG_HOME": str(tmp_path / "config")}, False)
+    finish_audit(drill, start_audit(env, [], 1, pin))
+    (failure,) = drill.failures
+    assert failure.startswith("audit exited 2 without a report: ") and "BAD_PIN_FILE" in failure
+
+    clean = Drill("sqlite", work)
+    finish_audit(clean, start_audit(env, [], 1))
+    assert clean.failures == [] and clean.facts["audit"]["exit"] == 0
