@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
@@ -42,6 +41,7 @@ from typing import Any
 import httpx
 
 from ops.pgcluster import Cluster, ClusterError, free_port, restore_base_backup
+from ops.procs import stop
 
 #: the service's answers that end the wait for readiness: a refusal that waiting does not change
 FINAL_REFUSALS = ("ROLLBACK_DETECTED", "STATE_TAMPERED", "UNSAFE_DURABILITY")
@@ -251,16 +251,6 @@ def serve_and_check(drill: Drill, env: dict[str, str], timeout: float) -> subpro
     drill.facts["service"] = "not ready"
     drill.failures.append(f"the service was not ready within {timeout:.0f} s: {last}")
     return process
-
-
-def stop(process: subprocess.Popen[Any]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def start_audit(env: dict[str, str], checkpoints: list[Path], workers: int | None,
