@@ -98,7 +98,7 @@ def test_the_schema_documents_problem_responses_and_security(running: Api) -> No
                 if status[0] in "45":
                     assert "application/problem+json" in response["content"], (method, path, status)
             public = path.startswith(
-                ("/v1/log/", "/v1/public/", "/public", "/verify", "/healthz", "/readyz", "/metrics")
+                ("/v1/log/", "/tiles/", "/v1/public/", "/public", "/verify", "/healthz", "/readyz", "/metrics")
             )
             if not (public and path != "/v1/log/envelopes"):
                 assert operation.get("security") == [{"bearerToken": []}], (method, path)
