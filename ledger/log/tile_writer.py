@@ -32,7 +32,6 @@ from ledger.log import merkle, note, tiles, tlog
 from ledger.log.tiles import directory_fetch
 from ledger.storage.integrity import tampered
 
-
 # Tiles are public by design and read by a web server running as another user (docs/deployment.md):
 # files 0644 and directories 0755 exactly, whatever the service's umask (its unit sets UMask=0077).
 FILE_MODE = 0o644

@@ -145,7 +145,7 @@ def test_nginx_serves_the_tiles_directory_the_service_writes() -> None:
     assert f"EVIDENCE_LEDGER_TILES_DIR={TILES_DIR}" in api["Environment"]
     assert api["ReadWritePaths"] == [TILES_DIR]
     state = [f"/var/lib/{name}" for name in " ".join(api["StateDirectory"]).split()]
-    assert not any(TILES_DIR == d or TILES_DIR.startswith(d + "/") for d in state), state
+    assert not any(d == TILES_DIR or TILES_DIR.startswith(d + "/") for d in state), state
     text = NGINX_CONF.read_text("utf-8")
     assert _directive(text, "alias") == [TILES_DIR + "/"] and _directive(text, "root") == []
     assert re.search(r"location /tiles/ \{\n\s*alias " + re.escape(TILES_DIR + "/") + ";", text), text
