@@ -13,8 +13,13 @@ from ledger.log import tiles
 
 router = APIRouter(prefix="/tiles", tags=["log"])
 
+# One caching policy, also ops/proxy/nginx.conf's and docs/tiles.md's (tests/ops/test_units.py compares
+# them): full tiles never change; a partial tile never changes either but is superseded by the full one
+# (and may be deleted then); the checkpoint changes every checkpoint interval: revalidated each time.
 IMMUTABLE = "public, max-age=31536000, immutable"
-SHORT = "public, max-age=5"
+PARTIAL = "public, max-age=60"
+CHECKPOINT = "no-cache"
+PUBLIC = {"Access-Control-Allow-Origin": "*"}  # public data, read by browsers too
 BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 
 
@@ -34,13 +39,13 @@ def _read(request: Request, path: str) -> bytes:
 )
 def checkpoint(request: Request) -> Response:
     body = _read(request, tiles.CHECKPOINT)
-    return Response(body, media_type="text/plain; charset=utf-8", headers={"Cache-Control": SHORT})
+    return Response(body, media_type="text/plain; charset=utf-8", headers={"Cache-Control": CHECKPOINT, **PUBLIC})
 
 
 @router.get(
     "/tile/{path:path}",
     summary="A hash tile tile/<L>/<N>[.p/<W>] or an entry bundle tile/entries/<N>[.p/<W>]",
-    description="Full tiles never change (cached for a year); partial ones (.p/W) are cached briefly.",
+    description="Full tiles never change (cached for a year); partial ones (.p/W) for a minute.",
     response_class=Response,
     responses={200: {"content": BINARY}, **problems(404)},
 )
@@ -50,5 +55,5 @@ def tile(request: Request, path: str) -> Response:
     except LedgerError:
         raise NotFoundError("not a tile path (tile/<L>/<N>[.p/<W>] or tile/entries/<N>[.p/<W>])", code="NO_TILE") from None
     body = _read(request, parsed.path)
-    cache = IMMUTABLE if parsed.full else SHORT
-    return Response(body, media_type="application/octet-stream", headers={"Cache-Control": cache})
+    cache = IMMUTABLE if parsed.full else PARTIAL
+    return Response(body, media_type="application/octet-stream", headers={"Cache-Control": cache, **PUBLIC})

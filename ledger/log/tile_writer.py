@@ -27,10 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from domain.errors import LedgerError
-from ledger.durable import fsync_dir, replace_synced, write_atomic
+from ledger.durable import fsync_dir, make_dirs, replace_synced, write_atomic
 from ledger.log import merkle, note, tiles, tlog
 from ledger.log.tiles import directory_fetch
 from ledger.storage.integrity import tampered
+
+# Tiles are public by design and read by a web server running as another user (docs/deployment.md):
+# files 0644 and directories 0755 exactly, whatever the service's umask (its unit sets UMask=0077).
+FILE_MODE = 0o644
+DIR_MODE = 0o755
 
 
 class TileConflict(LedgerError):
@@ -50,8 +55,8 @@ def _write_new(path: Path, data: bytes) -> bool:
         return False
     if held is not None:
         raise TileConflict(f"{path.name} in the tiles directory holds other bytes than the log's: not overwritten")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    replace_synced(path, data)
+    make_dirs(path.parent, DIR_MODE)
+    replace_synced(path, data, FILE_MODE, exact_mode=True)
     return True
 
 
@@ -158,7 +163,7 @@ class TileWriter:
             self._check_root(published)
             data = published.with_cosignatures()
             if held != data:
-                write_atomic(self.directory / tiles.CHECKPOINT, data)
+                write_atomic(self.directory / tiles.CHECKPOINT, data, FILE_MODE, exact_mode=True)
                 if self.on_write is not None:
                     self.on_write(tiles.CHECKPOINT)
             return published

@@ -38,15 +38,17 @@ def test_tiles_are_served_with_their_caching(api: Api) -> None:
     body = _published(api)
     checkpoint = api.client.get("/tiles/checkpoint")
     assert checkpoint.headers["content-type"] == "text/plain; charset=utf-8"
-    assert checkpoint.headers["cache-control"] == "public, max-age=5"
+    assert checkpoint.headers["cache-control"] == "no-cache"
+    assert checkpoint.headers["access-control-allow-origin"] == "*"
     assert checkpoint.content == api.client.get("/v1/log/checkpoint").content
     full = api.client.get("/tiles/tile/0/001")
     assert full.status_code == 200 and len(full.content) == 8192
     assert full.headers["content-type"] == "application/octet-stream"
     assert full.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert full.headers["access-control-allow-origin"] == "*"
     width = body.size % 256
     partial = api.client.get(f"/tiles/tile/entries/002.p/{width}")
-    assert partial.status_code == 200 and partial.headers["cache-control"] == "public, max-age=5"
+    assert partial.status_code == 200 and partial.headers["cache-control"] == "public, max-age=60"
     assert len(tiles.parse_bundle(tiles.Tile(None, 2, width), partial.content)) == width
     assert api.client.get("/tiles/tile/1/000.p/2").status_code == 200
 

@@ -15,6 +15,7 @@ import shlex
 import shutil
 import socket
 import ssl
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -32,8 +33,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from ledger.log import note
 from ledger.store import Ledger
-from ops.procs import CLI, free_port, serving
+from ops.bench.bench_log import prefill
+from ops.procs import CLI, Server, free_port, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = ROOT / "ops" / "systemd"
@@ -41,6 +44,7 @@ NGINX_CONF = ROOT / "ops" / "proxy" / "nginx.conf"
 INSTALLED = "/opt/evidence-ledger/bin/evidence-ledger"
 DATA_DIR = "/var/lib/evidence-ledger"
 KEYSTORE_DIR = "/var/lib/evidence-ledger-keystore"
+TILES_DIR = "/var/lib/evidence-ledger-tiles"
 ENV_FILE = "/etc/evidence-ledger/evidence-ledger.env"
 
 
@@ -113,8 +117,10 @@ def test_the_unit_is_hardened(name: str) -> None:
         assert service.get(key) == value, (name, key, service.get(key))
     assert service["User"] == [want.user] and service["Group"] == [want.user] and want.user != "root"
     assert service["StateDirectory"] == [want.state_directories]
-    # the state directories are the only writable places: no ReadWritePaths, no way back to privileges
-    assert "ReadWritePaths" not in service and "DynamicUser" not in service
+    # the state directories (and the API's public tiles directory) are the only writable places, no way
+    # back to privileges
+    assert service.get("ReadWritePaths") == ([TILES_DIR] if name == "evidence-ledger.service" else None)
+    assert "DynamicUser" not in service
     assert service.get("EnvironmentFile") == ([want.environment_file] if want.environment_file else None)
     assert service.get("Restart") == ([want.restart] if want.restart else None)
     (command,) = service["ExecStart"]
@@ -130,6 +136,22 @@ def test_the_ledger_units_share_the_data_dir_and_keep_keys_read_only(name: str) 
     assert sorted(read_only) == sorted([f"{DATA_DIR}/keys", f"{DATA_DIR}/ledger.json", f"{KEYSTORE_DIR}/kek.key"])
     # the keystore is not inside the data dir (the service refuses that: KEYSTORE_IN_DATA_DIR)
     assert not KEYSTORE_DIR.startswith(DATA_DIR + "/")
+
+
+def test_nginx_serves_the_tiles_directory_the_service_writes() -> None:
+    """The tiles are published outside the data dir: systemd re-applies StateDirectoryMode=0700 at every
+    start, so nothing in the data dir can stay readable to nginx's user."""
+    api = sections(UNITS / "evidence-ledger.service")["Service"]
+    assert f"EVIDENCE_LEDGER_TILES_DIR={TILES_DIR}" in api["Environment"]
+    assert api["ReadWritePaths"] == [TILES_DIR]
+    state = [f"/var/lib/{name}" for name in " ".join(api["StateDirectory"]).split()]
+    assert not any(d == TILES_DIR or TILES_DIR.startswith(d + "/") for d in state), state
+    text = NGINX_CONF.read_text("utf-8")
+    assert _directive(text, "alias") == [TILES_DIR + "/"] and _directive(text, "root") == []
+    assert re.search(r"location /tiles/ \{\n\s*alias " + re.escape(TILES_DIR + "/") + ";", text), text
+    # the retention run does not write tiles: its unit gets no such path
+    retention = sections(UNITS / "evidence-ledger-retention.service")["Service"]
+    assert "ReadWritePaths" not in retention
 
 
 def test_the_api_listens_on_loopback_behind_the_proxy_and_the_timer_runs_retention_daily() -> None:
@@ -304,8 +326,8 @@ class Proxy:
     http_port: int
 
 
-def _render(tmp_path: Path, tls: Tls, *, data_dir: Path, upstream_port: int) -> Proxy:
-    """ops/proxy/nginx.conf as it stands, with this test's ports, certificate and data dir, inside a
+def _render(tmp_path: Path, tls: Tls, *, tiles_dir: Path, upstream_port: int) -> Proxy:
+    """ops/proxy/nginx.conf as it stands, with this test's ports, certificate and tiles dir, inside a
     main configuration that keeps every nginx file (pid, logs, temp) in ``tmp_path``."""
     prefix = tmp_path / "nginx"
     prefix.mkdir()
@@ -317,7 +339,7 @@ def _render(tmp_path: Path, tls: Tls, *, data_dir: Path, upstream_port: int) -> 
         ("listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;"),
         ("/etc/ssl/evidence-ledger/fullchain.pem", str(tls.cert)),
         ("/etc/ssl/evidence-ledger/privkey.pem", str(tls.key)),
-        ("root /var/lib/evidence-ledger;", f"root {data_dir};"),
+        (f"alias {TILES_DIR}/;", f"alias {tiles_dir}/;"),
         ("server 127.0.0.1:8000;", f"server 127.0.0.1:{upstream_port};"),
     ]:
         site = _replace(site, old, new)
@@ -380,7 +402,7 @@ def test_the_proxy_limits_match_the_service_defaults() -> None:
 def test_nginx_accepts_the_example_config(tmp_path: Path) -> None:
     tool = _nginx()
     tls = _certificates(tmp_path)
-    proxy = _render(tmp_path, tls, data_dir=tmp_path, upstream_port=free_port())
+    proxy = _render(tmp_path, tls, tiles_dir=tmp_path, upstream_port=free_port())
     done = subprocess.run(_nginx_command(tool, proxy, "-t"), capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 0 and "test is successful" in done.stderr, done.stderr
     # the check can fail: a directive nginx does not know is refused
@@ -394,13 +416,31 @@ def backend() -> str:
     return "sqlite"
 
 
+@dataclass(frozen=True)
+class Front:
+    proxy: Proxy
+    tls: Tls
+    server: Server
+    tiles: Path
+
+
 @pytest.fixture
-def nginx_in_front(ledger: Ledger, tmp_path: Path) -> Iterator[tuple[Proxy, Tls]]:
+def nginx_in_front(ledger: Ledger, tmp_path: Path) -> Iterator[Front]:
+    """`serve` publishing its tiles in a directory of its own, as the unit has it (outside the data dir,
+    with the unit's UMask=0077), and nginx in front serving that directory."""
     tool = _nginx()
     tls = _certificates(tmp_path)
-    env = {**os.environ, "EVIDENCE_LEDGER_DATA_DIR": str(ledger.data_dir)}
-    with serving(env, tmp_path / "server.log") as server:
-        proxy = _render(tmp_path, tls, data_dir=ledger.data_dir, upstream_port=int(server.url.rsplit(":", 1)[1]))
+    prefill(ledger, 600)  # two full tiles and partial ones, written by the service at its first checkpoint
+    tiles = tmp_path / "public" / "evidence-ledger-tiles"
+    env = {**os.environ, "EVIDENCE_LEDGER_DATA_DIR": str(ledger.data_dir), "EVIDENCE_LEDGER_TILES_DIR": str(tiles)}
+    umask = os.umask(0o077)
+    try:
+        started = serving(env, tmp_path / "server.log")
+        server = started.__enter__()
+    finally:
+        os.umask(umask)
+    try:
+        proxy = _render(tmp_path, tls, tiles_dir=tiles, upstream_port=int(server.url.rsplit(":", 1)[1]))
         with (proxy.prefix / "stderr.log").open("wb") as log:
             process = subprocess.Popen(_nginx_command(tool, proxy), stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -413,7 +453,7 @@ def nginx_in_front(ledger: Ledger, tmp_path: Path) -> Iterator[tuple[Proxy, Tls]
                 except OSError:
                     assert time.monotonic() < deadline, "nginx did not listen"
                     time.sleep(0.05)
-            yield proxy, tls
+            yield Front(proxy, tls, server, tiles)
         finally:
             process.terminate()
             try:
@@ -421,24 +461,31 @@ def nginx_in_front(ledger: Ledger, tmp_path: Path) -> Iterator[tuple[Proxy, Tls]
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+    finally:
+        started.__exit__(None, None, None)
+
+
+def _published(ledger: Ledger, app: httpx.Client) -> note.Checkpoint:
+    """Wait for the service to publish the tiles of every entry (its first checkpoint, within a second)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        response = app.get("/tiles/checkpoint")
+        if response.status_code == 200:
+            body = note.verify_checkpoint(response.content, ledger.rollback_guard().log_key).checkpoint
+            if body.size == ledger.log_size():
+                return body
+        time.sleep(0.05)
+    raise AssertionError("the service did not publish the tiles")
 
 
 @pytest.mark.slow
-def test_nginx_serves_the_api_and_the_tiles_over_https(ledger: Ledger, nginx_in_front: tuple[Proxy, Tls]) -> None:
-    proxy, tls = nginx_in_front
-    tiles = ledger.data_dir / "tiles"
-    (tiles / "tile" / "0").mkdir(parents=True)
-    full, partial = os.urandom(256 * 32), os.urandom(5 * 32)
-    (tiles / "tile" / "0" / "000").write_bytes(full)
-    (tiles / "tile" / "0" / "001.p").mkdir()
-    (tiles / "tile" / "0" / "001.p" / "5").write_bytes(partial)
-    (tiles / "checkpoint").write_bytes(b"origin\n1\nroot\n")
-    (tiles / "tile" / "0" / "002").symlink_to(ledger.data_dir / "ledger.json")
-
+def test_nginx_serves_the_api_and_the_tiles_over_https(ledger: Ledger, nginx_in_front: Front) -> None:
+    proxy, tls, tiles = nginx_in_front.proxy, nginx_in_front.tls, nginx_in_front.tiles
     context = ssl.create_default_context(cafile=str(tls.ca))
     base = f"https://127.0.0.1:{proxy.https_port}"
     hsts = "max-age=63072000"
-    with httpx.Client(base_url=base, verify=context, timeout=10) as client:
+    with (httpx.Client(base_url=base, verify=context, timeout=10) as client,
+          httpx.Client(base_url=nginx_in_front.server.url, timeout=10) as app):
         ready = client.get("/readyz")
         assert ready.status_code == 200, ready.text
         assert ready.json()["status"] == "ready" and ready.headers["strict-transport-security"] == hsts
@@ -450,22 +497,37 @@ def test_nginx_serves_the_api_and_the_tiles_over_https(ledger: Ledger, nginx_in_
         assert feed.status_code == 200, feed.text
         assert 'href="https://127.0.0.1/public"' in feed.text, feed.text
 
-        got = client.get("/tiles/tile/0/000")
-        assert got.status_code == 200 and got.content == full
-        assert got.headers["cache-control"] == "public, max-age=31536000, immutable"
-        assert got.headers["strict-transport-security"] == hsts
-        got = client.get("/tiles/tile/0/001.p/5")
-        assert got.status_code == 200 and got.content == partial
-        assert got.headers["cache-control"] == "public, max-age=60"
-        assert got.headers["strict-transport-security"] == hsts
-        got = client.get("/tiles/checkpoint")
-        assert got.status_code == 200 and got.content == b"origin\n1\nroot\n"
-        assert got.headers["cache-control"] == "no-cache" and got.headers["content-type"].startswith("text/plain")
-        assert got.headers["strict-transport-security"] == hsts
+        # the tiles the service wrote (600 entries: full tiles 0/000, 0/001 and their bundles; partial
+        # ones of width 88 and the level-1 tile of width 2), served by nginx as the app serves them
+        body = _published(ledger, app)
+        assert body.size == 600
+        width = body.size % 256
+        policy = {
+            "checkpoint": ("no-cache", "text/plain; charset=utf-8"),
+            "tile/0/000": ("public, max-age=31536000, immutable", "application/octet-stream"),
+            "tile/entries/001": ("public, max-age=31536000, immutable", "application/octet-stream"),
+            f"tile/0/002.p/{width}": ("public, max-age=60", "application/octet-stream"),
+            f"tile/entries/002.p/{width}": ("public, max-age=60", "application/octet-stream"),
+            "tile/1/000.p/2": ("public, max-age=60", "application/octet-stream"),
+        }
+        for path, (cache, kind) in policy.items():
+            written = (tiles / path).read_bytes()
+            via_nginx, via_app = client.get(f"/tiles/{path}"), app.get(f"/tiles/{path}")
+            assert via_nginx.status_code == 200 == via_app.status_code, path
+            assert via_nginx.content == written == via_app.content, path
+            for header, want in [("cache-control", cache), ("content-type", kind), ("access-control-allow-origin", "*")]:
+                assert via_nginx.headers[header] == want == via_app.headers[header], (path, header)
+            assert via_nginx.headers["strict-transport-security"] == hsts
+        assert len((tiles / "tile/0/000").read_bytes()) == 8192
+        # written 0644 (directories 0755) by a service running with UMask=0077: nginx's user reads them
+        assert {stat.S_IMODE(p.stat().st_mode) for p in tiles.rglob("*") if p.is_file()} == {0o644}
+        assert {stat.S_IMODE(p.stat().st_mode) for p in [tiles, *tiles.rglob("*")] if p.is_dir()} == {0o755}
 
-        # nothing else of the data dir is reachable: not through a symlink, not with dot-dots
-        assert client.get("/tiles/tile/0/002").status_code == 403
+        # nothing else is reachable: not through a symlink (a name the service never writes), not with dot-dots
+        (tiles / "leak").symlink_to(ledger.data_dir / "ledger.json")
+        assert client.get("/tiles/leak").status_code == 403
         assert client.get("/tiles/%2e%2e/ledger.json").status_code in (400, 404)
+        assert client.get("/tiles/../ledger.json").status_code in (400, 404)
         assert client.post("/tiles/checkpoint", content=b"x").status_code == 405
 
         # JSON bodies over the API's limit stop at the proxy

@@ -5,6 +5,8 @@ checkpointed at sizes that cross tile boundaries, and published after each check
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,6 +62,28 @@ def test_every_checkpoint_is_published_with_tiles_reproducing_it(ledger: Ledger,
     # the full tiles never change; a partial one stays (for the checkpoints that need it)
     assert (directory / "tile/0/000.p/2").is_file() and (directory / "tile/1/000.p/1").is_file()
     assert len((directory / "tile/0/000").read_bytes()) == 8192
+
+
+def test_tiles_are_world_readable_whatever_the_umask(ledger: Ledger, tmp_path: Path) -> None:
+    """The service runs with UMask=0077 and a web server as another user reads the tiles: the writer
+    sets 0644 on files and 0755 on the directories it makes itself, whatever the umask."""
+    directory = tmp_path / "public" / "tiles"
+    old = os.umask(0o077)
+    try:
+        writer = TileWriter(directory)
+        writer.publish(ledger)
+        _grow(ledger, 300)
+        writer.publish(ledger)
+        (tmp_path / "private").write_bytes(b"")  # what the umask does to any other file
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "private").stat().st_mode) == 0o600
+    files = [p for p in directory.rglob("*") if p.is_file()]
+    dirs = [directory.parent, directory, *(p for p in directory.rglob("*") if p.is_dir())]
+    assert "checkpoint" in {p.name for p in files} and (directory / "tile/0/000").is_file() and len(dirs) > 5
+    assert {p.relative_to(directory).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in files} == {
+        p.relative_to(directory).as_posix(): 0o644 for p in files}
+    assert {str(p): stat.S_IMODE(p.stat().st_mode) for p in dirs} == {str(p): 0o755 for p in dirs}
 
 
 def test_the_directory_rebuilt_from_the_database_is_identical(ledger: Ledger, tmp_path: Path) -> None:
