@@ -278,6 +278,23 @@ def test_a_replica_that_goes_away_after_routing_is_replaced_by_the_primary(
     cluster.wait_caught_up()
 
 
+def test_a_checkpoint_whose_entries_the_replica_has_but_not_its_row_is_read_on_the_primary(
+    replicated: Replicated, served: Api
+) -> None:
+    """Entries are committed before their checkpoint row: routing (by log size) may pick a replica that
+    lacks the row the primary has; that is never a 404."""
+    api, cluster = served, replicated.cluster
+    api.ok("investigator", new_case_id(), "CaseOpened", case_opened())
+    cluster.wait_caught_up()
+    cluster.pause_replay()
+    size = replicated.sign_elsewhere()  # the row on the primary only; the replica has all `size` entries
+    answer = api.client.get(f"/v1/log/checkpoints/{size}")
+    assert answer.status_code == 200, answer.text
+    assert answer.headers[SOURCE_HEADER] == "primary" and answer.text.split("\n")[1] == str(size)
+    assert api.ledger.replica is not None and api.ledger.replica.applied == size  # routed to the replica first
+    problem(api.client.get(f"/v1/log/checkpoints/{size + 5}"), 404, "NO_CHECKPOINT")  # nowhere: still 404
+
+
 def test_writes_never_go_to_the_replica(replicated: Replicated, served: Api) -> None:
     api, cluster = served, replicated.cluster
     replica = api.ledger.replica
