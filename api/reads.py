@@ -1,7 +1,9 @@
 """Which database serves a read endpoint: the read replica when it is current enough, else the primary.
 
-A client states the size of the newest checkpoint it holds in the request header
-``Evidence-Ledger-Checkpoint-Size`` (the project's client sends the one it remembers); the route adds
+A client states how many log entries the read must reflect at least in the request header
+``Evidence-Ledger-Checkpoint-Size``: the size of the newest checkpoint it holds, or more after its own
+appends (the project's client sends the larger of its remembered checkpoint's size and the
+``leaf_index + 1`` of its latest append, for read-your-writes); the route adds
 what it needs itself (the tree size a proof or checkpoint is asked for). ``Ledger.reading`` then picks
 the database (docs/scaling-reads.md). With a replica configured every routed response says where it was
 read (``Evidence-Ledger-Read-From: replica|primary``) and the log size it reflects at least
@@ -56,7 +58,8 @@ class Reading:
 
 
 def held_size(request: Request) -> int:
-    """The checkpoint size the client says it holds (0 when it says nothing); 400 for a malformed value."""
+    """The log size the client says the read must reflect (its held checkpoint's size or its own appends';
+    0 when it says nothing); 400 for a malformed value."""
     value = request.headers.get(HELD_HEADER)
     if value is None:
         return 0

@@ -37,7 +37,8 @@ from ledger.transport import (
     problem_code,
 )
 
-#: the request header stating the size of the newest checkpoint the client holds (api/reads.py)
+#: the request header stating how many log entries the client has seen: the size of the newest checkpoint
+#: it holds, or more after its own appends (api/reads.py: a read must reflect at least that many entries)
 HELD_CHECKPOINT_HEADER = "Evidence-Ledger-Checkpoint-Size"
 
 
@@ -69,6 +70,7 @@ class RemoteLedger:
         self.transport = Transport(server, timeout=timeout, headers=headers, client=client)
         self.client = self.transport.client
         self._origin: str | None = None
+        self._seen = 0  # the log size the client has seen: held checkpoint, own appends (leaf_index + 1)
 
     def close(self) -> None:
         self.transport.close()
@@ -116,9 +118,15 @@ class RemoteLedger:
         memory = CheckpointMemory.default()
         raw = None if memory is None or self._origin is None else memory.latest(self._origin)
         size = held_size(raw)
-        if size:
-            self.transport.headers[HELD_CHECKPOINT_HEADER] = str(size)
+        self.read_at_least(size)
         return size
+
+    def read_at_least(self, size: int) -> None:
+        """Every later request's reads must reflect at least ``size`` log entries (the header only grows):
+        after an append, its leaf index + 1, so a read right after it sees it (read-your-writes)."""
+        if size > self._seen:
+            self._seen = size
+            self.transport.headers[HELD_CHECKPOINT_HEADER] = str(size)
 
     def case_head(self, case_id: str) -> tuple[int, str | None]:
         """(version, hash of the last envelope) of a case or the registry; (0, None) for a new case."""
@@ -188,6 +196,7 @@ class RemoteLedger:
         data = signed.encode("utf-8")
         receipt = check_append_receipt(data, self.receipt_key(self.origin()), envelope=raw, answer=result)
         keep_receipt(data, envelope=raw)
+        self.read_at_least(receipt.index + 1)  # the next case head read must show this entry
         return {
             **result,
             "leaf_index": receipt.index,

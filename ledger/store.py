@@ -222,7 +222,7 @@ class Ledger:
         route = replica.route(at_least)
         if route.source == "replica":
             view = copy.copy(self)
-            view._reads = replica.reader(self.db)
+            view._reads = replica.reader(self.db, route.needed)
             return view, route
         primary_size = self.log_size()
         if replica.fallback == "unavailable" and (route.size is None or primary_size > route.size):

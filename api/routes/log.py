@@ -69,9 +69,16 @@ def latest_checkpoint(request: Request) -> Response:
 def checkpoint_at(request: Request, size: Annotated[int, Path(ge=1, le=MAX_INDEX)]) -> Response:
     read = reading(request, at_least=size)
     ledger = read.ledger
-    checkpoint = ledger.checkpoint_at(size)
-    if not ledger.is_published(checkpoint) and read.route.source == "replica":
-        # a cosignature may come after its checkpoint: the primary says whether it is published by now
+    try:
+        checkpoint = ledger.checkpoint_at(size)
+        on_primary = read.route.source == "replica" and not ledger.is_published(checkpoint)
+    except NotFoundError:
+        if read.route.source != "replica":
+            raise
+        on_primary = True  # routing counts entries; a checkpoint row is committed after its entries
+    if on_primary:
+        # the replica may not have replayed the checkpoint row, or a cosignature that came after it:
+        # the primary says whether it exists and is published by now
         primary = runtime_of(request).ledger
         read = Reading(primary, Route("primary", "behind", size, primary.log_size()), read.routed, read.metrics)
         ledger = read.ledger

@@ -8,9 +8,15 @@ that large; otherwise, or when it cannot be reached, the primary does (``read_fa
 read is refused with 503 ``REPLICA_BEHIND`` (``read_fallback=unavailable``) — unless the primary is no
 further ahead, when it serves (nothing newer exists anywhere).
 
-The replica's log size only grows (a hot standby replays the primary's WAL in order), so the largest
-size seen is remembered and a read whose need is below it costs no query at all; the replica is asked
-again only when a read needs more. An unreachable replica is left alone for ``read_recheck_seconds``.
+The log of one running replica server only grows (a hot standby replays the primary's WAL in order), so
+the largest size seen is remembered and a read whose need is below it costs no query at all; the replica
+is asked again only when a read needs more. That holds per server process, not per address: a replica
+restarted from an older copy (re-seeded, replaced) is behind what was remembered. Such a server is only
+reached through new connections, so the first read on each new connection also takes the log size
+there (one query per connection, not per read): when it is smaller than what is remembered the
+remembered size comes down to it, and a read that needs more is finished on the primary (or refused).
+Marking the replica down forgets the remembered size too. An unreachable replica is left alone for
+``read_recheck_seconds``.
 
 Writes never reach the replica: :class:`ReplicaDatabase` refuses every write transaction, and the
 ledger's writers only ever use the primary's :class:`~ledger.storage.sql.Database`. Reads on the
@@ -22,8 +28,9 @@ from __future__ import annotations
 import copy
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn
 
@@ -54,6 +61,7 @@ class ReplicaDatabase(Database):
 
     primary: Database | None = None
     owner: ReadReplica | None = None
+    needed = 0  # the entries the routed read must reflect
     fell_back = False
 
     def _refuse(self) -> NoReturn:
@@ -75,9 +83,13 @@ class ReplicaDatabase(Database):
         """The primary, for a read the replica could not start (or ReplicaBehind, or ``exc`` itself)."""
         if self.owner is None or self.primary is None:
             raise exc
-        self.owner.mark_down(exc)
-        if self.owner.fallback != "primary":
-            raise ReplicaBehind("the read replica cannot be reached: retry shortly") from exc
+        if isinstance(exc, ReplicaBehind):  # reachable, but a new connection found it behind the read
+            if self.owner.fallback != "primary":
+                raise exc
+        else:
+            self.owner.mark_down(exc)
+            if self.owner.fallback != "primary":
+                raise ReplicaBehind("the read replica cannot be reached: retry shortly") from exc
         self.fell_back = True
         return self.primary
 
@@ -88,7 +100,10 @@ class ReplicaDatabase(Database):
             with ExitStack() as stack:
                 try:
                     tx = stack.enter_context(super().read())
-                except StorageError as exc:  # the replica cannot be reached (the only error here)
+                    if self.owner is not None:
+                        self.owner.check_connection(tx, self.needed)
+                except StorageError as exc:  # unreachable, or a new connection to an older copy
+                    stack.close()
                     tx = stack.enter_context(self._instead(exc).read())
                     fell_back = True
                 yield tx
@@ -143,7 +158,8 @@ class ReadReplica:
         self.fallback = settings.read_fallback
         self.recheck_seconds = settings.read_recheck_seconds
         self._lock = threading.Lock()
-        self._applied = 0  # the largest log size seen on the replica (it never goes back)
+        self._applied = 0  # the largest log size seen on the replica server (it never goes back)
+        self._checked: weakref.WeakSet[Any] = weakref.WeakSet()  # connections whose log size was taken
         self._floor = 0  # the newest checkpoint size this process signed, recorded or served
         self._down_until = 0.0
         self.last_error: str | None = None
@@ -197,17 +213,46 @@ class ReadReplica:
             connect_timeout=self.connect_timeout,
         ).close()
 
-    def reader(self, primary: Database) -> ReplicaDatabase:
-        """The replica's tables for one routed read, finishing on ``primary`` if the replica fails."""
+    def reader(self, primary: Database, needed: int = 0) -> ReplicaDatabase:
+        """The replica's tables for one routed read that must reflect ``needed`` entries, finishing on
+        ``primary`` if the replica fails or a new connection finds it behind that."""
         database = copy.copy(self.db)
         database.primary, database.owner, database.fell_back = primary, self, False
+        database.needed = needed
         return database
 
+    def _seen(self, tx: Tx, size: int) -> None:
+        """``size`` was just taken on ``tx``'s connection: remember it, and the connection as checked.
+        Smaller than remembered: this is another, older server than the one measured before."""
+        connection = getattr(getattr(tx, "_cursor", None), "connection", None)
+        with self._lock:
+            if connection is not None:
+                with suppress(TypeError):  # not weakly referable (not psycopg's): checked on each read
+                    self._checked.add(connection)
+            self._applied = size  # a smaller size than remembered: another, older server
+
+    def check_connection(self, tx: Tx, needed: int) -> None:
+        """On a connection not checked before, take the log size (it may be a new server, started from
+        an older copy): ReplicaBehind when it has fewer than ``needed`` entries."""
+        connection = getattr(getattr(tx, "_cursor", None), "connection", None)
+        if connection is None or connection in self._checked:
+            return
+        size = self._size_of(tx)
+        self._seen(tx, size)
+        if size < needed:
+            raise ReplicaBehind(
+                f"the read replica has {size} log entries; this read must reflect {needed}: retry shortly",
+                needed=needed, replica_size=size,
+            )
+
     def mark_down(self, exc: StorageError) -> None:
-        """Leave the replica alone for ``read_recheck_seconds`` (it failed a read or a size query)."""
+        """Leave the replica alone for ``read_recheck_seconds`` (it failed a read or a size query), and
+        forget its remembered log size: what answers next may be another server, restored from an older
+        copy."""
         with self._lock:
             self._down_until = time.monotonic() + self.recheck_seconds
             self.last_error = exc.message
+            self._applied = 0
 
     @property
     def reachable(self) -> bool:
@@ -222,21 +267,21 @@ class ReadReplica:
                     self._probe()
                 except psycopg.Error as exc:
                     raise StorageError(f"read replica unavailable: {type(exc).__name__}") from exc
-            with self.db.read() as tx:
+            with self.db.read() as tx:  # the shared instance: no owner, so no check of its own
                 size = self._size_of(tx)
+                self._seen(tx, size)
         except StorageError as exc:
             self.mark_down(exc)
             return None
         except Exception as exc:  # e.g. the ledger's tables not (yet) replicated: not a replica to read
             with self._lock:
                 self._down_until = time.monotonic() + self.recheck_seconds
+                self._applied = 0
                 self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
             return None
         with self._lock:
             self._down_until = 0.0
             self.last_error = None
-            if size > self._applied:
-                self._applied = size
         return size
 
     def route(self, at_least: int = 0) -> Route:

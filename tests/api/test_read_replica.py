@@ -278,6 +278,47 @@ def test_a_replica_that_goes_away_after_routing_is_replaced_by_the_primary(
     cluster.wait_caught_up()
 
 
+def test_a_checkpoint_whose_entries_the_replica_has_but_not_its_row_is_read_on_the_primary(
+    replicated: Replicated, served: Api
+) -> None:
+    """Entries are committed before their checkpoint row: routing (by log size) may pick a replica that
+    lacks the row the primary has; that is never a 404."""
+    api, cluster = served, replicated.cluster
+    api.ok("investigator", new_case_id(), "CaseOpened", case_opened())
+    cluster.wait_caught_up()
+    cluster.pause_replay()
+    size = replicated.sign_elsewhere()  # the row on the primary only; the replica has all `size` entries
+    answer = api.client.get(f"/v1/log/checkpoints/{size}")
+    assert answer.status_code == 200, answer.text
+    assert answer.headers[SOURCE_HEADER] == "primary" and answer.text.split("\n")[1] == str(size)
+    assert api.ledger.replica is not None and api.ledger.replica.applied == size  # routed to the replica first
+    problem(api.client.get(f"/v1/log/checkpoints/{size + 5}"), 404, "NO_CHECKPOINT")  # nowhere: still 404
+
+
+def test_the_client_reads_its_own_appends_from_a_lagging_replica(replicated: Replicated, served: Api) -> None:
+    """After an append the client asks every read to reflect its entry (leaf_index + 1): the case head it
+    reads next is not the replica's older one, so its next append is not a 409."""
+    api, cluster = served, replicated.cluster
+    case_id, key = new_case_id(), api.actors.keys["investigator"]
+    api.ok("investigator", case_id, "CaseOpened", case_opened())
+    assert api.ledger.checkpoint() is not None
+    cluster.wait_caught_up()
+    cluster.pause_replay()
+    with RemoteLedger(token=api.token("investigator"), client=api.client, clock=api.ledger.clock) as remote:
+        first = remote.append(case_id, "FootageCaptured", footage_captured("ftg-1"), key)
+        assert remote.transport.headers[HELD_CHECKPOINT_HEADER] == str(first["leaf_index"] + 1)
+        view = remote.transport.call("GET", f"/v1/cases/{case_id}")
+        assert view.headers[SOURCE_HEADER] == "primary" and view.json()["version"] == 2
+        second = remote.append(case_id, "FootageCaptured", footage_captured("ftg-2"), key)
+        assert second["leaf_index"] == first["leaf_index"] + 1
+        assert remote.transport.headers[HELD_CHECKPOINT_HEADER] == str(second["leaf_index"] + 1)
+        remote.read_at_least(1)  # never goes down
+        assert remote.transport.headers[HELD_CHECKPOINT_HEADER] == str(second["leaf_index"] + 1)
+    # a reader that states nothing is still served the replica's older state
+    stale = api.client.get(f"/v1/cases/{case_id}", headers=api.auth("auditor"))
+    assert stale.headers[SOURCE_HEADER] == "replica" and stale.json()["version"] == 1
+
+
 def test_writes_never_go_to_the_replica(replicated: Replicated, served: Api) -> None:
     api, cluster = served, replicated.cluster
     replica = api.ledger.replica
