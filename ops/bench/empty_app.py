@@ -1,6 +1,6 @@
-"""The baseline for the HTTP benchmark: an empty FastAPI POST handler under the same server settings.
+"""The baselines of the HTTP benchmarks and the simulation: empty FastAPI handlers under the same server settings.
 
-It reads the body (as the ledger must) and answers 201 with a small JSON object, nothing else.
+Each reads what the ledger must (the POST its body) and answers with a small JSON object, nothing else.
 """
 
 from __future__ import annotations
@@ -21,3 +21,9 @@ async def empty(case_id: str, request: Request) -> JSONResponse:
 async def empty_read(case_id: str) -> JSONResponse:
     """The read benchmark's load-generator check (``bench_access``): a GET that does nothing."""
     return JSONResponse({"case_id": case_id})
+
+
+@app.get("/v1/log/proof/inclusion")
+async def empty_proof(index: int, size: int) -> JSONResponse:
+    """The state-wide simulation's proof-read baseline (``ops.sim``): a small JSON answer, no proof."""
+    return JSONResponse({"leaf_index": index, "tree_size": size, "hashes": []})

@@ -11,7 +11,7 @@
        at the modelled peak read rate, at the same time;
      * saturation: appends as fast as the server takes them, with the modelled proof reads beside them;
      * proof saturation: inclusion proofs alone, as fast as the server answers them;
-   then the same request files against the empty handlers of ``ops/sim/empty_app.py`` under the same
+   then the same request files against the empty handlers of ``ops/bench/empty_app.py`` under the same
    server settings: the load generator's ceiling, in the same run. Headroom = saturation / modelled peak.
 3. Bytes per event: growth of the database over the HTTP run (PostgreSQL: ``pg_total_relation_size``
    of every table; SQLite: the database file after a WAL checkpoint), and the same for both backends
@@ -177,7 +177,7 @@ def simulate(args: argparse.Namespace) -> dict[str, float]:
             grown = log_size(settings) - size
             bytes_after = database_bytes(settings)
         port = free_port()
-        empty = [sys.executable, "-m", "ops.bench.run_app", "ops.sim.empty_app:app", "--port", str(port)]
+        empty = [sys.executable, "-m", "ops.bench.run_app", "ops.bench.empty_app:app", "--port", str(port)]
         with server(empty, env, port) as base:
             empty_post = driver.run(base, appends_sat, connections=conns, seconds=args.seconds, expected=201,
                                     cycle=True, rate=0, name="empty POST handler (same server settings)")
