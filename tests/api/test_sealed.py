@@ -88,9 +88,11 @@ def test_a_shredded_record_is_gone(api: Api) -> None:
                        {"request_id": "dreq-1", "sealed_ref": ref, "approvers": [COUNSEL]})
     problem(api.client.post(f"/v1/sealed/{ref}/disclosure", content=raw, headers=api.auth("investigator")), 422,
             "UNKNOWN_DISCLOSURE_REQUEST")
-    ready = api.client.get("/readyz")
-    assert ready.json() == {"status": "ready", "admin_key_on_server": True, "keystore_in_data_dir": True,
-                            "profile": "standard", "min_witnesses": 0, "witnessed_size": 0}
+    ready = api.client.get("/readyz").json()
+    tiles = ready.pop("tiles")  # how far the tiles are published depends on the checkpointer's timing
+    assert tiles["error"] is None and tiles["conflicts"] == 0 and tiles["size"] >= 0
+    assert ready == {"status": "ready", "admin_key_on_server": True, "keystore_in_data_dir": True,
+                     "profile": "standard", "min_witnesses": 0, "witnessed_size": 0}
 
 
 def _approved_disclosure(api: Api) -> tuple[str, str, bytes]:

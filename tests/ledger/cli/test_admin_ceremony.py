@@ -132,6 +132,7 @@ def test_demo_mode_says_so_at_init_and_in_readiness(cli: Any) -> None:
             assert ready.status_code == 200 and ready.json() == {
                 "status": "ready", "admin_key_on_server": True, "keystore_in_data_dir": True,
                 "profile": "standard", "min_witnesses": 0, "witnessed_size": 0,
+                "tiles": {"size": 0, "error": None, "conflicts": 0},  # nothing logged yet: nothing published
             }
 
 
