@@ -129,10 +129,12 @@ def test_demo_mode_says_so_at_init_and_in_readiness(cli: Any) -> None:
         assert ledger.admin_key_on_server
         with running_api(ledger) as api:
             ready = api.client.get("/readyz")
-            assert ready.status_code == 200 and ready.json() == {
+            answer = ready.json()
+            tiles = answer.pop("tiles")  # the genesis entries are published once the checkpointer has run
+            assert tiles["error"] is None and tiles["conflicts"] == 0 and tiles["size"] in (0, 2)
+            assert ready.status_code == 200 and answer == {
                 "status": "ready", "admin_key_on_server": True, "keystore_in_data_dir": True,
                 "profile": "standard", "min_witnesses": 0, "witnessed_size": 0,
-                "tiles": {"size": 0, "error": None, "conflicts": 0},  # nothing logged yet: nothing published
             }
 
 
